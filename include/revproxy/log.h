@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Structured logging: one JSON object per line.  Lines are formatted on the
+ * calling thread and handed to a writer thread through a bounded queue, so a
+ * worker never blocks on stderr or on the access-log file; when the queue is
+ * full the line is dropped and counted.
+ */
+#ifndef REVPROXY_LOG_H
+#define REVPROXY_LOG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include "revproxy/types.h"
+
+typedef enum rp_log_level {
+    RP_LOG_ERROR = 0,
+    RP_LOG_WARN,
+    RP_LOG_INFO,
+    RP_LOG_DEBUG
+} rp_log_level_t;
+
+extern int rp_log_level;   /* lines above this level are not formatted */
+
+/* Log "msg" with the transaction's request id, client, route, upstream and
+ * backend added when txn is not NULL. */
+#define rp_log(lvl, txn, ...) \
+    do { if ((int)(lvl) <= rp_log_level) rp_log_emit((lvl), (txn), __VA_ARGS__); } while (0)
+
+void rp_log_emit(rp_log_level_t lvl, const rp_txn_t *txn, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Log with extra structured fields: "extra" is a JSON object body without
+ * braces (`"k":"v","n":1`), built with rp_json_* helpers; may be NULL. */
+void rp_log_fields(rp_log_level_t lvl, const rp_txn_t *txn, const char *extra,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The access line of a finished transaction. */
+void rp_log_access(const rp_txn_t *txn);
+
+/* Parse "error"/"warn"/"info"/"debug"; -1 when unknown. */
+int rp_log_level_parse(const char *s);
+
+/* Start the writer thread.  access_path NULL sends access lines to stderr.
+ * Returns 0, or -1 with errno set when the access log cannot be opened. */
+int rp_log_start(const char *access_path);
+/* Flush what is queued and stop the writer thread. */
+void rp_log_stop(void);
+/* Lines dropped because the queue was full. */
+unsigned long rp_log_dropped(void);
+
+/* Append s as a JSON string (with quotes) to buf of size cap at *pos. */
+void rp_json_str(char *buf, size_t cap, size_t *pos, const char *s, size_t len);
+
+#endif

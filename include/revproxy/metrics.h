@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Counters (modules/metrics.c).  Each worker increments its own slot
+ * without atomics; readers sum the slots, so a read may be a few requests
+ * behind but never torn for a single 64-bit counter.
+ */
+#ifndef REVPROXY_METRICS_H
+#define REVPROXY_METRICS_H
+
+#include <stdint.h>
+
+#define RP_METRICS_MAX_WORKERS 256
+
+typedef struct rp_metrics {
+    uint64_t requests;
+    uint64_t by_class[6];        /* [0] other, [1..5] 1xx..5xx */
+    uint64_t bytes_in;           /* request body bytes received */
+    uint64_t bytes_out;          /* response bytes sent */
+    uint64_t upstream_errors;    /* attempts that did not end OK */
+    uint64_t upstream_attempts;
+    uint64_t connections_accepted;
+} rp_metrics_t;
+
+/* Sum of every worker's counters. */
+void rp_metrics_read(rp_metrics_t *out);
+/* Connections open now (all workers). */
+unsigned rp_metrics_active_connections(void);
+
+#endif

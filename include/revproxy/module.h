@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The module hook table.  Modules are compiled in and listed once, in order,
+ * in RP_MODULES below; the core calls every non-NULL hook of every module in
+ * that order.  A module sees the transaction, the config snapshot and its own
+ * state, never another module's.
+ */
+#ifndef REVPROXY_MODULE_H
+#define REVPROXY_MODULE_H
+
+#include <jansson.h>
+#include "revproxy/types.h"
+
+/* The order of this list is the order hooks run in.  health and ratelimit
+ * take their slots when they are built. */
+#define RP_MODULES(X) \
+    X(router, ROUTER) \
+    X(balancer, BALANCER) \
+    X(metrics, METRICS)
+
+#define RP_MOD_ID_(name, NAME) RP_MOD_##NAME,
+enum rp_module_id { RP_MODULES(RP_MOD_ID_) RP_MOD_COUNT };
+#undef RP_MOD_ID_
+
+typedef enum rp_verdict {
+    RP_CONTINUE = 0,  /* not mine to decide: next module */
+    RP_RESPOND,       /* I set txn->status (404, 429, 503): answer now */
+    RP_FAIL           /* internal error: the core answers 500 and logs why */
+} rp_verdict_t;
+
+typedef rp_verdict_t rp_request_hook_fn(rp_txn_t *txn, void *state);
+typedef void rp_notify_hook_fn(const rp_txn_t *txn, void *state);
+
+/*
+ * Every hook is optional and runs on a worker thread unless said otherwise;
+ * hooks never block.
+ *
+ * configure: main thread, while a snapshot is built.  Read the module's own
+ *   keys of root, check them against what the core already parsed in snap,
+ *   and compile *state.  Every problem is added to errs with its JSON path;
+ *   returns 0, or -1 after adding at least one error (*state is then ignored
+ *   and release is not called).
+ * release: the snapshot holding state is freed (last reference dropped).
+ * start/stop: a worker thread starts or stops.
+ * on_accept: a client connection was accepted; RP_RESPOND closes it.
+ * on_request: the request head is complete and valid.  RP_RESPOND answers
+ *   with txn->status at once.
+ * select_backend: a backend is needed; set txn->backend.  Called again for
+ *   every new attempt.  RP_RESPOND with 503 when none can be used.
+ * on_upstream_result: an attempt ended (ok, connect error, timeout, bad
+ *   response); a describes it.
+ * on_response: the response head from the backend is complete.
+ * on_complete: the transaction ends, whatever the outcome; exactly once.
+ */
+typedef struct rp_module {
+    const char *name;   /* config key and log tag */
+    int  (*configure)(const json_t *root, rp_snapshot_t *snap, void **state,
+                      rp_errs_t *errs);
+    void (*release)(void *state);
+    int  (*start)(rp_worker_t *w, void *state);
+    void (*stop)(rp_worker_t *w, void *state);
+    rp_verdict_t (*on_accept)(rp_conn_t *conn, void *state);
+    rp_request_hook_fn *on_request, *select_backend, *on_response;
+    void (*on_upstream_result)(rp_txn_t *txn, void *state, const rp_attempt_t *a);
+    rp_notify_hook_fn *on_complete;
+    int  (*admin)(rp_admin_t *admin, void *state);
+} rp_module_t;
+
+#define RP_MOD_DECL_(name, NAME) extern const rp_module_t rp_module_##name;
+RP_MODULES(RP_MOD_DECL_)
+#undef RP_MOD_DECL_
+
+extern const rp_module_t *const rp_modules[RP_MOD_COUNT];
+
+/* Dispatchers (modules/modules.c).  Verdict dispatchers record the deciding
+ * module in txn->decided_by. */
+int rp_modules_configure(const json_t *root, rp_snapshot_t *snap, rp_errs_t *errs);
+void rp_modules_release(rp_snapshot_t *snap);
+rp_verdict_t rp_modules_on_accept(rp_conn_t *conn, rp_snapshot_t *snap);
+rp_verdict_t rp_modules_on_request(rp_txn_t *txn);
+rp_verdict_t rp_modules_select_backend(rp_txn_t *txn);
+rp_verdict_t rp_modules_on_response(rp_txn_t *txn);
+void rp_modules_on_upstream_result(rp_txn_t *txn, const rp_attempt_t *a);
+void rp_modules_on_complete(const rp_txn_t *txn);
+int rp_modules_start(rp_worker_t *w, rp_snapshot_t *snap);
+void rp_modules_stop(rp_worker_t *w, rp_snapshot_t *snap);
+const char *rp_module_name(int id);
+
+#endif

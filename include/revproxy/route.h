@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Routes and the compiled router (modules/router.c).  Matching picks the most
+ * specific host first (exact, then the longest wildcard suffix, then any
+ * host), and within it the exact path, then the longest path prefix; when
+ * a host group has no matching path the next less specific group is tried.
+ * The result does not depend on the order of routes in the file.
+ */
+#ifndef REVPROXY_ROUTE_H
+#define REVPROXY_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+#include "revproxy/types.h"
+
+struct rp_route {
+    char                *host;       /* owned: NULL any, "*.example.com", or exact */
+    char                *path;       /* owned: exact path or prefix */
+    size_t               path_len;
+    bool                 prefix;
+    const rp_upstream_t *upstream;   /* borrowed from the snapshot */
+    unsigned             index;      /* position in the routes array */
+    char                 label[320]; /* "host path" for logs */
+};
+
+typedef struct rp_router rp_router_t;
+
+/* Compile the "routes" array of root against the upstreams of snap.
+ * Returns NULL after adding errors. */
+rp_router_t *rp_router_build(const json_t *root, const rp_snapshot_t *snap,
+                             rp_errs_t *errs);
+void rp_router_free(rp_router_t *r);
+/* host: normalised (lowercase, no port), "" when absent.  No allocation. */
+const rp_route_t *rp_router_match(const rp_router_t *r, const char *host,
+                                  const char *path, size_t path_len);
+
+#endif

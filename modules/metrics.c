@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The metrics module: per-worker counters of requests by status class,
+ * bytes, upstream attempts and errors, accepted connections.  Counters live
+ * outside any snapshot (they survive reloads) in one cache-line-aligned
+ * slot per worker; rp_metrics_read() sums them.  Exposing them is the admin
+ * server's job.
+ */
+#include "config.h"
+#include <stdatomic.h>
+#include <string.h>
+#include "revproxy/config.h"
+#include "revproxy/metrics.h"
+#include "revproxy/module.h"
+#include "revproxy/txn.h"
+#include "../src/conn.h"
+#include "../src/worker.h"
+
+typedef struct slot {
+    _Alignas(64) rp_metrics_t m;
+} slot_t;
+
+static slot_t slots[RP_METRICS_MAX_WORKERS];
+
+static rp_metrics_t *
+mine(unsigned worker)
+{
+    return &slots[worker % RP_METRICS_MAX_WORKERS].m;
+}
+
+/* Relaxed atomic adds on the owner's slot: no lock, and readers on other
+ * threads never see torn values. */
+static void
+add(uint64_t *p, uint64_t v)
+{
+    __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+}
+
+void
+rp_metrics_read(rp_metrics_t *out)
+{
+    memset(out, 0, sizeof *out);
+    for (unsigned w = 0; w < RP_METRICS_MAX_WORKERS; w++) {
+        const uint64_t *src = (const uint64_t *)&slots[w].m;
+        uint64_t *dst = (uint64_t *)out;
+        for (size_t i = 0; i < sizeof *out / sizeof(uint64_t); i++)
+            dst[i] += __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+    }
+}
+
+unsigned
+rp_metrics_active_connections(void)
+{
+    return atomic_load(&rp_active_conns);
+}
+
+static rp_verdict_t
+metrics_on_accept(rp_conn_t *conn, void *state)
+{
+    (void)state;
+    add(&mine(conn->w->id)->connections_accepted, 1);
+    return RP_CONTINUE;
+}
+
+static void
+metrics_on_upstream_result(rp_txn_t *txn, void *state, const rp_attempt_t *a)
+{
+    (void)state;
+    rp_metrics_t *m = mine(txn->worker_id);
+    add(&m->upstream_attempts, 1);
+    if (a->result != RP_ATTEMPT_OK)
+        add(&m->upstream_errors, 1);
+}
+
+static rp_notify_hook_fn metrics_on_complete;
+
+static void
+metrics_on_complete(const rp_txn_t *txn, void *state)
+{
+    (void)state;
+    rp_metrics_t *m = mine(txn->worker_id);
+    int cls = txn->status >= 100 && txn->status < 600 ? txn->status / 100 : 0;
+    add(&m->requests, 1);
+    add(&m->by_class[cls], 1);
+    add(&m->bytes_in, txn->req_body_bytes);
+    add(&m->bytes_out, txn->bytes_out);
+}
+
+const rp_module_t rp_module_metrics = {
+    .name = "metrics",
+    .on_accept = metrics_on_accept,
+    .on_upstream_result = metrics_on_upstream_result,
+    .on_complete = metrics_on_complete,
+};

@@ -1,0 +1,393 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The router: compiles the "routes" array into sorted tables at config load
+ * and matches requests against them without allocating.  Precedence (see
+ * revproxy/route.h): exact host, then the longest wildcard suffix, then any
+ * host; within a host group the exact path, then the longest prefix.  A host
+ * group with no matching path falls through to the next group.
+ */
+#include "config.h"
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "revproxy/config.h"
+#include "revproxy/module.h"
+#include "revproxy/route.h"
+#include "revproxy/txn.h"
+#include "../src/util.h"
+
+typedef struct host_group {
+    const char  *host;      /* exact host, wildcard suffix (".example.com"), or NULL */
+    size_t       host_len;
+    rp_route_t **exact;     /* sorted by path */
+    size_t       nexact;
+    rp_route_t **prefix;    /* longest first */
+    size_t       nprefix;
+} host_group_t;
+
+struct rp_router {
+    rp_route_t   *routes;   /* owned */
+    size_t        nroutes;
+    host_group_t *exact;    /* sorted by host */
+    size_t        nexact;
+    host_group_t *wild;     /* longest suffix first */
+    size_t        nwild;
+    host_group_t  any;
+};
+
+static bool
+valid_host_label_chars(const char *h)
+{
+    if (*h == '\0')
+        return false;
+    for (; *h; h++) {
+        unsigned char c = (unsigned char)*h;
+        if (!isalnum(c) && c != '-' && c != '.' && c != '_')
+            return false;
+    }
+    return true;
+}
+
+static void
+free_group(host_group_t *g)
+{
+    free(g->exact);
+    free(g->prefix);
+}
+
+void
+rp_router_free(rp_router_t *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->nroutes; i++) {
+        free(r->routes[i].host);
+        free(r->routes[i].path);
+    }
+    free(r->routes);
+    for (size_t i = 0; i < r->nexact; i++)
+        free_group(&r->exact[i]);
+    for (size_t i = 0; i < r->nwild; i++)
+        free_group(&r->wild[i]);
+    free(r->exact);
+    free(r->wild);
+    free_group(&r->any);
+    free(r);
+}
+
+static int
+parse_route(const json_t *o, const char *p, const rp_snapshot_t *snap, rp_route_t *rt,
+            rp_errs_t *errs)
+{
+    static const char *const allowed[] = { "host", "path", "path_prefix", "upstream", NULL };
+    static const char *const unsupported[] = { "websocket", NULL };
+    char q[512];
+    size_t before = errs->count;
+    if (!json_is_object(o)) {
+        rp_errs_add(errs, p, "must be an object");
+        return -1;
+    }
+    rp_conf_keys(o, p, allowed, unsupported, errs);
+
+    const char *host = NULL, *path = NULL, *prefix = NULL, *up = NULL;
+    rp_conf_string(o, "host", p, &host, errs);
+    rp_conf_string(o, "path", p, &path, errs);
+    rp_conf_string(o, "path_prefix", p, &prefix, errs);
+    rp_conf_string(o, "upstream", p, &up, errs);
+
+    if (host != NULL) {
+        rp_conf_path(q, sizeof q, p, "host");
+        char lower[256];
+        size_t n = strlen(host);
+        if (n == 0 || n >= sizeof lower) {
+            rp_errs_add(errs, q, "must be 1 to 255 characters");
+        } else {
+            for (size_t i = 0; i <= n; i++)
+                lower[i] = (char)tolower((unsigned char)host[i]);
+            if (lower[n - 1] == '.')
+                lower[--n] = '\0';
+            if (strchr(lower, ':') != NULL)
+                rp_errs_add(errs, q, "must not contain a port (routes match the host name only)");
+            else if (strcmp(lower, "*") == 0)
+                rp_errs_add(errs, q, "\"*\" is not a host: leave host out to match any host");
+            else if (lower[0] == '*' && (lower[1] != '.' || !valid_host_label_chars(lower + 2)
+                                         || strchr(lower + 1, '*') != NULL))
+                rp_errs_add(errs, q, "a wildcard must be written *.domain");
+            else if (lower[0] != '*' && !valid_host_label_chars(lower))
+                rp_errs_add(errs, q, "invalid host name \"%s\"", host);
+            else
+                rt->host = rp_xstrdup(lower);
+        }
+    }
+    if (path != NULL && prefix != NULL) {
+        rp_errs_add(errs, p, "path and path_prefix are exclusive");
+    } else {
+        const char *v = path != NULL ? path : prefix != NULL ? prefix : "/";
+        rp_conf_path(q, sizeof q, p, path != NULL ? "path" : "path_prefix");
+        if (v[0] != '/')
+            rp_errs_add(errs, q, "must start with /");
+        else if (strlen(v) > 4096)
+            rp_errs_add(errs, q, "longer than 4096 characters");
+        else {
+            bool bad = false;
+            for (const char *c = v; *c; c++)
+                if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f || *c == '?' || *c == '#')
+                    bad = true;
+            if (bad)
+                rp_errs_add(errs, q, "must be a URL path without spaces, control characters, ? or #");
+            rt->path = rp_xstrdup(v);
+            rt->path_len = strlen(v);
+            rt->prefix = path == NULL;
+        }
+    }
+    rp_conf_path(q, sizeof q, p, "upstream");
+    if (json_object_get(o, "upstream") == NULL)
+        rp_errs_add(errs, q, "required");
+    else if (up != NULL && (rt->upstream = rp_snapshot_upstream(snap, up)) == NULL)
+        rp_errs_add(errs, q, "unknown upstream \"%s\"", up);
+    snprintf(rt->label, sizeof rt->label, "%s %s%s", rt->host ? rt->host : "*",
+             rt->path ? rt->path : "/", rt->prefix ? "*" : "");
+    return errs->count == before ? 0 : -1;
+}
+
+static int
+cmp_exact(const void *a, const void *b)
+{
+    const rp_route_t *x = *(rp_route_t *const *)a, *y = *(rp_route_t *const *)b;
+    return strcmp(x->path, y->path);
+}
+
+static int
+cmp_prefix(const void *a, const void *b)
+{
+    const rp_route_t *x = *(rp_route_t *const *)a, *y = *(rp_route_t *const *)b;
+    if (x->path_len != y->path_len)
+        return x->path_len > y->path_len ? -1 : 1;
+    return strcmp(x->path, y->path);
+}
+
+static int
+cmp_group_host(const void *a, const void *b)
+{
+    return strcmp(((const host_group_t *)a)->host, ((const host_group_t *)b)->host);
+}
+
+static int
+cmp_group_wild(const void *a, const void *b)
+{
+    const host_group_t *x = a, *y = b;
+    if (x->host_len != y->host_len)
+        return x->host_len > y->host_len ? -1 : 1;
+    return strcmp(x->host, y->host);
+}
+
+static host_group_t *
+group_for(rp_router_t *r, const rp_route_t *rt)
+{
+    if (rt->host == NULL)
+        return &r->any;
+    bool wild = rt->host[0] == '*';
+    const char *key = wild ? rt->host + 1 : rt->host;   /* ".example.com" */
+    host_group_t **arr = wild ? &r->wild : &r->exact;
+    size_t *n = wild ? &r->nwild : &r->nexact;
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*arr)[i].host, key) == 0)
+            return &(*arr)[i];
+    *arr = rp_xrealloc(*arr, (*n + 1) * sizeof **arr);
+    host_group_t *g = &(*arr)[(*n)++];
+    memset(g, 0, sizeof *g);
+    g->host = key;
+    g->host_len = strlen(key);
+    return g;
+}
+
+static void
+group_add(host_group_t *g, rp_route_t *rt)
+{
+    if (rt->prefix) {
+        g->prefix = rp_xrealloc(g->prefix, (g->nprefix + 1) * sizeof *g->prefix);
+        g->prefix[g->nprefix++] = rt;
+    } else {
+        g->exact = rp_xrealloc(g->exact, (g->nexact + 1) * sizeof *g->exact);
+        g->exact[g->nexact++] = rt;
+    }
+}
+
+static void
+group_sort(host_group_t *g, rp_errs_t *errs)
+{
+    qsort(g->exact, g->nexact, sizeof *g->exact, cmp_exact);
+    qsort(g->prefix, g->nprefix, sizeof *g->prefix, cmp_prefix);
+    for (size_t i = 1; i < g->nexact; i++) {
+        const rp_route_t *a = g->exact[i - 1], *b = g->exact[i];
+        if (strcmp(a->path, b->path) == 0) {
+            const rp_route_t *later = a->index > b->index ? a : b;
+            const rp_route_t *first = a->index > b->index ? b : a;
+            char p[64];
+            snprintf(p, sizeof p, "routes[%u]", later->index);
+            rp_errs_add(errs, p, "duplicate route (same host and path as routes[%u])", first->index);
+        }
+    }
+    for (size_t i = 1; i < g->nprefix; i++) {
+        const rp_route_t *a = g->prefix[i - 1], *b = g->prefix[i];
+        if (strcmp(a->path, b->path) == 0) {
+            const rp_route_t *later = a->index > b->index ? a : b;
+            const rp_route_t *first = a->index > b->index ? b : a;
+            char p[64];
+            snprintf(p, sizeof p, "routes[%u]", later->index);
+            rp_errs_add(errs, p, "duplicate route (same host and path prefix as routes[%u])",
+                        first->index);
+        }
+    }
+}
+
+rp_router_t *
+rp_router_build(const json_t *root, const rp_snapshot_t *snap, rp_errs_t *errs)
+{
+    const json_t *arr = json_object_get(root, "routes");
+    if (arr == NULL) {
+        rp_errs_add(errs, "routes", "required: at least one route");
+        return NULL;
+    }
+    if (!json_is_array(arr)) {
+        rp_errs_add(errs, "routes", "must be an array");
+        return NULL;
+    }
+    if (json_array_size(arr) == 0) {
+        rp_errs_add(errs, "routes", "must contain at least one route");
+        return NULL;
+    }
+    if (json_array_size(arr) > 100000) {
+        rp_errs_add(errs, "routes", "at most 100000 routes");
+        return NULL;
+    }
+    size_t before = errs->count;
+    rp_router_t *r = rp_xcalloc(1, sizeof *r);
+    r->routes = rp_xcalloc(json_array_size(arr), sizeof *r->routes);
+    r->nroutes = json_array_size(arr);
+    size_t i;
+    const json_t *o;
+    json_array_foreach(arr, i, o) {
+        char p[64];
+        snprintf(p, sizeof p, "routes[%zu]", i);
+        r->routes[i].index = (unsigned)i;
+        parse_route(o, p, snap, &r->routes[i], errs);
+    }
+    if (errs->count != before) {
+        rp_router_free(r);
+        return NULL;
+    }
+    for (i = 0; i < r->nroutes; i++)
+        group_add(group_for(r, &r->routes[i]), &r->routes[i]);
+    qsort(r->exact, r->nexact, sizeof *r->exact, cmp_group_host);
+    qsort(r->wild, r->nwild, sizeof *r->wild, cmp_group_wild);
+    for (i = 0; i < r->nexact; i++)
+        group_sort(&r->exact[i], errs);
+    for (i = 0; i < r->nwild; i++)
+        group_sort(&r->wild[i], errs);
+    group_sort(&r->any, errs);
+    if (errs->count != before) {
+        rp_router_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static const rp_route_t *
+group_match(const host_group_t *g, const char *path, size_t len)
+{
+    size_t lo = 0, hi = g->nexact;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const rp_route_t *rt = g->exact[mid];
+        size_t n = rt->path_len < len ? rt->path_len : len;
+        int c = memcmp(path, rt->path, n);
+        if (c == 0)
+            c = len < rt->path_len ? -1 : len > rt->path_len ? 1 : 0;
+        if (c == 0)
+            return rt;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    for (size_t i = 0; i < g->nprefix; i++) {
+        const rp_route_t *rt = g->prefix[i];
+        if (rt->path_len <= len && memcmp(path, rt->path, rt->path_len) == 0)
+            return rt;
+    }
+    return NULL;
+}
+
+const rp_route_t *
+rp_router_match(const rp_router_t *r, const char *host, const char *path, size_t path_len)
+{
+    const rp_route_t *rt;
+    size_t hl = strlen(host);
+    if (hl > 0) {
+        size_t lo = 0, hi = r->nexact;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            int c = strcmp(host, r->exact[mid].host);
+            if (c == 0) {
+                if ((rt = group_match(&r->exact[mid], path, path_len)) != NULL)
+                    return rt;
+                break;
+            }
+            if (c < 0)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        for (size_t i = 0; i < r->nwild; i++) {
+            const host_group_t *g = &r->wild[i];
+            /* ".example.com" matches "a.example.com", not "example.com". */
+            if (hl > g->host_len && memcmp(host + hl - g->host_len, g->host, g->host_len) == 0
+                && (rt = group_match(g, path, path_len)) != NULL)
+                return rt;
+        }
+    }
+    return group_match(&r->any, path, path_len);
+}
+
+/* ---- the module ---- */
+
+static int
+router_configure(const json_t *root, rp_snapshot_t *snap, void **state, rp_errs_t *errs)
+{
+    rp_router_t *r = rp_router_build(root, snap, errs);
+    if (r == NULL)
+        return -1;
+    *state = r;
+    return 0;
+}
+
+static void
+router_release(void *state)
+{
+    rp_router_free(state);
+}
+
+static rp_request_hook_fn router_on_request;
+
+static rp_verdict_t
+router_on_request(rp_txn_t *txn, void *state)
+{
+    const rp_route_t *rt = rp_router_match(state, txn->host, txn->path, txn->path_len);
+    if (rt == NULL) {
+        txn->status = 404;
+        txn->reason = "no route matches the host and path";
+        return RP_RESPOND;
+    }
+    txn->route = rt;
+    txn->upstream = rt->upstream;
+    return RP_CONTINUE;
+}
+
+const rp_module_t rp_module_router = {
+    .name = "router",
+    .configure = router_configure,
+    .release = router_release,
+    .on_request = router_on_request,
+};

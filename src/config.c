@@ -1,0 +1,708 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Config snapshots: parse a JSON document into an immutable, reference-
+ * counted rp_snapshot_t.  Validation never stops at the first problem: every
+ * error is collected with its JSON path so an operator fixes them in one
+ * pass.  The core sections (workers, listeners, limits, timeouts, upstreams,
+ * log) are parsed here; routes and other module sections are handed to the
+ * modules' configure hooks (modules/modules.c).
+ */
+#include "config.h"
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "revproxy/config.h"
+#include "revproxy/log.h"
+#include "util.h"
+
+/* ---- errors ---- */
+
+void
+rp_errs_add(rp_errs_t *e, const char *path, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    size_t n = strlen(path) + strlen(msg) + 3;
+    char *line = rp_xmalloc(n);
+    if (path[0] != '\0')
+        snprintf(line, n, "%s: %s", path, msg);
+    else
+        snprintf(line, n, "%s", msg);
+    e->msgs = rp_xrealloc(e->msgs, (e->count + 1) * sizeof *e->msgs);
+    e->msgs[e->count++] = line;
+}
+
+void
+rp_errs_free(rp_errs_t *e)
+{
+    for (size_t i = 0; i < e->count; i++)
+        free(e->msgs[i]);
+    free(e->msgs);
+    e->msgs = NULL;
+    e->count = 0;
+}
+
+/* ---- generic helpers ---- */
+
+void
+rp_conf_path(char *buf, size_t cap, const char *path, const char *key)
+{
+    if (path[0] == '\0')
+        snprintf(buf, cap, "%s", key);
+    else
+        snprintf(buf, cap, "%s.%s", path, key);
+}
+
+static const char *
+json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:  return "an object";
+    case JSON_ARRAY:   return "an array";
+    case JSON_STRING:  return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL:    return "a number with a fraction";
+    case JSON_TRUE:
+    case JSON_FALSE:   return "a boolean";
+    case JSON_NULL:    return "null";
+    }
+    return "unknown";
+}
+
+int
+rp_conf_uint(const json_t *obj, const char *key, const char *path,
+             uint64_t min, uint64_t max, uint64_t *out, rp_errs_t *errs)
+{
+    const json_t *v = json_object_get(obj, key);
+    char p[512];
+    if (v == NULL)
+        return 0;
+    rp_conf_path(p, sizeof p, path, key);
+    if (!json_is_integer(v)) {
+        rp_errs_add(errs, p, "must be an integer, not %s", json_type_name(v));
+        return -1;
+    }
+    json_int_t n = json_integer_value(v);
+    if (n < 0 || (uint64_t)n < min || (uint64_t)n > max) {
+        rp_errs_add(errs, p, "must be between %" PRIu64 " and %" PRIu64 ", not %" JSON_INTEGER_FORMAT,
+                    min, max, n);
+        return -1;
+    }
+    *out = (uint64_t)n;
+    return 0;
+}
+
+int
+rp_conf_bool(const json_t *obj, const char *key, const char *path,
+             bool *out, rp_errs_t *errs)
+{
+    const json_t *v = json_object_get(obj, key);
+    char p[512];
+    if (v == NULL)
+        return 0;
+    if (!json_is_boolean(v)) {
+        rp_conf_path(p, sizeof p, path, key);
+        rp_errs_add(errs, p, "must be true or false, not %s", json_type_name(v));
+        return -1;
+    }
+    *out = json_is_true(v);
+    return 0;
+}
+
+int
+rp_conf_string(const json_t *obj, const char *key, const char *path,
+               const char **out, rp_errs_t *errs)
+{
+    const json_t *v = json_object_get(obj, key);
+    char p[512];
+    if (v == NULL)
+        return 0;
+    rp_conf_path(p, sizeof p, path, key);
+    if (!json_is_string(v)) {
+        rp_errs_add(errs, p, "must be a string, not %s", json_type_name(v));
+        return -1;
+    }
+    if (json_string_length(v) != strlen(json_string_value(v))) {
+        rp_errs_add(errs, p, "must not contain NUL characters");
+        return -1;
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+static bool
+in_list(const char *key, const char *const *list)
+{
+    for (; list != NULL && *list != NULL; list++)
+        if (strcmp(key, *list) == 0)
+            return true;
+    return false;
+}
+
+int
+rp_conf_keys(const json_t *obj, const char *path, const char *const *allowed,
+             const char *const *unsupported, rp_errs_t *errs)
+{
+    const char *key;
+    const json_t *v;
+    int n = 0;
+    char p[512];
+    json_object_foreach((json_t *)obj, key, v) {
+        rp_conf_path(p, sizeof p, path, key);
+        if (in_list(key, unsupported)) {
+            rp_errs_add(errs, p, "not supported yet");
+            n++;
+        } else if (!in_list(key, allowed)) {
+            rp_errs_add(errs, p, "unknown key");
+            n++;
+        }
+    }
+    return n;
+}
+
+static bool
+expect_object(const json_t *v, const char *path, rp_errs_t *errs)
+{
+    if (json_is_object(v))
+        return true;
+    rp_errs_add(errs, path, "must be an object, not %s", json_type_name(v));
+    return false;
+}
+
+/* ---- addresses ---- */
+
+int
+rp_addr_parse(const char *text, rp_addr_t *out, const char **why)
+{
+    char host[64];
+    const char *port;
+    memset(out, 0, sizeof *out);
+    if (text[0] == '[') {
+        const char *end = strchr(text, ']');
+        if (end == NULL || end[1] != ':') {
+            *why = "must be [IPv6]:port";
+            return -1;
+        }
+        size_t hl = (size_t)(end - text - 1);
+        if (hl == 0 || hl >= sizeof host) {
+            *why = "invalid IPv6 address";
+            return -1;
+        }
+        memcpy(host, text + 1, hl);
+        host[hl] = '\0';
+        port = end + 2;
+    } else {
+        const char *colon = strrchr(text, ':');
+        if (colon == NULL) {
+            *why = "must be host:port";
+            return -1;
+        }
+        if (memchr(text, ':', (size_t)(colon - text)) != NULL) {
+            *why = "IPv6 addresses must be written [addr]:port";
+            return -1;
+        }
+        size_t hl = (size_t)(colon - text);
+        if (hl == 0 || hl >= sizeof host) {
+            *why = "missing or too long host";
+            return -1;
+        }
+        memcpy(host, text, hl);
+        host[hl] = '\0';
+        port = colon + 1;
+    }
+    if (port[0] == '\0' || strlen(port) > 5) {
+        *why = "port out of range";
+        return -1;
+    }
+    unsigned long p = 0;
+    for (const char *c = port; *c; c++) {
+        if (!isdigit((unsigned char)*c)) {
+            *why = "port must be a number";
+            return -1;
+        }
+        p = p * 10 + (unsigned long)(*c - '0');
+    }
+    if (p == 0 || p > 65535) {
+        *why = "port out of range";
+        return -1;
+    }
+    if (text[0] == '[') {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&out->ss;
+        if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1) {
+            *why = "invalid IPv6 address";
+            return -1;
+        }
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)p);
+        out->len = sizeof *s6;
+        char buf[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &s6->sin6_addr, buf, sizeof buf);
+        snprintf(out->text, sizeof out->text, "[%s]:%lu", buf, p);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&out->ss;
+        if (inet_pton(AF_INET, host, &s4->sin_addr) != 1) {
+            *why = "host must be a numeric IPv4 or [IPv6] address";
+            return -1;
+        }
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)p);
+        out->len = sizeof *s4;
+        char buf[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &s4->sin_addr, buf, sizeof buf);
+        snprintf(out->text, sizeof out->text, "%s:%lu", buf, p);
+    }
+    return 0;
+}
+
+/* ---- backend identities ---- */
+
+static pthread_mutex_t ident_lock = PTHREAD_MUTEX_INITIALIZER;
+static char **ident_keys;
+static atomic_uint ident_count;
+
+unsigned
+rp_backend_identity(const char *upstream, const char *addr)
+{
+    char key[512];
+    snprintf(key, sizeof key, "%s\n%s", upstream, addr);
+    pthread_mutex_lock(&ident_lock);
+    unsigned n = atomic_load(&ident_count);
+    for (unsigned i = 0; i < n; i++) {
+        if (strcmp(ident_keys[i], key) == 0) {
+            pthread_mutex_unlock(&ident_lock);
+            return i;
+        }
+    }
+    ident_keys = rp_xrealloc(ident_keys, (n + 1) * sizeof *ident_keys);
+    ident_keys[n] = rp_xstrdup(key);
+    atomic_store(&ident_count, n + 1);
+    pthread_mutex_unlock(&ident_lock);
+    return n;
+}
+
+unsigned
+rp_backend_identity_count(void)
+{
+    return atomic_load(&ident_count);
+}
+
+/* ---- sections ---- */
+
+static void
+parse_workers(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
+{
+    uint64_t w = 0;
+    rp_conf_uint(root, "workers", "", 0, 256, &w, errs);
+    if (w == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        w = n > 0 ? (uint64_t)n : 1;
+        if (w > 256)
+            w = 256;
+    }
+    s->workers = (unsigned)w;
+}
+
+static void
+parse_listeners(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
+{
+    static const char *const allowed[] = { "address", NULL };
+    static const char *const unsupported[] = { "tls", NULL };
+    const json_t *arr = json_object_get(root, "listeners");
+    char p[512];
+    if (arr == NULL) {
+        rp_errs_add(errs, "listeners", "required: at least one listener");
+        return;
+    }
+    if (!json_is_array(arr)) {
+        rp_errs_add(errs, "listeners", "must be an array, not %s", json_type_name(arr));
+        return;
+    }
+    if (json_array_size(arr) == 0) {
+        rp_errs_add(errs, "listeners", "must contain at least one listener");
+        return;
+    }
+    if (json_array_size(arr) > 64) {
+        rp_errs_add(errs, "listeners", "at most 64 listeners");
+        return;
+    }
+    s->listeners = rp_xcalloc(json_array_size(arr), sizeof *s->listeners);
+    size_t i;
+    const json_t *l;
+    json_array_foreach(arr, i, l) {
+        snprintf(p, sizeof p, "listeners[%zu]", i);
+        if (!expect_object(l, p, errs))
+            continue;
+        rp_conf_keys(l, p, allowed, unsupported, errs);
+        const char *addr = NULL;
+        char ap[512];
+        rp_conf_path(ap, sizeof ap, p, "address");
+        if (json_object_get(l, "address") == NULL) {
+            rp_errs_add(errs, ap, "required");
+            continue;
+        }
+        if (rp_conf_string(l, "address", p, &addr, errs) < 0)
+            continue;
+        rp_addr_t a;
+        const char *why;
+        if (rp_addr_parse(addr, &a, &why) < 0) {
+            rp_errs_add(errs, ap, "%s", why);
+            continue;
+        }
+        bool dup = false;
+        for (size_t j = 0; j < s->nlisteners; j++) {
+            if (strcmp(s->listeners[j].text, a.text) == 0) {
+                rp_errs_add(errs, ap, "duplicate listener %s", a.text);
+                dup = true;
+                break;
+            }
+        }
+        if (!dup)
+            s->listeners[s->nlisteners++] = a;
+    }
+}
+
+static void
+parse_limits(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
+{
+    static const char *const allowed[] = {
+        "max_connections", "max_header_bytes", "max_headers", "max_uri_bytes",
+        "max_body_bytes", NULL };
+    static const char *const unsupported[] = {
+        "max_connections_per_ip", "h2_max_concurrent_streams", NULL };
+    rp_limits_t *l = &s->limits;
+    l->max_connections = 10000;
+    l->max_header_bytes = 16384;
+    l->max_headers = 100;
+    l->max_uri_bytes = 8192;
+    l->max_body_bytes = 10485760;
+    const json_t *o = json_object_get(root, "limits");
+    if (o == NULL || !expect_object(o, "limits", errs))
+        return;
+    rp_conf_keys(o, "limits", allowed, unsupported, errs);
+    uint64_t v;
+    v = l->max_connections;
+    rp_conf_uint(o, "max_connections", "limits", 1, 1000000, &v, errs);
+    l->max_connections = (unsigned)v;
+    v = l->max_header_bytes;
+    rp_conf_uint(o, "max_header_bytes", "limits", 1024, 1048576, &v, errs);
+    l->max_header_bytes = (unsigned)v;
+    v = l->max_headers;
+    rp_conf_uint(o, "max_headers", "limits", 1, 1000, &v, errs);
+    l->max_headers = (unsigned)v;
+    v = l->max_uri_bytes;
+    if (rp_conf_uint(o, "max_uri_bytes", "limits", 64, 1048576, &v, errs) == 0
+        && v > l->max_header_bytes)
+        rp_errs_add(errs, "limits.max_uri_bytes",
+                    "must not exceed limits.max_header_bytes (%u)", l->max_header_bytes);
+    l->max_uri_bytes = (unsigned)v;
+    v = l->max_body_bytes;
+    rp_conf_uint(o, "max_body_bytes", "limits", 0, (uint64_t)1 << 50, &v, errs);
+    l->max_body_bytes = v;
+}
+
+static void
+parse_timeouts(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
+{
+    static const char *const allowed[] = {
+        "client_header_ms", "client_idle_ms", "request_ms",
+        "upstream_connect_ms", "upstream_response_ms", NULL };
+    static const char *const unsupported[] = { "shutdown_drain_ms", NULL };
+    static const struct { const char *key; size_t off; unsigned def; uint64_t min; } t[] = {
+        { "client_header_ms", offsetof(rp_timeouts_t, client_header_ms), 10000, 1 },
+        { "client_idle_ms", offsetof(rp_timeouts_t, client_idle_ms), 60000, 1 },
+        { "request_ms", offsetof(rp_timeouts_t, request_ms), 30000, 0 },
+        { "upstream_connect_ms", offsetof(rp_timeouts_t, upstream_connect_ms), 2000, 1 },
+        { "upstream_response_ms", offsetof(rp_timeouts_t, upstream_response_ms), 15000, 1 },
+    };
+    const json_t *o = json_object_get(root, "timeouts");
+    bool have = o != NULL && expect_object(o, "timeouts", errs);
+    if (have)
+        rp_conf_keys(o, "timeouts", allowed, unsupported, errs);
+    for (size_t i = 0; i < RP_ARRAY_LEN(t); i++) {
+        uint64_t v = t[i].def;
+        if (have)
+            rp_conf_uint(o, t[i].key, "timeouts", t[i].min, 86400000, &v, errs);
+        *(unsigned *)((char *)&s->timeouts + t[i].off) = (unsigned)v;
+    }
+}
+
+static bool
+valid_upstream_name(const char *n)
+{
+    size_t len = strlen(n);
+    if (len == 0 || len > 64)
+        return false;
+    for (; *n; n++)
+        if (!isalnum((unsigned char)*n) && *n != '_' && *n != '-' && *n != '.')
+            return false;
+    return true;
+}
+
+static void
+parse_backend(const json_t *b, const char *p, rp_upstream_t *u, rp_errs_t *errs)
+{
+    static const char *const allowed[] = { "address", "weight", NULL };
+    static const char *const unsupported[] = { "max_connections", NULL };
+    char ap[512];
+    if (!expect_object(b, p, errs))
+        return;
+    rp_conf_keys(b, p, allowed, unsupported, errs);
+    rp_conf_path(ap, sizeof ap, p, "address");
+    const char *addr = NULL;
+    if (json_object_get(b, "address") == NULL) {
+        rp_errs_add(errs, ap, "required");
+        return;
+    }
+    if (rp_conf_string(b, "address", p, &addr, errs) < 0)
+        return;
+    rp_backend_t *be = &u->backends[u->nbackends];
+    const char *why;
+    if (rp_addr_parse(addr, &be->addr, &why) < 0) {
+        rp_errs_add(errs, ap, "%s", why);
+        return;
+    }
+    for (size_t j = 0; j < u->nbackends; j++) {
+        if (strcmp(u->backends[j].addr.text, be->addr.text) == 0) {
+            rp_errs_add(errs, ap, "duplicate backend %s in this upstream", be->addr.text);
+            return;
+        }
+    }
+    uint64_t w = 1;
+    if (rp_conf_uint(b, "weight", p, 1, 1000, &w, errs) < 0)
+        return;
+    be->weight = (unsigned)w;
+    be->index = (unsigned)u->nbackends;
+    be->id = rp_backend_identity(u->name, be->addr.text);
+    u->nbackends++;
+}
+
+static void
+parse_upstream(const char *name, const json_t *o, rp_upstream_t *u, rp_errs_t *errs)
+{
+    static const char *const allowed[] = { "balancer", "backends", "pool", NULL };
+    static const char *const unsupported[] = { "health", "retry", NULL };
+    static const char *const pool_allowed[] = { "max_idle_per_backend", "idle_timeout_ms", NULL };
+    char p[512], q[512];
+    snprintf(p, sizeof p, "upstreams.%s", name);
+    u->name = rp_xstrdup(name);
+    u->max_idle_per_backend = 32;
+    u->idle_timeout_ms = 60000;
+    if (!valid_upstream_name(name))
+        rp_errs_add(errs, p, "upstream names are 1 to 64 characters of A-Z a-z 0-9 _ - .");
+    if (!expect_object(o, p, errs))
+        return;
+    rp_conf_keys(o, p, allowed, unsupported, errs);
+
+    const char *bal = NULL;
+    if (rp_conf_string(o, "balancer", p, &bal, errs) == 0 && bal != NULL) {
+        rp_conf_path(q, sizeof q, p, "balancer");
+        if (strcmp(bal, "least_conn") == 0)
+            rp_errs_add(errs, q, "least_conn not supported yet (use round_robin)");
+        else if (strcmp(bal, "round_robin") != 0)
+            rp_errs_add(errs, q, "unknown balancer \"%s\" (round_robin)", bal);
+    }
+
+    const json_t *arr = json_object_get(o, "backends");
+    rp_conf_path(q, sizeof q, p, "backends");
+    if (arr == NULL) {
+        rp_errs_add(errs, q, "required: at least one backend");
+    } else if (!json_is_array(arr)) {
+        rp_errs_add(errs, q, "must be an array, not %s", json_type_name(arr));
+    } else if (json_array_size(arr) == 0) {
+        rp_errs_add(errs, q, "must contain at least one backend");
+    } else if (json_array_size(arr) > 1024) {
+        rp_errs_add(errs, q, "at most 1024 backends");
+    } else {
+        u->backends = rp_xcalloc(json_array_size(arr), sizeof *u->backends);
+        size_t i;
+        const json_t *b;
+        json_array_foreach(arr, i, b) {
+            char bp[512];
+            snprintf(bp, sizeof bp, "%s[%zu]", q, i);
+            parse_backend(b, bp, u, errs);
+        }
+    }
+
+    const json_t *pool = json_object_get(o, "pool");
+    rp_conf_path(q, sizeof q, p, "pool");
+    if (pool != NULL && expect_object(pool, q, errs)) {
+        rp_conf_keys(pool, q, pool_allowed, NULL, errs);
+        uint64_t v = u->max_idle_per_backend;
+        rp_conf_uint(pool, "max_idle_per_backend", q, 0, 100000, &v, errs);
+        u->max_idle_per_backend = (unsigned)v;
+        v = u->idle_timeout_ms;
+        rp_conf_uint(pool, "idle_timeout_ms", q, 1, 86400000, &v, errs);
+        u->idle_timeout_ms = (unsigned)v;
+    }
+}
+
+static int
+upstream_cmp(const void *a, const void *b)
+{
+    return strcmp(((const rp_upstream_t *)a)->name, ((const rp_upstream_t *)b)->name);
+}
+
+static void
+parse_upstreams(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
+{
+    const json_t *o = json_object_get(root, "upstreams");
+    if (o == NULL) {
+        rp_errs_add(errs, "upstreams", "required: at least one upstream");
+        return;
+    }
+    if (!expect_object(o, "upstreams", errs))
+        return;
+    if (json_object_size(o) == 0) {
+        rp_errs_add(errs, "upstreams", "must contain at least one upstream");
+        return;
+    }
+    s->upstreams = rp_xcalloc(json_object_size(o), sizeof *s->upstreams);
+    const char *name;
+    const json_t *u;
+    json_object_foreach((json_t *)o, name, u)
+        parse_upstream(name, u, &s->upstreams[s->nupstreams++], errs);
+    qsort(s->upstreams, s->nupstreams, sizeof *s->upstreams, upstream_cmp);
+    for (size_t i = 0; i < s->nupstreams; i++)
+        s->upstreams[i].index = (unsigned)i;
+}
+
+static void
+parse_log(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
+{
+    static const char *const allowed[] = { "level", "format", "access_log", NULL };
+    s->log_level = RP_LOG_INFO;
+    const json_t *o = json_object_get(root, "log");
+    if (o == NULL || !expect_object(o, "log", errs))
+        return;
+    rp_conf_keys(o, "log", allowed, NULL, errs);
+    const char *v = NULL;
+    if (rp_conf_string(o, "level", "log", &v, errs) == 0 && v != NULL) {
+        int lvl = rp_log_level_parse(v);
+        if (lvl < 0)
+            rp_errs_add(errs, "log.level", "must be one of error, warn, info, debug, not \"%s\"", v);
+        else
+            s->log_level = lvl;
+    }
+    v = NULL;
+    if (rp_conf_string(o, "format", "log", &v, errs) == 0 && v != NULL && strcmp(v, "json") != 0)
+        rp_errs_add(errs, "log.format", "must be \"json\" (the only format), not \"%s\"", v);
+    v = NULL;
+    if (rp_conf_string(o, "access_log", "log", &v, errs) == 0 && v != NULL) {
+        if (strcmp(v, "stderr") == 0)
+            ;
+        else if (v[0] != '/')
+            rp_errs_add(errs, "log.access_log", "must be an absolute path or \"stderr\"");
+        else
+            s->access_log = rp_xstrdup(v);
+    }
+}
+
+/* ---- snapshots ---- */
+
+static void
+snapshot_free(rp_snapshot_t *s)
+{
+    free(s->listeners);
+    for (size_t i = 0; i < s->nupstreams; i++) {
+        free(s->upstreams[i].name);
+        free(s->upstreams[i].backends);
+    }
+    free(s->upstreams);
+    free(s->access_log);
+    free(s);
+}
+
+int
+rp_snapshot_build(const json_t *root, rp_snapshot_t **out, rp_errs_t *errs)
+{
+    static const char *const allowed[] = {
+        "workers", "listeners", "limits", "timeouts", "upstreams", "routes", "log", NULL };
+    static const char *const unsupported[] = { "admin", "ratelimit", "health", "tls", NULL };
+    size_t before = errs->count;
+    if (!json_is_object(root)) {
+        rp_errs_add(errs, "", "the configuration must be a JSON object");
+        return -1;
+    }
+    rp_snapshot_t *s = rp_xcalloc(1, sizeof *s);
+    rp_conf_keys(root, "", allowed, unsupported, errs);
+    parse_workers(root, s, errs);
+    parse_listeners(root, s, errs);
+    parse_limits(root, s, errs);
+    parse_timeouts(root, s, errs);
+    parse_upstreams(root, s, errs);
+    parse_log(root, s, errs);
+    if (errs->count != before) {
+        snapshot_free(s);
+        return -1;
+    }
+    if (rp_modules_configure(root, s, errs) < 0) {
+        snapshot_free(s);
+        return -1;
+    }
+    atomic_init(&s->refs, 1);
+    *out = s;
+    return 0;
+}
+
+int
+rp_snapshot_load(const char *path, rp_snapshot_t **out, rp_errs_t *errs)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        if (jerr.line <= 0)
+            rp_errs_add(errs, "", "%s: %s", path, jerr.text);
+        else
+            rp_errs_add(errs, "", "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+        return -1;
+    }
+    int rc = rp_snapshot_build(root, out, errs);
+    json_decref(root);
+    return rc;
+}
+
+rp_snapshot_t *
+rp_snapshot_ref(rp_snapshot_t *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    return s;
+}
+
+void
+rp_snapshot_unref(rp_snapshot_t *s)
+{
+    if (s == NULL)
+        return;
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    rp_modules_release(s);
+    snapshot_free(s);
+}
+
+const rp_upstream_t *
+rp_snapshot_upstream(const rp_snapshot_t *s, const char *name)
+{
+    size_t lo = 0, hi = s->nupstreams;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(name, s->upstreams[mid].name);
+        if (c == 0)
+            return &s->upstreams[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}

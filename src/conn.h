@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Client connections speaking HTTP/1.x.  The connection owns its bufferevent,
+ * its request parser, its timers and the transaction in progress; requests
+ * are handled one at a time, so pipelined requests wait in the input buffer
+ * (bounded by the read watermark) and are answered in order.
+ */
+#ifndef RP_CONN_H
+#define RP_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <event2/bufferevent.h>
+#include <llhttp.h>
+#include "revproxy/types.h"
+
+/* Output above this stops the producer; below RP_WBUF_LOW resumes it. */
+#define RP_WBUF_HIGH (256u * 1024u)
+#define RP_WBUF_LOW  (64u * 1024u)
+/* Most input buffered per direction before reading stops. */
+#define RP_RBUF_HIGH (256u * 1024u)
+#define RP_RBUF_HIGH_UP RP_RBUF_HIGH
+
+typedef enum rp_conn_state {
+    RP_CONN_IDLE = 0,   /* between requests; idle timer armed */
+    RP_CONN_HEAD,       /* request head arriving; header timer armed */
+    RP_CONN_TXN,        /* a transaction runs; no conn timer */
+    RP_CONN_CLOSING,    /* last response flushing, then close */
+    RP_CONN_STATE_COUNT
+} rp_conn_state_t;
+
+struct rp_conn {
+    rp_worker_t        *w;           /* borrowed */
+    struct bufferevent *bev;         /* owned */
+    rp_conn_state_t     state;
+    char                peer[64];    /* "ip:port" */
+    char                peer_ip[48]; /* "ip" for X-Forwarded-For */
+    llhttp_t            parser;
+    rp_txn_t           *txn;         /* owned: request in progress */
+    size_t              head_bytes;  /* bytes of the current head so far */
+    int                 parse_error; /* status chosen in a parser callback */
+    const char         *parse_reason;
+    unsigned            requests;
+    struct event       *timer;       /* owned: idle or header timer */
+    struct event       *resume;      /* owned: deferred input processing / close */
+    bool                head_complete, msg_complete, closing_now;
+    TAILQ_ENTRY(rp_conn) link;
+};
+
+/* Take ownership of an accepted socket.  Returns NULL (socket closed) on
+ * failure. */
+rp_conn_t *rp_conn_new(rp_worker_t *w, int fd, const struct sockaddr *sa, socklen_t len);
+/* Close at once, aborting any transaction. */
+void rp_conn_free(rp_conn_t *c);
+const char *rp_conn_peer(const rp_conn_t *c);
+
+/* Called by the transaction: */
+/* Request body may be read (again): parse what is buffered, soon. */
+void rp_conn_resume(rp_conn_t *c);
+/* The transaction ended; keepalive says whether the connection may serve
+ * another request.  The txn is freed here. */
+void rp_conn_txn_done(rp_conn_t *c, bool keepalive);
+/* Write an error response for txn (status in txn->status) and close after. */
+void rp_conn_send_error(rp_conn_t *c, rp_txn_t *txn);
+
+#endif

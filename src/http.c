@@ -1,0 +1,382 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * HTTP/1.x head storage and header rules.  The parser glue (conn.c, proxy.c)
+ * appends what llhttp reports; the functions here decide what is forwarded.
+ * Nothing here does I/O or allocates per lookup.
+ */
+#include "config.h"
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <openssl/rand.h>
+#include <llhttp.h>
+#include "revproxy/http.h"
+#include "util.h"
+
+void
+rp_http_head_init(rp_http_head_t *h, size_t limit)
+{
+    memset(h, 0, sizeof *h);
+    h->limit = limit;
+}
+
+void
+rp_http_head_reset(rp_http_head_t *h)
+{
+    h->len = 0;
+    h->nfields = 0;
+    h->target_off = h->target_len = 0;
+    h->method = 0;
+    h->status = 0;
+    h->major = h->minor = 0;
+    h->last_cb = 0;
+}
+
+void
+rp_http_head_free(rp_http_head_t *h)
+{
+    free(h->buf);
+    free(h->fields);
+    h->buf = NULL;
+    h->fields = NULL;
+    h->cap = h->cap_fields = 0;
+    rp_http_head_reset(h);
+}
+
+static int
+append(rp_http_head_t *h, const char *at, size_t len)
+{
+    /* One byte more for the NUL that ends each string (see terminate). */
+    if (h->len + len + 1 > h->limit)
+        return -1;
+    if (h->len + len + 1 > h->cap) {
+        size_t cap = h->cap ? h->cap : 1024;
+        while (cap < h->len + len + 1)
+            cap *= 2;
+        if (cap > h->limit + 1)
+            cap = h->limit + 1;
+        h->buf = rp_xrealloc(h->buf, cap);
+        h->cap = cap;
+    }
+    memcpy(h->buf + h->len, at, len);
+    h->len += len;
+    return 0;
+}
+
+/* Each name, value and target is stored NUL-terminated, so the rules below
+ * can use C string functions on them. */
+static int
+terminate(rp_http_head_t *h)
+{
+    if (h->len + 1 > h->limit)
+        return -1;
+    if (append(h, "", 0) < 0)
+        return -1;
+    h->buf[h->len++] = '\0';
+    return 0;
+}
+
+int
+rp_http_head_add_target(rp_http_head_t *h, const char *at, size_t len)
+{
+    if (h->target_len == 0)
+        h->target_off = (uint32_t)h->len;
+    if (append(h, at, len) < 0)
+        return -1;
+    h->target_len += (uint32_t)len;
+    return 0;
+}
+
+int
+rp_http_head_add_name(rp_http_head_t *h, const char *at, size_t len)
+{
+    if (h->last_cb != 1) {
+        /* A new field starts: close the previous string (target or value). */
+        if (terminate(h) < 0)
+            return -1;
+        if (h->nfields == h->cap_fields) {
+            h->cap_fields = h->cap_fields ? h->cap_fields * 2 : 16;
+            h->fields = rp_xrealloc(h->fields, h->cap_fields * sizeof *h->fields);
+        }
+        rp_hfield_t *f = &h->fields[h->nfields++];
+        memset(f, 0, sizeof *f);
+        f->name_off = (uint32_t)h->len;
+        h->last_cb = 1;
+    }
+    if (append(h, at, len) < 0)
+        return -1;
+    h->fields[h->nfields - 1].name_len += (uint32_t)len;
+    return 0;
+}
+
+int
+rp_http_head_add_value(rp_http_head_t *h, const char *at, size_t len)
+{
+    if (h->nfields == 0)
+        return -1;
+    rp_hfield_t *f = &h->fields[h->nfields - 1];
+    if (h->last_cb != 2) {
+        if (terminate(h) < 0)
+            return -1;
+        f->value_off = (uint32_t)h->len;
+        h->last_cb = 2;
+    }
+    if (append(h, at, len) < 0)
+        return -1;
+    f->value_len += (uint32_t)len;
+    return 0;
+}
+
+int
+rp_http_head_finish(rp_http_head_t *h)
+{
+    if (terminate(h) < 0)
+        return -1;
+    /* A field with an empty value never got a value_off. */
+    for (unsigned i = 0; i < h->nfields; i++) {
+        rp_hfield_t *f = &h->fields[i];
+        if (f->value_len == 0)
+            f->value_off = f->name_off + f->name_len;
+    }
+    return 0;
+}
+
+bool
+rp_hf_is(const rp_http_head_t *h, const rp_hfield_t *f, const char *name)
+{
+    size_t n = strlen(name);
+    return f->name_len == n && strncasecmp(h->buf + f->name_off, name, n) == 0;
+}
+
+const rp_hfield_t *
+rp_http_find(const rp_http_head_t *h, const char *name, unsigned *count)
+{
+    const rp_hfield_t *first = NULL;
+    unsigned c = 0;
+    for (unsigned i = 0; i < h->nfields; i++) {
+        if (rp_hf_is(h, &h->fields[i], name)) {
+            if (first == NULL)
+                first = &h->fields[i];
+            c++;
+        }
+    }
+    if (count != NULL)
+        *count = c;
+    return first;
+}
+
+bool
+rp_http_list_has(const char *v, size_t len, const char *token)
+{
+    size_t tl = strlen(token);
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < len && v[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+            end--;
+        if (end - start == tl && strncasecmp(v + start, token, tl) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool
+name_listed_in_connection(const rp_http_head_t *h, const rp_hfield_t *f)
+{
+    for (unsigned i = 0; i < h->nfields; i++) {
+        const rp_hfield_t *c = &h->fields[i];
+        if (!rp_hf_is(h, c, "connection"))
+            continue;
+        char name[256];
+        if (f->name_len >= sizeof name)
+            continue;
+        memcpy(name, h->buf + f->name_off, f->name_len);
+        name[f->name_len] = '\0';
+        if (rp_http_list_has(h->buf + c->value_off, c->value_len, name))
+            return true;
+    }
+    return false;
+}
+
+void
+rp_http_mark_hop_by_hop(rp_http_head_t *h, const char *const *extra)
+{
+    static const char *const hop[] = {
+        "connection", "keep-alive", "proxy-connection", "te", "trailer",
+        "upgrade", "transfer-encoding", "content-length", NULL };
+    for (unsigned i = 0; i < h->nfields; i++) {
+        rp_hfield_t *f = &h->fields[i];
+        bool drop = false;
+        for (const char *const *n = hop; *n != NULL && !drop; n++)
+            drop = rp_hf_is(h, f, *n);
+        for (const char *const *n = extra; n != NULL && *n != NULL && !drop; n++)
+            drop = rp_hf_is(h, f, *n);
+        if (!drop)
+            drop = name_listed_in_connection(h, f);
+        if (drop)
+            f->flags |= RP_HF_DROP;
+    }
+}
+
+bool
+rp_request_id_valid(const char *s, size_t len)
+{
+    if (len == 0 || len > 64)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!isalnum(c) && c != '.' && c != '_' && c != '-' && c != ':')
+            return false;
+    }
+    return true;
+}
+
+void
+rp_request_id_new(char out[33])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char r[16];
+    if (RAND_bytes(r, sizeof r) != 1) {
+        /* The DRBG failing is not an input error; never hand out a
+         * predictable id silently. */
+        abort();
+    }
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[r[i] >> 4];
+        out[2 * i + 1] = hex[r[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+int
+rp_host_normalize(const char *in, size_t len, char *out, size_t cap)
+{
+    size_t hl = len;
+    if (len == 0)
+        return -1;
+    if (in[0] == '[') {
+        /* IP literal: [v6]:port */
+        const char *end = memchr(in, ']', len);
+        if (end == NULL)
+            return -1;
+        hl = (size_t)(end - in) + 1;
+        for (size_t i = 1; i < hl - 1; i++) {
+            unsigned char c = (unsigned char)in[i];
+            if (!isxdigit(c) && c != ':' && c != '.')
+                return -1;
+        }
+    } else {
+        const char *colon = memchr(in, ':', len);
+        if (colon != NULL)
+            hl = (size_t)(colon - in);
+        for (size_t i = 0; i < hl; i++) {
+            unsigned char c = (unsigned char)in[i];
+            if (!isalnum(c) && c != '-' && c != '.' && c != '_')
+                return -1;
+        }
+    }
+    if (hl < len) {
+        /* ":port" with 1-5 digits (an empty port is allowed by RFC 3986). */
+        if (in[hl] != ':' || len - hl - 1 > 5)
+            return -1;
+        for (size_t i = hl + 1; i < len; i++)
+            if (!isdigit((unsigned char)in[i]))
+                return -1;
+    }
+    if (hl > 0 && in[hl - 1] == '.' && in[0] != '[')
+        hl--;
+    if (hl == 0 || hl + 1 > cap)
+        return -1;
+    for (size_t i = 0; i < hl; i++)
+        out[i] = (char)tolower((unsigned char)in[i]);
+    out[hl] = '\0';
+    return (int)hl;
+}
+
+const char *
+rp_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    }
+    return "Unknown";
+}
+
+int
+rp_http_split_absolute(const char *t, size_t len, const char **authority,
+                       size_t *authority_len, const char **origin, size_t *origin_len)
+{
+    size_t skip;
+    if (len >= 7 && strncasecmp(t, "http://", 7) == 0)
+        skip = 7;
+    else if (len >= 8 && strncasecmp(t, "https://", 8) == 0)
+        skip = 8;
+    else
+        return -1;
+    const char *a = t + skip;
+    size_t rest = len - skip;
+    size_t i = 0;
+    while (i < rest && a[i] != '/' && a[i] != '?' && a[i] != '#')
+        i++;
+    if (i == 0 || memchr(a, '@', i) != NULL)   /* no userinfo in requests */
+        return -1;
+    *authority = a;
+    *authority_len = i;
+    *origin = a + i;
+    *origin_len = rest - i;
+    return 0;
+}
+
+bool
+rp_http_method_idempotent(int method)
+{
+    switch (method) {
+    case HTTP_GET: case HTTP_HEAD: case HTTP_PUT: case HTTP_DELETE:
+    case HTTP_OPTIONS: case HTTP_TRACE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+const char *
+rp_http_method_str(int method)
+{
+    return llhttp_method_name((llhttp_method_t)method);
+}

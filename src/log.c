@@ -1,0 +1,389 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Structured JSON logs.  Callers format a whole line on their own thread;
+ * a writer thread owns the file descriptors and writes queued lines in
+ * batches.  The queue is bounded in bytes: under a log storm lines are
+ * dropped (and counted) rather than memory growing or workers blocking.
+ * Before rp_log_start() and after rp_log_stop() lines are written directly.
+ */
+#include "config.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+#include "revproxy/config.h"
+#include "revproxy/log.h"
+#include "revproxy/route.h"
+#include "revproxy/txn.h"
+#include "conn.h"
+#include "util.h"
+
+int rp_log_level = RP_LOG_INFO;
+
+#define LOG_QUEUE_MAX_BYTES (8u << 20)
+#define LINE_MAX_BYTES 8192
+
+typedef struct line {
+    struct line *next;
+    int          access;    /* goes to the access log */
+    size_t       len;
+    char         data[];
+} line_t;
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t  cond;
+    pthread_t       thread;
+    bool            running, stopping;
+    line_t         *head, *tail;
+    size_t          bytes;
+    int             access_fd;   /* -1: stderr */
+} lq = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .access_fd = -1 };
+
+static atomic_ulong dropped;
+
+int
+rp_log_level_parse(const char *s)
+{
+    static const char *const names[] = { "error", "warn", "info", "debug" };
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static const char *
+level_name(rp_log_level_t l)
+{
+    switch (l) {
+    case RP_LOG_ERROR: return "error";
+    case RP_LOG_WARN:  return "warn";
+    case RP_LOG_INFO:  return "info";
+    case RP_LOG_DEBUG: return "debug";
+    }
+    return "info";
+}
+
+void
+rp_json_str(char *buf, size_t cap, size_t *pos, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t p = *pos;
+    /* Reserve room for the closing quote and NUL. */
+    if (cap < 3 || p >= cap - 3)
+        return;
+    buf[p++] = '"';
+    for (size_t i = 0; i < len && p < cap - 8; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            buf[p++] = '\\';
+            buf[p++] = (char)c;
+        } else if (c < 0x20 || c >= 0x7f) {
+            /* Non-ASCII bytes are escaped one by one: logs stay valid JSON
+             * whatever a client sends. */
+            buf[p++] = '\\';
+            buf[p++] = 'u';
+            buf[p++] = '0';
+            buf[p++] = '0';
+            buf[p++] = hex[c >> 4];
+            buf[p++] = hex[c & 15];
+        } else {
+            buf[p++] = (char)c;
+        }
+    }
+    buf[p++] = '"';
+    buf[p] = '\0';
+    *pos = p;
+}
+
+static void
+put(char *buf, size_t cap, size_t *pos, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+put(char *buf, size_t cap, size_t *pos, const char *fmt, ...)
+{
+    if (*pos >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *pos, cap - *pos, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    *pos += (size_t)n < cap - *pos ? (size_t)n : cap - *pos - 1;
+}
+
+static void
+put_kv(char *buf, size_t cap, size_t *pos, const char *key, const char *v, size_t len)
+{
+    put(buf, cap, pos, ",\"%s\":", key);
+    rp_json_str(buf, cap, pos, v, len);
+}
+
+static void
+put_ts(char *buf, size_t cap, size_t *pos)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    put(buf, cap, pos, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\"",
+        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+        tm.tm_sec, ts.tv_nsec / 1000000);
+}
+
+static void
+put_txn(char *buf, size_t cap, size_t *pos, const rp_txn_t *txn)
+{
+    if (txn == NULL)
+        return;
+    put_kv(buf, cap, pos, "request_id", txn->id, strlen(txn->id));
+    if (txn->client != NULL) {
+        const char *peer = rp_conn_peer(txn->client);
+        put_kv(buf, cap, pos, "client", peer, strlen(peer));
+    }
+    if (txn->route != NULL)
+        put_kv(buf, cap, pos, "route", txn->route->label, strlen(txn->route->label));
+    if (txn->upstream != NULL)
+        put_kv(buf, cap, pos, "upstream", txn->upstream->name, strlen(txn->upstream->name));
+    if (txn->backend != NULL)
+        put_kv(buf, cap, pos, "backend", txn->backend->addr.text, strlen(txn->backend->addr.text));
+}
+
+static void
+write_all(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+static void
+submit(const char *buf, size_t len, int access)
+{
+    pthread_mutex_lock(&lq.lock);
+    if (!lq.running) {
+        int fd = access && lq.access_fd >= 0 ? lq.access_fd : STDERR_FILENO;
+        pthread_mutex_unlock(&lq.lock);
+        write_all(fd, buf, len);
+        return;
+    }
+    if (lq.bytes + len > LOG_QUEUE_MAX_BYTES) {
+        pthread_mutex_unlock(&lq.lock);
+        atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
+        return;
+    }
+    line_t *l = rp_xmalloc(sizeof *l + len);
+    l->next = NULL;
+    l->access = access;
+    l->len = len;
+    memcpy(l->data, buf, len);
+    if (lq.tail != NULL)
+        lq.tail->next = l;
+    else
+        lq.head = l;
+    lq.tail = l;
+    lq.bytes += len;
+    pthread_cond_signal(&lq.cond);
+    pthread_mutex_unlock(&lq.lock);
+}
+
+static void
+finish_line(char *buf, size_t cap, size_t *pos)
+{
+    /* A truncated line still ends as a JSON object and a newline. */
+    if (*pos > cap - 3)
+        *pos = cap - 3;
+    buf[(*pos)++] = '}';
+    buf[(*pos)++] = '\n';
+    buf[*pos] = '\0';
+}
+
+static void
+emit(rp_log_level_t lvl, const rp_txn_t *txn, const char *extra, const char *fmt, va_list ap)
+{
+    char msg[2048];
+    char buf[LINE_MAX_BYTES];
+    size_t pos = 0;
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    put_ts(buf, sizeof buf, &pos);
+    put(buf, sizeof buf, &pos, ",\"level\":\"%s\"", level_name(lvl));
+    put_kv(buf, sizeof buf, &pos, "msg", msg, strlen(msg));
+    put_txn(buf, sizeof buf, &pos, txn);
+    if (extra != NULL && extra[0] != '\0')
+        put(buf, sizeof buf, &pos, ",%s", extra);
+    finish_line(buf, sizeof buf, &pos);
+    submit(buf, pos, 0);
+}
+
+void
+rp_log_emit(rp_log_level_t lvl, const rp_txn_t *txn, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    emit(lvl, txn, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void
+rp_log_fields(rp_log_level_t lvl, const rp_txn_t *txn, const char *extra, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    emit(lvl, txn, extra, fmt, ap);
+    va_end(ap);
+}
+
+void
+rp_log_access(const rp_txn_t *txn)
+{
+    char buf[LINE_MAX_BYTES];
+    size_t pos = 0;
+    uint64_t now = rp_now_us();
+    put_ts(buf, sizeof buf, &pos);
+    put(buf, sizeof buf, &pos, ",\"level\":\"info\",\"msg\":\"access\"");
+    put_txn(buf, sizeof buf, &pos, txn);
+    const char *method = rp_http_method_str(txn->req.method);
+    put_kv(buf, sizeof buf, &pos, "method", method, strlen(method));
+    put_kv(buf, sizeof buf, &pos, "target", txn->req.buf + txn->req.target_off,
+           txn->req.target_len > 1024 ? 1024 : txn->req.target_len);
+    put_kv(buf, sizeof buf, &pos, "host", txn->host, strlen(txn->host));
+    put(buf, sizeof buf, &pos,
+        ",\"protocol\":\"HTTP/%u.%u\",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu"
+        ",\"duration_ms\":%.3f,\"attempts\":%u",
+        txn->req.major, txn->req.minor, txn->status,
+        (unsigned long long)txn->req_body_bytes, (unsigned long long)txn->bytes_out,
+        (double)(now - txn->start_us) / 1000.0, txn->attempts);
+    if (txn->why != RP_CLOSE_OK) {
+        const char *w = rp_close_name(txn->why);
+        put_kv(buf, sizeof buf, &pos, "termination", w, strlen(w));
+        const char *st = rp_txn_state_name(txn->where);
+        put_kv(buf, sizeof buf, &pos, "state", st, strlen(st));
+    }
+    if (txn->decided_by >= 0) {
+        const char *m = rp_module_name(txn->decided_by);
+        put_kv(buf, sizeof buf, &pos, "decided_by", m, strlen(m));
+    }
+    finish_line(buf, sizeof buf, &pos);
+    submit(buf, pos, 1);
+}
+
+static void *
+writer_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&lq.lock);
+    for (;;) {
+        while (lq.head == NULL && !lq.stopping)
+            pthread_cond_wait(&lq.cond, &lq.lock);
+        if (lq.head == NULL && lq.stopping)
+            break;
+        line_t *batch = lq.head;
+        lq.head = lq.tail = NULL;
+        lq.bytes = 0;
+        int afd = lq.access_fd;
+        pthread_mutex_unlock(&lq.lock);
+        /* Write runs of lines going to the same descriptor with writev. */
+        while (batch != NULL) {
+            struct iovec iov[64];
+            int n = 0;
+            int access = batch->access;
+            line_t *l = batch;
+            while (l != NULL && n < 64 && l->access == access) {
+                iov[n].iov_base = l->data;
+                iov[n].iov_len = l->len;
+                n++;
+                l = l->next;
+            }
+            int fd = access && afd >= 0 ? afd : STDERR_FILENO;
+            ssize_t total = 0;
+            for (int i = 0; i < n; i++)
+                total += (ssize_t)iov[i].iov_len;
+            ssize_t w = writev(fd, iov, n);
+            if (w >= 0 && w < total) {
+                /* Short write: finish line by line. */
+                ssize_t skip = w;
+                for (int i = 0; i < n; i++) {
+                    if (skip >= (ssize_t)iov[i].iov_len) {
+                        skip -= (ssize_t)iov[i].iov_len;
+                        continue;
+                    }
+                    write_all(fd, (char *)iov[i].iov_base + skip, iov[i].iov_len - (size_t)skip);
+                    skip = 0;
+                }
+            }
+            while (batch != l) {
+                line_t *next = batch->next;
+                free(batch);
+                batch = next;
+            }
+        }
+        pthread_mutex_lock(&lq.lock);
+    }
+    pthread_mutex_unlock(&lq.lock);
+    return NULL;
+}
+
+int
+rp_log_start(const char *access_path)
+{
+    if (access_path != NULL) {
+        int fd = open(access_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (fd < 0)
+            return -1;
+        lq.access_fd = fd;
+    }
+    pthread_mutex_lock(&lq.lock);
+    lq.stopping = false;
+    lq.running = true;
+    pthread_mutex_unlock(&lq.lock);
+    if (pthread_create(&lq.thread, NULL, writer_main, NULL) != 0) {
+        pthread_mutex_lock(&lq.lock);
+        lq.running = false;
+        pthread_mutex_unlock(&lq.lock);
+        return -1;
+    }
+    return 0;
+}
+
+void
+rp_log_stop(void)
+{
+    pthread_mutex_lock(&lq.lock);
+    if (!lq.running) {
+        pthread_mutex_unlock(&lq.lock);
+        return;
+    }
+    lq.stopping = true;
+    pthread_cond_signal(&lq.cond);
+    pthread_mutex_unlock(&lq.lock);
+    pthread_join(lq.thread, NULL);
+    pthread_mutex_lock(&lq.lock);
+    lq.running = false;
+    pthread_mutex_unlock(&lq.lock);
+    if (lq.access_fd >= 0) {
+        close(lq.access_fd);
+        lq.access_fd = -1;
+    }
+}
+
+unsigned long
+rp_log_dropped(void)
+{
+    return atomic_load(&dropped);
+}

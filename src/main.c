@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * revproxy: command line, start-up and the main thread's event loop.  The
+ * main thread owns signals and the config; workers own traffic.
+ *
+ * Exit status: 0 success, 64 usage error, 78 configuration error, 1 any
+ * other failure.
+ */
+#include "config.h"
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include "revproxy/config.h"
+#include "revproxy/log.h"
+#include "proxy.h"
+#include "worker.h"
+#include "util.h"
+
+#define EXIT_USAGE 64
+#define EXIT_CONFIG 78
+#define DEFAULT_CONFIG "/etc/revproxy.json"
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+        "usage: revproxy [-c FILE] [-t] [-V] [-h]\n"
+        "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+        "  -t, --check        validate the configuration and exit (0 valid, 78 invalid)\n"
+        "  -V, --version      print the version and exit\n"
+        "  -h, --help         print this help and exit\n");
+}
+
+static void
+print_errors(const char *path, const rp_errs_t *errs)
+{
+    for (size_t i = 0; i < errs->count; i++)
+        fprintf(stderr, "revproxy: %s: %s\n", path, errs->msgs[i]);
+    fprintf(stderr, "revproxy: configuration %s is invalid (%zu error%s)\n", path,
+            errs->count, errs->count == 1 ? "" : "s");
+}
+
+/* Make room for every connection the config allows: a client and an
+ * upstream descriptor each, plus listeners and a reserve. */
+static void
+set_fd_limit(const rp_snapshot_t *s)
+{
+    struct rlimit rl;
+    rlim_t reserve = 64 + (rlim_t)s->workers * (rlim_t)s->nlisteners;
+    rlim_t want = (rlim_t)s->limits.max_connections * 2 + reserve;
+    rp_max_conns = s->limits.max_connections;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < want) {
+        rlim_t cur = want;
+        if (rl.rlim_max != RLIM_INFINITY && cur > rl.rlim_max)
+            cur = rl.rlim_max;
+        rl.rlim_cur = cur;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < want) {
+        unsigned cap = rl.rlim_cur > reserve ? (unsigned)((rl.rlim_cur - reserve) / 2) : 1;
+        rp_log(RP_LOG_WARN, NULL,
+               "file descriptor limit %llu is too low for limits.max_connections %u; "
+               "accepting at most %u connections",
+               (unsigned long long)rl.rlim_cur, s->limits.max_connections, cap);
+        rp_max_conns = cap;
+    }
+}
+
+static void
+stop_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    rp_log(RP_LOG_INFO, NULL, "received %s: stopping", strsignal((int)sig));
+    event_base_loopexit(arg, NULL);
+}
+
+static void
+unsupported_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    rp_log(RP_LOG_WARN, NULL, "received %s: %s not supported yet, ignored", strsignal((int)sig),
+           sig == SIGHUP ? "configuration reload" : "log reopening");
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "check", no_argument, NULL, 't' },
+        { "version", no_argument, NULL, 'V' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *path = DEFAULT_CONFIG;
+    bool check = false;
+    int ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            path = optarg;
+            break;
+        case 't':
+            check = true;
+            break;
+        case 'V':
+            printf("revproxy %s\n", PACKAGE_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            if (optopt != 0 && optopt != '?')
+                fprintf(stderr, "revproxy: option -%c needs an argument or is unknown\n", optopt);
+            else
+                fprintf(stderr, "revproxy: unknown option %s\n", argv[optind - 1]);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "revproxy: unexpected argument %s\n", argv[optind]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+
+    rp_errs_t errs = { 0 };
+    rp_snapshot_t *snap = NULL;
+    if (rp_snapshot_load(path, &snap, &errs) < 0) {
+        print_errors(path, &errs);
+        rp_errs_free(&errs);
+        return EXIT_CONFIG;
+    }
+    if (check) {
+        printf("revproxy: configuration %s is valid\n", path);
+        rp_snapshot_unref(snap);
+        return 0;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    rp_log_level = snap->log_level;
+    if (rp_log_start(snap->access_log) < 0) {
+        rp_log(RP_LOG_ERROR, NULL, "cannot open access log %s: %s", snap->access_log,
+               strerror(errno));
+        rp_snapshot_unref(snap);
+        return 1;
+    }
+    if (evthread_use_pthreads() < 0) {
+        rp_log(RP_LOG_ERROR, NULL, "libevent: no thread support");
+        rp_log_stop();
+        return 1;
+    }
+    rp_proxy_init();
+    set_fd_limit(snap);
+
+    struct event_base *base = event_base_new();
+    if (base == NULL) {
+        rp_log(RP_LOG_ERROR, NULL, "cannot create the main event base");
+        rp_log_stop();
+        return 1;
+    }
+    /* Signals are caught before the workers exist, so no thread ever dies
+     * of a stray HUP. */
+    struct event *sigs[4] = {
+        evsignal_new(base, SIGINT, stop_signal_cb, base),
+        evsignal_new(base, SIGTERM, stop_signal_cb, base),
+        evsignal_new(base, SIGHUP, unsupported_signal_cb, base),
+        evsignal_new(base, SIGUSR1, unsupported_signal_cb, base),
+    };
+    for (size_t i = 0; i < RP_ARRAY_LEN(sigs); i++)
+        evsignal_add(sigs[i], NULL);
+
+    if (rp_workers_start(snap) < 0) {
+        for (size_t i = 0; i < RP_ARRAY_LEN(sigs); i++)
+            event_free(sigs[i]);
+        event_base_free(base);
+        rp_snapshot_unref(snap);
+        rp_log_stop();
+        return 1;
+    }
+    for (size_t i = 0; i < snap->nlisteners; i++)
+        rp_log(RP_LOG_INFO, NULL, "listening on %s (%u workers)", snap->listeners[i].text,
+               snap->workers);
+    event_base_dispatch(base);
+
+    rp_workers_stop();
+    rp_log(RP_LOG_INFO, NULL, "stopped");
+    for (size_t i = 0; i < RP_ARRAY_LEN(sigs); i++)
+        event_free(sigs[i]);
+    event_base_free(base);
+    rp_snapshot_unref(snap);
+    rp_log_stop();
+    libevent_global_shutdown();
+    return 0;
+}

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Upstream connections and keep-alive pools (see pool.h).  This file owns
+ * connections while they are idle; while a transaction uses one, the
+ * transaction sets the callbacks and decides whether it comes back here.
+ */
+#include "config.h"
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include "revproxy/log.h"
+#include "conn.h"
+#include "pool.h"
+#include "worker.h"
+#include "util.h"
+
+static rp_pool_t *
+pool_for(rp_worker_t *w, unsigned id)
+{
+    if (id >= w->npools) {
+        unsigned n = rp_backend_identity_count();
+        if (n <= id)
+            n = id + 1;
+        w->pools = rp_xrealloc(w->pools, n * sizeof *w->pools);
+        for (unsigned i = w->npools; i < n; i++) {
+            TAILQ_INIT(&w->pools[i].idle);
+            w->pools[i].nidle = 0;
+        }
+        w->npools = n;
+    }
+    return &w->pools[id];
+}
+
+void
+rp_upconn_close(rp_upconn_t *up)
+{
+    if (up == NULL)
+        return;
+    if (up->state == RP_UP_IDLE) {
+        rp_pool_t *p = pool_for(up->w, up->backend_id);
+        TAILQ_REMOVE(&p->idle, up, link);
+        p->nidle--;
+    }
+    bufferevent_free(up->bev);
+    free(up);
+}
+
+rp_upconn_t *
+rp_upconn_connect(rp_worker_t *w, const rp_backend_t *be)
+{
+    int fd = socket(be->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct bufferevent *bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        close(fd);
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (bufferevent_socket_connect(bev, (const struct sockaddr *)&be->addr.ss,
+                                   (int)be->addr.len) < 0) {
+        /* Immediate failure (e.g. no route): report as a connect error. */
+        int e = errno;
+        bufferevent_free(bev);
+        errno = e ? e : ECONNREFUSED;
+        return NULL;
+    }
+    rp_upconn_t *up = rp_xcalloc(1, sizeof *up);
+    up->w = w;
+    up->bev = bev;
+    up->state = RP_UP_CONNECTING;
+    up->backend_id = be->id;
+    bufferevent_setwatermark(bev, EV_READ, 0, RP_RBUF_HIGH_UP);
+    return up;
+}
+
+/* An idle connection became readable: the backend closed it, reset it or
+ * sent bytes nobody asked for.  Either way it cannot carry a request. */
+static void
+idle_read_cb(struct bufferevent *bev, void *arg)
+{
+    rp_upconn_t *up = arg;
+    (void)bev;
+    rp_log(RP_LOG_DEBUG, NULL, "pool: dropping idle connection that received unexpected data");
+    rp_upconn_close(up);
+}
+
+static void
+idle_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    rp_upconn_t *up = arg;
+    (void)bev;
+    rp_log(RP_LOG_DEBUG, NULL, "pool: idle connection %s",
+           (what & BEV_EVENT_TIMEOUT) ? "timed out" : "closed by backend");
+    rp_upconn_close(up);
+}
+
+/* True when the socket has neither data nor EOF pending. */
+static bool
+still_quiet(rp_upconn_t *up)
+{
+    char b;
+    ssize_t n = recv(bufferevent_getfd(up->bev), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return evbuffer_get_length(bufferevent_get_input(up->bev)) == 0;
+    return false;
+}
+
+rp_upconn_t *
+rp_pool_acquire(rp_worker_t *w, const rp_backend_t *be)
+{
+    rp_pool_t *p = pool_for(w, be->id);
+    rp_upconn_t *up;
+    while ((up = TAILQ_FIRST(&p->idle)) != NULL) {
+        TAILQ_REMOVE(&p->idle, up, link);
+        p->nidle--;
+        up->state = RP_UP_ACTIVE;
+        if (!still_quiet(up)) {
+            rp_upconn_close(up);
+            continue;
+        }
+        bufferevent_setcb(up->bev, NULL, NULL, NULL, NULL);
+        bufferevent_set_timeouts(up->bev, NULL, NULL);
+        return up;
+    }
+    return NULL;
+}
+
+void
+rp_pool_release(rp_upconn_t *up, const rp_upstream_t *u)
+{
+    rp_pool_t *p = pool_for(up->w, up->backend_id);
+    if (u->max_idle_per_backend == 0
+        || evbuffer_get_length(bufferevent_get_input(up->bev)) != 0
+        || evbuffer_get_length(bufferevent_get_output(up->bev)) != 0) {
+        rp_upconn_close(up);
+        return;
+    }
+    while (p->nidle >= u->max_idle_per_backend) {
+        rp_upconn_t *old = TAILQ_LAST(&p->idle, rp_upconn_tailq);
+        rp_upconn_close(old);
+    }
+    up->state = RP_UP_IDLE;
+    TAILQ_INSERT_HEAD(&p->idle, up, link);
+    p->nidle++;
+    struct timeval tv = { u->idle_timeout_ms / 1000, (u->idle_timeout_ms % 1000) * 1000 };
+    bufferevent_setcb(up->bev, idle_read_cb, NULL, idle_event_cb, up);
+    bufferevent_set_timeouts(up->bev, &tv, NULL);
+    bufferevent_enable(up->bev, EV_READ);
+}
+
+void
+rp_pools_free(rp_worker_t *w)
+{
+    for (unsigned i = 0; i < w->npools; i++) {
+        rp_upconn_t *up;
+        while ((up = TAILQ_FIRST(&w->pools[i].idle)) != NULL)
+            rp_upconn_close(up);
+    }
+    free(w->pools);
+    w->pools = NULL;
+    w->npools = 0;
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Upstream connections and the per-worker keep-alive pools.  A pool holds
+ * idle connections to one backend identity (upstream name + address),
+ * bounded by max_idle_per_backend and idle_timeout_ms.  An idle connection
+ * watches its socket: if the backend closes it or sends anything, it is
+ * dropped, so a connection taken from the pool was alive an instant ago.
+ */
+#ifndef RP_POOL_H
+#define RP_POOL_H
+
+#include <stdbool.h>
+#include <sys/queue.h>
+#include <event2/bufferevent.h>
+#include "revproxy/config.h"
+
+typedef enum rp_upconn_state {
+    RP_UP_CONNECTING = 0,  /* connect in progress; owned by a txn */
+    RP_UP_ACTIVE,          /* carrying a request; owned by a txn */
+    RP_UP_IDLE,            /* in its pool; owned by the pool */
+    RP_UP_STATE_COUNT
+} rp_upconn_state_t;
+
+struct rp_upconn {
+    rp_worker_t        *w;          /* borrowed */
+    struct bufferevent *bev;        /* owned */
+    rp_upconn_state_t   state;
+    unsigned            backend_id;
+    unsigned            uses;       /* requests carried so far */
+    TAILQ_ENTRY(rp_upconn) link;    /* in the pool when idle */
+};
+
+struct rp_pool {
+    TAILQ_HEAD(rp_upconn_tailq, rp_upconn) idle;   /* most recently used first */
+    unsigned nidle;
+};
+
+/* A live idle connection to be, or NULL.  The caller owns what it gets
+ * (state ACTIVE, callbacks unset). */
+rp_upconn_t *rp_pool_acquire(rp_worker_t *w, const rp_backend_t *be);
+/* Start a new connection (state CONNECTING); callbacks are the caller's to
+ * set.  NULL when a socket cannot even be created (errno says why). */
+rp_upconn_t *rp_upconn_connect(rp_worker_t *w, const rp_backend_t *be);
+/* Give a connection that finished a request cleanly back to its pool;
+ * closed instead if the pool is full or idle pooling is off. */
+void rp_pool_release(rp_upconn_t *up, const rp_upstream_t *u);
+void rp_upconn_close(rp_upconn_t *up);
+/* Close every idle connection of the worker (shutdown). */
+void rp_pools_free(rp_worker_t *w);
+
+#endif

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The transaction state machine (proxy.c): from a valid request head to the
+ * end of the response.  The client connection feeds it the request body and
+ * tells it when the client can take more; the upstream side is entirely
+ * its own.
+ */
+#ifndef RP_PROXY_H
+#define RP_PROXY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "revproxy/txn.h"
+
+/* A new transaction on connection c, holding a reference to the worker's
+ * current snapshot.  State READ_HEAD. */
+rp_txn_t *rp_txn_new(rp_conn_t *c);
+/* Run on_complete and the access log if not done yet, release everything. */
+void rp_txn_free(rp_txn_t *t);
+/* The head is complete and valid: decide, pick a backend, connect. */
+void rp_txn_start(rp_txn_t *t);
+/* Request body bytes (already de-chunked).  Returns 0, or -1 when
+ * max_body_bytes is exceeded. */
+int rp_txn_req_body(rp_txn_t *t, const char *at, size_t len);
+/* The request body ended. */
+void rp_txn_req_end(rp_txn_t *t);
+/* May the client parser feed body bytes now? */
+bool rp_txn_wants_body(const rp_txn_t *t);
+/* The client's output buffer drained below the low watermark. */
+void rp_txn_client_drained(rp_txn_t *t);
+/* The client side failed while the txn runs (bad body, body timeout):
+ * answer status if no response was started, else abort. */
+void rp_txn_client_error(rp_txn_t *t, int status, rp_close_t why, const char *reason);
+/* The client went away: drop the upstream side, nothing more is sent. */
+void rp_txn_abort(rp_txn_t *t, rp_close_t why, const char *reason);
+void rp_txn_set_state(rp_txn_t *t, rp_txn_state_t s);
+
+/* Initialise the parser settings (once, before workers start). */
+void rp_proxy_init(void);
+
+#endif

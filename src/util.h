@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Small helpers used everywhere: allocation that aborts on exhaustion (limits
+ * bound memory, so running out is a bug or a lost machine, not an input
+ * error) and clocks.
+ */
+#ifndef RP_UTIL_H
+#define RP_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+void *rp_xmalloc(size_t n);
+void *rp_xcalloc(size_t n, size_t size);
+void *rp_xrealloc(void *p, size_t n);
+char *rp_xstrdup(const char *s);
+char *rp_xstrndup(const char *s, size_t n);
+
+/* Monotonic clock in microseconds. */
+uint64_t rp_now_us(void);
+
+#define RP_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Worker threads (see worker.h): listening sockets, accepting, the global
+ * connection cap, and orderly stop.  Listening sockets are created and bound
+ * on the main thread so that start-up fails before any thread runs.
+ */
+#include "config.h"
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include "revproxy/log.h"
+#include "revproxy/module.h"
+#include "conn.h"
+#include "pool.h"
+#include "worker.h"
+#include "util.h"
+
+atomic_uint rp_active_conns;
+unsigned rp_max_conns;
+
+static rp_worker_t *workers;
+static unsigned nworkers;
+
+static int
+bind_listener(const rp_addr_t *a)
+{
+    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        goto fail;
+    if (a->ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0)
+        goto fail;
+    if (listen(fd, 511) < 0)
+        goto fail;
+    return fd;
+fail:;
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+}
+
+static void
+set_accepting(rp_worker_t *w, bool on)
+{
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        if (on)
+            evconnlistener_enable(w->listeners[i]);
+        else
+            evconnlistener_disable(w->listeners[i]);
+    }
+    w->accept_paused = !on;
+    if (!on) {
+        struct timeval tv = { 0, 100000 };
+        evtimer_add(w->accept_timer, &tv);
+    }
+}
+
+static void
+accept_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rp_worker_t *w = arg;
+    (void)fd;
+    (void)what;
+    if (!w->accept_paused)
+        return;
+    if (atomic_load(&rp_active_conns) < rp_max_conns)
+        set_accepting(w, true);
+    else
+        set_accepting(w, false);
+}
+
+void
+rp_worker_conn_closed(rp_worker_t *w)
+{
+    atomic_fetch_sub(&rp_active_conns, 1);
+    w->nconns--;
+    if (w->accept_paused && atomic_load(&rp_active_conns) < rp_max_conns)
+        set_accepting(w, true);
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+          int socklen, void *arg)
+{
+    rp_worker_t *w = arg;
+    (void)l;
+    unsigned n = atomic_fetch_add(&rp_active_conns, 1) + 1;
+    if (n > rp_max_conns) {
+        /* Another worker took the last slot: refuse this one and stop
+         * accepting until a slot frees up. */
+        atomic_fetch_sub(&rp_active_conns, 1);
+        close(fd);
+        set_accepting(w, false);
+        return;
+    }
+    w->nconns++;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (rp_conn_new(w, fd, sa, (socklen_t)socklen) == NULL) {
+        rp_worker_conn_closed(w);
+        return;
+    }
+    if (n >= rp_max_conns)
+        set_accepting(w, false);
+}
+
+static void
+accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    rp_worker_t *w = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    (void)l;
+    /* EMFILE/ENFILE/ENOBUFS: back off instead of spinning on a full
+     * descriptor table. */
+    rp_log(RP_LOG_WARN, NULL, "accept: %s; pausing accepts for 100 ms", strerror(e));
+    set_accepting(w, false);
+}
+
+static void
+stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rp_worker_t *w = arg;
+    (void)fd;
+    (void)what;
+    for (size_t i = 0; i < w->nlisteners; i++)
+        evconnlistener_free(w->listeners[i]);
+    w->nlisteners = 0;
+    rp_conn_t *c;
+    while ((c = TAILQ_FIRST(&w->conns)) != NULL)
+        rp_conn_free(c);
+    rp_pools_free(w);
+    event_base_loopbreak(w->base);
+}
+
+static void *
+worker_main(void *arg)
+{
+    rp_worker_t *w = arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    rp_modules_start(w, w->snap);
+    event_base_dispatch(w->base);
+    rp_modules_stop(w, w->snap);
+    return NULL;
+}
+
+static void
+worker_cleanup(rp_worker_t *w)
+{
+    for (size_t i = 0; i < w->nlisteners; i++)
+        evconnlistener_free(w->listeners[i]);
+    free(w->listeners);
+    if (w->accept_timer)
+        event_free(w->accept_timer);
+    if (w->stop_ev)
+        event_free(w->stop_ev);
+    if (w->base)
+        event_base_free(w->base);
+    rp_snapshot_unref(w->snap);
+}
+
+int
+rp_workers_start(rp_snapshot_t *snap)
+{
+    nworkers = snap->workers;
+    workers = rp_xcalloc(nworkers, sizeof *workers);
+    for (unsigned i = 0; i < nworkers; i++) {
+        rp_worker_t *w = &workers[i];
+        w->id = i;
+        TAILQ_INIT(&w->conns);
+        w->snap = rp_snapshot_ref(snap);
+        struct event_config *ec = event_config_new();
+        w->base = event_base_new_with_config(ec);
+        event_config_free(ec);
+        if (w->base == NULL) {
+            rp_log(RP_LOG_ERROR, NULL, "worker %u: cannot create event base", i);
+            goto fail;
+        }
+        w->accept_timer = evtimer_new(w->base, accept_timer_cb, w);
+        w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
+        w->listeners = rp_xcalloc(snap->nlisteners, sizeof *w->listeners);
+        for (size_t j = 0; j < snap->nlisteners; j++) {
+            int fd = bind_listener(&snap->listeners[j]);
+            if (fd < 0) {
+                rp_log(RP_LOG_ERROR, NULL, "listen on %s: %s", snap->listeners[j].text,
+                       strerror(errno));
+                goto fail;
+            }
+            struct evconnlistener *l = evconnlistener_new(w->base, accept_cb, w,
+                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+            if (l == NULL) {
+                close(fd);
+                rp_log(RP_LOG_ERROR, NULL, "listen on %s: cannot create listener",
+                       snap->listeners[j].text);
+                goto fail;
+            }
+            evconnlistener_set_error_cb(l, accept_error_cb);
+            w->listeners[w->nlisteners++] = l;
+        }
+    }
+    for (unsigned i = 0; i < nworkers; i++) {
+        if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
+            rp_log(RP_LOG_ERROR, NULL, "cannot start worker thread %u", i);
+            for (unsigned j = 0; j < i; j++) {
+                event_active(workers[j].stop_ev, 0, 0);
+                pthread_join(workers[j].thread, NULL);
+            }
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    for (unsigned i = 0; i < nworkers; i++)
+        worker_cleanup(&workers[i]);
+    free(workers);
+    workers = NULL;
+    nworkers = 0;
+    return -1;
+}
+
+void
+rp_workers_stop(void)
+{
+    for (unsigned i = 0; i < nworkers; i++)
+        event_active(workers[i].stop_ev, 0, 0);
+    for (unsigned i = 0; i < nworkers; i++)
+        pthread_join(workers[i].thread, NULL);
+    for (unsigned i = 0; i < nworkers; i++)
+        worker_cleanup(&workers[i]);
+    free(workers);
+    workers = NULL;
+    nworkers = 0;
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Worker threads.  Each worker owns an event_base, its own SO_REUSEPORT
+ * listening sockets, the client connections accepted on them and its
+ * upstream connection pools; a connection lives and dies on one worker.
+ * The main thread owns signals and config and talks to workers only
+ * through events it activates on their bases.
+ */
+#ifndef RP_WORKER_H
+#define RP_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/queue.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include "revproxy/config.h"
+
+typedef struct rp_pool rp_pool_t;
+
+struct rp_worker {
+    unsigned              id;
+    pthread_t             thread;
+    struct event_base    *base;          /* owned */
+    rp_snapshot_t        *snap;          /* ref: snapshot new requests start with */
+    struct evconnlistener **listeners;   /* owned */
+    size_t                nlisteners;
+    struct event         *accept_timer;  /* owned: re-enables paused listeners */
+    bool                  accept_paused;
+    struct event         *stop_ev;       /* owned: activated by the main thread */
+    TAILQ_HEAD(, rp_conn) conns;         /* owned */
+    unsigned              nconns;
+    rp_pool_t            *pools;         /* owned: indexed by backend identity */
+    unsigned              npools;
+};
+
+/* Connections open across all workers, and the cap applied to them. */
+extern atomic_uint rp_active_conns;
+extern unsigned rp_max_conns;
+
+/* Bind every listener once per worker (SO_REUSEPORT) on the main thread, so
+ * a port in use fails start-up cleanly; then start the threads.  Returns 0,
+ * or -1 after logging why (nothing left running). */
+int rp_workers_start(rp_snapshot_t *snap);
+/* Stop all workers (close listeners and connections) and join them. */
+void rp_workers_stop(void);
+
+/* A connection closed: accounting and listener re-enable. */
+void rp_worker_conn_closed(rp_worker_t *w);
+
+#endif
