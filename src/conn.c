@@ -265,6 +265,10 @@ validate_head(rp_conn_t *c, rp_txn_t *t)
     if (nid == 1 && rp_request_id_valid(rp_hf_value(h, rid), rid->value_len))
         memcpy(t->id, rp_hf_value(h, rid), rid->value_len + 1);
     t->head_request = h->method == HTTP_HEAD;
+    /* Without a body the request is complete with its head; the parser's
+     * end-of-message event comes later and only pauses the parser. */
+    if (!t->req_chunked && t->req_content_length == 0)
+        t->req_done = 1;
     (void)c;
     return 0;
 }
@@ -362,7 +366,7 @@ conn_process(rp_conn_t *c)
         }
         if (c->msg_complete) {
             c->msg_complete = false;
-            if (c->txn != NULL)
+            if (c->txn != NULL && !c->txn->req_done)
                 rp_txn_req_end(c->txn);
             continue;
         }
