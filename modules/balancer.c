@@ -55,6 +55,8 @@ rp_swrr_next(rp_swrr_t *s, unsigned row)
 {
     int64_t *cur = s->current + (size_t)(row % s->rows) * s->stride;
     size_t best = 0;
+    if (s->n == 0)
+        return 0;   /* callers never build an empty set; stay in bounds anyway */
     for (size_t i = 0; i < s->n; i++) {
         cur[i] += s->weight[i];
         if (cur[i] > cur[best])

@@ -109,7 +109,7 @@ parse_route(const json_t *o, const char *p, const rp_snapshot_t *snap, rp_route_
                 lower[--n] = '\0';
             if (strchr(lower, ':') != NULL)
                 rp_errs_add(errs, q, "must not contain a port (routes match the host name only)");
-            else if (strcmp(lower, "*") == 0)
+            else if (strcmp(lower, "*") == 0 || strcmp(lower, "*.") == 0)
                 rp_errs_add(errs, q, "\"*\" is not a host: leave host out to match any host");
             else if (lower[0] == '*' && (lower[1] != '.' || !valid_host_label_chars(lower + 2)
                                          || strchr(lower + 1, '*') != NULL))
@@ -144,7 +144,8 @@ parse_route(const json_t *o, const char *p, const rp_snapshot_t *snap, rp_route_
     rp_conf_path(q, sizeof q, p, "upstream");
     if (json_object_get(o, "upstream") == NULL)
         rp_errs_add(errs, q, "required");
-    else if (up != NULL && (rt->upstream = rp_snapshot_upstream(snap, up)) == NULL)
+    else if (up != NULL && snap->nupstreams > 0
+             && (rt->upstream = rp_snapshot_upstream(snap, up)) == NULL)
         rp_errs_add(errs, q, "unknown upstream \"%s\"", up);
     snprintf(rt->label, sizeof rt->label, "%s %s%s", rt->host ? rt->host : "*",
              rt->path ? rt->path : "/", rt->prefix ? "*" : "");
@@ -217,8 +218,10 @@ group_add(host_group_t *g, rp_route_t *rt)
 static void
 group_sort(host_group_t *g, rp_errs_t *errs)
 {
-    qsort(g->exact, g->nexact, sizeof *g->exact, cmp_exact);
-    qsort(g->prefix, g->nprefix, sizeof *g->prefix, cmp_prefix);
+    if (g->nexact > 1)
+        qsort(g->exact, g->nexact, sizeof *g->exact, cmp_exact);
+    if (g->nprefix > 1)
+        qsort(g->prefix, g->nprefix, sizeof *g->prefix, cmp_prefix);
     for (size_t i = 1; i < g->nexact; i++) {
         const rp_route_t *a = g->exact[i - 1], *b = g->exact[i];
         if (strcmp(a->path, b->path) == 0) {
@@ -280,8 +283,10 @@ rp_router_build(const json_t *root, const rp_snapshot_t *snap, rp_errs_t *errs)
     }
     for (i = 0; i < r->nroutes; i++)
         group_add(group_for(r, &r->routes[i]), &r->routes[i]);
-    qsort(r->exact, r->nexact, sizeof *r->exact, cmp_group_host);
-    qsort(r->wild, r->nwild, sizeof *r->wild, cmp_group_wild);
+    if (r->nexact > 1)
+        qsort(r->exact, r->nexact, sizeof *r->exact, cmp_group_host);
+    if (r->nwild > 1)
+        qsort(r->wild, r->nwild, sizeof *r->wild, cmp_group_wild);
     for (i = 0; i < r->nexact; i++)
         group_sort(&r->exact[i], errs);
     for (i = 0; i < r->nwild; i++)

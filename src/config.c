@@ -642,11 +642,10 @@ rp_snapshot_build(const json_t *root, rp_snapshot_t **out, rp_errs_t *errs)
     parse_timeouts(root, s, errs);
     parse_upstreams(root, s, errs);
     parse_log(root, s, errs);
-    if (errs->count != before) {
-        snapshot_free(s);
-        return -1;
-    }
-    if (rp_modules_configure(root, s, errs) < 0) {
+    /* Modules check their sections even when the core ones had errors, so
+     * that one pass reports everything. */
+    if (rp_modules_configure(root, s, errs) < 0 || errs->count != before) {
+        rp_modules_release(s);
         snapshot_free(s);
         return -1;
     }

@@ -232,7 +232,8 @@ validate_head(rp_conn_t *c, rp_txn_t *t)
         if (rp_host_normalize(rp_hf_value(h, host), host->value_len, t->host, sizeof t->host) < 0)
             return head_error(t, 400, "invalid Host header");
     }
-    if (t->origin_len == 0) {
+    if (t->origin_len == 0 || t->origin[0] == '?') {
+        /* "http://host" or "http://host?q": the path is "/". */
         t->path = "/";
         t->path_len = 1;
     } else {

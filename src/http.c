@@ -267,11 +267,17 @@ rp_host_normalize(const char *in, size_t len, char *out, size_t cap)
         if (end == NULL)
             return -1;
         hl = (size_t)(end - in) + 1;
+        if (hl < 4)   /* "[::]" is the shortest */
+            return -1;
+        bool colon = false;
         for (size_t i = 1; i < hl - 1; i++) {
             unsigned char c = (unsigned char)in[i];
             if (!isxdigit(c) && c != ':' && c != '.')
                 return -1;
+            colon |= c == ':';
         }
+        if (!colon)
+            return -1;
     } else {
         const char *colon = memchr(in, ':', len);
         if (colon != NULL)
@@ -280,15 +286,24 @@ rp_host_normalize(const char *in, size_t len, char *out, size_t cap)
             unsigned char c = (unsigned char)in[i];
             if (!isalnum(c) && c != '-' && c != '.' && c != '_')
                 return -1;
+            /* no empty labels: ".a", "a..b" */
+            if (c == '.' && (i == 0 || in[i - 1] == '.'))
+                return -1;
         }
     }
     if (hl < len) {
-        /* ":port" with 1-5 digits (an empty port is allowed by RFC 3986). */
+        /* ":port" with 1-5 digits up to 65535 (an empty port is allowed
+         * by RFC 3986). */
         if (in[hl] != ':' || len - hl - 1 > 5)
             return -1;
-        for (size_t i = hl + 1; i < len; i++)
+        unsigned long port = 0;
+        for (size_t i = hl + 1; i < len; i++) {
             if (!isdigit((unsigned char)in[i]))
                 return -1;
+            port = port * 10 + (unsigned long)(in[i] - '0');
+        }
+        if (port > 65535)
+            return -1;
     }
     if (hl > 0 && in[hl - 1] == '.' && in[0] != '[')
         hl--;

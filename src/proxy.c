@@ -263,10 +263,9 @@ write_request_head(rp_txn_t *t, struct evbuffer *out)
     rp_http_mark_hop_by_hop(h, replaced);
     const char *method = rp_http_method_str(h->method);
     evbuffer_add_printf(out, "%s ", method);
-    if (t->origin_len == 0)
-        evbuffer_add(out, "/", 1);
-    else
-        evbuffer_add(out, t->origin, t->origin_len);
+    if (t->origin_len == 0 || t->origin[0] == '?')
+        evbuffer_add(out, "/", 1);   /* absolute form without a path */
+    evbuffer_add(out, t->origin, t->origin_len);
     evbuffer_add(out, " HTTP/1.1\r\n", 11);
 
     /* Host: as the client named it (the absolute-form authority wins),

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Config snapshots.  A snapshot is built from a JSON document, validated
+ * completely, and never changed afterwards; it is reference-counted, and
+ * every transaction holds the snapshot it started with.  The core parses
+ * listeners, workers, limits, timeouts, upstreams and log; modules parse
+ * their own keys through their configure hook.
+ */
+#ifndef REVPROXY_CONFIG_H
+#define REVPROXY_CONFIG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <jansson.h>
+#include "revproxy/types.h"
+#include "revproxy/module.h"
+
+/* Every validation error, each "json.path: message". */
+struct rp_errs {
+    size_t count;
+    char **msgs;   /* owned */
+};
+void rp_errs_add(rp_errs_t *e, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void rp_errs_free(rp_errs_t *e);
+
+typedef struct rp_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char text[64];      /* as written in the config, normalised */
+} rp_addr_t;
+
+/* Parse "1.2.3.4:80" or "[::1]:80" (numeric only).  Returns 0, or -1 with
+ * *why set to a static message. */
+int rp_addr_parse(const char *text, rp_addr_t *out, const char **why);
+
+struct rp_backend {
+    rp_addr_t addr;
+    unsigned  weight;     /* 1..1000 */
+    unsigned  id;         /* stable identity: upstream name + address */
+    unsigned  index;      /* position in the upstream's list */
+};
+
+struct rp_upstream {
+    char         *name;               /* owned */
+    unsigned      index;
+    rp_backend_t *backends;           /* owned */
+    size_t        nbackends;
+    unsigned      max_idle_per_backend;  /* per worker */
+    unsigned      idle_timeout_ms;
+};
+
+typedef struct rp_limits {
+    unsigned max_connections;
+    unsigned max_header_bytes;
+    unsigned max_headers;
+    unsigned max_uri_bytes;
+    uint64_t max_body_bytes;
+} rp_limits_t;
+
+typedef struct rp_timeouts {
+    unsigned client_header_ms;
+    unsigned client_idle_ms;
+    unsigned request_ms;
+    unsigned upstream_connect_ms;
+    unsigned upstream_response_ms;
+} rp_timeouts_t;
+
+struct rp_snapshot {
+    atomic_uint    refs;
+    unsigned       workers;        /* resolved: never 0 */
+    rp_addr_t     *listeners;      /* owned */
+    size_t         nlisteners;
+    rp_limits_t    limits;
+    rp_timeouts_t  timeouts;
+    rp_upstream_t *upstreams;      /* owned, sorted by name */
+    size_t         nupstreams;
+    int            log_level;
+    char          *access_log;     /* owned; NULL = stderr */
+    void          *mod_state[RP_MOD_COUNT];
+};
+
+/* Build a snapshot from a parsed document.  On success *out holds one
+ * reference and 0 is returned; on failure *out is untouched, every problem
+ * is in errs and -1 is returned. */
+int rp_snapshot_build(const json_t *root, rp_snapshot_t **out, rp_errs_t *errs);
+/* Same, reading and parsing the file first (JSON syntax errors are reported
+ * with line and column). */
+int rp_snapshot_load(const char *path, rp_snapshot_t **out, rp_errs_t *errs);
+rp_snapshot_t *rp_snapshot_ref(rp_snapshot_t *s);
+void rp_snapshot_unref(rp_snapshot_t *s);
+const rp_upstream_t *rp_snapshot_upstream(const rp_snapshot_t *s, const char *name);
+
+/* Helpers for modules parsing their own keys.  Each reports a bad value in
+ * errs with path and returns -1; an absent key leaves *out unchanged. */
+int rp_conf_uint(const json_t *obj, const char *key, const char *path,
+                 uint64_t min, uint64_t max, uint64_t *out, rp_errs_t *errs);
+int rp_conf_bool(const json_t *obj, const char *key, const char *path,
+                 bool *out, rp_errs_t *errs);
+int rp_conf_string(const json_t *obj, const char *key, const char *path,
+                   const char **out, rp_errs_t *errs);
+/* Report every key of obj not in allowed (NULL-terminated) as unknown, and
+ * every key in unsupported as "not supported yet".  Returns the number of
+ * errors added. */
+int rp_conf_keys(const json_t *obj, const char *path, const char *const *allowed,
+                 const char *const *unsupported, rp_errs_t *errs);
+/* Join a path and a key ("a.b" + "c" -> "a.b.c"; "" + "c" -> "c"). */
+void rp_conf_path(char *buf, size_t cap, const char *path, const char *key);
+
+/* Stable identity of a backend across snapshots (upstream name + address):
+ * the same pair always gets the same small integer.  Main thread. */
+unsigned rp_backend_identity(const char *upstream, const char *addr);
+unsigned rp_backend_identity_count(void);
+
+#endif
