@@ -601,8 +601,10 @@ parse_log(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
     if (rp_conf_string(o, "access_log", "log", &v, errs) == 0 && v != NULL) {
         if (strcmp(v, "stderr") == 0)
             ;
+        else if (strcmp(v, "off") == 0)
+            s->access_log_off = true;
         else if (v[0] != '/')
-            rp_errs_add(errs, "log.access_log", "must be an absolute path or \"stderr\"");
+            rp_errs_add(errs, "log.access_log", "must be an absolute path, \"stderr\" or \"off\"");
         else
             s->access_log = rp_xstrdup(v);
     }

@@ -576,6 +576,9 @@ rp_conn_txn_done(rp_conn_t *c, bool keepalive)
         return;
     }
     c->state = RP_CONN_IDLE;
+    struct timeval wt = { c->w->snap->timeouts.client_idle_ms / 1000,
+                          (c->w->snap->timeouts.client_idle_ms % 1000) * 1000 };
+    bufferevent_set_timeouts(c->bev, NULL, &wt);
     c->head_bytes = 0;
     c->parse_error = 0;
     c->parse_reason = NULL;

@@ -48,6 +48,7 @@ static struct {
 } lq = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .access_fd = -1 };
 
 static atomic_ulong dropped;
+static bool access_off;
 
 int
 rp_log_level_parse(const char *s)
@@ -254,6 +255,8 @@ rp_log_access(const rp_txn_t *txn)
 {
     char buf[LINE_MAX_BYTES];
     size_t pos = 0;
+    if (access_off)
+        return;
     uint64_t now = rp_now_us();
     put_ts(buf, sizeof buf, &pos);
     put(buf, sizeof buf, &pos, ",\"level\":\"info\",\"msg\":\"access\"");
@@ -340,8 +343,9 @@ writer_main(void *arg)
 }
 
 int
-rp_log_start(const char *access_path)
+rp_log_start(const char *access_path, bool off)
 {
+    access_off = off;
     if (access_path != NULL) {
         int fd = open(access_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
         if (fd < 0)

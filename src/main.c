@@ -150,7 +150,7 @@ main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     rp_log_level = snap->log_level;
-    if (rp_log_start(snap->access_log) < 0) {
+    if (rp_log_start(snap->access_log, snap->access_log_off) < 0) {
         rp_log(RP_LOG_ERROR, NULL, "cannot open access log %s: %s", snap->access_log,
                strerror(errno));
         rp_snapshot_unref(snap);

@@ -351,6 +351,8 @@ rp_txn_req_body(rp_txn_t *t, const char *at, size_t len)
 void
 rp_txn_req_end(rp_txn_t *t)
 {
+    struct timeval it = ms_tv(t->snap->timeouts.client_idle_ms);
+    bufferevent_set_timeouts(t->client->bev, NULL, &it);
     t->req_done = 1;
     if (t->up != NULL && t->req_chunked)
         evbuffer_add(bufferevent_get_output(t->up->bev), "0\r\n\r\n", 5);
@@ -679,8 +681,13 @@ send_request(rp_txn_t *t)
         evbuffer_add(bufferevent_get_output(t->client->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
     bool has_body = t->req_chunked || t->req_content_length > 0;
     if (!has_body || t->req_done) {
-        /* No body (the parser will report the end at once) or a replay. */
+        /* No body, or a replay of a request already read. */
         evtimer_add(t->timer, &rt);
+    } else {
+        /* The body is read now: the client may not pause longer than
+         * client_idle_ms between two reads. */
+        struct timeval it = ms_tv(t->snap->timeouts.client_idle_ms);
+        bufferevent_set_timeouts(t->client->bev, &it, &it);
     }
     rp_conn_resume(t->client);
 }

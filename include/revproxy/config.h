@@ -80,6 +80,7 @@ struct rp_snapshot {
     size_t         nupstreams;
     int            log_level;
     char          *access_log;     /* owned; NULL = stderr */
+    bool           access_log_off; /* "off": no access lines */
     void          *mod_state[RP_MOD_COUNT];
 };
 

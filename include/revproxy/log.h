@@ -9,6 +9,7 @@
 #define REVPROXY_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include "revproxy/types.h"
 
@@ -40,9 +41,10 @@ void rp_log_access(const rp_txn_t *txn);
 /* Parse "error"/"warn"/"info"/"debug"; -1 when unknown. */
 int rp_log_level_parse(const char *s);
 
-/* Start the writer thread.  access_path NULL sends access lines to stderr.
- * Returns 0, or -1 with errno set when the access log cannot be opened. */
-int rp_log_start(const char *access_path);
+/* Start the writer thread.  access_path NULL sends access lines to stderr;
+ * access_off drops them.  Returns 0, or -1 with errno set when the access
+ * log cannot be opened. */
+int rp_log_start(const char *access_path, bool access_off);
 /* Flush what is queued and stop the writer thread. */
 void rp_log_stop(void);
 /* Lines dropped because the queue was full. */

@@ -627,6 +627,45 @@ def test_29_early_response_closes_client():
         s.close()
 
 
+def test_29b_stalled_request_body_408():
+    with setup(timeouts={"client_idle_ms": 300}) as (p, bs):
+        s = p.connect()
+        c = Client(s)
+        c.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789")
+        t0 = time.time()
+        r = c.read_response()
+        assert_eq(r.status, 408)
+        assert time.time() - t0 < 2
+        assert c.closed()
+        s.close()
+        time.sleep(0.1)
+        assert all(not req.complete for req in bs[0].requests)
+
+
+def test_29c_access_log_off_and_file():
+    b = Backend()
+    cfg = upstream_config(b)
+    p = Proxy(dict(cfg, log={"access_log": "off"}))
+    try:
+        get(p)
+    finally:
+        p.stop()
+    assert_eq(access_lines(p), [])
+    import tempfile
+    path = os.path.join(tempfile.mkdtemp(prefix="rp-acc-"), "access.log")
+    p = Proxy(dict(cfg, log={"access_log": path}))
+    try:
+        get(p, "/to-file")
+    finally:
+        p.stop()
+        b.close()
+    assert_eq(access_lines(p), [])
+    import json
+    with open(path) as f:
+        lines = [json.loads(l) for l in f]
+    assert_eq([l["target"] for l in lines], ["/to-file"])
+
+
 # ---- command line ----
 
 def rp(*args, config=None):
