@@ -27,6 +27,7 @@
 #include "revproxy/module.h"
 #include "revproxy/txn.h"
 #include "conn.h"
+#include "pool.h"
 #include "proxy.h"
 #include "worker.h"
 #include "util.h"
@@ -288,6 +289,25 @@ head_done(rp_conn_t *c)
     rp_txn_start(t);
 }
 
+void
+rp_bev_flush(struct bufferevent *bev)
+{
+    struct evbuffer *out = bufferevent_get_output(bev);
+    if (evbuffer_get_length(out) == 0)
+        return;
+    if (!(bufferevent_get_enabled(bev) & EV_WRITE)) {
+        /* A socket bufferevent freezes the front of its output buffer;
+         * it thaws it around its own writes, and so do we.  Errors (EPIPE,
+         * ECONNRESET) are left for the bufferevent to report through its
+         * event callback once EV_WRITE is enabled. */
+        evbuffer_unfreeze(out, 1);
+        evbuffer_write(out, bufferevent_getfd(bev));
+        evbuffer_freeze(out, 1);
+    }
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_enable(bev, EV_WRITE);
+}
+
 /* ---- input processing ---- */
 
 static bool
@@ -329,7 +349,7 @@ parse_failed(rp_conn_t *c, llhttp_errno_t err)
 }
 
 static void
-conn_process(rp_conn_t *c)
+conn_parse(rp_conn_t *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     while (evbuffer_get_length(in) > 0 && may_parse(c)) {
@@ -376,6 +396,24 @@ conn_process(rp_conn_t *c)
     }
 }
 
+static void
+conn_process(rp_conn_t *c)
+{
+    for (;;) {
+        conn_parse(c);
+        rp_txn_t *t = c->txn;
+        if (t == NULL || t->up == NULL)
+            return;
+        /* Send the body bytes just parsed; if the backend took them all,
+         * go on parsing at once instead of waiting for a write event. */
+        struct evbuffer *out = bufferevent_get_output(t->up->bev);
+        rp_bev_flush(t->up->bev);
+        if (!t->client_paused || evbuffer_get_length(out) > RP_WBUF_LOW)
+            return;
+        t->client_paused = 0;
+    }
+}
+
 /* ---- events ---- */
 
 static void
@@ -400,6 +438,8 @@ static void
 write_cb(struct bufferevent *bev, void *arg)
 {
     rp_conn_t *c = arg;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE);
     if (c->state == RP_CONN_CLOSING) {
         if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && !c->closing_now) {
             /* Flushed: half-close and linger until the client closes. */
@@ -523,7 +563,8 @@ rp_conn_new(rp_worker_t *w, int fd, const struct sockaddr *sa, socklen_t len)
     bufferevent_setwatermark(c->bev, EV_WRITE, RP_WBUF_LOW, 0);
     struct timeval wt = { s->timeouts.client_idle_ms / 1000, (s->timeouts.client_idle_ms % 1000) * 1000 };
     bufferevent_set_timeouts(c->bev, NULL, &wt);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_disable(c->bev, EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);
     /* The first request gets client_header_ms from the accept on. */
     arm_timer(c, s->timeouts.client_header_ms);
     if (rp_modules_on_accept(c, w->snap) != RP_CONTINUE) {
@@ -556,7 +597,8 @@ close_after_flush(rp_conn_t *c)
     c->closing_now = false;
     evtimer_del(c->timer);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);
+    rp_bev_flush(c->bev);
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
         write_cb(c->bev, c);
     /* else write_cb runs when the output is flushed */
@@ -566,6 +608,7 @@ void
 rp_conn_txn_done(rp_conn_t *c, bool keepalive)
 {
     rp_txn_t *t = c->txn;
+    rp_bev_flush(c->bev);
     bool body_pending = t->req_head_sent ? !t->req_done
                                          : (t->req_chunked || t->req_content_length > 0) && !t->req_done;
     c->txn = NULL;

@@ -56,6 +56,13 @@ rp_conn_t *rp_conn_new(rp_worker_t *w, int fd, const struct sockaddr *sa, sockle
 void rp_conn_free(rp_conn_t *c);
 const char *rp_conn_peer(const rp_conn_t *c);
 
+/* Write what bev has queued now, without waiting for the next loop
+ * iteration; if the socket cannot take it all, leave the rest to the
+ * bufferevent (EV_WRITE enabled until drained).  Bufferevents here keep
+ * EV_WRITE disabled while their output is empty, which saves two
+ * epoll_ctl calls per response. */
+void rp_bev_flush(struct bufferevent *bev);
+
 /* Called by the transaction: */
 /* Request body may be read (again): parse what is buffered, soon. */
 void rp_conn_resume(rp_conn_t *c);

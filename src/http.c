@@ -242,16 +242,25 @@ void
 rp_request_id_new(char out[33])
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char r[16];
-    if (RAND_bytes(r, sizeof r) != 1) {
-        /* The DRBG failing is not an input error; never hand out a
-         * predictable id silently. */
-        abort();
+    /* Random bytes are drawn from OpenSSL's DRBG 4 KiB at a time per
+     * thread: one RAND_bytes call (and its fork check) per 256 ids. */
+    static _Thread_local unsigned char pool[4096];
+    static _Thread_local size_t left;
+    if (left < 16) {
+        if (RAND_bytes(pool, sizeof pool) != 1) {
+            /* The DRBG failing is not an input error; never hand out a
+             * predictable id silently. */
+            abort();
+        }
+        left = sizeof pool;
     }
+    unsigned char *r = pool + sizeof pool - left;
+    left -= 16;
     for (int i = 0; i < 16; i++) {
         out[2 * i] = hex[r[i] >> 4];
         out[2 * i + 1] = hex[r[i] & 15];
     }
+    memset(r, 0, 16);   /* an id's bytes do not stay around */
     out[32] = '\0';
 }
 

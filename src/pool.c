@@ -103,11 +103,19 @@ idle_event_cb(struct bufferevent *bev, short what, void *arg)
     rp_upconn_close(up);
 }
 
-/* True when the socket has neither data nor EOF pending. */
+/* True when the socket has neither data nor EOF pending.  A connection
+ * idle for a short while is trusted to its read event (which drops it on
+ * EOF); one idle longer, which a backend's keep-alive timeout may have
+ * closed an instant ago, is checked with a peek first. */
+#define PEEK_AFTER_IDLE_US 1000000u
 static bool
 still_quiet(rp_upconn_t *up)
 {
     char b;
+    if (evbuffer_get_length(bufferevent_get_input(up->bev)) != 0)
+        return false;
+    if (rp_now_us() - up->idle_since_us < PEEK_AFTER_IDLE_US)
+        return true;
     ssize_t n = recv(bufferevent_getfd(up->bev), &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return evbuffer_get_length(bufferevent_get_input(up->bev)) == 0;
@@ -129,6 +137,7 @@ rp_pool_acquire(rp_worker_t *w, const rp_backend_t *be)
         }
         bufferevent_setcb(up->bev, NULL, NULL, NULL, NULL);
         bufferevent_set_timeouts(up->bev, NULL, NULL);
+        bufferevent_disable(up->bev, EV_WRITE);
         return up;
     }
     return NULL;
@@ -149,6 +158,7 @@ rp_pool_release(rp_upconn_t *up, const rp_upstream_t *u)
         rp_upconn_close(old);
     }
     up->state = RP_UP_IDLE;
+    up->idle_since_us = rp_now_us();
     TAILQ_INSERT_HEAD(&p->idle, up, link);
     p->nidle++;
     struct timeval tv = { u->idle_timeout_ms / 1000, (u->idle_timeout_ms % 1000) * 1000 };

@@ -10,6 +10,7 @@
 #define RP_POOL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/queue.h>
 #include <event2/bufferevent.h>
 #include "revproxy/config.h"
@@ -27,6 +28,7 @@ struct rp_upconn {
     rp_upconn_state_t   state;
     unsigned            backend_id;
     unsigned            uses;       /* requests carried so far */
+    uint64_t            idle_since_us;
     TAILQ_ENTRY(rp_upconn) link;    /* in the pool when idle */
 };
 

@@ -613,35 +613,43 @@ up_process(rp_txn_t *t)
     rp_txn_ext_t *x = EXT(t);
     struct evbuffer *in = bufferevent_get_input(t->up->bev);
     struct evbuffer *cout = bufferevent_get_output(t->client->bev);
-    while (evbuffer_get_length(in) > 0) {
-        if (evbuffer_get_length(cout) > RP_WBUF_HIGH) {
-            t->up_paused = 1;
-            bufferevent_disable(t->up->bev, EV_READ);
-            return;
+    for (;;) {
+        while (evbuffer_get_length(in) > 0) {
+            if (evbuffer_get_length(cout) > RP_WBUF_HIGH) {
+                t->up_paused = 1;
+                bufferevent_disable(t->up->bev, EV_READ);
+                break;
+            }
+            struct evbuffer_iovec v;
+            if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+                return;
+            x->resp_started = true;
+            const char *data = v.iov_base;
+            llhttp_errno_t err = llhttp_execute(&x->rp, data, v.iov_len);
+            size_t used = v.iov_len;
+            if (err == HPE_PAUSED)
+                used = (size_t)(llhttp_get_error_pos(&x->rp) - data);
+            if (err != HPE_OK && err != HPE_PAUSED) {
+                const char *why = x->resp_bad ? x->resp_bad_reason : llhttp_get_error_reason(&x->rp);
+                rp_log(RP_LOG_WARN, t, "malformed response from backend: %s", why ? why : "parse error");
+                report_attempt(t, RP_ATTEMPT_BAD_RESPONSE);
+                fail(t, 502, RP_CLOSE_UP_BAD, "malformed backend response");
+                return;
+            }
+            evbuffer_drain(in, used);
+            if (x->resp_msg_done) {
+                if (evbuffer_get_length(in) > 0)
+                    t->up_reusable = 0;   /* bytes after the response: never reuse */
+                response_done(t);
+                return;
+            }
         }
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+        /* Send what was parsed; when the client took it all, go on. */
+        rp_bev_flush(t->client->bev);
+        if (!t->up_paused || evbuffer_get_length(cout) > RP_WBUF_LOW)
             return;
-        x->resp_started = true;
-        const char *data = v.iov_base;
-        llhttp_errno_t err = llhttp_execute(&x->rp, data, v.iov_len);
-        size_t used = v.iov_len;
-        if (err == HPE_PAUSED)
-            used = (size_t)(llhttp_get_error_pos(&x->rp) - data);
-        if (err != HPE_OK && err != HPE_PAUSED) {
-            const char *why = x->resp_bad ? x->resp_bad_reason : llhttp_get_error_reason(&x->rp);
-            rp_log(RP_LOG_WARN, t, "malformed response from backend: %s", why ? why : "parse error");
-            report_attempt(t, RP_ATTEMPT_BAD_RESPONSE);
-            fail(t, 502, RP_CLOSE_UP_BAD, "malformed backend response");
-            return;
-        }
-        evbuffer_drain(in, used);
-        if (x->resp_msg_done) {
-            if (evbuffer_get_length(in) > 0)
-                t->up_reusable = 0;   /* bytes after the response: never reuse */
-            response_done(t);
-            return;
-        }
+        t->up_paused = 0;
+        bufferevent_enable(t->up->bev, EV_READ);
     }
 }
 
@@ -656,7 +664,8 @@ static void
 up_write_cb(struct bufferevent *bev, void *arg)
 {
     rp_txn_t *t = arg;
-    (void)bev;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE);
     if (t->client_paused) {
         t->client_paused = 0;
         rp_conn_resume(t->client);
@@ -676,9 +685,12 @@ send_request(rp_txn_t *t)
      * is sent, only a backend that stops reading is timed. */
     struct timeval rt = ms_tv(t->snap->timeouts.upstream_response_ms);
     bufferevent_set_timeouts(ub, NULL, &rt);
-    bufferevent_enable(ub, EV_READ | EV_WRITE);
-    if (t->expect_continue && !t->replayed)
+    bufferevent_enable(ub, EV_READ);
+    rp_bev_flush(ub);
+    if (t->expect_continue && !t->replayed) {
         evbuffer_add(bufferevent_get_output(t->client->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        rp_bev_flush(t->client->bev);
+    }
     bool has_body = t->req_chunked || t->req_content_length > 0;
     if (!has_body || t->req_done) {
         /* No body, or a replay of a request already read. */
@@ -700,6 +712,7 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & BEV_EVENT_CONNECTED) {
         evtimer_del(t->timer);
+        bufferevent_disable(t->up->bev, EV_WRITE);
         bufferevent_setwatermark(t->up->bev, EV_WRITE, RP_WBUF_LOW, 0);
         t->up->state = RP_UP_ACTIVE;
         send_request(t);
@@ -853,6 +866,6 @@ rp_txn_client_drained(rp_txn_t *t)
     if (t->up_paused && t->up != NULL) {
         t->up_paused = 0;
         bufferevent_enable(t->up->bev, EV_READ);
-        up_process(t);
+        up_process(t);   /* what was already read waits in the input buffer */
     }
 }
