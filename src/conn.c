@@ -401,6 +401,7 @@ conn_process(rp_conn_t *c)
 {
     for (;;) {
         conn_parse(c);
+        rp_reader_drained(&c->rd);
         rp_txn_t *t = c->txn;
         if (t == NULL || t->up == NULL)
             return;
@@ -417,18 +418,20 @@ conn_process(rp_conn_t *c)
 /* ---- events ---- */
 
 static void
-read_cb(struct bufferevent *bev, void *arg)
+read_cb(void *arg)
 {
     rp_conn_t *c = arg;
-    (void)bev;
     if (c->state == RP_CONN_CLOSING) {
         /* Lingering: read and discard so that our response is not lost to
          * a reset, but only so much. */
         struct evbuffer *in = bufferevent_get_input(c->bev);
         c->head_bytes += evbuffer_get_length(in);
         evbuffer_drain(in, evbuffer_get_length(in));
-        if (c->head_bytes > LINGER_MAX_BYTES)
+        if (c->head_bytes > LINGER_MAX_BYTES) {
             rp_conn_free(c);
+            return;
+        }
+        rp_reader_drained(&c->rd);
         return;
     }
     conn_process(c);
@@ -465,11 +468,17 @@ event_cb(struct bufferevent *bev, short what, void *arg)
                             "client sent no request body bytes for timeouts.client_idle_ms");
         return;
     }
+    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && c->state == RP_CONN_CLOSING
+        && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+        /* The client half-closed: still deliver the last response. */
+        rp_reader_disable(&c->rd);
+        return;
+    }
     if ((what & BEV_EVENT_EOF) && c->state == RP_CONN_TXN && c->txn != NULL
         && c->txn->req_done) {
         /* Half-close after a complete request: answer it, then close. */
         c->txn->client_keepalive = false;
-        bufferevent_disable(c->bev, EV_READ);
+        rp_reader_disable(&c->rd);
         return;
     }
     if (c->txn != NULL) {
@@ -558,13 +567,14 @@ rp_conn_new(rp_worker_t *w, int fd, const struct sockaddr *sa, socklen_t len)
     TAILQ_INSERT_TAIL(&w->conns, c, link);
 
     const rp_snapshot_t *s = w->snap;
-    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, RP_RBUF_HIGH);
+    bufferevent_setcb(c->bev, NULL, write_cb, event_cb, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, RP_WBUF_LOW, 0);
     struct timeval wt = { s->timeouts.client_idle_ms / 1000, (s->timeouts.client_idle_ms % 1000) * 1000 };
     bufferevent_set_timeouts(c->bev, NULL, &wt);
-    bufferevent_disable(c->bev, EV_WRITE);
-    bufferevent_enable(c->bev, EV_READ);
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    rp_reader_init(&c->rd, w->base, c->bev, RP_RBUF_HIGH);
+    rp_reader_setcb(&c->rd, read_cb, event_cb, c);
+    rp_reader_enable(&c->rd);
     /* The first request gets client_header_ms from the accept on. */
     arm_timer(c, s->timeouts.client_header_ms);
     if (rp_modules_on_accept(c, w->snap) != RP_CONTINUE) {
@@ -584,6 +594,7 @@ rp_conn_free(rp_conn_t *c)
     }
     event_free(c->timer);
     event_free(c->resume);
+    rp_reader_release(&c->rd);
     bufferevent_free(c->bev);
     TAILQ_REMOVE(&c->w->conns, c, link);
     rp_worker_conn_closed(c->w);
@@ -597,7 +608,8 @@ close_after_flush(rp_conn_t *c)
     c->closing_now = false;
     evtimer_del(c->timer);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    bufferevent_enable(c->bev, EV_READ);
+    rp_reader_set_timeout(&c->rd, 0);
+    rp_reader_enable(&c->rd);
     rp_bev_flush(c->bev);
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
         write_cb(c->bev, c);
@@ -619,13 +631,11 @@ rp_conn_txn_done(rp_conn_t *c, bool keepalive)
         return;
     }
     c->state = RP_CONN_IDLE;
-    struct timeval wt = { c->w->snap->timeouts.client_idle_ms / 1000,
-                          (c->w->snap->timeouts.client_idle_ms % 1000) * 1000 };
-    bufferevent_set_timeouts(c->bev, NULL, &wt);
+    rp_reader_set_timeout(&c->rd, 0);   /* the idle timer takes over */
     c->head_bytes = 0;
     c->parse_error = 0;
     c->parse_reason = NULL;
-    bufferevent_enable(c->bev, EV_READ);
+    rp_reader_enable(&c->rd);
     arm_timer(c, c->w->snap->timeouts.client_idle_ms);
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         rp_conn_resume(c);

@@ -15,6 +15,7 @@
 #include <event2/bufferevent.h>
 #include <llhttp.h>
 #include "revproxy/types.h"
+#include "io.h"
 
 /* Output above this stops the producer; below RP_WBUF_LOW resumes it. */
 #define RP_WBUF_HIGH (256u * 1024u)
@@ -33,7 +34,8 @@ typedef enum rp_conn_state {
 
 struct rp_conn {
     rp_worker_t        *w;           /* borrowed */
-    struct bufferevent *bev;         /* owned */
+    struct bufferevent *bev;         /* owned: output side and input buffer */
+    rp_reader_t         rd;          /* owned: the read side */
     rp_conn_state_t     state;
     char                peer[64];    /* "ip:port" */
     char                peer_ip[48]; /* "ip" for X-Forwarded-For */

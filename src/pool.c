@@ -47,6 +47,7 @@ rp_upconn_close(rp_upconn_t *up)
         TAILQ_REMOVE(&p->idle, up, link);
         p->nidle--;
     }
+    rp_reader_release(&up->rd);
     bufferevent_free(up->bev);
     free(up);
 }
@@ -78,17 +79,17 @@ rp_upconn_connect(rp_worker_t *w, const rp_backend_t *be)
     up->bev = bev;
     up->state = RP_UP_CONNECTING;
     up->backend_id = be->id;
-    bufferevent_setwatermark(bev, EV_READ, 0, RP_RBUF_HIGH_UP);
+    bufferevent_disable(bev, EV_READ);
+    rp_reader_init(&up->rd, w->base, bev, RP_RBUF_HIGH_UP);
     return up;
 }
 
 /* An idle connection became readable: the backend closed it, reset it or
  * sent bytes nobody asked for.  Either way it cannot carry a request. */
 static void
-idle_read_cb(struct bufferevent *bev, void *arg)
+idle_read_cb(void *arg)
 {
     rp_upconn_t *up = arg;
-    (void)bev;
     rp_log(RP_LOG_DEBUG, NULL, "pool: dropping idle connection that received unexpected data");
     rp_upconn_close(up);
 }
@@ -136,8 +137,8 @@ rp_pool_acquire(rp_worker_t *w, const rp_backend_t *be)
             continue;
         }
         bufferevent_setcb(up->bev, NULL, NULL, NULL, NULL);
-        bufferevent_set_timeouts(up->bev, NULL, NULL);
         bufferevent_disable(up->bev, EV_WRITE);
+        rp_reader_set_timeout(&up->rd, 0);
         return up;
     }
     return NULL;
@@ -161,10 +162,11 @@ rp_pool_release(rp_upconn_t *up, const rp_upstream_t *u)
     up->idle_since_us = rp_now_us();
     TAILQ_INSERT_HEAD(&p->idle, up, link);
     p->nidle++;
-    struct timeval tv = { u->idle_timeout_ms / 1000, (u->idle_timeout_ms % 1000) * 1000 };
-    bufferevent_setcb(up->bev, idle_read_cb, NULL, idle_event_cb, up);
-    bufferevent_set_timeouts(up->bev, &tv, NULL);
-    bufferevent_enable(up->bev, EV_READ);
+    bufferevent_setcb(up->bev, NULL, NULL, idle_event_cb, up);
+    bufferevent_disable(up->bev, EV_WRITE);
+    rp_reader_setcb(&up->rd, idle_read_cb, idle_event_cb, up);
+    rp_reader_set_timeout(&up->rd, u->idle_timeout_ms);
+    rp_reader_enable(&up->rd);
 }
 
 void

@@ -14,6 +14,7 @@
 #include <sys/queue.h>
 #include <event2/bufferevent.h>
 #include "revproxy/config.h"
+#include "io.h"
 
 typedef enum rp_upconn_state {
     RP_UP_CONNECTING = 0,  /* connect in progress; owned by a txn */
@@ -24,7 +25,8 @@ typedef enum rp_upconn_state {
 
 struct rp_upconn {
     rp_worker_t        *w;          /* borrowed */
-    struct bufferevent *bev;        /* owned */
+    struct bufferevent *bev;        /* owned: output side and input buffer */
+    rp_reader_t         rd;         /* owned: the read side */
     rp_upconn_state_t   state;
     unsigned            backend_id;
     unsigned            uses;       /* requests carried so far */
@@ -38,7 +40,8 @@ struct rp_pool {
 };
 
 /* A live idle connection to be, or NULL.  The caller owns what it gets
- * (state ACTIVE, callbacks unset). */
+ * (state ACTIVE) and must set its callbacks (bufferevent and reader) before
+ * returning to the event loop; reading stays enabled. */
 rp_upconn_t *rp_pool_acquire(rp_worker_t *w, const rp_backend_t *be);
 /* Start a new connection (state CONNECTING); callbacks are the caller's to
  * set.  NULL when a socket cannot even be created (errno says why). */

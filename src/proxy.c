@@ -351,8 +351,7 @@ rp_txn_req_body(rp_txn_t *t, const char *at, size_t len)
 void
 rp_txn_req_end(rp_txn_t *t)
 {
-    struct timeval it = ms_tv(t->snap->timeouts.client_idle_ms);
-    bufferevent_set_timeouts(t->client->bev, NULL, &it);
+    rp_reader_set_timeout(&t->client->rd, 0);
     t->req_done = 1;
     if (t->up != NULL && t->req_chunked)
         evbuffer_add(bufferevent_get_output(t->up->bev), "0\r\n\r\n", 5);
@@ -510,8 +509,7 @@ on_r_headers_complete(llhttp_t *p)
     write_response_head(t, no_body, has_cl, cl);
     t->resp_head_sent = 1;
     evtimer_del(t->timer);
-    struct timeval rt = ms_tv(t->snap->timeouts.upstream_response_ms);
-    bufferevent_set_timeouts(t->up->bev, &rt, &rt);
+    rp_reader_set_timeout(&t->up->rd, t->snap->timeouts.upstream_response_ms);
     rp_txn_set_state(t, RP_TXN_RELAY);
     return no_body ? 1 : 0;
 }
@@ -617,7 +615,7 @@ up_process(rp_txn_t *t)
         while (evbuffer_get_length(in) > 0) {
             if (evbuffer_get_length(cout) > RP_WBUF_HIGH) {
                 t->up_paused = 1;
-                bufferevent_disable(t->up->bev, EV_READ);
+                rp_reader_disable(&t->up->rd);
                 break;
             }
             struct evbuffer_iovec v;
@@ -637,6 +635,7 @@ up_process(rp_txn_t *t)
                 return;
             }
             evbuffer_drain(in, used);
+            rp_reader_drained(&t->up->rd);
             if (x->resp_msg_done) {
                 if (evbuffer_get_length(in) > 0)
                     t->up_reusable = 0;   /* bytes after the response: never reuse */
@@ -649,14 +648,13 @@ up_process(rp_txn_t *t)
         if (!t->up_paused || evbuffer_get_length(cout) > RP_WBUF_LOW)
             return;
         t->up_paused = 0;
-        bufferevent_enable(t->up->bev, EV_READ);
+        rp_reader_enable(&t->up->rd);
     }
 }
 
 static void
-up_read_cb(struct bufferevent *bev, void *arg)
+up_read_cb(void *arg)
 {
-    (void)bev;
     up_process(arg);
 }
 
@@ -685,7 +683,7 @@ send_request(rp_txn_t *t)
      * is sent, only a backend that stops reading is timed. */
     struct timeval rt = ms_tv(t->snap->timeouts.upstream_response_ms);
     bufferevent_set_timeouts(ub, NULL, &rt);
-    bufferevent_enable(ub, EV_READ);
+    rp_reader_enable(&t->up->rd);
     rp_bev_flush(ub);
     if (t->expect_continue && !t->replayed) {
         evbuffer_add(bufferevent_get_output(t->client->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -698,8 +696,7 @@ send_request(rp_txn_t *t)
     } else {
         /* The body is read now: the client may not pause longer than
          * client_idle_ms between two reads. */
-        struct timeval it = ms_tv(t->snap->timeouts.client_idle_ms);
-        bufferevent_set_timeouts(t->client->bev, &it, &it);
+        rp_reader_set_timeout(&t->client->rd, t->snap->timeouts.client_idle_ms);
     }
     rp_conn_resume(t->client);
 }
@@ -816,7 +813,8 @@ start_attempt(rp_txn_t *t)
     rp_upconn_t *up = t->replayed ? NULL : rp_pool_acquire(t->worker, t->backend);
     if (up != NULL) {
         t->up = up;
-        bufferevent_setcb(up->bev, up_read_cb, up_write_cb, up_event_cb, t);
+        bufferevent_setcb(up->bev, NULL, up_write_cb, up_event_cb, t);
+        rp_reader_setcb(&up->rd, up_read_cb, up_event_cb, t);
         bufferevent_setwatermark(up->bev, EV_WRITE, RP_WBUF_LOW, 0);
         rp_txn_set_state(t, RP_TXN_CONNECT);
         send_request(t);
@@ -830,7 +828,8 @@ start_attempt(rp_txn_t *t)
         return;
     }
     t->up = up;
-    bufferevent_setcb(up->bev, up_read_cb, up_write_cb, up_event_cb, t);
+    bufferevent_setcb(up->bev, NULL, up_write_cb, up_event_cb, t);
+    rp_reader_setcb(&up->rd, up_read_cb, up_event_cb, t);
     rp_txn_set_state(t, RP_TXN_CONNECT);
     struct timeval ct = ms_tv(t->snap->timeouts.upstream_connect_ms);
     evtimer_add(t->timer, &ct);
@@ -865,7 +864,7 @@ rp_txn_client_drained(rp_txn_t *t)
 {
     if (t->up_paused && t->up != NULL) {
         t->up_paused = 0;
-        bufferevent_enable(t->up->bev, EV_READ);
+        rp_reader_enable(&t->up->rd);
         up_process(t);   /* what was already read waits in the input buffer */
     }
 }

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT */
+/* Reading sockets into bufferevent input buffers (see io.h). */
+#include "config.h"
+#include <errno.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <event2/buffer.h>
+#include "io.h"
+
+#define READ_CHUNK 16384
+
+static void
+arm(rp_reader_t *r)
+{
+    bool want = r->enabled
+        && evbuffer_get_length(bufferevent_get_input(r->bev)) < r->high;
+    if (want)
+        event_add(&r->ev, r->has_timeout ? &r->timeout : NULL);
+    else if (r->armed)
+        event_del(&r->ev);
+    r->armed = want;
+}
+
+static void
+reader_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rp_reader_t *r = arg;
+    if (what & EV_TIMEOUT) {
+        r->enabled = false;
+        arm(r);
+        r->event_cb(r->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, r->arg);
+        return;
+    }
+    struct evbuffer *in = bufferevent_get_input(r->bev);
+    size_t have = evbuffer_get_length(in);
+    size_t want = r->high > have ? r->high - have : 0;
+    if (want > READ_CHUNK)
+        want = READ_CHUNK;
+    if (want == 0) {
+        arm(r);
+        return;
+    }
+    struct evbuffer_iovec v[2];
+    /* The bufferevent keeps its input's end frozen against writers other
+     * than itself; thaw it for the length of one read. */
+    evbuffer_unfreeze(in, 0);
+    int nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
+    ssize_t got = -1;
+    int err = 0;
+    if (nv > 0) {
+        size_t total = 0;
+        for (int i = 0; i < nv; i++) {
+            if (total + v[i].iov_len > want)
+                v[i].iov_len = want - total;
+            total += v[i].iov_len;
+        }
+        got = readv((int)fd, (struct iovec *)v, nv);
+        err = errno;
+        if (got > 0) {
+            size_t left = (size_t)got;
+            for (int i = 0; i < nv; i++) {
+                if (v[i].iov_len > left)
+                    v[i].iov_len = left;
+                left -= v[i].iov_len;
+            }
+            evbuffer_commit_space(in, v, nv);
+        }
+    } else {
+        err = ENOMEM;
+    }
+    evbuffer_freeze(in, 0);
+    if (got < 0) {
+        if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
+            return;
+        r->enabled = false;
+        arm(r);
+        errno = err;
+        r->event_cb(r->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, r->arg);
+        return;
+    }
+    if (got == 0) {
+        r->enabled = false;
+        arm(r);
+        r->event_cb(r->bev, BEV_EVENT_READING | BEV_EVENT_EOF, r->arg);
+        return;
+    }
+    if (evbuffer_get_length(in) >= r->high)
+        arm(r);
+    r->read_cb(r->arg);
+}
+
+void
+rp_reader_init(rp_reader_t *r, struct event_base *base, struct bufferevent *bev, size_t high)
+{
+    memset(r, 0, sizeof *r);
+    r->bev = bev;
+    r->high = high;
+    event_assign(&r->ev, base, bufferevent_getfd(bev), EV_READ | EV_PERSIST, reader_cb, r);
+}
+
+void
+rp_reader_setcb(rp_reader_t *r, rp_read_fn *read_cb, rp_read_event_fn *event_cb, void *arg)
+{
+    r->read_cb = read_cb;
+    r->event_cb = event_cb;
+    r->arg = arg;
+}
+
+void
+rp_reader_set_timeout(rp_reader_t *r, unsigned ms)
+{
+    bool had = r->has_timeout;
+    r->has_timeout = ms > 0;
+    r->timeout.tv_sec = ms / 1000;
+    r->timeout.tv_usec = (ms % 1000) * 1000;
+    if (!r->armed)
+        return;
+    if (r->has_timeout)
+        event_add(&r->ev, &r->timeout);
+    else if (had)
+        event_remove_timer(&r->ev);   /* event_add(NULL) would keep it */
+}
+
+void
+rp_reader_enable(rp_reader_t *r)
+{
+    if (r->enabled && r->armed)
+        return;
+    r->enabled = true;
+    arm(r);
+}
+
+void
+rp_reader_disable(rp_reader_t *r)
+{
+    r->enabled = false;
+    arm(r);
+}
+
+void
+rp_reader_drained(rp_reader_t *r)
+{
+    if (r->enabled && !r->armed)
+        arm(r);
+}
+
+void
+rp_reader_release(rp_reader_t *r)
+{
+    event_del(&r->ev);
+    r->armed = false;
+    r->enabled = false;
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The read side of a socket bufferevent, done here instead of by libevent.
+ * libevent's bufferevent asks the kernel how many bytes are readable
+ * (ioctl FIONREAD) before every read; at proxy request rates that extra
+ * system call per read costs more than the parsing.  A reader reads into
+ * the bufferevent's own input buffer with one readv(), so the rest of the
+ * code still sees an ordinary bufferevent; output stays libevent's.
+ *
+ * The owner keeps EV_READ disabled on the bufferevent and uses these calls
+ * instead of bufferevent_enable/disable(EV_READ) and read timeouts.
+ */
+#ifndef RP_IO_H
+#define RP_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+typedef void rp_read_fn(void *arg);
+/* what: BEV_EVENT_READING with BEV_EVENT_EOF, BEV_EVENT_ERROR (errno
+ * set) or BEV_EVENT_TIMEOUT, as a bufferevent would report them. */
+typedef void rp_read_event_fn(struct bufferevent *bev, short what, void *arg);
+
+typedef struct rp_reader {
+    struct bufferevent *bev;       /* borrowed: the owner's */
+    struct event        ev;        /* owned (assigned, not allocated) */
+    rp_read_fn         *read_cb;
+    rp_read_event_fn   *event_cb;
+    void               *arg;
+    struct timeval      timeout;
+    bool                has_timeout;
+    bool                enabled;   /* the owner wants input */
+    bool                armed;     /* the event is added */
+    size_t              high;      /* no reads while this much is buffered */
+} rp_reader_t;
+
+void rp_reader_init(rp_reader_t *r, struct event_base *base, struct bufferevent *bev,
+                    size_t high);
+void rp_reader_setcb(rp_reader_t *r, rp_read_fn *read_cb, rp_read_event_fn *event_cb,
+                     void *arg);
+/* ms 0: no timeout.  The timeout restarts with every read. */
+void rp_reader_set_timeout(rp_reader_t *r, unsigned ms);
+void rp_reader_enable(rp_reader_t *r);
+void rp_reader_disable(rp_reader_t *r);
+/* The owner consumed input: resume reading if it had stopped at high. */
+void rp_reader_drained(rp_reader_t *r);
+/* Before the bufferevent is freed. */
+void rp_reader_release(rp_reader_t *r);
+
+#endif
