@@ -187,39 +187,35 @@ rp_http_list_has(const char *v, size_t len, const char *token)
     return false;
 }
 
-static bool
-name_listed_in_connection(const rp_http_head_t *h, const rp_hfield_t *f)
-{
-    for (unsigned i = 0; i < h->nfields; i++) {
-        const rp_hfield_t *c = &h->fields[i];
-        if (!rp_hf_is(h, c, "connection"))
-            continue;
-        char name[256];
-        if (f->name_len >= sizeof name)
-            continue;
-        memcpy(name, h->buf + f->name_off, f->name_len);
-        name[f->name_len] = '\0';
-        if (rp_http_list_has(h->buf + c->value_off, c->value_len, name))
-            return true;
-    }
-    return false;
-}
-
 void
 rp_http_mark_hop_by_hop(rp_http_head_t *h, const char *const *extra)
 {
-    static const char *const hop[] = {
-        "connection", "keep-alive", "proxy-connection", "te", "trailer",
-        "upgrade", "transfer-encoding", "content-length", NULL };
+    static const struct { const char *name; uint32_t len; } hop[] = {
+        { "connection", 10 }, { "keep-alive", 10 }, { "proxy-connection", 16 },
+        { "te", 2 }, { "trailer", 7 }, { "upgrade", 7 }, { "transfer-encoding", 17 },
+        { "content-length", 14 },
+    };
+    /* Connection fields first: every name they list is hop-by-hop too. */
+    const rp_hfield_t *conn[8];
+    unsigned nconn = 0;
+    for (unsigned i = 0; i < h->nfields; i++) {
+        const rp_hfield_t *f = &h->fields[i];
+        if (f->name_len == 10 && strncasecmp(h->buf + f->name_off, "connection", 10) == 0
+            && nconn < RP_ARRAY_LEN(conn))
+            conn[nconn++] = f;
+    }
     for (unsigned i = 0; i < h->nfields; i++) {
         rp_hfield_t *f = &h->fields[i];
+        const char *name = h->buf + f->name_off;
         bool drop = false;
-        for (const char *const *n = hop; *n != NULL && !drop; n++)
-            drop = rp_hf_is(h, f, *n);
+        for (size_t k = 0; k < RP_ARRAY_LEN(hop) && !drop; k++)
+            drop = f->name_len == hop[k].len && strncasecmp(name, hop[k].name, hop[k].len) == 0;
         for (const char *const *n = extra; n != NULL && *n != NULL && !drop; n++)
             drop = rp_hf_is(h, f, *n);
-        if (!drop)
-            drop = name_listed_in_connection(h, f);
+        for (unsigned k = 0; k < nconn && !drop; k++) {
+            /* name is NUL-terminated (see terminate). */
+            drop = rp_http_list_has(h->buf + conn[k]->value_off, conn[k]->value_len, name);
+        }
         if (drop)
             f->flags |= RP_HF_DROP;
     }

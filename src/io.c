@@ -7,7 +7,10 @@
 #include <event2/buffer.h>
 #include "io.h"
 
-#define READ_CHUNK 16384
+/* Reads start small (most requests and responses are) and grow while
+ * they fill up, as a body streams. */
+#define READ_MIN 4096
+#define READ_MAX 65536
 
 static void
 arm(rp_reader_t *r)
@@ -34,8 +37,10 @@ reader_cb(evutil_socket_t fd, short what, void *arg)
     struct evbuffer *in = bufferevent_get_input(r->bev);
     size_t have = evbuffer_get_length(in);
     size_t want = r->high > have ? r->high - have : 0;
-    if (want > READ_CHUNK)
-        want = READ_CHUNK;
+    if (r->chunk < READ_MIN)
+        r->chunk = READ_MIN;
+    if (want > r->chunk)
+        want = r->chunk;
     if (want == 0) {
         arm(r);
         return;
@@ -78,6 +83,10 @@ reader_cb(evutil_socket_t fd, short what, void *arg)
         r->event_cb(r->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, r->arg);
         return;
     }
+    if ((size_t)got == want && r->chunk < READ_MAX)
+        r->chunk *= 2;
+    else if ((size_t)got < want / 4 && r->chunk > READ_MIN)
+        r->chunk /= 2;
     if (got == 0) {
         r->enabled = false;
         arm(r);

@@ -35,6 +35,7 @@ typedef struct rp_reader {
     bool                enabled;   /* the owner wants input */
     bool                armed;     /* the event is added */
     size_t              high;      /* no reads while this much is buffered */
+    size_t              chunk;     /* next read size */
 } rp_reader_t;
 
 void rp_reader_init(rp_reader_t *r, struct event_base *base, struct bufferevent *bev,

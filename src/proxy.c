@@ -45,9 +45,22 @@ typedef struct rp_txn_ext {
     bool      resp_bad;
     const char *resp_bad_reason;
     bool      resp_started;    /* a response byte arrived on this attempt */
-    bool      req_head_pending;/* head written, connect not yet done */
     uint64_t  attempt_start_us;
+    struct event timer_ev;     /* t.timer points here */
+    struct event deadline_ev;  /* t.deadline points here */
+    struct rp_txn_ext *next_free;
 } rp_txn_ext_t;
+
+/* Freed transactions are kept per worker (with their head buffers) and
+ * reused, which saves half a dozen allocations per request. */
+#define TXN_CACHE_MAX 64
+#define TXN_CACHE_BUF_MAX 8192
+
+typedef struct txn_cache {
+    rp_txn_ext_t *head;
+    unsigned      n;
+} txn_cache_t;
+static _Thread_local txn_cache_t txn_cache;
 
 #define EXT(t) ((rp_txn_ext_t *)(t))
 
@@ -107,8 +120,25 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg);
 rp_txn_t *
 rp_txn_new(rp_conn_t *c)
 {
-    rp_txn_ext_t *x = rp_xcalloc(1, sizeof *x);
+    rp_txn_ext_t *x = txn_cache.head;
+    rp_http_head_t req, resp;
+    size_t limit = c->w->snap->limits.max_header_bytes;
+    if (x != NULL) {
+        txn_cache.head = x->next_free;
+        txn_cache.n--;
+        req = x->t.req;
+        resp = x->t.resp;
+        memset(x, 0, sizeof *x);
+        req.limit = resp.limit = limit;
+    } else {
+        x = rp_xmalloc(sizeof *x);
+        memset(x, 0, sizeof *x);
+        rp_http_head_init(&req, limit);
+        rp_http_head_init(&resp, limit);
+    }
     rp_txn_t *t = &x->t;
+    t->req = req;
+    t->resp = resp;
     t->client = c;
     t->worker = c->w;
     t->worker_id = c->w->id;
@@ -116,11 +146,11 @@ rp_txn_new(rp_conn_t *c)
     t->state = RP_TXN_READ_HEAD;
     t->decided_by = -1;
     t->start_us = rp_now_us();
-    rp_http_head_init(&t->req, t->snap->limits.max_header_bytes);
-    rp_http_head_init(&t->resp, t->snap->limits.max_header_bytes);
     rp_request_id_new(t->id);
-    t->timer = evtimer_new(c->w->base, timer_cb, t);
-    t->deadline = evtimer_new(c->w->base, deadline_cb, t);
+    evtimer_assign(&x->timer_ev, c->w->base, timer_cb, t);
+    evtimer_assign(&x->deadline_ev, c->w->base, deadline_cb, t);
+    t->timer = &x->timer_ev;
+    t->deadline = &x->deadline_ev;
     return t;
 }
 
@@ -146,12 +176,36 @@ rp_txn_free(rp_txn_t *t)
         rp_upconn_close(t->up);
         t->up = NULL;
     }
-    event_free(t->timer);
-    event_free(t->deadline);
+    evtimer_del(t->timer);
+    evtimer_del(t->deadline);
+    rp_snapshot_unref(t->snap);
+    t->snap = NULL;
+    rp_txn_ext_t *x = EXT(t);
+    if (txn_cache.n < TXN_CACHE_MAX && t->req.cap <= TXN_CACHE_BUF_MAX
+        && t->resp.cap <= TXN_CACHE_BUF_MAX) {
+        rp_http_head_reset(&t->req);
+        rp_http_head_reset(&t->resp);
+        x->next_free = txn_cache.head;
+        txn_cache.head = x;
+        txn_cache.n++;
+        return;
+    }
     rp_http_head_free(&t->req);
     rp_http_head_free(&t->resp);
-    rp_snapshot_unref(t->snap);
-    free(EXT(t));
+    free(x);
+}
+
+void
+rp_txn_cache_free(void)
+{
+    rp_txn_ext_t *x;
+    while ((x = txn_cache.head) != NULL) {
+        txn_cache.head = x->next_free;
+        rp_http_head_free(&x->t.req);
+        rp_http_head_free(&x->t.resp);
+        free(x);
+    }
+    txn_cache.n = 0;
 }
 
 static void
@@ -244,12 +298,35 @@ rp_txn_client_error(rp_txn_t *t, int status, rp_close_t why, const char *reason)
 
 /* ---- request side ---- */
 
+#define ADD_LIT(out, lit) evbuffer_add((out), (lit), sizeof(lit) - 1)
+
+static void
+add_str(struct evbuffer *out, const char *s)
+{
+    evbuffer_add(out, s, strlen(s));
+}
+
+/* Decimal or hexadecimal without printf: these run for every request. */
+static void
+add_uint(struct evbuffer *out, uint64_t v, unsigned base)
+{
+    static const char digits[] = "0123456789abcdef";
+    char buf[24];
+    char *p = buf + sizeof buf;
+    do {
+        *--p = digits[v % base];
+        v /= base;
+    } while (v != 0);
+    evbuffer_add(out, p, (size_t)(buf + sizeof buf - p));
+}
+
 static void
 add_header(struct evbuffer *out, const char *name, const char *value, size_t vlen)
 {
-    evbuffer_add_printf(out, "%s: ", name);
+    add_str(out, name);
+    ADD_LIT(out, ": ");
     evbuffer_add(out, value, vlen);
-    evbuffer_add(out, "\r\n", 2);
+    ADD_LIT(out, "\r\n");
 }
 
 /* Serialise the request head for the backend. */
@@ -262,7 +339,8 @@ write_request_head(rp_txn_t *t, struct evbuffer *out)
     rp_http_head_t *h = &t->req;
     rp_http_mark_hop_by_hop(h, replaced);
     const char *method = rp_http_method_str(h->method);
-    evbuffer_add_printf(out, "%s ", method);
+    add_str(out, method);
+    ADD_LIT(out, " ");
     if (t->origin_len == 0 || t->origin[0] == '?')
         evbuffer_add(out, "/", 1);   /* absolute form without a path */
     evbuffer_add(out, t->origin, t->origin_len);
@@ -309,14 +387,20 @@ write_request_head(rp_txn_t *t, struct evbuffer *out)
             evbuffer_add(out, ", ", 2);
         }
     }
-    evbuffer_add_printf(out, "%s\r\nX-Forwarded-Proto: http\r\n", t->client->peer_ip);
+    add_str(out, t->client->peer_ip);
+    ADD_LIT(out, "\r\nX-Forwarded-Proto: http\r\n");
     if (host != t->backend->addr.text)
         add_header(out, "X-Forwarded-Host", host, host_len);
-    evbuffer_add_printf(out, "X-Request-Id: %s\r\n", t->id);
-    if (t->req_chunked)
-        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
-    else if (t->req_has_cl)
-        evbuffer_add_printf(out, "Content-Length: %" PRIu64 "\r\n", t->req_content_length);
+    ADD_LIT(out, "X-Request-Id: ");
+    add_str(out, t->id);
+    ADD_LIT(out, "\r\n");
+    if (t->req_chunked) {
+        ADD_LIT(out, "Transfer-Encoding: chunked\r\n");
+    } else if (t->req_has_cl) {
+        ADD_LIT(out, "Content-Length: ");
+        add_uint(out, t->req_content_length, 10);
+        ADD_LIT(out, "\r\n");
+    }
     evbuffer_add(out, "\r\n", 2);
 }
 
@@ -337,7 +421,8 @@ rp_txn_req_body(rp_txn_t *t, const char *at, size_t len)
         return 0;
     struct evbuffer *out = bufferevent_get_output(t->up->bev);
     if (t->req_chunked) {
-        evbuffer_add_printf(out, "%zx\r\n", len);
+        add_uint(out, len, 16);
+        ADD_LIT(out, "\r\n");
         evbuffer_add(out, at, len);
         evbuffer_add(out, "\r\n", 2);
     } else {
@@ -441,7 +526,9 @@ write_response_head(rp_txn_t *t, bool no_body, bool has_cl, uint64_t cl)
         rlen = strlen(reason);
     }
     size_t before = evbuffer_get_length(out);
-    evbuffer_add_printf(out, "HTTP/1.1 %d ", h->status);
+    ADD_LIT(out, "HTTP/1.1 ");
+    add_uint(out, (uint64_t)h->status, 10);
+    ADD_LIT(out, " ");
     evbuffer_add(out, reason, rlen);
     evbuffer_add(out, "\r\n", 2);
     for (unsigned i = 0; i < h->nfields; i++) {
@@ -453,9 +540,14 @@ write_response_head(rp_txn_t *t, bool no_body, bool has_cl, uint64_t cl)
         evbuffer_add(out, rp_hf_value(h, f), f->value_len);
         evbuffer_add(out, "\r\n", 2);
     }
-    evbuffer_add_printf(out, "X-Request-Id: %s\r\n", t->id);
-    if (has_cl && h->status != 204)
-        evbuffer_add_printf(out, "Content-Length: %" PRIu64 "\r\n", cl);
+    ADD_LIT(out, "X-Request-Id: ");
+    add_str(out, t->id);
+    ADD_LIT(out, "\r\n");
+    if (has_cl && h->status != 204) {
+        ADD_LIT(out, "Content-Length: ");
+        add_uint(out, cl, 10);
+        ADD_LIT(out, "\r\n");
+    }
     else if (!no_body && t->resp_chunked_out)
         evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
     bool keep = t->client_keepalive && !t->resp_close_delimited && !t->close_client;

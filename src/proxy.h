@@ -35,6 +35,9 @@ void rp_txn_client_error(rp_txn_t *t, int status, rp_close_t why, const char *re
 void rp_txn_abort(rp_txn_t *t, rp_close_t why, const char *reason);
 void rp_txn_set_state(rp_txn_t *t, rp_txn_state_t s);
 
+/* Free the calling worker thread's cache of transaction objects. */
+void rp_txn_cache_free(void);
+
 /* Initialise the parser settings (once, before workers start). */
 void rp_proxy_init(void);
 

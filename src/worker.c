@@ -6,6 +6,7 @@
  */
 #include "config.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include "revproxy/module.h"
 #include "conn.h"
 #include "pool.h"
+#include "proxy.h"
 #include "worker.h"
 #include "util.h"
 
@@ -134,8 +136,10 @@ static void
 stop_cb(evutil_socket_t fd, short what, void *arg)
 {
     rp_worker_t *w = arg;
-    (void)fd;
+    char b;
     (void)what;
+    if (read((int)fd, &b, 1) != 1)
+        return;
     for (size_t i = 0; i < w->nlisteners; i++)
         evconnlistener_free(w->listeners[i]);
     w->nlisteners = 0;
@@ -144,6 +148,13 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
         rp_conn_free(c);
     rp_pools_free(w);
     event_base_loopbreak(w->base);
+}
+
+static void
+signal_stop(rp_worker_t *w)
+{
+    while (write(w->stop_pipe[1], "s", 1) < 0 && errno == EINTR)
+        ;
 }
 
 static void *
@@ -156,6 +167,7 @@ worker_main(void *arg)
     rp_modules_start(w, w->snap);
     event_base_dispatch(w->base);
     rp_modules_stop(w, w->snap);
+    rp_txn_cache_free();
     return NULL;
 }
 
@@ -171,6 +183,9 @@ worker_cleanup(rp_worker_t *w)
         event_free(w->stop_ev);
     if (w->base)
         event_base_free(w->base);
+    for (int i = 0; i < 2; i++)
+        if (w->stop_pipe[i] >= 0)
+            close(w->stop_pipe[i]);
     rp_snapshot_unref(w->snap);
 }
 
@@ -182,9 +197,11 @@ rp_workers_start(rp_snapshot_t *snap)
     for (unsigned i = 0; i < nworkers; i++) {
         rp_worker_t *w = &workers[i];
         w->id = i;
+        w->stop_pipe[0] = w->stop_pipe[1] = -1;
         TAILQ_INIT(&w->conns);
         w->snap = rp_snapshot_ref(snap);
         struct event_config *ec = event_config_new();
+        event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
         w->base = event_base_new_with_config(ec);
         event_config_free(ec);
         if (w->base == NULL) {
@@ -192,7 +209,12 @@ rp_workers_start(rp_snapshot_t *snap)
             goto fail;
         }
         w->accept_timer = evtimer_new(w->base, accept_timer_cb, w);
-        w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
+        if (pipe2(w->stop_pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+            rp_log(RP_LOG_ERROR, NULL, "worker %u: pipe: %s", i, strerror(errno));
+            goto fail;
+        }
+        w->stop_ev = event_new(w->base, w->stop_pipe[0], EV_READ, stop_cb, w);
+        event_add(w->stop_ev, NULL);
         w->listeners = rp_xcalloc(snap->nlisteners, sizeof *w->listeners);
         for (size_t j = 0; j < snap->nlisteners; j++) {
             int fd = bind_listener(&snap->listeners[j]);
@@ -217,7 +239,7 @@ rp_workers_start(rp_snapshot_t *snap)
         if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
             rp_log(RP_LOG_ERROR, NULL, "cannot start worker thread %u", i);
             for (unsigned j = 0; j < i; j++) {
-                event_active(workers[j].stop_ev, 0, 0);
+                signal_stop(&workers[j]);
                 pthread_join(workers[j].thread, NULL);
             }
             goto fail;
@@ -237,7 +259,7 @@ void
 rp_workers_stop(void)
 {
     for (unsigned i = 0; i < nworkers; i++)
-        event_active(workers[i].stop_ev, 0, 0);
+        signal_stop(&workers[i]);
     for (unsigned i = 0; i < nworkers; i++)
         pthread_join(workers[i].thread, NULL);
     for (unsigned i = 0; i < nworkers; i++)

@@ -4,7 +4,8 @@
  * listening sockets, the client connections accepted on them and its
  * upstream connection pools; a connection lives and dies on one worker.
  * The main thread owns signals and config and talks to workers only
- * through events it activates on their bases.
+ * through a pipe per worker; worker event bases have no locks, since no
+ * other thread ever touches them.
  */
 #ifndef RP_WORKER_H
 #define RP_WORKER_H
@@ -28,7 +29,8 @@ struct rp_worker {
     size_t                nlisteners;
     struct event         *accept_timer;  /* owned: re-enables paused listeners */
     bool                  accept_paused;
-    struct event         *stop_ev;       /* owned: activated by the main thread */
+    struct event         *stop_ev;       /* owned: reads stop_pipe[0] */
+    int                   stop_pipe[2];  /* owned: the main thread writes a byte to stop */
     TAILQ_HEAD(, rp_conn) conns;         /* owned */
     unsigned              nconns;
     rp_pool_t            *pools;         /* owned: indexed by backend identity */
