@@ -16,6 +16,7 @@
  * transaction are taken after llhttp_execute() returns.
  */
 #include "config.h"
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -298,36 +299,78 @@ rp_txn_client_error(rp_txn_t *t, int status, rp_close_t why, const char *reason)
 
 /* ---- request side ---- */
 
-#define ADD_LIT(out, lit) evbuffer_add((out), (lit), sizeof(lit) - 1)
+/* A message head is built in one reserved, contiguous piece of the output
+ * buffer and committed once: one buffer callback per head rather than one
+ * per field. */
+typedef struct head_builder {
+    struct evbuffer      *out;
+    struct evbuffer_iovec v;
+    char                 *p;
+} head_builder_t;
 
 static void
-add_str(struct evbuffer *out, const char *s)
+hb_begin(head_builder_t *b, struct evbuffer *out, size_t max)
 {
-    evbuffer_add(out, s, strlen(s));
+    b->out = out;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)max, &b->v, 1) < 1)
+        abort();   /* allocation failure inside libevent */
+    b->p = b->v.iov_base;
 }
 
-/* Decimal or hexadecimal without printf: these run for every request. */
 static void
-add_uint(struct evbuffer *out, uint64_t v, unsigned base)
+hb_put(head_builder_t *b, const void *s, size_t n)
 {
-    static const char digits[] = "0123456789abcdef";
+    memcpy(b->p, s, n);
+    b->p += n;
+}
+
+#define HB_LIT(b, lit) hb_put((b), (lit), sizeof(lit) - 1)
+
+static void
+hb_str(head_builder_t *b, const char *s)
+{
+    hb_put(b, s, strlen(s));
+}
+
+static void
+hb_uint(head_builder_t *b, uint64_t v)
+{
     char buf[24];
     char *p = buf + sizeof buf;
     do {
-        *--p = digits[v % base];
-        v /= base;
+        *--p = (char)('0' + v % 10);
+        v /= 10;
     } while (v != 0);
-    evbuffer_add(out, p, (size_t)(buf + sizeof buf - p));
+    hb_put(b, p, (size_t)(buf + sizeof buf - p));
 }
 
 static void
-add_header(struct evbuffer *out, const char *name, const char *value, size_t vlen)
+hb_fields(head_builder_t *b, const rp_http_head_t *h)
 {
-    add_str(out, name);
-    ADD_LIT(out, ": ");
-    evbuffer_add(out, value, vlen);
-    ADD_LIT(out, "\r\n");
+    for (unsigned i = 0; i < h->nfields; i++) {
+        const rp_hfield_t *f = &h->fields[i];
+        if (f->flags & RP_HF_DROP)
+            continue;
+        hb_put(b, rp_hf_name(h, f), f->name_len);
+        HB_LIT(b, ": ");
+        hb_put(b, rp_hf_value(h, f), f->value_len);
+        HB_LIT(b, "\r\n");
+    }
 }
+
+static size_t
+hb_end(head_builder_t *b)
+{
+    size_t n = (size_t)(b->p - (char *)b->v.iov_base);
+    assert(n <= b->v.iov_len);
+    b->v.iov_len = n;
+    evbuffer_commit_space(b->out, &b->v, 1);
+    return n;
+}
+
+/* Room a head needs beyond its stored fields: request line or status line,
+ * the proxy's own fields, separators. */
+#define HEAD_EXTRA 1024
 
 /* Serialise the request head for the backend. */
 static void
@@ -338,13 +381,6 @@ write_request_head(rp_txn_t *t, struct evbuffer *out)
         "x-request-id", "expect", NULL };
     rp_http_head_t *h = &t->req;
     rp_http_mark_hop_by_hop(h, replaced);
-    const char *method = rp_http_method_str(h->method);
-    add_str(out, method);
-    ADD_LIT(out, " ");
-    if (t->origin_len == 0 || t->origin[0] == '?')
-        evbuffer_add(out, "/", 1);   /* absolute form without a path */
-    evbuffer_add(out, t->origin, t->origin_len);
-    evbuffer_add(out, " HTTP/1.1\r\n", 11);
 
     /* Host: as the client named it (the absolute-form authority wins),
      * else the backend's address. */
@@ -366,42 +402,47 @@ write_request_head(rp_txn_t *t, struct evbuffer *out)
         host = t->backend->addr.text;
         host_len = strlen(host);
     }
-    add_header(out, "Host", host, host_len);
 
-    for (unsigned i = 0; i < h->nfields; i++) {
-        const rp_hfield_t *f = &h->fields[i];
-        if (f->flags & RP_HF_DROP)
-            continue;
-        evbuffer_add(out, rp_hf_name(h, f), f->name_len);
-        evbuffer_add(out, ": ", 2);
-        evbuffer_add(out, rp_hf_value(h, f), f->value_len);
-        evbuffer_add(out, "\r\n", 2);
-    }
+    head_builder_t b;
+    hb_begin(&b, out, h->len + 4 * (size_t)h->nfields + 2 * host_len + HEAD_EXTRA);
+    hb_str(&b, rp_http_method_str(h->method));
+    HB_LIT(&b, " ");
+    if (t->origin_len == 0 || t->origin[0] == '?')
+        HB_LIT(&b, "/");   /* absolute form without a path */
+    hb_put(&b, t->origin, t->origin_len);
+    HB_LIT(&b, " HTTP/1.1\r\nHost: ");
+    hb_put(&b, host, host_len);
+    HB_LIT(&b, "\r\n");
+    hb_fields(&b, h);
 
     /* X-Forwarded-For: every value received, joined, then the client. */
-    evbuffer_add(out, "X-Forwarded-For: ", 17);
+    HB_LIT(&b, "X-Forwarded-For: ");
     for (unsigned i = 0; i < h->nfields; i++) {
         const rp_hfield_t *f = &h->fields[i];
-        if (rp_hf_is(h, f, "x-forwarded-for") && f->value_len > 0) {
-            evbuffer_add(out, rp_hf_value(h, f), f->value_len);
-            evbuffer_add(out, ", ", 2);
+        if (f->value_len > 0 && rp_hf_is(h, f, "x-forwarded-for")) {
+            hb_put(&b, rp_hf_value(h, f), f->value_len);
+            HB_LIT(&b, ", ");
         }
     }
-    add_str(out, t->client->peer_ip);
-    ADD_LIT(out, "\r\nX-Forwarded-Proto: http\r\n");
-    if (host != t->backend->addr.text)
-        add_header(out, "X-Forwarded-Host", host, host_len);
-    ADD_LIT(out, "X-Request-Id: ");
-    add_str(out, t->id);
-    ADD_LIT(out, "\r\n");
-    if (t->req_chunked) {
-        ADD_LIT(out, "Transfer-Encoding: chunked\r\n");
-    } else if (t->req_has_cl) {
-        ADD_LIT(out, "Content-Length: ");
-        add_uint(out, t->req_content_length, 10);
-        ADD_LIT(out, "\r\n");
+    hb_str(&b, t->client->peer_ip);
+    HB_LIT(&b, "\r\nX-Forwarded-Proto: http\r\n");
+    if (host != t->backend->addr.text) {
+        HB_LIT(&b, "X-Forwarded-Host: ");
+        hb_put(&b, host, host_len);
+        HB_LIT(&b, "\r\n");
     }
-    evbuffer_add(out, "\r\n", 2);
+    HB_LIT(&b, "X-Request-Id: ");
+    hb_str(&b, t->id);
+    HB_LIT(&b, "\r\n");
+    if (t->req_chunked) {
+        HB_LIT(&b, "Transfer-Encoding: chunked\r\n");
+    } else if (t->req_has_cl) {
+        HB_LIT(&b, "Content-Length: ");
+        hb_uint(&b, t->req_content_length);
+        HB_LIT(&b, "\r\n");
+    }
+    HB_LIT(&b, "\r\n");
+    hb_end(&b);
 }
 
 bool
@@ -421,8 +462,9 @@ rp_txn_req_body(rp_txn_t *t, const char *at, size_t len)
         return 0;
     struct evbuffer *out = bufferevent_get_output(t->up->bev);
     if (t->req_chunked) {
-        add_uint(out, len, 16);
-        ADD_LIT(out, "\r\n");
+        char hdr[24];
+        int n = snprintf(hdr, sizeof hdr, "%zx\r\n", len);
+        evbuffer_add(out, hdr, (size_t)n);
         evbuffer_add(out, at, len);
         evbuffer_add(out, "\r\n", 2);
     } else {
@@ -525,38 +567,31 @@ write_response_head(rp_txn_t *t, bool no_body, bool has_cl, uint64_t cl)
         reason = rp_http_reason(h->status);
         rlen = strlen(reason);
     }
-    size_t before = evbuffer_get_length(out);
-    ADD_LIT(out, "HTTP/1.1 ");
-    add_uint(out, (uint64_t)h->status, 10);
-    ADD_LIT(out, " ");
-    evbuffer_add(out, reason, rlen);
-    evbuffer_add(out, "\r\n", 2);
-    for (unsigned i = 0; i < h->nfields; i++) {
-        const rp_hfield_t *f = &h->fields[i];
-        if (f->flags & RP_HF_DROP)
-            continue;
-        evbuffer_add(out, rp_hf_name(h, f), f->name_len);
-        evbuffer_add(out, ": ", 2);
-        evbuffer_add(out, rp_hf_value(h, f), f->value_len);
-        evbuffer_add(out, "\r\n", 2);
-    }
-    ADD_LIT(out, "X-Request-Id: ");
-    add_str(out, t->id);
-    ADD_LIT(out, "\r\n");
+    head_builder_t b;
+    hb_begin(&b, out, h->len + 4 * (size_t)h->nfields + rlen + HEAD_EXTRA);
+    HB_LIT(&b, "HTTP/1.1 ");
+    hb_uint(&b, (uint64_t)h->status);
+    HB_LIT(&b, " ");
+    hb_put(&b, reason, rlen);
+    HB_LIT(&b, "\r\n");
+    hb_fields(&b, h);
+    HB_LIT(&b, "X-Request-Id: ");
+    hb_str(&b, t->id);
+    HB_LIT(&b, "\r\n");
     if (has_cl && h->status != 204) {
-        ADD_LIT(out, "Content-Length: ");
-        add_uint(out, cl, 10);
-        ADD_LIT(out, "\r\n");
+        HB_LIT(&b, "Content-Length: ");
+        hb_uint(&b, cl);
+        HB_LIT(&b, "\r\n");
+    } else if (!no_body && t->resp_chunked_out) {
+        HB_LIT(&b, "Transfer-Encoding: chunked\r\n");
     }
-    else if (!no_body && t->resp_chunked_out)
-        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
     bool keep = t->client_keepalive && !t->resp_close_delimited && !t->close_client;
     if (!keep)
-        evbuffer_add(out, "Connection: close\r\n", 19);
+        HB_LIT(&b, "Connection: close\r\n");
     else if (t->req.minor == 0)
-        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-    evbuffer_add(out, "\r\n", 2);
-    t->bytes_out += evbuffer_get_length(out) - before;
+        HB_LIT(&b, "Connection: keep-alive\r\n");
+    HB_LIT(&b, "\r\n");
+    t->bytes_out += hb_end(&b);
 }
 
 static int
