@@ -49,8 +49,7 @@ rp_conn_peer(const rp_conn_t *c)
 static void
 arm_timer(rp_conn_t *c, unsigned ms)
 {
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-    evtimer_add(c->timer, &tv);
+    evtimer_add(c->timer, rp_timeout_tv(c->w->base, ms));
 }
 
 static const rp_snapshot_t *
@@ -569,8 +568,7 @@ rp_conn_new(rp_worker_t *w, int fd, const struct sockaddr *sa, socklen_t len)
     const rp_snapshot_t *s = w->snap;
     bufferevent_setcb(c->bev, NULL, write_cb, event_cb, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, RP_WBUF_LOW, 0);
-    struct timeval wt = { s->timeouts.client_idle_ms / 1000, (s->timeouts.client_idle_ms % 1000) * 1000 };
-    bufferevent_set_timeouts(c->bev, NULL, &wt);
+    bufferevent_set_timeouts(c->bev, NULL, rp_timeout_tv(w->base, s->timeouts.client_idle_ms));
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     rp_reader_init(&c->rd, w->base, c->bev, RP_RBUF_HIGH);
     rp_reader_setcb(&c->rd, read_cb, event_cb, c);

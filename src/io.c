@@ -98,6 +98,29 @@ reader_cb(evutil_socket_t fd, short what, void *arg)
     r->read_cb(r->arg);
 }
 
+const struct timeval *
+rp_timeout_tv(struct event_base *base, unsigned ms)
+{
+    /* One cache per thread: each worker thread runs one base. */
+    static _Thread_local struct { struct event_base *base; unsigned ms; struct timeval tv; } cache[16];
+    static _Thread_local unsigned n;
+    static _Thread_local struct timeval plain;
+    for (unsigned i = 0; i < n; i++)
+        if (cache[i].ms == ms && cache[i].base == base)
+            return &cache[i].tv;
+    plain.tv_sec = ms / 1000;
+    plain.tv_usec = (ms % 1000) * 1000;
+    if (n == sizeof cache / sizeof cache[0])
+        return &plain;
+    const struct timeval *c = event_base_init_common_timeout(base, &plain);
+    if (c == NULL)
+        return &plain;
+    cache[n].base = base;
+    cache[n].ms = ms;
+    cache[n].tv = *c;
+    return &cache[n++].tv;
+}
+
 void
 rp_reader_init(rp_reader_t *r, struct event_base *base, struct bufferevent *bev, size_t high)
 {
@@ -120,8 +143,8 @@ rp_reader_set_timeout(rp_reader_t *r, unsigned ms)
 {
     bool had = r->has_timeout;
     r->has_timeout = ms > 0;
-    r->timeout.tv_sec = ms / 1000;
-    r->timeout.tv_usec = (ms % 1000) * 1000;
+    if (ms > 0)
+        r->timeout = *rp_timeout_tv(event_get_base(&r->ev), ms);
     if (!r->armed)
         return;
     if (r->has_timeout)

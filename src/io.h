@@ -48,6 +48,12 @@ void rp_reader_enable(rp_reader_t *r);
 void rp_reader_disable(rp_reader_t *r);
 /* The owner consumed input: resume reading if it had stopped at high. */
 void rp_reader_drained(rp_reader_t *r);
+/* A timeval for ms on base, as a libevent common timeout when possible:
+ * timers of a handful of fixed durations (the configured timeouts) then
+ * cost a queue append instead of a heap insertion.  The result is copied
+ * by event_add(); valid on base only. */
+const struct timeval *rp_timeout_tv(struct event_base *base, unsigned ms);
+
 /* Before the bufferevent is freed. */
 void rp_reader_release(rp_reader_t *r);
 

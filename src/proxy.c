@@ -106,11 +106,10 @@ rp_txn_req_header(const rp_txn_t *t, const char *name, size_t *len)
     return rp_hf_value(&t->req, f);
 }
 
-static struct timeval
-ms_tv(unsigned ms)
+static const struct timeval *
+ms_tv(const rp_txn_t *t, unsigned ms)
 {
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-    return tv;
+    return rp_timeout_tv(t->worker->base, ms);
 }
 
 /* ---- lifecycle ---- */
@@ -489,8 +488,7 @@ rp_txn_req_end(rp_txn_t *t)
         return;
     }
     if (t->state == RP_TXN_WAIT_HEAD && !t->resp_head_sent) {
-        struct timeval tv = ms_tv(t->snap->timeouts.upstream_response_ms);
-        evtimer_add(t->timer, &tv);
+        evtimer_add(t->timer, ms_tv(t, t->snap->timeouts.upstream_response_ms));
     }
 }
 
@@ -808,8 +806,8 @@ send_request(rp_txn_t *t)
     rp_txn_set_state(t, RP_TXN_WAIT_HEAD);
     /* The read timeout starts with the response head; until the request
      * is sent, only a backend that stops reading is timed. */
-    struct timeval rt = ms_tv(t->snap->timeouts.upstream_response_ms);
-    bufferevent_set_timeouts(ub, NULL, &rt);
+    const struct timeval *rt = ms_tv(t, t->snap->timeouts.upstream_response_ms);
+    bufferevent_set_timeouts(ub, NULL, rt);
     rp_reader_enable(&t->up->rd);
     rp_bev_flush(ub);
     if (t->expect_continue && !t->replayed) {
@@ -819,7 +817,7 @@ send_request(rp_txn_t *t)
     bool has_body = t->req_chunked || t->req_content_length > 0;
     if (!has_body || t->req_done) {
         /* No body, or a replay of a request already read. */
-        evtimer_add(t->timer, &rt);
+        evtimer_add(t->timer, rt);
     } else {
         /* The body is read now: the client may not pause longer than
          * client_idle_ms between two reads. */
@@ -958,16 +956,14 @@ start_attempt(rp_txn_t *t)
     bufferevent_setcb(up->bev, NULL, up_write_cb, up_event_cb, t);
     rp_reader_setcb(&up->rd, up_read_cb, up_event_cb, t);
     rp_txn_set_state(t, RP_TXN_CONNECT);
-    struct timeval ct = ms_tv(t->snap->timeouts.upstream_connect_ms);
-    evtimer_add(t->timer, &ct);
+    evtimer_add(t->timer, ms_tv(t, t->snap->timeouts.upstream_connect_ms));
 }
 
 void
 rp_txn_start(rp_txn_t *t)
 {
     if (t->snap->timeouts.request_ms > 0) {
-        struct timeval dt = ms_tv(t->snap->timeouts.request_ms);
-        evtimer_add(t->deadline, &dt);
+        evtimer_add(t->deadline, ms_tv(t, t->snap->timeouts.request_ms));
     }
     rp_txn_set_state(t, RP_TXN_DECIDE);
     rp_verdict_t v = rp_modules_on_request(t);
