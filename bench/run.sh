@@ -20,6 +20,7 @@ readonly SCRIPT_DIR REPO_ROOT
 
 DURATION=10
 CONNECTIONS=64
+ROUNDS=3
 WARMUP=2
 REVPROXY="$REPO_ROOT/build/src/revproxy"
 BACKEND="$REPO_ROOT/build/tools/rp-backend"
@@ -36,6 +37,8 @@ usage: ${0##*/} [options]
 
   --duration SECONDS   length of each measured wrk run (default $DURATION)
   --connections N      concurrent wrk connections (default $CONNECTIONS)
+  --rounds N           measure each target N times, alternating, and report
+                       the median run (default $ROUNDS)
   --revproxy PATH      revproxy binary (default ./build/src/revproxy)
   --backend PATH       rp-backend binary (default ./build/tools/rp-backend;
                        built from tools/rp-backend.c when missing)
@@ -108,6 +111,15 @@ parse_args() {
                 BACKEND=$(abs_path "${1#*=}")
                 shift
                 ;;
+            --rounds)
+                (($# >= 2)) || die "--rounds needs a value"
+                ROUNDS=$2
+                shift 2
+                ;;
+            --rounds=*)
+                ROUNDS=${1#*=}
+                shift
+                ;;
             --only-nginx)
                 ONLY_NGINX=1
                 shift
@@ -132,8 +144,12 @@ parse_args() {
     if ! is_uint "$CONNECTIONS" || ((10#$CONNECTIONS == 0)); then
         die "--connections must be a positive integer"
     fi
+    if ! is_uint "$ROUNDS" || ((10#$ROUNDS == 0)); then
+        die "--rounds must be a positive integer"
+    fi
     DURATION=$((10#$DURATION))
     CONNECTIONS=$((10#$CONNECTIONS))
+    ROUNDS=$((10#$ROUNDS))
 }
 
 # --- dependencies ----------------------------------------------------------
@@ -540,27 +556,44 @@ main() {
     start_backend
     check_body direct "http://127.0.0.1:$BACKEND_PORT/"
 
-    local names=() rps=() p50=() p99=() cpu0=()
+    local names=() rps=() p50=() p99=() cpu0=() targets=(direct nginx)
 
-    measure direct "http://127.0.0.1:$BACKEND_PORT/"
-    names+=(direct) rps+=("$RESULT_RPS") p50+=("$RESULT_P50")
-    p99+=("$RESULT_P99")
-
+    # Both proxies run side by side (each idle while the other is measured)
+    # and the targets are measured in turn, round after round, so slow
+    # drifts of a shared machine hit all of them alike.
     start_nginx
     check_body nginx "http://127.0.0.1:$NGINX_PORT/"
-    measure nginx "http://127.0.0.1:$NGINX_PORT/"
-    names+=(nginx) rps+=("$RESULT_RPS") p50+=("$RESULT_P50")
-    p99+=("$RESULT_P99") cpu0+=("nginx: $RESULT_CPU")
-    stop "$NGINX_PID"
-
     if ((!ONLY_NGINX)); then
         start_revproxy
         check_body revproxy "http://127.0.0.1:$REVPROXY_PORT/"
-        measure revproxy "http://127.0.0.1:$REVPROXY_PORT/"
-        names+=(revproxy) rps+=("$RESULT_RPS") p50+=("$RESULT_P50")
-        p99+=("$RESULT_P99") cpu0+=("revproxy: $RESULT_CPU")
-        stop "$REVPROXY_PID"
+        targets+=(revproxy)
     fi
+    local round target url
+    declare -A runs=()
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for target in "${targets[@]}"; do
+            case $target in
+                direct) url="http://127.0.0.1:$BACKEND_PORT/" ;;
+                nginx) url="http://127.0.0.1:$NGINX_PORT/" ;;
+                revproxy) url="http://127.0.0.1:$REVPROXY_PORT/" ;;
+            esac
+            measure "$target" "$url"
+            runs[$target]+="$RESULT_RPS $RESULT_P50 $RESULT_P99 ${RESULT_CPU// /_}"$'\n'
+        done
+    done
+    stop "$NGINX_PID"
+    ((ONLY_NGINX)) || stop "$REVPROXY_PID"
+
+    # The median run by req/s stands for each target.
+    local line
+    for target in "${targets[@]}"; do
+        line=$(printf '%s' "${runs[$target]}" | sort -n -k1,1 |
+            awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }')
+        read -r RESULT_RPS RESULT_P50 RESULT_P99 RESULT_CPU <<<"$line"
+        names+=("$target") rps+=("$RESULT_RPS") p50+=("$RESULT_P50")
+        p99+=("$RESULT_P99")
+        [[ $target == direct ]] || cpu0+=("$target: ${RESULT_CPU//_/ }")
+    done
 
     local cpu i
     cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo \
@@ -571,7 +604,7 @@ main() {
     echo "date:    $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo "cpu:     $cpu ($ncpu CPUs); kernel $(uname -r)"
     echo "wrk:     -t1 -c$CONNECTIONS -d${DURATION}s --latency" \
-        "(after a ${WARMUP}s warm-up), path /"
+        "(after a ${WARMUP}s warm-up), path /; median of $ROUNDS rounds"
     echo "pinning: proxy on CPU 0, backend and wrk on CPU 1"
     echo "nginx:   $("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
     echo
