@@ -400,7 +400,8 @@ parse_limits(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
     v = l->max_headers;
     rp_conf_uint(o, "max_headers", "limits", 1, 1000, &v, errs);
     l->max_headers = (unsigned)v;
-    v = l->max_uri_bytes;
+    /* Unset, the URI limit follows a smaller head limit down. */
+    v = l->max_uri_bytes < l->max_header_bytes ? l->max_uri_bytes : l->max_header_bytes;
     if (rp_conf_uint(o, "max_uri_bytes", "limits", 64, 1048576, &v, errs) == 0
         && v > l->max_header_bytes)
         rp_errs_add(errs, "limits.max_uri_bytes",

@@ -68,6 +68,8 @@ on_message_begin(llhttp_t *p)
         return HPE_INTERNAL;   /* cannot happen: parsing pauses between requests */
     c->txn = rp_txn_new(c);
     c->head_bytes = 0;
+    c->trailer_bytes = 0;
+    c->in_body = false;
     if (c->state == RP_CONN_IDLE && c->requests > 0)
         arm_timer(c, c->txn->snap->timeouts.client_header_ms);
     c->state = RP_CONN_HEAD;
@@ -94,11 +96,25 @@ on_url(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* Trailer fields of a chunked request are not forwarded (the proxy ends
+ * the body it re-frames without them); they only count against the head
+ * size limit. */
+static int
+trailer(rp_conn_t *c, size_t len)
+{
+    c->trailer_bytes += len;
+    if (c->txn != NULL && c->trailer_bytes > c->txn->snap->limits.max_header_bytes)
+        return limit_error(c, 431, "request trailer larger than limits.max_header_bytes");
+    return 0;
+}
+
 static int
 on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     rp_conn_t *c = p->data;
     rp_txn_t *t = c->txn;
+    if (c->in_body || t == NULL)
+        return trailer(c, len);
     if (t->req.last_cb != 1 && t->req.nfields >= t->snap->limits.max_headers)
         return limit_error(c, 431, "more header fields than limits.max_headers");
     if (rp_http_head_add_name(&t->req, at, len) < 0)
@@ -110,6 +126,8 @@ static int
 on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     rp_conn_t *c = p->data;
+    if (c->in_body || c->txn == NULL)
+        return trailer(c, len);
     if (rp_http_head_add_value(&c->txn->req, at, len) < 0)
         return limit_error(c, 431, "request head larger than limits.max_header_bytes");
     return 0;
@@ -132,6 +150,7 @@ on_headers_complete(llhttp_t *p)
     t->req_content_length = t->req_has_cl ? p->content_length : 0;
     t->client_keepalive = llhttp_should_keep_alive(p) != 0;
     c->head_complete = true;
+    c->in_body = true;
     /* Stop here: the body waits until an upstream connection takes it. */
     return HPE_PAUSED;
 }

@@ -42,6 +42,8 @@ struct rp_conn {
     llhttp_t            parser;
     rp_txn_t           *txn;         /* owned: request in progress */
     size_t              head_bytes;  /* bytes of the current head so far */
+    size_t              trailer_bytes; /* chunked trailer fields, dropped */
+    bool                in_body;     /* head complete: header callbacks are trailers */
     int                 parse_error; /* status chosen in a parser callback */
     const char         *parse_reason;
     unsigned            requests;

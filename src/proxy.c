@@ -46,6 +46,8 @@ typedef struct rp_txn_ext {
     bool      resp_bad;
     const char *resp_bad_reason;
     bool      resp_started;    /* a response byte arrived on this attempt */
+    bool      resp_in_body;    /* head done: header callbacks are trailers */
+    size_t    resp_trailer_bytes;
     uint64_t  attempt_start_us;
     struct event timer_ev;     /* t.timer points here */
     struct event deadline_ev;  /* t.deadline points here */
@@ -507,6 +509,19 @@ on_r_message_begin(llhttp_t *p)
 {
     rp_txn_t *t = p->data;
     rp_http_head_reset(&t->resp);
+    EXT(t)->resp_in_body = false;
+    return 0;
+}
+
+/* Response trailers are dropped like request trailers (the body is
+ * re-framed), within the head size limit. */
+static int
+resp_trailer(rp_txn_t *t, size_t len)
+{
+    rp_txn_ext_t *x = EXT(t);
+    x->resp_trailer_bytes += len;
+    if (x->resp_trailer_bytes > t->snap->limits.max_header_bytes)
+        return resp_bad(t, "response trailer larger than limits.max_header_bytes");
     return 0;
 }
 
@@ -523,6 +538,8 @@ static int
 on_r_header_field(llhttp_t *p, const char *at, size_t len)
 {
     rp_txn_t *t = p->data;
+    if (EXT(t)->resp_in_body)
+        return resp_trailer(t, len);
     if (t->resp.last_cb != 1 && t->resp.nfields >= t->snap->limits.max_headers)
         return resp_bad(t, "response has more header fields than limits.max_headers");
     if (rp_http_head_add_name(&t->resp, at, len) < 0)
@@ -534,6 +551,8 @@ static int
 on_r_header_value(llhttp_t *p, const char *at, size_t len)
 {
     rp_txn_t *t = p->data;
+    if (EXT(t)->resp_in_body)
+        return resp_trailer(t, len);
     if (rp_http_head_add_value(&t->resp, at, len) < 0)
         return resp_bad(t, "response head larger than limits.max_header_bytes");
     return 0;
@@ -608,6 +627,7 @@ on_r_headers_complete(llhttp_t *p)
         return resp_bad(t, "unrequested protocol switch (101)");
     if (p->status_code < 100 || p->status_code > 999)
         return resp_bad(t, "invalid status code");
+    x->resp_in_body = true;
     if (p->status_code < 200) {
         /* Interim responses are dropped: the proxy answered any Expect
          * itself, and 103 hints are optional. */
@@ -931,6 +951,8 @@ start_attempt(rp_txn_t *t)
     x->resp_msg_done = false;
     x->resp_bad = false;
     x->interim = false;
+    x->resp_in_body = false;
+    x->resp_trailer_bytes = 0;
     llhttp_init(&x->rp, HTTP_RESPONSE, &resp_settings);
     x->rp.data = t;
     rp_http_head_reset(&t->resp);

@@ -227,6 +227,51 @@ def test_10_forwarded_and_hop_by_hop():
         assert_eq(len(r.header_all("x-request-id")), 1)
 
 
+def test_10b_trailers_dropped_both_ways():
+    def h(req, ci, s):
+        return (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"2\r\nok\r\n0\r\nX-Resp-Trailer: 1\r\n\r\n")
+    with setup(h, limits={"max_header_bytes": 1024}) as (p, bs):
+        s = p.connect()
+        c = Client(s)
+        c.send(b"POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"3\r\nabc\r\n0\r\nX-Req-Trailer: 1\r\n\r\n")
+        r = c.read_response()
+        assert_eq(r.body, b"ok")
+        assert b"X-Resp-Trailer" not in c.buf
+        req = bs[0].requests[0]
+        assert_eq(req.body, b"abc")
+        assert b"X-Req-Trailer" not in req.raw_body
+        # an empty chunked body with trailers, then a second request on the
+        # same connection
+        c.send(b"POST /t2 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"0\r\nX-T: 1\r\n\r\nGET /after HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert_eq(c.read_response().status, 200)
+        assert_eq(c.read_response().status, 200)
+        assert_eq([r.target for r in bs[0].requests], ["/t", "/t2", "/after"])
+        # oversized trailers: 431 would come too late (head sent); the
+        # exchange is cut and the backend never sees a complete body
+        c.send(b"POST /big HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"1\r\nx\r\n0\r\nX-Big: " + b"a" * 2000 + b"\r\n\r\n")
+        r = c.read_response()
+        assert r.status in (431, 200), r.status
+        assert c.closed()
+        s.close()
+
+
+def test_10c_upgrade_request_forwarded_as_plain_http():
+    with setup() as (p, bs):
+        s = p.connect()
+        c = Client(s)
+        c.send(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+               b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert_eq(c.read_response().status, 200)
+        assert_eq(c.read_response().status, 200)
+        assert_eq([r.target for r in bs[0].requests], ["/ws", "/next"])
+        assert bs[0].requests[0].header("upgrade") is None
+        s.close()
+
+
 # ---- errors ----
 
 def test_11_no_route_404():

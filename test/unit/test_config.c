@@ -249,6 +249,28 @@ START_TEST(test_access_log_stderr)
 }
 END_TEST
 
+START_TEST(test_uri_limit_follows_small_head_limit)
+{
+    /* Unset, max_uri_bytes follows a max_header_bytes below its default;
+     * set, it must fit (see the invalid cases). */
+    rp_snapshot_t *s = build_ok(WITH("\"limits\": {\"max_header_bytes\": 2048}"));
+    ck_assert_uint_eq(s->limits.max_uri_bytes, 2048);
+    rp_snapshot_unref(s);
+    s = build_ok(WITH("\"limits\": {\"max_header_bytes\": 65536}"));
+    ck_assert_uint_eq(s->limits.max_uri_bytes, 8192);
+    rp_snapshot_unref(s);
+}
+END_TEST
+
+START_TEST(test_access_log_off)
+{
+    rp_snapshot_t *s = build_ok(WITH("\"log\": {\"access_log\": \"off\"}"));
+    ck_assert_ptr_null(s->access_log);
+    ck_assert(s->access_log_off);
+    rp_snapshot_unref(s);
+}
+END_TEST
+
 /* ---- invalid documents: exact messages ---- */
 
 #define MAX_EXPECT 3
@@ -756,6 +778,8 @@ config_suite(void)
     tc = tcase_create("valid_minimal");
     tcase_add_test(tc, test_minimal_valid);
     tcase_add_test(tc, test_access_log_stderr);
+    tcase_add_test(tc, test_access_log_off);
+    tcase_add_test(tc, test_uri_limit_follows_small_head_limit);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("valid_full");
