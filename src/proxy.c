@@ -456,6 +456,8 @@ int
 rp_txn_req_body(rp_txn_t *t, const char *at, size_t len)
 {
     const rp_snapshot_t *s = t->snap;
+    if (len == 0)
+        return 0;   /* a zero-size chunk would end the re-framed body */
     t->req_body_bytes += len;
     if (s->limits.max_body_bytes > 0 && t->req_body_bytes > s->limits.max_body_bytes)
         return -1;
@@ -663,6 +665,8 @@ static int
 on_r_body(llhttp_t *p, const char *at, size_t len)
 {
     rp_txn_t *t = p->data;
+    if (len == 0)
+        return 0;   /* a zero-size chunk would end the re-framed body */
     struct evbuffer *out = bufferevent_get_output(t->client->bev);
     if (t->resp_chunked_out) {
         char hdr[24];
