@@ -215,6 +215,24 @@ group_add(host_group_t *g, rp_route_t *rt)
     }
 }
 
+/* Routes sorted by path: equal neighbours are duplicates; the later one in
+ * the file is the error. */
+static void
+report_duplicates(rp_route_t *const *arr, size_t n, const char *kind, rp_errs_t *errs)
+{
+    for (size_t i = 1; i < n; i++) {
+        const rp_route_t *a = arr[i - 1], *b = arr[i];
+        if (strcmp(a->path, b->path) != 0)
+            continue;
+        const rp_route_t *later = a->index > b->index ? a : b;
+        const rp_route_t *first = a->index > b->index ? b : a;
+        char p[64];
+        snprintf(p, sizeof p, "routes[%u]", later->index);
+        rp_errs_add(errs, p, "duplicate route (same host and %s as routes[%u])", kind,
+                    first->index);
+    }
+}
+
 static void
 group_sort(host_group_t *g, rp_errs_t *errs)
 {
@@ -222,27 +240,8 @@ group_sort(host_group_t *g, rp_errs_t *errs)
         qsort(g->exact, g->nexact, sizeof *g->exact, cmp_exact);
     if (g->nprefix > 1)
         qsort(g->prefix, g->nprefix, sizeof *g->prefix, cmp_prefix);
-    for (size_t i = 1; i < g->nexact; i++) {
-        const rp_route_t *a = g->exact[i - 1], *b = g->exact[i];
-        if (strcmp(a->path, b->path) == 0) {
-            const rp_route_t *later = a->index > b->index ? a : b;
-            const rp_route_t *first = a->index > b->index ? b : a;
-            char p[64];
-            snprintf(p, sizeof p, "routes[%u]", later->index);
-            rp_errs_add(errs, p, "duplicate route (same host and path as routes[%u])", first->index);
-        }
-    }
-    for (size_t i = 1; i < g->nprefix; i++) {
-        const rp_route_t *a = g->prefix[i - 1], *b = g->prefix[i];
-        if (strcmp(a->path, b->path) == 0) {
-            const rp_route_t *later = a->index > b->index ? a : b;
-            const rp_route_t *first = a->index > b->index ? b : a;
-            char p[64];
-            snprintf(p, sizeof p, "routes[%u]", later->index);
-            rp_errs_add(errs, p, "duplicate route (same host and path prefix as routes[%u])",
-                        first->index);
-        }
-    }
+    report_duplicates(g->exact, g->nexact, "path", errs);
+    report_duplicates(g->prefix, g->nprefix, "path prefix", errs);
 }
 
 rp_router_t *

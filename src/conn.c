@@ -554,7 +554,7 @@ rp_conn_resume(rp_conn_t *c)
     event_active(c->resume, 0, 0);
 }
 
-rp_conn_t *
+int
 rp_conn_new(rp_worker_t *w, int fd, const struct sockaddr *sa, socklen_t len)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -566,7 +566,7 @@ rp_conn_new(rp_worker_t *w, int fd, const struct sockaddr *sa, socklen_t len)
     if (c->bev == NULL) {
         close(fd);
         free(c);
-        return NULL;
+        return -1;
     }
     if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
@@ -594,11 +594,9 @@ rp_conn_new(rp_worker_t *w, int fd, const struct sockaddr *sa, socklen_t len)
     rp_reader_enable(&c->rd);
     /* The first request gets client_header_ms from the accept on. */
     arm_timer(c, s->timeouts.client_header_ms);
-    if (rp_modules_on_accept(c, w->snap) != RP_CONTINUE) {
-        rp_conn_free(c);
-        return c;   /* accepted, then closed by a module: not an error */
-    }
-    return c;
+    if (rp_modules_on_accept(c, w->snap) != RP_CONTINUE)
+        rp_conn_free(c);   /* accepted, then refused by a module */
+    return 0;
 }
 
 void

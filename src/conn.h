@@ -53,9 +53,11 @@ struct rp_conn {
     TAILQ_ENTRY(rp_conn) link;
 };
 
-/* Take ownership of an accepted socket.  Returns NULL (socket closed) on
- * failure. */
-rp_conn_t *rp_conn_new(rp_worker_t *w, int fd, const struct sockaddr *sa, socklen_t len);
+/* Take ownership of an accepted socket, counted in the worker's
+ * connections.  Returns 0 when the connection was taken (a module may have
+ * closed it already), or -1 when it could not be set up: the socket is
+ * closed and the caller undoes the counting. */
+int rp_conn_new(rp_worker_t *w, int fd, const struct sockaddr *sa, socklen_t len);
 /* Close at once, aborting any transaction. */
 void rp_conn_free(rp_conn_t *c);
 const char *rp_conn_peer(const rp_conn_t *c);

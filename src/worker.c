@@ -112,7 +112,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     w->nconns++;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (rp_conn_new(w, fd, sa, (socklen_t)socklen) == NULL) {
+    if (rp_conn_new(w, fd, sa, (socklen_t)socklen) < 0) {
         rp_worker_conn_closed(w);
         return;
     }
