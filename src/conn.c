@@ -414,12 +414,44 @@ conn_parse(rp_conn_t *c)
     }
 }
 
+/* The client half-closed and what it sent has been parsed: end what can
+ * no longer complete. */
+static void
+after_peer_eof(rp_conn_t *c)
+{
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        return;   /* parsing waits for the transaction; more to come */
+    rp_txn_t *t = c->txn;
+    switch (c->state) {
+    case RP_CONN_IDLE:
+        close_after_flush(c);
+        return;
+    case RP_CONN_HEAD:
+        /* A request head that will never end. */
+        t->why = RP_CLOSE_CLIENT_ABORT;
+        t->reason = "client closed inside the request head";
+        t->client_keepalive = false;
+        c->state = RP_CONN_TXN;
+        rp_conn_txn_done(c, false);
+        return;
+    case RP_CONN_TXN:
+        if (t != NULL && !t->req_done && rp_txn_wants_body(t))
+            rp_txn_client_error(t, 400, RP_CLOSE_CLIENT_ABORT,
+                                "client closed before the request body ended");
+        return;
+    default:
+        return;
+    }
+}
+
 static void
 conn_process(rp_conn_t *c)
 {
     for (;;) {
         conn_parse(c);
         rp_reader_drained(&c->rd);
+        if (c->peer_eof)
+            after_peer_eof(c);
         rp_txn_t *t = c->txn;
         if (t == NULL || t->up == NULL)
             return;
@@ -467,7 +499,8 @@ write_cb(struct bufferevent *bev, void *arg)
             c->closing_now = true;
             shutdown(bufferevent_getfd(bev), SHUT_WR);
             c->head_bytes = 0;
-            arm_timer(c, LINGER_MS);
+            /* Nothing to linger for once the client has closed its side. */
+            arm_timer(c, c->peer_eof ? 0 : LINGER_MS);
         }
         return;
     }
@@ -486,17 +519,16 @@ event_cb(struct bufferevent *bev, short what, void *arg)
                             "client sent no request body bytes for timeouts.client_idle_ms");
         return;
     }
-    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && c->state == RP_CONN_CLOSING
-        && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
-        /* The client half-closed: still deliver the last response. */
+    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && !c->peer_eof
+        && (c->state != RP_CONN_CLOSING
+            || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)) {
+        /* The client half-closed.  What it sent before is still served,
+         * pipelined requests included; then the connection closes (see the
+         * end of conn_process). */
+        c->peer_eof = true;
         rp_reader_disable(&c->rd);
-        return;
-    }
-    if ((what & BEV_EVENT_EOF) && c->state == RP_CONN_TXN && c->txn != NULL
-        && c->txn->req_done) {
-        /* Half-close after a complete request: answer it, then close. */
-        c->txn->client_keepalive = false;
-        rp_reader_disable(&c->rd);
+        if (c->state != RP_CONN_CLOSING)
+            conn_process(c);
         return;
     }
     if (c->txn != NULL) {
@@ -624,7 +656,8 @@ close_after_flush(rp_conn_t *c)
     evtimer_del(c->timer);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     rp_reader_set_timeout(&c->rd, 0);
-    rp_reader_enable(&c->rd);
+    if (!c->peer_eof)
+        rp_reader_enable(&c->rd);
     rp_bev_flush(c->bev);
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
         write_cb(c->bev, c);
@@ -641,6 +674,8 @@ rp_conn_txn_done(rp_conn_t *c, bool keepalive)
     c->txn = NULL;
     c->requests++;
     rp_txn_free(t);
+    if (c->peer_eof && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+        keepalive = false;
     if (!keepalive || body_pending) {
         close_after_flush(c);
         return;
@@ -650,7 +685,8 @@ rp_conn_txn_done(rp_conn_t *c, bool keepalive)
     c->head_bytes = 0;
     c->parse_error = 0;
     c->parse_reason = NULL;
-    rp_reader_enable(&c->rd);
+    if (!c->peer_eof)
+        rp_reader_enable(&c->rd);
     arm_timer(c, c->w->snap->timeouts.client_idle_ms);
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
         rp_conn_resume(c);

@@ -50,6 +50,7 @@ struct rp_conn {
     struct event       *timer;       /* owned: idle or header timer */
     struct event       *resume;      /* owned: deferred input processing / close */
     bool                head_complete, msg_complete, closing_now;
+    bool                peer_eof;    /* the client half-closed: no more input */
     TAILQ_ENTRY(rp_conn) link;
 };
 
