@@ -881,8 +881,9 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_EOF) {
         /* Close-delimited body: EOF is its end. */
         if (t->resp_head_sent && !x->resp_msg_done) {
+            /* on_r_message_complete pauses the parser: HPE_PAUSED is fine. */
             llhttp_errno_t err = llhttp_finish(&x->rp);
-            if (err == HPE_OK && x->resp_msg_done) {
+            if ((err == HPE_OK || err == HPE_PAUSED) && x->resp_msg_done) {
                 t->up_reusable = 0;
                 response_done(t);
                 return;

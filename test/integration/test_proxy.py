@@ -125,6 +125,46 @@ def test_05_http10_client():
         assert bs[0].requests[0].header("host")
 
 
+def test_05b_close_delimited_backend_response():
+    def h(req, ci, s):
+        s.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil ")
+        time.sleep(0.05)
+        s.sendall(b"close")
+        return None
+    with setup(h) as (p, bs):
+        s = p.connect()
+        c = Client(s)
+        c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        r = c.read_response()
+        assert_eq(r.header("transfer-encoding"), "chunked")
+        assert_eq(r.body, b"until close")
+        # the client connection stays usable; the backend one was not pooled
+        c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert_eq(c.read_response().body, b"until close")
+        assert_eq(bs[0].connections, 2)
+        s.close()
+
+
+def test_05c_interim_responses_dropped():
+    def h(req, ci, s):
+        return (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+    with setup(h) as (p, bs):
+        s = p.connect()
+        c = Client(s)
+        for _ in range(2):
+            c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            version, status, reason, headers = c.read_head()
+            assert_eq(status, 200)   # the first head the client sees is the final one
+            while len(c.buf) < 2:
+                c._fill()
+            assert_eq(c.buf, b"ok")
+            c.buf = b""
+        s.close()
+        # "Connection: close" from the backend: its connection is not reused
+        assert_eq(bs[0].connections, 2)
+
+
 def test_06_chunked_both_ways():
     def h(req, ci, s):
         return (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -358,7 +398,10 @@ def test_16_malformed_backend_response_502():
            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
            b"HTTP/1.1 200 OK\r\nX: a\x00b\r\n\r\n",
            b"HTTP/1.1 200 OK\nContent-Length: 0\n\n",
-           b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx"]
+           b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx",
+           b"HTTP/1.1 200 OK\r\nX-Big: " + b"b" * 20000 + b"\r\nContent-Length: 0\r\n\r\n",
+           b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(101)) +
+           b"Content-Length: 0\r\n\r\n"]
     def h(req, ci, s):
         if req.target == "/chunk":
             return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n"
