@@ -122,3 +122,13 @@ rp_modules_stop(rp_worker_t *w, rp_snapshot_t *snap)
             m->stop(w, snap->mod_state[i]);
     }
 }
+
+void
+rp_modules_dump(const rp_snapshot_t *snap, json_t *root)
+{
+    for (int i = 0; i < RP_MOD_COUNT; i++) {
+        const rp_module_t *m = rp_modules[i];
+        if (m->dump != NULL)
+            m->dump(snap->mod_state[i], root);
+    }
+}

@@ -76,11 +76,13 @@ rp_router_free(rp_router_t *r)
     free(r);
 }
 
+static const char *const route_keys[] = { "routes", "host", "path", "path_prefix", "upstream", NULL };
+
 static int
 parse_route(const json_t *o, const char *p, const rp_snapshot_t *snap, rp_route_t *rt,
             rp_errs_t *errs)
 {
-    static const char *const allowed[] = { "host", "path", "path_prefix", "upstream", NULL };
+    const char *const *allowed = route_keys + 1;
     static const char *const unsupported[] = { "websocket", NULL };
     char q[512];
     size_t before = errs->count;
@@ -389,9 +391,28 @@ router_on_request(rp_txn_t *txn, void *state)
     return RP_CONTINUE;
 }
 
+static void
+router_dump(const void *state, json_t *root)
+{
+    const rp_router_t *r = state;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < r->nroutes; i++) {
+        const rp_route_t *rt = &r->routes[i];
+        json_t *o = json_object();
+        if (rt->host != NULL)
+            json_object_set_new(o, "host", json_string(rt->host));
+        json_object_set_new(o, rt->prefix ? "path_prefix" : "path", json_string(rt->path));
+        json_object_set_new(o, "upstream", json_string(rt->upstream->name));
+        json_array_append_new(arr, o);
+    }
+    json_object_set_new(root, "routes", arr);
+}
+
 const rp_module_t rp_module_router = {
     .name = "router",
     .configure = router_configure,
     .release = router_release,
     .on_request = router_on_request,
+    .dump = router_dump,
+    .keys = route_keys,
 };

@@ -14,7 +14,7 @@ CONFIGURE_FLAGS=${CONFIGURE_FLAGS:-}
 
 RP_BUILD_DEPS=(build-essential autoconf automake libtool pkg-config
                libevent-dev libssl-dev libnghttp2-dev libjansson-dev libwslay-dev
-               node-llhttp check python3 curl)
+               node-llhttp check python3 curl mandoc)
 
 rp_install_deps() {
     local missing=()

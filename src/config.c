@@ -297,6 +297,35 @@ rp_backend_identity_count(void)
     return atomic_load(&ident_count);
 }
 
+/* ---- the keys each section accepts ---- */
+
+static const char *const root_keys[] = {
+    "workers", "listeners", "limits", "timeouts", "upstreams", "routes", "log", NULL };
+static const char *const listener_keys[] = { "address", NULL };
+static const char *const limits_keys[] = {
+    "max_connections", "max_header_bytes", "max_headers", "max_uri_bytes", "max_body_bytes", NULL };
+static const char *const timeouts_keys[] = {
+    "client_header_ms", "client_idle_ms", "request_ms", "upstream_connect_ms",
+    "upstream_response_ms", NULL };
+static const char *const upstream_keys[] = { "balancer", "backends", "pool", NULL };
+static const char *const backend_keys[] = { "address", "weight", NULL };
+static const char *const pool_keys[] = { "max_idle_per_backend", "idle_timeout_ms", NULL };
+static const char *const log_keys[] = { "level", "format", "access_log", NULL };
+
+void
+rp_config_keys_foreach(void (*fn)(const char *key, void *arg), void *arg)
+{
+    static const char *const *const core[] = {
+        root_keys, listener_keys, limits_keys, timeouts_keys, upstream_keys,
+        backend_keys, pool_keys, log_keys };
+    for (size_t i = 0; i < RP_ARRAY_LEN(core); i++)
+        for (const char *const *k = core[i]; *k != NULL; k++)
+            fn(*k, arg);
+    for (int m = 0; m < RP_MOD_COUNT; m++)
+        for (const char *const *k = rp_modules[m]->keys; k != NULL && *k != NULL; k++)
+            fn(*k, arg);
+}
+
 /* ---- sections ---- */
 
 static void
@@ -316,7 +345,7 @@ parse_workers(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
 static void
 parse_listeners(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
 {
-    static const char *const allowed[] = { "address", NULL };
+    const char *const *allowed = listener_keys;
     static const char *const unsupported[] = { "tls", NULL };
     const json_t *arr = json_object_get(root, "listeners");
     char p[512];
@@ -375,9 +404,7 @@ parse_listeners(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
 static void
 parse_limits(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
 {
-    static const char *const allowed[] = {
-        "max_connections", "max_header_bytes", "max_headers", "max_uri_bytes",
-        "max_body_bytes", NULL };
+    const char *const *allowed = limits_keys;
     static const char *const unsupported[] = {
         "max_connections_per_ip", "h2_max_concurrent_streams", NULL };
     rp_limits_t *l = &s->limits;
@@ -415,9 +442,7 @@ parse_limits(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
 static void
 parse_timeouts(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
 {
-    static const char *const allowed[] = {
-        "client_header_ms", "client_idle_ms", "request_ms",
-        "upstream_connect_ms", "upstream_response_ms", NULL };
+    const char *const *allowed = timeouts_keys;
     static const char *const unsupported[] = { "shutdown_drain_ms", NULL };
     static const struct { const char *key; size_t off; unsigned def; uint64_t min; } t[] = {
         { "client_header_ms", offsetof(rp_timeouts_t, client_header_ms), 10000, 1 },
@@ -453,7 +478,7 @@ valid_upstream_name(const char *n)
 static void
 parse_backend(const json_t *b, const char *p, rp_upstream_t *u, rp_errs_t *errs)
 {
-    static const char *const allowed[] = { "address", "weight", NULL };
+    const char *const *allowed = backend_keys;
     static const char *const unsupported[] = { "max_connections", NULL };
     char ap[512];
     if (!expect_object(b, p, errs))
@@ -491,9 +516,9 @@ parse_backend(const json_t *b, const char *p, rp_upstream_t *u, rp_errs_t *errs)
 static void
 parse_upstream(const char *name, const json_t *o, rp_upstream_t *u, rp_errs_t *errs)
 {
-    static const char *const allowed[] = { "balancer", "backends", "pool", NULL };
+    const char *const *allowed = upstream_keys;
     static const char *const unsupported[] = { "health", "retry", NULL };
-    static const char *const pool_allowed[] = { "max_idle_per_backend", "idle_timeout_ms", NULL };
+    const char *const *pool_allowed = pool_keys;
     char p[512], q[512];
     snprintf(p, sizeof p, "upstreams.%s", name);
     u->name = rp_xstrdup(name);
@@ -581,7 +606,7 @@ parse_upstreams(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
 static void
 parse_log(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
 {
-    static const char *const allowed[] = { "level", "format", "access_log", NULL };
+    const char *const *allowed = log_keys;
     s->log_level = RP_LOG_INFO;
     const json_t *o = json_object_get(root, "log");
     if (o == NULL || !expect_object(o, "log", errs))
@@ -629,8 +654,7 @@ snapshot_free(rp_snapshot_t *s)
 int
 rp_snapshot_build(const json_t *root, rp_snapshot_t **out, rp_errs_t *errs)
 {
-    static const char *const allowed[] = {
-        "workers", "listeners", "limits", "timeouts", "upstreams", "routes", "log", NULL };
+    const char *const *allowed = root_keys;
     static const char *const unsupported[] = { "admin", "ratelimit", "health", "tls", NULL };
     size_t before = errs->count;
     if (!json_is_object(root)) {
@@ -707,4 +731,54 @@ rp_snapshot_upstream(const rp_snapshot_t *s, const char *name)
             lo = mid + 1;
     }
     return NULL;
+}
+
+/* ---- the effective configuration ---- */
+
+static json_t *
+ms(unsigned v)
+{
+    return json_integer((json_int_t)v);
+}
+
+json_t *
+rp_snapshot_dump(const rp_snapshot_t *s)
+{
+    static const char *const levels[] = { "error", "warn", "info", "debug" };
+    json_t *root = json_object();
+    json_object_set_new(root, "workers", json_integer(s->workers));
+    json_t *ls = json_array();
+    for (size_t i = 0; i < s->nlisteners; i++)
+        json_array_append_new(ls, json_pack("{s:s}", "address", s->listeners[i].text));
+    json_object_set_new(root, "listeners", ls);
+    json_object_set_new(root, "limits", json_pack("{s:o,s:o,s:o,s:o,s:I}",
+        "max_connections", ms(s->limits.max_connections),
+        "max_header_bytes", ms(s->limits.max_header_bytes),
+        "max_headers", ms(s->limits.max_headers),
+        "max_uri_bytes", ms(s->limits.max_uri_bytes),
+        "max_body_bytes", (json_int_t)s->limits.max_body_bytes));
+    json_object_set_new(root, "timeouts", json_pack("{s:o,s:o,s:o,s:o,s:o}",
+        "client_header_ms", ms(s->timeouts.client_header_ms),
+        "client_idle_ms", ms(s->timeouts.client_idle_ms),
+        "request_ms", ms(s->timeouts.request_ms),
+        "upstream_connect_ms", ms(s->timeouts.upstream_connect_ms),
+        "upstream_response_ms", ms(s->timeouts.upstream_response_ms)));
+    json_t *ups = json_object();
+    for (size_t i = 0; i < s->nupstreams; i++) {
+        const rp_upstream_t *u = &s->upstreams[i];
+        json_t *bs = json_array();
+        for (size_t j = 0; j < u->nbackends; j++)
+            json_array_append_new(bs, json_pack("{s:s,s:o}", "address", u->backends[j].addr.text,
+                                                "weight", ms(u->backends[j].weight)));
+        json_object_set_new(ups, u->name, json_pack("{s:s,s:o,s:{s:o,s:o}}",
+            "balancer", "round_robin", "backends", bs,
+            "pool", "max_idle_per_backend", ms(u->max_idle_per_backend),
+            "idle_timeout_ms", ms(u->idle_timeout_ms)));
+    }
+    json_object_set_new(root, "upstreams", ups);
+    rp_modules_dump(s, root);
+    const char *access = s->access_log_off ? "off" : s->access_log != NULL ? s->access_log : "stderr";
+    json_object_set_new(root, "log", json_pack("{s:s,s:s,s:s}",
+        "level", levels[s->log_level], "format", "json", "access_log", access));
+    return root;
 }

@@ -45,6 +45,8 @@ static struct {
     line_t         *head, *tail;
     size_t          bytes;
     int             access_fd;   /* -1: stderr */
+    char           *access_path; /* owned; NULL: stderr */
+    bool            reopen;      /* reopen the access log before writing */
 } lq = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .access_fd = -1 };
 
 static atomic_ulong dropped;
@@ -286,16 +288,52 @@ rp_log_access(const rp_txn_t *txn)
     submit(buf, pos, 1);
 }
 
+/* Writer thread, lock held: open the access log anew (after rotation). */
+static void
+reopen_access_log(void)
+{
+    lq.reopen = false;
+    if (lq.access_path == NULL)
+        return;
+    int fd = open(lq.access_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    char msg[512];
+    int n;
+    if (fd < 0) {
+        n = snprintf(msg, sizeof msg,
+                     "{\"level\":\"error\",\"msg\":\"reopening access log failed, keeping the old file\",\"error\":\"%s\"}\n",
+                     strerror(errno));
+    } else {
+        close(lq.access_fd);
+        lq.access_fd = fd;
+        n = snprintf(msg, sizeof msg, "{\"level\":\"info\",\"msg\":\"access log reopened\"}\n");
+    }
+    if (n > 0)
+        write_all(STDERR_FILENO, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+}
+
+void
+rp_log_reopen(void)
+{
+    pthread_mutex_lock(&lq.lock);
+    lq.reopen = true;
+    pthread_cond_signal(&lq.cond);
+    pthread_mutex_unlock(&lq.lock);
+}
+
 static void *
 writer_main(void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&lq.lock);
     for (;;) {
-        while (lq.head == NULL && !lq.stopping)
+        while (lq.head == NULL && !lq.stopping && !lq.reopen)
             pthread_cond_wait(&lq.cond, &lq.lock);
+        if (lq.reopen)
+            reopen_access_log();
         if (lq.head == NULL && lq.stopping)
             break;
+        if (lq.head == NULL)
+            continue;
         line_t *batch = lq.head;
         lq.head = lq.tail = NULL;
         lq.bytes = 0;
@@ -351,6 +389,7 @@ rp_log_start(const char *access_path, bool off)
         if (fd < 0)
             return -1;
         lq.access_fd = fd;
+        lq.access_path = rp_xstrdup(access_path);
     }
     pthread_mutex_lock(&lq.lock);
     lq.stopping = false;
@@ -384,6 +423,8 @@ rp_log_stop(void)
         close(lq.access_fd);
         lq.access_fd = -1;
     }
+    free(lq.access_path);
+    lq.access_path = NULL;
 }
 
 unsigned long

@@ -14,10 +14,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <jansson.h>
+#include <llhttp.h>
+#include <nghttp2/nghttp2.h>
+#include <openssl/crypto.h>
+#include <wslay/wslayver.h>
 #include "revproxy/config.h"
 #include "revproxy/log.h"
+#include "notify.h"
 #include "proxy.h"
 #include "worker.h"
 #include "util.h"
@@ -30,11 +37,27 @@ static void
 usage(FILE *f)
 {
     fprintf(f,
-        "usage: revproxy [-c FILE] [-t] [-V] [-h]\n"
-        "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ")\n"
-        "  -t, --check        validate the configuration and exit (0 valid, 78 invalid)\n"
-        "  -V, --version      print the version and exit\n"
-        "  -h, --help         print this help and exit\n");
+        "usage: revproxy [-c FILE] [-t | -T] [-V] [--build-info] [-h]\n"
+        "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
+        "  -t, --check         validate the configuration and exit (0 valid, 78 invalid)\n"
+        "  -T, --dump-config   print the effective configuration, defaults filled in\n"
+        "  -V, --version       print the version and exit\n"
+        "      --build-info    print the versions of the libraries built in\n"
+        "  -h, --help          print this help and exit\n");
+}
+
+static void
+build_info(void)
+{
+    const nghttp2_info *ng = nghttp2_version(0);
+    printf("revproxy %s\n", PACKAGE_VERSION);
+    printf("libevent %s\n", event_get_version());
+    printf("openssl %s\n", OpenSSL_version(OPENSSL_VERSION));
+    printf("nghttp2 %s\n", ng->version_str);
+    printf("jansson %s\n", jansson_version_str());
+    printf("wslay %s\n", WSLAY_VERSION);
+    printf("llhttp %d.%d.%d (strict mode)\n", LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR,
+           LLHTTP_VERSION_PATCH);
 }
 
 static void
@@ -84,12 +107,21 @@ stop_signal_cb(evutil_socket_t sig, short what, void *arg)
 }
 
 static void
-unsupported_signal_cb(evutil_socket_t sig, short what, void *arg)
+hup_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     (void)arg;
-    rp_log(RP_LOG_WARN, NULL, "received %s: %s not supported yet, ignored", strsignal((int)sig),
-           sig == SIGHUP ? "configuration reload" : "log reopening");
+    rp_log(RP_LOG_WARN, NULL, "received %s: configuration reload not supported yet, ignored",
+           strsignal((int)sig));
+}
+
+static void
+usr1_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    rp_log(RP_LOG_INFO, NULL, "received %s: reopening the access log", strsignal((int)sig));
+    rp_log_reopen();
 }
 
 int
@@ -98,15 +130,17 @@ main(int argc, char **argv)
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
         { "check", no_argument, NULL, 't' },
+        { "dump-config", no_argument, NULL, 'T' },
         { "version", no_argument, NULL, 'V' },
+        { "build-info", no_argument, NULL, 'B' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *path = DEFAULT_CONFIG;
-    bool check = false;
+    bool check = false, dump = false;
     int ch;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:tTVh", opts, NULL)) != -1) {
         switch (ch) {
         case 'c':
             path = optarg;
@@ -114,6 +148,12 @@ main(int argc, char **argv)
         case 't':
             check = true;
             break;
+        case 'T':
+            dump = true;
+            break;
+        case 'B':
+            build_info();
+            return 0;
         case 'V':
             printf("revproxy %s\n", PACKAGE_VERSION);
             return 0;
@@ -141,6 +181,14 @@ main(int argc, char **argv)
         print_errors(path, &errs);
         rp_errs_free(&errs);
         return EXIT_CONFIG;
+    }
+    if (dump) {
+        json_t *eff = rp_snapshot_dump(snap);
+        json_dumpf(eff, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        fputc('\n', stdout);
+        json_decref(eff);
+        rp_snapshot_unref(snap);
+        return 0;
     }
     if (check) {
         printf("revproxy: configuration %s is valid\n", path);
@@ -172,11 +220,12 @@ main(int argc, char **argv)
     }
     /* Signals are caught before the workers exist, so no thread ever dies
      * of a stray HUP. */
-    struct event *sigs[4] = {
+    struct event *sigs[5] = {
         evsignal_new(base, SIGINT, stop_signal_cb, base),
         evsignal_new(base, SIGTERM, stop_signal_cb, base),
-        evsignal_new(base, SIGHUP, unsupported_signal_cb, base),
-        evsignal_new(base, SIGUSR1, unsupported_signal_cb, base),
+        evsignal_new(base, SIGQUIT, stop_signal_cb, base),
+        evsignal_new(base, SIGHUP, hup_signal_cb, base),
+        evsignal_new(base, SIGUSR1, usr1_signal_cb, base),
     };
     for (size_t i = 0; i < RP_ARRAY_LEN(sigs); i++)
         evsignal_add(sigs[i], NULL);
@@ -192,8 +241,14 @@ main(int argc, char **argv)
     for (size_t i = 0; i < snap->nlisteners; i++)
         rp_log(RP_LOG_INFO, NULL, "listening on %s (%u workers)", snap->listeners[i].text,
                snap->workers);
+    char ready[128];
+    snprintf(ready, sizeof ready, "READY=1\nSTATUS=listening on %zu address%s\nMAINPID=%ld",
+             snap->nlisteners, snap->nlisteners == 1 ? "" : "es", (long)getpid());
+    if (rp_notify(ready) < 0)
+        rp_log(RP_LOG_WARN, NULL, "notifying the service manager: %s", strerror(errno));
     event_base_dispatch(base);
 
+    rp_notify("STOPPING=1");
     rp_workers_stop();
     rp_log(RP_LOG_INFO, NULL, "stopped");
     for (size_t i = 0; i < RP_ARRAY_LEN(sigs); i++)

@@ -95,6 +95,14 @@ rp_snapshot_t *rp_snapshot_ref(rp_snapshot_t *s);
 void rp_snapshot_unref(rp_snapshot_t *s);
 const rp_upstream_t *rp_snapshot_upstream(const rp_snapshot_t *s, const char *name);
 
+/* The effective configuration, defaults filled in, as a new JSON object
+ * that rp_snapshot_build() accepts again. */
+json_t *rp_snapshot_dump(const rp_snapshot_t *s);
+
+/* Call fn for every key name the core and the modules accept (names may
+ * repeat: "address" is both a listener and a backend key). */
+void rp_config_keys_foreach(void (*fn)(const char *key, void *arg), void *arg);
+
 /* Helpers for modules parsing their own keys.  Each reports a bad value in
  * errs with path and returns -1; an absent key leaves *out unchanged. */
 int rp_conf_uint(const json_t *obj, const char *key, const char *path,

@@ -45,6 +45,9 @@ int rp_log_level_parse(const char *s);
  * access_off drops them.  Returns 0, or -1 with errno set when the access
  * log cannot be opened. */
 int rp_log_start(const char *access_path, bool access_off);
+/* Ask the writer thread to reopen the access log file (SIGUSR1, after
+ * log rotation).  A failure keeps the old file and is logged. */
+void rp_log_reopen(void);
 /* Flush what is queued and stop the writer thread. */
 void rp_log_stop(void);
 /* Lines dropped because the queue was full. */

@@ -51,6 +51,10 @@ typedef void rp_notify_hook_fn(const rp_txn_t *txn, void *state);
  *   response); a describes it.
  * on_response: the response head from the backend is complete.
  * on_complete: the transaction ends, whatever the outcome; exactly once.
+ * dump: main thread; add the module's keys, with defaults filled in, to
+ *   root (revproxy --dump-config).
+ * keys: every config key name the module accepts (NULL-terminated), so
+ *   tests can hold the documentation to the parser.
  */
 typedef struct rp_module {
     const char *name;   /* config key and log tag */
@@ -64,6 +68,8 @@ typedef struct rp_module {
     void (*on_upstream_result)(rp_txn_t *txn, void *state, const rp_attempt_t *a);
     rp_notify_hook_fn *on_complete;
     int  (*admin)(rp_admin_t *admin, void *state);
+    void (*dump)(const void *state, json_t *root);
+    const char *const *keys;
 } rp_module_t;
 
 #define RP_MOD_DECL_(name, NAME) extern const rp_module_t rp_module_##name;
@@ -85,5 +91,6 @@ void rp_modules_on_complete(const rp_txn_t *txn);
 int rp_modules_start(rp_worker_t *w, rp_snapshot_t *snap);
 void rp_modules_stop(rp_worker_t *w, rp_snapshot_t *snap);
 const char *rp_module_name(int id);
+void rp_modules_dump(const rp_snapshot_t *snap, json_t *root);
 
 #endif

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Integration tests: the real revproxy between real sockets on loopback."""
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -931,7 +932,26 @@ def test_30_command_line():
     assert r.stdout.startswith("revproxy ")
     r = rp("--help")
     assert_eq(r.returncode, 0)
-    assert "--config" in r.stdout
+    for opt in ("--config", "--check", "--dump-config", "--version", "--build-info", "--help"):
+        assert opt in r.stdout, opt
+    r = rp("--build-info")
+    assert_eq(r.returncode, 0)
+    libs = [l.split()[0] for l in r.stdout.splitlines()]
+    assert_eq(libs, ["revproxy", "libevent", "openssl", "nghttp2", "jansson", "wslay", "llhttp"])
+    # -T: defaults filled in, and the output is a valid configuration again
+    r = rp("-T", config=good)
+    assert_eq(r.returncode, 0, r.stderr)
+    eff = json.loads(r.stdout)
+    assert_eq(eff["limits"]["max_header_bytes"], 16384)
+    assert_eq(eff["timeouts"]["upstream_connect_ms"], 2000)
+    assert_eq(eff["upstreams"]["a"]["pool"], {"max_idle_per_backend": 32, "idle_timeout_ms": 60000})
+    assert_eq(eff["routes"], [{"path_prefix": "/", "upstream": "a"}])
+    assert_eq(eff["log"], {"level": "info", "format": "json", "access_log": "stderr"})
+    r2 = rp("--check", config=r.stdout)
+    assert_eq(r2.returncode, 0, r2.stderr)
+    r = rp("-T", config='{"listeners": 5}')
+    assert_eq(r.returncode, 78)
+    assert_eq(r.stdout, "")
 
 
 def test_31_port_in_use_fails():
@@ -959,6 +979,62 @@ def test_32_signals_hup_ignored():
         assert p.proc.poll() is None
         assert_eq(get(p).status, 200)
     assert "not supported yet" in p.logs()
+
+
+def test_32b_sigquit_stops_and_usr1_reopens_access_log():
+    import tempfile
+    d = tempfile.mkdtemp(prefix="rp-rot-")
+    path = os.path.join(d, "access.log")
+    b = Backend()
+    p = Proxy(dict(upstream_config(b), log={"access_log": path}))
+    try:
+        get(p, "/one")
+        time.sleep(0.2)
+        os.rename(path, path + ".1")
+        p.proc.send_signal(10)   # SIGUSR1
+        deadline = time.time() + 5
+        while not os.path.exists(path) and time.time() < deadline:
+            time.sleep(0.02)
+        assert os.path.exists(path), "access log not reopened"
+        get(p, "/two")
+        time.sleep(0.2)
+        with open(path + ".1") as f:
+            assert_eq([json.loads(l)["target"] for l in f], ["/one"])
+        with open(path) as f:
+            assert_eq([json.loads(l)["target"] for l in f], ["/two"])
+        p.proc.send_signal(3)    # SIGQUIT
+        assert_eq(p.proc.wait(10), 0)
+    finally:
+        p.stop()
+        b.close()
+    assert "access log reopened" in p.logs()
+
+
+def test_32c_service_manager_notifications():
+    import tempfile
+    d = tempfile.mkdtemp(prefix="rp-notify-")
+    sock_path = os.path.join(d, "notify")
+    ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ns.bind(sock_path)
+    ns.settimeout(10)
+    os.environ["NOTIFY_SOCKET"] = sock_path
+    b = Backend()
+    try:
+        p = Proxy(upstream_config(b), expect_start=False)
+    finally:
+        del os.environ["NOTIFY_SOCKET"]
+    try:
+        msg = ns.recv(4096).decode()
+        assert "READY=1" in msg.split("\n"), msg
+        assert "MAINPID=%d" % p.proc.pid in msg, msg
+        # READY comes after the listeners are bound: connecting works now.
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=2)
+        s.close()
+        p.stop()
+        assert_eq(ns.recv(4096).decode(), "STOPPING=1")
+    finally:
+        b.close()
+        ns.close()
 
 
 def test_33_access_log_fields():

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The configuration page cannot drift from the parser: every key name the
+ * core and the modules accept is documented as an item (".It Cm key") in
+ * man/revproxy.json.5, and every item documented there is accepted.
+ */
+#include "config.h"
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "revproxy/config.h"
+
+#define MAX_KEYS 256
+
+typedef struct keyset {
+    char  *names[MAX_KEYS];
+    size_t n;
+} keyset_t;
+
+static bool
+has(const keyset_t *k, const char *name)
+{
+    for (size_t i = 0; i < k->n; i++)
+        if (strcmp(k->names[i], name) == 0)
+            return true;
+    return false;
+}
+
+static void
+add(keyset_t *k, const char *name)
+{
+    if (has(k, name))
+        return;
+    ck_assert_uint_lt(k->n, MAX_KEYS);
+    k->names[k->n++] = strdup(name);
+}
+
+static void
+add_cb(const char *key, void *arg)
+{
+    add(arg, key);
+}
+
+static void
+free_set(keyset_t *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        free(k->names[i]);
+    k->n = 0;
+}
+
+/* Items of the page: ".It Cm name" lines. */
+static void
+read_page(keyset_t *k)
+{
+    const char *top = getenv("top_srcdir");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/man/revproxy.json.5", top != NULL ? top : ".");
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    char line[1024];
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, ".It Cm ", 7) != 0)
+            continue;
+        char name[128];
+        if (sscanf(line + 7, "%127[A-Za-z0-9_]", name) == 1)
+            add(k, name);
+    }
+    fclose(f);
+}
+
+START_TEST(test_parser_keys_documented)
+{
+    keyset_t parser = { 0 }, page = { 0 };
+    rp_config_keys_foreach(add_cb, &parser);
+    read_page(&page);
+    ck_assert_uint_gt(parser.n, 20);
+    for (size_t i = 0; i < parser.n; i++)
+        ck_assert_msg(has(&page, parser.names[i]),
+                      "key \"%s\" is accepted but not documented in revproxy.json(5)",
+                      parser.names[i]);
+    free_set(&parser);
+    free_set(&page);
+}
+END_TEST
+
+START_TEST(test_documented_keys_accepted)
+{
+    keyset_t parser = { 0 }, page = { 0 };
+    rp_config_keys_foreach(add_cb, &parser);
+    read_page(&page);
+    ck_assert_uint_gt(page.n, 20);
+    for (size_t i = 0; i < page.n; i++)
+        ck_assert_msg(has(&parser, page.names[i]),
+                      "revproxy.json(5) documents \"%s\", which the parser does not accept",
+                      page.names[i]);
+    free_set(&parser);
+    free_set(&page);
+}
+END_TEST
+
+static Suite *
+keys_suite(void)
+{
+    Suite *s = suite_create("keys");
+    TCase *tc = tcase_create("documentation");
+    tcase_add_test(tc, test_parser_keys_documented);
+    tcase_add_test(tc, test_documented_keys_accepted);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(keys_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
