@@ -5,9 +5,11 @@ Everything listens on loopback ephemeral ports.  Backends are small
 threaded servers whose behaviour each test scripts; they record what they
 received so tests can assert on exactly what the proxy forwarded.
 """
+import atexit
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +20,11 @@ import time
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Every temporary file of a run lives under one directory, removed at exit.
+TMP_ROOT = tempfile.mkdtemp(prefix="rp-it-")
+tempfile.tempdir = TMP_ROOT
+atexit.register(shutil.rmtree, TMP_ROOT, True)
 REVPROXY = os.environ.get("REVPROXY") or os.path.join(HERE, "..", "..", "src", "revproxy")
 
 
@@ -259,6 +266,8 @@ class Proxy:
     def logs(self):
         if not self.log.closed:
             self.log.flush()
+        if not os.path.exists(self.log_path):
+            return ""
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
