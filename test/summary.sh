@@ -13,7 +13,10 @@ for trs in $(find test -name '*.trs' | sort); do
     name=${trs%.trs}
     result=$(sed -n 's/^:test-result: //p' "$trs" | head -n1)
     line=$(grep -E '^[0-9]+%: Checks: |passed, [0-9]+ failed$' "$log" | tail -n1)
-    if [ -z "$line" ]; then line="(no summary line)"; fi
+    if [ -z "$line" ]; then
+        line=$(grep -v '^\(PASS\|FAIL\|SKIP\|ERROR\|XFAIL\|XPASS\):' "$log" | grep . | tail -n1)
+        [ -n "$line" ] || line="(no summary line)"
+    fi
     printf '%-32s %-5s %s\n' "$name" "$result" "$line"
     if [[ $line =~ ^[0-9]+%:\ Checks:\ ([0-9]+),\ Failures:\ ([0-9]+),\ Errors:\ ([0-9]+) ]]; then
         n=${BASH_REMATCH[1]}; f=$((BASH_REMATCH[2] + BASH_REMATCH[3]))
