@@ -339,6 +339,19 @@ writer_main(void *arg)
         lq.bytes = 0;
         int afd = lq.access_fd;
         pthread_mutex_unlock(&lq.lock);
+        /* Lines dropped since the last report are reported once, in the
+         * error log, as soon as the queue has room again. */
+        static unsigned long reported;
+        unsigned long now_dropped = atomic_load(&dropped);
+        if (now_dropped != reported) {
+            char msg[160];
+            int n = snprintf(msg, sizeof msg,
+                             "{\"level\":\"warn\",\"msg\":\"log queue full: lines dropped\",\"dropped\":%lu,\"dropped_total\":%lu}\n",
+                             now_dropped - reported, now_dropped);
+            if (n > 0 && (size_t)n < sizeof msg)
+                write_all(STDERR_FILENO, msg, (size_t)n);
+            reported = now_dropped;
+        }
         /* Write runs of lines going to the same descriptor with writev. */
         while (batch != NULL) {
             struct iovec iov[64];

@@ -11,7 +11,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (REVPROXY, Backend, Client, Proxy, get, response,  # noqa: E402
-                     upstream_config, run)
+                     upstream_config, run, free_port)
 
 LARGE = int(os.environ.get("RP_TEST_LARGE_BYTES", str(1 << 30)))
 
@@ -1035,6 +1035,47 @@ def test_32c_service_manager_notifications():
     finally:
         b.close()
         ns.close()
+
+
+def test_32d_log_queue_full_drops_and_reports():
+    # stderr is a pipe nobody reads: the writer thread blocks, the bounded
+    # queue fills, lines are dropped (traffic is not slowed), and once the
+    # pipe is read again the drop is reported.
+    import tempfile
+    b = Backend()
+    cfg = upstream_config(b)
+    cfg["listeners"] = [{"address": "127.0.0.1:%d" % free_port()}]
+    cfg["workers"] = 1
+    path = os.path.join(tempfile.mkdtemp(), "c.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    port = int(cfg["listeners"][0]["address"].rsplit(":", 1)[1])
+    proc = subprocess.Popen([REVPROXY, "--config", path], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 5
+        while True:
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=10)
+                break
+            except OSError:
+                assert time.time() < deadline
+                time.sleep(0.05)
+        c = Client(s)
+        batch = b"GET /%s HTTP/1.1\r\nHost: a\r\n\r\n" % (b"x" * 900)
+        for _ in range(30):   # 30 x 1000 requests, ~1.5 KB of access line each
+            c.send(batch * 1000)
+            for _ in range(1000):
+                assert_eq(c.read_response().status, 200)
+        s.close()
+        proc.send_signal(15)
+        err = proc.stderr.read().decode()
+        assert_eq(proc.wait(10), 0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        b.close()
+    assert "log queue full: lines dropped" in err, err[-2000:]
 
 
 def test_33_access_log_fields():
