@@ -219,6 +219,10 @@ finish_line(char *buf, size_t cap, size_t *pos)
 
 static void
 emit(rp_log_level_t lvl, const rp_txn_t *txn, const char *extra, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
+static void
+emit(rp_log_level_t lvl, const rp_txn_t *txn, const char *extra, const char *fmt, va_list ap)
 {
     char msg[2048];
     char buf[LINE_MAX_BYTES];
