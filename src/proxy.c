@@ -85,7 +85,7 @@ rp_close_name(rp_close_t c)
     static const char *const names[] = {
         "ok", "client_abort", "client_timeout", "bad_request", "limit", "module",
         "upstream_connect", "upstream_timeout", "upstream_bad_response",
-        "upstream_abort", "deadline", "internal"
+        "upstream_abort", "deadline", "internal", "shutdown"
     };
     return (size_t)c < RP_ARRAY_LEN(names) ? names[c] : "?";
 }

@@ -19,6 +19,7 @@
 #include <event2/thread.h>
 #include "revproxy/log.h"
 #include "revproxy/module.h"
+#include "revproxy/txn.h"
 #include "conn.h"
 #include "pool.h"
 #include "proxy.h"
@@ -144,8 +145,11 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
         evconnlistener_free(w->listeners[i]);
     w->nlisteners = 0;
     rp_conn_t *c;
-    while ((c = TAILQ_FIRST(&w->conns)) != NULL)
+    while ((c = TAILQ_FIRST(&w->conns)) != NULL) {
+        if (c->txn != NULL)
+            rp_txn_abort(c->txn, RP_CLOSE_SHUTDOWN, "revproxy is stopping");
         rp_conn_free(c);
+    }
     rp_pools_free(w);
     event_base_loopbreak(w->base);
 }

@@ -39,7 +39,8 @@ typedef enum rp_close {
     RP_CLOSE_UP_BAD,           /* malformed backend response */
     RP_CLOSE_UP_ABORT,         /* backend closed mid-response */
     RP_CLOSE_DEADLINE,         /* request_ms elapsed */
-    RP_CLOSE_INTERNAL
+    RP_CLOSE_INTERNAL,
+    RP_CLOSE_SHUTDOWN          /* revproxy stopped with the exchange in flight */
 } rp_close_t;
 
 typedef enum rp_attempt_result {

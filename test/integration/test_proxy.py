@@ -884,6 +884,8 @@ def test_29e_sigterm_during_transfers():
         # report (leaks included) while all of these are in flight.
     for c in clients + [slow, half]:
         c.sock.close()
+    terms = [l.get("termination") for l in access_lines(p)]
+    assert_eq(terms.count("shutdown"), 6, terms)
 
 
 # ---- command line ----
