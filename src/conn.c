@@ -537,6 +537,13 @@ event_cb(struct bufferevent *bev, short what, void *arg)
         else
             rp_txn_abort(c->txn, RP_CLOSE_CLIENT_ABORT, "client closed the connection");
     }
+    if (what & BEV_EVENT_TIMEOUT) {
+        /* A client that stopped reading: reset rather than close, so the
+         * kernel drops what is still queued for it instead of trickling it
+         * out (and holding the memory) for minutes. */
+        struct linger lg = { 1, 0 };
+        setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
     rp_conn_free(c);
 }
 

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Integration tests: the real revproxy between real sockets on loopback."""
 import contextlib
+import select
 import json
 import os
 import socket
@@ -388,6 +389,92 @@ def test_15_backend_never_answers_504():
         r = get(p)
         assert_eq(r.status, 504)
         assert time.time() - t0 < 1.5
+
+
+def test_15b_backend_stops_reading_body_504():
+    # A backend that takes the head and never reads the body: once the
+    # socket buffers are full the write timeout (upstream_response_ms)
+    # answers 504 and the proxy lets go of both connections.
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    held = []
+    def serve():
+        try:
+            c, _ = srv.accept()
+            held.append(c)
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += c.recv(1)
+            time.sleep(5)
+        except OSError:
+            pass
+    threading.Thread(target=serve, daemon=True).start()
+    cfg = {"upstreams": {"app": {"backends": [{"address": "127.0.0.1:%d" % srv.getsockname()[1]}]}},
+           "routes": [{"path_prefix": "/", "upstream": "app"}],
+           "limits": {"max_body_bytes": 0}, "timeouts": {"upstream_response_ms": 300}}
+    p = Proxy(cfg)
+    try:
+        s = p.connect(timeout=10)
+        c = Client(s)
+        size = 256 << 20
+        c.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % size)
+        s.setblocking(False)
+        block = b"b" * (1 << 16)
+        sent = 0
+        deadline = time.time() + 10
+        while sent < size and time.time() < deadline:
+            try:
+                sent += s.send(block)
+            except BlockingIOError:
+                r, _, _ = select.select([s], [], [], 0.05)
+                if r:
+                    break
+            except OSError:
+                break
+        s.setblocking(True)
+        s.settimeout(5)
+        r = c.read_response()
+        assert_eq(r.status, 504)
+        assert sent < size
+        s.close()
+    finally:
+        p.stop()
+        srv.close()
+        for h in held:
+            h.close()
+    assert_eq(access_lines(p)[0]["termination"], "upstream_timeout")
+
+
+def test_15c_client_stops_reading_response():
+    def h(req, ci, s):
+        s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (512 << 20))
+        try:
+            for _ in range(8192):
+                s.sendall(b"r" * 65536)
+        except OSError:
+            pass
+        return None
+    with setup(h, timeouts={"client_idle_ms": 300, "request_ms": 0}) as (p, bs):
+        s = p.connect()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+        time.sleep(1.5)          # read nothing: the proxy must give up on us
+        rss = p.rss_kb()
+        s.settimeout(5)
+        got = 0
+        try:
+            while True:
+                d = s.recv(1 << 20)
+                if not d:
+                    break
+                got += len(d)
+        except (ConnectionResetError, socket.timeout):
+            pass
+        s.close()
+        assert got < (64 << 20), got
+        assert rss < 64 * 1024, rss
+    assert_eq(access_lines(p)[0]["termination"], "client_timeout")
 
 
 def test_16_malformed_backend_response_502():
