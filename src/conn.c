@@ -299,7 +299,6 @@ head_done(rp_conn_t *c)
     rp_txn_t *t = c->txn;
     evtimer_del(c->timer);
     c->state = RP_CONN_TXN;
-    t->head_us = rp_now_us();
     if (validate_head(c, t) < 0) {
         rp_conn_send_error(c, t);
         return;

@@ -83,7 +83,7 @@ struct rp_txn {
     int             status;      /* status sent (or to send) to the client */
     int             decided_by;  /* module id that answered, or -1 */
     unsigned        attempts;
-    uint64_t        start_us, head_us;
+    uint64_t        start_us;
     uint64_t        req_body_bytes, resp_body_bytes, bytes_out;
     uint64_t        req_content_length;   /* when req_has_cl */
     struct event   *timer;       /* owned: connect/response timer */
