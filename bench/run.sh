@@ -25,6 +25,7 @@ WARMUP=2
 REVPROXY="$REPO_ROOT/build/src/revproxy"
 BACKEND="$REPO_ROOT/build/tools/rp-backend"
 ONLY_NGINX=0
+WITH_HAPROXY=1
 KEEP_TMP=0
 
 TMP=""
@@ -43,6 +44,7 @@ usage: ${0##*/} [options]
   --backend PATH       rp-backend binary (default ./build/tools/rp-backend;
                        built from tools/rp-backend.c when missing)
   --only-nginx         measure only the backend directly and nginx
+  --no-haproxy         leave haproxy out (it is measured by default)
   --keep               keep the temp dir (configs, logs, raw wrk output)
   -h, --help           this help
 
@@ -120,8 +122,13 @@ parse_args() {
                 ROUNDS=${1#*=}
                 shift
                 ;;
+            --no-haproxy)
+                WITH_HAPROXY=0
+                shift
+                ;;
             --only-nginx)
                 ONLY_NGINX=1
+                WITH_HAPROXY=0
                 shift
                 ;;
             --keep)
@@ -486,6 +493,47 @@ EOF
         "$dir/logs/error.log"
 }
 
+start_haproxy() {
+    local dir="$TMP/haproxy" port
+    free_port
+    port=$FREE_PORT
+    mkdir -p "$dir"
+    # One thread, keep-alive both ways, idle server connections reused by
+    # any request, no logging: the same job as the other two proxies.
+    cat >"$dir/haproxy.cfg" <<CFG
+global
+    nbthread 1
+    maxconn 4096
+    pidfile $dir/haproxy.pid
+
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+
+frontend bench
+    bind 127.0.0.1:$port
+    default_backend bench
+
+backend bench
+    server backend 127.0.0.1:$BACKEND_PORT
+CFG
+    "$HAPROXY" -c -q -f "$dir/haproxy.cfg" >"$dir/check.log" 2>&1 || {
+        cat "$dir/check.log" >&2
+        die "haproxy rejected its config ($dir/haproxy.cfg)"
+    }
+    "${PIN_PROXY[@]}" "$HAPROXY" -db -f "$dir/haproxy.cfg" \
+        >"$dir/stdout.log" 2>"$dir/stderr.log" &
+    HAPROXY_PID=$!
+    PIDS+=("$HAPROXY_PID")
+    HAPROXY_PORT=$port
+    wait_http haproxy "$HAPROXY_PID" "http://127.0.0.1:$port/" \
+        "$dir/stderr.log"
+}
+
 start_revproxy() {
     local dir="$TMP/revproxy" port
     free_port
@@ -522,6 +570,10 @@ main() {
 
     require wrk wrk
     require nginx nginx-light
+    if ((WITH_HAPROXY)); then
+        require haproxy haproxy
+        HAPROXY=$(find_cmd haproxy)
+    fi
     require curl curl
     require ss iproute2
     require taskset util-linux
@@ -563,6 +615,11 @@ main() {
     # drifts of a shared machine hit all of them alike.
     start_nginx
     check_body nginx "http://127.0.0.1:$NGINX_PORT/"
+    if ((WITH_HAPROXY)); then
+        start_haproxy
+        check_body haproxy "http://127.0.0.1:$HAPROXY_PORT/"
+        targets+=(haproxy)
+    fi
     if ((!ONLY_NGINX)); then
         start_revproxy
         check_body revproxy "http://127.0.0.1:$REVPROXY_PORT/"
@@ -575,6 +632,7 @@ main() {
             case $target in
                 direct) url="http://127.0.0.1:$BACKEND_PORT/" ;;
                 nginx) url="http://127.0.0.1:$NGINX_PORT/" ;;
+                haproxy) url="http://127.0.0.1:$HAPROXY_PORT/" ;;
                 revproxy) url="http://127.0.0.1:$REVPROXY_PORT/" ;;
             esac
             measure "$target" "$url"
@@ -582,6 +640,7 @@ main() {
         done
     done
     stop "$NGINX_PID"
+    if ((WITH_HAPROXY)); then stop "$HAPROXY_PID"; fi
     ((ONLY_NGINX)) || stop "$REVPROXY_PID"
 
     # The median run by req/s stands for each target.
@@ -607,6 +666,9 @@ main() {
         "(after a ${WARMUP}s warm-up), path /; median of $ROUNDS rounds"
     echo "pinning: proxy on CPU 0, backend and wrk on CPU 1"
     echo "nginx:   $("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
+    if ((WITH_HAPROXY)); then
+        echo "haproxy: $("$HAPROXY" -v 2>&1 | awk 'NR == 1 { print $3 }')"
+    fi
     echo
     printf '%-10s %10s %9s %9s\n' target req/s p50_ms p99_ms
     for i in "${!names[@]}"; do
@@ -614,12 +676,21 @@ main() {
             "${names[$i]}" "${rps[$i]}" "${p50[$i]}" "${p99[$i]}"
     done
     if ((!ONLY_NGINX)); then
-        awk -v rr="${rps[2]}" -v nr="${rps[1]}" \
-            -v rp="${p99[2]}" -v np="${p99[1]}" 'BEGIN {
-            printf "ratio revproxy/nginx: req/s %s, p99 %s\n",
-                (nr > 0 ? sprintf("%.2f", rr / nr) : "n/a"),
-                (np > 0 ? sprintf("%.2f", rp / np) : "n/a")
-        }'
+        local r=-1 other j
+        for j in "${!names[@]}"; do
+            [[ ${names[$j]} == revproxy ]] && r=$j
+        done
+        for other in nginx haproxy; do
+            for j in "${!names[@]}"; do
+                [[ ${names[$j]} == "$other" ]] || continue
+                awk -v rr="${rps[$r]}" -v nr="${rps[$j]}" -v o="$other" \
+                    -v rp="${p99[$r]}" -v np="${p99[$j]}" 'BEGIN {
+                    printf "ratio revproxy/%s: req/s %s, p99 %s\n", o,
+                        (nr > 0 ? sprintf("%.2f", rr / nr) : "n/a"),
+                        (np > 0 ? sprintf("%.2f", rp / np) : "n/a")
+                }'
+            done
+        done
     else
         echo "ratio revproxy/nginx: n/a (--only-nginx)"
     fi
