@@ -2,10 +2,13 @@
 # SPDX-License-Identifier: MIT
 #
 # Loopback benchmark: the same rp-backend measured directly (the ceiling),
-# behind nginx, and behind revproxy, with wrk as the load generator.
+# behind nginx, behind haproxy and behind revproxy, with wrk as the load
+# generator; the targets take turns for several rounds and the median run
+# of each is reported.
 #
-#   bench/run.sh [--duration SECONDS] [--connections N]
-#                [--revproxy PATH] [--backend PATH] [--only-nginx] [--keep]
+#   bench/run.sh [--duration SECONDS] [--connections N] [--rounds N]
+#                [--revproxy PATH] [--backend PATH] [--no-haproxy]
+#                [--only-nginx] [--keep]
 #
 # The proxy under test runs on CPU 0; the backend and wrk share CPU 1.
 # Every port is a free loopback port chosen at start-up, every config and
