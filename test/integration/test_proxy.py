@@ -760,6 +760,54 @@ def test_26_max_connections():
         third.sock.close()
 
 
+def test_26b_low_descriptor_limit():
+    # With a descriptor limit far below what max_connections needs, the cap
+    # is lowered (and said so) instead of running out of descriptors: extra
+    # clients wait in the backlog and are served as others leave.
+    import resource
+    b = Backend()
+    cfg = upstream_config(b, limits={"max_connections": 1000})
+    cfg["listeners"] = [{"address": "127.0.0.1:%d" % free_port()}]
+    cfg["workers"] = 1
+    import tempfile
+    path = os.path.join(tempfile.mkdtemp(), "c.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    port = int(cfg["listeners"][0]["address"].rsplit(":", 1)[1])
+    errlog = open(os.path.join(os.path.dirname(path), "err.log"), "wb")
+    proc = subprocess.Popen([REVPROXY, "--config", path], stdout=subprocess.DEVNULL, stderr=errlog,
+                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (120, 120)))
+    try:
+        deadline = time.time() + 5
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline
+                time.sleep(0.05)
+        time.sleep(0.2)
+        clients = []
+        for i in range(60):
+            c = Client(socket.create_connection(("127.0.0.1", port), timeout=10))
+            c.send(b"GET /%d HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % i)
+            clients.append(c)
+        for c in clients:
+            assert_eq(c.read_response().status, 200)
+            c.sock.close()
+        assert proc.poll() is None
+        proc.send_signal(15)
+        assert_eq(proc.wait(10), 0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        errlog.close()
+        b.close()
+    with open(errlog.name) as f:
+        text = f.read()
+    assert "too low for limits.max_connections 1000; accepting at most 27 connections" in text, text[:2000]
+
+
 def test_27_weighted_round_robin():
     bs = [Backend(lambda req, ci, s, n=n: response(200, n)) for n in (b"a", b"b")]
     cfg = {"upstreams": {"app": {"backends": [{"address": bs[0].addr, "weight": 3},
