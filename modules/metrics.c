@@ -7,14 +7,11 @@
  * server's job.
  */
 #include "config.h"
-#include <stdatomic.h>
 #include <string.h>
 #include "revproxy/config.h"
 #include "revproxy/metrics.h"
 #include "revproxy/module.h"
 #include "revproxy/txn.h"
-#include "../src/conn.h"
-#include "../src/worker.h"
 
 typedef struct slot {
     _Alignas(64) rp_metrics_t m;
@@ -48,18 +45,22 @@ rp_metrics_read(rp_metrics_t *out)
     }
 }
 
-unsigned
-rp_metrics_active_connections(void)
+void
+rp_metrics_conn_opened(unsigned worker)
 {
-    return atomic_load(&rp_active_conns);
+    add(&mine(worker)->connections_accepted, 1);
 }
 
-static rp_verdict_t
-metrics_on_accept(rp_conn_t *conn, void *state)
+void
+rp_metrics_conn_closed(unsigned worker)
 {
-    (void)state;
-    add(&mine(conn->w->id)->connections_accepted, 1);
-    return RP_CONTINUE;
+    add(&mine(worker)->connections_closed, 1);
+}
+
+uint64_t
+rp_metrics_active_connections(const rp_metrics_t *m)
+{
+    return m->connections_accepted - m->connections_closed;
 }
 
 static void
@@ -88,7 +89,6 @@ metrics_on_complete(const rp_txn_t *txn, void *state)
 
 const rp_module_t rp_module_metrics = {
     .name = "metrics",
-    .on_accept = metrics_on_accept,
     .on_upstream_result = metrics_on_upstream_result,
     .on_complete = metrics_on_complete,
 };

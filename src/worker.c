@@ -18,6 +18,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 #include "revproxy/log.h"
+#include "revproxy/metrics.h"
 #include "revproxy/module.h"
 #include "revproxy/txn.h"
 #include "conn.h"
@@ -91,6 +92,7 @@ rp_worker_conn_closed(rp_worker_t *w)
 {
     atomic_fetch_sub(&rp_active_conns, 1);
     w->nconns--;
+    rp_metrics_conn_closed(w->id);
     if (w->accept_paused && atomic_load(&rp_active_conns) < rp_max_conns)
         set_accepting(w, true);
 }
@@ -111,6 +113,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
         return;
     }
     w->nconns++;
+    rp_metrics_conn_opened(w->id);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (rp_conn_new(w, fd, sa, (socklen_t)socklen) < 0) {

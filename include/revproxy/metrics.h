@@ -19,11 +19,16 @@ typedef struct rp_metrics {
     uint64_t upstream_errors;    /* attempts that did not end OK */
     uint64_t upstream_attempts;
     uint64_t connections_accepted;
+    uint64_t connections_closed;   /* open now: accepted - closed */
 } rp_metrics_t;
 
 /* Sum of every worker's counters. */
 void rp_metrics_read(rp_metrics_t *out);
-/* Connections open now (all workers). */
-unsigned rp_metrics_active_connections(void);
+/* The core counts client connections as they open and close (modules see
+ * only accepts). */
+void rp_metrics_conn_opened(unsigned worker);
+void rp_metrics_conn_closed(unsigned worker);
+/* Client connections open now: the sum over workers of opened - closed. */
+uint64_t rp_metrics_active_connections(const rp_metrics_t *m);
 
 #endif

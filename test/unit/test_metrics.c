@@ -60,6 +60,24 @@ START_TEST(test_upstream_results)
 }
 END_TEST
 
+START_TEST(test_active_connections)
+{
+    rp_metrics_t before, after;
+    rp_metrics_read(&before);
+    rp_metrics_conn_opened(0);
+    rp_metrics_conn_opened(1);
+    rp_metrics_conn_opened(1);
+    rp_metrics_conn_closed(1);
+    rp_metrics_read(&after);
+    ck_assert_uint_eq(rp_metrics_active_connections(&after) - rp_metrics_active_connections(&before), 2);
+    ck_assert_uint_eq(after.connections_accepted - before.connections_accepted, 3);
+    rp_metrics_conn_closed(0);
+    rp_metrics_conn_closed(1);
+    rp_metrics_read(&after);
+    ck_assert_uint_eq(rp_metrics_active_connections(&after), rp_metrics_active_connections(&before));
+}
+END_TEST
+
 static Suite *
 metrics_suite(void)
 {
@@ -67,6 +85,7 @@ metrics_suite(void)
     TCase *tc = tcase_create("counters");
     tcase_add_test(tc, test_sum_over_workers);
     tcase_add_test(tc, test_upstream_results);
+    tcase_add_test(tc, test_active_connections);
     suite_add_tcase(s, tc);
     return s;
 }
