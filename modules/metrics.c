@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The metrics module: per-worker counters of requests by status class,
- * bytes, upstream attempts and errors, accepted connections.  Counters live
+ * bytes, upstream attempts and errors, and client connections opened and
+ * closed (counted by the core, which sees both).  Counters live
  * outside any snapshot (they survive reloads) in one cache-line-aligned
  * slot per worker; rp_metrics_read() sums them.  Exposing them is the admin
  * server's job.
