@@ -233,7 +233,11 @@ class Backend:
 
 
 class Proxy:
-    def __init__(self, config, expect_start=True):
+    """The real revproxy on its own config.  stderr_pipe: stderr is a pipe
+    the test reads (or deliberately does not) instead of a file;
+    preexec_fn: runs in the child before exec (e.g. to set rlimits)."""
+
+    def __init__(self, config, expect_start=True, stderr_pipe=False, preexec_fn=None):
         self.dir = tempfile.mkdtemp(prefix="rp-test-")
         self.config_path = os.path.join(self.dir, "revproxy.json")
         self.port = free_port()
@@ -246,7 +250,9 @@ class Proxy:
         self.log_path = os.path.join(self.dir, "stderr.log")
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([REVPROXY, "--config", self.config_path],
-                                     stdout=self.log, stderr=self.log)
+                                     stdout=self.log,
+                                     stderr=subprocess.PIPE if stderr_pipe else self.log,
+                                     preexec_fn=preexec_fn)
         if expect_start:
             self.wait_ready()
 

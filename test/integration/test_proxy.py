@@ -12,17 +12,17 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (REVPROXY, Backend, Client, Proxy, get, response,  # noqa: E402
-                     upstream_config, run, free_port)
+                     upstream_config, run)
 
 LARGE = int(os.environ.get("RP_TEST_LARGE_BYTES", str(1 << 30)))
 
 
 @contextlib.contextmanager
-def setup(handler=None, n=1, backends=None, **cfg):
+def setup(handler=None, n=1, backends=None, preexec_fn=None, **cfg):
     bs = backends or [Backend(handler) for _ in range(n)]
     base = upstream_config(*bs)
     base.update(cfg)
-    p = Proxy(base)
+    p = Proxy(base, preexec_fn=preexec_fn)
     try:
         yield p, bs
     finally:
@@ -765,47 +765,19 @@ def test_26b_low_descriptor_limit():
     # is lowered (and said so) instead of running out of descriptors: extra
     # clients wait in the backlog and are served as others leave.
     import resource
-    b = Backend()
-    cfg = upstream_config(b, limits={"max_connections": 1000})
-    cfg["listeners"] = [{"address": "127.0.0.1:%d" % free_port()}]
-    cfg["workers"] = 1
-    import tempfile
-    path = os.path.join(tempfile.mkdtemp(), "c.json")
-    with open(path, "w") as f:
-        json.dump(cfg, f)
-    port = int(cfg["listeners"][0]["address"].rsplit(":", 1)[1])
-    errlog = open(os.path.join(os.path.dirname(path), "err.log"), "wb")
-    proc = subprocess.Popen([REVPROXY, "--config", path], stdout=subprocess.DEVNULL, stderr=errlog,
-                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (120, 120)))
-    try:
-        deadline = time.time() + 5
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.time() < deadline
-                time.sleep(0.05)
-        time.sleep(0.2)
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (120, 120))
+    with setup(limits={"max_connections": 1000}, preexec_fn=low_limit) as (p, bs):
         clients = []
         for i in range(60):
-            c = Client(socket.create_connection(("127.0.0.1", port), timeout=10))
+            c = Client(p.connect(timeout=10))
             c.send(b"GET /%d HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % i)
             clients.append(c)
         for c in clients:
             assert_eq(c.read_response().status, 200)
             c.sock.close()
-        assert proc.poll() is None
-        proc.send_signal(15)
-        assert_eq(proc.wait(10), 0)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        errlog.close()
-        b.close()
-    with open(errlog.name) as f:
-        text = f.read()
-    assert "too low for limits.max_connections 1000; accepting at most 27 connections" in text, text[:2000]
+        assert p.proc.poll() is None
+    assert "too low for limits.max_connections 1000; accepting at most 27 connections" in p.logs()
 
 
 def test_27_weighted_round_robin():
@@ -1178,26 +1150,10 @@ def test_32d_log_queue_full_drops_and_reports():
     # stderr is a pipe nobody reads: the writer thread blocks, the bounded
     # queue fills, lines are dropped (traffic is not slowed), and once the
     # pipe is read again the drop is reported.
-    import tempfile
     b = Backend()
-    cfg = upstream_config(b)
-    cfg["listeners"] = [{"address": "127.0.0.1:%d" % free_port()}]
-    cfg["workers"] = 1
-    path = os.path.join(tempfile.mkdtemp(), "c.json")
-    with open(path, "w") as f:
-        json.dump(cfg, f)
-    port = int(cfg["listeners"][0]["address"].rsplit(":", 1)[1])
-    proc = subprocess.Popen([REVPROXY, "--config", path], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    p = Proxy(upstream_config(b), stderr_pipe=True)
     try:
-        deadline = time.time() + 5
-        while True:
-            try:
-                s = socket.create_connection(("127.0.0.1", port), timeout=10)
-                break
-            except OSError:
-                assert time.time() < deadline
-                time.sleep(0.05)
+        s = p.connect(timeout=10)
         c = Client(s)
         batch = b"GET /%s HTTP/1.1\r\nHost: a\r\n\r\n" % (b"x" * 900)
         for _ in range(30):   # 30 x 1000 requests, ~1.5 KB of access line each
@@ -1205,12 +1161,11 @@ def test_32d_log_queue_full_drops_and_reports():
             for _ in range(1000):
                 assert_eq(c.read_response().status, 200)
         s.close()
-        proc.send_signal(15)
-        err = proc.stderr.read().decode()
-        assert_eq(proc.wait(10), 0)
+        p.proc.send_signal(15)
+        err = p.proc.stderr.read().decode()
+        assert_eq(p.proc.wait(10), 0)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        p.stop()
         b.close()
     assert "log queue full: lines dropped" in err, err[-2000:]
 
