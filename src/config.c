@@ -523,7 +523,7 @@ parse_upstream(const char *name, const json_t *o, rp_upstream_t *u, rp_errs_t *e
     snprintf(p, sizeof p, "upstreams.%s", name);
     u->name = rp_xstrdup(name);
     u->max_idle_per_backend = 32;
-    u->idle_timeout_ms = 60000;
+    u->idle_timeout_ms = 4000;
     if (!valid_upstream_name(name))
         rp_errs_add(errs, p, "upstream names are 1 to 64 characters of A-Z a-z 0-9 _ - .");
     if (!expect_object(o, p, errs))

@@ -133,6 +133,33 @@ on_header_value(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* The method and the version are known only once the parser has passed
+ * them: a request that fails earlier is logged without them, never with
+ * llhttp's zero values (DELETE, HTTP/0.0). */
+static int
+on_method_complete(llhttp_t *p)
+{
+    rp_conn_t *c = p->data;
+    if (c->txn != NULL && !c->in_body) {
+        c->txn->req.method = p->method;
+        c->txn->method_known = 1;
+        c->txn->head_request = p->method == HTTP_HEAD;
+    }
+    return 0;
+}
+
+static int
+on_version_complete(llhttp_t *p)
+{
+    rp_conn_t *c = p->data;
+    if (c->txn != NULL && !c->in_body) {
+        c->txn->req.major = p->http_major;
+        c->txn->req.minor = p->http_minor;
+        c->txn->version_known = 1;
+    }
+    return 0;
+}
+
 static int
 on_headers_complete(llhttp_t *p)
 {
@@ -181,7 +208,9 @@ init_settings(void)
 {
     llhttp_settings_init(&req_settings);
     req_settings.on_message_begin = on_message_begin;
+    req_settings.on_method_complete = on_method_complete;
     req_settings.on_url = on_url;
+    req_settings.on_version_complete = on_version_complete;
     req_settings.on_header_field = on_header_field;
     req_settings.on_header_value = on_header_value;
     req_settings.on_headers_complete = on_headers_complete;
@@ -284,7 +313,6 @@ validate_head(rp_conn_t *c, rp_txn_t *t)
     const rp_hfield_t *rid = rp_http_find(h, "x-request-id", &nid);
     if (nid == 1 && rp_request_id_valid(rp_hf_value(h, rid), rid->value_len))
         memcpy(t->id, rp_hf_value(h, rid), rid->value_len + 1);
-    t->head_request = h->method == HTTP_HEAD;
     /* Without a body the request is complete with its head; the parser's
      * end-of-message event comes later and only pauses the parser. */
     if (!t->req_chunked && t->req_content_length == 0)
@@ -717,9 +745,12 @@ rp_conn_send_error(rp_conn_t *c, rp_txn_t *t)
         "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
         "X-Request-Id: %s\r\nConnection: %s\r\n\r\n",
         status, rp_http_reason(status), blen, t->id, keep ? "keep-alive" : "close");
-    if (!t->head_request)
+    /* A response to HEAD never has a body, error or not: the client
+     * would read it as the start of the next response. */
+    if (!t->head_request) {
         evbuffer_add(out, body, (size_t)blen);
-    t->bytes_out += (uint64_t)blen;
+        t->bytes_out += (uint64_t)blen;
+    }
     t->resp_head_sent = 1;
     if (t->why == RP_CLOSE_OK)
         t->why = RP_CLOSE_INTERNAL;

@@ -195,15 +195,12 @@ rp_http_mark_hop_by_hop(rp_http_head_t *h, const char *const *extra)
         { "te", 2 }, { "trailer", 7 }, { "upgrade", 7 }, { "transfer-encoding", 17 },
         { "content-length", 14 },
     };
-    /* Connection fields first: every name they list is hop-by-hop too. */
-    const rp_hfield_t *conn[8];
-    unsigned nconn = 0;
-    for (unsigned i = 0; i < h->nfields; i++) {
-        const rp_hfield_t *f = &h->fields[i];
-        if (f->name_len == 10 && strncasecmp(h->buf + f->name_off, "connection", 10) == 0
-            && nconn < RP_ARRAY_LEN(conn))
-            conn[nconn++] = f;
-    }
+    /* Every name a Connection field lists is hop-by-hop too, however many
+     * Connection fields there are (their number is bounded by the
+     * header limits). */
+    bool has_conn = false;
+    for (unsigned i = 0; i < h->nfields && !has_conn; i++)
+        has_conn = rp_hf_is(h, &h->fields[i], "connection");
     for (unsigned i = 0; i < h->nfields; i++) {
         rp_hfield_t *f = &h->fields[i];
         const char *name = h->buf + f->name_off;
@@ -212,9 +209,11 @@ rp_http_mark_hop_by_hop(rp_http_head_t *h, const char *const *extra)
             drop = f->name_len == hop[k].len && strncasecmp(name, hop[k].name, hop[k].len) == 0;
         for (const char *const *n = extra; n != NULL && *n != NULL && !drop; n++)
             drop = rp_hf_is(h, f, *n);
-        for (unsigned k = 0; k < nconn && !drop; k++) {
+        for (unsigned k = 0; has_conn && k < h->nfields && !drop; k++) {
+            const rp_hfield_t *g = &h->fields[k];
             /* name is NUL-terminated (see terminate). */
-            drop = rp_http_list_has(h->buf + conn[k]->value_off, conn[k]->value_len, name);
+            if (rp_hf_is(h, g, "connection"))
+                drop = rp_http_list_has(h->buf + g->value_off, g->value_len, name);
         }
         if (drop)
             f->flags |= RP_HF_DROP;

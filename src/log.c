@@ -267,16 +267,19 @@ rp_log_access(const rp_txn_t *txn)
     put_ts(buf, sizeof buf, &pos);
     put(buf, sizeof buf, &pos, ",\"level\":\"info\",\"msg\":\"access\"");
     put_txn(buf, sizeof buf, &pos, txn);
-    const char *method = rp_http_method_str(txn->req.method);
+    const char *method = txn->method_known ? rp_http_method_str(txn->req.method) : "-";
     put_kv(buf, sizeof buf, &pos, "method", method, strlen(method));
     put_kv(buf, sizeof buf, &pos, "target", txn->req.buf + txn->req.target_off,
            txn->req.target_len > 1024 ? 1024 : txn->req.target_len);
     put_kv(buf, sizeof buf, &pos, "host", txn->host, strlen(txn->host));
+    if (txn->version_known)
+        put(buf, sizeof buf, &pos, ",\"protocol\":\"HTTP/%u.%u\"", txn->req.major, txn->req.minor);
+    else
+        put(buf, sizeof buf, &pos, ",\"protocol\":\"-\"");
     put(buf, sizeof buf, &pos,
-        ",\"protocol\":\"HTTP/%u.%u\",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu"
+        ",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu"
         ",\"duration_ms\":%.3f,\"attempts\":%u",
-        txn->req.major, txn->req.minor, txn->status,
-        (unsigned long long)txn->req_body_bytes, (unsigned long long)txn->bytes_out,
+        txn->status, (unsigned long long)txn->req_body_bytes, (unsigned long long)txn->bytes_out,
         (double)(now - txn->start_us) / 1000.0, txn->attempts);
     if (txn->why != RP_CLOSE_OK) {
         const char *w = rp_close_name(txn->why);

@@ -104,31 +104,33 @@ idle_event_cb(struct bufferevent *bev, short what, void *arg)
     rp_upconn_close(up);
 }
 
-/* True when the socket has neither data nor EOF pending.  A connection
- * idle for a short while is trusted to its read event (which drops it on
- * EOF); one idle longer, which a backend's keep-alive timeout may have
- * closed an instant ago, is checked with a peek first. */
-#define PEEK_AFTER_IDLE_US 1000000u
+/* True when neither the input buffer nor the socket holds a byte or an
+ * EOF.  The socket is always asked (MSG_PEEK): a backend may have sent
+ * bytes beyond its last response, or closed, in the same loop iteration
+ * that hands the connection out again, before its read event has run;
+ * reading them as the next request's response would serve a stale answer
+ * to the wrong request. */
 static bool
 still_quiet(rp_upconn_t *up)
 {
     char b;
     if (evbuffer_get_length(bufferevent_get_input(up->bev)) != 0)
         return false;
-    if (rp_now_us() - up->idle_since_us < PEEK_AFTER_IDLE_US)
-        return true;
     ssize_t n = recv(bufferevent_getfd(up->bev), &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        return evbuffer_get_length(bufferevent_get_input(up->bev)) == 0;
-    return false;
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 rp_upconn_t *
-rp_pool_acquire(rp_worker_t *w, const rp_backend_t *be)
+rp_pool_acquire(rp_worker_t *w, const rp_backend_t *be, uint64_t max_idle_us)
 {
     rp_pool_t *p = pool_for(w, be->id);
     rp_upconn_t *up;
+    uint64_t now = rp_now_us();
     while ((up = TAILQ_FIRST(&p->idle)) != NULL) {
+        /* Most recently used first: when this one has been idle too long
+         * for the caller, so have all the others. */
+        if (max_idle_us > 0 && now - up->idle_since_us > max_idle_us)
+            return NULL;
         TAILQ_REMOVE(&p->idle, up, link);
         p->nidle--;
         up->state = RP_UP_ACTIVE;

@@ -39,10 +39,12 @@ struct rp_pool {
     unsigned nidle;
 };
 
-/* A live idle connection to be, or NULL.  The caller owns what it gets
+/* A live idle connection to be, or NULL.  max_idle_us > 0: only a
+ * connection idle for at most that long (a backend's keep-alive timeout
+ * may be closing an older one right now).  The caller owns what it gets
  * (state ACTIVE) and must set its callbacks (bufferevent and reader) before
  * returning to the event loop; reading stays enabled. */
-rp_upconn_t *rp_pool_acquire(rp_worker_t *w, const rp_backend_t *be);
+rp_upconn_t *rp_pool_acquire(rp_worker_t *w, const rp_backend_t *be, uint64_t max_idle_us);
 /* Start a new connection (state CONNECTING); callbacks are the caller's to
  * set.  NULL when a socket cannot even be created (errno says why). */
 rp_upconn_t *rp_upconn_connect(rp_worker_t *w, const rp_backend_t *be);

@@ -49,6 +49,7 @@ typedef struct rp_txn_ext {
     bool      resp_in_body;    /* head done: header callbacks are trailers */
     size_t    resp_trailer_bytes;
     uint64_t  attempt_start_us;
+    size_t    req_queued;      /* bytes of request queued on this attempt */
     struct event timer_ev;     /* t.timer points here */
     struct event deadline_ev;  /* t.deadline points here */
     struct rp_txn_ext *next_free;
@@ -604,6 +605,12 @@ write_response_head(rp_txn_t *t, bool no_body, bool has_cl, uint64_t cl)
     } else if (!no_body && t->resp_chunked_out) {
         HB_LIT(&b, "Transfer-Encoding: chunked\r\n");
     }
+    if (!t->req_done) {
+        /* The backend answers before the request body ended: the rest of
+         * the body will not be read, so the connection closes after this
+         * response, and the response says so. */
+        t->close_client = 1;
+    }
     bool keep = t->client_keepalive && !t->resp_close_delimited && !t->close_client;
     if (!keep)
         HB_LIT(&b, "Connection: close\r\n");
@@ -714,15 +721,32 @@ rp_proxy_init(void)
 
 static void start_attempt(rp_txn_t *t);
 
+/* How long a pooled connection may have been idle and still carry a
+ * request that must not be sent twice: a backend's keep-alive timeout may
+ * close an older one while the request is on the wire, and such a request
+ * cannot be replayed. */
+#define NONIDEMPOTENT_MAX_IDLE_US 1000000u
+
+/* Bytes of the request already handed to the kernel on this attempt. */
+static bool
+request_written(const rp_txn_t *t)
+{
+    return t->up != NULL
+           && evbuffer_get_length(bufferevent_get_output(t->up->bev)) < EXT(t)->req_queued;
+}
+
 static bool
 may_replay(const rp_txn_t *t)
 {
     /* A reused connection that failed before any response byte: the backend
      * most likely closed it while idle.  Replay once, on a new connection,
      * when no body byte has been consumed (so the request can be sent again
-     * whole). */
+     * whole), and only if the backend cannot have acted on it: nothing was
+     * written, or the method is idempotent.  A POST that reached a backend
+     * is never sent twice. */
     return t->up != NULL && t->up->uses > 0 && !EXT(t)->resp_started && !t->replayed
-           && t->req_body_bytes == 0;
+           && t->req_body_bytes == 0
+           && (!request_written(t) || rp_http_method_idempotent(t->req.method));
 }
 
 static void
@@ -826,6 +850,7 @@ send_request(rp_txn_t *t)
     write_request_head(t, bufferevent_get_output(ub));
     if (t->req_done && t->req_chunked)
         evbuffer_add(bufferevent_get_output(ub), "0\r\n\r\n", 5);   /* replay of an empty body */
+    EXT(t)->req_queued = evbuffer_get_length(bufferevent_get_output(ub));
     t->req_head_sent = 1;
     rp_txn_set_state(t, RP_TXN_WAIT_HEAD);
     /* The read timeout starts with the response head; until the request
@@ -962,7 +987,10 @@ start_attempt(rp_txn_t *t)
     x->rp.data = t;
     rp_http_head_reset(&t->resp);
 
-    rp_upconn_t *up = t->replayed ? NULL : rp_pool_acquire(t->worker, t->backend);
+    rp_upconn_t *up = NULL;
+    if (!t->replayed)
+        up = rp_pool_acquire(t->worker, t->backend,
+                             rp_http_method_idempotent(t->req.method) ? 0 : NONIDEMPOTENT_MAX_IDLE_US);
     if (up != NULL) {
         t->up = up;
         bufferevent_setcb(up->bev, NULL, up_write_cb, up_event_cb, t);

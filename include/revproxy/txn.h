@@ -92,7 +92,8 @@ struct rp_txn {
                     expect_continue:1, client_keepalive:1, head_request:1,
                     resp_head_sent:1, resp_chunked_out:1, resp_close_delimited:1,
                     resp_done:1, up_reusable:1, replayed:1, close_client:1,
-                    client_paused:1, up_paused:1, completed:1;
+                    client_paused:1, up_paused:1, completed:1,
+                    method_known:1, version_known:1;  /* the parser got that far */
     void           *mod[RP_MOD_COUNT];   /* each module's private slot */
 };
 

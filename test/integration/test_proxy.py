@@ -1053,7 +1053,7 @@ def test_30_command_line():
     eff = json.loads(r.stdout)
     assert_eq(eff["limits"]["max_header_bytes"], 16384)
     assert_eq(eff["timeouts"]["upstream_connect_ms"], 2000)
-    assert_eq(eff["upstreams"]["a"]["pool"], {"max_idle_per_backend": 32, "idle_timeout_ms": 60000})
+    assert_eq(eff["upstreams"]["a"]["pool"], {"max_idle_per_backend": 32, "idle_timeout_ms": 4000})
     assert_eq(eff["routes"], [{"path_prefix": "/", "upstream": "a"}])
     assert_eq(eff["log"], {"level": "info", "format": "json", "access_log": "stderr"})
     r2 = rp("--check", config=r.stdout)

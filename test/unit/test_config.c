@@ -108,7 +108,7 @@ START_TEST(test_minimal_valid)
     ck_assert_ptr_nonnull(u);
     ck_assert_str_eq(u->name, "app");
     ck_assert_uint_eq(u->max_idle_per_backend, 32);
-    ck_assert_uint_eq(u->idle_timeout_ms, 60000);
+    ck_assert_uint_eq(u->idle_timeout_ms, 4000);
     ck_assert_uint_eq(u->nbackends, 1);
     ck_assert_uint_eq(u->backends[0].weight, 1);
     ck_assert_uint_eq(u->backends[0].index, 0);
@@ -202,7 +202,7 @@ START_TEST(test_full_valid)
     ck_assert_uint_ne(z->backends[0].id, z->backends[1].id);
     ck_assert_uint_ne(z->backends[1].id, z->backends[2].id);
     ck_assert_uint_eq(z->max_idle_per_backend, 0);
-    ck_assert_uint_eq(z->idle_timeout_ms, 60000);
+    ck_assert_uint_eq(z->idle_timeout_ms, 4000);
 
     const rp_upstream_t *a = rp_snapshot_upstream(s, "alpha");
     ck_assert_ptr_nonnull(a);

@@ -417,6 +417,31 @@ START_TEST(test_hop_by_hop_several_connection)
 }
 END_TEST
 
+/* However many Connection fields there are, every name they list goes:
+ * the last of twenty lists X-Last. */
+START_TEST(test_hop_by_hop_many_connection)
+{
+    hop_field_t list[24];
+    char names[20][16];
+    size_t n = 0;
+    for (int i = 0; i < 20; i++) {
+        snprintf(names[i], sizeof names[i], "x-n%d", i);
+        list[n++] = (hop_field_t){ "Connection", names[i], true };
+    }
+    list[n++] = (hop_field_t){ "X-N19", "listed by the 20th", true };
+    list[n++] = (hop_field_t){ "X-N0", "listed by the 1st", true };
+    list[n++] = (hop_field_t){ "X-N20", "not listed", false };
+    list[n++] = (hop_field_t){ "X-Last", "not listed", false };
+    rp_http_head_t h;
+    build_hop_head(&h, list, n);
+    rp_http_mark_hop_by_hop(&h, NULL);
+    for (unsigned i = 0; i < h.nfields; i++)
+        ck_assert_msg(((h.fields[i].flags & RP_HF_DROP) != 0) == list[i].drop, "%s: %s",
+                      list[i].name, list[i].value);
+    rp_http_head_free(&h);
+}
+END_TEST
+
 /* End-to-end headers survive when there is nothing hop-by-hop. */
 START_TEST(test_hop_by_hop_end_to_end_kept)
 {
@@ -747,6 +772,7 @@ http_suite(void)
     tcase_add_test(tc, test_hop_by_hop);
     tcase_add_test(tc, test_hop_by_hop_no_extra);
     tcase_add_test(tc, test_hop_by_hop_several_connection);
+    tcase_add_test(tc, test_hop_by_hop_many_connection);
     tcase_add_test(tc, test_hop_by_hop_end_to_end_kept);
     suite_add_tcase(s, tc);
 
