@@ -10,10 +10,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include "revproxy/config.h"
+#include "revproxy/log.h"
 #include "revproxy/module.h"
 #include "revproxy/txn.h"
 #include "revproxy/balancer.h"
 #include "../src/util.h"
+#include "../src/worker.h"
 
 struct rp_swrr {
     size_t   n;
@@ -68,6 +70,7 @@ rp_swrr_next(rp_swrr_t *s, unsigned row)
 
 typedef struct balancer_state {
     size_t      n;
+    unsigned    rows;          /* workers the current weights were sized for */
     rp_swrr_t **by_upstream;   /* owned: one per upstream, by index */
 } balancer_state_t;
 
@@ -78,6 +81,7 @@ balancer_configure(const json_t *root, rp_snapshot_t *snap, void **state, rp_err
     (void)errs;
     balancer_state_t *b = rp_xcalloc(1, sizeof *b);
     b->n = snap->nupstreams;
+    b->rows = snap->workers;
     b->by_upstream = rp_xcalloc(b->n, sizeof *b->by_upstream);
     for (size_t i = 0; i < b->n; i++) {
         const rp_upstream_t *u = &snap->upstreams[i];
@@ -101,6 +105,21 @@ balancer_release(void *state)
     free(b);
 }
 
+/* Picking takes no lock because every worker has its own row of current
+ * weights, sized by the snapshot's worker count.  A worker beyond them
+ * would share a row with another thread: refuse to start it. */
+static int
+balancer_start(rp_worker_t *w, void *state)
+{
+    const balancer_state_t *b = state;
+    if (w->id < b->rows)
+        return 0;
+    rp_log(RP_LOG_ERROR, NULL,
+           "balancer: worker %u has no weights of its own (the configuration was built for %u workers)",
+           w->id, b->rows);
+    return -1;
+}
+
 static rp_request_hook_fn balancer_select;
 
 static rp_verdict_t
@@ -122,5 +141,6 @@ const rp_module_t rp_module_balancer = {
     .name = "balancer",
     .configure = balancer_configure,
     .release = balancer_release,
+    .start = balancer_start,
     .select_backend = balancer_select,
 };

@@ -7,6 +7,7 @@
 #include "config.h"
 #include <stdlib.h>
 #include "revproxy/config.h"
+#include "revproxy/log.h"
 #include "revproxy/module.h"
 #include "revproxy/txn.h"
 #include "../src/worker.h"
@@ -107,8 +108,16 @@ rp_modules_start(rp_worker_t *w, rp_snapshot_t *snap)
 {
     for (int i = 0; i < RP_MOD_COUNT; i++) {
         const rp_module_t *m = rp_modules[i];
-        if (m->start != NULL && m->start(w, snap->mod_state[i]) < 0)
-            return -1;
+        if (m->start == NULL || m->start(w, snap->mod_state[i]) == 0)
+            continue;
+        rp_log(RP_LOG_ERROR, NULL, "worker %u: module %s failed to start", w->id, m->name);
+        /* Undo what the modules before it did, in reverse order. */
+        while (--i >= 0) {
+            m = rp_modules[i];
+            if (m->stop != NULL)
+                m->stop(w, snap->mod_state[i]);
+        }
+        return -1;
     }
     return 0;
 }

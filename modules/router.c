@@ -3,8 +3,9 @@
  * The router: compiles the "routes" array into sorted tables at config load
  * and matches requests against them without allocating.  Precedence (see
  * revproxy/route.h): exact host, then the longest wildcard suffix, then any
- * host; within a host group the exact path, then the longest prefix.  A host
- * group with no matching path falls through to the next group.
+ * host; within a host group the exact path, then the longest prefix that
+ * ends at a segment boundary.  A host group with no matching path falls
+ * through to the next group.  Paths arrive normalised (revproxy/path.h).
  */
 #include "config.h"
 #include <ctype.h>
@@ -318,9 +319,14 @@ group_match(const host_group_t *g, const char *path, size_t len)
         else
             lo = mid + 1;
     }
+    /* Longest first, so the first match is the longest.  A prefix ends at a
+     * segment boundary: "/api" is the directory "/api", not the start of
+     * "/apiary".  A prefix ending in '/' has its boundary built in. */
     for (size_t i = 0; i < g->nprefix; i++) {
         const rp_route_t *rt = g->prefix[i];
-        if (rt->path_len <= len && memcmp(path, rt->path, rt->path_len) == 0)
+        if (rt->path_len <= len && memcmp(path, rt->path, rt->path_len) == 0
+            && (rt->path_len == len || path[rt->path_len] == '/'
+                || rt->path[rt->path_len - 1] == '/'))
             return rt;
     }
     return NULL;
@@ -383,6 +389,7 @@ router_on_request(rp_txn_t *txn, void *state)
     const rp_route_t *rt = rp_router_match(state, txn->host, txn->path, txn->path_len);
     if (rt == NULL) {
         txn->status = 404;
+        txn->error = RP_ERR_NO_ROUTE;
         txn->reason = "no route matches the host and path";
         return RP_RESPOND;
     }

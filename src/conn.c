@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Client connections (see conn.h): accept-time set-up, the HTTP/1.x request
- * parser glue, request-side limits and timers, error responses, keep-alive,
- * pipelining and lingering close.  What happens between a valid request head
+ * parser glue, request-side limits and timers, keep-alive, pipelining,
+ * lingering close, and the HTTP/1 downstream: every byte of HTTP/1 framing
+ * sent to a client (response heads, chunked bodies, interim and error
+ * responses) is written here.  What happens between a valid request head
  * and the end of its response is proxy.c's business.
  *
  * Ownership rule: nothing here frees the connection from inside a parser
@@ -27,23 +29,29 @@
 #include "revproxy/module.h"
 #include "revproxy/txn.h"
 #include "conn.h"
-#include "pool.h"
+#include "hbuild.h"
+#include "io.h"
 #include "proxy.h"
 #include "worker.h"
 #include "util.h"
 
 #define LINGER_MS 2000
 #define LINGER_MAX_BYTES (1u << 20)
+/* Most body bytes already buffered that are checked before a request head
+ * is forwarded (the input buffer holds at most RP_RBUF_HIGH anyway). */
+#define BODY_CHECK_MAX RP_RBUF_HIGH
 
 static llhttp_settings_t req_settings;
+static llhttp_settings_t probe_settings;
 
 static void conn_process(rp_conn_t *c);
 static void close_after_flush(rp_conn_t *c);
+static void conn_txn_done(rp_conn_t *c, bool keepalive);
 
 const char *
 rp_conn_peer(const rp_conn_t *c)
 {
-    return c->peer;
+    return c->peer.text;
 }
 
 static void
@@ -58,6 +66,23 @@ conn_snap(const rp_conn_t *c)
     return c->txn != NULL ? c->txn->snap : c->w->snap;
 }
 
+/* Write what is queued now; remember the most ever queued, a figure the
+ * debug log reports when the connection closes. */
+static void
+conn_flush(rp_conn_t *c)
+{
+    size_t n = evbuffer_get_length(c->tr->out);
+    if (n > c->out_peak)
+        c->out_peak = n;
+    rp_tr_flush(c->tr);
+}
+
+static rp_txn_t *
+conn_txn_new(rp_conn_t *c)
+{
+    return rp_txn_new(c->w, &rp_h1_downstream, c, &c->peer);
+}
+
 /* ---- parser callbacks: record, never free ---- */
 
 static int
@@ -66,7 +91,7 @@ on_message_begin(llhttp_t *p)
     rp_conn_t *c = p->data;
     if (c->txn != NULL)
         return HPE_INTERNAL;   /* cannot happen: parsing pauses between requests */
-    c->txn = rp_txn_new(c);
+    c->txn = conn_txn_new(c);
     c->head_bytes = 0;
     c->trailer_bytes = 0;
     c->in_body = false;
@@ -77,68 +102,23 @@ on_message_begin(llhttp_t *p)
 }
 
 static int
-limit_error(rp_conn_t *c, int status, const char *reason)
+limit_error(rp_conn_t *c, int status, rp_error_t word, const char *reason)
 {
     c->parse_error = status;
+    c->parse_word = word;
     c->parse_reason = reason;
     return HPE_USER;
 }
 
-static int
-on_url(llhttp_t *p, const char *at, size_t len)
-{
-    rp_conn_t *c = p->data;
-    rp_txn_t *t = c->txn;
-    if (t->req.target_len + len > t->snap->limits.max_uri_bytes)
-        return limit_error(c, 414, "request target longer than limits.max_uri_bytes");
-    if (rp_http_head_add_target(&t->req, at, len) < 0)
-        return limit_error(c, 431, "request head larger than limits.max_header_bytes");
-    return 0;
-}
+#define HEAD_TOO_LARGE(c) \
+    limit_error((c), 431, RP_ERR_HEADERS_TOO_LARGE, "request head larger than limits.max_header_bytes")
 
-/* Trailer fields of a chunked request are not forwarded (the proxy ends
- * the body it re-frames without them); they only count against the head
- * size limit. */
-static int
-trailer(rp_conn_t *c, size_t len)
-{
-    c->trailer_bytes += len;
-    if (c->txn != NULL && c->trailer_bytes > c->txn->snap->limits.max_header_bytes)
-        return limit_error(c, 431, "request trailer larger than limits.max_header_bytes");
-    return 0;
-}
-
-static int
-on_header_field(llhttp_t *p, const char *at, size_t len)
-{
-    rp_conn_t *c = p->data;
-    rp_txn_t *t = c->txn;
-    if (c->in_body || t == NULL)
-        return trailer(c, len);
-    if (t->req.last_cb != 1 && t->req.nfields >= t->snap->limits.max_headers)
-        return limit_error(c, 431, "more header fields than limits.max_headers");
-    if (rp_http_head_add_name(&t->req, at, len) < 0)
-        return limit_error(c, 431, "request head larger than limits.max_header_bytes");
-    return 0;
-}
-
-static int
-on_header_value(llhttp_t *p, const char *at, size_t len)
-{
-    rp_conn_t *c = p->data;
-    if (c->in_body || c->txn == NULL)
-        return trailer(c, len);
-    if (rp_http_head_add_value(&c->txn->req, at, len) < 0)
-        return limit_error(c, 431, "request head larger than limits.max_header_bytes");
-    return 0;
-}
-
-/* The method and the version are known only once the parser has passed
- * them: a request that fails earlier is logged without them, never with
- * llhttp's zero values (DELETE, HTTP/0.0). */
 static int
 on_method_complete(llhttp_t *p)
 {
+    /* The method and the version are known only once the parser has
+     * passed them: a request that fails earlier is logged without them,
+     * never with llhttp's zero values (DELETE, HTTP/0.0). */
     rp_conn_t *c = p->data;
     if (c->txn != NULL && !c->in_body) {
         c->txn->req.method = p->method;
@@ -161,13 +141,65 @@ on_version_complete(llhttp_t *p)
 }
 
 static int
+on_url(llhttp_t *p, const char *at, size_t len)
+{
+    rp_conn_t *c = p->data;
+    rp_txn_t *t = c->txn;
+    if (t->req.target_len + len > t->snap->limits.max_uri_bytes)
+        return limit_error(c, 414, RP_ERR_URI_TOO_LONG,
+                           "request target longer than limits.max_uri_bytes");
+    if (rp_http_head_add_target(&t->req, at, len) < 0)
+        return HEAD_TOO_LARGE(c);
+    return 0;
+}
+
+/* Trailer fields of a chunked request are not forwarded (the proxy ends
+ * the body it re-frames without them); they only count against the head
+ * size limit. */
+static int
+trailer(rp_conn_t *c, size_t len)
+{
+    c->trailer_bytes += len;
+    if (c->txn != NULL && c->trailer_bytes > c->txn->snap->limits.max_header_bytes)
+        return limit_error(c, 431, RP_ERR_HEADERS_TOO_LARGE,
+                           "request trailer larger than limits.max_header_bytes");
+    return 0;
+}
+
+static int
+on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    rp_conn_t *c = p->data;
+    rp_txn_t *t = c->txn;
+    if (c->in_body || t == NULL)
+        return trailer(c, len);
+    if (t->req.last_cb != 1 && t->req.nfields >= t->snap->limits.max_headers)
+        return limit_error(c, 431, RP_ERR_HEADERS_TOO_LARGE,
+                           "more header fields than limits.max_headers");
+    if (rp_http_head_add_name(&t->req, at, len) < 0)
+        return HEAD_TOO_LARGE(c);
+    return 0;
+}
+
+static int
+on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    rp_conn_t *c = p->data;
+    if (c->in_body || c->txn == NULL)
+        return trailer(c, len);
+    if (rp_http_head_add_value(&c->txn->req, at, len) < 0)
+        return HEAD_TOO_LARGE(c);
+    return 0;
+}
+
+static int
 on_headers_complete(llhttp_t *p)
 {
     rp_conn_t *c = p->data;
     rp_txn_t *t = c->txn;
     if (t->req.last_cb == 2 || t->req.last_cb == 1 || t->req.target_len > 0) {
         if (rp_http_head_finish(&t->req) < 0)
-            return limit_error(c, 431, "request head larger than limits.max_header_bytes");
+            return HEAD_TOO_LARGE(c);
     }
     t->req.method = p->method;
     t->req.major = p->http_major;
@@ -175,7 +207,7 @@ on_headers_complete(llhttp_t *p)
     t->req_chunked = (p->flags & F_CHUNKED) != 0;
     t->req_has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
     t->req_content_length = t->req_has_cl ? p->content_length : 0;
-    t->client_keepalive = llhttp_should_keep_alive(p) != 0;
+    c->keepalive = llhttp_should_keep_alive(p) != 0;
     c->head_complete = true;
     c->in_body = true;
     /* Stop here: the body waits until an upstream connection takes it. */
@@ -189,7 +221,8 @@ on_body(llhttp_t *p, const char *at, size_t len)
     if (c->txn == NULL)
         return 0;   /* discarding what is left of a request already answered */
     if (rp_txn_req_body(c->txn, at, len) < 0)
-        return limit_error(c, 413, "request body larger than limits.max_body_bytes");
+        return limit_error(c, 413, RP_ERR_BODY_TOO_LARGE,
+                           "request body larger than limits.max_body_bytes");
     return 0;
 }
 
@@ -200,6 +233,13 @@ on_message_complete(llhttp_t *p)
     if (c->txn == NULL)
         return 0;
     c->msg_complete = true;
+    return HPE_PAUSED;
+}
+
+static int
+on_probe_complete(llhttp_t *p)
+{
+    (void)p;
     return HPE_PAUSED;
 }
 
@@ -216,141 +256,17 @@ init_settings(void)
     req_settings.on_headers_complete = on_headers_complete;
     req_settings.on_body = on_body;
     req_settings.on_message_complete = on_message_complete;
-}
-
-/* ---- request head validation ---- */
-
-static int
-head_error(rp_txn_t *t, int status, const char *reason)
-{
-    t->status = status;
-    t->why = status == 413 || status == 414 || status == 431 ? RP_CLOSE_LIMIT : RP_CLOSE_BAD_REQUEST;
-    t->reason = reason;
-    return -1;
-}
-
-/* Check the head and fill host, path and origin.  0, or -1 with status. */
-static int
-validate_head(rp_conn_t *c, rp_txn_t *t)
-{
-    rp_http_head_t *h = &t->req;
-    const char *target = h->buf + h->target_off;
-    size_t tlen = h->target_len;
-
-    if (h->major != 1 || h->minor > 1)
-        return head_error(t, 505, "unsupported HTTP version");
-    if (h->method == HTTP_CONNECT)
-        return head_error(t, 405, "CONNECT is not served");
-    if (h->method == HTTP_PRI)
-        return head_error(t, 400, "HTTP/2 preface on an HTTP/1 connection");
-    if (tlen == 0)
-        return head_error(t, 400, "empty request target");
-    if (memchr(target, '#', tlen) != NULL)
-        return head_error(t, 400, "fragment in request target");
-
-    unsigned nhost = 0;
-    const rp_hfield_t *host = rp_http_find(h, "host", &nhost);
-    if (nhost > 1)
-        return head_error(t, 400, "more than one Host header");
-    if (nhost == 0 && h->minor == 1)
-        return head_error(t, 400, "HTTP/1.1 request without Host");
-
-    const char *authority = NULL;
-    size_t authority_len = 0;
-    if (target[0] == '/') {
-        t->origin = target;
-        t->origin_len = tlen;
-    } else if (tlen == 1 && target[0] == '*') {
-        if (h->method != HTTP_OPTIONS)
-            return head_error(t, 400, "asterisk-form target outside OPTIONS");
-        t->origin = target;
-        t->origin_len = 1;
-    } else if (rp_http_split_absolute(target, tlen, &authority, &authority_len,
-                                      &t->origin, &t->origin_len) == 0) {
-        /* Absolute form: its authority replaces Host (RFC 9112 3.2.2). */
-        if (authority_len == 0)
-            return head_error(t, 400, "absolute-form target without host");
-    } else {
-        return head_error(t, 400, "invalid request target form");
-    }
-    if (authority != NULL) {
-        if (rp_host_normalize(authority, authority_len, t->host, sizeof t->host) < 0)
-            return head_error(t, 400, "invalid host in request target");
-    } else if (host != NULL) {
-        if (rp_host_normalize(rp_hf_value(h, host), host->value_len, t->host, sizeof t->host) < 0)
-            return head_error(t, 400, "invalid Host header");
-    }
-    if (t->origin_len == 0 || t->origin[0] == '?') {
-        /* "http://host" or "http://host?q": the path is "/". */
-        t->path = "/";
-        t->path_len = 1;
-    } else {
-        t->path = t->origin;
-        const char *q = memchr(t->origin, '?', t->origin_len);
-        t->path_len = q != NULL ? (size_t)(q - t->origin) : t->origin_len;
-    }
-
-    if (t->req_chunked && h->minor == 0)
-        return head_error(t, 400, "Transfer-Encoding in an HTTP/1.0 request");
-    unsigned nte = 0;
-    rp_http_find(h, "transfer-encoding", &nte);
-    if (nte > 0 && !t->req_chunked)
-        return head_error(t, 400, "Transfer-Encoding without chunked");
-    const rp_snapshot_t *s = t->snap;
-    if (s->limits.max_body_bytes > 0 && t->req_has_cl
-        && t->req_content_length > s->limits.max_body_bytes)
-        return head_error(t, 413, "Content-Length larger than limits.max_body_bytes");
-
-    unsigned nexp = 0;
-    const rp_hfield_t *exp = rp_http_find(h, "expect", &nexp);
-    if (exp != NULL && h->minor == 1) {
-        if (nexp > 1 || strcasecmp(rp_hf_value(h, exp), "100-continue") != 0)
-            return head_error(t, 417, "unsupported Expect");
-        t->expect_continue = t->req_chunked || t->req_content_length > 0;
-    }
-
-    unsigned nid = 0;
-    const rp_hfield_t *rid = rp_http_find(h, "x-request-id", &nid);
-    if (nid == 1 && rp_request_id_valid(rp_hf_value(h, rid), rid->value_len))
-        memcpy(t->id, rp_hf_value(h, rid), rid->value_len + 1);
-    /* Without a body the request is complete with its head; the parser's
-     * end-of-message event comes later and only pauses the parser. */
-    if (!t->req_chunked && t->req_content_length == 0)
-        t->req_done = 1;
-    (void)c;
-    return 0;
+    /* The probe only follows the framing of a body already buffered. */
+    llhttp_settings_init(&probe_settings);
+    probe_settings.on_message_complete = on_probe_complete;
 }
 
 static void
 head_done(rp_conn_t *c)
 {
-    rp_txn_t *t = c->txn;
     evtimer_del(c->timer);
     c->state = RP_CONN_TXN;
-    if (validate_head(c, t) < 0) {
-        rp_conn_send_error(c, t);
-        return;
-    }
-    rp_txn_start(t);
-}
-
-void
-rp_bev_flush(struct bufferevent *bev)
-{
-    struct evbuffer *out = bufferevent_get_output(bev);
-    if (evbuffer_get_length(out) == 0)
-        return;
-    if (!(bufferevent_get_enabled(bev) & EV_WRITE)) {
-        /* A socket bufferevent freezes the front of its output buffer;
-         * it thaws it around its own writes, and so do we.  Errors (EPIPE,
-         * ECONNRESET) are left for the bufferevent to report through its
-         * event callback once EV_WRITE is enabled. */
-        evbuffer_unfreeze(out, 1);
-        evbuffer_write(out, bufferevent_getfd(bev));
-        evbuffer_freeze(out, 1);
-    }
-    if (evbuffer_get_length(out) > 0)
-        bufferevent_enable(bev, EV_WRITE);
+    rp_txn_start(c->txn);
 }
 
 /* ---- input processing ---- */
@@ -361,7 +277,11 @@ may_parse(const rp_conn_t *c)
     switch (c->state) {
     case RP_CONN_IDLE:
     case RP_CONN_HEAD:
-        return true;
+        /* Responses the proxy writes itself (404, 417, ...) to a client
+         * that pipelines and does not read would grow the output without
+         * bound: parse the next request only once the client has taken
+         * the previous answers down to the watermark. */
+        return evbuffer_get_length(c->tr->out) <= RP_WBUF_HIGH;
     case RP_CONN_TXN:
         return c->txn != NULL ? rp_txn_wants_body(c->txn) : true;
     default:
@@ -373,30 +293,31 @@ static void
 parse_failed(rp_conn_t *c, llhttp_errno_t err)
 {
     int status = c->parse_error ? c->parse_error : 400;
+    rp_error_t word = c->parse_error ? c->parse_word : RP_ERR_BAD_REQUEST;
     const char *reason = c->parse_reason ? c->parse_reason : llhttp_get_error_reason(&c->parser);
     if (reason == NULL)
         reason = llhttp_errno_name(err);
     if (c->txn == NULL)
-        c->txn = rp_txn_new(c);
+        c->txn = conn_txn_new(c);
     rp_txn_t *t = c->txn;
+    rp_close_t why = status == 400 ? RP_CLOSE_BAD_REQUEST : RP_CLOSE_LIMIT;
     if (c->state == RP_CONN_TXN) {
         /* Body phase: the transaction is under way. */
-        rp_txn_client_error(t, status, status == 413 ? RP_CLOSE_LIMIT : RP_CLOSE_BAD_REQUEST, reason);
+        if (word == RP_ERR_BAD_REQUEST)
+            word = RP_ERR_BAD_BODY;
+        rp_txn_client_error(t, status, why, word, reason);
         return;
     }
     evtimer_del(c->timer);
     c->state = RP_CONN_TXN;
-    t->status = status;
-    t->why = status == 400 ? RP_CLOSE_BAD_REQUEST : RP_CLOSE_LIMIT;
-    t->reason = reason;
-    t->client_keepalive = false;
-    rp_conn_send_error(c, t);
+    c->keepalive = false;
+    rp_txn_respond(t, status, why, word, reason);
 }
 
 static void
 conn_parse(rp_conn_t *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->tr->in;
     while (evbuffer_get_length(in) > 0 && may_parse(c)) {
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
@@ -415,8 +336,7 @@ conn_parse(rp_conn_t *c)
             c->head_bytes += used;
             const rp_snapshot_t *s = conn_snap(c);
             if (c->head_bytes > s->limits.max_header_bytes && err == HPE_OK) {
-                c->parse_error = 431;
-                c->parse_reason = "request head larger than limits.max_header_bytes";
+                HEAD_TOO_LARGE(c);
                 err = HPE_USER;
             }
         }
@@ -432,8 +352,10 @@ conn_parse(rp_conn_t *c)
         }
         if (c->msg_complete) {
             c->msg_complete = false;
-            if (c->txn != NULL && !c->txn->req_done)
+            if (c->txn != NULL && !c->txn->req_done) {
+                rp_tr_read_timeout(c->tr, 0);
                 rp_txn_req_end(c->txn);
+            }
             continue;
         }
         if (err == HPE_PAUSED_UPGRADE && c->txn == NULL)
@@ -446,7 +368,7 @@ conn_parse(rp_conn_t *c)
 static void
 after_peer_eof(rp_conn_t *c)
 {
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+    if (evbuffer_get_length(c->tr->in) > 0)
         return;   /* parsing waits for the transaction; more to come */
     rp_txn_t *t = c->txn;
     switch (c->state) {
@@ -456,14 +378,15 @@ after_peer_eof(rp_conn_t *c)
     case RP_CONN_HEAD:
         /* A request head that will never end. */
         t->why = RP_CLOSE_CLIENT_ABORT;
+        t->error = RP_ERR_CLIENT_CLOSED;
         t->reason = "client closed inside the request head";
-        t->client_keepalive = false;
+        c->keepalive = false;
         c->state = RP_CONN_TXN;
-        rp_conn_txn_done(c, false);
+        conn_txn_done(c, false);
         return;
     case RP_CONN_TXN:
         if (t != NULL && !t->req_done && rp_txn_wants_body(t))
-            rp_txn_client_error(t, 400, RP_CLOSE_CLIENT_ABORT,
+            rp_txn_client_error(t, 400, RP_CLOSE_CLIENT_ABORT, RP_ERR_BODY_INCOMPLETE,
                                 "client closed before the request body ended");
         return;
     default:
@@ -476,19 +399,12 @@ conn_process(rp_conn_t *c)
 {
     for (;;) {
         conn_parse(c);
-        rp_reader_drained(&c->rd);
+        rp_tr_drained(c->tr);
         if (c->peer_eof)
             after_peer_eof(c);
         rp_txn_t *t = c->txn;
-        if (t == NULL || t->up == NULL)
+        if (t == NULL || c->state != RP_CONN_TXN || !rp_txn_push_body(t))
             return;
-        /* Send the body bytes just parsed; if the backend took them all,
-         * go on parsing at once instead of waiting for a write event. */
-        struct evbuffer *out = bufferevent_get_output(t->up->bev);
-        rp_bev_flush(t->up->bev);
-        if (!t->client_paused || evbuffer_get_length(out) > RP_WBUF_LOW)
-            return;
-        t->client_paused = 0;
     }
 }
 
@@ -501,76 +417,78 @@ read_cb(void *arg)
     if (c->state == RP_CONN_CLOSING) {
         /* Lingering: read and discard so that our response is not lost to
          * a reset, but only so much. */
-        struct evbuffer *in = bufferevent_get_input(c->bev);
+        struct evbuffer *in = c->tr->in;
         c->head_bytes += evbuffer_get_length(in);
         evbuffer_drain(in, evbuffer_get_length(in));
         if (c->head_bytes > LINGER_MAX_BYTES) {
             rp_conn_free(c);
             return;
         }
-        rp_reader_drained(&c->rd);
+        rp_tr_drained(c->tr);
         return;
     }
     conn_process(c);
 }
 
 static void
-write_cb(struct bufferevent *bev, void *arg)
+write_cb(void *arg)
 {
     rp_conn_t *c = arg;
-    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        bufferevent_disable(bev, EV_WRITE);
     if (c->state == RP_CONN_CLOSING) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && !c->closing_now) {
+        if (evbuffer_get_length(c->tr->out) == 0 && !c->closing_now) {
             /* Flushed: half-close and linger until the client closes. */
             c->closing_now = true;
-            shutdown(bufferevent_getfd(bev), SHUT_WR);
+            rp_tr_shutdown(c->tr);
             c->head_bytes = 0;
             /* Nothing to linger for once the client has closed its side. */
             arm_timer(c, c->peer_eof ? 0 : LINGER_MS);
         }
         return;
     }
-    if (c->txn != NULL && c->state == RP_CONN_TXN)
+    if (c->txn != NULL && c->state == RP_CONN_TXN) {
         rp_txn_client_drained(c->txn);
+        return;
+    }
+    /* Parsing stopped while the client was not taking our answers. */
+    if (evbuffer_get_length(c->tr->in) > 0)
+        conn_process(c);
 }
 
 static void
-event_cb(struct bufferevent *bev, short what, void *arg)
+event_cb(short what, void *arg)
 {
     rp_conn_t *c = arg;
-    (void)bev;
     if (c->state == RP_CONN_TXN && c->txn != NULL && (what & BEV_EVENT_TIMEOUT)
         && (what & BEV_EVENT_READING)) {
-        rp_txn_client_error(c->txn, 408, RP_CLOSE_CLIENT_TIMEOUT,
+        rp_txn_client_error(c->txn, 408, RP_CLOSE_CLIENT_TIMEOUT, RP_ERR_BODY_TIMEOUT,
                             "client sent no request body bytes for timeouts.client_idle_ms");
         return;
     }
     if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && !c->peer_eof
-        && (c->state != RP_CONN_CLOSING
-            || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)) {
+        && (c->state != RP_CONN_CLOSING || evbuffer_get_length(c->tr->out) > 0)) {
         /* The client half-closed.  What it sent before is still served,
-         * pipelined requests included; then the connection closes (see the
-         * end of conn_process). */
+         * pipelined requests included; then the connection closes (see
+         * after_peer_eof). */
         c->peer_eof = true;
-        rp_reader_disable(&c->rd);
+        rp_tr_read(c->tr, false);
         if (c->state != RP_CONN_CLOSING)
             conn_process(c);
         return;
     }
+    bool stalled = (what & BEV_EVENT_TIMEOUT) != 0;
     if (c->txn != NULL) {
-        if (what & BEV_EVENT_TIMEOUT)
-            rp_txn_abort(c->txn, RP_CLOSE_CLIENT_TIMEOUT, "client stopped reading");
+        if (stalled)
+            rp_txn_abort(c->txn, RP_CLOSE_CLIENT_TIMEOUT, RP_ERR_CLIENT_STALLED,
+                         "client stopped reading");
         else
-            rp_txn_abort(c->txn, RP_CLOSE_CLIENT_ABORT, "client closed the connection");
+            rp_txn_abort(c->txn, RP_CLOSE_CLIENT_ABORT, RP_ERR_CLIENT_CLOSED,
+                         "client closed the connection");
     }
-    if (what & BEV_EVENT_TIMEOUT) {
-        /* A client that stopped reading: reset rather than close, so the
-         * kernel drops what is still queued for it instead of trickling it
-         * out (and holding the memory) for minutes. */
-        struct linger lg = { 1, 0 };
-        setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }
+    /* A client that stopped reading is reset rather than closed, so the
+     * kernel drops what is still queued for it instead of trickling it
+     * out (and holding the memory) for minutes. */
+    if (stalled)
+        c->reset_soon = true;
     rp_conn_free(c);
 }
 
@@ -583,13 +501,10 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
     switch (c->state) {
     case RP_CONN_HEAD:
         if (c->txn != NULL) {
-            rp_txn_t *t = c->txn;
             c->state = RP_CONN_TXN;
-            t->status = 408;
-            t->why = RP_CLOSE_CLIENT_TIMEOUT;
-            t->reason = "request head not complete within timeouts.client_header_ms";
-            t->client_keepalive = false;
-            rp_conn_send_error(c, t);
+            c->keepalive = false;
+            rp_txn_respond(c->txn, 408, RP_CLOSE_CLIENT_TIMEOUT, RP_ERR_HEADER_TIMEOUT,
+                           "request head not complete within timeouts.client_header_ms");
             return;
         }
         rp_conn_free(c);
@@ -609,40 +524,45 @@ resume_cb(evutil_socket_t fd, short what, void *arg)
     rp_conn_t *c = arg;
     (void)fd;
     (void)what;
+    if (c->reset_soon) {
+        rp_conn_free(c);
+        return;
+    }
     if (c->state == RP_CONN_CLOSING)
         return;
     conn_process(c);
 }
 
-void
-rp_conn_resume(rp_conn_t *c)
+static void
+conn_resume(rp_conn_t *c)
 {
     event_active(c->resume, 0, 0);
 }
 
+static void
+peer_from_sockaddr(rp_peer_t *p, const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, p->ip, sizeof p->ip);
+        snprintf(p->text, sizeof p->text, "[%s]:%u", p->ip, ntohs(s6->sin6_port));
+    } else {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, p->ip, sizeof p->ip);
+        snprintf(p->text, sizeof p->text, "%s:%u", p->ip, ntohs(s4->sin_port));
+    }
+}
+
 int
-rp_conn_new(rp_worker_t *w, int fd, const struct sockaddr *sa, socklen_t len)
+rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, init_settings);
-    (void)len;
     rp_conn_t *c = rp_xcalloc(1, sizeof *c);
     c->w = w;
-    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL) {
-        close(fd);
-        free(c);
-        return -1;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &s6->sin6_addr, c->peer_ip, sizeof c->peer_ip);
-        snprintf(c->peer, sizeof c->peer, "[%s]:%u", c->peer_ip, ntohs(s6->sin6_port));
-    } else {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &s4->sin_addr, c->peer_ip, sizeof c->peer_ip);
-        snprintf(c->peer, sizeof c->peer, "%s:%u", c->peer_ip, ntohs(s4->sin_port));
-    }
+    c->tr = tr;
+    c->peer = *peer;
+    c->peer.secure = tr->secure;
     llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);
     c->parser.data = c;
     c->timer = evtimer_new(w->base, timer_cb, c);
@@ -651,13 +571,10 @@ rp_conn_new(rp_worker_t *w, int fd, const struct sockaddr *sa, socklen_t len)
     TAILQ_INSERT_TAIL(&w->conns, c, link);
 
     const rp_snapshot_t *s = w->snap;
-    bufferevent_setcb(c->bev, NULL, write_cb, event_cb, c);
-    bufferevent_setwatermark(c->bev, EV_WRITE, RP_WBUF_LOW, 0);
-    bufferevent_set_timeouts(c->bev, NULL, rp_timeout_tv(w->base, s->timeouts.client_idle_ms));
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-    rp_reader_init(&c->rd, w->base, c->bev, RP_RBUF_HIGH);
-    rp_reader_setcb(&c->rd, read_cb, event_cb, c);
-    rp_reader_enable(&c->rd);
+    rp_tr_setcb(tr, read_cb, write_cb, event_cb, c);
+    rp_tr_set_lowat(tr, RP_WBUF_LOW);
+    rp_tr_write_timeout(tr, s->timeouts.client_idle_ms);
+    rp_tr_read(tr, true);
     /* The first request gets client_header_ms from the accept on. */
     arm_timer(c, s->timeouts.client_header_ms);
     if (rp_modules_on_accept(c, w->snap) != RP_CONTINUE)
@@ -665,18 +582,35 @@ rp_conn_new(rp_worker_t *w, int fd, const struct sockaddr *sa, socklen_t len)
     return 0;
 }
 
+int
+rp_conn_new(rp_worker_t *w, int fd, const struct sockaddr *sa, socklen_t len)
+{
+    (void)len;
+    rp_transport_t *tr = rp_tcp_transport_new(w->base, fd, RP_RBUF_HIGH);
+    if (tr == NULL)
+        return -1;
+    rp_peer_t peer = { 0 };
+    peer_from_sockaddr(&peer, sa);
+    return rp_conn_new_transport(w, tr, &peer);
+}
+
 void
 rp_conn_free(rp_conn_t *c)
 {
     if (c->txn != NULL) {
-        rp_txn_abort(c->txn, RP_CLOSE_CLIENT_ABORT, "connection closed");
+        rp_txn_abort(c->txn, RP_CLOSE_CLIENT_ABORT, RP_ERR_CLIENT_CLOSED, "connection closed");
         rp_txn_free(c->txn);
         c->txn = NULL;
     }
+    if (rp_log_level >= RP_LOG_DEBUG) {
+        char extra[160];
+        snprintf(extra, sizeof extra, "\"requests\":%u,\"output_peak\":%zu", c->requests,
+                 c->out_peak);
+        rp_log_fields(RP_LOG_DEBUG, NULL, extra, "connection from %s closed", c->peer.text);
+    }
     event_free(c->timer);
     event_free(c->resume);
-    rp_reader_release(&c->rd);
-    bufferevent_free(c->bev);
+    rp_tr_free(c->tr, c->reset_soon);
     TAILQ_REMOVE(&c->w->conns, c, link);
     rp_worker_conn_closed(c->w);
     free(c);
@@ -688,59 +622,193 @@ close_after_flush(rp_conn_t *c)
     c->state = RP_CONN_CLOSING;
     c->closing_now = false;
     evtimer_del(c->timer);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    rp_reader_set_timeout(&c->rd, 0);
+    rp_tr_set_lowat(c->tr, 0);
+    rp_tr_read_timeout(c->tr, 0);
     if (!c->peer_eof)
-        rp_reader_enable(&c->rd);
-    rp_bev_flush(c->bev);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-        write_cb(c->bev, c);
+        rp_tr_read(c->tr, true);
+    conn_flush(c);
+    if (evbuffer_get_length(c->tr->out) == 0)
+        write_cb(c);
     /* else write_cb runs when the output is flushed */
 }
 
-void
-rp_conn_txn_done(rp_conn_t *c, bool keepalive)
+static void
+conn_txn_done(rp_conn_t *c, bool keepalive)
 {
     rp_txn_t *t = c->txn;
-    rp_bev_flush(c->bev);
+    conn_flush(c);
     bool body_pending = t->req_head_sent ? !t->req_done
                                          : (t->req_chunked || t->req_content_length > 0) && !t->req_done;
     c->txn = NULL;
     c->requests++;
     rp_txn_free(t);
-    if (c->peer_eof && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+    if (c->peer_eof && evbuffer_get_length(c->tr->in) == 0)
         keepalive = false;
-    if (!keepalive || body_pending) {
+    c->resp_chunked = false;
+    c->resp_close_delimited = false;
+    if (!keepalive || body_pending || c->close_after) {
         close_after_flush(c);
         return;
     }
     c->state = RP_CONN_IDLE;
-    rp_reader_set_timeout(&c->rd, 0);   /* the idle timer takes over */
+    rp_tr_read_timeout(c->tr, 0);   /* the idle timer takes over */
     c->head_bytes = 0;
     c->parse_error = 0;
+    c->parse_word = RP_ERR_NONE;
     c->parse_reason = NULL;
     if (!c->peer_eof)
-        rp_reader_enable(&c->rd);
+        rp_tr_read(c->tr, true);
     arm_timer(c, c->w->snap->timeouts.client_idle_ms);
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-        rp_conn_resume(c);
+    if (evbuffer_get_length(c->tr->in) > 0)
+        conn_resume(c);
 }
 
-void
-rp_conn_send_error(rp_conn_t *c, rp_txn_t *t)
+/* ---- the HTTP/1 downstream ---- */
+
+#define CONN(t) ((rp_conn_t *)(t)->ds_ctx)
+
+static bool
+reason_ok(const char *r, size_t len)
 {
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)r[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+static int
+h1_send_head(rp_txn_t *t, const rp_resp_framing_t *f)
+{
+    rp_conn_t *c = CONN(t);
+    rp_http_head_t *h = &t->resp;
+    if (!f->no_body && !f->has_length) {
+        if (t->req.minor == 1) {
+            c->resp_chunked = true;
+        } else if (f->codings != NULL) {
+            /* An HTTP/1.0 client knows no transfer-codings: the body
+             * cannot be handed over undone. */
+            return -1;
+        } else {
+            c->resp_close_delimited = true;   /* HTTP/1.0 client: end by closing */
+        }
+    }
+    if (!t->req_done) {
+        /* The backend answers before the request body ended: the rest of
+         * the body will not be read, so the connection closes after this
+         * response, and the response says so. */
+        c->close_after = true;
+    }
+    const char *reason = h->buf + h->target_off;
+    size_t rlen = h->target_len;
+    if (rlen == 0 || !reason_ok(reason, rlen)) {
+        reason = rp_http_reason(h->status);
+        rlen = strlen(reason);
+    }
+    head_builder_t b;
+    hb_begin(&b, c->tr->out, h->len + 4 * (size_t)h->nfields + rlen + f->codings_len + HEAD_EXTRA);
+    HB_LIT(&b, "HTTP/1.1 ");
+    hb_uint(&b, (uint64_t)h->status);
+    HB_LIT(&b, " ");
+    hb_put(&b, reason, rlen);
+    HB_LIT(&b, "\r\n");
+    hb_fields(&b, h);
+    HB_LIT(&b, "X-Request-Id: ");
+    hb_str(&b, t->id);
+    HB_LIT(&b, "\r\n");
+    if (f->has_length && h->status != 204) {
+        HB_LIT(&b, "Content-Length: ");
+        hb_uint(&b, f->length);
+        HB_LIT(&b, "\r\n");
+    } else if (c->resp_chunked) {
+        HB_LIT(&b, "Transfer-Encoding: ");
+        if (f->codings != NULL) {
+            hb_put(&b, f->codings, f->codings_len);
+            HB_LIT(&b, ", ");
+        }
+        HB_LIT(&b, "chunked\r\n");
+    }
+    bool keep = c->keepalive && !c->resp_close_delimited && !c->close_after;
+    if (!keep)
+        HB_LIT(&b, "Connection: close\r\n");
+    else if (t->req.minor == 0)
+        HB_LIT(&b, "Connection: keep-alive\r\n");
+    HB_LIT(&b, "\r\n");
+    t->bytes_out += hb_end(&b);
+    return 0;
+}
+
+static void
+h1_send_body(rp_txn_t *t, const char *at, size_t len)
+{
+    rp_conn_t *c = CONN(t);
+    struct evbuffer *out = c->tr->out;
+    if (c->resp_chunked) {
+        t->bytes_out += rp_chunk_add(out, at, len);
+    } else {
+        evbuffer_add(out, at, len);
+        t->bytes_out += len;
+    }
+}
+
+static void
+h1_end(rp_txn_t *t)
+{
+    rp_conn_t *c = CONN(t);
+    if (c->resp_chunked) {
+        evbuffer_add(c->tr->out, "0\r\n\r\n", 5);
+        t->bytes_out += 5;
+    }
+}
+
+static void
+h1_abort(rp_txn_t *t)
+{
+    /* The response was cut: reset the connection, so that no client can
+     * take what it received for a whole response (a close-delimited body
+     * would look complete after a plain close). */
+    rp_conn_t *c = CONN(t);
+    c->txn = NULL;
+    c->requests++;
+    rp_txn_free(t);
+    c->state = RP_CONN_CLOSING;
+    c->closing_now = true;
+    evtimer_del(c->timer);
+    rp_tr_read(c->tr, false);
+    c->reset_soon = true;
+    conn_resume(c);
+}
+
+static void
+h1_send_continue(rp_txn_t *t)
+{
+    rp_conn_t *c = CONN(t);
+    evbuffer_add(c->tr->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    conn_flush(c);
+}
+
+static void
+h1_send_error(rp_txn_t *t)
+{
+    rp_conn_t *c = CONN(t);
     char body[256];
-    int status = t->status ? t->status : 500;
-    t->status = status;
-    int blen = snprintf(body, sizeof body, "%d %s\nrequest_id: %s\n", status,
-                        rp_http_reason(status), t->id);
+    int status = t->status;
+    const char *word = rp_error_name(t->error);
+    int blen = snprintf(body, sizeof body, "%d %s\nerror: %s\nrequest_id: %s\n", status,
+                        rp_http_reason(status), word[0] ? word : "-", t->id);
+    if (blen < 0 || (size_t)blen >= sizeof body)
+        blen = (int)strlen(body);
     /* Keep the connection only when the request was read to its end (or
-     * had no body) and the client wants it. */
-    bool keep = t->client_keepalive && status != 400 && status != 408 && status < 500
-                && (t->req_done || (!t->req_chunked && t->req_content_length == 0));
-    if (status == 502 || status == 503 || status == 504)
-        keep = t->client_keepalive && (t->req_done || (!t->req_chunked && t->req_content_length == 0));
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+     * had no body), the client wants it and the error leaves the stream
+     * in sync (not 400/408, nor a 5xx of our own making other than the
+     * upstream failures 502-504). */
+    bool read_whole = t->req_done || (!t->req_chunked && t->req_content_length == 0);
+    bool keep = c->keepalive && read_whole && !c->close_after;
+    if (status == 400 || status == 408 || (status >= 500 && status != 502 && status != 503
+                                           && status != 504))
+        keep = false;
+    struct evbuffer *out = c->tr->out;
     evbuffer_add_printf(out,
         "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
         "X-Request-Id: %s\r\nConnection: %s\r\n\r\n",
@@ -752,9 +820,95 @@ rp_conn_send_error(rp_conn_t *c, rp_txn_t *t)
         t->bytes_out += (uint64_t)blen;
     }
     t->resp_head_sent = 1;
-    if (t->why == RP_CLOSE_OK)
-        t->why = RP_CLOSE_INTERNAL;
-    rp_log(status >= 500 ? RP_LOG_WARN : RP_LOG_INFO, t, "%d %s: %s", status,
-           rp_http_reason(status), t->reason ? t->reason : "error");
-    rp_conn_txn_done(c, keep);
+    conn_txn_done(c, keep);
 }
+
+static void
+h1_resume_body(rp_txn_t *t)
+{
+    rp_conn_t *c = CONN(t);
+    if (!t->req_done) {
+        /* The body is read now: the client may not pause longer than
+         * client_idle_ms between two reads. */
+        rp_tr_read_timeout(c->tr, t->snap->timeouts.client_idle_ms);
+    }
+    conn_resume(c);
+}
+
+static void
+h1_close_after(rp_txn_t *t)
+{
+    CONN(t)->close_after = true;
+}
+
+static size_t
+h1_pending(const rp_txn_t *t)
+{
+    return evbuffer_get_length(CONN(t)->tr->out);
+}
+
+static void
+h1_flush(rp_txn_t *t)
+{
+    conn_flush(CONN(t));
+}
+
+/* Run the framing of the body bytes already buffered through a copy of the
+ * parser, stopping at the end of this request: a bad chunk-size line right
+ * behind the head is caught before anything goes to a backend. */
+static int
+h1_check_body(rp_txn_t *t)
+{
+    rp_conn_t *c = CONN(t);
+    struct evbuffer *in = c->tr->in;
+    if (t->req_done || evbuffer_get_length(in) == 0)
+        return 0;
+    llhttp_t probe = c->parser;
+    probe.settings = &probe_settings;
+    probe.data = NULL;
+    if (llhttp_get_errno(&probe) == HPE_PAUSED)
+        llhttp_resume(&probe);
+    struct evbuffer_ptr pos;
+    evbuffer_ptr_set(in, &pos, 0, EVBUFFER_PTR_SET);
+    size_t seen = 0;
+    while (seen < BODY_CHECK_MAX) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, &pos, &v, 1) < 1)
+            break;
+        size_t n = v.iov_len;
+        if (n > BODY_CHECK_MAX - seen)
+            n = BODY_CHECK_MAX - seen;
+        llhttp_errno_t err = llhttp_execute(&probe, v.iov_base, n);
+        if (err == HPE_PAUSED)
+            return 0;   /* the whole body was there and well-formed */
+        if (err != HPE_OK)
+            return -1;
+        seen += n;
+        if (evbuffer_ptr_set(in, &pos, n, EVBUFFER_PTR_ADD) < 0)
+            break;
+    }
+    return 0;
+}
+
+static void
+h1_done(rp_txn_t *t, bool reusable)
+{
+    rp_conn_t *c = CONN(t);
+    conn_txn_done(c, reusable && c->keepalive && !c->resp_close_delimited && !c->close_after);
+}
+
+const rp_downstream_ops_t rp_h1_downstream = {
+    .name = "http/1",
+    .send_head = h1_send_head,
+    .send_body = h1_send_body,
+    .end = h1_end,
+    .abort = h1_abort,
+    .send_continue = h1_send_continue,
+    .send_error = h1_send_error,
+    .resume_body = h1_resume_body,
+    .close_after = h1_close_after,
+    .pending = h1_pending,
+    .flush = h1_flush,
+    .check_body = h1_check_body,
+    .done = h1_done,
+};

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Client connections speaking HTTP/1.x.  The connection owns its bufferevent,
- * its request parser, its timers and the transaction in progress; requests
- * are handled one at a time, so pipelined requests wait in the input buffer
- * (bounded by the read watermark) and are answered in order.
+ * Client connections speaking HTTP/1.x: the HTTP/1 downstream.  The
+ * connection owns its transport, its request parser, its timers and the
+ * transaction in progress; requests are handled one at a time, so
+ * pipelined requests wait in the input buffer (bounded by the read
+ * watermark) and are answered in order.  The transaction talks back
+ * through rp_h1_downstream (revproxy/txn.h), which does all HTTP/1
+ * client-side framing.
  */
 #ifndef RP_CONN_H
 #define RP_CONN_H
@@ -12,10 +15,10 @@
 #include <stddef.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
-#include <event2/bufferevent.h>
 #include <llhttp.h>
+#include "revproxy/txn.h"
 #include "revproxy/types.h"
-#include "io.h"
+#include "transport.h"
 
 /* Output above this stops the producer; below RP_WBUF_LOW resumes it. */
 #define RP_WBUF_HIGH (256u * 1024u)
@@ -34,23 +37,29 @@ typedef enum rp_conn_state {
 
 struct rp_conn {
     rp_worker_t        *w;           /* borrowed */
-    struct bufferevent *bev;         /* owned: output side and input buffer */
-    rp_reader_t         rd;          /* owned: the read side */
+    rp_transport_t     *tr;          /* owned */
     rp_conn_state_t     state;
-    char                peer[64];    /* "ip:port" */
-    char                peer_ip[48]; /* "ip" for X-Forwarded-For */
+    rp_peer_t           peer;
     llhttp_t            parser;
     rp_txn_t           *txn;         /* owned: request in progress */
     size_t              head_bytes;  /* bytes of the current head so far */
     size_t              trailer_bytes; /* chunked trailer fields, dropped */
+    size_t              out_peak;    /* most output ever queued (debug log) */
     bool                in_body;     /* head complete: header callbacks are trailers */
     int                 parse_error; /* status chosen in a parser callback */
+    rp_error_t          parse_word;
     const char         *parse_reason;
     unsigned            requests;
     struct event       *timer;       /* owned: idle or header timer */
     struct event       *resume;      /* owned: deferred input processing / close */
     bool                head_complete, msg_complete, closing_now;
     bool                peer_eof;    /* the client half-closed: no more input */
+    bool                reset_soon;  /* resume_cb closes abortively */
+    /* The exchange in progress, as the client sees it. */
+    bool                keepalive;   /* the client asked to keep the connection */
+    bool                resp_chunked;        /* response body chunked by us */
+    bool                resp_close_delimited;/* response body ends with the connection */
+    bool                close_after;         /* no further exchange */
     TAILQ_ENTRY(rp_conn) link;
 };
 
@@ -59,24 +68,12 @@ struct rp_conn {
  * closed it already), or -1 when it could not be set up: the socket is
  * closed and the caller undoes the counting. */
 int rp_conn_new(rp_worker_t *w, int fd, const struct sockaddr *sa, socklen_t len);
+/* Same over a transport of the caller's (taken over; freed on failure). */
+int rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer);
 /* Close at once, aborting any transaction. */
 void rp_conn_free(rp_conn_t *c);
 const char *rp_conn_peer(const rp_conn_t *c);
 
-/* Write what bev has queued now, without waiting for the next loop
- * iteration; if the socket cannot take it all, leave the rest to the
- * bufferevent (EV_WRITE enabled until drained).  Bufferevents here keep
- * EV_WRITE disabled while their output is empty, which saves two
- * epoll_ctl calls per response. */
-void rp_bev_flush(struct bufferevent *bev);
-
-/* Called by the transaction: */
-/* Request body may be read (again): parse what is buffered, soon. */
-void rp_conn_resume(rp_conn_t *c);
-/* The transaction ended; keepalive says whether the connection may serve
- * another request.  The txn is freed here. */
-void rp_conn_txn_done(rp_conn_t *c, bool keepalive);
-/* Write an error response for txn (status in txn->status) and close after. */
-void rp_conn_send_error(rp_conn_t *c, rp_txn_t *txn);
+extern const rp_downstream_ops_t rp_h1_downstream;
 
 #endif

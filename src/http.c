@@ -13,6 +13,9 @@
 #include <openssl/rand.h>
 #include <llhttp.h>
 #include "revproxy/http.h"
+#include "revproxy/path.h"
+#include "revproxy/config.h"
+#include "revproxy/txn.h"
 #include "util.h"
 
 void
@@ -398,4 +401,223 @@ const char *
 rp_http_method_str(int method)
 {
     return llhttp_method_name((llhttp_method_t)method);
+}
+
+/* ---- request checks ---- */
+
+static int
+reject(rp_txn_t *t, int status, rp_error_t err, const char *reason)
+{
+    t->status = status;
+    t->why = status == 413 || status == 414 || status == 431 ? RP_CLOSE_LIMIT : RP_CLOSE_BAD_REQUEST;
+    t->error = err;
+    t->reason = reason;
+    return -1;
+}
+
+/* Walk the comma-separated tokens of every field named name. */
+typedef struct token_iter {
+    const rp_http_head_t *h;
+    const char *name;
+    unsigned field;
+    size_t pos;
+} token_iter_t;
+
+static bool
+next_token(token_iter_t *it, const char **tok, size_t *len)
+{
+    const rp_http_head_t *h = it->h;
+    for (; it->field < h->nfields; it->field++, it->pos = 0) {
+        const rp_hfield_t *f = &h->fields[it->field];
+        if (!rp_hf_is(h, f, it->name))
+            continue;
+        const char *v = rp_hf_value(h, f);
+        size_t i = it->pos;
+        while (i < f->value_len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        if (i >= f->value_len)
+            continue;
+        size_t start = i;
+        while (i < f->value_len && v[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+            end--;
+        it->pos = i;
+        *tok = v + start;
+        *len = end - start;
+        return true;
+    }
+    return false;
+}
+
+static bool
+token_is(const char *tok, size_t len, const char *word)
+{
+    size_t n = strlen(word);
+    /* A coding may carry parameters ("gzip;q=1" is not valid here, but
+     * "chunked ; x" must not pass as something else). */
+    return len >= n && strncasecmp(tok, word, n) == 0
+           && (len == n || tok[n] == ';' || tok[n] == ' ' || tok[n] == '\t');
+}
+
+int
+rp_http_transfer_codings(const rp_http_head_t *h, size_t *ncodings, bool *chunked_last,
+                         bool *chunked_twice)
+{
+    token_iter_t it = { h, "transfer-encoding", 0, 0 };
+    const char *tok;
+    size_t len;
+    size_t n = 0;
+    bool last = false, twice = false, seen = false;
+    while (next_token(&it, &tok, &len)) {
+        n++;
+        last = token_is(tok, len, "chunked");
+        if (last) {
+            twice |= seen;
+            seen = true;
+        }
+    }
+    *ncodings = n;
+    *chunked_last = last;
+    *chunked_twice = twice || (seen && !last);
+    return n > 0 ? 0 : -1;
+}
+
+size_t
+rp_http_codings_before_chunked(const rp_http_head_t *h, char *out, size_t cap)
+{
+    token_iter_t it = { h, "transfer-encoding", 0, 0 };
+    const char *tok;
+    size_t len;
+    size_t pos = 0, n = 0, total = 0;
+    size_t ncodings;
+    bool last, twice;
+    rp_http_transfer_codings(h, &ncodings, &last, &twice);
+    while (next_token(&it, &tok, &len) && n + 1 < ncodings) {
+        n++;
+        total += len + 2;
+        if (pos + len + 2 >= cap)
+            return 0;   /* too long to forward: caller treats as absent */
+        if (pos > 0) {
+            out[pos++] = ',';
+            out[pos++] = ' ';
+        }
+        memcpy(out + pos, tok, len);
+        pos += len;
+    }
+    (void)total;
+    if (pos < cap)
+        out[pos] = '\0';
+    return pos;
+}
+
+int
+rp_http_check_request(rp_txn_t *t)
+{
+    rp_http_head_t *h = &t->req;
+    const char *target = h->buf + h->target_off;
+    size_t tlen = h->target_len;
+
+    if (h->major != 1 || h->minor > 1)
+        return reject(t, 505, RP_ERR_UNSUPPORTED_VERSION, "unsupported HTTP version");
+    if (h->method == HTTP_CONNECT)
+        return reject(t, 405, RP_ERR_METHOD_NOT_ALLOWED, "CONNECT is not served");
+    if (h->method == HTTP_PRI)
+        return reject(t, 400, RP_ERR_BAD_REQUEST, "HTTP/2 preface on an HTTP/1 connection");
+    if (tlen == 0)
+        return reject(t, 400, RP_ERR_BAD_REQUEST, "empty request target");
+    if (memchr(target, '#', tlen) != NULL)
+        return reject(t, 400, RP_ERR_BAD_REQUEST, "fragment in request target");
+
+    unsigned nhost = 0;
+    const rp_hfield_t *host = rp_http_find(h, "host", &nhost);
+    if (nhost > 1)
+        return reject(t, 400, RP_ERR_BAD_REQUEST, "more than one Host header");
+    if (nhost == 0 && h->minor == 1)
+        return reject(t, 400, RP_ERR_BAD_REQUEST, "HTTP/1.1 request without Host");
+
+    const char *authority = NULL;
+    size_t authority_len = 0;
+    if (target[0] == '/') {
+        t->origin = target;
+        t->origin_len = tlen;
+    } else if (tlen == 1 && target[0] == '*') {
+        if (h->method != HTTP_OPTIONS)
+            return reject(t, 400, RP_ERR_BAD_REQUEST, "asterisk-form target outside OPTIONS");
+        t->origin = target;
+        t->origin_len = 1;
+    } else if (rp_http_split_absolute(target, tlen, &authority, &authority_len,
+                                      &t->origin, &t->origin_len) == 0) {
+        /* Absolute form: its authority replaces Host (RFC 9112 3.2.2). */
+        if (authority_len == 0)
+            return reject(t, 400, RP_ERR_BAD_REQUEST, "absolute-form target without host");
+    } else {
+        return reject(t, 400, RP_ERR_BAD_REQUEST, "invalid request target form");
+    }
+    if (authority != NULL) {
+        if (rp_host_normalize(authority, authority_len, t->host, sizeof t->host) < 0)
+            return reject(t, 400, RP_ERR_BAD_REQUEST, "invalid host in request target");
+    } else if (host != NULL) {
+        if (rp_host_normalize(rp_hf_value(h, host), host->value_len, t->host, sizeof t->host) < 0)
+            return reject(t, 400, RP_ERR_BAD_REQUEST, "invalid Host header");
+    }
+    /* Route on what the backend will see: unreserved escapes decoded and
+     * dot-segments removed, in place (the target shrinks or stays). */
+    if (t->origin_len > 0 && t->origin[0] == '/') {
+        size_t nlen = t->origin_len;
+        int rc = rp_path_normalize((char *)t->origin, t->origin_len, &nlen);
+        if (rc < 0)
+            return reject(t, 400, RP_ERR_BAD_PATH, rp_path_error(rc));
+        h->target_len -= (uint32_t)(t->origin_len - nlen);
+        t->origin_len = nlen;
+    }
+    if (t->origin_len == 0 || t->origin[0] == '?') {
+        /* "http://host" or "http://host?q": the path is "/". */
+        t->path = "/";
+        t->path_len = 1;
+    } else {
+        t->path = t->origin;
+        const char *q = memchr(t->origin, '?', t->origin_len);
+        t->path_len = q != NULL ? (size_t)(q - t->origin) : t->origin_len;
+    }
+
+    /* Transfer-Encoding (RFC 9112 6.1, 6.3): the final coding must be
+     * chunked, and only once, or the body cannot be framed (400, and the
+     * connection closes); other codings before it are codings the proxy
+     * cannot vouch for a backend understanding (501). */
+    size_t ncodings = 0;
+    bool chunked_last = false, chunked_twice = false;
+    if (rp_http_transfer_codings(h, &ncodings, &chunked_last, &chunked_twice) == 0) {
+        if (h->minor == 0)
+            return reject(t, 400, RP_ERR_BAD_REQUEST, "Transfer-Encoding in an HTTP/1.0 request");
+        if (!chunked_last || chunked_twice || !t->req_chunked)
+            return reject(t, 400, RP_ERR_BAD_REQUEST, "Transfer-Encoding does not end in chunked once");
+        if (ncodings > 1)
+            return reject(t, 501, RP_ERR_UNSUPPORTED_TRANSFER_CODING,
+                          "transfer-coding other than chunked in a request");
+    } else if (t->req_chunked) {
+        return reject(t, 400, RP_ERR_BAD_REQUEST, "chunked framing without Transfer-Encoding");
+    }
+    const rp_snapshot_t *s = t->snap;
+    if (s->limits.max_body_bytes > 0 && t->req_has_cl
+        && t->req_content_length > s->limits.max_body_bytes)
+        return reject(t, 413, RP_ERR_BODY_TOO_LARGE, "Content-Length larger than limits.max_body_bytes");
+
+    unsigned nexp = 0;
+    const rp_hfield_t *exp = rp_http_find(h, "expect", &nexp);
+    if (exp != NULL && h->minor == 1) {
+        if (nexp > 1 || strcasecmp(rp_hf_value(h, exp), "100-continue") != 0)
+            return reject(t, 417, RP_ERR_EXPECTATION_FAILED, "unsupported Expect");
+        t->expect_continue = t->req_chunked || t->req_content_length > 0;
+    }
+
+    unsigned nid = 0;
+    const rp_hfield_t *rid = rp_http_find(h, "x-request-id", &nid);
+    if (nid == 1 && rp_request_id_valid(rp_hf_value(h, rid), rid->value_len))
+        memcpy(t->id, rp_hf_value(h, rid), rid->value_len + 1);
+    /* Without a body the request is complete with its head. */
+    if (!t->req_chunked && t->req_content_length == 0)
+        t->req_done = 1;
+    return 0;
 }

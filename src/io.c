@@ -98,6 +98,25 @@ reader_cb(evutil_socket_t fd, short what, void *arg)
     r->read_cb(r->arg);
 }
 
+void
+rp_bev_flush(struct bufferevent *bev)
+{
+    struct evbuffer *out = bufferevent_get_output(bev);
+    if (evbuffer_get_length(out) == 0)
+        return;
+    if (!(bufferevent_get_enabled(bev) & EV_WRITE)) {
+        /* A socket bufferevent freezes the front of its output buffer;
+         * it thaws it around its own writes, and so do we.  Errors (EPIPE,
+         * ECONNRESET) are left for the bufferevent to report through its
+         * event callback once EV_WRITE is enabled. */
+        evbuffer_unfreeze(out, 1);
+        evbuffer_write(out, bufferevent_getfd(bev));
+        evbuffer_freeze(out, 1);
+    }
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_enable(bev, EV_WRITE);
+}
+
 const struct timeval *
 rp_timeout_tv(struct event_base *base, unsigned ms)
 {

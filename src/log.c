@@ -4,6 +4,9 @@
  * a writer thread owns the file descriptors and writes queued lines in
  * batches.  The queue is bounded in bytes: under a log storm lines are
  * dropped (and counted) rather than memory growing or workers blocking.
+ * A line counts against the bound from the moment it is queued until the
+ * writer has written and freed it, so queued and in-flight lines together
+ * never hold more than RP_LOG_QUEUE_MAX_BYTES.
  * Before rp_log_start() and after rp_log_stop() lines are written directly.
  */
 #include "config.h"
@@ -27,7 +30,6 @@
 
 int rp_log_level = RP_LOG_INFO;
 
-#define LOG_QUEUE_MAX_BYTES (8u << 20)
 #define LINE_MAX_BYTES 8192
 
 typedef struct line {
@@ -43,7 +45,8 @@ static struct {
     pthread_t       thread;
     bool            running, stopping;
     line_t         *head, *tail;
-    size_t          bytes;
+    size_t          bytes;       /* held by queued and in-flight lines */
+    size_t          peak;        /* high-water mark of bytes */
     int             access_fd;   /* -1: stderr */
     char           *access_path; /* owned; NULL: stderr */
     bool            reopen;      /* reopen the access log before writing */
@@ -149,10 +152,8 @@ put_txn(char *buf, size_t cap, size_t *pos, const rp_txn_t *txn)
     if (txn == NULL)
         return;
     put_kv(buf, cap, pos, "request_id", txn->id, strlen(txn->id));
-    if (txn->client != NULL) {
-        const char *peer = rp_conn_peer(txn->client);
-        put_kv(buf, cap, pos, "client", peer, strlen(peer));
-    }
+    if (txn->peer != NULL)
+        put_kv(buf, cap, pos, "client", txn->peer->text, strlen(txn->peer->text));
     if (txn->route != NULL)
         put_kv(buf, cap, pos, "route", txn->route->label, strlen(txn->route->label));
     if (txn->upstream != NULL)
@@ -186,12 +187,13 @@ submit(const char *buf, size_t len, int access)
         write_all(fd, buf, len);
         return;
     }
-    if (lq.bytes + len > LOG_QUEUE_MAX_BYTES) {
+    size_t need = sizeof(line_t) + len;
+    if (lq.bytes + need > RP_LOG_QUEUE_MAX_BYTES) {
         pthread_mutex_unlock(&lq.lock);
         atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
         return;
     }
-    line_t *l = rp_xmalloc(sizeof *l + len);
+    line_t *l = rp_xmalloc(need);
     l->next = NULL;
     l->access = access;
     l->len = len;
@@ -201,7 +203,9 @@ submit(const char *buf, size_t len, int access)
     else
         lq.head = l;
     lq.tail = l;
-    lq.bytes += len;
+    lq.bytes += need;
+    if (lq.bytes > lq.peak)
+        lq.peak = lq.bytes;
     pthread_cond_signal(&lq.cond);
     pthread_mutex_unlock(&lq.lock);
 }
@@ -281,6 +285,18 @@ rp_log_access(const rp_txn_t *txn)
         ",\"duration_ms\":%.3f,\"attempts\":%u",
         txn->status, (unsigned long long)txn->req_body_bytes, (unsigned long long)txn->bytes_out,
         (double)(now - txn->start_us) / 1000.0, txn->attempts);
+    if (txn->nresults > 0) {
+        put(buf, sizeof buf, &pos, ",\"upstream_results\":[");
+        unsigned n = txn->nresults < RP_TXN_RESULTS_MAX ? txn->nresults : RP_TXN_RESULTS_MAX;
+        for (unsigned i = 0; i < n; i++)
+            put(buf, sizeof buf, &pos, "%s\"%s\"", i ? "," : "",
+                rp_attempt_result_name((rp_attempt_result_t)txn->results[i]));
+        put(buf, sizeof buf, &pos, "]");
+    }
+    if (txn->error != RP_ERR_NONE) {
+        const char *e = rp_error_name(txn->error);
+        put_kv(buf, sizeof buf, &pos, "error", e, strlen(e));
+    }
     if (txn->why != RP_CLOSE_OK) {
         const char *w = rp_close_name(txn->why);
         put_kv(buf, sizeof buf, &pos, "termination", w, strlen(w));
@@ -341,9 +357,11 @@ writer_main(void *arg)
             break;
         if (lq.head == NULL)
             continue;
+        /* The batch leaves the queue but its bytes stay counted until
+         * each line is written: a blocked output cannot make room for
+         * more lines than the bound. */
         line_t *batch = lq.head;
         lq.head = lq.tail = NULL;
-        lq.bytes = 0;
         int afd = lq.access_fd;
         pthread_mutex_unlock(&lq.lock);
         /* Lines dropped since the last report are reported once, in the
@@ -388,11 +406,16 @@ writer_main(void *arg)
                     skip = 0;
                 }
             }
+            size_t written = 0;
             while (batch != l) {
                 line_t *next = batch->next;
+                written += sizeof *batch + batch->len;
                 free(batch);
                 batch = next;
             }
+            pthread_mutex_lock(&lq.lock);
+            lq.bytes -= written;
+            pthread_mutex_unlock(&lq.lock);
         }
         pthread_mutex_lock(&lq.lock);
     }
@@ -414,6 +437,7 @@ rp_log_start(const char *access_path, bool off)
     pthread_mutex_lock(&lq.lock);
     lq.stopping = false;
     lq.running = true;
+    lq.peak = lq.bytes;
     pthread_mutex_unlock(&lq.lock);
     if (pthread_create(&lq.thread, NULL, writer_main, NULL) != 0) {
         pthread_mutex_lock(&lq.lock);
@@ -451,4 +475,13 @@ unsigned long
 rp_log_dropped(void)
 {
     return atomic_load(&dropped);
+}
+
+size_t
+rp_log_queue_peak(void)
+{
+    pthread_mutex_lock(&lq.lock);
+    size_t peak = lq.peak;
+    pthread_mutex_unlock(&lq.lock);
+    return peak;
 }

@@ -69,15 +69,30 @@ print_errors(const char *path, const rp_errs_t *errs)
             errs->count, errs->count == 1 ? "" : "s");
 }
 
-/* Make room for every connection the config allows: a client and an
- * upstream descriptor each, plus listeners and a reserve. */
+/*
+ * Descriptor budget: what the configuration may hold open at once.
+ *   2 x limits.max_connections (a client and an upstream descriptor each)
+ * + workers x sum over upstreams of pool.max_idle_per_backend x backends
+ *   (idle pooled upstream connections, kept per worker and per backend)
+ * + 64 + workers x listeners (listening sockets, event bases, pipes, logs).
+ * The soft RLIMIT_NOFILE is raised to it (up to the hard limit); when it
+ * still does not fit, the connection cap is lowered so that descriptors
+ * never run out mid-request, and a warning names the keys involved.
+ * --check does the same (the limit is the process's own) and prints the
+ * warning on stderr.
+ */
 static void
-set_fd_limit(const rp_snapshot_t *s)
+fd_budget(const rp_snapshot_t *s, bool check)
 {
-    struct rlimit rl;
+    rlim_t idle = 0;
+    for (size_t i = 0; i < s->nupstreams; i++)
+        idle += (rlim_t)s->upstreams[i].max_idle_per_backend * s->upstreams[i].nbackends;
+    idle *= s->workers;
     rlim_t reserve = 64 + (rlim_t)s->workers * (rlim_t)s->nlisteners;
-    rlim_t want = (rlim_t)s->limits.max_connections * 2 + reserve;
+    rlim_t want = (rlim_t)s->limits.max_connections * 2 + idle + reserve;
     rp_max_conns = s->limits.max_connections;
+
+    struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return;
     if (rl.rlim_cur < want) {
@@ -88,14 +103,59 @@ set_fd_limit(const rp_snapshot_t *s)
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
             getrlimit(RLIMIT_NOFILE, &rl);
     }
-    if (rl.rlim_cur < want) {
-        unsigned cap = rl.rlim_cur > reserve ? (unsigned)((rl.rlim_cur - reserve) / 2) : 1;
-        rp_log(RP_LOG_WARN, NULL,
-               "file descriptor limit %llu is too low for limits.max_connections %u; "
-               "accepting at most %u connections",
-               (unsigned long long)rl.rlim_cur, s->limits.max_connections, cap);
-        rp_max_conns = cap;
+    if (rl.rlim_cur >= want)
+        return;
+
+    /* Idle pools and the reserve are fixed; what is left, two descriptors
+     * per connection. */
+    rlim_t fixed = idle + reserve;
+    rlim_t fit = rl.rlim_cur > fixed ? (rl.rlim_cur - fixed) / 2 : 0;
+    unsigned cap = fit > 0 ? (unsigned)fit : 1;
+    rp_max_conns = cap;
+
+    char pools[640];
+    size_t pos = 0, shown = 0, more = 0;
+    pools[0] = '\0';
+    for (size_t i = 0; i < s->nupstreams; i++) {
+        const rp_upstream_t *u = &s->upstreams[i];
+        if (u->max_idle_per_backend == 0 || u->nbackends == 0)
+            continue;
+        if (shown == 4) {
+            more++;
+            continue;
+        }
+        int n = snprintf(pools + pos, sizeof pools - pos,
+                         "%supstreams.%.64s.pool.max_idle_per_backend %u x %zu backend%s",
+                         shown > 0 ? " + " : "", u->name, u->max_idle_per_backend,
+                         u->nbackends, u->nbackends == 1 ? "" : "s");
+        if (n < 0 || (size_t)n >= sizeof pools - pos) {
+            pools[pos] = '\0';
+            more++;
+            continue;
+        }
+        pos += (size_t)n;
+        shown++;
     }
+    if (more > 0 && pos < sizeof pools)
+        snprintf(pools + pos, sizeof pools - pos, " + %zu more upstream%s", more,
+                 more == 1 ? "" : "s");
+
+    char msg[1400];
+    snprintf(msg, sizeof msg,
+             "file descriptor limit %llu is too low for limits.max_connections %u; "
+             "accepting at most %u connection%s (needs %llu = 2 x limits.max_connections %u"
+             " + %llu idle pooled upstream connections [workers %u x (%s)]"
+             " + %llu reserved [64 + workers x listeners])%s",
+             (unsigned long long)rl.rlim_cur, s->limits.max_connections, cap,
+             cap == 1 ? "" : "s", (unsigned long long)want, s->limits.max_connections,
+             (unsigned long long)idle, s->workers, shown > 0 ? pools : "no pools",
+             (unsigned long long)reserve,
+             fit == 0 ? "; the idle pools and the reserve leave no room for connections: lower "
+                        "upstreams.NAME.pool.max_idle_per_backend or workers" : "");
+    if (check)
+        fprintf(stderr, "revproxy: warning: %s\n", msg);
+    else
+        rp_log(RP_LOG_WARN, NULL, "%s", msg);
 }
 
 static void
@@ -191,6 +251,7 @@ main(int argc, char **argv)
         return 0;
     }
     if (check) {
+        fd_budget(snap, true);
         printf("revproxy: configuration %s is valid\n", path);
         rp_snapshot_unref(snap);
         return 0;
@@ -210,7 +271,7 @@ main(int argc, char **argv)
         return 1;
     }
     rp_proxy_init();
-    set_fd_limit(snap);
+    fd_budget(snap, false);
 
     struct event_base *base = event_base_new();
     if (base == NULL) {

@@ -52,6 +52,14 @@ rp_upconn_close(rp_upconn_t *up)
     free(up);
 }
 
+void
+rp_upconn_abort(rp_upconn_t *up)
+{
+    struct linger lg = { 1, 0 };
+    setsockopt(bufferevent_getfd(up->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    rp_upconn_close(up);
+}
+
 rp_upconn_t *
 rp_upconn_connect(rp_worker_t *w, const rp_backend_t *be)
 {

@@ -52,6 +52,8 @@ rp_upconn_t *rp_upconn_connect(rp_worker_t *w, const rp_backend_t *be);
  * closed instead if the pool is full or idle pooling is off. */
 void rp_pool_release(rp_upconn_t *up, const rp_upstream_t *u);
 void rp_upconn_close(rp_upconn_t *up);
+/* Close abortively (RST): the backend sees the request aborted. */
+void rp_upconn_abort(rp_upconn_t *up);
 /* Close every idle connection of the worker (shutdown). */
 void rp_pools_free(rp_worker_t *w);
 

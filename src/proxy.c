@@ -6,17 +6,19 @@
  *                 \______________________________/
  *                  any failure -> ERROR (answer) or abort
  *
- * Request bodies are streamed from the client parser into the upstream
- * connection, response bodies from the upstream parser into the client
- * connection; each side stops its producer when the other side's output
- * passes RP_WBUF_HIGH and resumes it under RP_WBUF_LOW, so memory per
- * transaction stays bounded whatever the body sizes.
+ * Request bodies are streamed from the downstream into the upstream
+ * connection, response bodies from the upstream parser into the downstream;
+ * each side stops its producer when the other side's output passes
+ * RP_WBUF_HIGH and resumes it under RP_WBUF_LOW, so memory per transaction
+ * stays bounded whatever the body sizes.
+ *
+ * Nothing here knows how the client speaks: the response goes out through
+ * the downstream's ops (txn->ds), which own the client-side framing.
  *
  * Parser callbacks only record and copy; decisions that can end the
  * transaction are taken after llhttp_execute() returns.
  */
 #include "config.h"
-#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -32,6 +34,8 @@
 #include "revproxy/route.h"
 #include "revproxy/txn.h"
 #include "conn.h"
+#include "hbuild.h"
+#include "io.h"
 #include "pool.h"
 #include "proxy.h"
 #include "worker.h"
@@ -44,12 +48,16 @@ typedef struct rp_txn_ext {
     bool      interim;         /* parsing a 1xx response */
     bool      resp_msg_done;
     bool      resp_bad;
+    rp_error_t resp_bad_error; /* the word when resp_bad */
     const char *resp_bad_reason;
     bool      resp_started;    /* a response byte arrived on this attempt */
     bool      resp_in_body;    /* head done: header callbacks are trailers */
+    bool      attempt_open;    /* started and not yet reported */
+    int       attempt_status;  /* status of this attempt's response head */
     size_t    resp_trailer_bytes;
-    uint64_t  attempt_start_us;
     size_t    req_queued;      /* bytes of request queued on this attempt */
+    uint64_t  attempt_start_us;
+    char      codings[128];    /* response transfer-codings before chunked */
     struct event timer_ev;     /* t.timer points here */
     struct event deadline_ev;  /* t.deadline points here */
     struct rp_txn_ext *next_free;
@@ -80,15 +88,28 @@ rp_txn_state_name(rp_txn_state_t s)
     return s < RP_TXN_STATE_COUNT ? state_names[s] : "?";
 }
 
+#define WORD_(e, w) w,
+static const char *const close_names[] = { RP_TERMINATIONS(WORD_) };
+static const char *const error_names[] = { RP_ERRORS(WORD_) };
+static const char *const attempt_names[] = { RP_ATTEMPT_RESULTS(WORD_) };
+#undef WORD_
+
 const char *
 rp_close_name(rp_close_t c)
 {
-    static const char *const names[] = {
-        "ok", "client_abort", "client_timeout", "bad_request", "limit", "module",
-        "upstream_connect", "upstream_timeout", "upstream_bad_response",
-        "upstream_abort", "deadline", "internal", "shutdown"
-    };
-    return (size_t)c < RP_ARRAY_LEN(names) ? names[c] : "?";
+    return (size_t)c < RP_ARRAY_LEN(close_names) ? close_names[c] : "?";
+}
+
+const char *
+rp_error_name(rp_error_t e)
+{
+    return (size_t)e < RP_ARRAY_LEN(error_names) ? error_names[e] : "?";
+}
+
+const char *
+rp_attempt_result_name(rp_attempt_result_t r)
+{
+    return (size_t)r < RP_ARRAY_LEN(attempt_names) ? attempt_names[r] : "?";
 }
 
 void
@@ -121,11 +142,11 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg);
 static void deadline_cb(evutil_socket_t fd, short what, void *arg);
 
 rp_txn_t *
-rp_txn_new(rp_conn_t *c)
+rp_txn_new(rp_worker_t *w, const rp_downstream_ops_t *ds, void *ds_ctx, const rp_peer_t *peer)
 {
     rp_txn_ext_t *x = txn_cache.head;
     rp_http_head_t req, resp;
-    size_t limit = c->w->snap->limits.max_header_bytes;
+    size_t limit = w->snap->limits.max_header_bytes;
     if (x != NULL) {
         txn_cache.head = x->next_free;
         txn_cache.n--;
@@ -142,19 +163,59 @@ rp_txn_new(rp_conn_t *c)
     rp_txn_t *t = &x->t;
     t->req = req;
     t->resp = resp;
-    t->client = c;
-    t->worker = c->w;
-    t->worker_id = c->w->id;
-    t->snap = rp_snapshot_ref(c->w->snap);
+    t->ds = ds;
+    t->ds_ctx = ds_ctx;
+    t->peer = peer;
+    t->worker = w;
+    t->worker_id = w->id;
+    t->snap = rp_snapshot_ref(w->snap);
     t->state = RP_TXN_READ_HEAD;
     t->decided_by = -1;
     t->start_us = rp_now_us();
     rp_request_id_new(t->id);
-    evtimer_assign(&x->timer_ev, c->w->base, timer_cb, t);
-    evtimer_assign(&x->deadline_ev, c->w->base, deadline_cb, t);
+    evtimer_assign(&x->timer_ev, w->base, timer_cb, t);
+    evtimer_assign(&x->deadline_ev, w->base, deadline_cb, t);
     t->timer = &x->timer_ev;
     t->deadline = &x->deadline_ev;
     return t;
+}
+
+/* Report the attempt in progress, once: every attempt started reaches
+ * on_upstream_result exactly once, whatever ends it. */
+static void
+end_attempt(rp_txn_t *t, rp_attempt_result_t r)
+{
+    rp_txn_ext_t *x = EXT(t);
+    if (!x->attempt_open)
+        return;
+    x->attempt_open = false;
+    rp_attempt_t a = {
+        .backend = t->backend,
+        .result = r,
+        .status = x->attempt_status,
+        .reused = t->up != NULL && t->up->uses > 0,
+        .duration_us = rp_now_us() - x->attempt_start_us,
+    };
+    if (t->nresults < RP_TXN_RESULTS_MAX)
+        t->results[t->nresults] = (uint8_t)r;
+    t->nresults++;
+    rp_modules_on_upstream_result(t, &a);
+}
+
+/* Give up the upstream connection.  While a request body is unfinished on
+ * it, the close is abortive (RST): the backend must see an aborted
+ * request, never a message that looks complete or a connection it could
+ * keep using. */
+static void
+drop_upstream(rp_txn_t *t)
+{
+    if (t->up == NULL)
+        return;
+    if (t->req_head_sent && !t->req_done)
+        rp_upconn_abort(t->up);
+    else
+        rp_upconn_close(t->up);
+    t->up = NULL;
 }
 
 static void
@@ -174,11 +235,9 @@ rp_txn_free(rp_txn_t *t)
 {
     if (t == NULL)
         return;
+    end_attempt(t, RP_ATTEMPT_ABORTED);
+    drop_upstream(t);
     complete(t);
-    if (t->up != NULL) {
-        rp_upconn_close(t->up);
-        t->up = NULL;
-    }
     evtimer_del(t->timer);
     evtimer_del(t->deadline);
     rp_snapshot_unref(t->snap);
@@ -211,27 +270,14 @@ rp_txn_cache_free(void)
     txn_cache.n = 0;
 }
 
-static void
-report_attempt(rp_txn_t *t, rp_attempt_result_t r)
-{
-    rp_attempt_t a = {
-        .backend = t->backend,
-        .result = r,
-        .reused = t->up != NULL && t->up->uses > 0,
-        .duration_us = rp_now_us() - EXT(t)->attempt_start_us,
-    };
-    rp_modules_on_upstream_result(t, &a);
-}
-
 /* End the transaction normally: the response has been queued entirely. */
 static void
 finish(rp_txn_t *t)
 {
-    rp_conn_t *c = t->client;
     evtimer_del(t->timer);
     evtimer_del(t->deadline);
     if (t->up != NULL) {
-        report_attempt(t, RP_ATTEMPT_OK);
+        end_attempt(t, RP_ATTEMPT_OK);
         if (t->up_reusable && t->req_done) {
             t->up->uses++;
             rp_pool_release(t->up, t->upstream);
@@ -242,49 +288,66 @@ finish(rp_txn_t *t)
     }
     t->where = t->state;
     rp_txn_set_state(t, RP_TXN_DONE);
-    bool keep = t->client_keepalive && !t->resp_close_delimited && t->req_done && !t->close_client;
-    rp_conn_txn_done(c, keep);
-}
-
-/* Something failed on the upstream side or a deadline passed.  Answer with
- * status if nothing was sent yet, else cut the client connection. */
-static void
-fail(rp_txn_t *t, int status, rp_close_t why, const char *reason)
-{
-    rp_conn_t *c = t->client;
-    evtimer_del(t->timer);
-    evtimer_del(t->deadline);
-    if (t->up != NULL) {
-        rp_upconn_close(t->up);
-        t->up = NULL;
-    }
-    t->why = why;
-    t->reason = reason;
-    t->where = t->state;
-    if (!t->resp_head_sent) {
-        t->status = status;
-        rp_txn_set_state(t, RP_TXN_ERROR);
-        rp_conn_send_error(c, t);
-        return;
-    }
-    rp_log(RP_LOG_WARN, t, "response aborted: %s", reason);
-    rp_txn_set_state(t, RP_TXN_DONE);
-    rp_conn_txn_done(c, false);
+    t->ds->done(t, t->req_done && !t->close_client);
 }
 
 void
-rp_txn_abort(rp_txn_t *t, rp_close_t why, const char *reason)
+rp_txn_respond(rp_txn_t *t, int status, rp_close_t why, rp_error_t err, const char *reason)
+{
+    t->status = status ? status : 500;
+    t->why = why != RP_CLOSE_OK ? why : RP_CLOSE_INTERNAL;
+    t->error = err;
+    t->reason = reason;
+    if (t->state != RP_TXN_READ_HEAD) {
+        t->where = t->state;
+        rp_txn_set_state(t, RP_TXN_ERROR);
+    }
+    char extra[96];
+    size_t pos = 0;
+    const char *w = rp_error_name(err);
+    memcpy(extra, "\"error\":", 8);
+    pos = 8;
+    rp_json_str(extra, sizeof extra, &pos, w, strlen(w));
+    rp_log_fields(t->status >= 500 ? RP_LOG_WARN : RP_LOG_INFO, t, extra, "%d %s: %s",
+                  t->status, rp_http_reason(t->status), reason ? reason : "error");
+    t->ds->send_error(t);
+}
+
+/* Something failed on the upstream side or a deadline passed.  Answer with
+ * status if nothing was sent yet, else cut the client's response so that
+ * it cannot pass for complete. */
+static void
+fail(rp_txn_t *t, int status, rp_close_t why, rp_error_t err, const char *reason)
+{
+    evtimer_del(t->timer);
+    evtimer_del(t->deadline);
+    end_attempt(t, RP_ATTEMPT_ABORTED);
+    drop_upstream(t);
+    if (!t->resp_head_sent) {
+        rp_txn_respond(t, status, why, err, reason);
+        return;
+    }
+    t->why = why;
+    t->error = err;
+    t->reason = reason;
+    t->where = t->state;
+    rp_log(RP_LOG_WARN, t, "response aborted: %s", reason);
+    rp_txn_set_state(t, RP_TXN_DONE);
+    t->ds->abort(t);
+}
+
+void
+rp_txn_abort(rp_txn_t *t, rp_close_t why, rp_error_t err, const char *reason)
 {
     if (t->completed)
         return;
     evtimer_del(t->timer);
     evtimer_del(t->deadline);
-    if (t->up != NULL) {
-        rp_upconn_close(t->up);
-        t->up = NULL;
-    }
+    end_attempt(t, RP_ATTEMPT_ABORTED);
+    drop_upstream(t);
     if (t->why == RP_CLOSE_OK) {
         t->why = why;
+        t->error = err;
         t->reason = reason;
     }
     t->where = t->state;
@@ -292,87 +355,14 @@ rp_txn_abort(rp_txn_t *t, rp_close_t why, const char *reason)
 }
 
 void
-rp_txn_client_error(rp_txn_t *t, int status, rp_close_t why, const char *reason)
+rp_txn_client_error(rp_txn_t *t, int status, rp_close_t why, rp_error_t err, const char *reason)
 {
     t->close_client = 1;
-    t->client_keepalive = 0;
-    fail(t, status, why, reason);
+    t->ds->close_after(t);
+    fail(t, status, why, err, reason);
 }
 
 /* ---- request side ---- */
-
-/* A message head is built in one reserved, contiguous piece of the output
- * buffer and committed once: one buffer callback per head rather than one
- * per field. */
-typedef struct head_builder {
-    struct evbuffer      *out;
-    struct evbuffer_iovec v;
-    char                 *p;
-} head_builder_t;
-
-static void
-hb_begin(head_builder_t *b, struct evbuffer *out, size_t max)
-{
-    b->out = out;
-    if (evbuffer_reserve_space(out, (ev_ssize_t)max, &b->v, 1) < 1)
-        abort();   /* allocation failure inside libevent */
-    b->p = b->v.iov_base;
-}
-
-static void
-hb_put(head_builder_t *b, const void *s, size_t n)
-{
-    memcpy(b->p, s, n);
-    b->p += n;
-}
-
-#define HB_LIT(b, lit) hb_put((b), (lit), sizeof(lit) - 1)
-
-static void
-hb_str(head_builder_t *b, const char *s)
-{
-    hb_put(b, s, strlen(s));
-}
-
-static void
-hb_uint(head_builder_t *b, uint64_t v)
-{
-    char buf[24];
-    char *p = buf + sizeof buf;
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    hb_put(b, p, (size_t)(buf + sizeof buf - p));
-}
-
-static void
-hb_fields(head_builder_t *b, const rp_http_head_t *h)
-{
-    for (unsigned i = 0; i < h->nfields; i++) {
-        const rp_hfield_t *f = &h->fields[i];
-        if (f->flags & RP_HF_DROP)
-            continue;
-        hb_put(b, rp_hf_name(h, f), f->name_len);
-        HB_LIT(b, ": ");
-        hb_put(b, rp_hf_value(h, f), f->value_len);
-        HB_LIT(b, "\r\n");
-    }
-}
-
-static size_t
-hb_end(head_builder_t *b)
-{
-    size_t n = (size_t)(b->p - (char *)b->v.iov_base);
-    assert(n <= b->v.iov_len);
-    b->v.iov_len = n;
-    evbuffer_commit_space(b->out, &b->v, 1);
-    return n;
-}
-
-/* Room a head needs beyond its stored fields: request line or status line,
- * the proxy's own fields, separators. */
-#define HEAD_EXTRA 1024
 
 /* Serialise the request head for the backend. */
 static void
@@ -426,8 +416,11 @@ write_request_head(rp_txn_t *t, struct evbuffer *out)
             HB_LIT(&b, ", ");
         }
     }
-    hb_str(&b, t->client->peer_ip);
-    HB_LIT(&b, "\r\nX-Forwarded-Proto: http\r\n");
+    hb_str(&b, t->peer->ip);
+    if (t->peer->secure)
+        HB_LIT(&b, "\r\nX-Forwarded-Proto: https\r\n");
+    else
+        HB_LIT(&b, "\r\nX-Forwarded-Proto: http\r\n");
     if (host != t->backend->addr.text) {
         HB_LIT(&b, "X-Forwarded-Host: ");
         hb_put(&b, host, host_len);
@@ -466,11 +459,7 @@ rp_txn_req_body(rp_txn_t *t, const char *at, size_t len)
         return 0;
     struct evbuffer *out = bufferevent_get_output(t->up->bev);
     if (t->req_chunked) {
-        char hdr[24];
-        int n = snprintf(hdr, sizeof hdr, "%zx\r\n", len);
-        evbuffer_add(out, hdr, (size_t)n);
-        evbuffer_add(out, at, len);
-        evbuffer_add(out, "\r\n", 2);
+        rp_chunk_add(out, at, len);
     } else {
         evbuffer_add(out, at, len);
     }
@@ -479,10 +468,24 @@ rp_txn_req_body(rp_txn_t *t, const char *at, size_t len)
     return 0;
 }
 
+bool
+rp_txn_push_body(rp_txn_t *t)
+{
+    if (t->up == NULL)
+        return false;
+    /* If the backend took everything, the body may go on at once instead
+     * of waiting for a write event. */
+    struct evbuffer *out = bufferevent_get_output(t->up->bev);
+    rp_bev_flush(t->up->bev);
+    if (!t->client_paused || evbuffer_get_length(out) > RP_WBUF_LOW)
+        return false;
+    t->client_paused = 0;
+    return true;
+}
+
 void
 rp_txn_req_end(rp_txn_t *t)
 {
-    rp_reader_set_timeout(&t->client->rd, 0);
     t->req_done = 1;
     if (t->up != NULL && t->req_chunked)
         evbuffer_add(bufferevent_get_output(t->up->bev), "0\r\n\r\n", 5);
@@ -561,65 +564,6 @@ on_r_header_value(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
-static bool
-reason_ok(const char *r, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)r[i];
-        if (c < 0x20 && c != '\t')
-            return false;
-        if (c == 0x7f)
-            return false;
-    }
-    return true;
-}
-
-static void
-write_response_head(rp_txn_t *t, bool no_body, bool has_cl, uint64_t cl)
-{
-    static const char *const replaced[] = { "x-request-id", NULL };
-    struct evbuffer *out = bufferevent_get_output(t->client->bev);
-    rp_http_head_t *h = &t->resp;
-    rp_http_mark_hop_by_hop(h, replaced);
-    const char *reason = h->buf + h->target_off;
-    size_t rlen = h->target_len;
-    if (rlen == 0 || !reason_ok(reason, rlen)) {
-        reason = rp_http_reason(h->status);
-        rlen = strlen(reason);
-    }
-    head_builder_t b;
-    hb_begin(&b, out, h->len + 4 * (size_t)h->nfields + rlen + HEAD_EXTRA);
-    HB_LIT(&b, "HTTP/1.1 ");
-    hb_uint(&b, (uint64_t)h->status);
-    HB_LIT(&b, " ");
-    hb_put(&b, reason, rlen);
-    HB_LIT(&b, "\r\n");
-    hb_fields(&b, h);
-    HB_LIT(&b, "X-Request-Id: ");
-    hb_str(&b, t->id);
-    HB_LIT(&b, "\r\n");
-    if (has_cl && h->status != 204) {
-        HB_LIT(&b, "Content-Length: ");
-        hb_uint(&b, cl);
-        HB_LIT(&b, "\r\n");
-    } else if (!no_body && t->resp_chunked_out) {
-        HB_LIT(&b, "Transfer-Encoding: chunked\r\n");
-    }
-    if (!t->req_done) {
-        /* The backend answers before the request body ended: the rest of
-         * the body will not be read, so the connection closes after this
-         * response, and the response says so. */
-        t->close_client = 1;
-    }
-    bool keep = t->client_keepalive && !t->resp_close_delimited && !t->close_client;
-    if (!keep)
-        HB_LIT(&b, "Connection: close\r\n");
-    else if (t->req.minor == 0)
-        HB_LIT(&b, "Connection: keep-alive\r\n");
-    HB_LIT(&b, "\r\n");
-    t->bytes_out += hb_end(&b);
-}
-
 static int
 on_r_headers_complete(llhttp_t *p)
 {
@@ -630,6 +574,7 @@ on_r_headers_complete(llhttp_t *p)
     t->resp.status = p->status_code;
     t->resp.major = p->http_major;
     t->resp.minor = p->http_minor;
+    x->attempt_status = p->status_code;
     if (p->http_major != 1)
         return resp_bad(t, "response is not HTTP/1.x");
     if (p->status_code == 101)
@@ -643,29 +588,41 @@ on_r_headers_complete(llhttp_t *p)
         x->interim = true;
         return 0;
     }
-    unsigned nte = 0;
-    rp_http_find(&t->resp, "transfer-encoding", &nte);
+    rp_resp_framing_t f = { 0 };
+    size_t ncodings = 0;
+    bool chunked_last = false, chunked_twice = false;
     bool chunked = (p->flags & F_CHUNKED) != 0;
-    if (nte > 0 && !chunked)
-        return resp_bad(t, "Transfer-Encoding without chunked in a response");
-    bool has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
-    bool no_body = t->head_request || p->status_code == 204 || p->status_code == 304;
-    uint64_t cl = has_cl ? p->content_length : 0;
-    if (!no_body && !has_cl) {
-        if (t->req.minor == 1)
-            t->resp_chunked_out = 1;
-        else
-            t->resp_close_delimited = 1;   /* HTTP/1.0 client: end by closing */
+    if (rp_http_transfer_codings(&t->resp, &ncodings, &chunked_last, &chunked_twice) == 0) {
+        if (!chunked || !chunked_last || chunked_twice)
+            return resp_bad(t, "Transfer-Encoding does not end in chunked once in a response");
+        if (ncodings > 1) {
+            /* Codings the proxy does not undo travel on: the body is
+             * re-chunked under the same codings. */
+            f.codings_len = rp_http_codings_before_chunked(&t->resp, x->codings, sizeof x->codings);
+            if (f.codings_len == 0)
+                return resp_bad(t, "response Transfer-Encoding too long");
+            f.codings = x->codings;
+        }
     }
+    f.has_length = (p->flags & F_CONTENT_LENGTH) != 0;
+    f.no_body = t->head_request || p->status_code == 204 || p->status_code == 304;
+    f.length = f.has_length ? p->content_length : 0;
     if (rp_modules_on_response(t) != RP_CONTINUE)
         return resp_bad(t, "response refused by a module");
+    static const char *const replaced[] = { "x-request-id", NULL };
+    rp_http_mark_hop_by_hop(&t->resp, replaced);
     t->status = p->status_code;
-    write_response_head(t, no_body, has_cl, cl);
+    if (t->ds->send_head(t, &f) < 0) {
+        x->resp_bad = true;
+        x->resp_bad_error = RP_ERR_UPSTREAM_TRANSFER_CODING;
+        x->resp_bad_reason = "response transfer-coding the client cannot take";
+        return HPE_USER;
+    }
     t->resp_head_sent = 1;
     evtimer_del(t->timer);
     rp_reader_set_timeout(&t->up->rd, t->snap->timeouts.upstream_response_ms);
     rp_txn_set_state(t, RP_TXN_RELAY);
-    return no_body ? 1 : 0;
+    return f.no_body ? 1 : 0;
 }
 
 static int
@@ -673,19 +630,8 @@ on_r_body(llhttp_t *p, const char *at, size_t len)
 {
     rp_txn_t *t = p->data;
     if (len == 0)
-        return 0;   /* a zero-size chunk would end the re-framed body */
-    struct evbuffer *out = bufferevent_get_output(t->client->bev);
-    if (t->resp_chunked_out) {
-        char hdr[24];
-        int n = snprintf(hdr, sizeof hdr, "%zx\r\n", len);
-        evbuffer_add(out, hdr, (size_t)n);
-        evbuffer_add(out, at, len);
-        evbuffer_add(out, "\r\n", 2);
-        t->bytes_out += (uint64_t)n + len + 2;
-    } else {
-        evbuffer_add(out, at, len);
-        t->bytes_out += len;
-    }
+        return 0;
+    t->ds->send_body(t, at, len);
     t->resp_body_bytes += len;
     return 0;
 }
@@ -753,7 +699,7 @@ static void
 replay(rp_txn_t *t)
 {
     rp_log(RP_LOG_INFO, t, "reused upstream connection failed before responding; replaying once");
-    report_attempt(t, RP_ATTEMPT_RESET);
+    end_attempt(t, RP_ATTEMPT_RESET);
     rp_upconn_close(t->up);
     t->up = NULL;
     t->replayed = 1;
@@ -765,12 +711,11 @@ replay(rp_txn_t *t)
 static void
 response_done(rp_txn_t *t)
 {
-    if (t->resp_chunked_out)
-        evbuffer_add(bufferevent_get_output(t->client->bev), "0\r\n\r\n", 5);
+    t->ds->end(t);
     t->resp_done = 1;
     if (!t->req_done) {
         /* Early response: the rest of the request body is not wanted; the
-         * client connection closes after the response. */
+         * client connection closes after the response (its head said so). */
         t->close_client = 1;
         t->up_reusable = 0;
         t->req_done = 1;
@@ -783,10 +728,9 @@ up_process(rp_txn_t *t)
 {
     rp_txn_ext_t *x = EXT(t);
     struct evbuffer *in = bufferevent_get_input(t->up->bev);
-    struct evbuffer *cout = bufferevent_get_output(t->client->bev);
     for (;;) {
         while (evbuffer_get_length(in) > 0) {
-            if (evbuffer_get_length(cout) > RP_WBUF_HIGH) {
+            if (t->ds->pending(t) > RP_WBUF_HIGH) {
                 t->up_paused = 1;
                 rp_reader_disable(&t->up->rd);
                 break;
@@ -803,8 +747,12 @@ up_process(rp_txn_t *t)
             if (err != HPE_OK && err != HPE_PAUSED) {
                 const char *why = x->resp_bad ? x->resp_bad_reason : llhttp_get_error_reason(&x->rp);
                 rp_log(RP_LOG_WARN, t, "malformed response from backend: %s", why ? why : "parse error");
-                report_attempt(t, RP_ATTEMPT_BAD_RESPONSE);
-                fail(t, 502, RP_CLOSE_UP_BAD, "malformed backend response");
+                end_attempt(t, RP_ATTEMPT_BAD_RESPONSE);
+                if (x->resp_bad && x->resp_bad_error != RP_ERR_NONE)
+                    fail(t, 502, RP_CLOSE_UP_BAD, x->resp_bad_error, why);
+                else
+                    fail(t, 502, RP_CLOSE_UP_BAD, RP_ERR_UPSTREAM_BAD_RESPONSE,
+                         "malformed backend response");
                 return;
             }
             evbuffer_drain(in, used);
@@ -817,8 +765,8 @@ up_process(rp_txn_t *t)
             }
         }
         /* Send what was parsed; when the client took it all, go on. */
-        rp_bev_flush(t->client->bev);
-        if (!t->up_paused || evbuffer_get_length(cout) > RP_WBUF_LOW)
+        t->ds->flush(t);
+        if (!t->up_paused || t->ds->pending(t) > RP_WBUF_LOW)
             return;
         t->up_paused = 0;
         rp_reader_enable(&t->up->rd);
@@ -839,7 +787,7 @@ up_write_cb(struct bufferevent *bev, void *arg)
         bufferevent_disable(bev, EV_WRITE);
     if (t->client_paused) {
         t->client_paused = 0;
-        rp_conn_resume(t->client);
+        t->ds->resume_body(t);
     }
 }
 
@@ -847,6 +795,13 @@ static void
 send_request(rp_txn_t *t)
 {
     struct bufferevent *ub = t->up->bev;
+    if (!t->req_done && t->ds->check_body(t) < 0) {
+        /* The body bytes already received are malformed: answer 400 and
+         * send the backend nothing at all. */
+        rp_txn_client_error(t, 400, RP_CLOSE_BAD_REQUEST, RP_ERR_BAD_BODY,
+                            "malformed request body");
+        return;
+    }
     write_request_head(t, bufferevent_get_output(ub));
     if (t->req_done && t->req_chunked)
         evbuffer_add(bufferevent_get_output(ub), "0\r\n\r\n", 5);   /* replay of an empty body */
@@ -859,20 +814,13 @@ send_request(rp_txn_t *t)
     bufferevent_set_timeouts(ub, NULL, rt);
     rp_reader_enable(&t->up->rd);
     rp_bev_flush(ub);
-    if (t->expect_continue && !t->replayed) {
-        evbuffer_add(bufferevent_get_output(t->client->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
-        rp_bev_flush(t->client->bev);
-    }
-    bool has_body = t->req_chunked || t->req_content_length > 0;
-    if (!has_body || t->req_done) {
+    if (t->expect_continue && !t->replayed)
+        t->ds->send_continue(t);
+    if (t->req_done) {
         /* No body, or a replay of a request already read. */
         evtimer_add(t->timer, rt);
-    } else {
-        /* The body is read now: the client may not pause longer than
-         * client_idle_ms between two reads. */
-        rp_reader_set_timeout(&t->client->rd, t->snap->timeouts.client_idle_ms);
     }
-    rp_conn_resume(t->client);
+    t->ds->resume_body(t);
 }
 
 static void
@@ -892,13 +840,13 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
     if (t->state == RP_TXN_CONNECT) {
         int e = EVUTIL_SOCKET_ERROR();
         rp_log(RP_LOG_WARN, t, "connect to backend failed: %s", e ? strerror(e) : "closed");
-        report_attempt(t, RP_ATTEMPT_CONNECT_ERROR);
-        fail(t, 502, RP_CLOSE_UP_CONNECT, "backend connect failed");
+        end_attempt(t, RP_ATTEMPT_CONNECT_ERROR);
+        fail(t, 502, RP_CLOSE_UP_CONNECT, RP_ERR_UPSTREAM_CONNECT_FAILED, "backend connect failed");
         return;
     }
     if (what & BEV_EVENT_TIMEOUT) {
-        report_attempt(t, RP_ATTEMPT_TIMEOUT);
-        fail(t, 504, RP_CLOSE_UP_TIMEOUT,
+        end_attempt(t, RP_ATTEMPT_TIMEOUT);
+        fail(t, 504, RP_CLOSE_UP_TIMEOUT, RP_ERR_UPSTREAM_TIMEOUT,
              (what & BEV_EVENT_WRITING) ? "backend stopped reading the request"
                                         : "backend response timed out");
         return;
@@ -919,13 +867,16 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
         replay(t);
         return;
     }
-    report_attempt(t, RP_ATTEMPT_RESET);
+    end_attempt(t, RP_ATTEMPT_RESET);
     if (!x->resp_started)
-        fail(t, 502, RP_CLOSE_UP_ABORT, "backend closed the connection without responding");
+        fail(t, 502, RP_CLOSE_UP_ABORT, RP_ERR_UPSTREAM_RESET,
+             "backend closed the connection without responding");
     else if (!t->resp_head_sent)
-        fail(t, 502, RP_CLOSE_UP_BAD, "backend closed the connection inside the response head");
+        fail(t, 502, RP_CLOSE_UP_BAD, RP_ERR_UPSTREAM_BAD_RESPONSE,
+             "backend closed the connection inside the response head");
     else
-        fail(t, 502, RP_CLOSE_UP_ABORT, "backend closed the connection inside the response body");
+        fail(t, 502, RP_CLOSE_UP_ABORT, RP_ERR_UPSTREAM_RESET,
+             "backend closed the connection inside the response body");
 }
 
 /* ---- timers ---- */
@@ -939,12 +890,13 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
     if (t->state == RP_TXN_CONNECT) {
         rp_log(RP_LOG_WARN, t, "connect to backend timed out after %u ms",
                t->snap->timeouts.upstream_connect_ms);
-        report_attempt(t, RP_ATTEMPT_CONNECT_TIMEOUT);
-        fail(t, 502, RP_CLOSE_UP_CONNECT, "backend connect timed out");
+        end_attempt(t, RP_ATTEMPT_CONNECT_TIMEOUT);
+        fail(t, 502, RP_CLOSE_UP_CONNECT, RP_ERR_UPSTREAM_CONNECT_TIMEOUT,
+             "backend connect timed out");
         return;
     }
-    report_attempt(t, RP_ATTEMPT_TIMEOUT);
-    fail(t, 504, RP_CLOSE_UP_TIMEOUT, "backend response timed out");
+    end_attempt(t, RP_ATTEMPT_TIMEOUT);
+    fail(t, 504, RP_CLOSE_UP_TIMEOUT, RP_ERR_UPSTREAM_TIMEOUT, "backend response timed out");
 }
 
 static void
@@ -953,9 +905,9 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
     rp_txn_t *t = arg;
     (void)fd;
     (void)what;
-    if (t->up != NULL)
-        report_attempt(t, RP_ATTEMPT_TIMEOUT);
-    fail(t, 504, RP_CLOSE_DEADLINE, "request not completed within timeouts.request_ms");
+    end_attempt(t, RP_ATTEMPT_TIMEOUT);
+    fail(t, 504, RP_CLOSE_DEADLINE, RP_ERR_REQUEST_TIMEOUT,
+         "request not completed within timeouts.request_ms");
 }
 
 /* ---- the driver ---- */
@@ -967,19 +919,20 @@ start_attempt(rp_txn_t *t)
     rp_txn_set_state(t, RP_TXN_PICK);
     rp_verdict_t v = rp_modules_select_backend(t);
     if (v != RP_CONTINUE || t->backend == NULL) {
-        t->why = RP_CLOSE_MODULE;
-        if (v == RP_FAIL || t->status == 0)
-            t->status = v == RP_FAIL ? 500 : 503;
-        t->reason = "no backend available";
-        rp_txn_set_state(t, RP_TXN_ERROR);
-        rp_conn_send_error(t->client, t);
+        rp_error_t err = t->error != RP_ERR_NONE ? t->error : RP_ERR_NO_BACKEND;
+        int status = v == RP_FAIL ? 500 : t->status ? t->status : 503;
+        rp_txn_respond(t, status, RP_CLOSE_MODULE, v == RP_FAIL ? RP_ERR_INTERNAL : err,
+                       "no backend available");
         return;
     }
     t->attempts++;
+    x->attempt_open = true;
+    x->attempt_status = 0;
     x->attempt_start_us = rp_now_us();
     x->resp_started = false;
     x->resp_msg_done = false;
     x->resp_bad = false;
+    x->resp_bad_error = RP_ERR_NONE;
     x->interim = false;
     x->resp_in_body = false;
     x->resp_trailer_bytes = 0;
@@ -1003,8 +956,8 @@ start_attempt(rp_txn_t *t)
     up = rp_upconn_connect(t->worker, t->backend);
     if (up == NULL) {
         rp_log(RP_LOG_WARN, t, "connect to backend failed: %s", strerror(errno));
-        report_attempt(t, RP_ATTEMPT_CONNECT_ERROR);
-        fail(t, 502, RP_CLOSE_UP_CONNECT, "backend connect failed");
+        end_attempt(t, RP_ATTEMPT_CONNECT_ERROR);
+        fail(t, 502, RP_CLOSE_UP_CONNECT, RP_ERR_UPSTREAM_CONNECT_FAILED, "backend connect failed");
         return;
     }
     t->up = up;
@@ -1017,21 +970,22 @@ start_attempt(rp_txn_t *t)
 void
 rp_txn_start(rp_txn_t *t)
 {
+    if (rp_http_check_request(t) < 0) {
+        rp_txn_respond(t, t->status, t->why, t->error, t->reason);
+        return;
+    }
     if (t->snap->timeouts.request_ms > 0) {
         evtimer_add(t->deadline, ms_tv(t, t->snap->timeouts.request_ms));
     }
     rp_txn_set_state(t, RP_TXN_DECIDE);
     rp_verdict_t v = rp_modules_on_request(t);
     if (v != RP_CONTINUE) {
-        t->why = RP_CLOSE_MODULE;
-        if (v == RP_FAIL) {
-            t->status = 500;
-            t->reason = "internal error in a module";
-        } else if (t->reason == NULL) {
-            t->reason = rp_http_reason(t->status);
-        }
-        rp_txn_set_state(t, RP_TXN_ERROR);
-        rp_conn_send_error(t->client, t);
+        if (v == RP_FAIL)
+            rp_txn_respond(t, 500, RP_CLOSE_MODULE, RP_ERR_INTERNAL, "internal error in a module");
+        else
+            rp_txn_respond(t, t->status, RP_CLOSE_MODULE,
+                           t->error != RP_ERR_NONE ? t->error : RP_ERR_MODULE_REFUSED,
+                           t->reason != NULL ? t->reason : rp_http_reason(t->status));
         return;
     }
     start_attempt(t);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Worker threads (see worker.h): listening sockets, accepting, the global
- * connection cap, and orderly stop.  Listening sockets are created and bound
- * on the main thread so that start-up fails before any thread runs.
+ * connection cap, the start handshake and orderly stop.  Listening sockets
+ * are created and bound on the main thread so that start-up fails before any
+ * thread runs; module start hooks run on the worker threads, and the main
+ * thread waits for all of them before it reports start-up done.
  */
 #include "config.h"
 #include <errno.h>
@@ -32,6 +34,18 @@ unsigned rp_max_conns;
 
 static rp_worker_t *workers;
 static unsigned nworkers;
+
+/* Start handshake.  Each worker runs its modules' start hooks, reports,
+ * and waits for the verdict; the main thread waits for every report, then
+ * lets all workers run, or, when one failed, tells them all to stop. */
+enum { GATE_PENDING, GATE_RUN, GATE_ABORT };
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t  cond;
+    unsigned        reported;   /* workers done with their start hooks */
+    unsigned        failed;     /* of which failed */
+    int             verdict;
+} gate = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
 static int
 bind_listener(const rp_addr_t *a)
@@ -150,7 +164,7 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
     rp_conn_t *c;
     while ((c = TAILQ_FIRST(&w->conns)) != NULL) {
         if (c->txn != NULL)
-            rp_txn_abort(c->txn, RP_CLOSE_SHUTDOWN, "revproxy is stopping");
+            rp_txn_abort(c->txn, RP_CLOSE_SHUTDOWN, RP_ERR_SHUTDOWN, "revproxy is stopping");
         rp_conn_free(c);
     }
     rp_pools_free(w);
@@ -171,9 +185,22 @@ worker_main(void *arg)
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
-    rp_modules_start(w, w->snap);
-    event_base_dispatch(w->base);
-    rp_modules_stop(w, w->snap);
+    /* A failed start has already undone itself (rp_modules_start). */
+    bool started = rp_modules_start(w, w->snap) == 0;
+    pthread_mutex_lock(&gate.lock);
+    gate.reported++;
+    if (!started)
+        gate.failed++;
+    pthread_cond_broadcast(&gate.cond);
+    while (gate.verdict == GATE_PENDING)
+        pthread_cond_wait(&gate.cond, &gate.lock);
+    bool run = gate.verdict == GATE_RUN;
+    pthread_mutex_unlock(&gate.lock);
+    if (started) {
+        if (run)
+            event_base_dispatch(w->base);
+        rp_modules_stop(w, w->snap);
+    }
     rp_txn_cache_free();
     return NULL;
 }
@@ -242,15 +269,33 @@ rp_workers_start(rp_snapshot_t *snap)
             w->listeners[w->nlisteners++] = l;
         }
     }
-    for (unsigned i = 0; i < nworkers; i++) {
-        if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
-            rp_log(RP_LOG_ERROR, NULL, "cannot start worker thread %u", i);
-            for (unsigned j = 0; j < i; j++) {
-                signal_stop(&workers[j]);
-                pthread_join(workers[j].thread, NULL);
-            }
-            goto fail;
+    /* No worker serves before every one has started its modules. */
+    pthread_mutex_lock(&gate.lock);
+    gate.reported = gate.failed = 0;
+    gate.verdict = GATE_PENDING;
+    pthread_mutex_unlock(&gate.lock);
+    unsigned running = 0;
+    for (; running < nworkers; running++) {
+        if (pthread_create(&workers[running].thread, NULL, worker_main, &workers[running]) != 0) {
+            rp_log(RP_LOG_ERROR, NULL, "cannot start worker thread %u", running);
+            break;
         }
+    }
+    pthread_mutex_lock(&gate.lock);
+    while (gate.reported < running)
+        pthread_cond_wait(&gate.cond, &gate.lock);
+    unsigned failed = gate.failed;
+    gate.verdict = running == nworkers && failed == 0 ? GATE_RUN : GATE_ABORT;
+    pthread_cond_broadcast(&gate.cond);
+    bool ok = gate.verdict == GATE_RUN;
+    pthread_mutex_unlock(&gate.lock);
+    if (!ok) {
+        for (unsigned i = 0; i < running; i++)
+            pthread_join(workers[i].thread, NULL);
+        if (failed > 0)
+            rp_log(RP_LOG_ERROR, NULL, "start-up failed: %u of %u workers could not start their modules",
+                   failed, nworkers);
+        goto fail;
     }
     return 0;
 fail:

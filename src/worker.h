@@ -42,8 +42,11 @@ extern atomic_uint rp_active_conns;
 extern unsigned rp_max_conns;
 
 /* Bind every listener once per worker (SO_REUSEPORT) on the main thread, so
- * a port in use fails start-up cleanly; then start the threads.  Returns 0,
- * or -1 after logging why (nothing left running). */
+ * a port in use fails start-up cleanly; then start the threads, each of
+ * which runs its modules' start hooks, and wait for all of them: workers
+ * serve only once every one has started.  Returns 0 then, or -1 after
+ * logging why (a module that failed to start is named); nothing is left
+ * running, every thread has been joined. */
 int rp_workers_start(rp_snapshot_t *snap);
 /* Stop all workers (close listeners and connections) and join them. */
 void rp_workers_stop(void);

@@ -85,6 +85,17 @@ int rp_http_split_absolute(const char *t, size_t len, const char **authority,
                            size_t *authority_len, const char **origin,
                            size_t *origin_len);
 
+/* The transfer-codings of every Transfer-Encoding field, in order: how
+ * many, whether the last is chunked, and whether chunked appears more than
+ * once or before another coding.  Returns -1 when there is no
+ * Transfer-Encoding at all. */
+int rp_http_transfer_codings(const rp_http_head_t *h, size_t *ncodings, bool *chunked_last,
+                             bool *chunked_twice);
+/* The codings listed before the final chunked, joined with ", " into out
+ * (NUL-terminated); returns their length, 0 when none (or too long for
+ * cap). */
+size_t rp_http_codings_before_chunked(const rp_http_head_t *h, char *out, size_t cap);
+
 /* Method name ("GET") of an llhttp method number. */
 const char *rp_http_method_str(int method);
 

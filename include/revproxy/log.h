@@ -53,6 +53,12 @@ void rp_log_stop(void);
 /* Lines dropped because the queue was full. */
 unsigned long rp_log_dropped(void);
 
+/* Bound of the queue: the bytes held by lines queued or being written
+ * (each line's text plus its list node). */
+#define RP_LOG_QUEUE_MAX_BYTES ((size_t)8 << 20)
+/* The most bytes the queue held at once since rp_log_start(). */
+size_t rp_log_queue_peak(void);
+
 /* Append s as a JSON string (with quotes) to buf of size cap at *pos. */
 void rp_json_str(char *buf, size_t cap, size_t *pos, const char *s, size_t len);
 

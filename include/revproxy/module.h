@@ -41,7 +41,10 @@ typedef void rp_notify_hook_fn(const rp_txn_t *txn, void *state);
  *   returns 0, or -1 after adding at least one error (*state is then ignored
  *   and release is not called).
  * release: the snapshot holding state is freed (last reference dropped).
- * start/stop: a worker thread starts or stops.
+ * start/stop: a worker thread starts or stops.  start returns 0, or -1
+ *   after logging why; the modules started before it on that worker are
+ *   then stopped (in reverse order) and start-up fails: no worker serves
+ *   and revproxy exits with status 1.
  * on_accept: a client connection was accepted; RP_RESPOND closes it.
  * on_request: the request head is complete and valid.  RP_RESPOND answers
  *   with txn->status at once.

@@ -4,7 +4,9 @@
  * specific host first (exact, then the longest wildcard suffix, then any
  * host), and within it the exact path, then the longest path prefix; when
  * a host group has no matching path the next less specific group is tried.
- * The result does not depend on the order of routes in the file.
+ * A prefix not ending in '/' matches at a segment boundary only ("/api"
+ * matches "/api" and "/api/x", not "/apiary").  The result does not depend
+ * on the order of routes in the file.
  */
 #ifndef REVPROXY_ROUTE_H
 #define REVPROXY_ROUTE_H
@@ -31,7 +33,8 @@ typedef struct rp_router rp_router_t;
 rp_router_t *rp_router_build(const json_t *root, const rp_snapshot_t *snap,
                              rp_errs_t *errs);
 void rp_router_free(rp_router_t *r);
-/* host: normalised (lowercase, no port), "" when absent.  No allocation. */
+/* host: normalised (lowercase, no port), "" when absent.  path: the path
+ * without the query, normalised by rp_path_normalize.  No allocation. */
 const rp_route_t *rp_router_match(const rp_router_t *r, const char *host,
                                   const char *path, size_t path_len);
 

@@ -13,6 +13,7 @@
 #include "revproxy/types.h"
 #include "revproxy/module.h"
 #include "revproxy/http.h"
+#include "revproxy/reasons.h"
 
 typedef enum rp_txn_state {
     RP_TXN_READ_HEAD = 0, /* client head arriving; header timer armed (conn) */
@@ -26,48 +27,109 @@ typedef enum rp_txn_state {
     RP_TXN_STATE_COUNT
 } rp_txn_state_t;
 
-/* Who or what ended the transaction, for logs and counters. */
-typedef enum rp_close {
-    RP_CLOSE_OK = 0,
-    RP_CLOSE_CLIENT_ABORT,     /* client closed or reset */
-    RP_CLOSE_CLIENT_TIMEOUT,   /* client too slow */
-    RP_CLOSE_BAD_REQUEST,      /* malformed request */
-    RP_CLOSE_LIMIT,            /* a limit of the limits section */
-    RP_CLOSE_MODULE,           /* a module answered (404, 503 ...) */
-    RP_CLOSE_UP_CONNECT,       /* backend connect failed or timed out */
-    RP_CLOSE_UP_TIMEOUT,       /* backend did not answer in time */
-    RP_CLOSE_UP_BAD,           /* malformed backend response */
-    RP_CLOSE_UP_ABORT,         /* backend closed mid-response */
-    RP_CLOSE_DEADLINE,         /* request_ms elapsed */
-    RP_CLOSE_INTERNAL,
-    RP_CLOSE_SHUTDOWN          /* revproxy stopped with the exchange in flight */
-} rp_close_t;
+/* Who or what ended the transaction (rp_close_t, the access line's
+ * "termination") and why it failed (rp_error_t, "error"): reasons.h. */
 
-typedef enum rp_attempt_result {
-    RP_ATTEMPT_OK = 0,
-    RP_ATTEMPT_CONNECT_ERROR,
-    RP_ATTEMPT_CONNECT_TIMEOUT,
-    RP_ATTEMPT_TIMEOUT,
-    RP_ATTEMPT_BAD_RESPONSE,
-    RP_ATTEMPT_RESET
-} rp_attempt_result_t;
+/* X(ENUM_SUFFIX, "word") */
+#define RP_ATTEMPT_RESULTS(X) \
+    X(OK,              "ok") \
+    X(CONNECT_ERROR,   "connect_error") \
+    X(CONNECT_TIMEOUT, "connect_timeout") \
+    X(TIMEOUT,         "timeout") \
+    X(BAD_RESPONSE,    "bad_response") \
+    X(RESET,           "reset") \
+    X(ABORTED,         "aborted")   /* the client side ended it first */
 
+#define RP_ATTEMPT_ENUM_(e, w) RP_ATTEMPT_##e,
+typedef enum rp_attempt_result { RP_ATTEMPT_RESULTS(RP_ATTEMPT_ENUM_) RP_ATTEMPT_COUNT } rp_attempt_result_t;
+#undef RP_ATTEMPT_ENUM_
+
+const char *rp_attempt_result_name(rp_attempt_result_t r);
+
+/* One attempt at a backend, reported exactly once to on_upstream_result. */
 struct rp_attempt {
     const rp_backend_t  *backend;
     rp_attempt_result_t  result;
+    int                  status;      /* response status, 0 when no head arrived */
     bool                 reused;      /* connection came from the pool */
     uint64_t             duration_us;
 };
+
+/* Attempts whose results the access line lists (later ones are counted). */
+#define RP_TXN_RESULTS_MAX 8
+
+/* What the transaction knows of its client; owned by the downstream. */
+typedef struct rp_peer {
+    char text[64];       /* "ip:port" or "[ip6]:port" */
+    char ip[48];         /* for X-Forwarded-For */
+    bool secure;         /* the client spoke TLS */
+} rp_peer_t;
+
+/* How the response body is framed, for the downstream to express in its
+ * own protocol.  The status and fields are in txn->resp; fields marked
+ * RP_HF_DROP are not sent. */
+typedef struct rp_resp_framing {
+    bool        no_body;      /* HEAD, 204, 304: nothing follows the head */
+    bool        has_length;   /* the body length is known */
+    uint64_t    length;
+    const char *codings;      /* transfer-codings applied before chunked, or NULL */
+    size_t      codings_len;
+} rp_resp_framing_t;
+
+/*
+ * The downstream: how a transaction talks to its client (an HTTP/1
+ * connection, later an HTTP/2 stream).  The downstream owns the txn;
+ * after send_error, abort or done it has been freed.
+ *
+ * send_head: the response head; -1 when this client cannot be given it
+ *   (e.g. transfer-codings to an HTTP/1.0 client), nothing sent then.
+ * send_body/end: response body bytes (de-chunked), and its end.
+ * abort: the response cannot complete; make sure the client cannot
+ *   mistake what it got for a complete response (close the HTTP/1
+ *   connection abortively, reset the HTTP/2 stream).
+ * send_continue: an interim 100 (Continue).
+ * send_error: the proxy's own response, status txn->status, word txn->error.
+ * resume_body: the request body may flow again (it was paused because the
+ *   backend was not taking it).
+ * close_after: no further exchange on this client connection after this
+ *   one (Connection: close, or GOAWAY).
+ * pending: response bytes queued to the client and not yet sent.
+ * flush: send what is queued now.
+ * check_body: before the request head goes to a backend, are the body
+ *   bytes the downstream already holds well-formed so far?  0, or -1:
+ *   the request is answered 400 and nothing is sent upstream.
+ * done: the exchange ended cleanly; reusable says whether the transaction
+ *   saw nothing that forbids another exchange on the connection.
+ * (A tunnel (101 / extended CONNECT) joins this table with WebSocket.)
+ */
+typedef struct rp_downstream_ops {
+    const char *name;
+    int    (*send_head)(rp_txn_t *t, const rp_resp_framing_t *f);
+    void   (*send_body)(rp_txn_t *t, const char *at, size_t len);
+    void   (*end)(rp_txn_t *t);
+    void   (*abort)(rp_txn_t *t);
+    void   (*send_continue)(rp_txn_t *t);
+    void   (*send_error)(rp_txn_t *t);
+    void   (*resume_body)(rp_txn_t *t);
+    void   (*close_after)(rp_txn_t *t);
+    size_t (*pending)(const rp_txn_t *t);
+    void   (*flush)(rp_txn_t *t);
+    int    (*check_body)(rp_txn_t *t);
+    void   (*done)(rp_txn_t *t, bool reusable);
+} rp_downstream_ops_t;
 
 struct rp_txn {
     char            id[65];      /* request id: in every log line and error body */
     rp_txn_state_t  state;       /* changed only by rp_txn_set_state() */
     rp_txn_state_t  where;       /* state it was in when it ended */
     rp_close_t      why;
+    rp_error_t      error;       /* the reason word, RP_ERR_NONE when none */
     const char     *reason;      /* static text for the error log line */
     rp_worker_t    *worker;      /* borrowed */
     unsigned        worker_id;
-    rp_conn_t      *client;      /* borrowed: the connection owns its txn */
+    const rp_downstream_ops_t *ds;   /* the client side */
+    void           *ds_ctx;      /* the downstream's own (HTTP/1: rp_conn_t) */
+    const rp_peer_t *peer;       /* borrowed from the downstream */
     rp_snapshot_t  *snap;        /* ref: taken in rp_txn_new, dropped in rp_txn_free */
     rp_http_head_t  req;         /* owned: the request head as received */
     rp_http_head_t  resp;        /* owned: the response head from the backend */
@@ -83,22 +145,27 @@ struct rp_txn {
     int             status;      /* status sent (or to send) to the client */
     int             decided_by;  /* module id that answered, or -1 */
     unsigned        attempts;
+    unsigned        nresults;    /* attempts reported to on_upstream_result */
+    uint8_t         results[RP_TXN_RESULTS_MAX];   /* rp_attempt_result_t of each */
     uint64_t        start_us;
     uint64_t        req_body_bytes, resp_body_bytes, bytes_out;
     uint64_t        req_content_length;   /* when req_has_cl */
     struct event   *timer;       /* owned: connect/response timer */
     struct event   *deadline;    /* owned: request_ms */
     unsigned        req_chunked:1, req_has_cl:1, req_done:1, req_head_sent:1,
-                    expect_continue:1, client_keepalive:1, head_request:1,
-                    resp_head_sent:1, resp_chunked_out:1, resp_close_delimited:1,
-                    resp_done:1, up_reusable:1, replayed:1, close_client:1,
-                    client_paused:1, up_paused:1, completed:1,
+                    expect_continue:1, head_request:1,
+                    resp_head_sent:1, resp_done:1, up_reusable:1, replayed:1,
+                    close_client:1, client_paused:1, up_paused:1, completed:1,
                     method_known:1, version_known:1;  /* the parser got that far */
     void           *mod[RP_MOD_COUNT];   /* each module's private slot */
 };
 
 const char *rp_txn_state_name(rp_txn_state_t s);
-const char *rp_close_name(rp_close_t c);
+
+/* Check a complete request head and derive host, path, origin, the request
+ * id, Expect and whether the body is already complete (http.c).  0, or -1
+ * with status, why, error and reason set. */
+int rp_http_check_request(rp_txn_t *t);
 
 /* Value of the first request header named name, or NULL; *len gets its length. */
 const char *rp_txn_req_header(const rp_txn_t *txn, const char *name, size_t *len);

@@ -425,18 +425,62 @@ class Client:
             return True
 
 
-def get(proxy, path="/", host="example.com", headers=None, method="GET", body=None):
-    s = proxy.connect()
-    c = Client(s)
+def request_bytes(path="/", host="example.com", headers=None, method="GET", body=None,
+                  close=True):
+    """One HTTP/1.1 request; Connection: close unless close is False."""
     hdrs = "".join("%s: %s\r\n" % kv for kv in (headers or []))
     data = "%s %s HTTP/1.1\r\nHost: %s\r\n%s" % (method, path, host, hdrs)
     if body is not None:
         data += "Content-Length: %d\r\n" % len(body)
-    data += "Connection: close\r\n\r\n"
-    c.send(data.encode() + (body or b""))
+    if close:
+        data += "Connection: close\r\n"
+    data += "\r\n"
+    return data.encode() + (body or b"")
+
+
+def get(proxy, path="/", host="example.com", headers=None, method="GET", body=None):
+    s = proxy.connect()
+    c = Client(s)
+    c.send(request_bytes(path, host, headers, method, body))
     r = c.read_response(head_request=(method == "HEAD"))
     s.close()
     return r
+
+
+class KeepAliveClient:
+    """One persistent client connection: request() sends a request without
+    Connection: close and reads its response, so many requests share the
+    connection.  A response saying Connection: close ends it (closing is
+    then True and further requests raise)."""
+
+    def __init__(self, proxy, timeout=10):
+        self.sock = proxy.connect(timeout=timeout)
+        self.client = Client(self.sock)
+        self.requests = 0
+        self.closing = False
+
+    def request(self, path="/", host="example.com", headers=None, method="GET", body=None):
+        if self.closing:
+            raise AssertionError("request on a connection the proxy said it closes")
+        self.client.send(request_bytes(path, host, headers, method, body, close=False))
+        r = self.client.read_response(head_request=(method == "HEAD"))
+        self.requests += 1
+        conn = r.header("connection") or ""
+        if "close" in [t.strip().lower() for t in conn.split(",")]:
+            self.closing = True
+        return r
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def upstream_config(*backends, **extra):

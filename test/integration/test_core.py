@@ -283,6 +283,292 @@ def test_c09_every_connection_field_honoured():
         assert_eq(req.header("x-kept"), "v")
 
 
+# ---- routing sees the normalised path ----
+
+def test_c10_path_normalised_before_routing():
+    pub, adm = Backend(), Backend()
+    cfg = {
+        "upstreams": {"pub": {"backends": [{"address": pub.addr}]},
+                      "adm": {"backends": [{"address": adm.addr}]}},
+        "routes": [{"path_prefix": "/public", "upstream": "pub"},
+                   {"path_prefix": "/admin", "upstream": "adm"},
+                   {"path_prefix": "/api", "upstream": "adm"}],
+    }
+    p = Proxy(cfg)
+    try:
+        r = get(p, "/public/%2e%2E/admin/x?q=/../y")
+        assert_eq(r.status, 200)
+        assert_eq(adm.requests[-1].target, "/admin/x?q=/../y")
+        assert_eq(len(pub.requests), 0)
+        assert_eq(get(p, "/public/./a/../b%7e").status, 200)
+        assert_eq(pub.requests[-1].target, "/public/b~")
+        assert_eq(get(p, "/public%2F..%2Fadmin").status, 404)   # %2F is no separator
+        for bad in ("/public/../../etc", "/%2e%2e/x", "/a%zz", "/a%4"):
+            r = get(p, bad)
+            assert_eq(r.status, 400, bad)
+            assert b"error: bad_path" in r.body, r.body
+        assert_eq(get(p, "/apiary").status, 404)
+        assert_eq(get(p, "/api?x").status, 200)
+        assert_eq(get(p, "/api/v1").status, 200)
+        bad_lines = [l for l in access_lines(p) if l["status"] == 400]
+        assert_eq({l["error"] for l in bad_lines}, {"bad_path"})
+    finally:
+        p.stop()
+        pub.close()
+        adm.close()
+
+
+# ---- transfer-codings ----
+
+def test_c11_request_transfer_codings():
+    with setup() as (p, bs):
+        cases = [(b"gzip, chunked", 501), (b"chunked, chunked", 400), (b"gzip", 400),
+                 (b"chunked, gzip", 400)]
+        for te, want in cases:
+            s = p.connect()
+            c = Client(s)
+            c.send(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: " + te +
+                   b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+            r = c.read_response()
+            assert_eq(r.status, want, te)
+            assert c.closed(), te
+            s.close()
+        # Two fields make one list: "gzip" then "chunked".
+        s = p.connect()
+        c = Client(s)
+        c.send(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        assert_eq(c.read_response().status, 501)
+        s.close()
+        assert_eq(len(bs[0].requests), 0)
+    errors = [l.get("error") for l in access_lines(p)]
+    assert_eq(errors.count("unsupported_transfer_coding"), 2)
+
+
+def test_c12_response_transfer_codings_kept():
+    def h(req, ci, s):
+        return (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                b"4\r\nGZIP\r\n3\r\nped\r\n0\r\n\r\n")
+    with setup(h) as (p, bs):
+        s = p.connect()
+        c = Client(s)
+        c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        version, status, reason, headers = c.read_head()
+        assert_eq(status, 200)
+        te = [v for k, v in headers if k.lower() == "transfer-encoding"]
+        assert_eq(te, ["gzip, chunked"])
+        body, c.buf = c.buf, b""
+        while not body.endswith(b"0\r\n\r\n"):
+            c._fill()
+            body, c.buf = body + c.buf, b""
+        assert_eq(body, b"4\r\nGZIP\r\n3\r\nped\r\n0\r\n\r\n")
+        s.close()
+        # An HTTP/1.0 client cannot take them.
+        s = p.connect()
+        c = Client(s)
+        c.send(b"GET / HTTP/1.0\r\nHost: a\r\n\r\n")
+        r = c.read_response()
+        assert_eq(r.status, 502)
+        assert b"error: upstream_transfer_coding" in r.body, r.body
+        s.close()
+    lines = access_lines(p)
+    assert_eq(lines[-1]["error"], "upstream_transfer_coding")
+
+
+# ---- every attempt reported once ----
+
+def test_c13_attempts_reported_in_every_path():
+    """upstream_results lists what on_upstream_result received: one entry
+    per connection the backend saw, whichever side ended the exchange."""
+    conns = {"n": 0}
+
+    def serve(c, n):
+        conns["n"] = n
+        head, rest = read_head(c, b"")
+        if head is None:
+            return
+        if b"/answer" in head.split(b"\r\n")[0]:
+            c.sendall(response(200, b"ok"))
+            time.sleep(0.2)
+            return
+        # Keep reading the body until the proxy gives up.
+        while c.recv(65536):
+            pass
+    b = RawBackend(serve)
+    cfg = upstream_config(b)
+    cfg["upstreams"]["app"]["pool"] = {"max_idle_per_backend": 0}
+    cfg["limits"] = {"max_body_bytes": 100}
+    cfg["timeouts"] = {"client_idle_ms": 300}
+    p = Proxy(cfg)
+    try:
+        def upload(first, rest=None, wait=0.2):
+            s = p.connect()
+            s.sendall(b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + first)
+            time.sleep(wait)
+            if rest is not None:
+                s.sendall(rest)
+            return s
+        # the client resets mid-upload
+        s = upload(b"5\r\nhello\r\n")
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.close()
+        # a bad chunk mid-body: 400
+        s = upload(b"5\r\nhello\r\n", b"zz\r\n")
+        assert_eq(Client(s).read_response().status, 400)
+        s.close()
+        # the body grows past the limit mid-body: 413
+        s = upload(b"5\r\nhello\r\n", b"64\r\n" + b"x" * 100 + b"\r\n")
+        assert_eq(Client(s).read_response().status, 413)
+        s.close()
+        # the client stalls mid-body: 408
+        s = upload(b"5\r\nhello\r\n", None, 0)
+        assert_eq(Client(s).read_response().status, 408)
+        s.close()
+        # and one that completes
+        assert_eq(get(p, "/answer").status, 200)
+        assert wait_until(lambda: len(access_lines(p)) == 5)
+        assert_eq(b.connections, 5)
+    finally:
+        p.stop()
+        b.close()
+    lines = access_lines(p)
+    assert_eq(sum(l["attempts"] for l in lines), 5)
+    for l in lines:
+        assert_eq(len(l["upstream_results"]), l["attempts"], l)
+    results = sorted(l["upstream_results"][0] for l in lines)
+    assert_eq(results, ["aborted"] * 4 + ["ok"])
+    assert_eq(sorted(l.get("error", "") for l in lines),
+              sorted(["client_closed", "bad_body", "body_too_large", "body_timeout", ""]))
+
+
+# ---- request framing checked before anything is forwarded ----
+
+def test_c14_bad_body_behind_head_never_forwarded():
+    got = []
+
+    def serve(c, n):
+        data = b""
+        try:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                data += d
+                got.append((n, data))
+        except ConnectionResetError:
+            got.append((n, "reset"))
+    b = RawBackend(serve)
+    p = Proxy(upstream_config(b))
+    try:
+        s = p.connect()
+        c = Client(s)
+        c.send(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5\r\nhello\r\nzz\r\n")
+        r = c.read_response()
+        assert_eq(r.status, 400)
+        assert b"error: bad_body" in r.body
+        s.close()
+        time.sleep(0.3)
+        assert not [g for g in got if g[1] != "reset" and g[1]], got
+        # Malformed only after the head went out: the backend sees a reset.
+        s = p.connect()
+        c = Client(s)
+        c.send(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        assert wait_until(lambda: any(isinstance(d, bytes) and b"hello" in d for _, d in got))
+        c.send(b"zz\r\n")
+        assert_eq(c.read_response().status, 400)
+        s.close()
+        assert wait_until(lambda: any(d == "reset" for _, d in got)), got
+    finally:
+        p.stop()
+        b.close()
+
+
+# ---- reason words ----
+
+def test_c15_reason_word_everywhere():
+    port = socket.socket()
+    port.bind(("127.0.0.1", 0))
+    dead = "127.0.0.1:%d" % port.getsockname()[1]
+    port.close()
+    cfg = {"upstreams": {"dead": {"backends": [{"address": dead}]}},
+           "routes": [{"path_prefix": "/dead", "upstream": "dead"}]}
+    p = Proxy(cfg)
+    try:
+        r = get(p, "/nowhere")
+        assert_eq(r.status, 404)
+        assert b"error: no_route" in r.body
+        r = get(p, "/dead")
+        assert_eq(r.status, 502)
+        assert b"error: upstream_connect_failed" in r.body
+        r = get(p, "/x" * 5000)
+        assert_eq(r.status, 414)
+        assert b"error: uri_too_long" in r.body
+    finally:
+        p.stop()
+    lines = p.log_lines()
+    acc = [l for l in lines if l.get("msg") == "access"]
+    assert_eq([l["error"] for l in acc], ["no_route", "upstream_connect_failed", "uri_too_long"])
+    errs = [l for l in lines if l.get("msg", "").startswith(("404 ", "502 ", "414 "))]
+    assert_eq([l["error"] for l in errs], ["no_route", "upstream_connect_failed", "uri_too_long"])
+
+
+# ---- a client that pipelines and never reads ----
+
+def test_c16_unread_answers_bounded():
+    n = 200000
+    with setup(log={"level": "debug", "access_log": "off"},
+               routes=[{"path": "/only", "upstream": "app"}]) as (p, bs):
+        rss0 = p.rss_kb()
+        s = p.connect()
+        s.setblocking(False)
+        req = b"GET /none HTTP/1.1\r\nHost: a\r\n\r\n"
+        data = req * n
+        sent = 0
+        stuck_since = None
+        while sent < len(data):
+            try:
+                sent += s.send(data[sent:sent + 65536])
+                stuck_since = None
+            except BlockingIOError:
+                if stuck_since is None:
+                    stuck_since = time.time()
+                elif time.time() - stuck_since > 1.0:
+                    break
+                time.sleep(0.01)
+        assert sent < len(data), "the proxy kept reading without bound"
+        # Others are still served meanwhile.
+        assert_eq(get(p, "/only").status, 200)
+        rss1 = p.rss_kb()
+        if not os.environ.get("ASAN_OPTIONS"):
+            assert rss1 - rss0 < 16 * 1024, (rss0, rss1)
+        # Now read everything: every request sent is answered, in order.
+        s.setblocking(True)
+        s.settimeout(20)
+        c = Client(s)
+        want = sent // len(req)
+        got = 0
+        while got < want:
+            if sent < len(data):
+                try:
+                    s.setblocking(False)
+                    sent += s.send(data[sent:sent + 65536])
+                    want = sent // len(req)
+                except BlockingIOError:
+                    pass
+                s.settimeout(20)
+            r = c.read_response()
+            assert_eq(r.status, 404)
+            got += 1
+        s.close()
+        assert wait_until(lambda: any("closed" in l.get("msg", "") and l.get("output_peak")
+                                      for l in p.log_lines()))
+    peaks = [l["output_peak"] for l in p.log_lines()
+             if l.get("msg", "").startswith("connection from") and l.get("requests", 0) > 1000]
+    assert peaks, "no close line for the pipelining connection"
+    assert max(peaks) <= 256 * 1024 + 512, peaks
+
+
 if __name__ == "__main__":
     tests = [v for k, v in sorted(globals().items()) if k.startswith("test_") and callable(v)]
     sys.exit(run(tests))

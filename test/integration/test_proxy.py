@@ -291,13 +291,15 @@ def test_10b_trailers_dropped_both_ways():
         assert_eq(c.read_response().status, 200)
         assert_eq(c.read_response().status, 200)
         assert_eq([r.target for r in bs[0].requests], ["/t", "/t2", "/after"])
-        # oversized trailers: 431 would come too late (head sent); the
-        # exchange is cut and the backend never sees a complete body
+        # oversized trailers: the backend cannot have answered (its body
+        # never ended), so the client gets 431 and the connection closes;
+        # the backend never sees a complete body
         c.send(b"POST /big HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
                b"1\r\nx\r\n0\r\nX-Big: " + b"a" * 2000 + b"\r\n\r\n")
         r = c.read_response()
-        assert r.status in (431, 200), r.status
+        assert_eq(r.status, 431)
         assert c.closed()
+        assert not [r for r in bs[0].requests if r.target == "/big" and r.complete]
         s.close()
 
 
@@ -506,7 +508,7 @@ def test_16_malformed_backend_response_502():
         try:
             c.read_response()
             raise AssertionError("truncated response read as complete")
-        except EOFError:
+        except (EOFError, ConnectionResetError):
             pass
         assert b"zz" not in c.buf
         s.close()
@@ -576,13 +578,13 @@ def test_19_body_limit_413():
         s.close()
         r = get(p, method="POST", body=b"x" * 1000)
         assert_eq(r.status, 200)
-        # The backend threads record requests as they end, in any order.
-        deadline = time.time() + 5
-        while len(bs[0].requests) < 2 and time.time() < deadline:
-            time.sleep(0.02)
+        # The chunked upload was cut by a reset: the backend saw one
+        # connection end in an aborted request, and only the last request
+        # complete.
+        time.sleep(0.2)
         complete = [req.body for req in bs[0].requests if req.complete]
         assert_eq(complete, [b"x" * 1000])
-        assert_eq(len(bs[0].requests), 2)
+        assert_eq(bs[0].connections, 2)
 
 
 def test_20_pooled_connection_closed_by_backend():
@@ -777,7 +779,7 @@ def test_26b_low_descriptor_limit():
             assert_eq(c.read_response().status, 200)
             c.sock.close()
         assert p.proc.poll() is None
-    assert "too low for limits.max_connections 1000; accepting at most 27 connections" in p.logs()
+    assert "too low for limits.max_connections 1000; accepting at most 11 connections" in p.logs()
 
 
 def test_27_weighted_round_robin():
@@ -824,14 +826,36 @@ def test_28_routing_by_host_and_path():
 
 
 def test_29_early_response_closes_client():
-    def h(req, ci, s):
-        return response(403, b"no")
-    with setup(h) as (p, bs):
+    # The backend answers as soon as it has the request head, while most of
+    # the body is still to come: the rest of the body is not wanted, so the
+    # proxy closes the client connection after the response.
+    from harness import Request, read_until
+
+    class EarlyBackend(Backend):
+        def _serve(self, c, ci):
+            try:
+                buf, ok = read_until(c, b"", b"\r\n\r\n")
+                if ok:
+                    with self.lock:
+                        self.requests.append(Request(buf.partition(b"\r\n\r\n")[0], b"", b"", False))
+                    c.sendall(response(403, b"no"))
+                    while c.recv(65536):
+                        pass
+            except OSError:
+                pass
+            finally:
+                c.close()
+
+    with setup(backends=[EarlyBackend()]) as (p, bs):
         s = p.connect()
         c = Client(s)
-        c.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789")
+        c.send(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n0123456789")
         r = c.read_response()
         assert_eq(r.status, 403)
+        assert_eq(r.body, b"no")
+        assert_eq(r.header("connection"), "close")
+        assert_eq(bs[0].requests[0].target, "/up")
+        assert c.closed(), "client connection left open after the early response"
         s.close()
 
 
@@ -1026,7 +1050,7 @@ def test_30_command_line():
     for want in ("listeners[0].address: port out of range",
                  "upstreams.a.backends[0].weight: must be between 1 and 1000, not 0",
                  'routes[0].upstream: unknown upstream "b"', "admin: not supported yet"):
-        if want not in r.stderr and "routes" not in want:
+        if want not in r.stderr:
             raise AssertionError("missing %r in %s" % (want, r.stderr))
     r = rp("-t", config="{ not json")
     assert_eq(r.returncode, 78)

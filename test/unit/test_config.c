@@ -411,7 +411,8 @@ static const bad_case_t bad_cases[] = {
     { APP("{\"backends\": [{\"address\": \"127.0.0.1:9000\"}], \"pool\": 1}"),
       { "upstreams.app.pool: must be an object, not an integer" } },
 
-    /* routes (checked by the router once the core sections are valid) */
+    /* routes (checked by the router module, whatever errors the core
+     * sections had) */
     { "{" LST ", " UPS "}", { "routes: required: at least one route" } },
     { WITH_RTS("[]"), { "routes: must contain at least one route" } },
     { WITH_RTS("{}"), { "routes: must be an array" } },
@@ -537,6 +538,38 @@ START_TEST(test_all_errors_reported)
     if (errs.count != sizeof want / sizeof want[0])
         dump_errs(&errs);
     ck_assert_uint_gt(errs.count, 1);
+    ck_assert_uint_eq(errs.count, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(errs_have(&errs, want[i]), "missing error \"%s\"", want[i]);
+    rp_errs_free(&errs);
+    json_decref(root);
+}
+END_TEST
+
+/* Errors in the core sections do not stop the modules from checking theirs:
+ * the router's errors come in the same pass as the listeners', the
+ * upstreams' and the root's. */
+START_TEST(test_module_errors_with_core_errors)
+{
+    json_t *root = parse(
+        "{\"listeners\": [{\"address\": \"127.0.0.1:99999\"}],"
+        " \"upstreams\": {\"a\": {\"backends\": [{\"address\": \"127.0.0.1:2\", \"weight\": 0}]}},"
+        " \"routes\": [{\"upstream\": \"b\"}, {\"path\": \"x\", \"upstream\": \"a\"}],"
+        " \"admin\": {}}");
+    static const char *const want[] = {
+        "admin: not supported yet",
+        "listeners[0].address: port out of range",
+        "upstreams.a.backends[0].weight: must be between 1 and 1000, not 0",
+        "routes[0].upstream: unknown upstream \"b\"",
+        "routes[1].path: must start with /",
+    };
+    rp_errs_t errs = { 0 };
+    static rp_snapshot_t dummy;
+    rp_snapshot_t *snap = &dummy;
+    ck_assert_int_eq(rp_snapshot_build(root, &snap, &errs), -1);
+    ck_assert_ptr_eq(snap, &dummy);
+    if (errs.count != sizeof want / sizeof want[0])
+        dump_errs(&errs);
     ck_assert_uint_eq(errs.count, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         ck_assert_msg(errs_have(&errs, want[i]), "missing error \"%s\"", want[i]);
@@ -793,6 +826,7 @@ config_suite(void)
 
     tc = tcase_create("all_errors_reported");
     tcase_add_test(tc, test_all_errors_reported);
+    tcase_add_test(tc, test_module_errors_with_core_errors);
     tcase_add_test(tc, test_errors_append);
     tcase_add_test(tc, test_conf_path);
     suite_add_tcase(s, tc);

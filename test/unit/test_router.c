@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests for the router: host precedence (exact, longest wildcard
- * suffix, any host), path precedence (exact, longest prefix), fall-through
- * between host groups, and independence from the order of routes.
+ * suffix, any host), path precedence (exact, longest prefix), prefixes
+ * matching at segment boundaries, fall-through between host groups, and
+ * independence from the order of routes.
  */
 #include "config.h"
 #include <check.h>
@@ -201,28 +202,40 @@ LOOKUP_TEST(test_exact_vs_prefix, exact_vs_prefix)
 static const lookup_t longest_prefix[] = {
     { "api.example.com", "/v1", "api.example.com /v1*" },
     { "api.example.com", "/v1/admin", "api.example.com /v1/admin*" },
-    { "api.example.com", "/v1/adminx", "api.example.com /v1/admin*" },
+    { "api.example.com", "/v1/adminx", "api.example.com /v1*" },
     { "api.example.com", "/v1/admin/", "api.example.com /v1/admin/*" },
     { "api.example.com", "/v1/admin/users", "api.example.com /v1/admin/*" },
 };
 LOOKUP_TEST(test_longest_prefix, longest_prefix)
 
-/* Prefixes are byte prefixes, not path segments: "/api" matches "/api",
- * "/api/x" and also "/apix".  A route that wants segment semantics writes
- * the trailing slash ("/static/"), which then does not match "/static". */
-static const lookup_t byte_prefix[] = {
+/* Prefixes match at a segment boundary: "/api" matches "/api" and "/api/x",
+ * not "/apix".  A prefix ending in '/' ("/static/", "/") matches whatever
+ * starts with it, and so "/static/" does not match "/static". */
+static const lookup_t segment_prefix[] = {
     { "other.test", "/api", "* /api*" },
+    { "other.test", "/api/", "* /api*" },
     { "other.test", "/api/x", "* /api*" },
-    { "other.test", "/apix", "* /api*" },
-    { "other.test", "/api-v2/y", "* /api*" },
+    { "other.test", "/api//x", "* /api*" },
+    { "other.test", "/apiary", NULL },
+    { "other.test", "/apix", NULL },
+    { "other.test", "/api-v2/y", NULL },
+    { "other.test", "/api.json", NULL },
+    { "other.test", "/api%2Fx", NULL },   /* an escaped '/' is no boundary */
     { "other.test", "/ap", NULL },
     { "other.test", "/API", NULL },   /* paths are case-sensitive */
     { "other.test", "/static/app.js", "* /static/*" },
     { "other.test", "/static/", "* /static/*" },
     { "other.test", "/static", NULL },
     { "other.test", "/staticx", NULL },
+    /* a longer prefix missing its boundary leaves the shorter one */
+    { "api.example.com", "/v1/administrator", "api.example.com /v1*" },
+    /* no prefix of the host group matches: the next group is tried */
+    { "api.example.com", "/v1x", "*.example.com /*" },
+    { "shop.example.com", "/cartoon", "*.example.com /*" },
+    { "x.deep.api.example.com", "/xy", "*.api.example.com /*" },
+    { "x.deep.api.example.com", "/x/y", "*.deep.api.example.com /x*" },
 };
-LOOKUP_TEST(test_byte_prefix, byte_prefix)
+LOOKUP_TEST(test_segment_prefix, segment_prefix)
 
 /* ---- fall-through and no match ---- */
 
@@ -299,6 +312,101 @@ START_TEST(test_path_len_respected)
 }
 END_TEST
 
+/* ---- segment boundaries ---- */
+
+/* "/api" and "/api/" side by side, exact paths that a prefix would have
+ * covered byte-wise, and a shorter prefix, in every rotation of the list
+ * and its reverse: the result never depends on the order. */
+static const char *const seg_routes[] = {
+    "{\"path_prefix\": \"/api\", \"upstream\": \"a\"}",
+    "{\"path_prefix\": \"/api/\", \"upstream\": \"b\"}",
+    "{\"path\": \"/apiary\", \"upstream\": \"c\"}",
+    "{\"path\": \"/api/v\", \"upstream\": \"c\"}",
+    "{\"path\": \"/api\", \"upstream\": \"c\"}",
+    "{\"path_prefix\": \"/ap\", \"upstream\": \"c\"}",
+    "{\"path_prefix\": \"/\", \"upstream\": \"a\"}",
+};
+#define NSEG NCASES(seg_routes)
+
+typedef struct seg_lookup {
+    const char *path;
+    size_t      len;    /* 0: strlen(path); else the path before a query */
+    const char *want;
+} seg_lookup_t;
+
+static const seg_lookup_t seg_lookups[] = {
+    { "/api", 0, "* /api" },            /* the exact path beats the prefix */
+    { "/api/", 0, "* /api/*" },         /* longest prefix */
+    { "/api/x", 0, "* /api/*" },
+    { "/api/v", 0, "* /api/v" },
+    { "/api/v/", 0, "* /api/*" },
+    { "/api/vx", 0, "* /api/*" },
+    { "/apiary", 0, "* /apiary" },
+    { "/apiary/", 0, "* /*" },           /* exact paths are not prefixes */
+    { "/apiary/x", 0, "* /*" },
+    { "/apiar", 0, "* /*" },
+    { "/apix", 0, "* /*" },
+    { "/ap", 0, "* /ap*" },
+    { "/ap/i", 0, "* /ap*" },
+    { "/apx", 0, "* /*" },
+    { "/a", 0, "* /*" },
+    { "/", 0, "* /*" },
+    /* the router is given the path without the query */
+    { "/api?q", 4, "* /api" },
+    { "/api/?q", 5, "* /api/*" },
+    { "/ap?i", 3, "* /ap*" },
+    { "/apiary?x", 7, "* /apiary" },
+};
+
+START_TEST(test_segment_orders)
+{
+    /* _i < NSEG: rotation by _i; else the reverse, rotated by _i - NSEG */
+    int order[NSEG];
+    for (int k = 0; k < NSEG; k++) {
+        int j = (k + _i) % NSEG;
+        order[k] = _i < NSEG ? j : NSEG - 1 - j;
+    }
+    json_t *root = make_doc(seg_routes, order, NSEG);
+    rp_snapshot_t *snap = snapshot_for(root);
+    const rp_router_t *r = snap->mod_state[RP_MOD_ROUTER];
+    for (int k = 0; k < NCASES(seg_lookups); k++) {
+        const seg_lookup_t *l = &seg_lookups[k];
+        size_t len = l->len != 0 ? l->len : strlen(l->path);
+        const rp_route_t *rt = rp_router_match(r, "h.test", l->path, len);
+        ck_assert_msg(rt != NULL, "order %d, path \"%.*s\": no match, expected \"%s\"", _i,
+                      (int)len, l->path, l->want);
+        ck_assert_msg(strcmp(rt->label, l->want) == 0,
+                      "order %d, path \"%.*s\": matched \"%s\", expected \"%s\"", _i,
+                      (int)len, l->path, rt->label, l->want);
+    }
+    rp_snapshot_unref(snap);
+    json_decref(root);
+}
+END_TEST
+
+/* Without a "/" route, a boundary miss is no match at all. */
+START_TEST(test_segment_no_fallback)
+{
+    static const char *const list[] = {
+        "{\"path_prefix\": \"/api\", \"upstream\": \"a\"}",
+        "{\"host\": \"h.test\", \"path_prefix\": \"/v1\", \"upstream\": \"b\"}",
+    };
+    json_t *root = make_doc(list, NULL, NCASES(list));
+    rp_snapshot_t *snap = snapshot_for(root);
+    const rp_router_t *r = snap->mod_state[RP_MOD_ROUTER];
+    ck_assert_ptr_null(rp_router_match(r, "h.test", "/apiary", 7));
+    ck_assert_ptr_null(rp_router_match(r, "h.test", "/v1beta", 7));
+    ck_assert_ptr_null(rp_router_match(r, "h.test", "/api", 3));   /* "/ap" */
+    ck_assert_str_eq(rp_router_match(r, "h.test", "/api", 4)->label, "* /api*");
+    ck_assert_str_eq(rp_router_match(r, "h.test", "/apiary", 4)->label, "* /api*");
+    ck_assert_str_eq(rp_router_match(r, "h.test", "/v1/x", 5)->label, "h.test /v1*");
+    ck_assert_str_eq(rp_router_match(r, "h.test", "/v1", 3)->label, "h.test /v1*");
+    ck_assert_str_eq(rp_router_match(r, "h.test", "/api/v1", 7)->label, "* /api*");
+    rp_snapshot_unref(snap);
+    json_decref(root);
+}
+END_TEST
+
 /* ---- empty host ---- */
 
 /* An HTTP/1.0 request without Host has host "": only any-host routes can
@@ -337,11 +445,11 @@ END_TEST
 /* Every lookup of every table above, gathered for the order test. */
 static const lookup_t *const all_tables[] = {
     host_precedence, wildcard_longest, wildcard_not_bare, exact_vs_prefix,
-    longest_prefix, byte_prefix, fallthrough, no_match, host_case, empty_host,
+    longest_prefix, segment_prefix, fallthrough, no_match, host_case, empty_host,
 };
 static const int all_sizes[] = {
     NCASES(host_precedence), NCASES(wildcard_longest), NCASES(wildcard_not_bare),
-    NCASES(exact_vs_prefix), NCASES(longest_prefix), NCASES(byte_prefix),
+    NCASES(exact_vs_prefix), NCASES(longest_prefix), NCASES(segment_prefix),
     NCASES(fallthrough), NCASES(no_match), NCASES(host_case), NCASES(empty_host),
 };
 
@@ -457,8 +565,9 @@ START_TEST(test_not_duplicates)
     ck_assert_str_eq(rp_router_match(r, "b.test", "/x", 2)->label, "b.test /x");
     ck_assert_str_eq(rp_router_match(r, "z.a.test", "/x", 2)->label, "*.a.test /x");
     ck_assert_str_eq(rp_router_match(r, "c.test", "/x", 2)->label, "* /x");
-    ck_assert_str_eq(rp_router_match(r, "c.test", "/xy", 3)->label, "* /x*");
-    ck_assert_str_eq(rp_router_match(r, "a.test", "/xy", 3)->label, "* /x*");
+    ck_assert_str_eq(rp_router_match(r, "c.test", "/x/y", 4)->label, "* /x*");
+    ck_assert_str_eq(rp_router_match(r, "a.test", "/x/y", 4)->label, "* /x*");
+    ck_assert_ptr_null(rp_router_match(r, "a.test", "/xy", 3));
     rp_snapshot_unref(snap);
     json_decref(root);
 }
@@ -491,7 +600,8 @@ router_suite(void)
                                     NCASES(exact_vs_prefix)));
     suite_add_tcase(s, lookup_tcase("longest_prefix", test_longest_prefix,
                                     NCASES(longest_prefix)));
-    suite_add_tcase(s, lookup_tcase("byte_prefix", test_byte_prefix, NCASES(byte_prefix)));
+    suite_add_tcase(s, lookup_tcase("segment_prefix", test_segment_prefix,
+                                    NCASES(segment_prefix)));
     suite_add_tcase(s, lookup_tcase("fallthrough", test_fallthrough, NCASES(fallthrough)));
     suite_add_tcase(s, lookup_tcase("no_match", test_no_match, NCASES(no_match)));
 
@@ -502,6 +612,11 @@ router_suite(void)
 
     tc = lookup_tcase("empty_host", test_empty_host, NCASES(empty_host));
     tcase_add_test(tc, test_empty_host_without_any_routes);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("segment_boundary");
+    tcase_add_loop_test(tc, test_segment_orders, 0, 2 * NSEG);
+    tcase_add_test(tc, test_segment_no_fallback);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("order_independent");
