@@ -20,13 +20,6 @@
 #include "revproxy/types.h"
 #include "transport.h"
 
-/* Output above this stops the producer; below RP_WBUF_LOW resumes it. */
-#define RP_WBUF_HIGH (256u * 1024u)
-#define RP_WBUF_LOW  (64u * 1024u)
-/* Most input buffered per direction before reading stops. */
-#define RP_RBUF_HIGH (256u * 1024u)
-#define RP_RBUF_HIGH_UP RP_RBUF_HIGH
-
 typedef enum rp_conn_state {
     RP_CONN_IDLE = 0,   /* between requests; idle timer armed */
     RP_CONN_HEAD,       /* request head arriving; header timer armed */

@@ -19,6 +19,13 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+/* Output above this stops the producer; below RP_WBUF_LOW resumes it. */
+#define RP_WBUF_HIGH (256u * 1024u)
+#define RP_WBUF_LOW  (64u * 1024u)
+/* Most input buffered per direction before reading stops. */
+#define RP_RBUF_HIGH (256u * 1024u)
+#define RP_RBUF_HIGH_UP RP_RBUF_HIGH
+
 typedef void rp_read_fn(void *arg);
 /* what: BEV_EVENT_READING with BEV_EVENT_EOF, BEV_EVENT_ERROR (errno
  * set) or BEV_EVENT_TIMEOUT, as a bufferevent would report them. */

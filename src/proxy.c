@@ -33,7 +33,6 @@
 #include "revproxy/module.h"
 #include "revproxy/route.h"
 #include "revproxy/txn.h"
-#include "conn.h"
 #include "hbuild.h"
 #include "io.h"
 #include "pool.h"
