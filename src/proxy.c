@@ -583,9 +583,11 @@ on_r_headers_complete(llhttp_t *p)
     x->resp_in_body = true;
     if (p->status_code < 200) {
         /* Interim responses are dropped: the proxy answered any Expect
-         * itself, and 103 hints are optional. */
+         * itself, and 103 hints are optional.  A 1xx ends with its head
+         * whatever framing fields it carries (RFC 9112 6.3): bytes after
+         * it belong to the next response, never to a body. */
         x->interim = true;
-        return 0;
+        return 1;
     }
     rp_resp_framing_t f = { 0 };
     size_t ncodings = 0;
@@ -630,6 +632,8 @@ on_r_body(llhttp_t *p, const char *at, size_t len)
     rp_txn_t *t = p->data;
     if (len == 0)
         return 0;
+    if (!t->resp_head_sent)
+        return resp_bad(t, "response body before a final response head");
     t->ds->send_body(t, at, len);
     t->resp_body_bytes += len;
     return 0;

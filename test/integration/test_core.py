@@ -569,6 +569,32 @@ def test_c16_unread_answers_bounded():
     assert max(peaks) <= 256 * 1024 + 512, peaks
 
 
+def test_c17_interim_response_framing_ignored():
+    """A 1xx ends with its head whatever Content-Length or
+    Transfer-Encoding it carries: nothing after it is a body of its own,
+    and nothing reaches the client ahead of the final head."""
+    scripts = {
+        "/cl": (b"HTTP/1.1 103 Early Hints\r\nContent-Length: 42\r\n\r\n"
+                b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine"),
+        "/te": (b"HTTP/1.1 100 Continue\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine"),
+    }
+
+    def h(req, ci, s):
+        return scripts.get(req.target, response(200, b"next"))
+    with setup(h) as (p, bs):
+        for path in scripts:
+            s = p.connect()
+            c = Client(s)
+            c.send(b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % path.encode())
+            assert c.sock.recv(9, socket.MSG_PEEK) == b"HTTP/1.1 ", path
+            r = c.read_response()
+            assert_eq((r.status, r.body), (200, b"fine"), path)
+            c.send(b"GET /again HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert_eq(c.read_response().body, b"next")
+            s.close()
+
+
 if __name__ == "__main__":
     tests = [v for k, v in sorted(globals().items()) if k.startswith("test_") and callable(v)]
     sys.exit(run(tests))
