@@ -14,6 +14,7 @@
 #include <string.h>
 #include "revproxy/config.h"
 #include "revproxy/module.h"
+#include "revproxy/path.h"
 #include "revproxy/route.h"
 #include "revproxy/txn.h"
 #include "../src/util.h"
@@ -137,8 +138,21 @@ parse_route(const json_t *o, const char *p, const rp_snapshot_t *snap, rp_route_
             for (const char *c = v; *c; c++)
                 if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f || *c == '?' || *c == '#')
                     bad = true;
-            if (bad)
+            if (bad) {
                 rp_errs_add(errs, q, "must be a URL path without spaces, control characters, ? or #");
+            } else {
+                /* Requests are matched after normalisation; a route not
+                 * in normal form could never match what it says. */
+                char norm[4097];
+                size_t len = strlen(v), nlen = len;
+                memcpy(norm, v, len + 1);
+                int rc = rp_path_normalize(norm, len, &nlen);
+                if (rc < 0)
+                    rp_errs_add(errs, q, "%s", rp_path_error(rc));
+                else if (nlen != len || memcmp(norm, v, len) != 0)
+                    rp_errs_add(errs, q, "not in normal form: requests are matched as \"%.*s\"",
+                                (int)nlen, norm);
+            }
             rt->path = rp_xstrdup(v);
             rt->path_len = strlen(v);
             rt->prefix = path == NULL;

@@ -808,6 +808,9 @@ h1_send_error(rp_txn_t *t)
     if (status == 400 || status == 408 || (status >= 500 && status != 502 && status != 503
                                            && status != 504))
         keep = false;
+    /* What follows a refused CONNECT head is tunnel data, not requests. */
+    if (t->req.method == HTTP_CONNECT)
+        keep = false;
     struct evbuffer *out = c->tr->out;
     evbuffer_add_printf(out,
         "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"

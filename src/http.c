@@ -485,20 +485,16 @@ rp_http_transfer_codings(const rp_http_head_t *h, size_t *ncodings, bool *chunke
 }
 
 size_t
-rp_http_codings_before_chunked(const rp_http_head_t *h, char *out, size_t cap)
+rp_http_codings_join(const rp_http_head_t *h, size_t count, char *out, size_t cap)
 {
     token_iter_t it = { h, "transfer-encoding", 0, 0 };
     const char *tok;
     size_t len;
-    size_t pos = 0, n = 0, total = 0;
-    size_t ncodings;
-    bool last, twice;
-    rp_http_transfer_codings(h, &ncodings, &last, &twice);
-    while (next_token(&it, &tok, &len) && n + 1 < ncodings) {
+    size_t pos = 0, n = 0;
+    while (n < count && next_token(&it, &tok, &len)) {
         n++;
-        total += len + 2;
-        if (pos + len + 2 >= cap)
-            return 0;   /* too long to forward: caller treats as absent */
+        if (pos + len + 3 > cap)
+            return 0;   /* too long to forward: the caller refuses it */
         if (pos > 0) {
             out[pos++] = ',';
             out[pos++] = ' ';
@@ -506,8 +502,7 @@ rp_http_codings_before_chunked(const rp_http_head_t *h, char *out, size_t cap)
         memcpy(out + pos, tok, len);
         pos += len;
     }
-    (void)total;
-    if (pos < cap)
+    if (cap > 0)
         out[pos] = '\0';
     return pos;
 }

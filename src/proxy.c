@@ -290,6 +290,16 @@ finish(rp_txn_t *t)
     t->ds->done(t, t->req_done && !t->close_client);
 }
 
+/* The "error" field of a log line. */
+static void
+error_field(char *buf, size_t cap, size_t *pos, rp_error_t err)
+{
+    const char *w = rp_error_name(err);
+    memcpy(buf + *pos, "\"error\":", 8);
+    *pos += 8;
+    rp_json_str(buf, cap, pos, w, strlen(w));
+}
+
 void
 rp_txn_respond(rp_txn_t *t, int status, rp_close_t why, rp_error_t err, const char *reason)
 {
@@ -303,10 +313,7 @@ rp_txn_respond(rp_txn_t *t, int status, rp_close_t why, rp_error_t err, const ch
     }
     char extra[96];
     size_t pos = 0;
-    const char *w = rp_error_name(err);
-    memcpy(extra, "\"error\":", 8);
-    pos = 8;
-    rp_json_str(extra, sizeof extra, &pos, w, strlen(w));
+    error_field(extra, sizeof extra, &pos, err);
     rp_log_fields(t->status >= 500 ? RP_LOG_WARN : RP_LOG_INFO, t, extra, "%d %s: %s",
                   t->status, rp_http_reason(t->status), reason ? reason : "error");
     t->ds->send_error(t);
@@ -330,7 +337,10 @@ fail(rp_txn_t *t, int status, rp_close_t why, rp_error_t err, const char *reason
     t->error = err;
     t->reason = reason;
     t->where = t->state;
-    rp_log(RP_LOG_WARN, t, "response aborted: %s", reason);
+    char extra[96];
+    size_t pos = 0;
+    error_field(extra, sizeof extra, &pos, err);
+    rp_log_fields(RP_LOG_WARN, t, extra, "response aborted: %s", reason);
     rp_txn_set_state(t, RP_TXN_DONE);
     t->ds->abort(t);
 }
@@ -573,7 +583,6 @@ on_r_headers_complete(llhttp_t *p)
     t->resp.status = p->status_code;
     t->resp.major = p->http_major;
     t->resp.minor = p->http_minor;
-    x->attempt_status = p->status_code;
     if (p->http_major != 1)
         return resp_bad(t, "response is not HTTP/1.x");
     if (p->status_code == 101)
@@ -589,25 +598,29 @@ on_r_headers_complete(llhttp_t *p)
         x->interim = true;
         return 1;
     }
+    x->attempt_status = p->status_code;
     rp_resp_framing_t f = { 0 };
+    f.has_length = (p->flags & F_CONTENT_LENGTH) != 0;
+    f.no_body = t->head_request || p->status_code == 204 || p->status_code == 304;
+    f.length = f.has_length ? p->content_length : 0;
     size_t ncodings = 0;
     bool chunked_last = false, chunked_twice = false;
-    bool chunked = (p->flags & F_CHUNKED) != 0;
-    if (rp_http_transfer_codings(&t->resp, &ncodings, &chunked_last, &chunked_twice) == 0) {
-        if (!chunked || !chunked_last || chunked_twice)
-            return resp_bad(t, "Transfer-Encoding does not end in chunked once in a response");
-        if (ncodings > 1) {
-            /* Codings the proxy does not undo travel on: the body is
-             * re-chunked under the same codings. */
-            f.codings_len = rp_http_codings_before_chunked(&t->resp, x->codings, sizeof x->codings);
+    if (!f.no_body
+        && rp_http_transfer_codings(&t->resp, &ncodings, &chunked_last, &chunked_twice) == 0) {
+        /* Codings the proxy does not undo travel on, the body re-chunked
+         * under them: those before a final chunked, or all of them when
+         * the last is not chunked and the body runs to the connection's
+         * end (RFC 9112 6.3). */
+        if (chunked_twice)
+            return resp_bad(t, "chunked applied more than once in a response");
+        size_t keep = chunked_last ? ncodings - 1 : ncodings;
+        if (keep > 0) {
+            f.codings_len = rp_http_codings_join(&t->resp, keep, x->codings, sizeof x->codings);
             if (f.codings_len == 0)
                 return resp_bad(t, "response Transfer-Encoding too long");
             f.codings = x->codings;
         }
     }
-    f.has_length = (p->flags & F_CONTENT_LENGTH) != 0;
-    f.no_body = t->head_request || p->status_code == 204 || p->status_code == 304;
-    f.length = f.has_length ? p->content_length : 0;
     if (rp_modules_on_response(t) != RP_CONTINUE)
         return resp_bad(t, "response refused by a module");
     static const char *const replaced[] = { "x-request-id", NULL };

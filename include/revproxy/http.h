@@ -91,10 +91,10 @@ int rp_http_split_absolute(const char *t, size_t len, const char **authority,
  * Transfer-Encoding at all. */
 int rp_http_transfer_codings(const rp_http_head_t *h, size_t *ncodings, bool *chunked_last,
                              bool *chunked_twice);
-/* The codings listed before the final chunked, joined with ", " into out
+/* The first count transfer-codings, joined with ", " into out
  * (NUL-terminated); returns their length, 0 when none (or too long for
  * cap). */
-size_t rp_http_codings_before_chunked(const rp_http_head_t *h, char *out, size_t cap);
+size_t rp_http_codings_join(const rp_http_head_t *h, size_t count, char *out, size_t cap);
 
 /* Method name ("GET") of an llhttp method number. */
 const char *rp_http_method_str(int method);

@@ -375,6 +375,53 @@ def test_c12_response_transfer_codings_kept():
     assert_eq(lines[-1]["error"], "upstream_transfer_coding")
 
 
+def test_c12b_response_codings_without_chunked():
+    """A response whose last coding is not chunked runs to the connection's
+    end (RFC 9112 6.3): relayed under its codings, re-chunked; bodiless
+    responses keep their status whatever Transfer-Encoding says."""
+    def h(req, ci, s):
+        if req.target == "/304":
+            return b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: gzip\r\n\r\n"
+        if req.target == "/head":
+            return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+        s.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzipped-bytes")
+        return None   # the end of the body is the end of the connection
+    with setup(h) as (p, bs):
+        s = p.connect()
+        c = Client(s)
+        c.send(b"GET /304 HTTP/1.1\r\nHost: a\r\n\r\nHEAD /head HTTP/1.1\r\nHost: a\r\n\r\n"
+               b"GET /gz HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert_eq(c.read_response().status, 304)
+        assert_eq(c.read_response(head_request=True).status, 200)
+        version, status, reason, headers = c.read_head()
+        assert_eq(status, 200)
+        assert_eq([v for k, v in headers if k.lower() == "transfer-encoding"], ["gzip, chunked"])
+        body, c.buf = c.buf, b""
+        while not body.endswith(b"0\r\n\r\n"):
+            c._fill()
+            body, c.buf = body + c.buf, b""
+        assert_eq(body, b"c\r\nzipped-bytes\r\n0\r\n\r\n")
+        s.close()
+        s = p.connect()
+        c = Client(s)
+        c.send(b"GET /gz HTTP/1.0\r\nHost: a\r\n\r\n")
+        assert_eq(c.read_response().status, 502)
+        s.close()
+
+
+def test_c12c_refused_connect_closes():
+    with setup() as (p, bs):
+        s = p.connect()
+        c = Client(s)
+        c.send(b"CONNECT h:80 HTTP/1.1\r\nHost: h:80\r\n\r\nGET /tunnelled HTTP/1.1\r\nHost: a\r\n\r\n")
+        r = c.read_response()
+        assert_eq(r.status, 405)
+        assert_eq(r.header("connection"), "close")
+        assert c.closed()
+        s.close()
+        assert_eq(len(bs[0].requests), 0)
+
+
 # ---- every attempt reported once ----
 
 def test_c13_attempts_reported_in_every_path():
