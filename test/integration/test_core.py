@@ -560,6 +560,28 @@ def test_c15_reason_word_everywhere():
     assert_eq([l["error"] for l in errs], ["no_route", "upstream_connect_failed", "uri_too_long"])
 
 
+def test_c15b_cut_response_logged_with_word():
+    def h(req, ci, s):
+        s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab")
+        time.sleep(0.1)
+        return None
+    with setup(h) as (p, bs):
+        s = p.connect()
+        c = Client(s)
+        c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        try:
+            c.read_response()
+            raise AssertionError("a cut response read as complete")
+        except (EOFError, ConnectionResetError):
+            pass
+        s.close()
+        assert wait_until(lambda: access_lines(p))
+    cut = [l for l in p.log_lines() if l.get("msg", "").startswith("response aborted")]
+    assert_eq([l.get("error") for l in cut], ["upstream_reset"])
+    assert_eq(access_lines(p)[0]["error"], "upstream_reset")
+    assert_eq(access_lines(p)[0]["upstream_results"], ["reset"])
+
+
 # ---- a client that pipelines and never reads ----
 
 def test_c16_unread_answers_bounded():
