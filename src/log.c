@@ -254,6 +254,8 @@ rp_log_emit(rp_log_level_t lvl, const rp_txn_t *txn, const char *fmt, ...)
 void
 rp_log_fields(rp_log_level_t lvl, const rp_txn_t *txn, const char *extra, const char *fmt, ...)
 {
+    if ((int)lvl > rp_log_level)
+        return;
     va_list ap;
     va_start(ap, fmt);
     emit(lvl, txn, extra, fmt, ap);

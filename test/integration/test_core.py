@@ -582,6 +582,14 @@ def test_c15b_cut_response_logged_with_word():
     assert_eq(access_lines(p)[0]["upstream_results"], ["reset"])
 
 
+def test_c15c_log_level_honoured_for_own_answers():
+    with setup(log={"level": "error", "access_log": "off"},
+               routes=[{"path": "/only", "upstream": "app"}]) as (p, bs):
+        assert_eq(get(p, "/x").status, 404)
+        time.sleep(0.2)
+    assert_eq([l for l in p.log_lines() if l.get("msg", "").startswith("404")], [])
+
+
 # ---- a client that pipelines and never reads ----
 
 def test_c16_unread_answers_bounded():
