@@ -206,6 +206,7 @@ on_headers_complete(llhttp_t *p)
     t->req.minor = p->http_minor;
     t->req_chunked = (p->flags & F_CHUNKED) != 0;
     t->req_has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
+    t->req_has_te = (p->flags & F_TRANSFER_ENCODING) != 0;
     t->req_content_length = t->req_has_cl ? p->content_length : 0;
     c->keepalive = llhttp_should_keep_alive(p) != 0;
     c->head_complete = true;

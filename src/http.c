@@ -583,7 +583,7 @@ rp_http_check_request(rp_txn_t *t)
      * cannot vouch for a backend understanding (501). */
     size_t ncodings = 0;
     bool chunked_last = false, chunked_twice = false;
-    if (rp_http_transfer_codings(h, &ncodings, &chunked_last, &chunked_twice) == 0) {
+    if (t->req_has_te && rp_http_transfer_codings(h, &ncodings, &chunked_last, &chunked_twice) == 0) {
         if (h->minor == 0)
             return reject(t, 400, RP_ERR_BAD_REQUEST, "Transfer-Encoding in an HTTP/1.0 request");
         if (!chunked_last || chunked_twice || !t->req_chunked)

@@ -605,7 +605,7 @@ on_r_headers_complete(llhttp_t *p)
     f.length = f.has_length ? p->content_length : 0;
     size_t ncodings = 0;
     bool chunked_last = false, chunked_twice = false;
-    if (!f.no_body
+    if (!f.no_body && (p->flags & F_TRANSFER_ENCODING) != 0
         && rp_http_transfer_codings(&t->resp, &ncodings, &chunked_last, &chunked_twice) == 0) {
         /* Codings the proxy does not undo travel on, the body re-chunked
          * under them: those before a final chunked, or all of them when
