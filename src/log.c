@@ -293,6 +293,13 @@ rp_log_access(const rp_txn_t *txn)
         for (unsigned i = 0; i < n; i++)
             put(buf, sizeof buf, &pos, "%s\"%s\"", i ? "," : "",
                 rp_attempt_result_name((rp_attempt_result_t)txn->results[i]));
+        put(buf, sizeof buf, &pos, "],\"upstream_status\":[");
+        for (unsigned i = 0; i < n; i++) {
+            if (txn->statuses[i] != 0)
+                put(buf, sizeof buf, &pos, "%s%u", i ? "," : "", (unsigned)txn->statuses[i]);
+            else
+                put(buf, sizeof buf, &pos, "%snull", i ? "," : "");
+        }
         put(buf, sizeof buf, &pos, "]");
     }
     if (txn->error != RP_ERR_NONE) {

@@ -195,8 +195,10 @@ end_attempt(rp_txn_t *t, rp_attempt_result_t r)
         .reused = t->up != NULL && t->up->uses > 0,
         .duration_us = rp_now_us() - x->attempt_start_us,
     };
-    if (t->nresults < RP_TXN_RESULTS_MAX)
+    if (t->nresults < RP_TXN_RESULTS_MAX) {
         t->results[t->nresults] = (uint8_t)r;
+        t->statuses[t->nresults] = (uint16_t)x->attempt_status;
+    }
     t->nresults++;
     rp_modules_on_upstream_result(t, &a);
 }

@@ -488,6 +488,20 @@ def test_c13_attempts_reported_in_every_path():
               sorted(["client_closed", "bad_body", "body_too_large", "body_timeout", ""]))
 
 
+def test_c13b_attempt_status_is_the_final_one():
+    def h(req, ci, s):
+        if req.target == "/interim":
+            s.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            return None   # closes without a final response
+        return response(201, b"made")
+    with setup(h) as (p, bs):
+        assert_eq(get(p, "/interim").status, 502)
+        assert_eq(get(p, "/made").status, 201)
+    lines = access_lines(p)
+    assert_eq([l["upstream_status"] for l in lines], [[None], [201]])
+    assert_eq([l["upstream_results"] for l in lines], [["reset"], ["ok"]])
+
+
 # ---- request framing checked before anything is forwarded ----
 
 def test_c14_bad_body_behind_head_never_forwarded():
