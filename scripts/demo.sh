@@ -29,7 +29,7 @@ cat > "$tmp/revproxy.json" <<JSON
       "balancer": "round_robin",
       "backends": [ { "address": "127.0.0.1:9001", "weight": 1 },
                     { "address": "127.0.0.1:9002", "weight": 1 } ],
-      "pool": { "max_idle_per_backend": 16, "idle_timeout_ms": 30000 }
+      "pool": { "max_idle_per_backend": 16, "idle_timeout_ms": 4000 }
     }
   },
   "routes": [ { "path_prefix": "/", "upstream": "demo" } ],
