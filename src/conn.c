@@ -185,10 +185,24 @@ static int
 on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     rp_conn_t *c = p->data;
+    /* A value span that ended inside the bytes being parsed, then resumed:
+     * llhttp joined an obs-fold line.  Refused (RFC 9112 5.2 lets a
+     * server answer 400), so that no two parsers read the head apart. */
+    if (c->value_cut)
+        return limit_error(c, 400, RP_ERR_BAD_REQUEST, "obs-fold in a header field");
+    c->value_cut = at + len < c->exec_end;
     if (c->in_body || c->txn == NULL)
         return trailer(c, len);
     if (rp_http_head_add_value(&c->txn->req, at, len) < 0)
         return HEAD_TOO_LARGE(c);
+    return 0;
+}
+
+static int
+on_header_value_complete(llhttp_t *p)
+{
+    rp_conn_t *c = p->data;
+    c->value_cut = false;
     return 0;
 }
 
@@ -254,6 +268,7 @@ init_settings(void)
     req_settings.on_version_complete = on_version_complete;
     req_settings.on_header_field = on_header_field;
     req_settings.on_header_value = on_header_value;
+    req_settings.on_header_value_complete = on_header_value_complete;
     req_settings.on_headers_complete = on_headers_complete;
     req_settings.on_body = on_body;
     req_settings.on_message_complete = on_message_complete;
@@ -329,6 +344,7 @@ conn_parse(rp_conn_t *c)
         else if (err == HPE_PAUSED_UPGRADE)
             llhttp_resume_after_upgrade(&c->parser);
         const char *data = v.iov_base;
+        c->exec_end = data + v.iov_len;
         err = llhttp_execute(&c->parser, data, v.iov_len);
         size_t used = v.iov_len;
         if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)

@@ -39,6 +39,8 @@ struct rp_conn {
     size_t              trailer_bytes; /* chunked trailer fields, dropped */
     size_t              out_peak;    /* most output ever queued (debug log) */
     bool                in_body;     /* head complete: header callbacks are trailers */
+    bool                value_cut;   /* a header value span ended before the data did */
+    const char         *exec_end;    /* end of the bytes llhttp_execute() is parsing */
     int                 parse_error; /* status chosen in a parser callback */
     rp_error_t          parse_word;
     const char         *parse_reason;

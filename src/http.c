@@ -415,32 +415,40 @@ reject(rp_txn_t *t, int status, rp_error_t err, const char *reason)
     return -1;
 }
 
-/* Walk the comma-separated tokens of every field named name. */
+/* Walk the comma-separated elements of every field named name, each
+ * trimmed of optional whitespace.  Empty elements are returned too (with
+ * len 0): for Transfer-Encoding they are refused, since llhttp and the
+ * proxy must agree on the list exactly. */
 typedef struct token_iter {
     const rp_http_head_t *h;
     const char *name;
     unsigned field;
     size_t pos;
+    bool in_field;
 } token_iter_t;
 
 static bool
 next_token(token_iter_t *it, const char **tok, size_t *len)
 {
     const rp_http_head_t *h = it->h;
-    for (; it->field < h->nfields; it->field++, it->pos = 0) {
+    for (; it->field < h->nfields; it->field++, it->pos = 0, it->in_field = false) {
         const rp_hfield_t *f = &h->fields[it->field];
         if (!rp_hf_is(h, f, it->name))
             continue;
         const char *v = rp_hf_value(h, f);
         size_t i = it->pos;
-        while (i < f->value_len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        if (i >= f->value_len)
-            continue;
+        if (it->in_field) {
+            if (i >= f->value_len)
+                continue;
+            i++;   /* past the comma that ended the previous element */
+        }
+        it->in_field = true;
         size_t start = i;
         while (i < f->value_len && v[i] != ',')
             i++;
         size_t end = i;
+        while (start < end && (v[start] == ' ' || v[start] == '\t'))
+            start++;
         while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
             end--;
         it->pos = i;
@@ -452,27 +460,60 @@ next_token(token_iter_t *it, const char **tok, size_t *len)
 }
 
 static bool
-token_is(const char *tok, size_t len, const char *word)
+tchar(unsigned char c)
 {
-    size_t n = strlen(word);
-    /* A coding may carry parameters ("gzip;q=1" is not valid here, but
-     * "chunked ; x" must not pass as something else). */
-    return len >= n && strncasecmp(tok, word, n) == 0
-           && (len == n || tok[n] == ';' || tok[n] == ' ' || tok[n] == '\t');
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+           || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* A transfer-coding: token *( OWS ";" OWS token "=" token ).  Quoted
+ * parameter values are refused: nothing the proxy relays needs them, and
+ * a quoted comma would split the list differently for different parsers. */
+static bool
+coding_ok(const char *s, size_t len, bool *is_chunked)
+{
+    size_t i = 0;
+    while (i < len && tchar((unsigned char)s[i]))
+        i++;
+    if (i == 0)
+        return false;
+    *is_chunked = i == 7 && strncasecmp(s, "chunked", 7) == 0;
+    if (*is_chunked && i != len)
+        return false;   /* chunked takes no parameters */
+    while (i < len) {
+        while (i < len && (s[i] == ' ' || s[i] == '\t'))
+            i++;
+        if (i == len || s[i++] != ';')
+            return false;
+        while (i < len && (s[i] == ' ' || s[i] == '\t'))
+            i++;
+        size_t k = i;
+        while (i < len && tchar((unsigned char)s[i]))
+            i++;
+        if (i == k || i == len || s[i++] != '=')
+            return false;
+        k = i;
+        while (i < len && tchar((unsigned char)s[i]))
+            i++;
+        if (i == k)
+            return false;
+    }
+    return true;
 }
 
 int
 rp_http_transfer_codings(const rp_http_head_t *h, size_t *ncodings, bool *chunked_last,
                          bool *chunked_twice)
 {
-    token_iter_t it = { h, "transfer-encoding", 0, 0 };
+    token_iter_t it = { h, "transfer-encoding", 0, 0, false };
     const char *tok;
     size_t len;
     size_t n = 0;
-    bool last = false, twice = false, seen = false;
+    bool last = false, twice = false, seen = false, bad = false;
     while (next_token(&it, &tok, &len)) {
         n++;
-        last = token_is(tok, len, "chunked");
+        if (!coding_ok(tok, len, &last))
+            bad = true;
         if (last) {
             twice |= seen;
             seen = true;
@@ -481,13 +522,15 @@ rp_http_transfer_codings(const rp_http_head_t *h, size_t *ncodings, bool *chunke
     *ncodings = n;
     *chunked_last = last;
     *chunked_twice = twice || (seen && !last);
-    return n > 0 ? 0 : -1;
+    if (n == 0)
+        return -1;
+    return bad ? -2 : 0;
 }
 
 size_t
 rp_http_codings_join(const rp_http_head_t *h, size_t count, char *out, size_t cap)
 {
-    token_iter_t it = { h, "transfer-encoding", 0, 0 };
+    token_iter_t it = { h, "transfer-encoding", 0, 0, false };
     const char *tok;
     size_t len;
     size_t pos = 0, n = 0;
@@ -583,7 +626,11 @@ rp_http_check_request(rp_txn_t *t)
      * cannot vouch for a backend understanding (501). */
     size_t ncodings = 0;
     bool chunked_last = false, chunked_twice = false;
-    if (t->req_has_te && rp_http_transfer_codings(h, &ncodings, &chunked_last, &chunked_twice) == 0) {
+    int te = t->req_has_te ? rp_http_transfer_codings(h, &ncodings, &chunked_last, &chunked_twice)
+                           : -1;
+    if (te == -2)
+        return reject(t, 400, RP_ERR_BAD_REQUEST, "malformed Transfer-Encoding");
+    if (te == 0) {
         if (h->minor == 0)
             return reject(t, 400, RP_ERR_BAD_REQUEST, "Transfer-Encoding in an HTTP/1.0 request");
         if (!chunked_last || chunked_twice || !t->req_chunked)

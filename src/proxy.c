@@ -45,6 +45,7 @@ typedef struct rp_txn_ext {
     rp_txn_t  t;
     llhttp_t  rp;              /* response parser */
     bool      interim;         /* parsing a 1xx response */
+    bool      interim_done;    /* a 1xx ended: the parser starts afresh */
     bool      resp_msg_done;
     bool      resp_bad;
     rp_error_t resp_bad_error; /* the word when resp_bad */
@@ -607,8 +608,14 @@ on_r_headers_complete(llhttp_t *p)
     f.length = f.has_length ? p->content_length : 0;
     size_t ncodings = 0;
     bool chunked_last = false, chunked_twice = false;
-    if (!f.no_body && (p->flags & F_TRANSFER_ENCODING) != 0
-        && rp_http_transfer_codings(&t->resp, &ncodings, &chunked_last, &chunked_twice) == 0) {
+    int te = -1;
+    if (!f.no_body && (p->flags & F_TRANSFER_ENCODING) != 0)
+        te = rp_http_transfer_codings(&t->resp, &ncodings, &chunked_last, &chunked_twice);
+    if (te == -2)
+        return resp_bad(t, "malformed Transfer-Encoding in a response");
+    if (te == 0 && chunked_last != ((p->flags & F_CHUNKED) != 0))
+        return resp_bad(t, "Transfer-Encoding the parser reads otherwise");
+    if (te == 0) {
         /* Codings the proxy does not undo travel on, the body re-chunked
          * under them: those before a final chunked, or all of them when
          * the last is not chunked and the body runs to the connection's
@@ -660,8 +667,10 @@ on_r_message_complete(llhttp_t *p)
     rp_txn_t *t = p->data;
     rp_txn_ext_t *x = EXT(t);
     if (x->interim) {
-        x->interim = false;
-        return 0;
+        /* The final response starts on a fresh parser: nothing of the
+         * interim one (Connection: close, HTTP/1.0) may carry over. */
+        x->interim_done = true;
+        return HPE_PAUSED;
     }
     x->resp_msg_done = true;
     t->up_reusable = llhttp_should_keep_alive(p) != 0;
@@ -775,6 +784,13 @@ up_process(rp_txn_t *t)
             }
             evbuffer_drain(in, used);
             rp_reader_drained(&t->up->rd);
+            if (x->interim_done) {
+                x->interim_done = false;
+                x->interim = false;
+                llhttp_init(&x->rp, HTTP_RESPONSE, &resp_settings);
+                x->rp.data = t;
+                continue;
+            }
             if (x->resp_msg_done) {
                 if (evbuffer_get_length(in) > 0)
                     t->up_reusable = 0;   /* bytes after the response: never reuse */
@@ -952,6 +968,7 @@ start_attempt(rp_txn_t *t)
     x->resp_bad = false;
     x->resp_bad_error = RP_ERR_NONE;
     x->interim = false;
+    x->interim_done = false;
     x->resp_in_body = false;
     x->resp_trailer_bytes = 0;
     llhttp_init(&x->rp, HTTP_RESPONSE, &resp_settings);

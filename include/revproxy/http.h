@@ -87,8 +87,9 @@ int rp_http_split_absolute(const char *t, size_t len, const char **authority,
 
 /* The transfer-codings of every Transfer-Encoding field, in order: how
  * many, whether the last is chunked, and whether chunked appears more than
- * once or before another coding.  Returns -1 when there is no
- * Transfer-Encoding at all. */
+ * once or before another coding.  Returns 0; -1 when there is no
+ * Transfer-Encoding at all; -2 when an element is empty or not a coding
+ * (token, parameters token=token; chunked without parameters). */
 int rp_http_transfer_codings(const rp_http_head_t *h, size_t *ncodings, bool *chunked_last,
                              bool *chunked_twice);
 /* The first count transfer-codings, joined with ", " into out

@@ -153,6 +153,8 @@ struct rp_txn {
     uint64_t        req_content_length;   /* when req_has_cl */
     struct event   *timer;       /* owned: connect/response timer */
     struct event   *deadline;    /* owned: request_ms */
+    /* req_chunked, req_has_cl, req_has_te and req_content_length are set
+     * by the downstream from its parser before rp_txn_start(). */
     unsigned        req_chunked:1, req_has_cl:1, req_has_te:1, req_done:1, req_head_sent:1,
                     expect_continue:1, head_request:1,
                     resp_head_sent:1, resp_done:1, up_reusable:1, replayed:1,

@@ -19,11 +19,11 @@ mkdir -p "$out"
 [ -x "$top/configure" ] || (cd "$top" && ./autogen.sh >/dev/null)
 cd "$out"
 if [ ! -f Makefile ]; then
-    CC=clang CFLAGS="-g -O1 -fsanitize=fuzzer-no-link,address,undefined" \
+    CC=clang CFLAGS="-g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" \
         LDFLAGS="-fsanitize=address,undefined" "$top/configure" >/dev/null
 fi
 make -j"$(nproc)" librevproxy.a libllhttp.a >/dev/null
-flags=(-g -O1 -Wall -Wextra -fsanitize=fuzzer,address,undefined -I. -I"$top/include" -I"$top/src"
+flags=(-g -O1 -Wall -Wextra -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. -I"$top/include" -I"$top/src"
        $(grep '^LLHTTP_CPPFLAGS' Makefile | cut -d= -f2-)
        $(pkg-config --cflags jansson libevent))
 pcmods="libevent libevent_openssl libevent_pthreads openssl libnghttp2 jansson"

@@ -422,6 +422,64 @@ def test_c12c_refused_connect_closes():
         assert_eq(len(bs[0].requests), 0)
 
 
+def test_c12d_transfer_encoding_read_alike_or_refused():
+    """The proxy's reading of a Transfer-Encoding list and llhttp's must be
+    the same; values where they could differ are refused."""
+    odd = [b"gzip, chunked\t", b"chunked;x=1", b"chunked,", b"gzip, , chunked",
+           b'gzip;p="a,b", chunked', b'foo;p="x, chunked']
+    def h(req, ci, s):
+        s.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: " + odd[int(req.target[1:])] +
+                  b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        return None
+    with setup(h) as (p, bs):
+        for i in range(len(odd)):
+            assert_eq(get(p, "/%d" % i).status, 502, odd[i])
+        for te in (b"gzip;p=\"a,b\", chunked", b"gzip, , chunked", b"chunked;x=1"):
+            s = p.connect()
+            c = Client(s)
+            c.send(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: " + te +
+                   b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+            assert_eq(c.read_response().status, 400, te)
+            assert c.closed(), te
+            s.close()
+        assert_eq(len(bs[0].requests), len(odd))
+
+
+def test_c12e_obs_fold_refused():
+    with setup() as (p, bs):
+        for parts in ([b"GET / HTTP/1.1\r\nHost: a\r\nX: y\r\n Transfer-Encoding: chunked\r\n\r\n"],
+                      [b"GET / HTTP/1.1\r\nHost: a\r\nX: y\r\n", b"\tmore\r\n\r\n"],
+                      [b"GET / HTTP/1.1\r\nHost: a\r\nX: y", b"\r\n more\r\n\r\n"]):
+            s = p.connect()
+            c = Client(s)
+            for part in parts:
+                c.send(part)
+                time.sleep(0.05)
+            r = c.read_response()
+            assert_eq(r.status, 400, parts)
+            s.close()
+        # A value split between two reads is not a fold.
+        s = p.connect()
+        c = Client(s)
+        c.send(b"GET / HTTP/1.1\r\nHost: a\r\nX: first-")
+        time.sleep(0.05)
+        c.send(b"half\r\n\r\n")
+        assert_eq(c.read_response().status, 200)
+        s.close()
+        assert_eq([r.header("x") for r in bs[0].requests], ["first-half"])
+
+
+def test_c12f_interim_close_markers_do_not_stick():
+    scripts = [b"HTTP/1.1 103 Early Hints\r\nConnection: close\r\n\r\n",
+               b"HTTP/1.0 100 Continue\r\n\r\n"]
+    def h(req, ci, s):
+        return scripts[int(req.target[1:])] + response(200, b"final")
+    with setup(h) as (p, bs):
+        for i in range(len(scripts)):
+            r = get(p, "/%d" % i)
+            assert_eq((r.status, r.body), (200, b"final"), i)
+
+
 # ---- every attempt reported once ----
 
 def test_c13_attempts_reported_in_every_path():
