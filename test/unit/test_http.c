@@ -442,6 +442,74 @@ START_TEST(test_hop_by_hop_many_connection)
 }
 END_TEST
 
+/* ---- transfer-codings ---- */
+
+typedef struct te_case {
+    const char *v1, *v2;    /* one or two Transfer-Encoding fields */
+    int rc;
+    size_t n;
+    bool last, twice;
+    const char *before;     /* codings before a final chunked, joined */
+} te_case_t;
+
+static const te_case_t te_cases[] = {
+    { "chunked", NULL, 0, 1, true, false, "" },
+    { "gzip, chunked", NULL, 0, 2, true, false, "gzip" },
+    { "gzip", "chunked", 0, 2, true, false, "gzip" },
+    { "GZip ,\tdeflate ,Chunked", NULL, 0, 3, true, false, "GZip, deflate" },
+    { "gzip", NULL, 0, 1, false, false, "" },
+    { "chunked, gzip", NULL, 0, 2, false, true, "" },
+    { "chunked, chunked", NULL, 0, 2, true, true, "" },
+    { "x;a=b ; c=d, chunked", NULL, 0, 2, true, false, "x;a=b ; c=d" },
+    { "chunked;x=1", NULL, -2, 1, true, false, NULL },
+    { "chunked,", NULL, -2, 2, false, true, NULL },
+    { "gzip, , chunked", NULL, -2, 3, true, false, NULL },
+    { "gzip;p=\"a,b\", chunked", NULL, -2, 3, true, false, NULL },
+    { "gzip;p", NULL, -2, 1, false, false, NULL },
+    { "gz ip", NULL, -2, 1, false, false, NULL },
+    { "", NULL, -2, 1, false, false, NULL },
+};
+
+START_TEST(test_transfer_codings)
+{
+    const te_case_t *c = &te_cases[_i];
+    hdr_t f[3] = { { "Host", "a" }, { "Transfer-Encoding", c->v1 }, { "transfer-encoding", c->v2 } };
+    rp_http_head_t h;
+    build_head(&h, "/", f, c->v2 != NULL ? 3 : 2);
+    size_t n = 99;
+    bool last = false, twice = false;
+    int rc = rp_http_transfer_codings(&h, &n, &last, &twice);
+    ck_assert_msg(rc == c->rc, "%s: rc %d", c->v1, rc);
+    ck_assert_msg(n == c->n, "%s: n %zu", c->v1, n);
+    if (rc == 0) {
+        ck_assert_msg(last == c->last && twice == c->twice, "%s: last %d twice %d", c->v1,
+                      last, twice);
+        char out[64];
+        size_t len = rp_http_codings_join(&h, last ? n - 1 : 0, out, sizeof out);
+        if (!twice) {
+            ck_assert_uint_eq(len, strlen(c->before));
+            if (len > 0)
+                ck_assert_str_eq(out, c->before);
+        }
+    }
+    rp_http_head_free(&h);
+}
+END_TEST
+
+START_TEST(test_transfer_codings_absent)
+{
+    hdr_t f[1] = { { "Host", "a" } };
+    rp_http_head_t h;
+    build_head(&h, "/", f, 1);
+    size_t n;
+    bool last, twice;
+    ck_assert_int_eq(rp_http_transfer_codings(&h, &n, &last, &twice), -1);
+    char out[8];
+    ck_assert_uint_eq(rp_http_codings_join(&h, 3, out, sizeof out), 0);
+    rp_http_head_free(&h);
+}
+END_TEST
+
 /* End-to-end headers survive when there is nothing hop-by-hop. */
 START_TEST(test_hop_by_hop_end_to_end_kept)
 {
@@ -773,6 +841,8 @@ http_suite(void)
     tcase_add_test(tc, test_hop_by_hop_no_extra);
     tcase_add_test(tc, test_hop_by_hop_several_connection);
     tcase_add_test(tc, test_hop_by_hop_many_connection);
+    tcase_add_loop_test(tc, test_transfer_codings, 0, NCASES(te_cases));
+    tcase_add_test(tc, test_transfer_codings_absent);
     tcase_add_test(tc, test_hop_by_hop_end_to_end_kept);
     suite_add_tcase(s, tc);
 
