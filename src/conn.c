@@ -48,12 +48,6 @@ static void conn_process(rp_conn_t *c);
 static void close_after_flush(rp_conn_t *c);
 static void conn_txn_done(rp_conn_t *c, bool keepalive);
 
-const char *
-rp_conn_peer(const rp_conn_t *c)
-{
-    return c->peer.text;
-}
-
 static void
 arm_timer(rp_conn_t *c, unsigned ms)
 {

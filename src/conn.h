@@ -67,7 +67,6 @@ int rp_conn_new(rp_worker_t *w, int fd, const struct sockaddr *sa, socklen_t len
 int rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer);
 /* Close at once, aborting any transaction. */
 void rp_conn_free(rp_conn_t *c);
-const char *rp_conn_peer(const rp_conn_t *c);
 
 extern const rp_downstream_ops_t rp_h1_downstream;
 
