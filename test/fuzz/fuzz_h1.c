@@ -62,6 +62,37 @@
  *   - when the proxy closes the connection cleanly on its own (no reset,
  *     nothing left queued, the client did not reset it), the client got
  *     whole responses only: a response cut short must end with a reset;
+ *   - what each backend connection receives is a sequence of well-formed
+ *     HTTP/1.1 requests, parsed with llhttp in request mode: each request
+ *     line is METHOD SP target SP HTTP/1.1 with an origin-form target (or
+ *     "*" for OPTIONS), every head line ends in CRLF and none is folded,
+ *     exactly one Host (not empty) and one X-Request-Id, at most one
+ *     Content-Length, never both Content-Length and Transfer-Encoding, and
+ *     a Transfer-Encoding only as "chunked" exactly.  The last request on
+ *     a connection may be cut short (the proxy closes or resets a
+ *     connection in the middle of a request body it gives up); a
+ *     malformed one never passes;
+ *   - the proxy's own error answers that it only gives before forwarding
+ *     (bad_request, bad_path, uri_too_long, unsupported_transfer_coding,
+ *     unsupported_version, method_not_allowed, expectation_failed,
+ *     header_timeout, no_route: told by the body "NNN Reason\nerror:
+ *     WORD\nrequest_id: ID\n") carry the id of no request a backend
+ *     received;
+ *   - a final response the client got whole that is not the proxy's own
+ *     answer has the status and, de-chunked, the body bytes of the backend
+ *     reply taken for its request.  Which reply that is: the one a backend
+ *     connection took while the latest request it had received (whose
+ *     head was complete) carried the response's X-Request-Id.  Covered
+ *     only when that is unambiguous: exactly one reply was taken for that
+ *     id (not, say, a second one for more body bytes, nor one on each
+ *     connection of a replay); the reply is well-formed read as the proxy
+ *     reads it (any 1xx, then one final response that ends by its framing
+ *     or by the close; told whether the request was HEAD); every earlier
+ *     reply on the same connection (pooled) was one whole response ending
+ *     exactly where the reply ends, the only one for its request; and the
+ *     client bytes name no X-Request-Id (the proxy adopts a client's id,
+ *     so ids might repeat).  An answer to HEAD whose status differs is
+ *     passed over (an error answer to HEAD has no body to tell it by);
  *   - the loop settles: it does not keep running while no backend has
  *     anything left to send;
  *   - at the end, once the fuzzer has freed whatever connection remains
@@ -72,14 +103,16 @@
  * Logs: only errors are formatted and access lines are off, but the lines
  * of the proxy's own answers still reach stderr (run.sh closes the
  * target's stderr).  With FUZZ_H1_DUMP set in the environment, debug lines,
- * the state left at the end and what the client got are printed, to read a
- * failing input.
+ * the state left at the end, what the client got, how each final response
+ * was checked and what a backend connection held when its bytes broke a
+ * rule are printed, to read a failing input.
  */
 #include "config.h"
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +148,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define PUMP_QUIET   4            /* iterations without progress: settled */
 #define SMALL_HIGH   64           /* read watermark of option bit 3 */
 #define MAX_SLICES   256          /* a slice size is raised to stay within this */
+#define RID_MAX      64           /* longest X-Request-Id (as the proxy takes them) */
+#define MAX_FWD      1024         /* request ids kept as the backends receive them */
+#define MAX_REPLIES  1400         /* replies kept with the request they answer */
+#define BODY_MAX     16384        /* bytes of one client response body kept */
 
 /* A rule broken: say which through the sanitizers' report, which still
  * reaches the fuzzer's log when the target's stderr is closed. */
@@ -153,14 +190,52 @@ typedef enum be_state {
 
 enum { END_KEEP = 0, END_CLOSE, END_RESET, END_HALF };
 
+/* Why the request parser of a backend connection paused. */
+enum { UP_RUN = 0, UP_HEAD, UP_END };
+
+/* Header fields of a forwarded request that are counted. */
+enum { UF_OTHER = 0, UF_HOST, UF_CL, UF_TE, UF_XRID };
+
 typedef struct backend_conn {
     struct bufferevent *bev;
     be_state_t          state;
     const uint8_t      *reply;
     size_t              len, off, slice;
     int                 end;
+    unsigned            serial;     /* names the connection in the reply records */
+    /* what the proxy sends, parsed as requests */
+    llhttp_t            rq;
+    char               *in;         /* bytes from the current request's start */
+    size_t              in_len, in_cap;
+    size_t              parsed;     /* of in, given to the parser */
+    bool                in_body;    /* the head is checked: body bytes are not kept */
+    int                 paused;     /* UP_HEAD or UP_END when the parser paused */
+    uint8_t             method;     /* of the latest request */
+    uint16_t            flags;      /* the parser's flags at its head's end */
+    bool                head_done;  /* the latest request's head was complete */
+    char                id[RID_MAX + 1];   /* and its X-Request-Id */
+    unsigned            nhost, ncl, nte, nxrid;
+    bool                host_empty, te_other;
+    int                 kind;       /* UF_*: the field whose value is parsed */
+    char                name[24];
+    size_t              name_len;
+    char                val[RID_MAX + 1];
+    size_t              val_len;
     LIST_ENTRY(backend_conn) link;
 } backend_conn_t;
+
+/* A reply of the script, with the request it was taken for: the latest
+ * request begun on its connection when the connection took it. */
+typedef struct reply_rec {
+    const uint8_t *data;
+    size_t         len;
+    unsigned       serial;   /* its backend connection */
+    bool           known;    /* that request's head was complete */
+    bool           head;     /* that request is HEAD */
+    bool           dup;      /* another reply was taken for the same id */
+    int8_t         exact;    /* one whole response, nothing after: 1 yes, -1 no, 0 not known yet */
+    char           id[RID_MAX + 1];
+} reply_rec_t;
 
 /* ---- everything the target keeps ---- */
 
@@ -191,6 +266,14 @@ static struct {
     /* the requests, as the client bytes parse */
     req_info_t     req[MAX_REQS];
     size_t         begun;
+    bool           own_ids;       /* no X-Request-Id in the client bytes: ids are unique */
+    /* what the backends received and answered */
+    unsigned       be_serial;
+    char           fwd[MAX_FWD][RID_MAX + 1];   /* ids of the requests forwarded */
+    size_t         nfwd;
+    reply_rec_t    rec[MAX_REPLIES];
+    size_t         nrec;
+    bool           rec_over;      /* more replies than kept: no body checks */
     bool           dump;          /* FUZZ_H1_DUMP set: debug lines, end state, output */
 } F;
 
@@ -385,6 +468,242 @@ client_end_try(void)
     }
 }
 
+/* ---- what the backends receive, parsed as requests ---- */
+
+static llhttp_settings_t up_settings;
+
+static void
+up_violation(const backend_conn_t *b, const char *what)
+{
+    if (F.dump) {
+        fprintf(stderr, "fuzz_h1: backend connection %u holds:\n", b->serial);
+        fwrite(b->in, 1, b->in_len, stderr);
+        fputs("\nfuzz_h1: end of what it holds\n", stderr);
+    }
+    violation(what);
+}
+
+static int
+up_message_begin(llhttp_t *p)
+{
+    backend_conn_t *b = p->data;
+    b->head_done = false;
+    b->id[0] = '\0';
+    b->nhost = b->ncl = b->nte = b->nxrid = 0;
+    b->host_empty = b->te_other = false;
+    b->kind = UF_OTHER;
+    b->name_len = 0;
+    return 0;
+}
+
+static int
+up_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    backend_conn_t *b = p->data;
+    for (size_t i = 0; i < len; i++, b->name_len++)
+        if (b->name_len < sizeof b->name)
+            b->name[b->name_len] = at[i];
+    return 0;
+}
+
+static bool
+name_is(const backend_conn_t *b, const char *name)
+{
+    size_t n = strlen(name);
+    return b->name_len == n && strncasecmp(b->name, name, n) == 0;
+}
+
+static int
+up_header_field_complete(llhttp_t *p)
+{
+    backend_conn_t *b = p->data;
+    b->kind = name_is(b, "host") ? UF_HOST
+            : name_is(b, "content-length") ? UF_CL
+            : name_is(b, "transfer-encoding") ? UF_TE
+            : name_is(b, "x-request-id") ? UF_XRID : UF_OTHER;
+    switch (b->kind) {
+    case UF_HOST: b->nhost++; break;
+    case UF_CL:   b->ncl++; break;
+    case UF_TE:   b->nte++; break;
+    case UF_XRID: b->nxrid++; break;
+    default:      break;
+    }
+    b->name_len = 0;
+    b->val_len = 0;
+    return 0;
+}
+
+static int
+up_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    backend_conn_t *b = p->data;
+    if (b->kind == UF_OTHER)
+        return 0;
+    for (size_t i = 0; i < len; i++, b->val_len++)
+        if (b->val_len < RID_MAX)
+            b->val[b->val_len] = at[i];
+    return 0;
+}
+
+static int
+up_header_value_complete(llhttp_t *p)
+{
+    backend_conn_t *b = p->data;
+    switch (b->kind) {
+    case UF_HOST:
+        if (b->val_len == 0)
+            b->host_empty = true;
+        break;
+    case UF_TE:
+        if (b->val_len != 7 || memcmp(b->val, "chunked", 7) != 0)
+            b->te_other = true;
+        break;
+    case UF_XRID:
+        if (b->val_len <= RID_MAX) {
+            memcpy(b->id, b->val, b->val_len);
+            b->id[b->val_len] = '\0';
+        }
+        break;
+    default:
+        break;
+    }
+    b->kind = UF_OTHER;
+    return 0;
+}
+
+static int
+up_headers_complete(llhttp_t *p)
+{
+    backend_conn_t *b = p->data;
+    b->method = p->method;
+    b->flags = p->flags;
+    b->paused = UP_HEAD;
+    return HPE_PAUSED;   /* the head is checked where it ends */
+}
+
+static int
+up_message_complete(llhttp_t *p)
+{
+    backend_conn_t *b = p->data;
+    b->paused = UP_END;
+    return HPE_PAUSED;   /* the next request starts right there */
+}
+
+static bool
+tchar(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z')
+           || (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* The head of a forwarded request, b->in[0, len), its fields counted by
+ * the parser: the request line is METHOD SP origin-form (or "*" for
+ * OPTIONS) SP HTTP/1.1, every line ends in CRLF and none is folded, and
+ * the framing is one the backend reads the way the proxy meant it. */
+static void
+up_check_head(backend_conn_t *b, size_t len)
+{
+    const char *h = b->in, *end = h + len;
+    const char *eol = memchr(h, '\n', len);
+    if (eol == NULL || eol == h || eol[-1] != '\r')
+        up_violation(b, "a forwarded request line that does not end in CRLF");
+    const char *q = h;
+    while (q < eol && tchar((unsigned char)*q))
+        q++;
+    if (q == h || *q != ' ')
+        up_violation(b, "a forwarded request line that does not start with a method and a space");
+    const char *target = ++q;
+    while (q < eol && (unsigned char)*q > 0x20 && (unsigned char)*q < 0x7f)
+        q++;
+    size_t tlen = (size_t)(q - target);
+    static const char version[] = " HTTP/1.1\r";
+    if (tlen == 0 || (size_t)(eol - q) != sizeof version - 1
+        || memcmp(q, version, sizeof version - 1) != 0)
+        up_violation(b, "a forwarded request line that is not METHOD SP target SP HTTP/1.1");
+    if (target[0] != '/' && !(tlen == 1 && target[0] == '*' && b->method == HTTP_OPTIONS))
+        up_violation(b, "a forwarded request target neither in origin form nor OPTIONS *");
+    for (const char *l = eol + 1; l < end;) {
+        const char *e = memchr(l, '\n', (size_t)(end - l));
+        if (e == NULL || e == l || e[-1] != '\r')
+            up_violation(b, "a forwarded header line that does not end in CRLF");
+        if (*l == ' ' || *l == '\t')
+            up_violation(b, "a folded header line in a forwarded request");
+        if (e == l + 1 && e + 1 != end)
+            up_violation(b, "an empty line inside a forwarded head");
+        l = e + 1;
+    }
+    if (b->nhost != 1 || b->host_empty)
+        up_violation(b, "a forwarded request without exactly one non-empty Host");
+    if (b->ncl > 1 || b->nte > 1)
+        up_violation(b, "a forwarded request with Content-Length or Transfer-Encoding twice");
+    if (b->ncl > 0 && b->nte > 0)
+        up_violation(b, "a forwarded request with both Content-Length and Transfer-Encoding");
+    if (b->te_other || (b->nte > 0) != ((b->flags & F_CHUNKED) != 0))
+        up_violation(b, "a forwarded request with a Transfer-Encoding other than chunked");
+    if (b->nxrid != 1 || b->id[0] == '\0')
+        up_violation(b, "a forwarded request without exactly one X-Request-Id");
+    if (F.nfwd < MAX_FWD)
+        memcpy(F.fwd[F.nfwd++], b->id, sizeof b->id);
+    b->head_done = true;
+}
+
+/* What a backend connection read: appended to what it holds and parsed.
+ * A request cut short at the end is fine (the proxy closes or resets a
+ * connection in the middle of a request body it gives up); a malformed
+ * one never is. */
+static void
+up_take(backend_conn_t *b, struct evbuffer *src)
+{
+    size_t n = evbuffer_get_length(src);
+    if (n == 0)
+        return;
+    if (b->in_len + n > b->in_cap) {
+        size_t cap = b->in_cap < 4096 ? 4096 : b->in_cap;
+        while (cap < b->in_len + n)
+            cap *= 2;
+        b->in = realloc(b->in, cap);
+        if (b->in == NULL)
+            abort();
+        b->in_cap = cap;
+    }
+    if (evbuffer_remove(src, b->in + b->in_len, n) != (int)n)
+        violation("evbuffer_remove came short");
+    b->in_len += n;
+    while (b->parsed < b->in_len) {
+        b->paused = UP_RUN;
+        llhttp_errno_t err = llhttp_execute(&b->rq, b->in + b->parsed, b->in_len - b->parsed);
+        if (err == HPE_OK) {
+            b->parsed = b->in_len;
+            break;
+        }
+        if (err != HPE_PAUSED) {
+            char what[160];
+            snprintf(what, sizeof what,
+                     "a backend received bytes that do not parse as HTTP/1.1 requests (%s: %s)",
+                     llhttp_errno_name(err), llhttp_get_error_reason(&b->rq));
+            up_violation(b, what);
+        }
+        size_t pos = (size_t)(llhttp_get_error_pos(&b->rq) - b->in);
+        llhttp_resume(&b->rq);
+        b->parsed = pos;
+        if (b->paused == UP_HEAD) {
+            up_check_head(b, pos);
+            b->in_body = true;
+        } else if (b->paused == UP_END) {
+            b->in_body = false;
+            memmove(b->in, b->in + pos, b->in_len - pos);
+            b->in_len -= pos;
+            b->parsed = 0;
+        }
+    }
+    if (b->in_body) {
+        /* Body bytes are parsed, not kept. */
+        memmove(b->in, b->in + b->parsed, b->in_len - b->parsed);
+        b->in_len -= b->parsed;
+        b->parsed = 0;
+    }
+}
+
 /* ---- the backend ---- */
 
 static void
@@ -396,6 +715,7 @@ be_close(backend_conn_t *b, bool reset)
     }
     bufferevent_free(b->bev);
     LIST_REMOVE(b, link);
+    free(b->in);
     free(b);
     F.progress++;
 }
@@ -425,6 +745,19 @@ script_next(backend_conn_t *b)
     if (len > 0 && (len + b->slice - 1) / b->slice > MAX_SLICES)
         b->slice = (len + MAX_SLICES - 1) / MAX_SLICES;
     b->state = (ctl & 16) ? BE_WAITING : BE_SENDING;
+    if (F.nrec < MAX_REPLIES) {
+        reply_rec_t *r = &F.rec[F.nrec++];
+        r->data = b->reply;
+        r->len = len;
+        r->serial = b->serial;
+        r->known = b->head_done;
+        r->head = b->method == HTTP_HEAD;
+        r->dup = false;
+        r->exact = 0;
+        memcpy(r->id, b->id, sizeof r->id);
+    } else {
+        F.rec_over = true;
+    }
     return true;
 }
 
@@ -452,8 +785,7 @@ static void
 be_read(struct bufferevent *bev, void *arg)
 {
     backend_conn_t *b = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    evbuffer_drain(in, evbuffer_get_length(in));
+    up_take(b, bufferevent_get_input(bev));
     F.progress++;
     if (b->state == BE_WAITING) {
         b->state = BE_SENDING;
@@ -505,6 +837,9 @@ be_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
     if (b == NULL)
         abort();
     b->bev = bev;
+    b->serial = ++F.be_serial;
+    llhttp_init(&b->rq, HTTP_REQUEST, &up_settings);
+    b->rq.data = b;
     LIST_INSERT_HEAD(&F.backends, b, link);
     bufferevent_setcb(bev, be_read, be_write, be_event, b);
     bufferevent_enable(bev, EV_READ);
@@ -646,6 +981,17 @@ rq_pause(llhttp_t *p)
 
 static llhttp_settings_t rq_settings;
 
+/* Whether the client bytes name X-Request-Id anywhere: the proxy adopts
+ * a valid one, so ids need not tell requests apart then. */
+static bool
+has_request_id(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i + 12 <= n; i++)
+        if ((p[i] | 0x20) == 'x' && strncasecmp((const char *)p + i, "x-request-id", 12) == 0)
+            return true;
+    return false;
+}
+
 /* Returns how many final responses the client bytes allow at most. */
 static size_t
 record_requests(const uint8_t *p, size_t n)
@@ -679,7 +1025,16 @@ static struct {
     char     name[16];
     size_t   name_len;
     bool     must_end;   /* a final response that does not keep the connection */
+    /* the current response */
+    int      status;
+    bool     head;       /* the answer to a HEAD request */
+    bool     in_xrid;    /* the value parsed is an X-Request-Id */
+    char     id[RID_MAX + 1];
+    size_t   id_len;
+    size_t   body_len;   /* de-chunked, in body_buf */
 } C;
+
+static char body_buf[BODY_MAX];
 
 static int
 rs_message_begin(llhttp_t *p)
@@ -687,6 +1042,11 @@ rs_message_begin(llhttp_t *p)
     (void)p;
     C.xrid = 0;
     C.name_len = 0;
+    C.status = 0;
+    C.head = false;
+    C.in_xrid = false;
+    C.id_len = 0;
+    C.body_len = 0;
     return 0;
 }
 
@@ -704,9 +1064,44 @@ static int
 rs_header_field_complete(llhttp_t *p)
 {
     (void)p;
-    if (C.name_len == 12 && strncasecmp(C.name, "x-request-id", 12) == 0)
+    C.in_xrid = C.name_len == 12 && strncasecmp(C.name, "x-request-id", 12) == 0;
+    if (C.in_xrid) {
         C.xrid++;
+        C.id_len = 0;
+    }
     C.name_len = 0;
+    return 0;
+}
+
+static int
+rs_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    (void)p;
+    if (!C.in_xrid)
+        return 0;
+    for (size_t i = 0; i < len; i++, C.id_len++)
+        if (C.id_len < RID_MAX)
+            C.id[C.id_len] = at[i];
+    return 0;
+}
+
+static int
+rs_header_value_complete(llhttp_t *p)
+{
+    (void)p;
+    C.in_xrid = false;
+    return 0;
+}
+
+static int
+rs_body(llhttp_t *p, const char *at, size_t len)
+{
+    (void)p;
+    /* Past BODY_MAX only the length counts (no body compared then). */
+    if (C.body_len < BODY_MAX)
+        memcpy(body_buf + C.body_len, at,
+               len < BODY_MAX - C.body_len ? len : BODY_MAX - C.body_len);
+    C.body_len += len;
     return 0;
 }
 
@@ -716,6 +1111,8 @@ rs_headers_complete(llhttp_t *p)
     if (p->http_major != 1 || p->http_minor != 1)
         violation("a response that is not HTTP/1.1");
     size_t k = C.finals;
+    C.status = p->status_code;
+    C.head = k < MAX_REQS && k < F.begun && F.req[k].head;
     if (p->status_code < 200) {
         /* Interim: never to an HTTP/1.0 client, which knows no 1xx. */
         if (k < MAX_REQS && k < F.begun && F.req[k].v10)
@@ -739,6 +1136,237 @@ rs_headers_complete(llhttp_t *p)
     return 0;
 }
 
+/* ---- a final response the client received whole, held to the backend ---- */
+
+/* A reply of the script, read the way the proxy reads it: 1xx responses
+ * end with their heads and the final one starts on a fresh parser; no
+ * body to HEAD, nor with 204 or 304. */
+typedef struct reply_view {
+    bool   head;          /* the request was HEAD */
+    bool   interim, interim_done, final_seen, final_done, odd;
+    int    status;
+    size_t body_len;
+    char   body[BODY_MAX];
+} reply_view_t;
+
+static reply_view_t R;
+
+static int
+rv_headers_complete(llhttp_t *p)
+{
+    if (p->http_major != 1 || p->status_code < 100 || p->status_code == 101)
+        R.odd = true;   /* the proxy refuses it (502) */
+    if (p->status_code < 200) {
+        R.interim = true;
+        return 1;
+    }
+    R.final_seen = true;
+    R.status = p->status_code;
+    return R.head || p->status_code == 204 || p->status_code == 304 ? 1 : 0;
+}
+
+static int
+rv_body(llhttp_t *p, const char *at, size_t len)
+{
+    (void)p;
+    if (R.body_len < BODY_MAX)
+        memcpy(R.body + R.body_len, at, len < BODY_MAX - R.body_len ? len : BODY_MAX - R.body_len);
+    R.body_len += len;
+    return 0;
+}
+
+static int
+rv_message_complete(llhttp_t *p)
+{
+    (void)p;
+    if (R.interim)
+        R.interim_done = true;
+    else
+        R.final_done = true;
+    return HPE_PAUSED;
+}
+
+static llhttp_settings_t rv_settings;
+
+/* Read reply r into R.  Returns whether it holds a final response that
+ * ends (by its framing, or by the close for a body that runs to it);
+ * *exact tells whether that response ends right where the reply does, so
+ * that whatever the connection carries next starts a new response. */
+static bool
+reply_read(const reply_rec_t *r, bool *exact)
+{
+    memset(&R, 0, offsetof(reply_view_t, body));
+    R.head = r->head;
+    *exact = false;
+    llhttp_t p;
+    llhttp_init(&p, HTTP_RESPONSE, &rv_settings);
+    const char *data = (const char *)r->data, *end = data + r->len;
+    for (;;) {
+        llhttp_errno_t err = llhttp_execute(&p, data, (size_t)(end - data));
+        if (err == HPE_OK)
+            break;
+        if (err != HPE_PAUSED)
+            return false;
+        const char *pos = llhttp_get_error_pos(&p);
+        if (R.final_done) {
+            *exact = pos == end;
+            return !R.odd;
+        }
+        if (!R.interim_done)
+            return false;
+        R.interim = R.interim_done = false;
+        llhttp_init(&p, HTTP_RESPONSE, &rv_settings);
+        data = pos;
+    }
+    if (!R.final_seen || R.odd)
+        return false;
+    llhttp_errno_t err = llhttp_finish(&p);
+    return (err == HPE_OK || err == HPE_PAUSED) && R.final_done;
+}
+
+/* The body of the proxy's own error answer: "NNN Reason\nerror: WORD\n
+ * request_id: ID\n" (see h1_send_error).  Returns the word, or NULL when
+ * the current response is not one (or, answering HEAD, has no body to
+ * tell). */
+static const char *
+proxy_answer_word(char *word, size_t cap)
+{
+    const char *b = body_buf, *end = body_buf + C.body_len;
+    char num[8];
+    int nl = snprintf(num, sizeof num, "%d ", C.status);
+    if (C.body_len > BODY_MAX || C.body_len < (size_t)nl || memcmp(b, num, (size_t)nl) != 0)
+        return NULL;
+    const char *e = memchr(b, '\n', C.body_len);
+    if (e == NULL || (size_t)(end - e) < 8 || memcmp(e + 1, "error: ", 7) != 0)
+        return NULL;
+    const char *w = e + 8;
+    e = memchr(w, '\n', (size_t)(end - w));
+    if (e == NULL || (size_t)(e - w) >= cap)
+        return NULL;
+    memcpy(word, w, (size_t)(e - w));
+    word[e - w] = '\0';
+    static const char rid[] = "request_id: ";
+    const char *i = e + 1;
+    if ((size_t)(end - i) != sizeof rid - 1 + C.id_len + 1 || memcmp(i, rid, sizeof rid - 1) != 0
+        || memcmp(i + sizeof rid - 1, C.id, C.id_len) != 0 || end[-1] != '\n')
+        return NULL;
+    return word;
+}
+
+/* Error words the proxy only ever answers before it forwards a request. */
+static bool
+before_forwarding(const char *word)
+{
+    static const char *const words[] = {
+        "bad_request", "bad_path", "uri_too_long", "unsupported_transfer_coding",
+        "unsupported_version", "method_not_allowed", "expectation_failed",
+        "header_timeout", "no_route", NULL };
+    for (const char *const *w = words; *w != NULL; w++)
+        if (strcmp(word, *w) == 0)
+            return true;
+    return false;
+}
+
+static bool
+forwarded(const char *id)
+{
+    for (size_t i = 0; i < F.nfwd; i++)
+        if (strcmp(F.fwd[i], id) == 0)
+            return true;
+    return false;
+}
+
+/* The reply taken for the request with this id, when it is the only one
+ * and whatever its connection carried before is in step with the
+ * requests (every earlier reply there one whole response, the only one
+ * for its request).  NULL otherwise. */
+static const reply_rec_t *
+reply_for(const char *id)
+{
+    reply_rec_t *found = NULL;
+    for (size_t i = 0; i < F.nrec && found == NULL; i++)
+        if (F.rec[i].known && strcmp(F.rec[i].id, id) == 0)
+            found = &F.rec[i];
+    if (found == NULL || found->dup)
+        return NULL;
+    for (reply_rec_t *r = F.rec; r < found; r++) {
+        if (r->serial != found->serial)
+            continue;
+        if (r->exact == 0) {
+            bool exact;
+            r->exact = reply_read(r, &exact) && exact ? 1 : -1;
+        }
+        if (!r->known || r->dup || r->exact < 0)
+            return NULL;
+    }
+    return found;
+}
+
+/* Marks the replies taken for an id some other reply was taken for too. */
+static void
+mark_dups(void)
+{
+    for (size_t i = 0; i < F.nrec; i++) {
+        reply_rec_t *r = &F.rec[i];
+        if (!r->known || r->dup)
+            continue;
+        for (size_t j = i + 1; j < F.nrec; j++)
+            if (F.rec[j].known && strcmp(F.rec[j].id, r->id) == 0)
+                r->dup = F.rec[j].dup = true;
+    }
+}
+
+/* A final response the client got whole.  The proxy's own error answers
+ * of a request it never forwards must not have been forwarded; anything
+ * else answers the one reply taken for its request: same status, same
+ * body once de-chunked. */
+static void
+check_final(void)
+{
+    if (!F.own_ids || C.id_len == 0 || C.id_len > RID_MAX)
+        return;
+    C.id[C.id_len] = '\0';
+    char word[40];
+    if (proxy_answer_word(word, sizeof word) != NULL) {
+        if (before_forwarding(word) && forwarded(C.id)) {
+            char what[160];
+            snprintf(what, sizeof what, "a request forwarded that the proxy answered %d (%s)",
+                     C.status, word);
+            violation(what);
+        }
+        if (F.dump)
+            fprintf(stderr, "fuzz_h1: response %d %s: the proxy's own (%s)\n",
+                    C.status, C.id, word);
+        return;
+    }
+    if (F.rec_over)
+        return;
+    const reply_rec_t *r = reply_for(C.id);
+    bool exact;
+    if (r == NULL || !reply_read(r, &exact))
+        return;
+    if (C.status != R.status) {
+        if (C.head)
+            return;   /* an error answer to HEAD has no body to know it by */
+        char what[160];
+        snprintf(what, sizeof what, "the client got status %d, the backend sent %d",
+                 C.status, R.status);
+        violation(what);
+    }
+    if (C.body_len > BODY_MAX || R.body_len > BODY_MAX)
+        return;
+    if (C.body_len != R.body_len || memcmp(body_buf, R.body, C.body_len) != 0) {
+        char what[160];
+        snprintf(what, sizeof what,
+                 "the client got a body of %zu bytes other than the %zu bytes the backend sent",
+                 C.body_len, R.body_len);
+        violation(what);
+    }
+    if (F.dump)
+        fprintf(stderr, "fuzz_h1: response %d %s: status and %zu body bytes as the backend sent\n",
+                C.status, C.id, C.body_len);
+}
+
 static int
 rs_message_complete(llhttp_t *p)
 {
@@ -746,6 +1374,7 @@ rs_message_complete(llhttp_t *p)
         C.finals++;
         if (!llhttp_should_keep_alive(p))
             C.must_end = true;
+        check_final();
     }
     return HPE_PAUSED;   /* to know where the next response starts */
 }
@@ -773,6 +1402,8 @@ check_output(size_t bound, bool whole)
 {
     memset(&C, 0, sizeof C);
     C.bound = bound;
+    if (F.own_ids && !F.rec_over)
+        mark_dups();
     llhttp_t parser;
     llhttp_init(&parser, HTTP_RESPONSE, &rs_settings);
     const char *data = F.sink, *end = F.sink + F.sink_len;
@@ -909,10 +1540,25 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     rq_settings.on_version_complete = rq_version_complete;
     rq_settings.on_headers_complete = rq_pause;
     rq_settings.on_message_complete = rq_pause;
+    llhttp_settings_init(&up_settings);
+    up_settings.on_message_begin = up_message_begin;
+    up_settings.on_header_field = up_header_field;
+    up_settings.on_header_field_complete = up_header_field_complete;
+    up_settings.on_header_value = up_header_value;
+    up_settings.on_header_value_complete = up_header_value_complete;
+    up_settings.on_headers_complete = up_headers_complete;
+    up_settings.on_message_complete = up_message_complete;
+    llhttp_settings_init(&rv_settings);
+    rv_settings.on_headers_complete = rv_headers_complete;
+    rv_settings.on_body = rv_body;
+    rv_settings.on_message_complete = rv_message_complete;
     llhttp_settings_init(&rs_settings);
     rs_settings.on_message_begin = rs_message_begin;
     rs_settings.on_header_field = rs_header_field;
     rs_settings.on_header_field_complete = rs_header_field_complete;
+    rs_settings.on_header_value = rs_header_value;
+    rs_settings.on_header_value_complete = rs_header_value_complete;
+    rs_settings.on_body = rs_body;
     rs_settings.on_headers_complete = rs_headers_complete;
     rs_settings.on_message_complete = rs_message_complete;
 
@@ -961,6 +1607,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     F.script = client + clen;
     F.script_len = size - 4 - clen;
     F.script_pos = 0;
+    F.nfwd = 0;
+    F.nrec = 0;
+    F.rec_over = false;
+    F.own_ids = !has_request_id(client, clen);
     size_t bound = record_requests(client, clen);
 
     rp_snapshot_t *snap = F.snaps[o0 >> 7];

@@ -74,6 +74,12 @@ h1_seeds() {
         00 $'HTTP/1.1 103 Early Hints\r\nContent-Length: 38\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil'
     h1_seed not-modified 00 00 $'GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n' \
         00 $'HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n' 00 "$ok"
+    h1_seed pooled-post 00 00 \
+        $'POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET /g HTTP/1.1\r\nHost: a\r\n\r\n' \
+        00 $'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nxyz' 00 $'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nuv\r\n0\r\nT: 1\r\n\r\n'
+    h1_seed absolute-form 00 00 $'GET http://h.example/x?y HTTP/1.1\r\nHost: other\r\n\r\n' 00 "$ok"
+    h1_seed http10-chunked 00 00 $'GET / HTTP/1.0\r\n\r\n' \
+        00 $'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n'
     h1_seed limits 00 00 $'GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: a\r\n\r\n'
 }
 
