@@ -3,6 +3,7 @@
 #include "config.h"
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <event2/buffer.h>
 #include "io.h"
@@ -115,6 +116,13 @@ rp_bev_flush(struct bufferevent *bev)
     }
     if (evbuffer_get_length(out) > 0)
         bufferevent_enable(bev, EV_WRITE);
+}
+
+void
+rp_fd_reset_on_close(int fd)
+{
+    struct linger lg = { 1, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
 }
 
 const struct timeval *

@@ -68,6 +68,11 @@ const struct timeval *rp_timeout_tv(struct event_base *base, unsigned ms);
  * epoll_ctl calls per response. */
 void rp_bev_flush(struct bufferevent *bev);
 
+/* Make the coming close of fd abortive (SO_LINGER 0): the kernel drops
+ * what is still queued and the peer sees a reset, never a clean end of a
+ * message cut short. */
+void rp_fd_reset_on_close(int fd);
+
 /* Before the bufferevent is freed. */
 void rp_reader_release(rp_reader_t *r);
 

@@ -55,8 +55,7 @@ rp_upconn_close(rp_upconn_t *up)
 void
 rp_upconn_abort(rp_upconn_t *up)
 {
-    struct linger lg = { 1, 0 };
-    setsockopt(bufferevent_getfd(up->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    rp_fd_reset_on_close(bufferevent_getfd(up->bev));
     rp_upconn_close(up);
 }
 

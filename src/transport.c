@@ -96,12 +96,8 @@ static void
 tcp_free(rp_transport_t *tr, bool reset)
 {
     tcp_transport_t *t = TCP(tr);
-    if (reset) {
-        /* Abortive close: the kernel drops what is still queued and the
-         * peer sees a reset, never a clean end of a message cut short. */
-        struct linger lg = { 1, 0 };
-        setsockopt(bufferevent_getfd(t->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    }
+    if (reset)
+        rp_fd_reset_on_close(bufferevent_getfd(t->bev));
     rp_reader_release(&t->rd);
     bufferevent_free(t->bev);
     free(t);
