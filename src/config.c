@@ -390,14 +390,14 @@ parse_listeners(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
         }
         bool dup = false;
         for (size_t j = 0; j < s->nlisteners; j++) {
-            if (strcmp(s->listeners[j].text, a.text) == 0) {
+            if (strcmp(s->listeners[j].addr.text, a.text) == 0) {
                 rp_errs_add(errs, ap, "duplicate listener %s", a.text);
                 dup = true;
                 break;
             }
         }
         if (!dup)
-            s->listeners[s->nlisteners++] = a;
+            s->listeners[s->nlisteners++].addr = a;
     }
 }
 
@@ -749,7 +749,7 @@ rp_snapshot_dump(const rp_snapshot_t *s)
     json_object_set_new(root, "workers", json_integer(s->workers));
     json_t *ls = json_array();
     for (size_t i = 0; i < s->nlisteners; i++)
-        json_array_append_new(ls, json_pack("{s:s}", "address", s->listeners[i].text));
+        json_array_append_new(ls, json_pack("{s:s}", "address", s->listeners[i].addr.text));
     json_object_set_new(root, "listeners", ls);
     json_object_set_new(root, "limits", json_pack("{s:o,s:o,s:o,s:o,s:I}",
         "max_connections", ms(s->limits.max_connections),

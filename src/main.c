@@ -300,7 +300,7 @@ main(int argc, char **argv)
         return 1;
     }
     for (size_t i = 0; i < snap->nlisteners; i++)
-        rp_log(RP_LOG_INFO, NULL, "listening on %s (%u workers)", snap->listeners[i].text,
+        rp_log(RP_LOG_INFO, NULL, "listening on %s (%u workers)", snap->listeners[i].addr.text,
                snap->workers);
     char ready[128];
     snprintf(ready, sizeof ready, "READY=1\nSTATUS=listening on %zu address%s\nMAINPID=%ld",

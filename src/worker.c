@@ -251,9 +251,9 @@ rp_workers_start(rp_snapshot_t *snap)
         event_add(w->stop_ev, NULL);
         w->listeners = rp_xcalloc(snap->nlisteners, sizeof *w->listeners);
         for (size_t j = 0; j < snap->nlisteners; j++) {
-            int fd = bind_listener(&snap->listeners[j]);
+            int fd = bind_listener(&snap->listeners[j].addr);
             if (fd < 0) {
-                rp_log(RP_LOG_ERROR, NULL, "listen on %s: %s", snap->listeners[j].text,
+                rp_log(RP_LOG_ERROR, NULL, "listen on %s: %s", snap->listeners[j].addr.text,
                        strerror(errno));
                 goto fail;
             }
@@ -262,7 +262,7 @@ rp_workers_start(rp_snapshot_t *snap)
             if (l == NULL) {
                 close(fd);
                 rp_log(RP_LOG_ERROR, NULL, "listen on %s: cannot create listener",
-                       snap->listeners[j].text);
+                       snap->listeners[j].addr.text);
                 goto fail;
             }
             evconnlistener_set_error_cb(l, accept_error_cb);

@@ -37,6 +37,14 @@ typedef struct rp_addr {
  * *why set to a static message. */
 int rp_addr_parse(const char *text, rp_addr_t *out, const char **why);
 
+/* A listener's TLS settings and contexts (src/tls.h); NULL on plain ones. */
+typedef struct rp_tls_ctx rp_tls_ctx_t;
+
+typedef struct rp_listener {
+    rp_addr_t     addr;
+    rp_tls_ctx_t *tls;    /* owned */
+} rp_listener_t;
+
 struct rp_backend {
     rp_addr_t addr;
     unsigned  weight;     /* 1..1000 */
@@ -72,7 +80,7 @@ typedef struct rp_timeouts {
 struct rp_snapshot {
     atomic_uint    refs;
     unsigned       workers;        /* resolved: never 0 */
-    rp_addr_t     *listeners;      /* owned */
+    rp_listener_t *listeners;      /* owned */
     size_t         nlisteners;
     rp_limits_t    limits;
     rp_timeouts_t  timeouts;

@@ -86,8 +86,8 @@ START_TEST(test_minimal_valid)
     rp_snapshot_t *s = build_ok("{" BASE "}");
     ck_assert_uint_ge(s->workers, 1);
     ck_assert_uint_eq(s->nlisteners, 1);
-    ck_assert_str_eq(s->listeners[0].text, "127.0.0.1:8080");
-    ck_assert_int_eq(s->listeners[0].ss.ss_family, AF_INET);
+    ck_assert_str_eq(s->listeners[0].addr.text, "127.0.0.1:8080");
+    ck_assert_int_eq(s->listeners[0].addr.ss.ss_family, AF_INET);
 
     /* Every default. */
     ck_assert_uint_eq(s->limits.max_connections, 10000);
@@ -159,9 +159,9 @@ START_TEST(test_full_valid)
     ck_assert_uint_le(s->workers, 256);
 
     ck_assert_uint_eq(s->nlisteners, 2);
-    ck_assert_str_eq(s->listeners[0].text, "0.0.0.0:8080");
-    ck_assert_str_eq(s->listeners[1].text, "[::1]:8443");
-    ck_assert_int_eq(s->listeners[1].ss.ss_family, AF_INET6);
+    ck_assert_str_eq(s->listeners[0].addr.text, "0.0.0.0:8080");
+    ck_assert_str_eq(s->listeners[1].addr.text, "[::1]:8443");
+    ck_assert_int_eq(s->listeners[1].addr.ss.ss_family, AF_INET6);
 
     /* Given values kept, the others defaulted. */
     ck_assert_uint_eq(s->limits.max_connections, 500);
