@@ -53,6 +53,12 @@ rp_metrics_conn_opened(unsigned worker)
 }
 
 void
+rp_metrics_h2_calm(unsigned worker)
+{
+    add(&mine(worker)->h2_calm, 1);
+}
+
+void
 rp_metrics_conn_closed(unsigned worker)
 {
     add(&mine(worker)->connections_closed, 1);

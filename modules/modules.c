@@ -52,11 +52,11 @@ rp_modules_release(rp_snapshot_t *snap)
 }
 
 rp_verdict_t
-rp_modules_on_accept(rp_conn_t *conn, rp_snapshot_t *snap)
+rp_modules_on_accept(const rp_peer_t *peer, rp_snapshot_t *snap)
 {
     for (int i = 0; i < RP_MOD_COUNT; i++) {
         const rp_module_t *m = rp_modules[i];
-        rp_verdict_t v = m->on_accept ? m->on_accept(conn, snap->mod_state[i]) : RP_CONTINUE;
+        rp_verdict_t v = m->on_accept ? m->on_accept(peer, snap->mod_state[i]) : RP_CONTINUE;
         if (v != RP_CONTINUE)
             return v;
     }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include "revproxy/config.h"
 #include "revproxy/log.h"
+#include "tls.h"
 #include "util.h"
 
 /* ---- errors ---- */
@@ -64,8 +65,8 @@ rp_conf_path(char *buf, size_t cap, const char *path, const char *key)
         snprintf(buf, cap, "%s.%s", path, key);
 }
 
-static const char *
-json_type_name(const json_t *v)
+const char *
+rp_conf_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT:  return "an object";
@@ -90,7 +91,7 @@ rp_conf_uint(const json_t *obj, const char *key, const char *path,
         return 0;
     rp_conf_path(p, sizeof p, path, key);
     if (!json_is_integer(v)) {
-        rp_errs_add(errs, p, "must be an integer, not %s", json_type_name(v));
+        rp_errs_add(errs, p, "must be an integer, not %s", rp_conf_type_name(v));
         return -1;
     }
     json_int_t n = json_integer_value(v);
@@ -113,7 +114,7 @@ rp_conf_bool(const json_t *obj, const char *key, const char *path,
         return 0;
     if (!json_is_boolean(v)) {
         rp_conf_path(p, sizeof p, path, key);
-        rp_errs_add(errs, p, "must be true or false, not %s", json_type_name(v));
+        rp_errs_add(errs, p, "must be true or false, not %s", rp_conf_type_name(v));
         return -1;
     }
     *out = json_is_true(v);
@@ -130,7 +131,7 @@ rp_conf_string(const json_t *obj, const char *key, const char *path,
         return 0;
     rp_conf_path(p, sizeof p, path, key);
     if (!json_is_string(v)) {
-        rp_errs_add(errs, p, "must be a string, not %s", json_type_name(v));
+        rp_errs_add(errs, p, "must be a string, not %s", rp_conf_type_name(v));
         return -1;
     }
     if (json_string_length(v) != strlen(json_string_value(v))) {
@@ -176,7 +177,7 @@ expect_object(const json_t *v, const char *path, rp_errs_t *errs)
 {
     if (json_is_object(v))
         return true;
-    rp_errs_add(errs, path, "must be an object, not %s", json_type_name(v));
+    rp_errs_add(errs, path, "must be an object, not %s", rp_conf_type_name(v));
     return false;
 }
 
@@ -301,9 +302,10 @@ rp_backend_identity_count(void)
 
 static const char *const root_keys[] = {
     "workers", "listeners", "limits", "timeouts", "upstreams", "routes", "log", NULL };
-static const char *const listener_keys[] = { "address", NULL };
+static const char *const listener_keys[] = { "address", "tls", NULL };
 static const char *const limits_keys[] = {
-    "max_connections", "max_header_bytes", "max_headers", "max_uri_bytes", "max_body_bytes", NULL };
+    "max_connections", "max_header_bytes", "max_headers", "max_uri_bytes", "max_body_bytes",
+    "h2_max_concurrent_streams", NULL };
 static const char *const timeouts_keys[] = {
     "client_header_ms", "client_idle_ms", "request_ms", "upstream_connect_ms",
     "upstream_response_ms", NULL };
@@ -316,8 +318,8 @@ void
 rp_config_keys_foreach(void (*fn)(const char *key, void *arg), void *arg)
 {
     static const char *const *const core[] = {
-        root_keys, listener_keys, limits_keys, timeouts_keys, upstream_keys,
-        backend_keys, pool_keys, log_keys };
+        root_keys, listener_keys, rp_tls_keys, rp_tls_certificate_keys, limits_keys,
+        timeouts_keys, upstream_keys, backend_keys, pool_keys, log_keys };
     for (size_t i = 0; i < RP_ARRAY_LEN(core); i++)
         for (const char *const *k = core[i]; *k != NULL; k++)
             fn(*k, arg);
@@ -342,11 +344,38 @@ parse_workers(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
     s->workers = (unsigned)w;
 }
 
+/* The address of listener p; 0, or -1 with the error added. */
+static int
+parse_listener_address(const json_t *l, const char *p, const rp_snapshot_t *s, rp_addr_t *a,
+                       rp_errs_t *errs)
+{
+    const char *addr = NULL;
+    char ap[512];
+    rp_conf_path(ap, sizeof ap, p, "address");
+    if (json_object_get(l, "address") == NULL) {
+        rp_errs_add(errs, ap, "required");
+        return -1;
+    }
+    if (rp_conf_string(l, "address", p, &addr, errs) < 0)
+        return -1;
+    const char *why;
+    if (rp_addr_parse(addr, a, &why) < 0) {
+        rp_errs_add(errs, ap, "%s", why);
+        return -1;
+    }
+    for (size_t j = 0; j < s->nlisteners; j++) {
+        if (strcmp(s->listeners[j].addr.text, a->text) == 0) {
+            rp_errs_add(errs, ap, "duplicate listener %s", a->text);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void
 parse_listeners(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
 {
     const char *const *allowed = listener_keys;
-    static const char *const unsupported[] = { "tls", NULL };
     const json_t *arr = json_object_get(root, "listeners");
     char p[512];
     if (arr == NULL) {
@@ -354,7 +383,7 @@ parse_listeners(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
         return;
     }
     if (!json_is_array(arr)) {
-        rp_errs_add(errs, "listeners", "must be an array, not %s", json_type_name(arr));
+        rp_errs_add(errs, "listeners", "must be an array, not %s", rp_conf_type_name(arr));
         return;
     }
     if (json_array_size(arr) == 0) {
@@ -372,32 +401,26 @@ parse_listeners(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
         snprintf(p, sizeof p, "listeners[%zu]", i);
         if (!expect_object(l, p, errs))
             continue;
-        rp_conf_keys(l, p, allowed, unsupported, errs);
-        const char *addr = NULL;
-        char ap[512];
-        rp_conf_path(ap, sizeof ap, p, "address");
-        if (json_object_get(l, "address") == NULL) {
-            rp_errs_add(errs, ap, "required");
-            continue;
-        }
-        if (rp_conf_string(l, "address", p, &addr, errs) < 0)
-            continue;
+        rp_conf_keys(l, p, allowed, NULL, errs);
         rp_addr_t a;
-        const char *why;
-        if (rp_addr_parse(addr, &a, &why) < 0) {
-            rp_errs_add(errs, ap, "%s", why);
+        bool ok = parse_listener_address(l, p, s, &a, errs) == 0;
+        /* TLS is checked (and its files loaded) whatever the address, so
+         * that one pass reports everything. */
+        rp_tls_ctx_t *tls = NULL;
+        const json_t *t = json_object_get(l, "tls");
+        if (t != NULL) {
+            char tp[512];
+            rp_conf_path(tp, sizeof tp, p, "tls");
+            if (rp_tls_ctx_parse(t, tp, &tls, errs, &s->warnings) < 0)
+                ok = false;
+        }
+        if (!ok) {
+            rp_tls_ctx_free(tls);
             continue;
         }
-        bool dup = false;
-        for (size_t j = 0; j < s->nlisteners; j++) {
-            if (strcmp(s->listeners[j].addr.text, a.text) == 0) {
-                rp_errs_add(errs, ap, "duplicate listener %s", a.text);
-                dup = true;
-                break;
-            }
-        }
-        if (!dup)
-            s->listeners[s->nlisteners++].addr = a;
+        s->listeners[s->nlisteners].addr = a;
+        s->listeners[s->nlisteners].tls = tls;
+        s->nlisteners++;
     }
 }
 
@@ -406,13 +429,14 @@ parse_limits(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
 {
     const char *const *allowed = limits_keys;
     static const char *const unsupported[] = {
-        "max_connections_per_ip", "h2_max_concurrent_streams", NULL };
+        "max_connections_per_ip", NULL };
     rp_limits_t *l = &s->limits;
     l->max_connections = 10000;
     l->max_header_bytes = 16384;
     l->max_headers = 100;
     l->max_uri_bytes = 8192;
     l->max_body_bytes = 10485760;
+    l->h2_max_concurrent_streams = 128;
     const json_t *o = json_object_get(root, "limits");
     if (o == NULL || !expect_object(o, "limits", errs))
         return;
@@ -437,6 +461,9 @@ parse_limits(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
     v = l->max_body_bytes;
     rp_conf_uint(o, "max_body_bytes", "limits", 0, (uint64_t)1 << 50, &v, errs);
     l->max_body_bytes = v;
+    v = l->h2_max_concurrent_streams;
+    rp_conf_uint(o, "h2_max_concurrent_streams", "limits", 1, 1000, &v, errs);
+    l->h2_max_concurrent_streams = (unsigned)v;
 }
 
 static void
@@ -544,7 +571,7 @@ parse_upstream(const char *name, const json_t *o, rp_upstream_t *u, rp_errs_t *e
     if (arr == NULL) {
         rp_errs_add(errs, q, "required: at least one backend");
     } else if (!json_is_array(arr)) {
-        rp_errs_add(errs, q, "must be an array, not %s", json_type_name(arr));
+        rp_errs_add(errs, q, "must be an array, not %s", rp_conf_type_name(arr));
     } else if (json_array_size(arr) == 0) {
         rp_errs_add(errs, q, "must contain at least one backend");
     } else if (json_array_size(arr) > 1024) {
@@ -641,6 +668,8 @@ parse_log(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
 static void
 snapshot_free(rp_snapshot_t *s)
 {
+    for (size_t i = 0; i < s->nlisteners; i++)
+        rp_tls_ctx_free(s->listeners[i].tls);
     free(s->listeners);
     for (size_t i = 0; i < s->nupstreams; i++) {
         free(s->upstreams[i].name);
@@ -648,6 +677,7 @@ snapshot_free(rp_snapshot_t *s)
     }
     free(s->upstreams);
     free(s->access_log);
+    rp_errs_free(&s->warnings);
     free(s);
 }
 
@@ -748,15 +778,20 @@ rp_snapshot_dump(const rp_snapshot_t *s)
     json_t *root = json_object();
     json_object_set_new(root, "workers", json_integer(s->workers));
     json_t *ls = json_array();
-    for (size_t i = 0; i < s->nlisteners; i++)
-        json_array_append_new(ls, json_pack("{s:s}", "address", s->listeners[i].addr.text));
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        json_t *l = json_pack("{s:s}", "address", s->listeners[i].addr.text);
+        if (s->listeners[i].tls != NULL)
+            json_object_set_new(l, "tls", rp_tls_ctx_dump(s->listeners[i].tls));
+        json_array_append_new(ls, l);
+    }
     json_object_set_new(root, "listeners", ls);
-    json_object_set_new(root, "limits", json_pack("{s:o,s:o,s:o,s:o,s:I}",
+    json_object_set_new(root, "limits", json_pack("{s:o,s:o,s:o,s:o,s:I,s:o}",
         "max_connections", ms(s->limits.max_connections),
         "max_header_bytes", ms(s->limits.max_header_bytes),
         "max_headers", ms(s->limits.max_headers),
         "max_uri_bytes", ms(s->limits.max_uri_bytes),
-        "max_body_bytes", (json_int_t)s->limits.max_body_bytes));
+        "max_body_bytes", (json_int_t)s->limits.max_body_bytes,
+        "h2_max_concurrent_streams", ms(s->limits.h2_max_concurrent_streams)));
     json_object_set_new(root, "timeouts", json_pack("{s:o,s:o,s:o,s:o,s:o}",
         "client_header_ms", ms(s->timeouts.client_header_ms),
         "client_idle_ms", ms(s->timeouts.client_idle_ms),

@@ -29,6 +29,7 @@
 #include "revproxy/module.h"
 #include "revproxy/txn.h"
 #include "conn.h"
+#include "h2.h"
 #include "hbuild.h"
 #include "io.h"
 #include "proxy.h"
@@ -324,10 +325,35 @@ parse_failed(rp_conn_t *c, llhttp_errno_t err)
     rp_txn_respond(t, status, why, word, reason);
 }
 
+/* On a plain connection, before its first request: is the client speaking
+ * HTTP/2 with prior knowledge?  1 yes, 0 no, -1 cannot tell yet. */
+static int
+h2_preface(rp_conn_t *c)
+{
+    char buf[RP_H2_PREFACE_LEN];
+    size_t have = evbuffer_get_length(c->tr->in);
+    if (have > sizeof buf)
+        have = sizeof buf;
+    evbuffer_copyout(c->tr->in, buf, have);
+    if (memcmp(buf, RP_H2_PREFACE, have) != 0)
+        return 0;
+    return have == sizeof buf ? 1 : -1;
+}
+
 static void
 conn_parse(rp_conn_t *c)
 {
     struct evbuffer *in = c->tr->in;
+    if (c->h2_probe && evbuffer_get_length(in) > 0) {
+        int p = h2_preface(c);
+        if (p < 0)
+            return;   /* wait for the rest of the preface */
+        c->h2_probe = false;
+        if (p > 0) {
+            c->to_h2 = true;
+            return;
+        }
+    }
     while (evbuffer_get_length(in) > 0 && may_parse(c)) {
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
@@ -405,11 +431,32 @@ after_peer_eof(rp_conn_t *c)
     }
 }
 
+/* Hand the transport to an HTTP/2 session and forget this connection. */
+static void
+conn_to_h2(rp_conn_t *c)
+{
+    rp_worker_t *w = c->w;
+    rp_transport_t *tr = c->tr;
+    rp_peer_t peer = c->peer;
+    evtimer_del(c->timer);
+    event_free(c->timer);
+    event_free(c->resume);
+    if (c->txn != NULL)
+        rp_txn_free(c->txn);
+    TAILQ_REMOVE(&w->conns, c, link);
+    free(c);
+    rp_h2_new(w, tr, &peer);
+}
+
 static void
 conn_process(rp_conn_t *c)
 {
     for (;;) {
         conn_parse(c);
+        if (c->to_h2) {
+            conn_to_h2(c);
+            return;
+        }
         rp_tr_drained(c->tr);
         if (c->peer_eof)
             after_peer_eof(c);
@@ -550,20 +597,6 @@ conn_resume(rp_conn_t *c)
     event_active(c->resume, 0, 0);
 }
 
-static void
-peer_from_sockaddr(rp_peer_t *p, const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &s6->sin6_addr, p->ip, sizeof p->ip);
-        snprintf(p->text, sizeof p->text, "[%s]:%u", p->ip, ntohs(s6->sin6_port));
-    } else {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &s4->sin_addr, p->ip, sizeof p->ip);
-        snprintf(p->text, sizeof p->text, "%s:%u", p->ip, ntohs(s4->sin_port));
-    }
-}
-
 int
 rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
 {
@@ -579,6 +612,7 @@ rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
     c->timer = evtimer_new(w->base, timer_cb, c);
     c->resume = event_new(w->base, -1, 0, resume_cb, c);
     c->state = RP_CONN_IDLE;
+    c->h2_probe = !tr->secure;   /* prior-knowledge h2c on plain listeners */
     TAILQ_INSERT_TAIL(&w->conns, c, link);
 
     const rp_snapshot_t *s = w->snap;
@@ -588,21 +622,7 @@ rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
     rp_tr_read(tr, true);
     /* The first request gets client_header_ms from the accept on. */
     arm_timer(c, s->timeouts.client_header_ms);
-    if (rp_modules_on_accept(c, w->snap) != RP_CONTINUE)
-        rp_conn_free(c);   /* accepted, then refused by a module */
     return 0;
-}
-
-int
-rp_conn_new(rp_worker_t *w, int fd, const struct sockaddr *sa, socklen_t len)
-{
-    (void)len;
-    rp_transport_t *tr = rp_tcp_transport_new(w->base, fd, RP_RBUF_HIGH);
-    if (tr == NULL)
-        return -1;
-    rp_peer_t peer = { 0 };
-    peer_from_sockaddr(&peer, sa);
-    return rp_conn_new_transport(w, tr, &peer);
 }
 
 void

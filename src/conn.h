@@ -49,6 +49,8 @@ struct rp_conn {
     struct event       *resume;      /* owned: deferred input processing / close */
     bool                head_complete, msg_complete, closing_now;
     bool                peer_eof;    /* the client half-closed: no more input */
+    bool                h2_probe;    /* first bytes may be the HTTP/2 preface */
+    bool                to_h2;       /* they were: hand over to h2.c */
     bool                reset_soon;  /* resume_cb closes abortively */
     /* The exchange in progress, as the client sees it. */
     bool                keepalive;   /* the client asked to keep the connection */
@@ -58,12 +60,8 @@ struct rp_conn {
     TAILQ_ENTRY(rp_conn) link;
 };
 
-/* Take ownership of an accepted socket, counted in the worker's
- * connections.  Returns 0 when the connection was taken (a module may have
- * closed it already), or -1 when it could not be set up: the socket is
- * closed and the caller undoes the counting. */
-int rp_conn_new(rp_worker_t *w, int fd, const struct sockaddr *sa, socklen_t len);
-/* Same over a transport of the caller's (taken over; freed on failure). */
+/* An HTTP/1 connection over an accepted client transport (taken over),
+ * counted in the worker's connections.  Returns 0. */
 int rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer);
 /* Close at once, aborting any transaction. */
 void rp_conn_free(rp_conn_t *c);

@@ -557,7 +557,10 @@ rp_http_check_request(rp_txn_t *t)
     const char *target = h->buf + h->target_off;
     size_t tlen = h->target_len;
 
-    if (h->major != 1 || h->minor > 1)
+    /* HTTP/2 heads arrive here reshaped by h2.c: the target from :path,
+     * Host from :authority, framing checked by the HTTP/2 layer. */
+    bool h2 = h->major == 2;
+    if (!h2 && (h->major != 1 || h->minor > 1))
         return reject(t, 505, RP_ERR_UNSUPPORTED_VERSION, "unsupported HTTP version");
     if (h->method == HTTP_CONNECT)
         return reject(t, 405, RP_ERR_METHOD_NOT_ALLOWED, "CONNECT is not served");
@@ -574,6 +577,8 @@ rp_http_check_request(rp_txn_t *t)
         return reject(t, 400, RP_ERR_BAD_REQUEST, "more than one Host header");
     if (nhost == 0 && h->minor == 1)
         return reject(t, 400, RP_ERR_BAD_REQUEST, "HTTP/1.1 request without Host");
+    if (nhost == 0 && h2)
+        return reject(t, 400, RP_ERR_BAD_REQUEST, "HTTP/2 request without :authority or Host");
 
     const char *authority = NULL;
     size_t authority_len = 0;
@@ -626,7 +631,7 @@ rp_http_check_request(rp_txn_t *t)
      * cannot vouch for a backend understanding (501). */
     size_t ncodings = 0;
     bool chunked_last = false, chunked_twice = false;
-    int te = t->req_has_te ? rp_http_transfer_codings(h, &ncodings, &chunked_last, &chunked_twice)
+    int te = t->req_has_te && !h2 ? rp_http_transfer_codings(h, &ncodings, &chunked_last, &chunked_twice)
                            : -1;
     if (te == -2)
         return reject(t, 400, RP_ERR_BAD_REQUEST, "malformed Transfer-Encoding");
@@ -638,7 +643,7 @@ rp_http_check_request(rp_txn_t *t)
         if (ncodings > 1)
             return reject(t, 501, RP_ERR_UNSUPPORTED_TRANSFER_CODING,
                           "transfer-coding other than chunked in a request");
-    } else if (t->req_chunked) {
+    } else if (t->req_chunked && !h2) {
         return reject(t, 400, RP_ERR_BAD_REQUEST, "chunked framing without Transfer-Encoding");
     }
     const rp_snapshot_t *s = t->snap;
@@ -648,7 +653,7 @@ rp_http_check_request(rp_txn_t *t)
 
     unsigned nexp = 0;
     const rp_hfield_t *exp = rp_http_find(h, "expect", &nexp);
-    if (exp != NULL && h->minor == 1) {
+    if (exp != NULL && (h->minor == 1 || h2)) {
         if (nexp > 1 || strcasecmp(rp_hf_value(h, exp), "100-continue") != 0)
             return reject(t, 417, RP_ERR_EXPECTATION_FAILED, "unsupported Expect");
         t->expect_continue = t->req_chunked || t->req_content_length > 0;

@@ -278,7 +278,9 @@ rp_log_access(const rp_txn_t *txn)
     put_kv(buf, sizeof buf, &pos, "target", txn->req.buf + txn->req.target_off,
            txn->req.target_len > 1024 ? 1024 : txn->req.target_len);
     put_kv(buf, sizeof buf, &pos, "host", txn->host, strlen(txn->host));
-    if (txn->version_known)
+    if (txn->version_known && txn->req.major == 2)
+        put(buf, sizeof buf, &pos, ",\"protocol\":\"HTTP/2\"");
+    else if (txn->version_known)
         put(buf, sizeof buf, &pos, ",\"protocol\":\"HTTP/%u.%u\"", txn->req.major, txn->req.minor);
     else
         put(buf, sizeof buf, &pos, ",\"protocol\":\"-\"");

@@ -251,6 +251,8 @@ main(int argc, char **argv)
         return 0;
     }
     if (check) {
+        for (size_t i = 0; i < snap->warnings.count; i++)
+            fprintf(stderr, "revproxy: warning: %s\n", snap->warnings.msgs[i]);
         fd_budget(snap, true);
         printf("revproxy: configuration %s is valid\n", path);
         rp_snapshot_unref(snap);
@@ -271,6 +273,8 @@ main(int argc, char **argv)
         return 1;
     }
     rp_proxy_init();
+    for (size_t i = 0; i < snap->warnings.count; i++)
+        rp_log(RP_LOG_WARN, NULL, "%s", snap->warnings.msgs[i]);
     fd_budget(snap, false);
 
     struct event_base *base = event_base_new();

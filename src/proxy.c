@@ -382,7 +382,7 @@ write_request_head(rp_txn_t *t, struct evbuffer *out)
 {
     static const char *const replaced[] = {
         "host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
-        "x-request-id", "expect", NULL };
+        "x-request-id", "expect", "http2-settings", NULL };
     rp_http_head_t *h = &t->req;
     rp_http_mark_hop_by_hop(h, replaced);
 

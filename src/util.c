@@ -14,6 +14,13 @@ oom(size_t n)
     abort();
 }
 
+void
+rp_die_oom(void)
+{
+    oom(0);
+    abort();
+}
+
 void *
 rp_xmalloc(size_t n)
 {

@@ -16,6 +16,9 @@ void *rp_xrealloc(void *p, size_t n);
 char *rp_xstrdup(const char *s);
 char *rp_xstrndup(const char *s, size_t n);
 
+/* Out of memory where no caller could do better: log and abort. */
+void rp_die_oom(void) __attribute__((noreturn));
+
 /* Monotonic clock in microseconds. */
 uint64_t rp_now_us(void);
 

@@ -23,7 +23,9 @@
 #include "revproxy/metrics.h"
 #include "revproxy/module.h"
 #include "revproxy/txn.h"
+#include "accept.h"
 #include "conn.h"
+#include "h2.h"
 #include "pool.h"
 #include "proxy.h"
 #include "worker.h"
@@ -115,8 +117,10 @@ static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
           int socklen, void *arg)
 {
-    rp_worker_t *w = arg;
+    rp_listen_ctx_t *lc = arg;
+    rp_worker_t *w = lc->w;
     (void)l;
+    (void)socklen;
     unsigned n = atomic_fetch_add(&rp_active_conns, 1) + 1;
     if (n > rp_max_conns) {
         /* Another worker took the last slot: refuse this one and stop
@@ -130,7 +134,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     rp_metrics_conn_opened(w->id);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (rp_conn_new(w, fd, sa, (socklen_t)socklen) < 0) {
+    if (rp_accept(w, fd, sa, &w->snap->listeners[lc->index]) < 0) {
         rp_worker_conn_closed(w);
         return;
     }
@@ -141,7 +145,8 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 static void
 accept_error_cb(struct evconnlistener *l, void *arg)
 {
-    rp_worker_t *w = arg;
+    rp_listen_ctx_t *lc = arg;
+    rp_worker_t *w = lc->w;
     int e = EVUTIL_SOCKET_ERROR();
     (void)l;
     /* EMFILE/ENFILE/ENOBUFS: back off instead of spinning on a full
@@ -167,6 +172,12 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
             rp_txn_abort(c->txn, RP_CLOSE_SHUTDOWN, RP_ERR_SHUTDOWN, "revproxy is stopping");
         rp_conn_free(c);
     }
+    rp_handshake_t *hs;
+    while ((hs = TAILQ_FIRST(&w->handshakes)) != NULL)
+        rp_handshake_free(hs);
+    rp_h2_t *h;
+    while ((h = TAILQ_FIRST(&w->h2s)) != NULL)
+        rp_h2_stop(h);
     rp_pools_free(w);
     event_base_loopbreak(w->base);
 }
@@ -211,6 +222,7 @@ worker_cleanup(rp_worker_t *w)
     for (size_t i = 0; i < w->nlisteners; i++)
         evconnlistener_free(w->listeners[i]);
     free(w->listeners);
+    free(w->lctx);
     if (w->accept_timer)
         event_free(w->accept_timer);
     if (w->stop_ev)
@@ -233,6 +245,8 @@ rp_workers_start(rp_snapshot_t *snap)
         w->id = i;
         w->stop_pipe[0] = w->stop_pipe[1] = -1;
         TAILQ_INIT(&w->conns);
+        TAILQ_INIT(&w->handshakes);
+        TAILQ_INIT(&w->h2s);
         w->snap = rp_snapshot_ref(snap);
         struct event_config *ec = event_config_new();
         event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
@@ -250,6 +264,7 @@ rp_workers_start(rp_snapshot_t *snap)
         w->stop_ev = event_new(w->base, w->stop_pipe[0], EV_READ, stop_cb, w);
         event_add(w->stop_ev, NULL);
         w->listeners = rp_xcalloc(snap->nlisteners, sizeof *w->listeners);
+        w->lctx = rp_xcalloc(snap->nlisteners, sizeof *w->lctx);
         for (size_t j = 0; j < snap->nlisteners; j++) {
             int fd = bind_listener(&snap->listeners[j].addr);
             if (fd < 0) {
@@ -257,7 +272,9 @@ rp_workers_start(rp_snapshot_t *snap)
                        strerror(errno));
                 goto fail;
             }
-            struct evconnlistener *l = evconnlistener_new(w->base, accept_cb, w,
+            w->lctx[j].w = w;
+            w->lctx[j].index = j;
+            struct evconnlistener *l = evconnlistener_new(w->base, accept_cb, &w->lctx[j],
                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
             if (l == NULL) {
                 close(fd);

@@ -19,6 +19,10 @@
 #include "revproxy/config.h"
 
 typedef struct rp_pool rp_pool_t;
+typedef struct rp_listen_ctx {
+    rp_worker_t *w;
+    size_t       index;   /* in snap->listeners */
+} rp_listen_ctx_t;
 
 struct rp_worker {
     unsigned              id;
@@ -26,12 +30,15 @@ struct rp_worker {
     struct event_base    *base;          /* owned */
     rp_snapshot_t        *snap;          /* ref: snapshot new requests start with */
     struct evconnlistener **listeners;   /* owned */
+    rp_listen_ctx_t      *lctx;          /* owned: one per listener */
     size_t                nlisteners;
     struct event         *accept_timer;  /* owned: re-enables paused listeners */
     bool                  accept_paused;
     struct event         *stop_ev;       /* owned: reads stop_pipe[0] */
     int                   stop_pipe[2];  /* owned: the main thread writes a byte to stop */
-    TAILQ_HEAD(, rp_conn) conns;         /* owned */
+    TAILQ_HEAD(, rp_conn) conns;         /* owned: HTTP/1 connections */
+    TAILQ_HEAD(, rp_handshake) handshakes;  /* owned: TLS handshakes in progress */
+    TAILQ_HEAD(, rp_h2) h2s;             /* owned: HTTP/2 connections */
     unsigned              nconns;
     rp_pool_t            *pools;         /* owned: indexed by backend identity */
     unsigned              npools;

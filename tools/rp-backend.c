@@ -11,6 +11,7 @@
  *
  *   GET  /echo-headers   the request headers, one "Name: value" per line
  *   GET  /bytes/N        N bytes of 'x' (capped at 1 GiB), streamed
+ *   POST|PUT /echo...    the path, a newline, then the request body
  *   POST|PUT|PATCH any   "received N bytes\n"
  *   anything else        "hello from NAME\n"
  *
@@ -113,6 +114,23 @@ static void handle_echo_headers(struct evhttp_request *req)
     TAILQ_FOREACH(kv, in, next)
         evbuffer_add_printf(body, "%s: %s\n", kv->key, kv->value);
     reply_text(req, HTTP_OK, "OK", body);
+    evbuffer_free(body);
+}
+
+/* The path on a line of its own, then the body received: each answer
+ * names its request, so a client can check it got its own bytes back. */
+static void handle_echo(struct evhttp_request *req, const char *path)
+{
+    struct evbuffer *body = evbuffer_new();
+    if (body == NULL) {
+        evhttp_send_error(req, HTTP_INTERNAL, NULL);
+        return;
+    }
+    evbuffer_add_printf(body, "%s\n", path);
+    evbuffer_add_buffer(body, evhttp_request_get_input_buffer(req));
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "application/octet-stream");
+    evhttp_send_reply(req, HTTP_OK, "OK", body);
     evbuffer_free(body);
 }
 
@@ -263,6 +281,11 @@ static void handle_request(struct evhttp_request *req, void *arg)
     case EVHTTP_REQ_POST:
     case EVHTTP_REQ_PUT:
     case EVHTTP_REQ_PATCH:
+        if (cmd != EVHTTP_REQ_PATCH && strncmp(path, "/echo", 5) == 0
+            && strcmp(path, "/echo-headers") != 0) {
+            handle_echo(req, path);
+            return;
+        }
         handle_upload(req);
         return;
     case EVHTTP_REQ_GET:

@@ -67,6 +67,7 @@ typedef struct rp_limits {
     unsigned max_headers;
     unsigned max_uri_bytes;
     uint64_t max_body_bytes;
+    unsigned h2_max_concurrent_streams;
 } rp_limits_t;
 
 typedef struct rp_timeouts {
@@ -90,11 +91,14 @@ struct rp_snapshot {
     char          *access_log;     /* owned; NULL = stderr */
     bool           access_log_off; /* "off": no access lines */
     void          *mod_state[RP_MOD_COUNT];
+    rp_errs_t      warnings;       /* owned: "json.path: message" lines that
+                                      do not make the document invalid
+                                      (an expired certificate) */
 };
 
 /* Build a snapshot from a parsed document.  On success *out holds one
- * reference and 0 is returned; on failure *out is untouched, every problem
- * is in errs and -1 is returned. */
+ * reference and 0 is returned, with any warnings in (*out)->warnings; on
+ * failure *out is untouched, every problem is in errs and -1 is returned. */
 int rp_snapshot_build(const json_t *root, rp_snapshot_t **out, rp_errs_t *errs);
 /* Same, reading and parsing the file first (JSON syntax errors are reported
  * with line and column). */
@@ -119,6 +123,8 @@ int rp_conf_bool(const json_t *obj, const char *key, const char *path,
                  bool *out, rp_errs_t *errs);
 int rp_conf_string(const json_t *obj, const char *key, const char *path,
                    const char **out, rp_errs_t *errs);
+/* "an integer", "a string", ...: the JSON type of v, for messages. */
+const char *rp_conf_type_name(const json_t *v);
 /* Report every key of obj not in allowed (NULL-terminated) as unknown, and
  * every key in unsupported as "not supported yet".  Returns the number of
  * errors added. */

@@ -20,6 +20,7 @@ typedef struct rp_metrics {
     uint64_t upstream_attempts;
     uint64_t connections_accepted;
     uint64_t connections_closed;   /* open now: accepted - closed */
+    uint64_t h2_calm;              /* HTTP/2 connections closed for abuse */
 } rp_metrics_t;
 
 /* Sum of every worker's counters. */
@@ -28,6 +29,9 @@ void rp_metrics_read(rp_metrics_t *out);
  * only accepts). */
 void rp_metrics_conn_opened(unsigned worker);
 void rp_metrics_conn_closed(unsigned worker);
+/* An HTTP/2 connection was closed for abuse (GOAWAY ENHANCE_YOUR_CALM, or
+ * the library found it flooding). */
+void rp_metrics_h2_calm(unsigned worker);
 /* Client connections open now: the sum over workers of opened - closed. */
 uint64_t rp_metrics_active_connections(const rp_metrics_t *m);
 

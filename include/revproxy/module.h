@@ -45,7 +45,8 @@ typedef void rp_notify_hook_fn(const rp_txn_t *txn, void *state);
  *   after logging why; the modules started before it on that worker are
  *   then stopped (in reverse order) and start-up fails: no worker serves
  *   and revproxy exits with status 1.
- * on_accept: a client connection was accepted; RP_RESPOND closes it.
+ * on_accept: a client connection was accepted (before any TLS handshake
+ *   or byte of HTTP); RP_RESPOND closes it at once.
  * on_request: the request head is complete and valid.  RP_RESPOND answers
  *   with txn->status at once.
  * select_backend: a backend is needed; set txn->backend.  Called again for
@@ -66,7 +67,7 @@ typedef struct rp_module {
     void (*release)(void *state);
     int  (*start)(rp_worker_t *w, void *state);
     void (*stop)(rp_worker_t *w, void *state);
-    rp_verdict_t (*on_accept)(rp_conn_t *conn, void *state);
+    rp_verdict_t (*on_accept)(const rp_peer_t *peer, void *state);
     rp_request_hook_fn *on_request, *select_backend, *on_response;
     void (*on_upstream_result)(rp_txn_t *txn, void *state, const rp_attempt_t *a);
     rp_notify_hook_fn *on_complete;
@@ -85,7 +86,7 @@ extern const rp_module_t *const rp_modules[RP_MOD_COUNT];
  * module in txn->decided_by. */
 int rp_modules_configure(const json_t *root, rp_snapshot_t *snap, rp_errs_t *errs);
 void rp_modules_release(rp_snapshot_t *snap);
-rp_verdict_t rp_modules_on_accept(rp_conn_t *conn, rp_snapshot_t *snap);
+rp_verdict_t rp_modules_on_accept(const rp_peer_t *peer, rp_snapshot_t *snap);
 rp_verdict_t rp_modules_on_request(rp_txn_t *txn);
 rp_verdict_t rp_modules_select_backend(rp_txn_t *txn);
 rp_verdict_t rp_modules_on_response(rp_txn_t *txn);

@@ -45,6 +45,7 @@
     X(BODY_TIMEOUT,                "body_timeout") \
     X(CLIENT_CLOSED,               "client_closed") \
     X(CLIENT_STALLED,              "client_stalled") \
+    X(CLIENT_RESET,                "client_reset") \
     /* routing and modules */ \
     X(NO_ROUTE,                    "no_route") \
     X(NO_BACKEND,                  "no_backend") \

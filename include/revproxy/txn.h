@@ -59,11 +59,11 @@ struct rp_attempt {
 #define RP_TXN_RESULTS_MAX 8
 
 /* What the transaction knows of its client; owned by the downstream. */
-typedef struct rp_peer {
+struct rp_peer {
     char text[64];       /* "ip:port" or "[ip6]:port" */
     char ip[48];         /* for X-Forwarded-For */
     bool secure;         /* the client spoke TLS */
-} rp_peer_t;
+};
 
 /* How the response body is framed, for the downstream to express in its
  * own protocol.  The status and fields are in txn->resp; fields marked

@@ -14,6 +14,7 @@ typedef struct rp_route    rp_route_t;      /* config.h */
 typedef struct rp_txn      rp_txn_t;        /* txn.h */
 typedef struct rp_attempt  rp_attempt_t;    /* txn.h */
 typedef struct rp_conn     rp_conn_t;       /* src/conn.h */
+typedef struct rp_peer     rp_peer_t;       /* txn.h */
 typedef struct rp_upconn   rp_upconn_t;     /* src/pool.h */
 typedef struct rp_worker   rp_worker_t;     /* src/worker.h */
 typedef struct rp_admin    rp_admin_t;      /* admin server, not built yet */

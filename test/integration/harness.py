@@ -235,12 +235,13 @@ class Backend:
 class Proxy:
     """The real revproxy on its own config.  stderr_pipe: stderr is a pipe
     the test reads (or deliberately does not) instead of a file;
-    preexec_fn: runs in the child before exec (e.g. to set rlimits)."""
+    preexec_fn: runs in the child before exec (e.g. to set rlimits);
+    port: the listener the test waits for (default: a new plain one)."""
 
-    def __init__(self, config, expect_start=True, stderr_pipe=False, preexec_fn=None):
+    def __init__(self, config, expect_start=True, stderr_pipe=False, preexec_fn=None, port=None):
         self.dir = tempfile.mkdtemp(prefix="rp-test-")
         self.config_path = os.path.join(self.dir, "revproxy.json")
-        self.port = free_port()
+        self.port = port or free_port()
         cfg = dict(config)
         cfg.setdefault("listeners", [{"address": "127.0.0.1:%d" % self.port}])
         cfg.setdefault("workers", 1)

@@ -88,6 +88,8 @@ START_TEST(test_minimal_valid)
     ck_assert_uint_eq(s->nlisteners, 1);
     ck_assert_str_eq(s->listeners[0].addr.text, "127.0.0.1:8080");
     ck_assert_int_eq(s->listeners[0].addr.ss.ss_family, AF_INET);
+    ck_assert_ptr_null(s->listeners[0].tls);
+    ck_assert_uint_eq(s->warnings.count, 0);
 
     /* Every default. */
     ck_assert_uint_eq(s->limits.max_connections, 10000);
@@ -327,8 +329,22 @@ static const bad_case_t bad_cases[] = {
       { "listeners[1].address: duplicate listener 127.0.0.1:80" } },
     { WITH_LST("[{\"address\": \"[::1]:80\"}, {\"address\": \"[0::0:1]:80\"}]"),
       { "listeners[1].address: duplicate listener [::1]:80" } },
+    /* tls is parsed (test_tls.c has its own cases): */
     { WITH_LST("[{\"address\": \"127.0.0.1:80\", \"tls\": {}}]"),
-      { "listeners[0].tls: not supported yet" } },
+      { "listeners[0].tls.certificates: required: at least one certificate" } },
+    { WITH_LST("[{\"address\": \"127.0.0.1:80\", \"tls\": true}]"),
+      { "listeners[0].tls: must be an object, not a boolean" } },
+    { WITH_LST("[{\"address\": \"127.0.0.1:80\", \"tls\": {\"certificates\": "
+               "[{\"cert\": \"/nonexistent/c.pem\", \"key\": \"/nonexistent/k.pem\"}]}}]"),
+      { "listeners[0].tls.certificates[0].cert: cannot read /nonexistent/c.pem: "
+        "No such file or directory",
+        "listeners[0].tls.certificates[0].key: cannot read /nonexistent/k.pem: "
+        "No such file or directory" } },
+    /* the address and tls of one listener in the same pass */
+    { WITH_LST("[{\"address\": \"127.0.0.1\", \"tls\": {\"alpn\": []}}]"),
+      { "listeners[0].address: must be host:port",
+        "listeners[0].tls.alpn: must contain at least one protocol",
+        "listeners[0].tls.certificates: required: at least one certificate" } },
     { WITH_LST("[{\"address\": \"127.0.0.1:80\", \"port\": 80}]"),
       { "listeners[0].port: unknown key" } },
 
@@ -352,8 +368,8 @@ static const bad_case_t bad_cases[] = {
       { "limits.max_body_bytes: must be between 0 and 1125899906842624, not -5" } },
     { WITH("\"limits\": {\"max_connections_per_ip\": 10}"),
       { "limits.max_connections_per_ip: not supported yet" } },
-    { WITH("\"limits\": {\"h2_max_concurrent_streams\": 10}"),
-      { "limits.h2_max_concurrent_streams: not supported yet" } },
+    { WITH("\"limits\": {\"h2_max_concurrent_streams\": 0}"),
+      { "limits.h2_max_concurrent_streams: must be between 1 and 1000, not 0" } },
     { WITH("\"limits\": {\"max_conns\": 10}"), { "limits.max_conns: unknown key" } },
 
     /* timeouts */

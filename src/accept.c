@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/* From an accepted socket to an HTTP connection (see accept.h). */
+#include "config.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include "revproxy/log.h"
+#include "revproxy/module.h"
+#include "accept.h"
+#include "conn.h"
+#include "h2.h"
+#include "io.h"
+#include "tls.h"
+#include "transport_tls.h"
+#include "worker.h"
+#include "util.h"
+
+/* ---- handshake failures by reason ---- */
+
+static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
+static rp_tls_fail_count_t fails[RP_TLS_FAIL_SLOTS];
+static size_t nfails;
+
+static void
+count_failure(const char *reason)
+{
+    pthread_mutex_lock(&fail_lock);
+    size_t i;
+    for (i = 0; i < nfails; i++)
+        if (strcmp(fails[i].reason, reason) == 0)
+            break;
+    if (i == nfails && nfails < RP_TLS_FAIL_SLOTS)
+        fails[nfails++].reason = reason;
+    if (i < nfails)
+        fails[i].count++;
+    pthread_mutex_unlock(&fail_lock);
+}
+
+size_t
+rp_tls_failures(rp_tls_fail_count_t *out, size_t cap)
+{
+    pthread_mutex_lock(&fail_lock);
+    size_t n = nfails < cap ? nfails : cap;
+    memcpy(out, fails, n * sizeof *out);
+    size_t all = nfails;
+    pthread_mutex_unlock(&fail_lock);
+    return all;
+}
+
+/* ---- peers ---- */
+
+static void
+peer_from_sockaddr(rp_peer_t *p, const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, p->ip, sizeof p->ip);
+        snprintf(p->text, sizeof p->text, "[%s]:%u", p->ip, ntohs(s6->sin6_port));
+    } else {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, p->ip, sizeof p->ip);
+        snprintf(p->text, sizeof p->text, "%s:%u", p->ip, ntohs(s4->sin_port));
+    }
+}
+
+/* ---- TLS handshakes ---- */
+
+static void
+hs_release(rp_handshake_t *hs)
+{
+    TAILQ_REMOVE(&hs->w->handshakes, hs, link);
+    event_free(hs->timer);
+    free(hs);
+}
+
+void
+rp_handshake_free(rp_handshake_t *hs)
+{
+    rp_worker_t *w = hs->w;
+    rp_tr_free(hs->tr, false);
+    hs_release(hs);
+    rp_worker_conn_closed(w);
+}
+
+static void
+hs_failed(rp_handshake_t *hs, const char *reason)
+{
+    count_failure(reason);
+    /* Debug only: a scanner must not be able to flood the log. */
+    rp_log(RP_LOG_DEBUG, NULL, "TLS handshake with %s failed: %s", hs->peer.text, reason);
+    rp_handshake_free(hs);
+}
+
+static void
+hs_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    hs_failed(arg, "timeout");
+}
+
+static void
+hs_read_cb(void *arg)
+{
+    (void)arg;   /* nothing is read before the handshake ends */
+}
+
+static void
+hs_write_cb(void *arg)
+{
+    (void)arg;
+}
+
+static void
+hs_event_cb(short what, void *arg)
+{
+    rp_handshake_t *hs = arg;
+    if (!(what & BEV_EVENT_CONNECTED)) {
+        hs_failed(hs, rp_tls_transport_failure(hs->tr));
+        return;
+    }
+    rp_worker_t *w = hs->w;
+    rp_transport_t *tr = hs->tr;
+    rp_peer_t peer = hs->peer;
+    rp_alpn_t alpn = rp_tls_alpn(rp_tls_transport_ssl(tr));
+    hs_release(hs);
+    if (alpn == RP_ALPN_H2)
+        rp_h2_new(w, tr, &peer);
+    else
+        rp_conn_new_transport(w, tr, &peer);
+}
+
+static int
+start_tls(rp_worker_t *w, int fd, const rp_peer_t *peer, const rp_tls_ctx_t *ctx)
+{
+    SSL *ssl = rp_tls_ssl_new(ctx);
+    if (ssl == NULL) {
+        close(fd);
+        return -1;
+    }
+    rp_transport_t *tr = rp_tls_transport_new(w->base, fd, ssl, RP_RBUF_HIGH);
+    if (tr == NULL)
+        return -1;
+    rp_handshake_t *hs = rp_xcalloc(1, sizeof *hs);
+    hs->w = w;
+    hs->tr = tr;
+    hs->peer = *peer;
+    hs->peer.secure = true;
+    hs->timer = evtimer_new(w->base, hs_timer_cb, hs);
+    TAILQ_INSERT_TAIL(&w->handshakes, hs, link);
+    rp_tr_setcb(tr, hs_read_cb, hs_write_cb, hs_event_cb, hs);
+    evtimer_add(hs->timer, rp_timeout_tv(w->base, w->snap->timeouts.client_header_ms));
+    rp_tls_transport_start(tr);
+    return 0;
+}
+
+int
+rp_accept(rp_worker_t *w, int fd, const struct sockaddr *sa, const rp_listener_t *l)
+{
+    rp_peer_t peer;
+    memset(&peer, 0, sizeof peer);
+    peer_from_sockaddr(&peer, sa);
+    if (rp_modules_on_accept(&peer, w->snap) != RP_CONTINUE) {
+        close(fd);   /* refused by a module */
+        return -1;
+    }
+    if (l->tls != NULL)
+        return start_tls(w, fd, &peer, l->tls);
+    rp_transport_t *tr = rp_tcp_transport_new(w->base, fd, RP_RBUF_HIGH);
+    if (tr == NULL)
+        return -1;
+    return rp_conn_new_transport(w, tr, &peer);
+}

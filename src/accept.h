@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * From an accepted socket to a connection that speaks HTTP: the accept
+ * hooks of the modules, then, on a TLS listener, the handshake (bounded by
+ * timeouts.client_header_ms), after which ALPN picks the HTTP/2 session
+ * (h2.c) or the HTTP/1 connection (conn.c).  On a plain listener the
+ * HTTP/1 connection recognises the HTTP/2 connection preface itself.
+ */
+#ifndef RP_ACCEPT_H
+#define RP_ACCEPT_H
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include "revproxy/config.h"
+#include "revproxy/txn.h"
+#include "transport.h"
+
+typedef struct rp_handshake {
+    rp_worker_t    *w;         /* borrowed */
+    rp_transport_t *tr;        /* owned until handed over */
+    rp_peer_t       peer;
+    struct event   *timer;     /* owned: client_header_ms */
+    TAILQ_ENTRY(rp_handshake) link;
+} rp_handshake_t;
+
+/* Take an accepted socket (counted in the worker's connections).  Returns
+ * 0 when taken (it may be closed already), -1 when it could not be set up:
+ * the socket is closed and the caller undoes the counting. */
+int rp_accept(rp_worker_t *w, int fd, const struct sockaddr *sa, const rp_listener_t *l);
+/* Close a handshake in progress (worker stop). */
+void rp_handshake_free(rp_handshake_t *hs);
+
+/* TLS handshakes that failed, by reason word (process-wide). */
+#define RP_TLS_FAIL_SLOTS 16
+typedef struct rp_tls_fail_count {
+    const char *reason;
+    uint64_t    count;
+} rp_tls_fail_count_t;
+/* Copy the counters out; returns how many reasons have been seen. */
+size_t rp_tls_failures(rp_tls_fail_count_t *out, size_t cap);
+
+#endif

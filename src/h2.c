@@ -1,0 +1,1176 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * HTTP/2 client connections (see h2.h).
+ *
+ * Re-entrancy rule: nghttp2 is called (mem_recv, send) only from the top
+ * of an event callback of this file, never from inside a transaction's
+ * call into the downstream.  Downstream ops queue (submit, resume data)
+ * and schedule h->run; transactions are started and fed only after
+ * nghttp2 has returned.  So a stream closed inside nghttp2 can free its
+ * transaction (no transaction code is on the stack then), and a whole
+ * batch of frames is seen before any upstream work starts: a stream
+ * opened and reset in one read never reaches a backend.
+ *
+ * Flow control follows consumption: automatic WINDOW_UPDATE is off, and
+ * request body bytes are acknowledged (nghttp2_session_consume) only as
+ * the transaction hands them to its backend; response bytes wait in the
+ * stream's buffer until the client's window and the connection's output
+ * take them, and the transaction stops reading its backend while that
+ * buffer is above RP_WBUF_HIGH.
+ */
+#include "config.h"
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <llhttp.h>
+#include <nghttp2/nghttp2.h>
+#include "revproxy/config.h"
+#include "revproxy/log.h"
+#include "revproxy/metrics.h"
+#include "revproxy/txn.h"
+#include "h2.h"
+#include "io.h"
+#include "proxy.h"
+#include "worker.h"
+#include "util.h"
+
+/* Stop producing frames while this much waits for the socket; go on when
+ * the transport's output falls to H2_OUT_LOW. */
+#define H2_OUT_HIGH (64u * 1024u)
+#define H2_OUT_LOW  (16u * 1024u)
+/* Checks for streams stalled on a zero window. */
+#define H2_SWEEP_MS 1000u
+
+typedef struct h2_stream h2_stream_t;
+
+struct rp_h2 {
+    rp_worker_t      *w;          /* borrowed */
+    rp_transport_t   *tr;         /* owned */
+    rp_peer_t         peer;
+    nghttp2_session  *ng;         /* owned */
+    rp_snapshot_t    *snap;       /* ref: the limits this session was set up with */
+    struct event     *timer;      /* owned: preface/first request, then idle */
+    struct event     *sweep;      /* owned: zero-window stalls */
+    struct event     *run;        /* owned: deferred processing */
+    TAILQ_HEAD(, h2_stream) streams;
+    unsigned          nstreams;
+    unsigned          requests;   /* streams that became transactions */
+    unsigned          budget;     /* frames that do no work still tolerated */
+    bool              got_headers;/* a request head has arrived */
+    bool              calm;       /* abuse: GOAWAY ENHANCE_YOUR_CALM */
+    bool              closing;    /* flush what is queued, then close */
+    bool              dead;       /* close now */
+    bool              peer_eof;
+    bool              scheduled;
+    bool              input;      /* tr->in holds bytes not yet parsed */
+    TAILQ_ENTRY(rp_h2) link;
+};
+
+struct h2_stream {
+    rp_h2_t          *h;
+    int32_t           id;
+    rp_txn_t         *txn;        /* owned while the exchange runs */
+    struct evbuffer  *body;       /* request body received, not yet handed on */
+    struct evbuffer  *resp;       /* response body waiting for the client */
+    char             *cookie;     /* crumbs joined with "; " */
+    size_t            cookie_len;
+    char              authority[256];
+    size_t            authority_len;
+    char              method[24];
+    size_t            method_len;
+    int               error;      /* 4xx decided while the head arrived */
+    rp_error_t        error_word;
+    const char       *error_reason;
+    uint64_t          stall_since;/* µs: window at zero since, 0: not stalled */
+    uint64_t          since_us;   /* head begun, then last DATA received */
+    bool              has_scheme, has_path, has_authority;
+    bool              head_done;  /* HEADERS (and CONTINUATIONs) complete */
+    bool              started;    /* the transaction was started */
+    bool              body_end;   /* END_STREAM received */
+    bool              body_ended; /* rp_txn_req_end called */
+    bool              resp_submitted;
+    bool              resp_end;   /* the response body is complete */
+    bool              deferred;   /* the data source waits for bytes */
+    bool              rst_after;  /* reset (NO_ERROR) once the response is out */
+    bool              drained;    /* response buffer fell under the low mark */
+    bool              answered;   /* a final response was submitted */
+    TAILQ_ENTRY(h2_stream) link;
+};
+
+static void h2_schedule(rp_h2_t *h);
+static void h2_free(rp_h2_t *h);
+
+#define STREAM(t) ((h2_stream_t *)(t)->ds_ctx)
+
+/* ---- methods ---- */
+
+static int
+method_from(const char *m, size_t len)
+{
+    static const struct { const char *name; int id; } methods[] = {
+#define M_(num, name, str) { #str, num },
+        HTTP_METHOD_MAP(M_)
+#undef M_
+    };
+    for (size_t i = 0; i < RP_ARRAY_LEN(methods); i++)
+        if (strlen(methods[i].name) == len && memcmp(methods[i].name, m, len) == 0)
+            return methods[i].id;
+    return -1;
+}
+
+/* ---- streams ---- */
+
+static h2_stream_t *
+stream_new(rp_h2_t *h, int32_t id)
+{
+    h2_stream_t *s = rp_xcalloc(1, sizeof *s);
+    s->h = h;
+    s->id = id;
+    s->body = evbuffer_new();
+    s->resp = evbuffer_new();
+    if (s->body == NULL || s->resp == NULL)
+        rp_die_oom();
+    TAILQ_INSERT_TAIL(&h->streams, s, link);
+    h->nstreams++;
+    return s;
+}
+
+/* Body bytes received and never handed on still count against the
+ * connection's window: give them back. */
+static void
+stream_free(h2_stream_t *s)
+{
+    rp_h2_t *h = s->h;
+    size_t unread = evbuffer_get_length(s->body);
+    if (unread > 0 && h->ng != NULL)
+        nghttp2_session_consume_connection(h->ng, unread);
+    evbuffer_free(s->body);
+    evbuffer_free(s->resp);
+    free(s->cookie);
+    TAILQ_REMOVE(&h->streams, s, link);
+    h->nstreams--;
+    free(s);
+}
+
+/* The client is gone from this stream: end its transaction, if any. */
+static void
+stream_drop_txn(h2_stream_t *s, rp_close_t why, rp_error_t err, const char *reason)
+{
+    rp_txn_t *t = s->txn;
+    if (t == NULL)
+        return;
+    s->txn = NULL;
+    rp_txn_abort(t, why, err, reason);
+    rp_txn_free(t);
+}
+
+static void
+reset_stream(h2_stream_t *s, uint32_t code)
+{
+    nghttp2_submit_rst_stream(s->h->ng, NGHTTP2_FLAG_NONE, s->id, code);
+    h2_schedule(s->h);
+}
+
+/* ---- abuse budget ---- */
+
+static void
+spend(rp_h2_t *h)
+{
+    if (h->calm)
+        return;
+    if (h->budget > 0) {
+        h->budget--;
+        return;
+    }
+    h->calm = true;
+    rp_metrics_h2_calm(h->w->id);
+    rp_log(RP_LOG_DEBUG, NULL, "HTTP/2 client %s sent too many frames that do no work: GOAWAY",
+           h->peer.text);
+    nghttp2_session_terminate_session(h->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
+/* ---- nghttp2 callbacks: record, never call a transaction ---- */
+
+static ssize_t
+send_cb(nghttp2_session *ng, const uint8_t *data, size_t len, int flags, void *arg)
+{
+    rp_h2_t *h = arg;
+    (void)ng;
+    (void)flags;
+    if (evbuffer_get_length(h->tr->out) >= H2_OUT_HIGH)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    evbuffer_add(h->tr->out, data, len);
+    return (ssize_t)len;
+}
+
+/* DATA frames go out without a copy into nghttp2: the frame header, then
+ * the bytes moved from the stream's buffer. */
+static int
+send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
+             size_t length, nghttp2_data_source *src, void *arg)
+{
+    rp_h2_t *h = arg;
+    h2_stream_t *s = src->ptr;
+    (void)ng;
+    if (evbuffer_get_length(h->tr->out) >= H2_OUT_HIGH)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    evbuffer_add(h->tr->out, framehd, 9);
+    if (frame->data.padlen > 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;   /* never asked for */
+    evbuffer_remove_buffer(s->resp, h->tr->out, length);
+    if (s->txn != NULL)
+        s->txn->bytes_out += length;
+    if (evbuffer_get_length(s->resp) <= RP_WBUF_LOW)
+        s->drained = true;
+    return 0;
+}
+
+static ssize_t
+data_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
+             uint32_t *flags, nghttp2_data_source *src, void *arg)
+{
+    h2_stream_t *s = src->ptr;
+    (void)ng;
+    (void)id;
+    (void)buf;
+    (void)arg;
+    size_t have = evbuffer_get_length(s->resp);
+    if (have == 0 && !s->resp_end) {
+        s->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    size_t n = have < length ? have : length;
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == have && s->resp_end)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+static int
+on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
+{
+    rp_h2_t *h = arg;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    if (h->calm)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    h2_stream_t *s = stream_new(h, frame->hd.stream_id);
+    s->txn = rp_txn_new(h->w, &rp_h2_downstream, s, &h->peer);
+    nghttp2_session_set_stream_user_data(ng, s->id, s);
+    s->since_us = rp_now_us();
+    if (h->got_headers)
+        evtimer_del(h->timer);   /* not idle any more */
+    return 0;
+}
+
+static void
+head_error(h2_stream_t *s, int status, rp_error_t word, const char *reason)
+{
+    if (s->error == 0) {
+        s->error = status;
+        s->error_word = word;
+        s->error_reason = reason;
+    }
+}
+
+static int
+add_field(h2_stream_t *s, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    rp_txn_t *t = s->txn;
+    if (t->req.nfields >= t->snap->limits.max_headers) {
+        head_error(s, 431, RP_ERR_HEADERS_TOO_LARGE, "more header fields than limits.max_headers");
+        return -1;
+    }
+    if (rp_http_head_add_name(&t->req, name, nlen) < 0
+        || rp_http_head_add_value(&t->req, value, vlen) < 0) {
+        head_error(s, 431, RP_ERR_HEADERS_TOO_LARGE,
+                   "request head larger than limits.max_header_bytes");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name, size_t nlen,
+          const uint8_t *value, size_t vlen, uint8_t flags, void *arg)
+{
+    (void)flags;
+    (void)arg;
+    if (frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    h2_stream_t *s = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+    if (s == NULL || s->txn == NULL)
+        return 0;
+    if (s->head_done)
+        return 0;   /* trailer fields: dropped, as on HTTP/1 (their size is bounded by the library) */
+    if (s->error != 0)
+        return 0;   /* answered once the head is complete */
+    rp_txn_t *t = s->txn;
+    const char *n = (const char *)name, *v = (const char *)value;
+    /* nghttp2 has checked the field (RFC 9113 8.2, 8.3): lowercase names,
+     * no connection-specific fields, TE only "trailers", pseudo-headers
+     * known, once each and before the others. */
+    if (nlen > 0 && n[0] == ':') {
+        if (nlen == 7 && memcmp(n, ":method", 7) == 0) {
+            if (vlen >= sizeof s->method) {
+                head_error(s, 400, RP_ERR_BAD_REQUEST, "unknown method");
+                return 0;
+            }
+            memcpy(s->method, v, vlen);
+            s->method_len = vlen;
+        } else if (nlen == 5 && memcmp(n, ":path", 5) == 0) {
+            if (vlen > t->snap->limits.max_uri_bytes) {
+                head_error(s, 414, RP_ERR_URI_TOO_LONG, "request target longer than limits.max_uri_bytes");
+                return 0;
+            }
+            if (rp_http_head_add_target(&t->req, v, vlen) < 0) {
+                head_error(s, 431, RP_ERR_HEADERS_TOO_LARGE,
+                           "request head larger than limits.max_header_bytes");
+                return 0;
+            }
+            s->has_path = true;
+        } else if (nlen == 10 && memcmp(n, ":authority", 10) == 0) {
+            if (vlen >= sizeof s->authority) {
+                head_error(s, 400, RP_ERR_BAD_REQUEST, "invalid :authority");
+                return 0;
+            }
+            memcpy(s->authority, v, vlen);
+            s->authority_len = vlen;
+            s->has_authority = true;
+        } else if (nlen == 7 && memcmp(n, ":scheme", 7) == 0) {
+            s->has_scheme = true;
+        }
+        return 0;
+    }
+    if (nlen == 6 && memcmp(n, "cookie", 6) == 0) {
+        /* Crumbs are joined into one field for HTTP/1.1 (RFC 9113 8.2.3). */
+        size_t need = s->cookie_len + (s->cookie_len > 0 ? 2 : 0) + vlen;
+        if (need > t->snap->limits.max_header_bytes) {
+            head_error(s, 431, RP_ERR_HEADERS_TOO_LARGE,
+                       "request head larger than limits.max_header_bytes");
+            return 0;
+        }
+        s->cookie = rp_xrealloc(s->cookie, need + 1);
+        if (s->cookie_len > 0) {
+            memcpy(s->cookie + s->cookie_len, "; ", 2);
+            s->cookie_len += 2;
+        }
+        memcpy(s->cookie + s->cookie_len, v, vlen);
+        s->cookie_len += vlen;
+        return 0;
+    }
+    if (!t->req.target_len && !s->has_path) {
+        /* Regular fields before :path would end the target too early:
+         * nghttp2 already refuses pseudo-headers after regular ones, so a
+         * missing :path is found when the head ends. */
+    }
+    add_field(s, n, nlen, v, vlen);
+    return 0;
+}
+
+/* The request head is complete: turn it into the HTTP/1.1-shaped head the
+ * transaction checks and forwards.  Returns 0, or -1 when the stream was
+ * reset (malformed). */
+static int
+finish_head(h2_stream_t *s, bool end_stream)
+{
+    rp_txn_t *t = s->txn;
+    rp_http_head_t *rq = &t->req;
+    s->head_done = true;
+    s->body_end = end_stream;
+    t->req.major = 2;
+    t->req.minor = 0;
+    t->version_known = 1;
+    int m = method_from(s->method, s->method_len);
+    if (m >= 0) {
+        t->req.method = m;
+        t->method_known = 1;
+        t->head_request = m == HTTP_HEAD;
+    }
+    if (s->error != 0)
+        return 0;
+    if (m == HTTP_CONNECT) {
+        /* A well-formed CONNECT (nghttp2 has checked: :authority only). */
+        return 0;
+    }
+    if (m < 0 || m == HTTP_PRI) {
+        head_error(s, 400, RP_ERR_BAD_REQUEST, "unknown method");
+        return 0;
+    }
+    if (!s->has_path || !s->has_scheme) {
+        reset_stream(s, NGHTTP2_PROTOCOL_ERROR);
+        return -1;
+    }
+    /* Host must agree with :authority (RFC 9113 8.3.1); either names the
+     * host, which goes to the backend as Host. */
+    unsigned nhost = 0;
+    const rp_hfield_t *host = rp_http_find(rq, "host", &nhost);
+    if (s->has_authority && host != NULL) {
+        if (nhost > 1 || host->value_len != s->authority_len
+            || strncasecmp(rp_hf_value(rq, host), s->authority, s->authority_len) != 0) {
+            reset_stream(s, NGHTTP2_PROTOCOL_ERROR);
+            return -1;
+        }
+    }
+    if (s->has_authority && host == NULL
+        && add_field(s, "host", 4, s->authority, s->authority_len) < 0)
+        return 0;
+    if (s->cookie_len > 0 && add_field(s, "cookie", 6, s->cookie, s->cookie_len) < 0)
+        return 0;
+    if (rp_http_head_finish(rq) < 0) {
+        head_error(s, 431, RP_ERR_HEADERS_TOO_LARGE, "request head larger than limits.max_header_bytes");
+        return 0;
+    }
+    /* Body framing towards the backend: Content-Length when the client
+     * gave one (nghttp2 holds the DATA to it), chunked when a body of
+     * unknown length follows, nothing when the stream ended. */
+    unsigned ncl = 0;
+    const rp_hfield_t *cl = rp_http_find(rq, "content-length", &ncl);
+    if (cl != NULL) {
+        const char *v = rp_hf_value(rq, cl);
+        uint64_t n = 0;
+        if (cl->value_len == 0 || cl->value_len > 19) {
+            reset_stream(s, NGHTTP2_PROTOCOL_ERROR);
+            return -1;
+        }
+        for (size_t i = 0; i < cl->value_len; i++) {
+            if (!isdigit((unsigned char)v[i])) {
+                reset_stream(s, NGHTTP2_PROTOCOL_ERROR);
+                return -1;
+            }
+            n = n * 10 + (uint64_t)(v[i] - '0');
+        }
+        t->req_has_cl = 1;
+        t->req_content_length = n;
+    } else if (!end_stream) {
+        t->req_chunked = 1;
+    }
+    return 0;
+}
+
+static int
+on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
+{
+    rp_h2_t *h = arg;
+    h2_stream_t *s;
+    switch (frame->hd.type) {
+    case NGHTTP2_HEADERS:
+        s = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+        if (s == NULL || s->txn == NULL)
+            return 0;
+        if (!s->head_done) {
+            if (!h->got_headers) {
+                h->got_headers = true;
+                evtimer_del(h->timer);
+            }
+            s->since_us = rp_now_us();
+            if (frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+                finish_head(s, (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0);
+        } else if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+            s->body_end = true;   /* after trailer fields */
+        }
+        h2_schedule(h);
+        return 0;
+    case NGHTTP2_DATA:
+        s = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+        if (frame->hd.length == 0 && !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            spend(h);
+        if (s != NULL && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+            s->body_end = true;
+            h2_schedule(h);
+        }
+        return 0;
+    case NGHTTP2_PING:
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
+            spend(h);
+        return 0;
+    case NGHTTP2_SETTINGS:
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
+            spend(h);
+        return 0;
+    case NGHTTP2_PRIORITY:
+        spend(h);
+        return 0;
+    case NGHTTP2_RST_STREAM:
+        s = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+        if (s == NULL || !s->answered)
+            spend(h);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static int
+on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
+              size_t len, void *arg)
+{
+    rp_h2_t *h = arg;
+    (void)flags;
+    h2_stream_t *s = nghttp2_session_get_stream_user_data(ng, id);
+    if (s == NULL || s->txn == NULL || s->txn->req_done) {
+        /* Nobody wants these bytes (the exchange ended early). */
+        nghttp2_session_consume(ng, id, len);
+        return 0;
+    }
+    /* Bounded by the stream's receive window, which opens again only as
+     * the bytes are handed on. */
+    evbuffer_add(s->body, data, len);
+    s->since_us = rp_now_us();
+    h2_schedule(h);
+    return 0;
+}
+
+static int
+on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *arg)
+{
+    rp_h2_t *h = arg;
+    h2_stream_t *s = nghttp2_session_get_stream_user_data(ng, id);
+    if (s == NULL)
+        return 0;
+    nghttp2_session_set_stream_user_data(ng, id, NULL);
+    if (s->txn != NULL) {
+        if (!s->head_done)
+            stream_drop_txn(s, RP_CLOSE_BAD_REQUEST, RP_ERR_BAD_REQUEST,
+                            "malformed HTTP/2 request (stream reset)");
+        else if (code == NGHTTP2_NO_ERROR || code == NGHTTP2_CANCEL)
+            stream_drop_txn(s, RP_CLOSE_CLIENT_ABORT, RP_ERR_CLIENT_RESET, "client reset the stream");
+        else if (code == NGHTTP2_PROTOCOL_ERROR && !s->body_end)
+            stream_drop_txn(s, RP_CLOSE_BAD_REQUEST, RP_ERR_BAD_BODY,
+                            "request body does not match its content-length");
+        else
+            stream_drop_txn(s, RP_CLOSE_CLIENT_ABORT, RP_ERR_CLIENT_RESET, "stream reset");
+    }
+    stream_free(s);
+    if (h->nstreams == 0)
+        h2_schedule(h);   /* the idle timer starts */
+    return 0;
+}
+
+static int
+on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
+{
+    (void)arg;
+    if (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return 0;
+    h2_stream_t *s = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+    if (s != NULL && s->rst_after) {
+        /* The response is out; the client need not finish its body. */
+        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+    }
+    return 0;
+}
+
+/* ---- driving the session ---- */
+
+/* Produce frames while the transport takes them, and write. */
+static void
+h2_send(rp_h2_t *h)
+{
+    if (h->dead)
+        return;
+    int rv = nghttp2_session_send(h->ng);
+    if (rv != 0) {
+        rp_log(RP_LOG_DEBUG, NULL, "HTTP/2 session with %s: %s", h->peer.text,
+               nghttp2_strerror(rv));
+        h->dead = true;
+        return;
+    }
+    rp_tr_flush(h->tr);
+}
+
+/* Hand request body bytes to the transaction while it takes them. */
+static void
+pump_body(h2_stream_t *s)
+{
+    rp_txn_t *t = s->txn;
+    rp_h2_t *h = s->h;
+    for (;;) {
+        while (s->txn != NULL && evbuffer_get_length(s->body) > 0 && rp_txn_wants_body(t)) {
+            struct evbuffer_iovec v;
+            if (evbuffer_peek(s->body, -1, NULL, &v, 1) < 1)
+                break;
+            size_t n = v.iov_len;
+            if (rp_txn_req_body(t, v.iov_base, n) < 0) {
+                evbuffer_drain(s->body, n);
+                nghttp2_session_consume(h->ng, s->id, n);
+                rp_txn_client_error(t, 413, RP_CLOSE_LIMIT, RP_ERR_BODY_TOO_LARGE,
+                                    "request body larger than limits.max_body_bytes");
+                return;
+            }
+            evbuffer_drain(s->body, n);
+            nghttp2_session_consume(h->ng, s->id, n);
+        }
+        if (s->txn == NULL)
+            return;
+        if (s->body_end && !s->body_ended && evbuffer_get_length(s->body) == 0
+            && (t->req_head_sent || t->req_done)) {
+            s->body_ended = true;
+            if (!t->req_done)
+                rp_txn_req_end(t);
+            if (s->txn != NULL)
+                rp_txn_push_body(t);   /* the end of a chunked body goes out now */
+            return;
+        }
+        if (!rp_txn_push_body(t))
+            return;
+    }
+}
+
+static void
+start_stream(h2_stream_t *s)
+{
+    rp_txn_t *t = s->txn;
+    s->started = true;
+    s->h->requests++;
+    if (s->error != 0) {
+        rp_txn_respond(t, s->error,
+                       s->error == 400 ? RP_CLOSE_BAD_REQUEST : RP_CLOSE_LIMIT,
+                       s->error_word, s->error_reason);
+        return;
+    }
+    if (t->req.method == HTTP_CONNECT) {
+        rp_txn_respond(t, 405, RP_CLOSE_BAD_REQUEST, RP_ERR_METHOD_NOT_ALLOWED,
+                       "CONNECT is not served");
+        return;
+    }
+    rp_txn_start(t);
+}
+
+/* Everything nghttp2 reported, acted on now that it has returned. */
+static void
+process_streams(rp_h2_t *h)
+{
+    h2_stream_t *s;
+    TAILQ_FOREACH(s, &h->streams, link) {
+        if (h->calm || h->dead)
+            break;
+        if (s->txn == NULL || !s->head_done)
+            continue;
+        if (!s->started) {
+            start_stream(s);
+            if (s->txn == NULL)
+                continue;
+        }
+        if (s->txn->req_head_sent && !s->txn->req_done)
+            pump_body(s);
+        else if (s->txn->req_done && s->body_end)
+            s->body_ended = true;
+    }
+}
+
+/* Response buffers that drained: let their transactions read on. */
+static void
+resume_drained(rp_h2_t *h)
+{
+    h2_stream_t *s;
+    TAILQ_FOREACH(s, &h->streams, link) {
+        if (s->drained) {
+            s->drained = false;
+            if (s->txn != NULL && s->txn->up_paused)
+                rp_txn_client_drained(s->txn);
+        }
+    }
+}
+
+static void
+arm_idle(rp_h2_t *h)
+{
+    if (h->nstreams == 0 && !h->closing) {
+        unsigned ms = h->got_headers ? h->snap->timeouts.client_idle_ms
+                                     : h->snap->timeouts.client_header_ms;
+        if (!evtimer_pending(h->timer, NULL))
+            evtimer_add(h->timer, rp_timeout_tv(h->w->base, ms));
+    }
+}
+
+/* Run after every event: act on what was recorded, send, and close when
+ * there is nothing left to do.  Frees h (returns false) when it is done. */
+static bool
+h2_settle(rp_h2_t *h)
+{
+    for (int round = 0; round < 4 && !h->dead; round++) {
+        h->scheduled = false;
+        process_streams(h);
+        h2_send(h);
+        resume_drained(h);
+        if (!h->scheduled)
+            break;
+    }
+    if (!h->dead && !nghttp2_session_want_read(h->ng) && !nghttp2_session_want_write(h->ng))
+        h->closing = true;
+    if (h->closing && !h->dead) {
+        rp_tr_read(h->tr, false);
+        if (evbuffer_get_length(h->tr->out) == 0)
+            h->dead = true;
+        else
+            rp_tr_set_lowat(h->tr, 0);
+    }
+    if (h->dead) {
+        h2_free(h);
+        return false;
+    }
+    if (h->nstreams == 0)
+        arm_idle(h);
+    if (!evtimer_pending(h->sweep, NULL) && h->nstreams > 0)
+        evtimer_add(h->sweep, rp_timeout_tv(h->w->base, H2_SWEEP_MS));
+    if (h->scheduled)
+        event_active(h->run, 0, 0);
+    return true;
+}
+
+static void
+h2_schedule(rp_h2_t *h)
+{
+    if (h->scheduled)
+        return;
+    h->scheduled = true;
+    event_active(h->run, 0, 0);
+}
+
+static void read_cb(void *arg);
+
+static void
+run_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rp_h2_t *h = arg;
+    (void)fd;
+    (void)what;
+    if (h->input) {
+        h->input = false;
+        read_cb(h);
+        return;
+    }
+    h2_settle(h);
+}
+
+static void
+read_cb(void *arg)
+{
+    rp_h2_t *h = arg;
+    struct evbuffer *in = h->tr->in;
+    while (evbuffer_get_length(in) > 0 && !h->dead) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        ssize_t n = nghttp2_session_mem_recv(h->ng, v.iov_base, v.iov_len);
+        if (n < 0) {
+            /* A connection error: nghttp2 has queued GOAWAY where the
+             * protocol asks for one; send it, then close. */
+            rp_log(RP_LOG_DEBUG, NULL, "HTTP/2 client %s: %s", h->peer.text,
+                   nghttp2_strerror((int)n));
+            if (n == NGHTTP2_ERR_FLOODED)
+                rp_metrics_h2_calm(h->w->id);
+            evbuffer_drain(in, evbuffer_get_length(in));
+            nghttp2_session_send(h->ng);
+            h->closing = true;
+            break;
+        }
+        evbuffer_drain(in, (size_t)n);
+    }
+    rp_tr_drained(h->tr);
+    h2_settle(h);
+}
+
+static void
+write_cb(void *arg)
+{
+    rp_h2_t *h = arg;
+    if (h->closing && evbuffer_get_length(h->tr->out) == 0)
+        h->dead = true;
+    h2_settle(h);
+}
+
+static void
+event_cb(short what, void *arg)
+{
+    rp_h2_t *h = arg;
+    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING)) {
+        h->peer_eof = true;
+        rp_tr_read(h->tr, false);
+    }
+    /* An end of input, an error or a stalled client: nothing more can be
+     * exchanged on this connection. */
+    rp_close_t why = (what & BEV_EVENT_TIMEOUT) ? RP_CLOSE_CLIENT_TIMEOUT : RP_CLOSE_CLIENT_ABORT;
+    rp_error_t err = (what & BEV_EVENT_TIMEOUT) ? RP_ERR_CLIENT_STALLED : RP_ERR_CLIENT_CLOSED;
+    h2_stream_t *s;
+    TAILQ_FOREACH(s, &h->streams, link)
+        stream_drop_txn(s, why, err, (what & BEV_EVENT_TIMEOUT) ? "client stopped reading"
+                                                                : "client closed the connection");
+    h->dead = true;
+    h2_free(h);
+}
+
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rp_h2_t *h = arg;
+    (void)fd;
+    (void)what;
+    if (h->nstreams > 0 && h->got_headers)
+        return;
+    /* Idle, or no request within client_header_ms: say goodbye. */
+    nghttp2_session_terminate_session(h->ng, NGHTTP2_NO_ERROR);
+    h->closing = true;
+    h2_settle(h);
+}
+
+static void
+sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rp_h2_t *h = arg;
+    (void)fd;
+    (void)what;
+    uint64_t now = rp_now_us();
+    uint64_t limit = (uint64_t)h->snap->timeouts.client_idle_ms * 1000u;
+    uint64_t head_limit = (uint64_t)h->snap->timeouts.client_header_ms * 1000u;
+    bool conn_stalled = nghttp2_session_get_remote_window_size(h->ng) <= 0;
+    h2_stream_t *s, *next;
+    for (s = TAILQ_FIRST(&h->streams); s != NULL; s = next) {
+        next = TAILQ_NEXT(s, link);
+        if (!s->head_done && s->txn != NULL && now - s->since_us >= head_limit) {
+            /* A head that never ends blocks the whole connection (the
+             * library waits for its CONTINUATION): close it. */
+            nghttp2_session_terminate_session(h->ng, NGHTTP2_PROTOCOL_ERROR);
+            h->closing = true;
+            break;
+        }
+        if (s->txn != NULL && s->started && s->txn->req_head_sent && !s->body_end
+            && evbuffer_get_length(s->body) == 0 && now - s->since_us >= limit) {
+            rp_txn_client_error(s->txn, 408, RP_CLOSE_CLIENT_TIMEOUT, RP_ERR_BODY_TIMEOUT,
+                                "client sent no request body bytes for timeouts.client_idle_ms");
+            continue;
+        }
+        bool waiting = evbuffer_get_length(s->resp) > 0
+                       && (conn_stalled || nghttp2_session_get_stream_remote_window_size(h->ng, s->id) <= 0);
+        if (!waiting) {
+            s->stall_since = 0;
+            continue;
+        }
+        if (s->stall_since == 0) {
+            s->stall_since = now;
+        } else if (now - s->stall_since >= limit) {
+            /* The client has not opened its window for client_idle_ms. */
+            stream_drop_txn(s, RP_CLOSE_CLIENT_TIMEOUT, RP_ERR_CLIENT_STALLED,
+                            "client window stayed closed for timeouts.client_idle_ms");
+            evbuffer_drain(s->resp, evbuffer_get_length(s->resp));
+            s->stall_since = 0;
+            nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+        }
+    }
+    if (h->nstreams > 0)
+        evtimer_add(h->sweep, rp_timeout_tv(h->w->base, H2_SWEEP_MS));
+    h2_settle(h);
+}
+
+/* ---- set-up and teardown ---- */
+
+static nghttp2_session_callbacks *callbacks;
+static nghttp2_option *options;
+
+static void
+init_once(void)
+{
+    nghttp2_session_callbacks_new(&callbacks);
+    nghttp2_session_callbacks_set_send_callback(callbacks, send_cb);
+    nghttp2_session_callbacks_set_send_data_callback(callbacks, send_data_cb);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send);
+    nghttp2_option_new(&options);
+    nghttp2_option_set_no_auto_window_update(options, 1);
+    nghttp2_option_set_stream_reset_rate_limit(options, RP_H2_RESET_BURST, RP_H2_RESET_RATE);
+    nghttp2_option_set_max_continuations(options, RP_H2_MAX_CONTINUATIONS);
+    nghttp2_option_set_max_settings(options, RP_H2_MAX_SETTINGS);
+    nghttp2_option_set_max_outbound_ack(options, RP_H2_MAX_OUTBOUND_ACK);
+}
+
+int
+rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, init_once);
+    rp_h2_t *h = rp_xcalloc(1, sizeof *h);
+    h->w = w;
+    h->tr = tr;
+    h->peer = *peer;
+    h->peer.secure = tr->secure;
+    h->snap = rp_snapshot_ref(w->snap);
+    h->budget = RP_H2_IDLE_FRAME_BUDGET;
+    TAILQ_INIT(&h->streams);
+    h->timer = evtimer_new(w->base, timer_cb, h);
+    h->sweep = evtimer_new(w->base, sweep_cb, h);
+    h->run = event_new(w->base, -1, 0, run_cb, h);
+    TAILQ_INSERT_TAIL(&w->h2s, h, link);
+    if (nghttp2_session_server_new2(&h->ng, callbacks, h, options) != 0)
+        rp_die_oom();
+    const rp_snapshot_t *s = h->snap;
+    nghttp2_settings_entry iv[] = {
+        { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, s->limits.h2_max_concurrent_streams },
+        { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, RP_H2_STREAM_WINDOW },
+        { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, s->limits.max_header_bytes },
+        { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+    };
+    nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, RP_ARRAY_LEN(iv));
+    nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0, RP_H2_CONN_WINDOW);
+    rp_tr_setcb(tr, read_cb, write_cb, event_cb, h);
+    rp_tr_set_lowat(tr, H2_OUT_LOW);
+    rp_tr_write_timeout(tr, s->timeouts.client_idle_ms);
+    rp_tr_read(tr, true);
+    /* The preface and the first request within client_header_ms. */
+    evtimer_add(h->timer, rp_timeout_tv(w->base, s->timeouts.client_header_ms));
+    /* Our SETTINGS go out, and bytes that came with the preface are
+     * parsed, on the next turn: never from inside the caller. */
+    h->input = evbuffer_get_length(tr->in) > 0;
+    h2_schedule(h);
+    return 0;
+}
+
+static void
+h2_free(rp_h2_t *h)
+{
+    h2_stream_t *s;
+    while ((s = TAILQ_FIRST(&h->streams)) != NULL) {
+        stream_drop_txn(s, RP_CLOSE_CLIENT_ABORT, RP_ERR_CLIENT_CLOSED, "connection closed");
+        stream_free(s);
+    }
+    nghttp2_session_del(h->ng);
+    h->ng = NULL;
+    event_free(h->timer);
+    event_free(h->sweep);
+    event_free(h->run);
+    rp_tr_free(h->tr, false);
+    rp_snapshot_unref(h->snap);
+    TAILQ_REMOVE(&h->w->h2s, h, link);
+    rp_worker_conn_closed(h->w);
+    if (rp_log_level >= RP_LOG_DEBUG)
+        rp_log(RP_LOG_DEBUG, NULL, "HTTP/2 connection from %s closed (%u requests)",
+               h->peer.text, h->requests);
+    free(h);
+}
+
+void
+rp_h2_stop(rp_h2_t *h)
+{
+    h2_stream_t *s;
+    TAILQ_FOREACH(s, &h->streams, link)
+        stream_drop_txn(s, RP_CLOSE_SHUTDOWN, RP_ERR_SHUTDOWN, "revproxy is stopping");
+    nghttp2_session_terminate_session(h->ng, NGHTTP2_NO_ERROR);
+    nghttp2_session_send(h->ng);
+    rp_tr_flush(h->tr);
+    h2_free(h);
+}
+
+/* ---- the HTTP/2 downstream ---- */
+
+static void
+lower(char *dst, const char *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (char)tolower((unsigned char)src[i]);
+}
+
+static void
+submit(h2_stream_t *s, nghttp2_nv *nv, size_t nnv, bool body)
+{
+    nghttp2_data_provider dp = { .source.ptr = s, .read_callback = data_read_cb };
+    s->resp_submitted = true;
+    s->answered = true;
+    if (!s->body_end)
+        s->rst_after = true;
+    if (s->h->budget + RP_H2_IDLE_FRAME_REFUND <= RP_H2_IDLE_FRAME_BUDGET)
+        s->h->budget += RP_H2_IDLE_FRAME_REFUND;
+    else
+        s->h->budget = RP_H2_IDLE_FRAME_BUDGET;
+    nghttp2_submit_response(s->h->ng, s->id, nv, nnv, body ? &dp : NULL);
+    h2_schedule(s->h);
+}
+
+#define NV_(n, v, vl) ((nghttp2_nv){ (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vl), NGHTTP2_NV_FLAG_NONE })
+
+static int
+h2_send_head(rp_txn_t *t, const rp_resp_framing_t *f)
+{
+    h2_stream_t *s = STREAM(t);
+    rp_http_head_t *rh = &t->resp;
+    if (f->codings != NULL)
+        return -1;   /* HTTP/2 has no transfer-codings (RFC 9113 8.2.2) */
+    /* HTTP/2 wants lowercase names: one copy of every name, made here. */
+    size_t names = 0;
+    for (unsigned i = 0; i < rh->nfields; i++)
+        names += rh->fields[i].name_len;
+    char *lc = rp_xmalloc(names + 1);
+    nghttp2_nv *nv = rp_xmalloc((rh->nfields + 4) * sizeof *nv);
+    size_t n = 0, off = 0;
+    char status[4], clen[24];
+    snprintf(status, sizeof status, "%03d", rh->status % 1000);
+    nv[n++] = NV_(":status", status, 3);
+    for (unsigned i = 0; i < rh->nfields; i++) {
+        const rp_hfield_t *fl = &rh->fields[i];
+        if (fl->flags & RP_HF_DROP)
+            continue;
+        /* Connection-specific in HTTP/2 whatever Connection said. */
+        if (rp_hf_is(rh, fl, "connection") || rp_hf_is(rh, fl, "keep-alive")
+            || rp_hf_is(rh, fl, "proxy-connection") || rp_hf_is(rh, fl, "transfer-encoding")
+            || rp_hf_is(rh, fl, "upgrade") || rp_hf_is(rh, fl, "te"))
+            continue;
+        lower(lc + off, rp_hf_name(rh, fl), fl->name_len);
+        nv[n++] = (nghttp2_nv){ (uint8_t *)lc + off, (uint8_t *)rp_hf_value(rh, fl),
+                                fl->name_len, fl->value_len, NGHTTP2_NV_FLAG_NONE };
+        off += fl->name_len;
+    }
+    nv[n++] = NV_("x-request-id", t->id, strlen(t->id));
+    if (f->has_length && rh->status != 204 && rh->status != 304) {
+        int cl = snprintf(clen, sizeof clen, "%llu", (unsigned long long)f->length);
+        nv[n++] = NV_("content-length", clen, (size_t)cl);
+    }
+    for (size_t i = 0; i < n; i++)
+        t->bytes_out += nv[i].namelen + nv[i].valuelen + 4;
+    submit(s, nv, n, !f->no_body);
+    free(nv);
+    free(lc);
+    return 0;
+}
+
+static void
+h2_send_body(rp_txn_t *t, const char *at, size_t len)
+{
+    h2_stream_t *s = STREAM(t);
+    evbuffer_add(s->resp, at, len);
+    if (s->deferred) {
+        s->deferred = false;
+        nghttp2_session_resume_data(s->h->ng, s->id);
+    }
+}
+
+static void
+h2_end(rp_txn_t *t)
+{
+    h2_stream_t *s = STREAM(t);
+    s->resp_end = true;
+    if (s->deferred) {
+        s->deferred = false;
+        nghttp2_session_resume_data(s->h->ng, s->id);
+    }
+    h2_schedule(s->h);
+}
+
+static void
+h2_abort(rp_txn_t *t)
+{
+    /* The response was cut: reset the stream so the client cannot take
+     * what it got for a whole response. */
+    h2_stream_t *s = STREAM(t);
+    s->txn = NULL;
+    rp_txn_free(t);
+    evbuffer_drain(s->resp, evbuffer_get_length(s->resp));
+    s->answered = true;
+    reset_stream(s, NGHTTP2_INTERNAL_ERROR);
+}
+
+static void
+h2_send_continue(rp_txn_t *t)
+{
+    h2_stream_t *s = STREAM(t);
+    nghttp2_nv nv = NV_(":status", "100", 3);
+    nghttp2_submit_headers(s->h->ng, NGHTTP2_FLAG_NONE, s->id, NULL, &nv, 1, NULL);
+    h2_schedule(s->h);
+}
+
+static void
+h2_send_error(rp_txn_t *t)
+{
+    h2_stream_t *s = STREAM(t);
+    char body[256], status[4], clen[24];
+    int st = t->status;
+    const char *word = rp_error_name(t->error);
+    int blen = snprintf(body, sizeof body, "%d %s\nerror: %s\nrequest_id: %s\n", st,
+                        rp_http_reason(st), word[0] ? word : "-", t->id);
+    if (blen < 0 || (size_t)blen >= sizeof body)
+        blen = (int)strlen(body);
+    snprintf(status, sizeof status, "%03d", st % 1000);
+    int cl = snprintf(clen, sizeof clen, "%d", blen);
+    nghttp2_nv nv[] = {
+        NV_(":status", status, 3),
+        NV_("content-type", "text/plain", 10),
+        NV_("content-length", clen, (size_t)cl),
+        NV_("x-request-id", t->id, strlen(t->id)),
+    };
+    bool body_too = !t->head_request;
+    if (body_too) {
+        evbuffer_add(s->resp, body, (size_t)blen);
+        t->bytes_out += (uint64_t)blen;
+    }
+    s->resp_end = true;
+    t->resp_head_sent = 1;
+    submit(s, nv, RP_ARRAY_LEN(nv), body_too);
+    s->txn = NULL;
+    rp_txn_free(t);
+}
+
+static void
+h2_resume_body(rp_txn_t *t)
+{
+    h2_schedule(STREAM(t)->h);
+}
+
+static void
+h2_close_after(rp_txn_t *t)
+{
+    (void)t;   /* one stream ends; the connection goes on */
+}
+
+static size_t
+h2_pending(const rp_txn_t *t)
+{
+    return evbuffer_get_length(STREAM(t)->resp);
+}
+
+static void
+h2_flush(rp_txn_t *t)
+{
+    h2_schedule(STREAM(t)->h);
+}
+
+static int
+h2_check_body(rp_txn_t *t)
+{
+    (void)t;   /* DATA frames carry their own framing, checked by nghttp2 */
+    return 0;
+}
+
+static void
+h2_done(rp_txn_t *t, bool reusable)
+{
+    h2_stream_t *s = STREAM(t);
+    (void)reusable;   /* the stream ends; the connection goes on */
+    s->txn = NULL;
+    rp_txn_free(t);
+    h2_schedule(s->h);
+}
+
+const rp_downstream_ops_t rp_h2_downstream = {
+    .name = "http/2",
+    .send_head = h2_send_head,
+    .send_body = h2_send_body,
+    .end = h2_end,
+    .abort = h2_abort,
+    .send_continue = h2_send_continue,
+    .send_error = h2_send_error,
+    .resume_body = h2_resume_body,
+    .close_after = h2_close_after,
+    .pending = h2_pending,
+    .flush = h2_flush,
+    .check_body = h2_check_body,
+    .done = h2_done,
+};

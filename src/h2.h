@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * HTTP/2 client connections (h2.c): an nghttp2 server session over a
+ * client transport.  Each request stream drives one transaction through
+ * rp_h2_downstream, exactly as an HTTP/1 request does; backends still get
+ * HTTP/1.1.
+ */
+#ifndef RP_H2_H
+#define RP_H2_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+#include "revproxy/txn.h"
+#include "transport.h"
+
+typedef struct rp_h2 rp_h2_t;
+
+/* The connection preface a client sends first (RFC 9113 3.4). */
+#define RP_H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#define RP_H2_PREFACE_LEN 24
+
+/* Take over a client transport (counted in the worker's connections)
+ * whose next input is the HTTP/2 connection preface; bytes already in its
+ * input buffer are processed.  Returns 0. */
+int rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer);
+/* Close at once (worker stop): transactions are aborted, GOAWAY is sent
+ * if the socket takes it. */
+void rp_h2_stop(rp_h2_t *h);
+
+extern const rp_downstream_ops_t rp_h2_downstream;
+
+/* The limits applied to every session, for the documentation and tests. */
+#define RP_H2_STREAM_WINDOW      (64u * 1024u)     /* per-stream receive window */
+#define RP_H2_CONN_WINDOW        (1024u * 1024u)   /* connection receive window */
+#define RP_H2_RESET_BURST        100u   /* stream resets tolerated at once ... */
+#define RP_H2_RESET_RATE         10u    /* ... and per second after */
+#define RP_H2_MAX_CONTINUATIONS  8u
+#define RP_H2_MAX_SETTINGS       16u    /* entries in one SETTINGS frame */
+#define RP_H2_MAX_OUTBOUND_ACK   100u
+#define RP_H2_IDLE_FRAME_BUDGET  1000u  /* frames that do no work, per connection */
+#define RP_H2_IDLE_FRAME_REFUND  10u    /* returned to the budget per answered stream */
+
+#endif

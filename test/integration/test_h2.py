@@ -1,0 +1,687 @@
+# SPDX-License-Identifier: MIT
+"""Integration tests for HTTP/2 from clients (prior-knowledge h2c on a plain
+listener): mapping to HTTP/1.1 backends, flow control, abuse limits and
+malformed requests.  Frame-level cases use python3-h2 on a raw socket;
+curl, nghttp and h2load are the real clients."""
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.errors
+import h2.settings
+import hpack
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Backend, response, run  # noqa: E402
+from test_proxy import setup, assert_eq, access_lines  # noqa: E402
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def frame(ftype, flags, stream_id, payload=b""):
+    n = len(payload)
+    return bytes([n >> 16, (n >> 8) & 0xFF, n & 0xFF, ftype, flags]) + stream_id.to_bytes(4, "big") + payload
+
+
+DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = 0, 1, 2, 3, 4, 6, 7, 8, 9
+END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
+
+
+class H2:
+    """A python3-h2 client on a raw socket to the proxy.  Validation of
+    what we send is off, so tests can send what a hostile client would."""
+
+    def __init__(self, proxy, window=16 << 20):
+        self.sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        cfg = h2.config.H2Configuration(client_side=True, validate_outbound_headers=False,
+                                        normalize_outbound_headers=False,
+                                        validate_inbound_headers=False)
+        self.conn = h2.connection.H2Connection(config=cfg)
+        self.conn.initiate_connection()
+        if window:
+            self.conn.increment_flow_control_window(window)
+        self.flush()
+        self.events = []
+        self.closed = False
+        self.bodies = {}
+        self.headers = {}
+        self.ended = set()
+        self.resets = {}
+        self.goaway = None
+
+    def flush(self):
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def send_headers(self, sid, headers, end=True):
+        self.conn.send_headers(sid, headers, end_stream=end)
+        self.flush()
+
+    def request(self, path="/", method="GET", headers=None, body=None, authority="example.com",
+                open_=False):
+        """open_: the body follows later (the stream stays open)."""
+        sid = self.conn.get_next_available_stream_id()
+        hdrs = [(":method", method), (":path", path), (":scheme", "http"), (":authority", authority)]
+        hdrs += headers or []
+        self.conn.send_headers(sid, hdrs, end_stream=body is None and not open_)
+        self.flush()
+        if body is not None:
+            self.send_body(sid, body)
+        return sid
+
+    def send_body(self, sid, body):
+        off = 0
+        while off < len(body):
+            win = min(self.conn.local_flow_control_window(sid), self.conn.max_outbound_frame_size)
+            if win <= 0:
+                self.pump(0.05)
+                continue
+            chunk = body[off:off + win]
+            self.conn.send_data(sid, chunk)
+            off += len(chunk)
+            self.flush()
+        self.conn.end_stream(sid)
+        self.flush()
+
+    def pump(self, timeout=5.0, ack=True, skip_ack=()):
+        """Read and handle what arrives for up to timeout seconds (returns at
+        the first read that brings nothing more within it)."""
+        self.sock.settimeout(timeout if timeout > 0 else None)
+        if timeout <= 0:
+            self.sock.setblocking(False)
+        try:
+            data = self.sock.recv(1 << 20)
+        except (socket.timeout, BlockingIOError):
+            return False
+        except OSError:
+            data = b""
+        finally:
+            self.sock.settimeout(10)
+        if not data:
+            self.closed = True
+            return False
+        for ev in self.conn.receive_data(data):
+            self.events.append(ev)
+            if isinstance(ev, h2.events.ResponseReceived):
+                self.headers[ev.stream_id] = dict((k.decode() if isinstance(k, bytes) else k,
+                                                   v.decode() if isinstance(v, bytes) else v)
+                                                  for k, v in ev.headers)
+            elif isinstance(ev, h2.events.InformationalResponseReceived):
+                pass
+            elif isinstance(ev, h2.events.DataReceived):
+                self.bodies.setdefault(ev.stream_id, bytearray()).extend(ev.data)
+                if ack and ev.stream_id not in skip_ack:
+                    self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.StreamEnded):
+                self.ended.add(ev.stream_id)
+            elif isinstance(ev, h2.events.StreamReset):
+                self.resets[ev.stream_id] = ev.error_code
+            elif isinstance(ev, h2.events.ConnectionTerminated):
+                self.goaway = ev.error_code
+        try:
+            self.flush()
+        except OSError:
+            pass
+        return True
+
+    def wait(self, cond, timeout=10.0, **kw):
+        deadline = time.time() + timeout
+        while not cond():
+            if time.time() > deadline:
+                raise AssertionError("timed out waiting; events: %r" % self.events[-5:])
+            if not self.pump(min(1.0, max(0.05, deadline - time.time())), **kw) and self.closed:
+                break
+        return cond()
+
+    def done(self, sid):
+        return sid in self.ended or sid in self.resets
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class RawH2:
+    """Hand-built frames on a raw socket, for what python3-h2 refuses to
+    produce (floods, bad header blocks)."""
+
+    def __init__(self, proxy):
+        self.sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.enc = hpack.Encoder()
+        self.sock.sendall(PREFACE + frame(SETTINGS, 0, 0))
+
+    def block(self, headers):
+        return self.enc.encode(headers)
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def read_frames(self, timeout=5.0, until=None):
+        """Frames received until the connection closes, until(frames) is true
+        or timeout passes; returns (frames, closed)."""
+        buf = b""
+        frames = []
+        deadline = time.time() + timeout
+        closed = False
+        while time.time() < deadline:
+            self.sock.settimeout(max(0.05, deadline - time.time()))
+            try:
+                d = self.sock.recv(1 << 16)
+            except socket.timeout:
+                break
+            except OSError:
+                closed = True
+                break
+            if not d:
+                closed = True
+                break
+            buf += d
+            while len(buf) >= 9:
+                n = int.from_bytes(buf[:3], "big")
+                if len(buf) < 9 + n:
+                    break
+                frames.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF, buf[9:9 + n]))
+                buf = buf[9 + n:]
+            if until is not None and until(frames):
+                break
+        return frames, closed
+
+    def close(self):
+        self.sock.close()
+
+
+def goaway_code(frames):
+    for t, _, _, p in frames:
+        if t == GOAWAY:
+            return int.from_bytes(p[4:8], "big")
+    return None
+
+
+def rst_code(frames, sid):
+    for t, _, s, p in frames:
+        if t == RST_STREAM and s == sid:
+            return int.from_bytes(p[:4], "big")
+    return None
+
+
+def echo_handler(req, ci, s):
+    return response(200, req.body, [("Content-Type", "application/octet-stream")])
+
+
+# ---- mapping ----
+
+def test_h01_curl_prior_knowledge():
+    with setup() as (p, bs):
+        out = subprocess.run(["curl", "-s", "--http2-prior-knowledge", "-D", "-",
+                              "-H", "X-Forwarded-For: 10.9.9.9",
+                              "http://127.0.0.1:%d/hello?x=1" % p.port],
+                             capture_output=True, timeout=20)
+        text = out.stdout.decode("latin-1")
+        assert text.startswith("HTTP/2 200"), text
+        assert "x-request-id:" in text.lower(), text
+        assert text.endswith("hello"), text
+        req = bs[0].requests[0]
+        assert_eq(req.request_line, "GET /hello?x=1 HTTP/1.1")
+        assert_eq(req.header("host"), "127.0.0.1:%d" % p.port)
+        assert_eq(req.header("x-forwarded-proto"), "http")
+        assert_eq(req.header("x-forwarded-for"), "10.9.9.9, 127.0.0.1")
+        assert req.header("te") is None
+        time.sleep(0.2)
+        a = access_lines(p)[-1]
+        assert_eq(a["protocol"], "HTTP/2")
+        assert_eq(a["status"], 200)
+
+
+def test_h02_cookies_joined_and_fields_mapped():
+    with setup() as (p, bs):
+        c = H2(p)
+        sid = c.request("/c", headers=[("cookie", "a=1"), ("x-one", "1"), ("cookie", "b=2"),
+                                       ("te", "trailers")])
+        c.wait(lambda: c.done(sid))
+        assert_eq(c.headers[sid][":status"], "200")
+        req = bs[0].requests[0]
+        assert_eq(req.header_all("cookie"), ["a=1; b=2"])
+        assert_eq(req.header("x-one"), "1")
+        assert_eq(req.header("host"), "example.com")
+        assert req.header("te") is None
+        c.close()
+
+
+def test_h03_response_mapping():
+    def handler(req, ci, s):
+        if req.target == "/head":
+            return response(200, b"", [("Content-Length", "5"), ("Connection", "keep-alive, X-Hop"),
+                                       ("X-Hop", "1"), ("Keep-Alive", "timeout=5"), ("X-End", "e")])
+        if req.target == "/204":
+            return response(204, b"")
+        if req.target == "/304":
+            return response(304, b"", [("ETag", '"x"')])
+        if req.target == "/gzip-te":
+            return (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\nabc")
+        if req.target == "/chunked":
+            return (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+        return response(200, b"plain")
+    with setup(handler) as (p, bs):
+        c = H2(p)
+        s1 = c.request("/head", method="HEAD")
+        s2 = c.request("/204")
+        s3 = c.request("/304")
+        s4 = c.request("/chunked")
+        c.wait(lambda: all(c.done(s) for s in (s1, s2, s3, s4)))
+        h = c.headers[s1]
+        assert_eq(h[":status"], "200")
+        assert_eq(h.get("content-length"), "5")
+        assert "x-hop" not in h and "connection" not in h and "keep-alive" not in h, h
+        assert_eq(h.get("x-end"), "e")
+        for s in (s1, s2, s3):
+            assert s not in c.bodies, (s, c.bodies.get(s))
+        assert_eq(c.headers[s2][":status"], "204")
+        assert_eq(c.headers[s3][":status"], "304")
+        assert_eq(bytes(c.bodies[s4]), b"abcde")
+        assert "transfer-encoding" not in c.headers[s4]
+        s5 = c.request("/gzip-te")
+        c.wait(lambda: c.done(s5))
+        assert_eq(c.headers[s5][":status"], "502")
+        assert b"upstream_transfer_coding" in bytes(c.bodies[s5]), c.bodies[s5]
+        c.close()
+
+
+def test_h04_connect_405_and_unknown_method():
+    with setup() as (p, bs):
+        c = H2(p)
+        sid = c.conn.get_next_available_stream_id()
+        c.send_headers(sid, [(":method", "CONNECT"), (":authority", "example.com:443")], end=True)
+        c.wait(lambda: c.done(sid))
+        assert_eq(c.headers[sid][":status"], "405")
+        s2 = c.request("/x", method="FROB")
+        c.wait(lambda: c.done(s2))
+        assert_eq(c.headers[s2][":status"], "400")
+        assert_eq(len(bs[0].requests), 0)
+        c.close()
+
+
+def test_h05_upgrade_h2c_not_honoured():
+    with setup() as (p, bs):
+        s = p.connect()
+        s.sendall(b"GET /u HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                  b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n")
+        data = b""
+        while b"hello" not in data:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+        assert data.startswith(b"HTTP/1.1 200"), data
+        req = bs[0].requests[0]
+        assert req.header("upgrade") is None and req.header("http2-settings") is None, req.headers
+        s.close()
+
+
+# ---- bodies and flow control ----
+
+class CBackend:
+    """tools/rp-backend: a C origin fast enough for bulk transfers."""
+
+    def __init__(self):
+        from harness import free_port
+        self.port = free_port()
+        self.addr = "127.0.0.1:%d" % self.port
+        exe = os.path.join(os.path.dirname(os.environ.get("REVPROXY") or os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "revproxy")), "..", "tools", "rp-backend")
+        self.proc = subprocess.Popen([exe, "--listen", self.addr], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.time() + 5
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
+def test_h06_hundred_streams_1mib_both_ways():
+    # 100 streams opened at once on one connection, each uploading its own
+    # 1 MiB; the backend (rp-backend /echo...) answers with the path and
+    # the body, checksummed on arrival.
+    b = CBackend()
+    try:
+        with setup(backends=[b], timeouts={"request_ms": 120000}) as (p, bs):
+            c = H2(p, window=256 << 20)
+            bodies = {}
+            for i in range(100):
+                body = os.urandom(1 << 20)
+                sid = c.request("/echo/%d" % i, method="POST",
+                                headers=[("content-length", str(len(body)))], open_=True)
+                bodies[sid] = ("/echo/%d\n" % i).encode(), body
+            offs = dict((s, 0) for s in bodies)
+            while offs:
+                sent = False
+                for sid in list(offs):
+                    body = bodies[sid][1]
+                    win = c.conn.local_flow_control_window(sid)
+                    while win > 0 and sid in offs:
+                        n = min(win, c.conn.max_outbound_frame_size)
+                        chunk = body[offs[sid]:offs[sid] + n]
+                        end = offs[sid] + len(chunk) >= len(body)
+                        c.conn.send_data(sid, chunk, end_stream=end)
+                        offs[sid] += len(chunk)
+                        win -= len(chunk)
+                        sent = True
+                        if end:
+                            del offs[sid]
+                c.flush()
+                while c.pump(0 if sent else 0.2):
+                    sent = True
+            c.wait(lambda: all(c.done(s) for s in bodies), timeout=120)
+            for sid, (head, body) in bodies.items():
+                assert_eq(c.headers[sid][":status"], "200")
+                got = bytes(c.bodies.get(sid, b""))
+                assert_eq(hashlib.sha256(got).hexdigest(), hashlib.sha256(head + body).hexdigest(),
+                          "stream %d" % sid)
+            a = access_lines(p)
+            assert_eq(len(a), 100)
+            assert_eq(len(set(l["client"] for l in a)), 1)
+            assert all(l["bytes_in"] == 1 << 20 for l in a), a[0]
+            c.close()
+    finally:
+        b.close()
+
+
+def test_h07_one_stalled_stream_does_not_stall_others():
+    big = 32 << 20
+
+    def handler(req, ci, s):
+        if req.target == "/big":
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % big)
+            try:
+                chunk = b"x" * 65536
+                for _ in range(big // 65536):
+                    s.sendall(chunk)
+            except OSError:
+                pass
+            return None
+        return response(200, b"small")
+    with setup(handler, timeouts={"client_idle_ms": 2000}) as (p, bs):
+        rss0 = p.rss_kb()
+        c = H2(p)
+        stalled = c.request("/big")
+        c.wait(lambda: stalled in c.bodies and len(c.bodies[stalled]) >= 60000, skip_ack=(stalled,))
+        others = [c.request("/s%d" % i) for i in range(20)]
+        c.wait(lambda: all(s in c.ended for s in others), skip_ack=(stalled,))
+        for s in others:
+            assert_eq(bytes(c.bodies[s]), b"small")
+        # The proxy holds a bounded part of the 32 MiB, not all of it.
+        rss = p.rss_kb()
+        assert rss - rss0 < 8 * 1024, (rss0, rss)
+        # A window left at zero for client_idle_ms resets the stream.
+        c.wait(lambda: stalled in c.resets, timeout=10, skip_ack=(stalled,))
+        assert len(c.bodies[stalled]) <= 65535, len(c.bodies[stalled])
+        c.close()
+        time.sleep(0.3)
+        a = [l for l in access_lines(p) if l.get("target") == "/big"][0]
+        assert_eq(a["error"], "client_stalled")
+
+
+def test_h08_client_reset_cancels_upstream_at_once():
+    closed = threading.Event()
+
+    def handler(req, ci, s):
+        s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n")
+        try:
+            while True:
+                s.sendall(b"y" * 65536)
+        except OSError:
+            closed.set()
+        return None
+    with setup(handler) as (p, bs):
+        c = H2(p)
+        sid = c.request("/long")
+        c.wait(lambda: sid in c.bodies)
+        c.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+        c.flush()
+        assert closed.wait(5), "backend connection not closed after the client reset"
+        s2 = c.request("/after")
+        c.wait(lambda: c.done(s2))
+        c.close()
+        time.sleep(0.3)
+        a = [l for l in access_lines(p) if l.get("target") == "/long"][0]
+        assert_eq(a["error"], "client_reset")
+
+
+def test_h09_chunked_upload_without_length():
+    with setup(echo_handler) as (p, bs):
+        c = H2(p)
+        body = os.urandom(300000)
+        sid = c.request("/up", method="POST", body=body)
+        c.wait(lambda: c.done(sid))
+        assert_eq(bytes(c.bodies[sid]), body)
+        req = bs[0].requests[0]
+        assert_eq(req.header("transfer-encoding"), "chunked")
+        assert req.header("content-length") is None
+        c.close()
+
+
+def test_h10_body_too_large_413():
+    with setup(echo_handler, limits={"max_body_bytes": 1000}) as (p, bs):
+        c = H2(p)
+        s1 = c.request("/a", method="POST", headers=[("content-length", "5000")], open_=True)
+        s2 = c.request("/b", method="POST", body=b"z" * 5000)
+        c.wait(lambda: c.done(s1) and c.done(s2))
+        assert_eq(c.headers[s1][":status"], "413")
+        assert_eq(c.headers.get(s2, {}).get(":status"), "413")
+        c.close()
+
+
+# ---- malformed requests: RST_STREAM, never forwarded ----
+
+MALFORMED = [
+    ("connection", [(":method", "GET"), (":path", "/m"), (":scheme", "http"), (":authority", "a"), ("connection", "close")]),
+    ("keep-alive", [(":method", "GET"), (":path", "/m"), (":scheme", "http"), (":authority", "a"), ("keep-alive", "1")]),
+    ("proxy-connection", [(":method", "GET"), (":path", "/m"), (":scheme", "http"), (":authority", "a"), ("proxy-connection", "x")]),
+    ("transfer-encoding", [(":method", "POST"), (":path", "/m"), (":scheme", "http"), (":authority", "a"), ("transfer-encoding", "chunked")]),
+    ("upgrade", [(":method", "GET"), (":path", "/m"), (":scheme", "http"), (":authority", "a"), ("upgrade", "websocket")]),
+    ("te not trailers", [(":method", "GET"), (":path", "/m"), (":scheme", "http"), (":authority", "a"), ("te", "gzip")]),
+    ("uppercase name", [(":method", "GET"), (":path", "/m"), (":scheme", "http"), (":authority", "a"), ("X-Upper", "1")]),
+    ("pseudo after regular", [(":method", "GET"), (":scheme", "http"), ("x-a", "1"), (":path", "/m"), (":authority", "a")]),
+    ("duplicated :path", [(":method", "GET"), (":path", "/m"), (":path", "/n"), (":scheme", "http"), (":authority", "a")]),
+    ("unknown pseudo", [(":method", "GET"), (":path", "/m"), (":scheme", "http"), (":authority", "a"), (":foo", "1")]),
+    ("missing :path", [(":method", "GET"), (":scheme", "http"), (":authority", "a")]),
+    ("missing :method", [(":path", "/m"), (":scheme", "http"), (":authority", "a")]),
+    ("missing :scheme", [(":method", "GET"), (":path", "/m"), (":authority", "a")]),
+    ("host differs from :authority", [(":method", "GET"), (":path", "/m"), (":scheme", "http"), (":authority", "a.example"), ("host", "b.example")]),
+]
+
+
+def test_h11_malformed_requests_reset_never_forwarded():
+    with setup() as (p, bs):
+        for name, hdrs in MALFORMED:
+            r = RawH2(p)
+            r.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, r.block(hdrs)))
+            frames, _ = r.read_frames(3, until=lambda fs: rst_code(fs, 1) is not None or goaway_code(fs) is not None)
+            code = rst_code(frames, 1)
+            assert_eq(code, 1, "%s: RST_STREAM PROTOCOL_ERROR expected, got %r" % (name, frames))
+            r.close()
+        # content-length that disagrees with the DATA received
+        r = RawH2(p)
+        r.send(frame(HEADERS, END_HEADERS, 1, r.block([(":method", "POST"), (":path", "/cl"), (":scheme", "http"),
+                                                       (":authority", "a"), ("content-length", "10")])))
+        r.send(frame(DATA, END_STREAM, 1, b"12345"))
+        frames, _ = r.read_frames(3, until=lambda fs: rst_code(fs, 1) is not None)
+        assert_eq(rst_code(frames, 1), 1, frames)
+        r.close()
+        time.sleep(0.3)
+        # The content-length case may have reached a backend as an aborted
+        # request; the others must not have reached one at all.
+        assert all(r.target == "/cl" for r in bs[0].requests), [r.target for r in bs[0].requests]
+        for r in bs[0].requests:
+            assert not r.complete, "a body that disagrees with content-length was forwarded whole"
+        assert p.proc.poll() is None
+
+
+# ---- abuse ----
+
+def test_h12_rapid_reset():
+    # Limits under test: nghttp2's stream-reset limiter at burst 100 then
+    # 10/s (RP_H2_RESET_BURST/RATE), and the budget of 1000 frames that do
+    # no work.  1000 streams opened and reset must end in GOAWAY with at
+    # most 10 requests having reached the backend.
+    with setup() as (p, bs):
+        r = RawH2(p)
+        enc = r.enc
+        sent = 0
+        closed = False
+        try:
+            for batch in range(10):
+                out = b""
+                for i in range(100):
+                    sid = 1 + 2 * sent
+                    out += frame(HEADERS, END_STREAM | END_HEADERS, sid,
+                                 enc.encode([(":method", "GET"), (":path", "/rr"), (":scheme", "http"),
+                                             (":authority", "a")]))
+                    out += frame(RST_STREAM, 0, sid, (8).to_bytes(4, "big"))
+                    sent += 1
+                r.send(out)
+        except OSError:
+            closed = True
+        frames, c2 = r.read_frames(5)
+        assert goaway_code(frames) is not None or closed or c2, frames[-3:]
+        r.close()
+        time.sleep(0.5)
+        n = len(bs[0].requests)
+        assert n <= 10, "backend saw %d requests of %d streams opened and reset" % (n, sent)
+        print("rapid reset: %d streams opened and reset, backend saw %d, GOAWAY %r"
+              % (sent, n, goaway_code(frames)))
+        c = H2(p)
+        s = c.request("/alive")
+        c.wait(lambda: c.done(s))
+        assert_eq(c.headers[s][":status"], "200")
+        c.close()
+
+
+def test_h13_continuation_flood():
+    with setup() as (p, bs):
+        rss0 = p.rss_kb()
+        r = RawH2(p)
+        blk = r.block([(":method", "GET"), (":path", "/cf"), (":scheme", "http"), (":authority", "a")])
+        closed = False
+        try:
+            r.send(frame(HEADERS, 0, 1, blk))
+            junk = r.enc.encode([("x-junk", "v" * 100)])
+            for i in range(20000):
+                r.send(frame(CONTINUATION, 0, 1, junk))
+        except OSError:
+            closed = True
+        frames, c2 = r.read_frames(5)
+        print("CONTINUATION flood: GOAWAY %r, closed %r" % (goaway_code(frames), closed or c2))
+        assert closed or c2 or goaway_code(frames) is not None, frames
+        r.close()
+        assert p.rss_kb() - rss0 < 8 * 1024
+        assert_eq(len(bs[0].requests), 0)
+
+
+def flood(p, make, count):
+    r = RawH2(p)
+    closed = False
+    try:
+        for i in range(count // 100):
+            r.send(b"".join(make(i * 100 + k) for k in range(100)))
+    except OSError:
+        closed = True
+    frames, c2 = r.read_frames(5, until=lambda fs: goaway_code(fs) is not None)
+    r.close()
+    return frames, closed or c2
+
+
+def test_h14_ping_and_settings_floods():
+    with setup() as (p, bs):
+        frames, closed = flood(p, lambda i: frame(PING, 0, 0, i.to_bytes(8, "big")), 5000)
+        print("PING flood: GOAWAY %r, closed %r" % (goaway_code(frames), closed))
+        assert goaway_code(frames) == 11 or closed, "PING flood: %r" % frames[-2:]
+        frames, closed = flood(p, lambda i: frame(SETTINGS, 0, 0), 5000)
+        print("SETTINGS flood: GOAWAY %r, closed %r" % (goaway_code(frames), closed))
+        assert goaway_code(frames) == 11 or closed, "SETTINGS flood: %r" % frames[-2:]
+        frames, closed = flood(p, lambda i: frame(PRIORITY, 0, 1 + 2 * i, b"\x00\x00\x00\x00\x10"), 5000)
+        print("PRIORITY flood: GOAWAY %r, closed %r" % (goaway_code(frames), closed))
+        assert goaway_code(frames) == 11 or closed, "PRIORITY flood: %r" % frames[-2:]
+        c = H2(p)
+        s = c.request("/alive")
+        c.wait(lambda: c.done(s))
+        c.close()
+        assert p.proc.poll() is None
+
+
+def test_h15_idle_and_preface_timeouts():
+    with setup(timeouts={"client_idle_ms": 500, "client_header_ms": 500}) as (p, bs):
+        c = H2(p)
+        s = c.request("/one")
+        c.wait(lambda: c.done(s))
+        t0 = time.time()
+        c.wait(lambda: c.closed or c.goaway is not None, timeout=5)
+        assert_eq(c.goaway, 0)
+        assert time.time() - t0 < 3
+        c.close()
+        # A preface and nothing else: closed after client_header_ms.
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+        s.sendall(PREFACE + frame(SETTINGS, 0, 0))
+        t0 = time.time()
+        while s.recv(65536):
+            pass
+        assert time.time() - t0 < 3
+        s.close()
+
+
+def test_h16_h2load_many_streams():
+    if shutil.which("h2load") is None:
+        raise AssertionError("h2load missing (nghttp2-client)")
+    with setup() as (p, bs):
+        out = subprocess.run(["h2load", "-n", "2000", "-c", "2", "-m", "64",
+                              "http://127.0.0.1:%d/load" % p.port],
+                             capture_output=True, timeout=60).stdout.decode()
+        assert "2000 succeeded" in out, out
+        assert "2000 2xx" in out, out
+
+
+def test_h17_nghttp_client():
+    with setup() as (p, bs):
+        out = subprocess.run(["nghttp", "-v", "http://127.0.0.1:%d/ng" % p.port],
+                             capture_output=True, timeout=30).stdout.decode()
+        assert ":status: 200" in out, out
+        assert "hello" in out, out
+
+
+def test_h18_header_limits():
+    with setup(limits={"max_header_bytes": 2048, "max_headers": 10}) as (p, bs):
+        c = H2(p)
+        s1 = c.request("/big", headers=[("x-big", "v" * 3000)])
+        s2 = c.request("/many", headers=[("x-h%d" % i, "v") for i in range(20)])
+        c.wait(lambda: c.done(s1) and c.done(s2))
+        for s in (s1, s2):
+            st = c.headers.get(s, {}).get(":status")
+            assert st == "431" or s in c.resets, (s, st, c.resets)
+        assert_eq(len(bs[0].requests), 0)
+        c.close()
+
+
+if __name__ == "__main__":
+    tests = [v for k, v in sorted(globals().items()) if k.startswith("test_") and callable(v)]
+    sys.exit(run(tests))
