@@ -26,6 +26,7 @@
 #include "revproxy/log.h"
 #include "notify.h"
 #include "proxy.h"
+#include "accept.h"
 #include "worker.h"
 #include "util.h"
 
@@ -184,6 +185,32 @@ usr1_signal_cb(evutil_socket_t sig, short what, void *arg)
     rp_log_reopen();
 }
 
+/* Failed TLS handshakes are logged one by one at debug only: their
+ * counts by reason, once, when revproxy stops. */
+static void
+log_tls_failures(void)
+{
+    rp_tls_fail_count_t f[RP_TLS_FAIL_SLOTS];
+    size_t n = rp_tls_failures(f, RP_TLS_FAIL_SLOTS);
+    if (n > RP_TLS_FAIL_SLOTS)
+        n = RP_TLS_FAIL_SLOTS;
+    if (n == 0)
+        return;
+    char buf[1024];
+    size_t pos = 0;
+    uint64_t total = 0;
+    for (size_t i = 0; i < n && pos < sizeof buf - 64; i++) {
+        int w = snprintf(buf + pos, sizeof buf - pos, "%s\"%s\":%llu", i ? "," : "",
+                         f[i].reason, (unsigned long long)f[i].count);
+        if (w > 0)
+            pos += (size_t)w;
+        total += f[i].count;
+    }
+    char extra[1100];
+    snprintf(extra, sizeof extra, "\"tls_handshake_failures\":{%s}", buf);
+    rp_log_fields(RP_LOG_INFO, NULL, extra, "%llu TLS handshakes failed", (unsigned long long)total);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -315,6 +342,7 @@ main(int argc, char **argv)
 
     rp_notify("STOPPING=1");
     rp_workers_stop();
+    log_tls_failures();
     rp_log(RP_LOG_INFO, NULL, "stopped");
     for (size_t i = 0; i < RP_ARRAY_LEN(sigs); i++)
         event_free(sigs[i]);

@@ -236,6 +236,13 @@ def test_t05_handshake_failures_quiet_and_bounded():
         noisy = [l for l in t.proxy.log_lines() if l.get("level") in ("info", "warn", "error")
                  and "handshake" in l.get("msg", "")]
         assert not noisy, noisy[:3]
+        # Counted by reason, logged once at stop.
+        t.proxy.stop()
+        counts = [l for l in t.proxy.log_lines() if "tls_handshake_failures" in l]
+        assert_eq(len(counts), 1)
+        f = counts[0]["tls_handshake_failures"]
+        assert_eq(f.get("http_request"), 20)
+        assert_eq(f.get("timeout"), 1)
 
 
 def test_t06_close_without_close_notify_is_normal():
