@@ -90,6 +90,7 @@ metrics_on_complete(const rp_txn_t *txn, void *state)
     int cls = txn->status >= 100 && txn->status < 600 ? txn->status / 100 : 0;
     add(&m->requests, 1);
     add(&m->by_class[cls], 1);
+    add(&m->by_protocol[!txn->version_known ? 0 : txn->req.major == 2 ? 2 : 1], 1);
     add(&m->bytes_in, txn->req_body_bytes);
     add(&m->bytes_out, txn->bytes_out);
 }

@@ -14,6 +14,7 @@
 typedef struct rp_metrics {
     uint64_t requests;
     uint64_t by_class[6];        /* [0] other, [1..5] 1xx..5xx */
+    uint64_t by_protocol[3];     /* [0] unknown (failed early), [1] HTTP/1.x, [2] HTTP/2 */
     uint64_t bytes_in;           /* request body bytes received */
     uint64_t bytes_out;          /* response bytes sent */
     uint64_t upstream_errors;    /* attempts that did not end OK */

@@ -682,6 +682,17 @@ def test_h18_header_limits():
         c.close()
 
 
+def test_h19_goaway_on_stop():
+    with setup() as (p, bs):
+        c = H2(p)
+        s = c.request("/before-stop")
+        c.wait(lambda: c.done(s))
+        p.stop()
+        c.wait(lambda: c.closed or c.goaway is not None, timeout=5)
+        assert_eq(c.goaway, 0)
+        c.close()
+
+
 if __name__ == "__main__":
     tests = [v for k, v in sorted(globals().items()) if k.startswith("test_") and callable(v)]
     sys.exit(run(tests))

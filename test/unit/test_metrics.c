@@ -11,9 +11,9 @@
 #include "revproxy/module.h"
 #include "revproxy/txn.h"
 
-static const struct { unsigned worker; int status; uint64_t in, out; } cases[] = {
-    { 0, 200, 10, 100 }, { 1, 200, 0, 50 }, { 1, 404, 0, 70 }, { 2, 502, 5, 90 },
-    { 0, 503, 0, 80 }, { 3, 0, 0, 0 }, { 255, 101, 1, 1 },
+static const struct { unsigned worker; int status; uint64_t in, out; unsigned major; } cases[] = {
+    { 0, 200, 10, 100, 1 }, { 1, 200, 0, 50, 2 }, { 1, 404, 0, 70, 2 }, { 2, 502, 5, 90, 1 },
+    { 0, 503, 0, 80, 1 }, { 3, 0, 0, 0, 0 }, { 255, 101, 1, 1, 1 },
 };
 
 START_TEST(test_sum_over_workers)
@@ -27,6 +27,8 @@ START_TEST(test_sum_over_workers)
         t.status = cases[i].status;
         t.req_body_bytes = cases[i].in;
         t.bytes_out = cases[i].out;
+        t.req.major = cases[i].major;
+        t.version_known = cases[i].major != 0;
         rp_module_metrics.on_complete(&t, NULL);
     }
     rp_metrics_read(&after);
@@ -37,6 +39,9 @@ START_TEST(test_sum_over_workers)
     ck_assert_uint_eq(after.by_class[1] - before.by_class[1], 1);
     ck_assert_uint_eq(after.by_class[0] - before.by_class[0], 1);   /* no status */
     ck_assert_uint_eq(after.bytes_in - before.bytes_in, 16);
+    ck_assert_uint_eq(after.by_protocol[0] - before.by_protocol[0], 1);
+    ck_assert_uint_eq(after.by_protocol[1] - before.by_protocol[1], 4);
+    ck_assert_uint_eq(after.by_protocol[2] - before.by_protocol[2], 2);
     ck_assert_uint_eq(after.bytes_out - before.bytes_out, 391);
 }
 END_TEST
