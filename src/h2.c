@@ -99,6 +99,9 @@ struct h2_stream {
     bool              rst_after;  /* reset (NO_ERROR) once the response is out */
     bool              drained;    /* response buffer fell under the low mark */
     bool              answered;   /* a final response was submitted */
+    bool              cut;        /* the response will not complete: no more DATA
+                                   * (what is queued stays until the stream closes,
+                                   * since a DATA frame may be half way out) */
     TAILQ_ENTRY(h2_stream) link;
 };
 
@@ -219,9 +222,9 @@ send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
     (void)ng;
     if (evbuffer_get_length(h->tr->out) >= H2_OUT_HIGH)
         return NGHTTP2_ERR_WOULDBLOCK;
+    if (frame->data.padlen > 0 || evbuffer_get_length(s->resp) < length)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;   /* cannot happen: never a corrupt frame */
     evbuffer_add(h->tr->out, framehd, 9);
-    if (frame->data.padlen > 0)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;   /* never asked for */
     evbuffer_remove_buffer(s->resp, h->tr->out, length);
     if (s->txn != NULL)
         s->txn->bytes_out += length;
@@ -240,6 +243,10 @@ data_read_cb(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
     (void)buf;
     (void)arg;
     size_t have = evbuffer_get_length(s->resp);
+    if (s->cut) {
+        s->deferred = false;
+        return NGHTTP2_ERR_DEFERRED;   /* the RST_STREAM queued ends it */
+    }
     if (have == 0 && !s->resp_end) {
         s->deferred = true;
         return NGHTTP2_ERR_DEFERRED;
@@ -860,7 +867,7 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
             /* The client has not opened its window for client_idle_ms. */
             stream_drop_txn(s, RP_CLOSE_CLIENT_TIMEOUT, RP_ERR_CLIENT_STALLED,
                             "client window stayed closed for timeouts.client_idle_ms");
-            evbuffer_drain(s->resp, evbuffer_get_length(s->resp));
+            s->cut = true;
             s->stall_since = 0;
             nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
         }
@@ -1073,7 +1080,7 @@ h2_abort(rp_txn_t *t)
     h2_stream_t *s = STREAM(t);
     s->txn = NULL;
     rp_txn_free(t);
-    evbuffer_drain(s->resp, evbuffer_get_length(s->resp));
+    s->cut = true;
     s->answered = true;
     reset_stream(s, NGHTTP2_INTERNAL_ERROR);
 }
