@@ -945,4 +945,8 @@ const rp_downstream_ops_t rp_h1_downstream = {
     .flush = h1_flush,
     .check_body = h1_check_body,
     .done = h1_done,
+    .resp_high = RP_WBUF_HIGH,
+    .resp_low = RP_WBUF_LOW,
+    .req_high = RP_WBUF_HIGH,
+    .req_low = RP_WBUF_LOW,
 };

@@ -16,7 +16,8 @@
  * the transaction hands them to its backend; response bytes wait in the
  * stream's buffer until the client's window and the connection's output
  * take them, and the transaction stops reading its backend while that
- * buffer is above RP_WBUF_HIGH.
+ * buffer is above H2_STREAM_HIGH (per stream, much lower than HTTP/1's
+ * watermark: a connection carries up to h2_max_concurrent_streams).
  */
 #include "config.h"
 #include <ctype.h>
@@ -43,6 +44,10 @@
  * the transport's output falls to H2_OUT_LOW. */
 #define H2_OUT_HIGH (64u * 1024u)
 #define H2_OUT_LOW  (16u * 1024u)
+/* Bytes buffered per stream and direction before the producer pauses, and
+ * the level at which it resumes. */
+#define H2_STREAM_HIGH (64u * 1024u)
+#define H2_STREAM_LOW  (16u * 1024u)
 /* Checks for streams stalled on a zero window. */
 #define H2_SWEEP_MS 1000u
 
@@ -228,7 +233,7 @@ send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
     evbuffer_remove_buffer(s->resp, h->tr->out, length);
     if (s->txn != NULL)
         s->txn->bytes_out += length;
-    if (evbuffer_get_length(s->resp) <= RP_WBUF_LOW)
+    if (evbuffer_get_length(s->resp) <= H2_STREAM_LOW)
         s->drained = true;
     return 0;
 }
@@ -1180,4 +1185,8 @@ const rp_downstream_ops_t rp_h2_downstream = {
     .flush = h2_flush,
     .check_body = h2_check_body,
     .done = h2_done,
+    .resp_high = H2_STREAM_HIGH,
+    .resp_low = H2_STREAM_LOW,
+    .req_high = H2_STREAM_HIGH,
+    .req_low = H2_STREAM_LOW,
 };

@@ -9,7 +9,8 @@
  * Request bodies are streamed from the downstream into the upstream
  * connection, response bodies from the upstream parser into the downstream;
  * each side stops its producer when the other side's output passes
- * RP_WBUF_HIGH and resumes it under RP_WBUF_LOW, so memory per transaction
+ * the downstream's high watermark (RP_WBUF_HIGH on HTTP/1) and resumes it
+ * at its low one, so memory per transaction
  * stays bounded whatever the body sizes.
  *
  * Nothing here knows how the client speaks: the response goes out through
@@ -475,7 +476,7 @@ rp_txn_req_body(rp_txn_t *t, const char *at, size_t len)
     } else {
         evbuffer_add(out, at, len);
     }
-    if (evbuffer_get_length(out) > RP_WBUF_HIGH)
+    if (evbuffer_get_length(out) > t->ds->req_high)
         t->client_paused = 1;
     return 0;
 }
@@ -489,7 +490,7 @@ rp_txn_push_body(rp_txn_t *t)
      * of waiting for a write event. */
     struct evbuffer *out = bufferevent_get_output(t->up->bev);
     rp_bev_flush(t->up->bev);
-    if (!t->client_paused || evbuffer_get_length(out) > RP_WBUF_LOW)
+    if (!t->client_paused || evbuffer_get_length(out) > t->ds->req_low)
         return false;
     t->client_paused = 0;
     return true;
@@ -757,7 +758,7 @@ up_process(rp_txn_t *t)
     struct evbuffer *in = bufferevent_get_input(t->up->bev);
     for (;;) {
         while (evbuffer_get_length(in) > 0) {
-            if (t->ds->pending(t) > RP_WBUF_HIGH) {
+            if (t->ds->pending(t) > t->ds->resp_high) {
                 t->up_paused = 1;
                 rp_reader_disable(&t->up->rd);
                 break;
@@ -800,7 +801,7 @@ up_process(rp_txn_t *t)
         }
         /* Send what was parsed; when the client took it all, go on. */
         t->ds->flush(t);
-        if (!t->up_paused || t->ds->pending(t) > RP_WBUF_LOW)
+        if (!t->up_paused || t->ds->pending(t) > t->ds->resp_low)
             return;
         t->up_paused = 0;
         rp_reader_enable(&t->up->rd);
@@ -866,7 +867,7 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_CONNECTED) {
         evtimer_del(t->timer);
         bufferevent_disable(t->up->bev, EV_WRITE);
-        bufferevent_setwatermark(t->up->bev, EV_WRITE, RP_WBUF_LOW, 0);
+        bufferevent_setwatermark(t->up->bev, EV_WRITE, t->ds->req_low, 0);
         t->up->state = RP_UP_ACTIVE;
         send_request(t);
         return;
@@ -983,7 +984,7 @@ start_attempt(rp_txn_t *t)
         t->up = up;
         bufferevent_setcb(up->bev, NULL, up_write_cb, up_event_cb, t);
         rp_reader_setcb(&up->rd, up_read_cb, up_event_cb, t);
-        bufferevent_setwatermark(up->bev, EV_WRITE, RP_WBUF_LOW, 0);
+        bufferevent_setwatermark(up->bev, EV_WRITE, t->ds->req_low, 0);
         rp_txn_set_state(t, RP_TXN_CONNECT);
         send_request(t);
         return;

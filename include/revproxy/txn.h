@@ -100,6 +100,11 @@ typedef struct rp_resp_framing {
  *   the request is answered 400 and nothing is sent upstream.
  * done: the exchange ended cleanly; reusable says whether the transaction
  *   saw nothing that forbids another exchange on the connection.
+ * resp_high/resp_low: response bytes pending for the client above which
+ *   the transaction stops reading its backend, and at or below which it
+ *   reads again; req_high/req_low: the same for request body bytes queued
+ *   towards the backend, pausing the downstream's body.  An HTTP/2 stream
+ *   keeps them small, since a connection carries many.
  * (A tunnel (101 / extended CONNECT) joins this table with WebSocket.)
  */
 typedef struct rp_downstream_ops {
@@ -116,6 +121,7 @@ typedef struct rp_downstream_ops {
     void   (*flush)(rp_txn_t *t);
     int    (*check_body)(rp_txn_t *t);
     void   (*done)(rp_txn_t *t, bool reusable);
+    size_t resp_high, resp_low, req_high, req_low;
 } rp_downstream_ops_t;
 
 struct rp_txn {
