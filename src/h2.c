@@ -63,6 +63,7 @@ struct rp_h2 {
     struct event     *sweep;      /* owned: zero-window stalls */
     struct event     *run;        /* owned: deferred processing */
     TAILQ_HEAD(, h2_stream) streams;
+    TAILQ_HEAD(, h2_stream) ready;   /* streams with something to act on */
     unsigned          nstreams;
     unsigned          requests;   /* streams that became transactions */
     unsigned          budget;     /* frames that do no work still tolerated */
@@ -107,13 +108,26 @@ struct h2_stream {
     bool              cut;        /* the response will not complete: no more DATA
                                    * (what is queued stays until the stream closes,
                                    * since a DATA frame may be half way out) */
+    bool              queued;     /* on h->ready */
     TAILQ_ENTRY(h2_stream) link;
+    TAILQ_ENTRY(h2_stream) ready_link;
 };
 
 static void h2_schedule(rp_h2_t *h);
 static void h2_free(rp_h2_t *h);
 
 #define STREAM(t) ((h2_stream_t *)(t)->ds_ctx)
+
+/* The stream has something to act on once nghttp2 has returned. */
+static void
+mark(h2_stream_t *s)
+{
+    if (!s->queued) {
+        s->queued = true;
+        TAILQ_INSERT_TAIL(&s->h->ready, s, ready_link);
+    }
+    h2_schedule(s->h);
+}
 
 /* ---- methods ---- */
 
@@ -160,6 +174,8 @@ stream_free(h2_stream_t *s)
     evbuffer_free(s->body);
     evbuffer_free(s->resp);
     free(s->cookie);
+    if (s->queued)
+        TAILQ_REMOVE(&h->ready, s, ready_link);
     TAILQ_REMOVE(&h->streams, s, link);
     h->nstreams--;
     free(s);
@@ -233,8 +249,11 @@ send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
     evbuffer_remove_buffer(s->resp, h->tr->out, length);
     if (s->txn != NULL)
         s->txn->bytes_out += length;
-    if (evbuffer_get_length(s->resp) <= H2_STREAM_LOW)
+    if (!s->drained && s->txn != NULL && s->txn->up_paused
+        && evbuffer_get_length(s->resp) <= H2_STREAM_LOW) {
         s->drained = true;
+        mark(s);
+    }
     return 0;
 }
 
@@ -486,7 +505,7 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
         } else if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
             s->body_end = true;   /* after trailer fields */
         }
-        h2_schedule(h);
+        mark(s);
         return 0;
     case NGHTTP2_DATA:
         s = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
@@ -494,7 +513,7 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
             spend(h);
         if (s != NULL && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
             s->body_end = true;
-            h2_schedule(h);
+            mark(s);
         }
         return 0;
     case NGHTTP2_PING:
@@ -522,7 +541,7 @@ static int
 on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
               size_t len, void *arg)
 {
-    rp_h2_t *h = arg;
+    (void)arg;
     (void)flags;
     h2_stream_t *s = nghttp2_session_get_stream_user_data(ng, id);
     if (s == NULL || s->txn == NULL || s->txn->req_done) {
@@ -534,7 +553,7 @@ on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *dat
      * the bytes are handed on. */
     evbuffer_add(s->body, data, len);
     s->since_us = rp_now_us();
-    h2_schedule(h);
+    mark(s);
     return 0;
 }
 
@@ -656,14 +675,25 @@ start_stream(h2_stream_t *s)
     rp_txn_start(t);
 }
 
-/* Everything nghttp2 reported, acted on now that it has returned. */
+/* Everything nghttp2 reported, acted on now that it has returned: the
+ * streams marked since the last run, in order. */
 static void
 process_streams(rp_h2_t *h)
 {
+    TAILQ_HEAD(, h2_stream) now = TAILQ_HEAD_INITIALIZER(now);
+    TAILQ_CONCAT(&now, &h->ready, ready_link);
     h2_stream_t *s;
-    TAILQ_FOREACH(s, &h->streams, link) {
+    while ((s = TAILQ_FIRST(&now)) != NULL) {
+        TAILQ_REMOVE(&now, s, ready_link);
+        s->queued = false;
         if (h->calm || h->dead)
-            break;
+            continue;
+        if (s->drained) {
+            /* Its response buffer drained: the transaction reads on. */
+            s->drained = false;
+            if (s->txn != NULL && s->txn->up_paused)
+                rp_txn_client_drained(s->txn);
+        }
         if (s->txn == NULL || !s->head_done)
             continue;
         if (!s->started) {
@@ -675,20 +705,6 @@ process_streams(rp_h2_t *h)
             pump_body(s);
         else if (s->txn->req_done && s->body_end)
             s->body_ended = true;
-    }
-}
-
-/* Response buffers that drained: let their transactions read on. */
-static void
-resume_drained(rp_h2_t *h)
-{
-    h2_stream_t *s;
-    TAILQ_FOREACH(s, &h->streams, link) {
-        if (s->drained) {
-            s->drained = false;
-            if (s->txn != NULL && s->txn->up_paused)
-                rp_txn_client_drained(s->txn);
-        }
     }
 }
 
@@ -712,7 +728,6 @@ h2_settle(rp_h2_t *h)
         h->scheduled = false;
         process_streams(h);
         h2_send(h);
-        resume_drained(h);
         if (!h->scheduled)
             break;
     }
@@ -920,6 +935,7 @@ rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
     h->snap = rp_snapshot_ref(w->snap);
     h->budget = RP_H2_IDLE_FRAME_BUDGET;
     TAILQ_INIT(&h->streams);
+    TAILQ_INIT(&h->ready);
     h->timer = evtimer_new(w->base, timer_cb, h);
     h->sweep = evtimer_new(w->base, sweep_cb, h);
     h->run = event_new(w->base, -1, 0, run_cb, h);
@@ -1133,7 +1149,7 @@ h2_send_error(rp_txn_t *t)
 static void
 h2_resume_body(rp_txn_t *t)
 {
-    h2_schedule(STREAM(t)->h);
+    mark(STREAM(t));
 }
 
 static void

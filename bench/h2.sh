@@ -1,0 +1,1001 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# Loopback benchmark of the client side protocols: revproxy, nghttpx and
+# haproxy (and nginx with --nginx), each with one worker thread, in front
+# of the same HTTP/1.1 rp-backend answering 100-byte bodies, measured with
+#
+#   h2c     h2load, HTTP/2 with prior knowledge on a plain listener
+#   h2      h2load, HTTP/2 over TLS (ALPN h2)
+#   h1tls   wrk, HTTP/1.1 keep-alive over TLS
+#
+#   bench/h2.sh [--duration SECONDS] [--rounds N] [--connections N]
+#               [--streams N] [--wrk-connections N] [--revproxy PATH]
+#               [--backend PATH] [--nginx] [--keep]
+#
+# For every run it reports req/s and the proxy's own CPU time per request
+# (utime + stime from /proc/PID/stat of the proxy and its children over
+# the measured window, divided by the requests of that window).  The proxy
+# runs on CPU 0; the backend and the load generator share CPU 1.  Ports
+# are free loopback ports chosen at start-up, the certificate, configs and
+# logs live in a private temp dir, and on exit only the processes this
+# script started are stopped.
+
+set -euo pipefail
+
+# Decimal points stay dots, whatever the caller's locale ($EPOCHREALTIME).
+export LC_ALL=C
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+readonly SCRIPT_DIR REPO_ROOT
+
+DURATION=10
+ROUNDS=3
+WARMUP=2
+CONNECTIONS=8
+STREAMS=64
+WRK_CONNECTIONS=64
+REVPROXY="$REPO_ROOT/build/src/revproxy"
+BACKEND="$REPO_ROOT/build/tools/rp-backend"
+WITH_NGINX=0
+KEEP_TMP=0
+
+# Every proxy gets the same TLS 1.3 suite so that the cipher is not what
+# differs between them.
+readonly TLS13_SUITE=TLS_AES_128_GCM_SHA256
+readonly BODY_PATH=/bytes/100
+readonly BODY_BYTES=100
+readonly SCENARIOS=(h2c h2 h1tls)
+
+TMP=""
+TLS_DIR=""
+PIDS=()
+# Processes forked by the ones started here (nghttpx's worker), as
+# "PARENT:PID:START" with START the start time from /proc/PID/stat, so that
+# a PID reused by someone else is never touched.
+CHILDREN=()
+APT_UPDATED=0
+
+usage() {
+    cat <<EOF
+usage: ${0##*/} [options]
+
+  --duration SECONDS   length of each measured run (default $DURATION)
+  --rounds N           measure each target N times, alternating, and report
+                       the medians (default $ROUNDS)
+  --connections N      h2load connections (default $CONNECTIONS)
+  --streams N          h2load concurrent streams per connection, -m
+                       (default $STREAMS)
+  --wrk-connections N  wrk connections for HTTP/1.1 over TLS
+                       (default $WRK_CONNECTIONS)
+  --revproxy PATH      revproxy binary (default ./build/src/revproxy)
+  --backend PATH       rp-backend binary (default ./build/tools/rp-backend;
+                       built from tools/rp-backend.c when missing)
+  --nginx              measure nginx too (installs nginx-light as root)
+  --keep               keep the temp dir (certificate, configs, logs, raw
+                       h2load and wrk output)
+  -h, --help           this help
+
+Relative paths are taken from the repository root.
+EOF
+}
+
+die() {
+    printf '%s: error: %s\n' "${0##*/}" "$*" >&2
+    exit 1
+}
+
+note() {
+    printf '%s: %s\n' "${0##*/}" "$*" >&2
+}
+
+# abs_path PATH: PATH made absolute, a relative one taken from the
+# repository root.
+abs_path() {
+    case $1 in
+        /*) printf '%s\n' "$1" ;;
+        *) printf '%s\n' "$REPO_ROOT/${1#./}" ;;
+    esac
+}
+
+# positive_int NAME VALUE: VALUE in decimal if it is an integer > 0.
+positive_int() {
+    if [[ ! $2 =~ ^[0-9]+$ ]] || ((10#$2 == 0)); then
+        die "$1 must be a positive integer"
+    fi
+    printf '%d\n' "$((10#$2))"
+}
+
+parse_args() {
+    local opt val
+    while (($# > 0)); do
+        opt=$1
+        case $opt in
+            --*=*)
+                val=${opt#*=}
+                opt=${opt%%=*}
+                shift
+                ;;
+            --duration | --rounds | --connections | --streams | \
+                --wrk-connections | --revproxy | --backend)
+                (($# >= 2)) || die "$opt needs a value"
+                val=$2
+                shift 2
+                ;;
+            *)
+                val=""
+                shift
+                ;;
+        esac
+        case $opt in
+            --duration) DURATION=$(positive_int "$opt" "$val") ;;
+            --rounds) ROUNDS=$(positive_int "$opt" "$val") ;;
+            --connections) CONNECTIONS=$(positive_int "$opt" "$val") ;;
+            --streams) STREAMS=$(positive_int "$opt" "$val") ;;
+            --wrk-connections)
+                WRK_CONNECTIONS=$(positive_int "$opt" "$val")
+                ;;
+            --revproxy) REVPROXY=$(abs_path "$val") ;;
+            --backend) BACKEND=$(abs_path "$val") ;;
+            --nginx) WITH_NGINX=1 ;;
+            --keep) KEEP_TMP=1 ;;
+            -h | --help)
+                usage
+                exit 0
+                ;;
+            *)
+                usage >&2
+                die "unknown argument '$opt'"
+                ;;
+        esac
+    done
+    ((STREAMS <= 1000)) || die "--streams must be at most 1000"
+}
+
+# --- dependencies ----------------------------------------------------------
+
+apt_install() {
+    local pkg=$1
+    if ((APT_UPDATED == 0)); then
+        note "apt-get update"
+        apt-get update -qq >&2 || die "apt-get update failed"
+        APT_UPDATED=1
+    fi
+    note "installing $pkg"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >&2 ||
+        die "apt-get install $pkg failed"
+}
+
+# find_cmd CMD: the full path of CMD, looking in the sbin directories too
+# (a normal user's PATH may lack them; haproxy and nginx live there).
+find_cmd() {
+    local cmd=$1 dir
+    if command -v "$cmd" 2>/dev/null; then
+        return 0
+    fi
+    for dir in /usr/sbin /sbin /usr/local/sbin; do
+        if [[ -x $dir/$cmd ]]; then
+            printf '%s\n' "$dir/$cmd"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# need CMD PACKAGE: CMD must be there; as root, PACKAGE is installed when
+# it is not.
+need() {
+    local cmd=$1 pkg=$2
+    find_cmd "$cmd" >/dev/null && return 0
+    if ((EUID == 0)) && command -v apt-get >/dev/null 2>&1; then
+        apt_install "$pkg"
+        find_cmd "$cmd" >/dev/null ||
+            die "'$cmd' is still missing after installing $pkg"
+    else
+        die "'$cmd' not found; install the '$pkg' package" \
+            "(as root: apt-get install -y $pkg)"
+    fi
+}
+
+# The backend: the given binary, or one compiled into the temp dir from
+# tools/rp-backend.c when the default build is not there.
+prepare_backend() {
+    local src="$REPO_ROOT/tools/rp-backend.c" cflags libs
+    [[ -x $BACKEND ]] && return 0
+    if [[ $BACKEND != "$REPO_ROOT/build/tools/rp-backend" || ! -f $src ]]; then
+        die "backend binary '$BACKEND' not found or not executable"
+    fi
+    need gcc gcc
+    need pkg-config pkg-config
+    if ! pkg-config --exists libevent; then
+        ((EUID == 0)) || die "libevent headers not found; install" \
+            "'libevent-dev' (as root: apt-get install -y libevent-dev)"
+        apt_install libevent-dev
+    fi
+    note "compiling rp-backend from tools/rp-backend.c"
+    cflags=$(pkg-config --cflags libevent)
+    libs=$(pkg-config --libs libevent)
+    # shellcheck disable=SC2086 # pkg-config prints word lists
+    gcc -std=c11 -D_GNU_SOURCE -O2 $cflags "$src" $libs \
+        -o "$TMP/rp-backend" || die "compiling rp-backend failed"
+    BACKEND="$TMP/rp-backend"
+}
+
+# --- processes -------------------------------------------------------------
+
+# running PID START: PID is still the process that started at START (field
+# 22 of /proc/PID/stat) and has not exited; a zombie has.
+running() {
+    local line f
+    { read -r line <"/proc/$1/stat"; } 2>/dev/null || return 1
+    read -r -a f <<<"${line##*) }"
+    [[ ${f[0]} != Z && ${f[19]} == "$2" ]]
+}
+
+# adopt PID: remember the descendants PID has by now.
+adopt() {
+    local p line f
+    family "$1"
+    for p in "${FAMILY[@]:1}"; do
+        { read -r line <"/proc/$p/stat"; } 2>/dev/null || continue
+        read -r -a f <<<"${line##*) }"
+        CHILDREN+=("$1:$p:${f[19]}")
+    done
+}
+
+# orphans [PARENT]: once their parent is gone, give the adopted children
+# (of PARENT only, if given) 5 s to exit, kill those left, forget them all.
+orphans() {
+    local entry parent pid start i left rest=() mine=()
+    for entry in "${CHILDREN[@]}"; do
+        IFS=: read -r parent pid start <<<"$entry"
+        if [[ -z ${1:-} || $parent == "$1" ]]; then
+            mine+=("$entry")
+        else
+            rest+=("$entry")
+        fi
+    done
+    for ((i = 0; i < 50; i++)); do
+        left=0
+        for entry in "${mine[@]}"; do
+            IFS=: read -r parent pid start <<<"$entry"
+            if running "$pid" "$start"; then
+                left=1
+            fi
+        done
+        ((left)) || break
+        sleep 0.1
+    done
+    for entry in "${mine[@]}"; do
+        IFS=: read -r parent pid start <<<"$entry"
+        if running "$pid" "$start"; then
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+    CHILDREN=("${rest[@]}")
+}
+
+cleanup() {
+    local rc=$? pid i
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    orphans
+    if [[ -n $TMP && -d $TMP ]]; then
+        if ((KEEP_TMP)); then
+            note "temp dir kept: $TMP"
+        else
+            rm -rf -- "$TMP"
+        fi
+    fi
+    exit "$rc"
+}
+
+# untrack PID: PID no longer needs stopping on exit.
+untrack() {
+    local p rest=()
+    for p in "${PIDS[@]}"; do
+        [[ $p == "$1" ]] || rest+=("$p")
+    done
+    PIDS=("${rest[@]}")
+}
+
+# halt PID [SIGNAL]: stop one process this script started (with SIGNAL,
+# TERM by default, then KILL after 5 s), and untrack it.
+halt() {
+    local pid=$1 i
+    kill -"${2:-TERM}" "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    untrack "$pid"
+    orphans "$pid"
+}
+
+# pick_port: set PORT to a port below the ephemeral range that no TCP
+# socket uses (so no outgoing connection can take it either).
+PORT=""
+pick_port() {
+    local lo=10000 hi first _ tries
+    read -r first _ </proc/sys/net/ipv4/ip_local_port_range || first=32768
+    hi=$((first - 1))
+    ((hi > lo + 100)) || hi=30000
+    for ((tries = 0; tries < 200; tries++)); do
+        PORT=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1)))
+        if [[ -z $(ss -Htan "( sport = :$PORT )" 2>/dev/null) ]]; then
+            return 0
+        fi
+    done
+    die "no free loopback port found"
+}
+
+# curl_args SCENARIO: set CURL_ARGS to what makes curl speak SCENARIO's
+# protocol, and WANT_VERSION to the %{http_version} it must report.
+CURL_ARGS=()
+WANT_VERSION=""
+curl_args() {
+    case $1 in
+        h2c) CURL_ARGS=(--http2-prior-knowledge) WANT_VERSION=2 ;;
+        h2) CURL_ARGS=(--insecure --http2) WANT_VERSION=2 ;;
+        h1tls | h1) CURL_ARGS=(--insecure --http1.1) WANT_VERSION=1.1 ;;
+        *) die "internal: unknown scenario $1" ;;
+    esac
+}
+
+# await NAME PID LOG SCENARIO URL: wait until URL answers in SCENARIO's
+# protocol, or fail showing the end of LOG.
+await() {
+    local name=$1 pid=$2 log=$3 scen=$4 url=$5 i
+    curl_args "$scen"
+    for ((i = 0; i < 100; i++)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 20 "$log" >&2 || true
+            die "$name exited while starting (end of $log above;" \
+                "--keep keeps it)"
+        fi
+        if curl -sS -o /dev/null --max-time 1 "${CURL_ARGS[@]}" "$url" \
+            2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    tail -n 20 "$log" >&2 || true
+    die "$name did not answer on $url within 10 s (end of $log above;" \
+        "--keep keeps it)"
+}
+
+# verify NAME SCENARIO URL: one request in SCENARIO's protocol must come
+# back 200 with the backend's 100 bytes.
+verify() {
+    local name=$1 scen=$2 url=$3 got body="$TMP/body.$1.$2"
+    curl_args "$scen"
+    got=$(curl -sS --max-time 2 "${CURL_ARGS[@]}" -o "$body" \
+        -w '%{http_version} %{http_code}' "$url") ||
+        die "$name ($scen): GET $url failed"
+    [[ $got == "$WANT_VERSION 200" ]] ||
+        die "$name ($scen): expected HTTP/$WANT_VERSION 200 from $url," \
+            "got '$got'"
+    [[ $(tr -d x <"$body" | wc -c) -eq 0 &&
+        $(wc -c <"$body") -eq $BODY_BYTES ]] ||
+        die "$name ($scen): the body from $url is not $BODY_BYTES x's"
+}
+
+# --- the certificate -------------------------------------------------------
+
+make_certificate() {
+    TLS_DIR="$TMP/tls"
+    mkdir -p "$TLS_DIR"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" -days 7 \
+        -subj /CN=localhost \
+        -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+        >"$TLS_DIR/openssl.log" 2>&1 || {
+        cat "$TLS_DIR/openssl.log" >&2
+        die "openssl could not make the test certificate"
+    }
+    # haproxy wants the certificate and its key in one file.
+    cat "$TLS_DIR/cert.pem" "$TLS_DIR/key.pem" >"$TLS_DIR/combined.pem"
+}
+
+# --- targets ---------------------------------------------------------------
+
+# Per target: its PID (the one started; children are found at measuring
+# time), its h2c port and its TLS port.
+declare -A PROXY_PID=() H2C_PORT=() TLS_PORT=()
+
+start_backend() {
+    pick_port
+    BACKEND_PORT=$PORT
+    "${PIN_LOAD[@]}" "$BACKEND" --listen "127.0.0.1:$BACKEND_PORT" \
+        --name bench 2>"$TMP/backend.log" &
+    BACKEND_PID=$!
+    PIDS+=("$BACKEND_PID")
+    await rp-backend "$BACKEND_PID" "$TMP/backend.log" h1 \
+        "http://127.0.0.1:$BACKEND_PORT/"
+    verify rp-backend h1 "http://127.0.0.1:$BACKEND_PORT$BODY_PATH"
+}
+
+# launch NAME DIR LOG CMD...: start a proxy on the proxy CPU, its stdout
+# and stderr in DIR, wait for both of its listeners (showing the end of LOG
+# if it fails), and check it relays the body in all three protocols.
+launch() {
+    local name=$1 dir=$2 log=$3 pid
+    shift 3
+    "${PIN_PROXY[@]}" "$@" >"$dir/stdout.log" 2>"$dir/stderr.log" &
+    pid=$!
+    PIDS+=("$pid")
+    PROXY_PID[$name]=$pid
+    await "$name" "$pid" "$log" h2c "http://127.0.0.1:${H2C_PORT[$name]}/"
+    await "$name" "$pid" "$log" h2 "https://127.0.0.1:${TLS_PORT[$name]}/"
+    verify "$name" h2c "http://127.0.0.1:${H2C_PORT[$name]}$BODY_PATH"
+    verify "$name" h2 "https://127.0.0.1:${TLS_PORT[$name]}$BODY_PATH"
+    verify "$name" h1tls "https://127.0.0.1:${TLS_PORT[$name]}$BODY_PATH"
+    adopt "$pid"
+}
+
+# ports NAME: choose the two listening ports of a target.
+ports() {
+    pick_port
+    H2C_PORT[$1]=$PORT
+    pick_port
+    while [[ $PORT == "${H2C_PORT[$1]}" ]]; do pick_port; done
+    TLS_PORT[$1]=$PORT
+}
+
+start_revproxy() {
+    local dir="$TMP/revproxy"
+    mkdir -p "$dir"
+    ports revproxy
+    # max_connections 4096, as haproxy's maxconn: the default 10000 wants
+    # more descriptors than a 20000 hard limit holds, and warns.
+    cat >"$dir/revproxy.json" <<EOF
+{ "workers": 1,
+  "listeners": [
+    { "address": "127.0.0.1:${H2C_PORT[revproxy]}" },
+    { "address": "127.0.0.1:${TLS_PORT[revproxy]}",
+      "tls": { "certificates": [ { "cert": "$TLS_DIR/cert.pem",
+                                   "key": "$TLS_DIR/key.pem" } ],
+               "ciphersuites": "$TLS13_SUITE" } } ],
+  "limits": { "max_connections": 4096,
+              "h2_max_concurrent_streams": $MAX_STREAMS },
+  "upstreams": { "bench": {
+      "backends": [ { "address": "127.0.0.1:$BACKEND_PORT" } ],
+      "pool": { "max_idle_per_backend": $POOL, "idle_timeout_ms": 60000 } } },
+  "routes": [ { "path_prefix": "/", "upstream": "bench" } ],
+  "log": { "level": "warn", "access_log": "off" } }
+EOF
+    "$REVPROXY" --check --config "$dir/revproxy.json" \
+        >"$dir/check.log" 2>&1 || {
+        cat "$dir/check.log" >&2
+        die "revproxy rejected its config ($dir/revproxy.json)"
+    }
+    launch revproxy "$dir" "$dir/stderr.log" \
+        "$REVPROXY" --config "$dir/revproxy.json"
+}
+
+start_nghttpx() {
+    local dir="$TMP/nghttpx"
+    mkdir -p "$dir"
+    ports nghttpx
+    # An empty config file keeps /etc/nghttpx/nghttpx.conf out of it; no
+    # access log is written unless one is configured.  nghttpx forks a
+    # worker process: its CPU time is counted with the main process's.
+    : >"$dir/nghttpx.conf"
+    launch nghttpx "$dir" "$dir/error.log" \
+        "$NGHTTPX" --conf="$dir/nghttpx.conf" \
+        --frontend="127.0.0.1,${H2C_PORT[nghttpx]};no-tls" \
+        --frontend="127.0.0.1,${TLS_PORT[nghttpx]}" \
+        --backend="127.0.0.1,$BACKEND_PORT" \
+        --workers=1 \
+        --frontend-http2-max-concurrent-streams="$MAX_STREAMS" \
+        --backend-keep-alive-timeout=60s \
+        --tls13-ciphers="$TLS13_SUITE" \
+        --no-ocsp \
+        --log-level=WARN \
+        --errorlog-file="$dir/error.log" \
+        --pid-file="$dir/nghttpx.pid" \
+        "$TLS_DIR/key.pem" "$TLS_DIR/cert.pem"
+}
+
+start_haproxy() {
+    local dir="$TMP/haproxy"
+    mkdir -p "$dir"
+    ports haproxy
+    # One thread, keep-alive on both sides, idle server connections shared
+    # by all requests, no logging.
+    cat >"$dir/haproxy.cfg" <<CFG
+global
+    nbthread 1
+    maxconn 4096
+    pidfile $dir/haproxy.pid
+    tune.h2.max-concurrent-streams $MAX_STREAMS
+    ssl-default-bind-ciphersuites $TLS13_SUITE
+
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+
+frontend h2c
+    bind 127.0.0.1:${H2C_PORT[haproxy]} proto h2
+    default_backend bench
+
+frontend tls
+    bind 127.0.0.1:${TLS_PORT[haproxy]} ssl crt $TLS_DIR/combined.pem alpn h2,http/1.1
+    default_backend bench
+
+backend bench
+    server backend 127.0.0.1:$BACKEND_PORT
+CFG
+    "$HAPROXY" -c -q -f "$dir/haproxy.cfg" >"$dir/check.log" 2>&1 || {
+        cat "$dir/check.log" >&2
+        die "haproxy rejected its config ($dir/haproxy.cfg)"
+    }
+    launch haproxy "$dir" "$dir/stderr.log" \
+        "$HAPROXY" -db -f "$dir/haproxy.cfg"
+}
+
+start_nginx() {
+    local dir="$TMP/nginx" temps="" m build
+    mkdir -p "$dir/logs" "$dir/tmp"
+    ports nginx
+    build=$("$NGINX" -V 2>&1)
+    [[ $build == *--with-http_v2_module* && $build == *--with-http_ssl_module* ]] ||
+        die "this nginx lacks HTTP/2 or TLS (nginx -V); leave out --nginx"
+    temps+="    client_body_temp_path $dir/tmp/body;"$'\n'
+    temps+="    proxy_temp_path $dir/tmp/proxy;"$'\n'
+    for m in fastcgi uwsgi scgi; do
+        if [[ $build != *"--without-http_${m}_module"* ]]; then
+            temps+="    ${m}_temp_path $dir/tmp/$m;"$'\n'
+        fi
+    done
+    cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+master_process off;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+
+events {
+    worker_connections 8192;
+}
+
+http {
+    access_log off;
+$temps
+    # No connection is recycled after N requests on either side.
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    http2_max_concurrent_streams $MAX_STREAMS;
+
+    upstream bench {
+        server 127.0.0.1:$BACKEND_PORT;
+        keepalive $POOL;
+        keepalive_requests 1000000;
+        keepalive_timeout 60s;
+    }
+
+    server {
+        listen 127.0.0.1:${H2C_PORT[nginx]} http2;
+        listen 127.0.0.1:${TLS_PORT[nginx]} ssl http2;
+        ssl_certificate $TLS_DIR/cert.pem;
+        ssl_certificate_key $TLS_DIR/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_conf_command Ciphersuites $TLS13_SUITE;
+
+        location / {
+            proxy_pass http://bench;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+    local eflag=()
+    if [[ $("$NGINX" -h 2>&1 || true) == *"-e filename"* ]]; then
+        eflag=(-e "$dir/logs/error.log")
+    fi
+    "$NGINX" -t -q -p "$dir/" "${eflag[@]}" -c "$dir/nginx.conf" \
+        >"$dir/logs/check.log" 2>&1 || {
+        cat "$dir/logs/check.log" >&2
+        die "nginx rejected its config ($dir/nginx.conf)"
+    }
+    launch nginx "$dir/logs" "$dir/logs/error.log" \
+        "$NGINX" -p "$dir/" "${eflag[@]}" -c "$dir/nginx.conf"
+}
+
+# --- measuring -------------------------------------------------------------
+
+# family PID: set FAMILY to PID and all its descendants.
+FAMILY=()
+family() {
+    local list
+    list=$({ cat /proc/[0-9]*/stat 2>/dev/null || true; } |
+        awk -v root="$1" '
+        {
+            # The command name may hold spaces and parentheses: the
+            # fields after it start behind the last ") ".
+            rest = $0
+            sub(/^.*\) /, "", rest)
+            split(rest, f, " ")
+            up[$1] = f[2]
+        }
+        END {
+            kin[root] = 1
+            out = root
+            grew = 1
+            while (grew) {
+                grew = 0
+                for (p in up)
+                    if (!(p in kin) && (up[p] in kin)) {
+                        kin[p] = 1
+                        out = out " " p
+                        grew = 1
+                    }
+            }
+            print out
+        }')
+    read -r -a FAMILY <<<"$list"
+}
+
+# sample: set TICKS to the utime + stime of the FAMILY processes (clock
+# ticks) and WHEN to the wall clock time, in seconds.
+TICKS=0
+WHEN=0
+sample() {
+    local p line f sum=0
+    for p in "${FAMILY[@]}"; do
+        { read -r line <"/proc/$p/stat"; } 2>/dev/null ||
+            die "process $p of the proxy under test is gone"
+        read -r -a f <<<"${line##*) }"
+        # f[0] is field 3 (state): utime and stime are fields 14 and 15.
+        sum=$((sum + f[11] + f[12]))
+    done
+    WHEN=$EPOCHREALTIME
+    TICKS=$sum
+}
+
+# start_load OUT CMD...: run a load generator on the load CPU in the
+# background (so an interrupt reaches the trap at once); LOAD_PID is its
+# PID.  finish_load waits for it.
+LOAD_PID=""
+start_load() {
+    local out=$1
+    shift
+    "${PIN_LOAD[@]}" "$@" >"$out" 2>&1 &
+    LOAD_PID=$!
+    PIDS+=("$LOAD_PID")
+}
+
+finish_load() {
+    local rc=0
+    wait "$LOAD_PID" || rc=$?
+    untrack "$LOAD_PID"
+    return "$rc"
+}
+
+# parse_h2load SCENARIO TARGET OUT: set RESULT_RPS from h2load's output,
+# after checking the protocol and counting failures.
+parse_h2load() {
+    local scen=$1 name=$2 out=$3 proto want ndone="" failed="" codes cipher
+    proto=$(awk -F': ' '$1 == "Application protocol" { print $2; exit }' \
+        "$out")
+    want=$([[ $scen == h2c ]] && echo h2c || echo h2)
+    [[ $proto == "$want" ]] ||
+        die "$name ($scen): h2load spoke '${proto:-nothing}', not $want" \
+            "($out: $(tail -n 3 "$out" | tr '\n' ' '))"
+    RESULT_RPS=$(awk '$1 == "finished" && $2 == "in" {
+        v = $4; sub(/,$/, "", v); print v; exit }' "$out")
+    read -r ndone failed < <(awk '$1 == "requests:" {
+        print $6, $10 + $12 + $14; exit }' "$out") || true
+    [[ -n $RESULT_RPS && -n $ndone ]] ||
+        die "$name ($scen): could not read h2load's output ($out)"
+    ((ndone > 0)) || die "$name ($scen): h2load completed no request ($out)"
+    if ((failed > 0)); then
+        WARNINGS+=("$scen $name: $failed requests failed, errored or" \
+            "timed out")
+    fi
+    codes=$(awk '$1 == "status" && $2 == "codes:" {
+        if ($5 + $7 + $9 > 0) print $5 " 3xx, " $7 " 4xx, " $9 " 5xx"
+        exit }' "$out")
+    [[ -z $codes ]] || WARNINGS+=("$scen $name: $codes")
+    if [[ $scen == h2 ]]; then
+        cipher=$(awk -F': ' '$1 == "Cipher" { c = $2 }
+            $1 == "Server Temp Key" { k = $2 }
+            END { print c (k != "" ? ", key exchange " k : "") }' "$out")
+        TLS_SEEN[$name]=$cipher
+    fi
+}
+
+# parse_wrk SCENARIO TARGET OUT: set RESULT_RPS from wrk's output.
+parse_wrk() {
+    local scen=$1 name=$2 out=$3 extra
+    RESULT_RPS=$(awk '$1 == "Requests/sec:" { print $2; exit }' "$out")
+    [[ -n $RESULT_RPS ]] ||
+        die "$name ($scen): could not read wrk's output ($out)"
+    extra=$(awk '/Non-2xx or 3xx responses:|Socket errors:/ {
+                     sub(/^ +/, ""); printf "%s%s", sep, $0; sep = "; " }' \
+        "$out")
+    [[ -z $extra ]] || WARNINGS+=("$scen $name: $extra")
+}
+
+# measure SCENARIO TARGET ROUND: one measured run; sets RESULT_RPS,
+# RESULT_US (proxy CPU microseconds per request) and RESULT_PCT (proxy
+# CPU use, % of one core).
+#
+# The proxy's CPU time is sampled over a window inside the load
+# generator's own measurement: from the end of h2load's warm-up (wrk gets a
+# separate warm-up run first) for DURATION seconds.  CPU seconds per
+# second of that window, divided by the req/s of the run, is the CPU time
+# per request.
+measure() {
+    local scen=$1 name=$2 round=$3 url out ticks0 when0
+    local tag="$scen-$name-$round"
+    out="$TMP/out/$tag.txt"
+    if [[ $scen == h2c ]]; then
+        url="http://127.0.0.1:${H2C_PORT[$name]}$BODY_PATH"
+    else
+        url="https://127.0.0.1:${TLS_PORT[$name]}$BODY_PATH"
+    fi
+    family "${PROXY_PID[$name]}"
+    if [[ $scen == h1tls ]]; then
+        note "$scen $name (round $round): wrk, ${WARMUP}s warm-up," \
+            "then ${DURATION}s on $url"
+        start_load "$TMP/out/$tag-warmup.txt" "$WRK" -t1 \
+            -c"$WRK_CONNECTIONS" -d"${WARMUP}s" "$url"
+        finish_load || die "$scen $name: wrk warm-up failed:" \
+            "$(tail -n 3 "$TMP/out/$tag-warmup.txt")"
+        start_load "$out" "$WRK" -t1 -c"$WRK_CONNECTIONS" -d"${DURATION}s" \
+            "$url"
+    else
+        note "$scen $name (round $round): h2load, ${WARMUP}s warm-up," \
+            "then ${DURATION}s on $url"
+        start_load "$out" "$H2LOAD" -c"$CONNECTIONS" -m"$STREAMS" \
+            -D"$DURATION" --warm-up-time="$WARMUP" "$url"
+        sleep "$WARMUP"
+        kill -0 "$LOAD_PID" 2>/dev/null || {
+            finish_load || true
+            die "$scen $name: h2load stopped early: $(tail -n 3 "$out")"
+        }
+    fi
+    sample
+    ticks0=$TICKS when0=$WHEN
+    sleep "$DURATION"
+    sample
+    finish_load || die "$scen $name: load generator failed:" \
+        "$(tail -n 3 "$out")"
+    kill -0 "${PROXY_PID[$name]}" 2>/dev/null ||
+        die "$name exited during the $scen run"
+
+    if [[ $scen == h1tls ]]; then
+        parse_wrk "$scen" "$name" "$out"
+    else
+        parse_h2load "$scen" "$name" "$out"
+    fi
+    read -r RESULT_US RESULT_PCT < <(awk -v t="$((TICKS - ticks0))" \
+        -v hz="$HZ" -v w0="$when0" -v w1="$WHEN" -v rps="$RESULT_RPS" '
+        BEGIN {
+            wall = w1 - w0
+            if (wall <= 0 || rps <= 0) { print "nan nan"; exit }
+            cpu = t / hz / wall
+            printf "%.2f %.1f\n", cpu / rps * 1e6, 100 * cpu
+        }') || true
+    note "$scen $name: $RESULT_RPS req/s, $RESULT_US us/request," \
+        "proxy ${RESULT_PCT}% of a core"
+}
+
+# version_of FIELD CMD...: the first line CMD prints, or only its FIELDth
+# word if FIELD is not empty (wrk -v exits with status 1).
+version_of() {
+    local field=$1
+    shift
+    { "$@" 2>&1 || true; } | awk -v f="$field" 'NR == 1 {
+        if (f == "") print; else print $f }'
+}
+
+# median: the median of the numbers on standard input.
+median() {
+    sort -g | awk '{ v[NR] = $1 }
+        END {
+            if (NR == 0) print "nan"
+            else if (NR % 2) print v[(NR + 1) / 2]
+            else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
+        }'
+}
+
+# --- main ------------------------------------------------------------------
+
+declare -A TLS_SEEN=()
+WARNINGS=()
+RESULT_RPS="" RESULT_US="" RESULT_PCT=""
+
+main() {
+    parse_args "$@"
+
+    [[ -n ${EPOCHREALTIME:-} ]] || die "bash 5 or later is needed"
+
+    [[ -x $REVPROXY ]] || die "revproxy binary '$REVPROXY' not found;" \
+        "build it first (cd build && make) or pass --revproxy PATH"
+
+    need h2load nghttp2-client
+    need nghttpx nghttp2-proxy
+    need haproxy haproxy
+    need wrk wrk
+    ((WITH_NGINX == 0)) || need nginx nginx-light
+    need openssl openssl
+    need curl curl
+    need ss iproute2
+    need taskset util-linux
+    need awk mawk
+
+    H2LOAD=$(find_cmd h2load)
+    NGHTTPX=$(find_cmd nghttpx)
+    HAPROXY=$(find_cmd haproxy)
+    WRK=$(find_cmd wrk)
+    NGINX=""
+    ((WITH_NGINX == 0)) || NGINX=$(find_cmd nginx)
+    HZ=$(getconf CLK_TCK)
+
+    # Every target gets the same stream limit, at least what h2load opens,
+    # and revproxy's pool keeps as many idle upstream connections as there
+    # can be requests in flight.
+    MAX_STREAMS=$((STREAMS > 128 ? STREAMS : 128))
+    POOL=$((CONNECTIONS * STREAMS))
+    ((POOL >= WRK_CONNECTIONS)) || POOL=$WRK_CONNECTIONS
+    ((POOL >= 128)) || POOL=128
+    ((POOL <= 100000)) || die "--connections x --streams is above 100000"
+
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/revproxy-h2bench.XXXXXX")
+    TMP=$(cd "$TMP" && pwd)
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    mkdir -p "$TMP/out"
+
+    prepare_backend
+    make_certificate
+
+    # Room for every client and upstream socket.
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+    local ncpu
+    ncpu=$(nproc 2>/dev/null || echo 1)
+    if ((ncpu >= 2)); then
+        PIN_PROXY=(taskset -c 0)
+        PIN_LOAD=(taskset -c 1)
+    else
+        note "only $ncpu CPU: running without CPU pinning"
+        PIN_PROXY=()
+        PIN_LOAD=()
+    fi
+
+    start_backend
+
+    # All proxies run side by side (each idle while another is measured),
+    # and are measured in turn, round after round, the order rotating each
+    # round, so the drifts of a shared machine hit them alike.
+    local targets=(revproxy nghttpx haproxy)
+    ((WITH_NGINX == 0)) || targets+=(nginx)
+    start_revproxy
+    start_nghttpx
+    start_haproxy
+    ((WITH_NGINX == 0)) || start_nginx
+
+    declare -A runs=()
+    local round scen i n=${#targets[@]} name
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for scen in "${SCENARIOS[@]}"; do
+            for ((i = 0; i < n; i++)); do
+                name=${targets[$(((i + round - 1) % n))]}
+                measure "$scen" "$name" "$round"
+                runs[$scen/$name]+="$RESULT_RPS $RESULT_US $RESULT_PCT"$'\n'
+            done
+        done
+    done
+    # nghttpx's main process waits for its worker to exit only on a
+    # graceful stop (QUIT); on TERM it leaves before the worker.
+    for name in "${targets[@]}"; do
+        if [[ $name == nghttpx ]]; then
+            halt "${PROXY_PID[$name]}" QUIT
+        else
+            halt "${PROXY_PID[$name]}"
+        fi
+    done
+    halt "$BACKEND_PID"
+
+    # Medians, each column on its own.
+    declare -A rps=() us=() pct=()
+    local key
+    for scen in "${SCENARIOS[@]}"; do
+        for name in "${targets[@]}"; do
+            key=$scen/$name
+            rps[$key]=$(printf '%s' "${runs[$key]}" | awk '{ print $1 }' |
+                median)
+            us[$key]=$(printf '%s' "${runs[$key]}" | awk '{ print $2 }' |
+                median)
+            pct[$key]=$(printf '%s' "${runs[$key]}" | awk '{ print $3 }' |
+                median)
+        done
+    done
+
+    local cpu
+    cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo \
+        2>/dev/null || true)
+    [[ -n $cpu ]] || cpu=$(uname -m)
+
+    echo
+    echo "date:     $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "cpu:      $cpu ($ncpu CPUs); kernel $(uname -r)"
+    echo "h2c, h2:  h2load -c$CONNECTIONS -m$STREAMS -D$DURATION" \
+        "--warm-up-time=$WARMUP, GET $BODY_PATH ($BODY_BYTES-byte body)"
+    echo "h1tls:    wrk -t1 -c$WRK_CONNECTIONS -d${DURATION}s after a" \
+        "${WARMUP}s warm-up, GET $BODY_PATH"
+    echo "rounds:   median of $ROUNDS, targets alternating"
+    echo "pinning:  proxy on CPU 0, rp-backend and the load generator on CPU 1"
+    echo "tls:      ECDSA P-256 certificate, TLS 1.3 suite $TLS13_SUITE" \
+        "configured on every proxy"
+    for name in "${targets[@]}"; do
+        [[ -z ${TLS_SEEN[$name]:-} ]] ||
+            printf '          %-9s negotiated %s\n' "$name" "${TLS_SEEN[$name]}"
+    done
+    local versions
+    versions="$(version_of '' "$REVPROXY" -V)"
+    versions+=", $(version_of '' "$NGHTTPX" --version)"
+    versions+=", haproxy $(version_of 3 "$HAPROXY" -v)"
+    if ((WITH_NGINX)); then
+        versions+=", $(version_of 3 "$NGINX" -v)"
+    fi
+    versions+=", $(version_of '' "$H2LOAD" --version)"
+    versions+=", wrk $(version_of 2 "$WRK" -v)"
+    echo "versions: $versions"
+    echo
+    printf '%-7s %-9s %10s %12s %10s\n' scenario target req/s \
+        cpu_us/req proxy_cpu%
+    for scen in "${SCENARIOS[@]}"; do
+        for name in "${targets[@]}"; do
+            key=$scen/$name
+            printf '%-7s %-9s %10.0f %12.2f %10.0f\n' "$scen" "$name" \
+                "${rps[$key]}" "${us[$key]}" "${pct[$key]}"
+        done
+    done
+    echo
+    echo "ratios revproxy/other (req/s: above 1 is better for revproxy;" \
+        "CPU per request: below 1 is better):"
+    local other
+    for scen in "${SCENARIOS[@]}"; do
+        for other in "${targets[@]}"; do
+            [[ $other != revproxy ]] || continue
+            awk -v s="$scen" -v o="$other" \
+                -v rr="${rps[$scen/revproxy]}" -v orr="${rps[$scen/$other]}" \
+                -v ru="${us[$scen/revproxy]}" -v ou="${us[$scen/$other]}" '
+                BEGIN {
+                    printf "%-7s revproxy/%-8s req/s %s, CPU/request %s\n",
+                        s, o ":",
+                        (orr > 0 ? sprintf("%.2f", rr / orr) : "n/a"),
+                        (ou > 0 ? sprintf("%.2f", ru / ou) : "n/a")
+                }'
+        done
+    done
+    for i in "${WARNINGS[@]}"; do
+        echo "warning: $i"
+    done
+}
+
+main "$@"
