@@ -165,6 +165,7 @@ rp_accept(rp_worker_t *w, int fd, const struct sockaddr *sa, const rp_listener_t
     rp_peer_t peer;
     memset(&peer, 0, sizeof peer);
     peer_from_sockaddr(&peer, sa);
+    peer.accepted_us = rp_now_us();
     if (rp_modules_on_accept(&peer, w->snap) != RP_CONTINUE) {
         close(fd);   /* refused by a module */
         return -1;

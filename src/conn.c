@@ -210,6 +210,8 @@ on_headers_complete(llhttp_t *p)
         if (rp_http_head_finish(&t->req) < 0)
             return HEAD_TOO_LARGE(c);
     }
+    if (!rp_http_names_ok(&t->req))
+        return limit_error(c, 400, RP_ERR_BAD_REQUEST, "header field without a name");
     t->req.method = p->method;
     t->req.major = p->http_major;
     t->req.minor = p->http_minor;
@@ -620,8 +622,9 @@ rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
     rp_tr_set_lowat(tr, RP_WBUF_LOW);
     rp_tr_write_timeout(tr, s->timeouts.client_idle_ms);
     rp_tr_read(tr, true);
-    /* The first request gets client_header_ms from the accept on. */
-    arm_timer(c, s->timeouts.client_header_ms);
+    /* The first request gets client_header_ms from the accept on (a TLS
+     * handshake used part of it). */
+    arm_timer(c, rp_ms_left(s->timeouts.client_header_ms, peer->accepted_us));
     return 0;
 }
 

@@ -67,6 +67,7 @@ struct rp_h2 {
     unsigned          nstreams;
     unsigned          requests;   /* streams that became transactions */
     unsigned          budget;     /* frames that do no work still tolerated */
+    uint64_t          budget_at;  /* µs: last refill by time */
     bool              got_headers;/* a request head has arrived */
     bool              calm;       /* abuse: GOAWAY ENHANCE_YOUR_CALM */
     bool              closing;    /* flush what is queued, then close */
@@ -74,6 +75,7 @@ struct rp_h2 {
     bool              peer_eof;
     bool              scheduled;
     bool              input;      /* tr->in holds bytes not yet parsed */
+    bool              close_armed;/* timer: closing ends at the latest then */
     TAILQ_ENTRY(rp_h2) link;
 };
 
@@ -95,6 +97,7 @@ struct h2_stream {
     uint64_t          stall_since;/* µs: window at zero since, 0: not stalled */
     uint64_t          since_us;   /* head begun, then last DATA received */
     bool              has_scheme, has_path, has_authority;
+    bool              scheme_ok;  /* :scheme is http or https */
     bool              head_done;  /* HEADERS (and CONTINUATIONs) complete */
     bool              started;    /* the transaction was started */
     bool              body_end;   /* END_STREAM received */
@@ -109,6 +112,8 @@ struct h2_stream {
                                    * (what is queued stays until the stream closes,
                                    * since a DATA frame may be half way out) */
     bool              queued;     /* on h->ready */
+    bool              rejected;   /* reset as malformed (by us or the library):
+                                   * never started, never fed again */
     TAILQ_ENTRY(h2_stream) link;
     TAILQ_ENTRY(h2_stream) ready_link;
 };
@@ -196,6 +201,7 @@ stream_drop_txn(h2_stream_t *s, rp_close_t why, rp_error_t err, const char *reas
 static void
 reset_stream(h2_stream_t *s, uint32_t code)
 {
+    s->rejected = true;
     nghttp2_submit_rst_stream(s->h->ng, NGHTTP2_FLAG_NONE, s->id, code);
     h2_schedule(s->h);
 }
@@ -203,10 +209,24 @@ reset_stream(h2_stream_t *s, uint32_t code)
 /* ---- abuse budget ---- */
 
 static void
+refund(rp_h2_t *h, unsigned n)
+{
+    h->budget = h->budget + n < RP_H2_IDLE_FRAME_BUDGET ? h->budget + n : RP_H2_IDLE_FRAME_BUDGET;
+}
+
+/* A frame that did no work: charged to the connection's budget, which
+ * refills by answered streams, DATA sent and one frame a second. */
+static void
 spend(rp_h2_t *h)
 {
     if (h->calm)
         return;
+    uint64_t now = rp_now_us();
+    if (now - h->budget_at >= 1000000u) {
+        uint64_t secs = (now - h->budget_at) / 1000000u;
+        refund(h, secs > RP_H2_IDLE_FRAME_BUDGET ? RP_H2_IDLE_FRAME_BUDGET : (unsigned)secs);
+        h->budget_at += secs * 1000000u;
+    }
     if (h->budget > 0) {
         h->budget--;
         return;
@@ -215,7 +235,10 @@ spend(rp_h2_t *h)
     rp_metrics_h2_calm(h->w->id);
     rp_log(RP_LOG_DEBUG, NULL, "HTTP/2 client %s sent too many frames that do no work: GOAWAY",
            h->peer.text);
-    nghttp2_session_terminate_session(h->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+    /* Unless the library is already ending the session (its own limits):
+     * a second GOAWAY would announce a higher last stream id. */
+    if (nghttp2_session_want_read(h->ng))
+        nghttp2_session_terminate_session(h->ng, NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
 /* ---- nghttp2 callbacks: record, never call a transaction ---- */
@@ -228,7 +251,8 @@ send_cb(nghttp2_session *ng, const uint8_t *data, size_t len, int flags, void *a
     (void)flags;
     if (evbuffer_get_length(h->tr->out) >= H2_OUT_HIGH)
         return NGHTTP2_ERR_WOULDBLOCK;
-    evbuffer_add(h->tr->out, data, len);
+    if (evbuffer_add(h->tr->out, data, len) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
     return (ssize_t)len;
 }
 
@@ -245,8 +269,10 @@ send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
         return NGHTTP2_ERR_WOULDBLOCK;
     if (frame->data.padlen > 0 || evbuffer_get_length(s->resp) < length)
         return NGHTTP2_ERR_CALLBACK_FAILURE;   /* cannot happen: never a corrupt frame */
-    evbuffer_add(h->tr->out, framehd, 9);
-    evbuffer_remove_buffer(s->resp, h->tr->out, length);
+    if (evbuffer_add(h->tr->out, framehd, 9) != 0
+        || evbuffer_remove_buffer(s->resp, h->tr->out, length) != (int)length)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    refund(h, 1);   /* a WINDOW_UPDATE in return is fair */
     if (s->txn != NULL)
         s->txn->bytes_out += length;
     if (!s->drained && s->txn != NULL && s->txn->up_paused
@@ -375,6 +401,8 @@ on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name, 
             s->has_authority = true;
         } else if (nlen == 7 && memcmp(n, ":scheme", 7) == 0) {
             s->has_scheme = true;
+            s->scheme_ok = (vlen == 4 && memcmp(v, "http", 4) == 0)
+                           || (vlen == 5 && memcmp(v, "https", 5) == 0);
         }
         return 0;
     }
@@ -436,6 +464,24 @@ finish_head(h2_stream_t *s, bool end_stream)
     if (!s->has_path || !s->has_scheme) {
         reset_stream(s, NGHTTP2_PROTOCOL_ERROR);
         return -1;
+    }
+    /* Only http and https are proxied, and only origin-form targets (or
+     * "*" for OPTIONS): an absolute :path would name another authority.
+     * Bytes outside visible ASCII are malformed, as llhttp holds HTTP/1
+     * request targets. */
+    const char *path = rq->buf + rq->target_off;
+    size_t plen = rq->target_len;
+    bool asterisk = plen == 1 && path[0] == '*' && m == HTTP_OPTIONS;
+    if (!s->scheme_ok || plen == 0 || (path[0] != '/' && !asterisk)) {
+        reset_stream(s, NGHTTP2_PROTOCOL_ERROR);
+        return -1;
+    }
+    for (size_t i = 0; i < plen; i++) {
+        unsigned char ch = (unsigned char)path[i];
+        if (ch <= 0x20 || ch >= 0x7f) {
+            reset_stream(s, NGHTTP2_PROTOCOL_ERROR);
+            return -1;
+        }
     }
     /* Host must agree with :authority (RFC 9113 8.3.1); either names the
      * host, which goes to the backend as Host. */
@@ -509,8 +555,8 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
         return 0;
     case NGHTTP2_DATA:
         s = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
-        if (frame->hd.length == 0 && !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
-            spend(h);
+        if (frame->hd.length <= frame->data.padlen && !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            spend(h);   /* empty, or padding only */
         if (s != NULL && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
             s->body_end = true;
             mark(s);
@@ -525,6 +571,7 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
             spend(h);
         return 0;
     case NGHTTP2_PRIORITY:
+    case NGHTTP2_WINDOW_UPDATE:
         spend(h);
         return 0;
     case NGHTTP2_RST_STREAM:
@@ -537,6 +584,58 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
     }
 }
 
+/* Frame types the library skips silently (extensions) do no work either. */
+static int
+on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *arg)
+{
+    (void)ng;
+    if (hd->type > NGHTTP2_CONTINUATION)
+        spend(arg);
+    return 0;
+}
+
+/* The library found a stream malformed (a bad field, DATA beyond its
+ * content-length, a window overflow) and queued its reset: the stream
+ * must not start, and the reset counts against the budget, since a client
+ * can provoke such resets as cheaply as it sends its own. */
+static int
+on_invalid_frame(nghttp2_session *ng, const nghttp2_frame *frame, int code, void *arg)
+{
+    rp_h2_t *h = arg;
+    (void)code;
+    if (frame->hd.stream_id != 0) {
+        h2_stream_t *s = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+        if (s != NULL)
+            s->rejected = true;
+    }
+    (void)h;   /* the reset it sends is charged in on_frame_send */
+    return 0;
+}
+
+/* Extension frames are skipped; counting them needs the library to
+ * report them, which it does only for types registered as wanted. */
+static int
+on_extension_chunk(nghttp2_session *ng, const nghttp2_frame_hd *hd, const uint8_t *data,
+                   size_t len, void *arg)
+{
+    (void)ng;
+    (void)hd;
+    (void)data;
+    (void)len;
+    (void)arg;
+    return 0;
+}
+
+static int
+unpack_extension(nghttp2_session *ng, void **payload, const nghttp2_frame_hd *hd, void *arg)
+{
+    (void)ng;
+    (void)payload;
+    (void)hd;
+    (void)arg;
+    return NGHTTP2_ERR_CANCEL;   /* ignored, as RFC 9113 5.5 asks */
+}
+
 static int
 on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
               size_t len, void *arg)
@@ -544,7 +643,7 @@ on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *dat
     (void)arg;
     (void)flags;
     h2_stream_t *s = nghttp2_session_get_stream_user_data(ng, id);
-    if (s == NULL || s->txn == NULL || s->txn->req_done) {
+    if (s == NULL || s->txn == NULL || s->txn->req_done || s->rejected) {
         /* Nobody wants these bytes (the exchange ended early). */
         nghttp2_session_consume(ng, id, len);
         return 0;
@@ -566,16 +665,13 @@ on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *arg)
         return 0;
     nghttp2_session_set_stream_user_data(ng, id, NULL);
     if (s->txn != NULL) {
-        if (!s->head_done)
-            stream_drop_txn(s, RP_CLOSE_BAD_REQUEST, RP_ERR_BAD_REQUEST,
+        if (s->rejected || !s->head_done)
+            stream_drop_txn(s, RP_CLOSE_BAD_REQUEST, s->started ? RP_ERR_BAD_BODY : RP_ERR_BAD_REQUEST,
                             "malformed HTTP/2 request (stream reset)");
-        else if (code == NGHTTP2_NO_ERROR || code == NGHTTP2_CANCEL)
-            stream_drop_txn(s, RP_CLOSE_CLIENT_ABORT, RP_ERR_CLIENT_RESET, "client reset the stream");
-        else if (code == NGHTTP2_PROTOCOL_ERROR && !s->body_end)
-            stream_drop_txn(s, RP_CLOSE_BAD_REQUEST, RP_ERR_BAD_BODY,
-                            "request body does not match its content-length");
         else
-            stream_drop_txn(s, RP_CLOSE_CLIENT_ABORT, RP_ERR_CLIENT_RESET, "stream reset");
+            stream_drop_txn(s, RP_CLOSE_CLIENT_ABORT, RP_ERR_CLIENT_RESET,
+                            code == NGHTTP2_NO_ERROR || code == NGHTTP2_CANCEL
+                            ? "client reset the stream" : "stream reset");
     }
     stream_free(s);
     if (h->nstreams == 0)
@@ -586,7 +682,15 @@ on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *arg)
 static int
 on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
 {
-    (void)arg;
+    if (frame->hd.type == NGHTTP2_RST_STREAM && frame->rst_stream.error_code != NGHTTP2_NO_ERROR) {
+        /* A stream we reset before answering it (malformed, refused, a
+         * window overflow, DATA beyond its content-length): the client
+         * can provoke these as cheaply as it sends its own resets. */
+        h2_stream_t *s = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+        if (s == NULL || !s->answered)
+            spend(arg);
+        return 0;
+    }
     if (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS)
         return 0;
     if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
@@ -605,16 +709,23 @@ on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
 static void
 h2_send(rp_h2_t *h)
 {
-    if (h->dead)
-        return;
-    int rv = nghttp2_session_send(h->ng);
-    if (rv != 0) {
-        rp_log(RP_LOG_DEBUG, NULL, "HTTP/2 session with %s: %s", h->peer.text,
-               nghttp2_strerror(rv));
-        h->dead = true;
-        return;
+    /* The socket often takes everything at once, and then no write event
+     * will come to ask for more: go on while the library has frames and
+     * the output stays low (a few rounds, then the next turn). */
+    for (int round = 0; round < 8 && !h->dead; round++) {
+        int rv = nghttp2_session_send(h->ng);
+        if (rv != 0) {
+            rp_log(RP_LOG_DEBUG, NULL, "HTTP/2 session with %s: %s", h->peer.text,
+                   nghttp2_strerror(rv));
+            h->dead = true;
+            return;
+        }
+        rp_tr_flush(h->tr);
+        if (!nghttp2_session_want_write(h->ng) || evbuffer_get_length(h->tr->out) > H2_OUT_LOW)
+            return;
     }
-    rp_tr_flush(h->tr);
+    if (!h->dead && nghttp2_session_want_write(h->ng) && evbuffer_get_length(h->tr->out) <= H2_OUT_LOW)
+        h2_schedule(h);
 }
 
 /* Hand request body bytes to the transaction while it takes them. */
@@ -686,7 +797,7 @@ process_streams(rp_h2_t *h)
     while ((s = TAILQ_FIRST(&now)) != NULL) {
         TAILQ_REMOVE(&now, s, ready_link);
         s->queued = false;
-        if (h->calm || h->dead)
+        if (h->calm || h->dead || h->closing || s->rejected)
             continue;
         if (s->drained) {
             /* Its response buffer drained: the transaction reads on. */
@@ -711,7 +822,7 @@ process_streams(rp_h2_t *h)
 static void
 arm_idle(rp_h2_t *h)
 {
-    if (h->nstreams == 0 && !h->closing) {
+    if (h->nstreams == 0 && !h->closing && !h->close_armed) {
         unsigned ms = h->got_headers ? h->snap->timeouts.client_idle_ms
                                      : h->snap->timeouts.client_header_ms;
         if (!evtimer_pending(h->timer, NULL))
@@ -726,6 +837,9 @@ h2_settle(rp_h2_t *h)
 {
     for (int round = 0; round < 4 && !h->dead; round++) {
         h->scheduled = false;
+        /* Resets the library queued go out first: their streams close
+         * before anything could start them. */
+        h2_send(h);
         process_streams(h);
         h2_send(h);
         if (!h->scheduled)
@@ -735,10 +849,17 @@ h2_settle(rp_h2_t *h)
         h->closing = true;
     if (h->closing && !h->dead) {
         rp_tr_read(h->tr, false);
-        if (evbuffer_get_length(h->tr->out) == 0)
+        if (evbuffer_get_length(h->tr->out) == 0) {
             h->dead = true;
-        else
+        } else {
             rp_tr_set_lowat(h->tr, 0);
+            /* The last frames get client_idle_ms to leave, however the
+             * transport fares. */
+            if (!h->close_armed) {
+                h->close_armed = true;
+                evtimer_add(h->timer, rp_timeout_tv(h->w->base, h->snap->timeouts.client_idle_ms));
+            }
+        }
     }
     if (h->dead) {
         h2_free(h);
@@ -841,6 +962,11 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
     rp_h2_t *h = arg;
     (void)fd;
     (void)what;
+    if (h->closing) {
+        h->dead = true;   /* the goodbye did not leave in time */
+        h2_free(h);
+        return;
+    }
     if (h->nstreams > 0 && h->got_headers)
         return;
     /* Idle, or no request within client_header_ms: say goodbye. */
@@ -914,12 +1040,18 @@ init_once(void)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
     nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, on_begin_frame);
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks, on_invalid_frame);
+    nghttp2_session_callbacks_set_on_extension_chunk_recv_callback(callbacks, on_extension_chunk);
+    nghttp2_session_callbacks_set_unpack_extension_callback(callbacks, unpack_extension);
     nghttp2_option_new(&options);
     nghttp2_option_set_no_auto_window_update(options, 1);
     nghttp2_option_set_stream_reset_rate_limit(options, RP_H2_RESET_BURST, RP_H2_RESET_RATE);
     nghttp2_option_set_max_continuations(options, RP_H2_MAX_CONTINUATIONS);
     nghttp2_option_set_max_settings(options, RP_H2_MAX_SETTINGS);
     nghttp2_option_set_max_outbound_ack(options, RP_H2_MAX_OUTBOUND_ACK);
+    for (unsigned type = NGHTTP2_CONTINUATION + 1; type <= 255; type++)
+        nghttp2_option_set_user_recv_extension_type(options, (uint8_t)type);
 }
 
 int
@@ -934,6 +1066,7 @@ rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
     h->peer.secure = tr->secure;
     h->snap = rp_snapshot_ref(w->snap);
     h->budget = RP_H2_IDLE_FRAME_BUDGET;
+    h->budget_at = rp_now_us();
     TAILQ_INIT(&h->streams);
     TAILQ_INIT(&h->ready);
     h->timer = evtimer_new(w->base, timer_cb, h);
@@ -956,7 +1089,8 @@ rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
     rp_tr_write_timeout(tr, s->timeouts.client_idle_ms);
     rp_tr_read(tr, true);
     /* The preface and the first request within client_header_ms. */
-    evtimer_add(h->timer, rp_timeout_tv(w->base, s->timeouts.client_header_ms));
+    evtimer_add(h->timer, rp_timeout_tv(w->base, rp_ms_left(s->timeouts.client_header_ms,
+                                                            peer->accepted_us)));
     /* Our SETTINGS go out, and bytes that came with the preface are
      * parsed, on the next turn: never from inside the caller. */
     h->input = evbuffer_get_length(tr->in) > 0;
@@ -1016,11 +1150,12 @@ submit(h2_stream_t *s, nghttp2_nv *nv, size_t nnv, bool body)
     s->answered = true;
     if (!s->body_end)
         s->rst_after = true;
-    if (s->h->budget + RP_H2_IDLE_FRAME_REFUND <= RP_H2_IDLE_FRAME_BUDGET)
-        s->h->budget += RP_H2_IDLE_FRAME_REFUND;
-    else
-        s->h->budget = RP_H2_IDLE_FRAME_BUDGET;
-    nghttp2_submit_response(s->h->ng, s->id, nv, nnv, body ? &dp : NULL);
+    refund(s->h, RP_H2_IDLE_FRAME_REFUND);
+    if (nghttp2_submit_response(s->h->ng, s->id, nv, nnv, body ? &dp : NULL) != 0) {
+        /* Out of memory, or the stream is going: no response then. */
+        s->cut = true;
+        nghttp2_submit_rst_stream(s->h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+    }
     h2_schedule(s->h);
 }
 

@@ -147,6 +147,15 @@ rp_http_head_finish(rp_http_head_t *h)
 }
 
 bool
+rp_http_names_ok(const rp_http_head_t *h)
+{
+    for (unsigned i = 0; i < h->nfields; i++)
+        if (h->fields[i].name_len == 0)
+            return false;
+    return true;
+}
+
+bool
 rp_hf_is(const rp_http_head_t *h, const rp_hfield_t *f, const char *name)
 {
     size_t n = strlen(name);

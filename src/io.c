@@ -114,7 +114,9 @@ rp_bev_flush(struct bufferevent *bev)
         evbuffer_write(out, bufferevent_getfd(bev));
         evbuffer_freeze(out, 1);
     }
-    if (evbuffer_get_length(out) > 0)
+    /* Enabling again would restart the write timeout: a client that
+     * stops reading must not be kept alive by our flushing. */
+    if (evbuffer_get_length(out) > 0 && !(bufferevent_get_enabled(bev) & EV_WRITE))
         bufferevent_enable(bev, EV_WRITE);
 }
 

@@ -584,6 +584,8 @@ on_r_headers_complete(llhttp_t *p)
     rp_txn_ext_t *x = EXT(t);
     if (rp_http_head_finish(&t->resp) < 0)
         return resp_bad(t, "response head larger than limits.max_header_bytes");
+    if (!rp_http_names_ok(&t->resp))
+        return resp_bad(t, "response header field without a name");
     t->resp.status = p->status_code;
     t->resp.major = p->http_major;
     t->resp.minor = p->http_minor;

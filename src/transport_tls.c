@@ -54,7 +54,8 @@ typedef struct tls_transport {
     bool             hs_done;
     bool             reading;      /* the owner wants input */
     bool             eof;          /* close_notify or EOF seen: no more input */
-    bool             eof_report;   /* EOF seen after data: report it next */
+    short            later;        /* EOF or error seen after data: report it next */
+    bool             wcb_report;   /* output drained outside on_writable: tell the owner */
     bool             err_report;   /* a write failed in flush: report it */
     bool             read_want_w;  /* SSL_read or the handshake needs writability */
     bool             write_want_r; /* SSL_write needs readability */
@@ -101,9 +102,11 @@ update(tls_transport_t *t, bool restart_r, bool restart_w)
     bool want_r = !t->dead && (!t->hs_done || t->write_want_r || owner_r);
     bool want_w = !t->dead && (t->read_want_w || t->write_blocked);
     set_ev(&t->rev, &t->r_armed, &t->r_timed, want_r,
-           owner_r && t->has_rtv ? &t->rtv : NULL, restart_r);
+           owner_r && t->has_rtv ? &t->rtv
+           : t->write_want_r && t->has_wtv ? &t->wtv : NULL, restart_r);
     set_ev(&t->wev, &t->w_armed, &t->w_timed, want_w,
            t->write_blocked && t->has_wtv ? &t->wtv : NULL, restart_w);
+
 }
 
 static const char *
@@ -245,6 +248,15 @@ on_readable(evutil_socket_t fd, short what, void *arg)
     tls_transport_t *t = arg;
     rp_transport_t *tr = &t->tr;
     (void)fd;
+    if (t->later != 0) {
+        /* The end of input, or an error, found behind the last data. */
+        short e = t->later;
+        t->later = 0;
+        t->reading = false;
+        update(t, false, false);
+        tr->event_cb(BEV_EVENT_READING | e, tr->arg);
+        return;
+    }
     if (t->dead)
         return;
     if (!t->hs_done) {
@@ -264,16 +276,13 @@ on_readable(evutil_socket_t fd, short what, void *arg)
         tr->event_cb(BEV_EVENT_CONNECTED, tr->arg);
         return;
     }
-    if (t->eof_report) {
-        t->eof_report = false;
-        update(t, false, false);
-        tr->event_cb(BEV_EVENT_READING | BEV_EVENT_EOF, tr->arg);
-        return;
-    }
     if ((what & EV_TIMEOUT) && !(what & EV_READ)) {
+        /* An SSL_write waiting for input times out as a write does. */
+        short dir = t->write_want_r && !(t->reading && t->has_rtv) ? BEV_EVENT_WRITING
+                                                                    : BEV_EVENT_READING;
         t->reading = false;
         update(t, false, false);
-        tr->event_cb(BEV_EVENT_READING | BEV_EVENT_TIMEOUT, tr->arg);
+        tr->event_cb(dir | BEV_EVENT_TIMEOUT, tr->arg);
         return;
     }
     if (t->write_want_r) {
@@ -283,6 +292,10 @@ on_readable(evutil_socket_t fd, short what, void *arg)
             update(t, false, false);
             tr->event_cb(BEV_EVENT_WRITING | BEV_EVENT_ERROR, tr->arg);
             return;
+        }
+        if (evbuffer_get_length(t->out) <= t->lowat) {
+            t->wcb_report = true;
+            event_active(&t->wkick, EV_WRITE, 1);
         }
         if (!t->reading) {
             update(t, false, true);
@@ -306,8 +319,8 @@ on_readable(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (t->eof || t->dead) {
-        /* Data first, then the end: on the next turn. */
-        t->eof_report = true;
+        /* Data first, then the end or the error: on the next turn. */
+        t->later = t->dead ? BEV_EVENT_ERROR : BEV_EVENT_EOF;
         t->eof = true;
         event_active(&t->rkick, EV_READ, 1);
     }
@@ -322,6 +335,13 @@ on_writable(evutil_socket_t fd, short what, void *arg)
     tls_transport_t *t = arg;
     rp_transport_t *tr = &t->tr;
     (void)fd;
+    if (t->wcb_report && !t->err_report && !t->dead) {
+        t->wcb_report = false;
+        if (evbuffer_get_length(t->out) <= t->lowat) {
+            tr->write_cb(tr->arg);
+            return;
+        }
+    }
     if (t->err_report) {
         t->err_report = false;
         t->dead = true;

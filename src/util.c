@@ -70,3 +70,12 @@ rp_now_us(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
+
+unsigned
+rp_ms_left(unsigned ms, uint64_t since_us)
+{
+    if (since_us == 0)
+        return ms;
+    uint64_t used = (rp_now_us() - since_us) / 1000u;
+    return used >= ms ? 1 : ms - (unsigned)used;
+}

@@ -21,6 +21,9 @@ void rp_die_oom(void) __attribute__((noreturn));
 
 /* Monotonic clock in microseconds. */
 uint64_t rp_now_us(void);
+/* What is left of a limit of ms that started at since_us (0: now), at
+ * least 1 ms. */
+unsigned rp_ms_left(unsigned ms, uint64_t since_us);
 
 #define RP_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

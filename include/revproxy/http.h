@@ -51,6 +51,9 @@ static inline const char *rp_hf_value(const rp_http_head_t *h, const rp_hfield_t
 
 /* Case-insensitive comparison of a field name. */
 bool rp_hf_is(const rp_http_head_t *h, const rp_hfield_t *f, const char *name);
+/* Every field has a name (llhttp lets a line starting with ':' through
+ * as a field with an empty name). */
+bool rp_http_names_ok(const rp_http_head_t *h);
 /* First field named name, or NULL; *count (if not NULL) gets how many. */
 const rp_hfield_t *rp_http_find(const rp_http_head_t *h, const char *name, unsigned *count);
 

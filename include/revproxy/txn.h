@@ -63,6 +63,7 @@ struct rp_peer {
     char text[64];       /* "ip:port" or "[ip6]:port" */
     char ip[48];         /* for X-Forwarded-For */
     bool secure;         /* the client spoke TLS */
+    uint64_t accepted_us;/* when the connection was accepted (rp_now_us), 0: now */
 };
 
 /* How the response body is framed, for the downstream to express in its

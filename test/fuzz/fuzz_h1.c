@@ -134,6 +134,7 @@
 #include "revproxy/module.h"
 #include "revproxy/txn.h"
 #include "conn.h"
+#include "h2.h"
 #include "pool.h"
 #include "proxy.h"
 #include "transport.h"
@@ -1526,6 +1527,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     F.w.base = F.base;
     F.w.stop_pipe[0] = F.w.stop_pipe[1] = -1;
     TAILQ_INIT(&F.w.conns);
+    TAILQ_INIT(&F.w.handshakes);
+    TAILQ_INIT(&F.w.h2s);
     F.snaps[0] = snapshot(config_a, port);
     F.snaps[1] = snapshot(config_b, port);
     for (int i = 0; i < 2; i++) {
@@ -1594,6 +1597,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *client = data + 4;
     if (clen > size - 4)
         clen = size - 4;
+    /* A plain connection that starts with the HTTP/2 preface is handed to
+     * h2.c: fuzz_h2's business. */
+    if (clen >= RP_H2_PREFACE_LEN && (o1 & 64) == 0
+        && memcmp(client, RP_H2_PREFACE, RP_H2_PREFACE_LEN) == 0)
+        return 0;
 
     F.ft = NULL;
     F.tr_frees = 0;

@@ -693,6 +693,142 @@ def test_h19_goaway_on_stop():
         c.close()
 
 
+def test_h20_rejected_head_never_forwarded_even_with_a_warm_pool():
+    # A pooled backend connection would take a request at once: a stream
+    # reset as malformed must still never start.
+    with setup() as (p, bs):
+        c = H2(p)
+        s = c.request("/warm", authority="good.example")
+        c.wait(lambda: c.done(s))
+        for hdrs in ([(":method", "GET"), (":path", "/smuggled"), (":scheme", "http"),
+                      (":authority", "good.example"), ("host", "evil.example")],
+                     [(":method", "GET"), (":path", "http://evil.example/admin"), (":scheme", "foo"),
+                      (":authority", "good.example")],
+                     [(":method", "GET"), (":path", "http://evil.example/admin"), (":scheme", "http"),
+                      (":authority", "good.example")],
+                     [(":method", "GET"), (":path", "/\x86x"), (":scheme", "http"),
+                      (":authority", "good.example")]):
+            sid = c.conn.get_next_available_stream_id()
+            c.send_headers(sid, hdrs, end=True)
+            c.wait(lambda: c.done(sid))
+            assert_eq(c.resets.get(sid), 1, "stream %d (%r)" % (sid, hdrs[1:3]))
+        c.close()
+        time.sleep(0.2)
+        assert_eq([r.target for r in bs[0].requests], ["/warm"])
+
+
+def test_h21_server_side_resets_never_reach_backends():
+    # DATA beyond content-length and a window overflow make the library
+    # reset the stream itself; such streams must not start, and the resets
+    # count against the budget of frames that do no work.
+    with setup() as (p, bs):
+        r = RawH2(p)
+        sent = 0
+        closed = False
+        try:
+            for batch in range(20):
+                out = b""
+                for i in range(100):
+                    sid = 1 + 2 * sent
+                    out += frame(HEADERS, END_HEADERS, sid,
+                                 r.enc.encode([(":method", "POST"), (":path", "/myr"), (":scheme", "http"),
+                                               (":authority", "a"), ("content-length", "1")]))
+                    if i % 2:
+                        out += frame(DATA, END_STREAM, sid, b"ab")
+                    else:
+                        out += frame(WINDOW_UPDATE, 0, sid, (0x7FFFFFFF).to_bytes(4, "big"))
+                    sent += 1
+                r.send(out)
+        except OSError:
+            closed = True
+        frames, c2 = r.read_frames(5, until=lambda fs: goaway_code(fs) is not None)
+        r.close()
+        assert goaway_code(frames) is not None or closed or c2, frames[-3:]
+        time.sleep(0.3)
+        n = len(bs[0].requests)
+        assert n == 0, "backend saw %d requests of %d streams the proxy reset" % (n, sent)
+
+
+def test_h22_stalled_h2c_reader_times_out():
+    big = 1 << 30
+
+    def handler(req, ci, s):
+        s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % big)
+        try:
+            while True:
+                s.sendall(b"x" * 65536)
+        except OSError:
+            pass
+        return None
+    with setup(handler, timeouts={"client_idle_ms": 1500}) as (p, bs):
+        c = H2(p, window=(1 << 31) - 1 - 65535)
+        c.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: (1 << 31) - 1})
+        c.flush()
+        sid = c.request("/big")
+        c.pump(1)   # then never read again
+        t0 = time.time()
+        closed = False
+        c.sock.settimeout(0.5)
+        while time.time() - t0 < 15:
+            time.sleep(0.5)
+            try:
+                with open("/proc/net/tcp") as f:
+                    pass
+            except OSError:
+                pass
+            a = [l for l in access_lines(p) if l.get("target") == "/big"]
+            if a:
+                closed = True
+                break
+        assert closed, "a client that stopped reading was not timed out"
+        assert_eq(a[0]["error"], "client_stalled")
+        c.close()
+
+
+def test_h23_window_opened_response_flows_at_once():
+    with setup(lambda req, ci, s: response(200, b"r" * (1 << 20))) as (p, bs):
+        c = H2(p, window=(1 << 31) - 1 - 65535)
+        c.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+        c.flush()
+        sid = c.request("/w")
+        c.wait(lambda: sid in c.headers)
+        time.sleep(0.5)   # the proxy holds what it could read
+        c.conn.increment_flow_control_window((1 << 31) - 1, stream_id=sid)
+        c.flush()
+        t0 = time.time()
+        c.wait(lambda: sid in c.ended, ack=False)
+        took = time.time() - t0
+        assert_eq(len(c.bodies[sid]), 1 << 20)
+        # No client frame comes after the WINDOW_UPDATE: the proxy must not
+        # wait for one (or for a 1 s sweep) between chunks.
+        assert took < 0.8, took
+        c.close()
+
+
+def test_h24_useless_frame_floods_closed():
+    with setup() as (p, bs):
+        frames, closed = flood(p, lambda i: frame(WINDOW_UPDATE, 0, 0, b"\x00\x00\x00\x01"), 5000)
+        assert goaway_code(frames) == 11 or closed, "WINDOW_UPDATE flood: %r" % frames[-2:]
+        frames, closed = flood(p, lambda i: frame(0x42, 0, 0, b"xx"), 5000)
+        assert goaway_code(frames) == 11 or closed, "unknown-frame flood: %r" % frames[-2:]
+
+
+def test_h25_response_field_without_name_is_502():
+    def handler(req, ci, s):
+        return b"HTTP/1.1 200 OK\r\n:method-Length: 2\r\nContent-Length: 2\r\n\r\nok"
+    with setup(handler) as (p, bs):
+        c = H2(p)
+        sid = c.request("/noname")
+        c.wait(lambda: c.done(sid))
+        assert_eq(c.headers[sid][":status"], "502")
+        c.close()
+        s = p.connect()
+        s.sendall(b"GET /x HTTP/1.1\r\nHost: a\r\n:x: y\r\n\r\n")
+        data = s.recv(65536)
+        assert data.startswith(b"HTTP/1.1 400"), data
+        s.close()
+
+
 if __name__ == "__main__":
     tests = [v for k, v in sorted(globals().items()) if k.startswith("test_") and callable(v)]
     sys.exit(run(tests))

@@ -349,6 +349,52 @@ def test_t10_large_bodies_over_tls():
         s.close()
 
 
+def test_t11_bad_record_behind_data_closes():
+    # A valid record and a corrupted one in the same segment: the data is
+    # delivered, then the error must close the connection (HTTP/2 and
+    # HTTP/1.1), not leave it open with every event disarmed.
+    with TLSSetup(timeouts={"client_idle_ms": 30000, "client_header_ms": 30000}) as t:
+        for proto in ("h2", "http/1.1"):
+            ctx = t.context([proto])
+            inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+            o = ctx.wrap_bio(inc, out, server_hostname="a.example")
+            s = socket.create_connection(("127.0.0.1", t.tls_port), timeout=10)
+            while True:
+                try:
+                    o.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    d = out.read()
+                    if d:
+                        s.sendall(d)
+                    inc.write(s.recv(65536))
+            d = out.read()
+            if d:
+                s.sendall(d)
+            if proto == "h2":
+                c = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+                c.initiate_connection()
+                o.write(c.data_to_send())
+            else:
+                o.write(b"GET /hang HTTP/1.1\r\nHost: a.example\r\nContent-Length: 10\r\n\r\n")
+            good = out.read()
+            o.write(b"A" * 100)
+            bad = bytearray(out.read())
+            bad[-5] ^= 0xFF
+            s.sendall(good + bytes(bad))
+            t0 = time.time()
+            s.settimeout(5)
+            try:
+                while s.recv(65536):
+                    pass
+            except ConnectionResetError:
+                pass
+            except socket.timeout:
+                raise AssertionError("%s: connection still open after a bad record" % proto)
+            assert time.time() - t0 < 4, proto
+            s.close()
+
+
 if __name__ == "__main__":
     tests = [v for k, v in sorted(globals().items()) if k.startswith("test_") and callable(v)]
     sys.exit(run(tests))
