@@ -169,6 +169,15 @@ for t in $targets; do
     h2)     h2_seeds
             extra=(-close_fd_mask=2) ;;
     esac
+    # Inputs that once found a defect are replayed first, each once.
+    if [ -d "$top/test/fuzz/regress/$t" ]; then
+        echo "== fuzz_$t: replaying test/fuzz/regress/$t"
+        if ! ./"fuzz_$t" "${extra[@]}" "$top/test/fuzz/regress/$t"/* 2>"fuzz_$t.regress.log"; then
+            rc=1
+            tail -n 40 "fuzz_$t.regress.log"
+            continue
+        fi
+    fi
     echo "== fuzz_$t for ${secs}s"
     if ./"fuzz_$t" -max_total_time="$secs" -max_len=4096 "${extra[@]}" "corpus_$t" \
         2>"fuzz_$t.log"; then
