@@ -72,7 +72,6 @@ struct rp_h2 {
     bool              calm;       /* abuse: GOAWAY ENHANCE_YOUR_CALM */
     bool              closing;    /* flush what is queued, then close */
     bool              dead;       /* close now */
-    bool              peer_eof;
     bool              scheduled;
     bool              input;      /* tr->in holds bytes not yet parsed */
     bool              close_armed;/* timer: closing ends at the latest then */
@@ -423,11 +422,9 @@ on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name, 
         s->cookie_len += vlen;
         return 0;
     }
-    if (!t->req.target_len && !s->has_path) {
-        /* Regular fields before :path would end the target too early:
-         * nghttp2 already refuses pseudo-headers after regular ones, so a
-         * missing :path is found when the head ends. */
-    }
+    /* nghttp2 refuses pseudo-headers after regular ones, so the target
+     * (:path) is always stored before the first field; a missing :path is
+     * found when the head ends. */
     add_field(s, n, nlen, v, vlen);
     return 0;
 }
@@ -596,19 +593,18 @@ on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *arg)
 
 /* The library found a stream malformed (a bad field, DATA beyond its
  * content-length, a window overflow) and queued its reset: the stream
- * must not start, and the reset counts against the budget, since a client
- * can provoke such resets as cheaply as it sends its own. */
+ * must not start.  The reset itself is charged to the budget when it is
+ * sent (on_frame_send). */
 static int
 on_invalid_frame(nghttp2_session *ng, const nghttp2_frame *frame, int code, void *arg)
 {
-    rp_h2_t *h = arg;
     (void)code;
+    (void)arg;
     if (frame->hd.stream_id != 0) {
         h2_stream_t *s = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
         if (s != NULL)
             s->rejected = true;
     }
-    (void)h;   /* the reset it sends is charged in on_frame_send */
     return 0;
 }
 
@@ -940,10 +936,6 @@ static void
 event_cb(short what, void *arg)
 {
     rp_h2_t *h = arg;
-    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING)) {
-        h->peer_eof = true;
-        rp_tr_read(h->tr, false);
-    }
     /* An end of input, an error or a stalled client: nothing more can be
      * exchanged on this connection. */
     rp_close_t why = (what & BEV_EVENT_TIMEOUT) ? RP_CLOSE_CLIENT_TIMEOUT : RP_CLOSE_CLIENT_ABORT;
