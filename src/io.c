@@ -60,7 +60,13 @@ reader_cb(evutil_socket_t fd, short what, void *arg)
                 v[i].iov_len = want - total;
             total += v[i].iov_len;
         }
-        got = readv((int)fd, (struct iovec *)v, nv);
+        /* recv() skips the iovec import and file-position lock of
+         * readv(); the second vector is only there when the first chain
+         * is short of room. */
+        if (nv == 1)
+            got = recv((int)fd, v[0].iov_base, v[0].iov_len, 0);
+        else
+            got = readv((int)fd, (struct iovec *)v, nv);
         err = errno;
         if (got > 0) {
             size_t left = (size_t)got;
@@ -75,8 +81,13 @@ reader_cb(evutil_socket_t fd, short what, void *arg)
         err = ENOMEM;
     }
     evbuffer_freeze(in, 0);
+    r->sock_empty = got >= 0 && (size_t)got < want;
     if (got < 0) {
-        if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+            r->sock_empty = true;
+            return;
+        }
+        if (err == EINTR)
             return;
         r->enabled = false;
         arm(r);
@@ -99,6 +110,28 @@ reader_cb(evutil_socket_t fd, short what, void *arg)
     r->read_cb(r->arg);
 }
 
+/* Write what the socket takes of out.  One chain (a request or response
+ * head with a small body usually fits in one) goes out with send(), which
+ * skips writev()'s iovec import and file-position lock; more go out with
+ * writev() of up to 16 chains, as evbuffer_write() would. */
+static void
+write_out(struct evbuffer *out, evutil_socket_t fd)
+{
+    struct evbuffer_iovec v[16];
+    int nv = evbuffer_peek(out, -1, NULL, v, 16);
+    if (nv <= 0)
+        return;
+    if (nv > 16)
+        nv = 16;
+    ssize_t n;
+    if (nv == 1)
+        n = send((int)fd, v[0].iov_base, v[0].iov_len, MSG_NOSIGNAL);
+    else
+        n = writev((int)fd, (struct iovec *)v, nv);
+    if (n > 0)
+        evbuffer_drain(out, (size_t)n);
+}
+
 void
 rp_bev_flush(struct bufferevent *bev)
 {
@@ -111,7 +144,7 @@ rp_bev_flush(struct bufferevent *bev)
          * ECONNRESET) are left for the bufferevent to report through its
          * event callback once EV_WRITE is enabled. */
         evbuffer_unfreeze(out, 1);
-        evbuffer_write(out, bufferevent_getfd(bev));
+        write_out(out, bufferevent_getfd(bev));
         evbuffer_freeze(out, 1);
     }
     /* Enabling again would restart the write timeout: a client that
@@ -189,6 +222,13 @@ rp_reader_enable(rp_reader_t *r)
         return;
     r->enabled = true;
     arm(r);
+}
+
+bool
+rp_reader_reported(const rp_reader_t *r)
+{
+    /* libevent 2.1 has no call for "active": its flags say it. */
+    return (r->ev.ev_evcallback.evcb_flags & (EVLIST_ACTIVE | EVLIST_ACTIVE_LATER)) != 0;
 }
 
 void

@@ -6,8 +6,9 @@
  * Why not libevent's SSL bufferevent: it writes one TLS record (and one
  * write()) per evbuffer chain and reads 4 KiB at a time.  Here output is
  * coalesced into records of up to 16 KiB (one SSL_write each) and input is
- * read a record at a time until the socket runs dry or the read high
- * watermark is reached.
+ * read with read-ahead (one read() for all the records the socket holds)
+ * until the SSL's buffer is used up or the read high watermark is
+ * reached.
  *
  * The handshake runs first, driven by the same two events; its end is
  * reported as BEV_EVENT_CONNECTED through the event callback (ALPN can
@@ -170,6 +171,11 @@ read_records(tls_transport_t *t)
             v.iov_len = (size_t)n;
             evbuffer_commit_space(t->in, &v, 1);
             got = true;
+            /* With read-ahead, one read() took all the socket had (up to
+             * the SSL's buffer): once that is used up, the socket is left
+             * to the poller rather than asked again for an EAGAIN. */
+            if (!SSL_has_pending(t->ssl))
+                break;
             continue;
         }
         int e = SSL_get_error(t->ssl, n);
@@ -393,7 +399,7 @@ tls_read(rp_transport_t *tr, bool on)
     update(t, false, false);
     /* Plaintext may already wait inside the SSL (read while the buffer
      * was full): the socket will not say so. */
-    if (on && !was && t->hs_done && SSL_pending(t->ssl) > 0)
+    if (on && !was && t->hs_done && SSL_has_pending(t->ssl))
         event_active(&t->rkick, EV_READ, 1);
 }
 
@@ -413,7 +419,7 @@ tls_drained(rp_transport_t *tr)
     tls_transport_t *t = TLS(tr);
     bool was = t->r_armed;
     update(t, false, false);
-    if (!was && t->r_armed && SSL_pending(t->ssl) > 0)
+    if (!was && t->r_armed && SSL_has_pending(t->ssl))
         event_active(&t->rkick, EV_READ, 1);
 }
 
@@ -506,6 +512,11 @@ rp_tls_transport_new(struct event_base *base, int fd, SSL *ssl, size_t read_high
     /* An EOF without close_notify reads as an ordinary end of input. */
     SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Read-ahead: one read() per batch of records instead of two per
+     * record (header, then body).  What it reads beyond the record asked
+     * for waits in the SSL (SSL_has_pending), where the socket's events
+     * cannot see it: every path that resumes reading checks for it. */
+    SSL_set_read_ahead(ssl, 1);
     tls_transport_t *t = rp_xcalloc(1, sizeof *t);
     t->tr.ops = &tls_ops;
     t->tr.secure = true;

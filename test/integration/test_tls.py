@@ -395,6 +395,105 @@ def test_t11_bad_record_behind_data_closes():
             s.close()
 
 
+
+def test_t12_pipelined_records_past_the_read_watermark():
+    # Pipelined requests, one TLS record each, arrive at once: more than
+    # the client read high watermark (256 KiB).  The proxy reads ahead into
+    # the SSL and can stop at the watermark with records left inside the
+    # SSL, where the socket's events cannot see them (test_tls.c makes that
+    # case exact); it must go on as it serves the requests one by one:
+    # every request answered, in order.  Then a body sent in many small
+    # records.
+    def handler(req, ci, sock):
+        if req.method == "POST":
+            return response(200, ("%d" % len(req.body)).encode())
+        return response(200, req.target.encode())
+    with TLSSetup(handler) as t:
+        ctx = t.context(["http/1.1"])
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        o = ctx.wrap_bio(inc, out, server_hostname="a.example")
+        s = socket.create_connection(("127.0.0.1", t.tls_port), timeout=10)
+        while True:
+            try:
+                o.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                d = out.read()
+                if d:
+                    s.sendall(d)
+                inc.write(s.recv(65536))
+        d = out.read()
+        if d:
+            s.sendall(d)
+        # About 270 KiB: just past the watermark.
+        n = 44
+        pad = b"p" * 6150
+        for i in range(n):
+            o.write(b"GET /p%d HTTP/1.1\r\nHost: a.example\r\nX-Pad: %s\r\n\r\n" % (i, pad))
+        s.sendall(out.read())
+        plain = b""
+        want = [b"/p%d" % i for i in range(n)]
+        got = []
+        deadline = time.time() + 20
+        while len(got) < len(want) and time.time() < deadline:
+            try:
+                plain += o.read(65536)
+            except ssl.SSLWantReadError:
+                try:
+                    d = s.recv(65536)
+                except socket.timeout:
+                    break
+                assert d, "connection closed after %d responses" % len(got)
+                inc.write(d)
+                continue
+            while b"\r\n\r\n" in plain:
+                head, _, rest = plain.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    k, _, v = line.partition(b":")
+                    if k.strip().lower() == b"content-length":
+                        length = int(v)
+                if len(rest) < length:
+                    break
+                assert head.startswith(b"HTTP/1.1 200"), head
+                got.append(rest[:length])
+                plain = rest[length:]
+        assert_eq(got, want)
+        payload = os.urandom(300 << 10)
+        o.write(b"POST /up HTTP/1.1\r\nHost: a.example\r\nContent-Length: %d\r\n\r\n"
+                % len(payload))
+        for i in range(0, len(payload), 1000):
+            o.write(payload[i:i + 1000])
+        s.sendall(out.read())
+        want = [b"%d" % len(payload)]
+        got = []
+        deadline = time.time() + 20
+        while len(got) < len(want) and time.time() < deadline:
+            try:
+                plain += o.read(65536)
+            except ssl.SSLWantReadError:
+                try:
+                    d = s.recv(65536)
+                except socket.timeout:
+                    break
+                assert d, "connection closed after %d responses" % len(got)
+                inc.write(d)
+                continue
+            while b"\r\n\r\n" in plain:
+                head, _, rest = plain.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    k, _, v = line.partition(b":")
+                    if k.strip().lower() == b"content-length":
+                        length = int(v)
+                if len(rest) < length:
+                    break
+                assert head.startswith(b"HTTP/1.1 200"), head
+                got.append(rest[:length])
+                plain = rest[length:]
+        assert_eq(got, want)
+        s.close()
+
 if __name__ == "__main__":
     tests = [v for k, v in sorted(globals().items()) if k.startswith("test_") and callable(v)]
     sys.exit(run(tests))

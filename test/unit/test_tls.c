@@ -7,10 +7,13 @@
  *
  * Certificates are made here with OpenSSL (EC P-256 keys, X509 with
  * subjectAltNames, signed by a test CA) and written as PEM files into a
- * temporary directory; handshakes run in memory over a BIO pair.
+ * temporary directory; handshakes run in memory over a BIO pair.  The
+ * TLS transport (src/transport_tls.c) runs on a socket pair with a client
+ * SSL on the other end.
  */
 #include "config.h"
 #include <check.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +25,14 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
 #include "revproxy/config.h"
 #include "tls.h"
+#include "transport_tls.h"
 
 #define DAY (24L * 60 * 60)
 
@@ -1068,6 +1077,111 @@ START_TEST(test_http_on_tls_port)
 }
 END_TEST
 
+/* ---- the transport ---- */
+
+typedef struct {
+    rp_transport_t *tr;
+    size_t          got;        /* plaintext bytes the owner took */
+    bool            connected, failed;
+} tr_owner_t;
+
+static void
+owner_read(void *arg)
+{
+    tr_owner_t *o = arg;
+    struct evbuffer *in = o->tr->in;
+    o->got += evbuffer_get_length(in);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    rp_tr_drained(o->tr);
+}
+
+static void
+owner_write(void *arg)
+{
+    (void)arg;
+}
+
+static void
+owner_event(short what, void *arg)
+{
+    tr_owner_t *o = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        o->connected = true;
+        rp_tr_read(o->tr, true);
+    } else {
+        o->failed = true;
+    }
+}
+
+/* Run the loop until cond holds or 2 s have passed. */
+#define RUN_UNTIL(base, cond)                                                 \
+    do {                                                                      \
+        for (int i_ = 0; i_ < 2000 && !(cond); i_++) {                        \
+            struct timeval tv_ = { 0, 1000 };                                 \
+            event_base_loopexit((base), &tv_);                                \
+            event_base_dispatch(base);                                        \
+        }                                                                     \
+    } while (0)
+
+/* Records read ahead into the SSL beyond the read high watermark are
+ * invisible to the socket's events: once the owner drains its input, the
+ * transport must go on from them by itself. */
+START_TEST(test_transport_read_ahead_past_watermark)
+{
+    rp_tls_ctx_t *c = parse_ok("{\"certificates\": [" PAIR("a") "]}");
+    signal(SIGPIPE, SIG_IGN);   /* as the daemon: writes to a closed peer fail */
+    struct event_base *base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ck_assert_int_eq(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+    ck_assert_int_eq(fcntl(sv[1], F_SETFL, O_NONBLOCK), 0);
+    tr_owner_t o = { 0 };
+    o.tr = rp_tls_transport_new(base, sv[0], rp_tls_ssl_new(c), 100);
+    ck_assert_ptr_nonnull(o.tr);
+    rp_tr_setcb(o.tr, owner_read, owner_write, owner_event, &o);
+    rp_tls_transport_start(o.tr);
+
+    SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+    SSL *cli = SSL_new(cctx);
+    ck_assert_int_eq(SSL_set_fd(cli, sv[1]), 1);
+    SSL_set_connect_state(cli);
+    int r = 0;
+    for (int i = 0; i < 2000 && !(r == 1 && o.connected); i++) {
+        if (r != 1) {
+            ERR_clear_error();
+            r = SSL_do_handshake(cli);
+            if (r != 1) {
+                int e = SSL_get_error(cli, r);
+                ck_assert(e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE);
+            }
+        }
+        struct timeval tv = { 0, 1000 };
+        event_base_loopexit(base, &tv);
+        event_base_dispatch(base);
+    }
+    ck_assert_int_eq(r, 1);
+    ck_assert(o.connected);
+
+    /* Ten records of 40 bytes in the socket at once: the transport takes
+     * them with one read, hands over three (120 >= 100) and stops. */
+    char rec[40];
+    memset(rec, 'x', sizeof rec);
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(SSL_write(cli, rec, sizeof rec), (int)sizeof rec);
+    RUN_UNTIL(base, o.got == 400 || o.failed);
+    ck_assert(!o.failed);
+    ck_assert_uint_eq(o.got, 400);
+
+    SSL_free(cli);
+    SSL_CTX_free(cctx);
+    close(sv[1]);
+    rp_tr_free(o.tr, false);
+    event_base_free(base);
+    rp_tls_ctx_free(c);
+}
+END_TEST
+
 #define NCASES(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static Suite *
@@ -1102,6 +1216,12 @@ tls_suite(void)
     tcase_add_test(tc, test_no_shared_cipher);
     tcase_add_test(tc, test_ssl_outlives_ctx);
     tcase_add_test(tc, test_http_on_tls_port);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("transport");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_transport_read_ahead_past_watermark);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("resumption");
