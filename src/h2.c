@@ -75,6 +75,8 @@ struct rp_h2 {
     bool              scheduled;
     bool              input;      /* tr->in holds bytes not yet parsed */
     bool              close_armed;/* timer: closing ends at the latest then */
+    bool              goaway_sent;/* a GOAWAY went out, with goaway_last */
+    int32_t           goaway_last;
     TAILQ_ENTRY(rp_h2) link;
 };
 
@@ -151,16 +153,39 @@ method_from(const char *m, size_t len)
 
 /* ---- streams ---- */
 
+/* Freed streams are kept per worker, with their two (empty) buffers, and
+ * reused: three allocations fewer per request.  Bounded: at most
+ * STREAM_CACHE_MAX of them (a few hundred KiB) stay after a burst. */
+#define STREAM_CACHE_MAX 256
+
+static _Thread_local struct {
+    h2_stream_t *head;   /* linked through s->h */
+    unsigned     n;
+} stream_cache;
+
 static h2_stream_t *
 stream_new(rp_h2_t *h, int32_t id)
 {
-    h2_stream_t *s = rp_xcalloc(1, sizeof *s);
+    h2_stream_t *s = stream_cache.head;
+    struct evbuffer *body, *resp;
+    if (s != NULL) {
+        RP_UNPOISON(s, sizeof *s);
+        stream_cache.head = (h2_stream_t *)s->h;
+        stream_cache.n--;
+        body = s->body;
+        resp = s->resp;
+    } else {
+        s = rp_xmalloc(sizeof *s);
+        body = evbuffer_new();
+        resp = evbuffer_new();
+        if (body == NULL || resp == NULL)
+            rp_die_oom();
+    }
+    memset(s, 0, sizeof *s);
     s->h = h;
     s->id = id;
-    s->body = evbuffer_new();
-    s->resp = evbuffer_new();
-    if (s->body == NULL || s->resp == NULL)
-        rp_die_oom();
+    s->body = body;
+    s->resp = resp;
     TAILQ_INSERT_TAIL(&h->streams, s, link);
     h->nstreams++;
     return s;
@@ -175,14 +200,37 @@ stream_free(h2_stream_t *s)
     size_t unread = evbuffer_get_length(s->body);
     if (unread > 0 && h->ng != NULL)
         nghttp2_session_consume_connection(h->ng, unread);
-    evbuffer_free(s->body);
-    evbuffer_free(s->resp);
     free(s->cookie);
     if (s->queued)
         TAILQ_REMOVE(&h->ready, s, ready_link);
     TAILQ_REMOVE(&h->streams, s, link);
     h->nstreams--;
+    if (stream_cache.n < STREAM_CACHE_MAX) {
+        evbuffer_drain(s->body, evbuffer_get_length(s->body));
+        evbuffer_drain(s->resp, evbuffer_get_length(s->resp));
+        s->h = (rp_h2_t *)stream_cache.head;
+        stream_cache.head = s;
+        stream_cache.n++;
+        RP_POISON(s, sizeof *s);
+        return;
+    }
+    evbuffer_free(s->body);
+    evbuffer_free(s->resp);
     free(s);
+}
+
+void
+rp_h2_cache_free(void)
+{
+    h2_stream_t *s;
+    while ((s = stream_cache.head) != NULL) {
+        RP_UNPOISON(s, sizeof *s);
+        stream_cache.head = (h2_stream_t *)s->h;
+        evbuffer_free(s->body);
+        evbuffer_free(s->resp);
+        free(s);
+    }
+    stream_cache.n = 0;
 }
 
 /* The client is gone from this stream: end its transaction, if any. */
@@ -699,6 +747,29 @@ on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
     return 0;
 }
 
+/* A GOAWAY never raises the last stream id of one sent before (RFC 9113
+ * 6.8: the client may already be retrying the streams above it on another
+ * connection).  nghttp2 can queue two: its reset rate limit queues one
+ * without ending the session, and a connection error found further on in
+ * the same input (or the frame budget, see spend) queues another, with a
+ * higher id, before the first is out.  That one is dropped, and the
+ * connection ends once what is queued is out, as it would have. */
+static int
+before_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
+{
+    rp_h2_t *h = arg;
+    (void)ng;
+    if (frame->hd.type != NGHTTP2_GOAWAY)
+        return 0;
+    if (h->goaway_sent && frame->goaway.last_stream_id > h->goaway_last) {
+        h->closing = true;
+        return NGHTTP2_ERR_CANCEL;
+    }
+    h->goaway_sent = true;
+    h->goaway_last = frame->goaway.last_stream_id;
+    return 0;
+}
+
 /* ---- driving the session ---- */
 
 /* Produce frames while the transport takes them, and write. */
@@ -1032,6 +1103,7 @@ init_once(void)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
     nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send);
+    nghttp2_session_callbacks_set_before_frame_send_callback(callbacks, before_frame_send);
     nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, on_begin_frame);
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks, on_invalid_frame);
     nghttp2_session_callbacks_set_on_extension_chunk_recv_callback(callbacks, on_extension_chunk);
@@ -1164,8 +1236,12 @@ h2_send_head(rp_txn_t *t, const rp_resp_framing_t *f)
     size_t names = 0;
     for (unsigned i = 0; i < rh->nfields; i++)
         names += rh->fields[i].name_len;
-    char *lc = rp_xmalloc(names + 1);
-    nghttp2_nv *nv = rp_xmalloc((rh->nfields + 4) * sizeof *nv);
+    /* On the stack for the usual head (nghttp2 copies what it is given). */
+    char lc_stack[1024];
+    nghttp2_nv nv_stack[40];
+    char *lc = names + 1 <= sizeof lc_stack ? lc_stack : rp_xmalloc(names + 1);
+    nghttp2_nv *nv = rh->nfields + 4 <= RP_ARRAY_LEN(nv_stack)
+                         ? nv_stack : rp_xmalloc((rh->nfields + 4) * sizeof *nv);
     size_t n = 0, off = 0;
     char status[4], clen[24];
     snprintf(status, sizeof status, "%03d", rh->status % 1000);
@@ -1192,8 +1268,10 @@ h2_send_head(rp_txn_t *t, const rp_resp_framing_t *f)
     for (size_t i = 0; i < n; i++)
         t->bytes_out += nv[i].namelen + nv[i].valuelen + 4;
     submit(s, nv, n, !f->no_body);
-    free(nv);
-    free(lc);
+    if (nv != nv_stack)
+        free(nv);
+    if (lc != lc_stack)
+        free(lc);
     return 0;
 }
 

@@ -26,6 +26,8 @@ int rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer);
 /* Close at once (worker stop): transactions are aborted, GOAWAY is sent
  * if the socket takes it. */
 void rp_h2_stop(rp_h2_t *h);
+/* Free this thread's cache of stream objects (at worker exit). */
+void rp_h2_cache_free(void);
 
 extern const rp_downstream_ops_t rp_h2_downstream;
 

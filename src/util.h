@@ -27,4 +27,15 @@ unsigned rp_ms_left(unsigned ms, uint64_t since_us);
 
 #define RP_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Objects kept in a free list for reuse are poisoned there under
+ * AddressSanitizer, so that a use after "free" is still reported. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define RP_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define RP_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define RP_POISON(p, n) ((void)(p), (void)(n))
+#define RP_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 #endif

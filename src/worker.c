@@ -213,6 +213,7 @@ worker_main(void *arg)
         rp_modules_stop(w, w->snap);
     }
     rp_txn_cache_free();
+    rp_h2_cache_free();
     return NULL;
 }
 

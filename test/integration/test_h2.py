@@ -829,6 +829,36 @@ def test_h25_response_field_without_name_is_502():
         s.close()
 
 
+def test_h26_goaway_never_raises_last_stream_id():
+    # nghttp2's reset limiter queues a GOAWAY without ending the session; a
+    # connection error further on in the same input (a PING of 7 bytes)
+    # would queue a second one naming a higher last stream id, which a
+    # client may read as "those streams were not processed" after it has
+    # already retried them elsewhere (RFC 9113 6.8).  Every GOAWAY must
+    # name a last stream id no higher than the one before, and the
+    # connection must end.
+    with setup() as (p, bs):
+        r = RawH2(p)
+        out = b""
+        for i in range(150):
+            sid = 1 + 2 * i
+            out += frame(HEADERS, END_STREAM | END_HEADERS, sid,
+                         r.enc.encode([(":method", "GET"), (":path", "/rr"), (":scheme", "http"),
+                                       (":authority", "a")]))
+            out += frame(RST_STREAM, 0, sid, (8).to_bytes(4, "big"))
+        out += frame(PING, 0, 0, b"1234567")
+        try:
+            r.send(out)
+        except OSError:
+            pass
+        frames, closed = r.read_frames(5)
+        ids = [int.from_bytes(p_[:4], "big") & 0x7FFFFFFF for t, _, _, p_ in frames if t == GOAWAY]
+        r.close()
+        assert ids, "no GOAWAY: %r" % frames[-3:]
+        assert closed, "connection left open after GOAWAY %r" % ids
+        assert all(b <= a for a, b in zip(ids, ids[1:])), "GOAWAY last stream ids rise: %r" % ids
+
+
 if __name__ == "__main__":
     tests = [v for k, v in sorted(globals().items()) if k.startswith("test_") and callable(v)]
     sys.exit(run(tests))
