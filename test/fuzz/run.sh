@@ -4,8 +4,6 @@
 # while.  Usage: test/fuzz/run.sh [SECONDS per target, default 60]
 #   FUZZ_TARGETS  which targets, default "config http h1 h2"
 #   FUZZ_DIR      build directory, default build-fuzz in the source tree
-#   FUZZ_H2_KNOWN set: fuzz_h2 lets findings already reported pass (see the
-#                 header comment of fuzz_h2.c), to fuzz on past them
 # Needs: clang (Debian's clang-14 ships libFuzzer) and the build deps.
 set -euo pipefail
 export LC_ALL=C
@@ -157,7 +155,10 @@ PY
 
 rc=0
 for t in $targets; do
-    clang "${flags[@]}" "$top/test/fuzz/fuzz_$t.c" "${libs[@]}" -o "fuzz_$t"
+    srcs=("$top/test/fuzz/fuzz_$t.c")
+    # fuzz_h1 and fuzz_h2 share their transport, backend and checks.
+    case $t in h1|h2) srcs+=("$top/test/fuzz/harness.c") ;; esac
+    clang "${flags[@]}" "${srcs[@]}" "${libs[@]}" -o "fuzz_$t"
     mkdir -p "corpus_$t"
     extra=()
     case $t in
