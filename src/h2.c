@@ -1260,7 +1260,11 @@ h2_send_head(rp_txn_t *t, const rp_resp_framing_t *f)
                                 fl->name_len, fl->value_len, NGHTTP2_NV_FLAG_NONE };
         off += fl->name_len;
     }
-    nv[n++] = NV_("x-request-id", t->id, strlen(t->id));
+    /* A new value every time: kept out of the HPACK dynamic table, where
+     * each id would evict the fields that do repeat (content-type,
+     * server, ...) and make every response carry them in full again. */
+    nv[n++] = (nghttp2_nv){ (uint8_t *)"x-request-id", (uint8_t *)t->id, 12, strlen(t->id),
+                            NGHTTP2_NV_FLAG_NO_INDEX };
     if (f->has_length && rh->status != 204 && rh->status != 304) {
         int cl = snprintf(clen, sizeof clen, "%llu", (unsigned long long)f->length);
         nv[n++] = NV_("content-length", clen, (size_t)cl);
@@ -1337,7 +1341,7 @@ h2_send_error(rp_txn_t *t)
         NV_(":status", status, 3),
         NV_("content-type", "text/plain", 10),
         NV_("content-length", clen, (size_t)cl),
-        NV_("x-request-id", t->id, strlen(t->id)),
+        { (uint8_t *)"x-request-id", (uint8_t *)t->id, 12, strlen(t->id), NGHTTP2_NV_FLAG_NO_INDEX },
     };
     bool body_too = !t->head_request;
     if (body_too) {

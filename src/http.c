@@ -155,13 +155,6 @@ rp_http_names_ok(const rp_http_head_t *h)
     return true;
 }
 
-bool
-rp_hf_is(const rp_http_head_t *h, const rp_hfield_t *f, const char *name)
-{
-    size_t n = strlen(name);
-    return f->name_len == n && strncasecmp(h->buf + f->name_off, name, n) == 0;
-}
-
 const rp_hfield_t *
 rp_http_find(const rp_http_head_t *h, const char *name, unsigned *count)
 {

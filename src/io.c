@@ -113,21 +113,16 @@ reader_cb(evutil_socket_t fd, short what, void *arg)
 /* Write what the socket takes of out.  One chain (a request or response
  * head with a small body usually fits in one) goes out with send(), which
  * skips writev()'s iovec import and file-position lock; more go out with
- * writev() of up to 16 chains, as evbuffer_write() would. */
+ * evbuffer_write() (one writev() of up to 128 chains). */
 static void
 write_out(struct evbuffer *out, evutil_socket_t fd)
 {
-    struct evbuffer_iovec v[16];
-    int nv = evbuffer_peek(out, -1, NULL, v, 16);
-    if (nv <= 0)
+    struct evbuffer_iovec v[2];
+    if (evbuffer_peek(out, -1, NULL, v, 2) != 1) {
+        evbuffer_write(out, fd);
         return;
-    if (nv > 16)
-        nv = 16;
-    ssize_t n;
-    if (nv == 1)
-        n = send((int)fd, v[0].iov_base, v[0].iov_len, MSG_NOSIGNAL);
-    else
-        n = writev((int)fd, (struct iovec *)v, nv);
+    }
+    ssize_t n = send((int)fd, v[0].iov_base, v[0].iov_len, MSG_NOSIGNAL);
     if (n > 0)
         evbuffer_drain(out, (size_t)n);
 }

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <strings.h>
 
 /* A header field: offsets into rp_http_head.buf. */
 typedef struct rp_hfield {
@@ -49,8 +51,13 @@ static inline const char *rp_hf_name(const rp_http_head_t *h, const rp_hfield_t 
 static inline const char *rp_hf_value(const rp_http_head_t *h, const rp_hfield_t *f)
 { return h->buf + f->value_off; }
 
-/* Case-insensitive comparison of a field name. */
-bool rp_hf_is(const rp_http_head_t *h, const rp_hfield_t *f, const char *name);
+/* Case-insensitive comparison of a field name (inline: with a literal
+ * name the length is known at compile time). */
+static inline bool rp_hf_is(const rp_http_head_t *h, const rp_hfield_t *f, const char *name)
+{
+    size_t n = strlen(name);
+    return f->name_len == n && strncasecmp(h->buf + f->name_off, name, n) == 0;
+}
 /* Every field has a name (llhttp lets a line starting with ':' through
  * as a field with an empty name). */
 bool rp_http_names_ok(const rp_http_head_t *h);
