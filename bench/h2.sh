@@ -11,7 +11,16 @@
 #
 #   bench/h2.sh [--duration SECONDS] [--rounds N] [--connections N]
 #               [--streams N] [--wrk-connections N] [--revproxy PATH]
-#               [--backend PATH] [--nginx] [--keep]
+#               [--backend PATH] [--nginx] [--stock-peers] [--keep]
+#
+# revproxy always adds X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host
+# and X-Request-Id to every request and X-Request-Id to every response.
+# So that every proxy does the same work, the others are configured to add
+# the same fields: haproxy with option forwardfor, set-header and a
+# unique-id (a UUID) sent both ways; nghttpx with --add-x-forwarded-for,
+# its default X-Forwarded-Proto and a fixed 32-character X-Request-Id both
+# ways (it cannot make one per request), and nginx with proxy_set_header
+# and $request_id.  --stock-peers measures the others as they come.
 #
 # For every run it reports req/s and the proxy's own CPU time per request
 # (utime + stime from /proc/PID/stat of the proxy and its children over
@@ -39,6 +48,7 @@ WRK_CONNECTIONS=64
 REVPROXY="$REPO_ROOT/build/src/revproxy"
 BACKEND="$REPO_ROOT/build/tools/rp-backend"
 WITH_NGINX=0
+STOCK_PEERS=0
 KEEP_TMP=0
 
 # Every proxy gets the same TLS 1.3 suite so that the cipher is not what
@@ -46,6 +56,8 @@ KEEP_TMP=0
 readonly TLS13_SUITE=TLS_AES_128_GCM_SHA256
 readonly BODY_PATH=/bytes/100
 readonly BODY_BYTES=100
+# The X-Request-Id nghttpx is given (it has no per-request id).
+readonly FIXED_ID=6b1f0e2c9a4d4f3e8c7b5a6d2e1f0a9b
 readonly SCENARIOS=(h2c h2 h1tls)
 
 TMP=""
@@ -73,6 +85,8 @@ usage: ${0##*/} [options]
   --backend PATH       rp-backend binary (default ./build/tools/rp-backend;
                        built from tools/rp-backend.c when missing)
   --nginx              measure nginx too (installs nginx-light as root)
+  --stock-peers        leave out the forwarding and request id fields the
+                       other proxies are given to match what revproxy adds
   --keep               keep the temp dir (certificate, configs, logs, raw
                        h2load and wrk output)
   -h, --help           this help
@@ -139,6 +153,7 @@ parse_args() {
             --revproxy) REVPROXY=$(abs_path "$val") ;;
             --backend) BACKEND=$(abs_path "$val") ;;
             --nginx) WITH_NGINX=1 ;;
+            --stock-peers) STOCK_PEERS=1 ;;
             --keep) KEEP_TMP=1 ;;
             -h | --help)
                 usage
@@ -382,9 +397,13 @@ await() {
 verify() {
     local name=$1 scen=$2 url=$3 got body="$TMP/body.$1.$2"
     curl_args "$scen"
-    got=$(curl -sS --max-time 2 "${CURL_ARGS[@]}" -o "$body" \
+    got=$(curl -sS --max-time 2 "${CURL_ARGS[@]}" -o "$body" -D "$body.head" \
         -w '%{http_version} %{http_code}' "$url") ||
         die "$name ($scen): GET $url failed"
+    if [[ $name != rp-backend ]] && ((STOCK_PEERS == 0)) &&
+        ! grep -qi '^x-request-id: ' "$body.head"; then
+        die "$name ($scen): no X-Request-Id in the response from $url"
+    fi
     [[ $got == "$WANT_VERSION 200" ]] ||
         die "$name ($scen): expected HTTP/$WANT_VERSION 200 from $url," \
             "got '$got'"
@@ -494,6 +513,13 @@ start_nghttpx() {
     # access log is written unless one is configured.  nghttpx forks a
     # worker process: its CPU time is counted with the main process's.
     : >"$dir/nghttpx.conf"
+    local same=()
+    if ((STOCK_PEERS == 0)); then
+        same=(--add-x-forwarded-for
+              "--add-request-header=X-Forwarded-Host: 127.0.0.1"
+              "--add-request-header=X-Request-Id: $FIXED_ID"
+              "--add-response-header=X-Request-Id: $FIXED_ID")
+    fi
     launch nghttpx "$dir" "$dir/error.log" \
         "$NGHTTPX" --conf="$dir/nghttpx.conf" \
         --frontend="127.0.0.1,${H2C_PORT[nghttpx]};no-tls" \
@@ -507,6 +533,7 @@ start_nghttpx() {
         --log-level=WARN \
         --errorlog-file="$dir/error.log" \
         --pid-file="$dir/nghttpx.pid" \
+        "${same[@]}" \
         "$TLS_DIR/key.pem" "$TLS_DIR/cert.pem"
 }
 
@@ -516,6 +543,16 @@ start_haproxy() {
     ports haproxy
     # One thread, keep-alive on both sides, idle server connections shared
     # by all requests, no logging.
+    local same_h2c="" same_tls="" common
+    if ((STOCK_PEERS == 0)); then
+        common="    option forwardfor"$'\n'
+        common+="    http-request set-header X-Forwarded-Host %[req.hdr(host)]"$'\n'
+        common+="    unique-id-format %[uuid]"$'\n'
+        common+="    unique-id-header X-Request-Id"$'\n'
+        common+="    http-response set-header X-Request-Id %[unique-id]"$'\n'
+        same_h2c="$common    http-request set-header X-Forwarded-Proto http"$'\n'
+        same_tls="$common    http-request set-header X-Forwarded-Proto https"$'\n'
+    fi
     cat >"$dir/haproxy.cfg" <<CFG
 global
     nbthread 1
@@ -535,11 +572,11 @@ defaults
 
 frontend h2c
     bind 127.0.0.1:${H2C_PORT[haproxy]} proto h2
-    default_backend bench
+${same_h2c}    default_backend bench
 
 frontend tls
     bind 127.0.0.1:${TLS_PORT[haproxy]} ssl crt $TLS_DIR/combined.pem alpn h2,http/1.1
-    default_backend bench
+${same_tls}    default_backend bench
 
 backend bench
     server backend 127.0.0.1:$BACKEND_PORT
@@ -566,6 +603,14 @@ start_nginx() {
             temps+="    ${m}_temp_path $dir/tmp/$m;"$'\n'
         fi
     done
+    local same=""
+    if ((STOCK_PEERS == 0)); then
+        same+="            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;"$'\n'
+        same+="            proxy_set_header X-Forwarded-Proto \$scheme;"$'\n'
+        same+="            proxy_set_header X-Forwarded-Host \$host;"$'\n'
+        same+="            proxy_set_header X-Request-Id \$request_id;"$'\n'
+        same+="            add_header X-Request-Id \$request_id;"$'\n'
+    fi
     cat >"$dir/nginx.conf" <<EOF
 worker_processes 1;
 daemon off;
@@ -604,7 +649,7 @@ $temps
             proxy_pass http://bench;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-        }
+${same}        }
     }
 }
 EOF
@@ -949,6 +994,11 @@ main() {
         "${WARMUP}s warm-up, GET $BODY_PATH"
     echo "rounds:   median of $ROUNDS, targets alternating"
     echo "pinning:  proxy on CPU 0, rp-backend and the load generator on CPU 1"
+    if ((STOCK_PEERS)); then
+        echo "fields:   the other proxies as they come (--stock-peers)"
+    else
+        echo "fields:   every proxy adds X-Forwarded-For/-Proto/-Host and X-Request-Id"
+    fi
     echo "tls:      ECDSA P-256 certificate, TLS 1.3 suite $TLS13_SUITE" \
         "configured on every proxy"
     for name in "${targets[@]}"; do
