@@ -38,6 +38,8 @@ export LC_ALL=C
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 readonly SCRIPT_DIR REPO_ROOT
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$SCRIPT_DIR/lib.sh"
 
 DURATION=10
 ROUNDS=3
@@ -60,14 +62,7 @@ readonly BODY_BYTES=100
 readonly FIXED_ID=6b1f0e2c9a4d4f3e8c7b5a6d2e1f0a9b
 readonly SCENARIOS=(h2c h2 h1tls)
 
-TMP=""
 TLS_DIR=""
-PIDS=()
-# Processes forked by the ones started here (nghttpx's worker), as
-# "PARENT:PID:START" with START the start time from /proc/PID/stat, so that
-# a PID reused by someone else is never touched.
-CHILDREN=()
-APT_UPDATED=0
 
 usage() {
     cat <<EOF
@@ -93,32 +88,6 @@ usage: ${0##*/} [options]
 
 Relative paths are taken from the repository root.
 EOF
-}
-
-die() {
-    printf '%s: error: %s\n' "${0##*/}" "$*" >&2
-    exit 1
-}
-
-note() {
-    printf '%s: %s\n' "${0##*/}" "$*" >&2
-}
-
-# abs_path PATH: PATH made absolute, a relative one taken from the
-# repository root.
-abs_path() {
-    case $1 in
-        /*) printf '%s\n' "$1" ;;
-        *) printf '%s\n' "$REPO_ROOT/${1#./}" ;;
-    esac
-}
-
-# positive_int NAME VALUE: VALUE in decimal if it is an integer > 0.
-positive_int() {
-    if [[ ! $2 =~ ^[0-9]+$ ]] || ((10#$2 == 0)); then
-        die "$1 must be a positive integer"
-    fi
-    printf '%d\n' "$((10#$2))"
 }
 
 parse_args() {
@@ -155,207 +124,13 @@ parse_args() {
             --nginx) WITH_NGINX=1 ;;
             --stock-peers) STOCK_PEERS=1 ;;
             --keep) KEEP_TMP=1 ;;
-            -h | --help)
-                usage
-                exit 0
-                ;;
-            *)
-                usage >&2
-                die "unknown argument '$opt'"
-                ;;
+            *) help_or_unknown "$opt" ;;
         esac
     done
     ((STREAMS <= 1000)) || die "--streams must be at most 1000"
 }
 
-# --- dependencies ----------------------------------------------------------
-
-apt_install() {
-    local pkg=$1
-    if ((APT_UPDATED == 0)); then
-        note "apt-get update"
-        apt-get update -qq >&2 || die "apt-get update failed"
-        APT_UPDATED=1
-    fi
-    note "installing $pkg"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >&2 ||
-        die "apt-get install $pkg failed"
-}
-
-# find_cmd CMD: the full path of CMD, looking in the sbin directories too
-# (a normal user's PATH may lack them; haproxy and nginx live there).
-find_cmd() {
-    local cmd=$1 dir
-    if command -v "$cmd" 2>/dev/null; then
-        return 0
-    fi
-    for dir in /usr/sbin /sbin /usr/local/sbin; do
-        if [[ -x $dir/$cmd ]]; then
-            printf '%s\n' "$dir/$cmd"
-            return 0
-        fi
-    done
-    return 1
-}
-
-# need CMD PACKAGE: CMD must be there; as root, PACKAGE is installed when
-# it is not.
-need() {
-    local cmd=$1 pkg=$2
-    find_cmd "$cmd" >/dev/null && return 0
-    if ((EUID == 0)) && command -v apt-get >/dev/null 2>&1; then
-        apt_install "$pkg"
-        find_cmd "$cmd" >/dev/null ||
-            die "'$cmd' is still missing after installing $pkg"
-    else
-        die "'$cmd' not found; install the '$pkg' package" \
-            "(as root: apt-get install -y $pkg)"
-    fi
-}
-
-# The backend: the given binary, or one compiled into the temp dir from
-# tools/rp-backend.c when the default build is not there.
-prepare_backend() {
-    local src="$REPO_ROOT/tools/rp-backend.c" cflags libs
-    [[ -x $BACKEND ]] && return 0
-    if [[ $BACKEND != "$REPO_ROOT/build/tools/rp-backend" || ! -f $src ]]; then
-        die "backend binary '$BACKEND' not found or not executable"
-    fi
-    need gcc gcc
-    need pkg-config pkg-config
-    if ! pkg-config --exists libevent; then
-        ((EUID == 0)) || die "libevent headers not found; install" \
-            "'libevent-dev' (as root: apt-get install -y libevent-dev)"
-        apt_install libevent-dev
-    fi
-    note "compiling rp-backend from tools/rp-backend.c"
-    cflags=$(pkg-config --cflags libevent)
-    libs=$(pkg-config --libs libevent)
-    # shellcheck disable=SC2086 # pkg-config prints word lists
-    gcc -std=c11 -D_GNU_SOURCE -O2 $cflags "$src" $libs \
-        -o "$TMP/rp-backend" || die "compiling rp-backend failed"
-    BACKEND="$TMP/rp-backend"
-}
-
-# --- processes -------------------------------------------------------------
-
-# running PID START: PID is still the process that started at START (field
-# 22 of /proc/PID/stat) and has not exited; a zombie has.
-running() {
-    local line f
-    { read -r line <"/proc/$1/stat"; } 2>/dev/null || return 1
-    read -r -a f <<<"${line##*) }"
-    [[ ${f[0]} != Z && ${f[19]} == "$2" ]]
-}
-
-# adopt PID: remember the descendants PID has by now.
-adopt() {
-    local p line f
-    family "$1"
-    for p in "${FAMILY[@]:1}"; do
-        { read -r line <"/proc/$p/stat"; } 2>/dev/null || continue
-        read -r -a f <<<"${line##*) }"
-        CHILDREN+=("$1:$p:${f[19]}")
-    done
-}
-
-# orphans [PARENT]: once their parent is gone, give the adopted children
-# (of PARENT only, if given) 5 s to exit, kill those left, forget them all.
-orphans() {
-    local entry parent pid start i left rest=() mine=()
-    for entry in "${CHILDREN[@]}"; do
-        IFS=: read -r parent pid start <<<"$entry"
-        if [[ -z ${1:-} || $parent == "$1" ]]; then
-            mine+=("$entry")
-        else
-            rest+=("$entry")
-        fi
-    done
-    for ((i = 0; i < 50; i++)); do
-        left=0
-        for entry in "${mine[@]}"; do
-            IFS=: read -r parent pid start <<<"$entry"
-            if running "$pid" "$start"; then
-                left=1
-            fi
-        done
-        ((left)) || break
-        sleep 0.1
-    done
-    for entry in "${mine[@]}"; do
-        IFS=: read -r parent pid start <<<"$entry"
-        if running "$pid" "$start"; then
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done
-    CHILDREN=("${rest[@]}")
-}
-
-cleanup() {
-    local rc=$? pid i
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    orphans
-    if [[ -n $TMP && -d $TMP ]]; then
-        if ((KEEP_TMP)); then
-            note "temp dir kept: $TMP"
-        else
-            rm -rf -- "$TMP"
-        fi
-    fi
-    exit "$rc"
-}
-
-# untrack PID: PID no longer needs stopping on exit.
-untrack() {
-    local p rest=()
-    for p in "${PIDS[@]}"; do
-        [[ $p == "$1" ]] || rest+=("$p")
-    done
-    PIDS=("${rest[@]}")
-}
-
-# halt PID [SIGNAL]: stop one process this script started (with SIGNAL,
-# TERM by default, then KILL after 5 s), and untrack it.
-halt() {
-    local pid=$1 i
-    kill -"${2:-TERM}" "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    untrack "$pid"
-    orphans "$pid"
-}
-
-# pick_port: set PORT to a port below the ephemeral range that no TCP
-# socket uses (so no outgoing connection can take it either).
-PORT=""
-pick_port() {
-    local lo=10000 hi first _ tries
-    read -r first _ </proc/sys/net/ipv4/ip_local_port_range || first=32768
-    hi=$((first - 1))
-    ((hi > lo + 100)) || hi=30000
-    for ((tries = 0; tries < 200; tries++)); do
-        PORT=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1)))
-        if [[ -z $(ss -Htan "( sport = :$PORT )" 2>/dev/null) ]]; then
-            return 0
-        fi
-    done
-    die "no free loopback port found"
-}
+# --- requests --------------------------------------------------------------
 
 # curl_args SCENARIO: set CURL_ARGS to what makes curl speak SCENARIO's
 # protocol, and WANT_VERSION to the %{http_version} it must report.
@@ -370,26 +145,11 @@ curl_args() {
     esac
 }
 
-# await NAME PID LOG SCENARIO URL: wait until URL answers in SCENARIO's
+# await_in NAME PID LOG SCENARIO URL: wait until URL answers in SCENARIO's
 # protocol, or fail showing the end of LOG.
-await() {
-    local name=$1 pid=$2 log=$3 scen=$4 url=$5 i
-    curl_args "$scen"
-    for ((i = 0; i < 100; i++)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            tail -n 20 "$log" >&2 || true
-            die "$name exited while starting (end of $log above;" \
-                "--keep keeps it)"
-        fi
-        if curl -sS -o /dev/null --max-time 1 "${CURL_ARGS[@]}" "$url" \
-            2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    tail -n 20 "$log" >&2 || true
-    die "$name did not answer on $url within 10 s (end of $log above;" \
-        "--keep keeps it)"
+await_in() {
+    curl_args "$4"
+    await "$1" "$2" "$3" "$5" "${CURL_ARGS[@]}"
 }
 
 # verify NAME SCENARIO URL: one request in SCENARIO's protocol must come
@@ -435,30 +195,17 @@ make_certificate() {
 # time), its h2c port and its TLS port.
 declare -A PROXY_PID=() H2C_PORT=() TLS_PORT=()
 
-start_backend() {
-    pick_port
-    BACKEND_PORT=$PORT
-    "${PIN_LOAD[@]}" "$BACKEND" --listen "127.0.0.1:$BACKEND_PORT" \
-        --name bench 2>"$TMP/backend.log" &
-    BACKEND_PID=$!
-    PIDS+=("$BACKEND_PID")
-    await rp-backend "$BACKEND_PID" "$TMP/backend.log" h1 \
-        "http://127.0.0.1:$BACKEND_PORT/"
-    verify rp-backend h1 "http://127.0.0.1:$BACKEND_PORT$BODY_PATH"
-}
-
 # launch NAME DIR LOG CMD...: start a proxy on the proxy CPU, its stdout
 # and stderr in DIR, wait for both of its listeners (showing the end of LOG
 # if it fails), and check it relays the body in all three protocols.
 launch() {
     local name=$1 dir=$2 log=$3 pid
     shift 3
-    "${PIN_PROXY[@]}" "$@" >"$dir/stdout.log" 2>"$dir/stderr.log" &
-    pid=$!
-    PIDS+=("$pid")
+    spawn "$dir/stdout.log" "$dir/stderr.log" "${PIN_PROXY[@]}" "$@"
+    pid=$SPAWNED
     PROXY_PID[$name]=$pid
-    await "$name" "$pid" "$log" h2c "http://127.0.0.1:${H2C_PORT[$name]}/"
-    await "$name" "$pid" "$log" h2 "https://127.0.0.1:${TLS_PORT[$name]}/"
+    await_in "$name" "$pid" "$log" h2c "http://127.0.0.1:${H2C_PORT[$name]}/"
+    await_in "$name" "$pid" "$log" h2 "https://127.0.0.1:${TLS_PORT[$name]}/"
     verify "$name" h2c "http://127.0.0.1:${H2C_PORT[$name]}$BODY_PATH"
     verify "$name" h2 "https://127.0.0.1:${TLS_PORT[$name]}$BODY_PATH"
     verify "$name" h1tls "https://127.0.0.1:${TLS_PORT[$name]}$BODY_PATH"
@@ -496,11 +243,8 @@ start_revproxy() {
   "routes": [ { "path_prefix": "/", "upstream": "bench" } ],
   "log": { "level": "warn", "access_log": "off" } }
 EOF
-    "$REVPROXY" --check --config "$dir/revproxy.json" \
-        >"$dir/check.log" 2>&1 || {
-        cat "$dir/check.log" >&2
-        die "revproxy rejected its config ($dir/revproxy.json)"
-    }
+    check_config revproxy "$dir/revproxy.json" "$dir/check.log" \
+        "$REVPROXY" --check --config "$dir/revproxy.json"
     launch revproxy "$dir" "$dir/stderr.log" \
         "$REVPROXY" --config "$dir/revproxy.json"
 }
@@ -581,35 +325,27 @@ ${same_tls}    default_backend bench
 backend bench
     server backend 127.0.0.1:$BACKEND_PORT
 CFG
-    "$HAPROXY" -c -q -f "$dir/haproxy.cfg" >"$dir/check.log" 2>&1 || {
-        cat "$dir/check.log" >&2
-        die "haproxy rejected its config ($dir/haproxy.cfg)"
-    }
+    check_config haproxy "$dir/haproxy.cfg" "$dir/check.log" \
+        "$HAPROXY" -c -q -f "$dir/haproxy.cfg"
     launch haproxy "$dir" "$dir/stderr.log" \
         "$HAPROXY" -db -f "$dir/haproxy.cfg"
 }
 
 start_nginx() {
-    local dir="$TMP/nginx" temps="" m build
+    local dir="$TMP/nginx" temps build
     mkdir -p "$dir/logs" "$dir/tmp"
     ports nginx
     build=$("$NGINX" -V 2>&1)
     [[ $build == *--with-http_v2_module* && $build == *--with-http_ssl_module* ]] ||
         die "this nginx lacks HTTP/2 or TLS (nginx -V); leave out --nginx"
-    temps+="    client_body_temp_path $dir/tmp/body;"$'\n'
-    temps+="    proxy_temp_path $dir/tmp/proxy;"$'\n'
-    for m in fastcgi uwsgi scgi; do
-        if [[ $build != *"--without-http_${m}_module"* ]]; then
-            temps+="    ${m}_temp_path $dir/tmp/$m;"$'\n'
-        fi
-    done
-    local same=""
+    temps=$(nginx_temp_paths "$dir" "$build")
+    local fields=""
     if ((STOCK_PEERS == 0)); then
-        same+="            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;"$'\n'
-        same+="            proxy_set_header X-Forwarded-Proto \$scheme;"$'\n'
-        same+="            proxy_set_header X-Forwarded-Host \$host;"$'\n'
-        same+="            proxy_set_header X-Request-Id \$request_id;"$'\n'
-        same+="            add_header X-Request-Id \$request_id;"$'\n'
+        fields+="            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;"$'\n'
+        fields+="            proxy_set_header X-Forwarded-Proto \$scheme;"$'\n'
+        fields+="            proxy_set_header X-Forwarded-Host \$host;"$'\n'
+        fields+="            proxy_set_header X-Request-Id \$request_id;"$'\n'
+        fields+="            add_header X-Request-Id \$request_id;"$'\n'
     fi
     cat >"$dir/nginx.conf" <<EOF
 worker_processes 1;
@@ -625,6 +361,7 @@ events {
 http {
     access_log off;
 $temps
+
     # No connection is recycled after N requests on either side.
     keepalive_requests 1000000;
     keepalive_timeout 60s;
@@ -649,91 +386,32 @@ $temps
             proxy_pass http://bench;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-${same}        }
+${fields}        }
     }
 }
 EOF
-    local eflag=()
-    if [[ $("$NGINX" -h 2>&1 || true) == *"-e filename"* ]]; then
-        eflag=(-e "$dir/logs/error.log")
-    fi
-    "$NGINX" -t -q -p "$dir/" "${eflag[@]}" -c "$dir/nginx.conf" \
-        >"$dir/logs/check.log" 2>&1 || {
-        cat "$dir/logs/check.log" >&2
-        die "nginx rejected its config ($dir/nginx.conf)"
-    }
+    nginx_error_flag "$dir/logs/error.log"
+    check_config nginx "$dir/nginx.conf" "$dir/logs/check.log" \
+        "$NGINX" -t -q -p "$dir/" "${NGINX_EFLAG[@]}" -c "$dir/nginx.conf"
     launch nginx "$dir/logs" "$dir/logs/error.log" \
-        "$NGINX" -p "$dir/" "${eflag[@]}" -c "$dir/nginx.conf"
+        "$NGINX" -p "$dir/" "${NGINX_EFLAG[@]}" -c "$dir/nginx.conf"
 }
 
 # --- measuring -------------------------------------------------------------
-
-# family PID: set FAMILY to PID and all its descendants.
-FAMILY=()
-family() {
-    local list
-    list=$({ cat /proc/[0-9]*/stat 2>/dev/null || true; } |
-        awk -v root="$1" '
-        {
-            # The command name may hold spaces and parentheses: the
-            # fields after it start behind the last ") ".
-            rest = $0
-            sub(/^.*\) /, "", rest)
-            split(rest, f, " ")
-            up[$1] = f[2]
-        }
-        END {
-            kin[root] = 1
-            out = root
-            grew = 1
-            while (grew) {
-                grew = 0
-                for (p in up)
-                    if (!(p in kin) && (up[p] in kin)) {
-                        kin[p] = 1
-                        out = out " " p
-                        grew = 1
-                    }
-            }
-            print out
-        }')
-    read -r -a FAMILY <<<"$list"
-}
 
 # sample: set TICKS to the utime + stime of the FAMILY processes (clock
 # ticks) and WHEN to the wall clock time, in seconds.
 TICKS=0
 WHEN=0
 sample() {
-    local p line f sum=0
+    local p sum=0
     for p in "${FAMILY[@]}"; do
-        { read -r line <"/proc/$p/stat"; } 2>/dev/null ||
-            die "process $p of the proxy under test is gone"
-        read -r -a f <<<"${line##*) }"
-        # f[0] is field 3 (state): utime and stime are fields 14 and 15.
-        sum=$((sum + f[11] + f[12]))
+        proc_stat "$p" || die "process $p of the proxy under test is gone"
+        # STAT[0] is field 3 (state): utime and stime are fields 14 and 15.
+        sum=$((sum + STAT[11] + STAT[12]))
     done
     WHEN=$EPOCHREALTIME
     TICKS=$sum
-}
-
-# start_load OUT CMD...: run a load generator on the load CPU in the
-# background (so an interrupt reaches the trap at once); LOAD_PID is its
-# PID.  finish_load waits for it.
-LOAD_PID=""
-start_load() {
-    local out=$1
-    shift
-    "${PIN_LOAD[@]}" "$@" >"$out" 2>&1 &
-    LOAD_PID=$!
-    PIDS+=("$LOAD_PID")
-}
-
-finish_load() {
-    local rc=0
-    wait "$LOAD_PID" || rc=$?
-    untrack "$LOAD_PID"
-    return "$rc"
 }
 
 # parse_h2load SCENARIO TARGET OUT: set RESULT_RPS from h2load's output,
@@ -772,12 +450,10 @@ parse_h2load() {
 # parse_wrk SCENARIO TARGET OUT: set RESULT_RPS from wrk's output.
 parse_wrk() {
     local scen=$1 name=$2 out=$3 extra
-    RESULT_RPS=$(awk '$1 == "Requests/sec:" { print $2; exit }' "$out")
+    RESULT_RPS=$(wrk_rps "$out")
     [[ -n $RESULT_RPS ]] ||
         die "$name ($scen): could not read wrk's output ($out)"
-    extra=$(awk '/Non-2xx or 3xx responses:|Socket errors:/ {
-                     sub(/^ +/, ""); printf "%s%s", sep, $0; sep = "; " }' \
-        "$out")
+    extra=$(wrk_errors "$out")
     [[ -z $extra ]] || WARNINGS+=("$scen $name: $extra")
 }
 
@@ -846,15 +522,6 @@ measure() {
         "proxy ${RESULT_PCT}% of a core"
 }
 
-# version_of FIELD CMD...: the first line CMD prints, or only its FIELDth
-# word if FIELD is not empty (wrk -v exits with status 1).
-version_of() {
-    local field=$1
-    shift
-    { "$@" 2>&1 || true; } | awk -v f="$field" 'NR == 1 {
-        if (f == "") print; else print $f }'
-}
-
 # median: the median of the numbers on standard input.
 median() {
     sort -g | awk '{ v[NR] = $1 }
@@ -868,7 +535,6 @@ median() {
 # --- main ------------------------------------------------------------------
 
 declare -A TLS_SEEN=()
-WARNINGS=()
 RESULT_RPS="" RESULT_US="" RESULT_PCT=""
 
 main() {
@@ -885,10 +551,7 @@ main() {
     need wrk wrk
     ((WITH_NGINX == 0)) || need nginx nginx-light
     need openssl openssl
-    need curl curl
-    need ss iproute2
-    need taskset util-linux
-    need awk mawk
+    need_basics
 
     H2LOAD=$(find_cmd h2load)
     NGHTTPX=$(find_cmd nghttpx)
@@ -907,11 +570,7 @@ main() {
     ((POOL >= 128)) || POOL=128
     ((POOL <= 100000)) || die "--connections x --streams is above 100000"
 
-    TMP=$(mktemp -d "${TMPDIR:-/tmp}/revproxy-h2bench.XXXXXX")
-    TMP=$(cd "$TMP" && pwd)
-    trap cleanup EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
+    make_tmp revproxy-h2bench
     mkdir -p "$TMP/out"
 
     prepare_backend
@@ -920,18 +579,11 @@ main() {
     # Room for every client and upstream socket.
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-    local ncpu
-    ncpu=$(nproc 2>/dev/null || echo 1)
-    if ((ncpu >= 2)); then
-        PIN_PROXY=(taskset -c 0)
-        PIN_LOAD=(taskset -c 1)
-    else
-        note "only $ncpu CPU: running without CPU pinning"
-        PIN_PROXY=()
-        PIN_LOAD=()
-    fi
+    pin_cpus
 
-    start_backend
+    curl_args h1
+    start_backend "${CURL_ARGS[@]}"
+    verify rp-backend h1 "http://127.0.0.1:$BACKEND_PORT$BODY_PATH"
 
     # All proxies run side by side (each idle while another is measured),
     # and are measured in turn, round after round, the order rotating each
@@ -980,14 +632,9 @@ main() {
         done
     done
 
-    local cpu
-    cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo \
-        2>/dev/null || true)
-    [[ -n $cpu ]] || cpu=$(uname -m)
-
     echo
     echo "date:     $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-    echo "cpu:      $cpu ($ncpu CPUs); kernel $(uname -r)"
+    echo "cpu:      $(cpu_model) ($NCPU CPUs); kernel $(uname -r)"
     echo "h2c, h2:  h2load -c$CONNECTIONS -m$STREAMS -D$DURATION" \
         "--warm-up-time=$WARMUP, GET $BODY_PATH ($BODY_BYTES-byte body)"
     echo "h1tls:    wrk -t1 -c$WRK_CONNECTIONS -d${DURATION}s after a" \
@@ -1043,9 +690,7 @@ main() {
                 }'
         done
     done
-    for i in "${WARNINGS[@]}"; do
-        echo "warning: $i"
-    done
+    print_warnings
 }
 
 main "$@"

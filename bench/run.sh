@@ -20,6 +20,8 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 readonly SCRIPT_DIR REPO_ROOT
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$SCRIPT_DIR/lib.sh"
 
 DURATION=10
 CONNECTIONS=64
@@ -30,10 +32,6 @@ BACKEND="$REPO_ROOT/build/tools/rp-backend"
 ONLY_NGINX=0
 WITH_HAPROXY=1
 KEEP_TMP=0
-
-TMP=""
-PIDS=()
-APT_UPDATED=0
 
 usage() {
     cat <<EOF
@@ -53,28 +51,6 @@ usage: ${0##*/} [options]
 
 Relative paths are taken from the repository root.
 EOF
-}
-
-die() {
-    printf '%s: error: %s\n' "${0##*/}" "$*" >&2
-    exit 1
-}
-
-note() {
-    printf '%s: %s\n' "${0##*/}" "$*" >&2
-}
-
-# Turn a path given on the command line into an absolute one, resolving
-# relative paths against the repository root.
-abs_path() {
-    case $1 in
-        /*) printf '%s\n' "$1" ;;
-        *) printf '%s\n' "$REPO_ROOT/${1#./}" ;;
-    esac
-}
-
-is_uint() {
-    [[ $1 =~ ^[0-9]+$ ]]
 }
 
 parse_args() {
@@ -138,190 +114,14 @@ parse_args() {
                 KEEP_TMP=1
                 shift
                 ;;
-            -h | --help)
-                usage
-                exit 0
-                ;;
             *)
-                usage >&2
-                die "unknown argument '$1'"
+                help_or_unknown "$1"
                 ;;
         esac
     done
-    if ! is_uint "$DURATION" || ((10#$DURATION == 0)); then
-        die "--duration must be a positive integer (seconds)"
-    fi
-    if ! is_uint "$CONNECTIONS" || ((10#$CONNECTIONS == 0)); then
-        die "--connections must be a positive integer"
-    fi
-    if ! is_uint "$ROUNDS" || ((10#$ROUNDS == 0)); then
-        die "--rounds must be a positive integer"
-    fi
-    DURATION=$((10#$DURATION))
-    CONNECTIONS=$((10#$CONNECTIONS))
-    ROUNDS=$((10#$ROUNDS))
-}
-
-# --- dependencies ----------------------------------------------------------
-
-apt_install() {
-    local pkg=$1
-    if ((APT_UPDATED == 0)); then
-        note "apt-get update"
-        apt-get update -qq >&2 || die "apt-get update failed"
-        APT_UPDATED=1
-    fi
-    note "installing $pkg"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >&2 ||
-        die "apt-get install $pkg failed"
-}
-
-# require CMD PACKAGE: make sure CMD can be found, installing PACKAGE as root.
-require() {
-    local cmd=$1 pkg=$2
-    if find_cmd "$cmd" >/dev/null; then
-        return 0
-    fi
-    if ((EUID == 0)) && command -v apt-get >/dev/null 2>&1; then
-        apt_install "$pkg"
-        find_cmd "$cmd" >/dev/null ||
-            die "'$cmd' still missing after installing $pkg"
-    else
-        die "'$cmd' not found; install the '$pkg' package" \
-            "(as root: apt-get install -y $pkg)"
-    fi
-}
-
-# find_cmd CMD: print the full path of CMD, also looking in the sbin dirs
-# that a normal user's PATH may lack (nginx lives in /usr/sbin).
-find_cmd() {
-    local cmd=$1 dir
-    if command -v "$cmd" 2>/dev/null; then
-        return 0
-    fi
-    for dir in /usr/sbin /sbin /usr/local/sbin; do
-        if [[ -x $dir/$cmd ]]; then
-            printf '%s\n' "$dir/$cmd"
-            return 0
-        fi
-    done
-    return 1
-}
-
-# Build rp-backend into the temp dir when no binary was supplied.
-ensure_backend() {
-    local src="$REPO_ROOT/tools/rp-backend.c"
-    if [[ -x $BACKEND ]]; then
-        return 0
-    fi
-    if [[ $BACKEND != "$REPO_ROOT/tools/rp-backend" || ! -f $src ]]; then
-        die "backend binary '$BACKEND' not found or not executable"
-    fi
-    require gcc gcc
-    require pkg-config pkg-config
-    if ! pkg-config --exists libevent; then
-        if ((EUID == 0)); then
-            apt_install libevent-dev
-        else
-            die "libevent headers not found; install the 'libevent-dev'" \
-                "package (as root: apt-get install -y libevent-dev)"
-        fi
-    fi
-    note "building rp-backend from tools/rp-backend.c"
-    local cflags libs
-    cflags=$(pkg-config --cflags libevent)
-    libs=$(pkg-config --libs libevent)
-    # shellcheck disable=SC2086 # pkg-config output is a word list
-    gcc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra $cflags "$src" $libs \
-        -o "$TMP/rp-backend" || die "building rp-backend failed"
-    BACKEND="$TMP/rp-backend"
-}
-
-# --- processes -------------------------------------------------------------
-
-cleanup() {
-    local rc=$? pid i
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        wait "$pid" 2>/dev/null || true
-    done
-    if [[ -n $TMP && -d $TMP ]]; then
-        if ((KEEP_TMP)); then
-            note "temp dir kept: $TMP"
-        else
-            rm -rf -- "$TMP"
-        fi
-    fi
-    exit "$rc"
-}
-
-# forget PID: drop PID from the list of processes to stop on exit.
-forget() {
-    local pid=$1 p keep=()
-    for p in "${PIDS[@]}"; do
-        [[ $p == "$pid" ]] || keep+=("$p")
-    done
-    PIDS=("${keep[@]}")
-}
-
-# stop PID: stop one process this script started and forget it.
-stop() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    forget "$pid"
-}
-
-# Set FREE_PORT to a port in [10000, start of the ephemeral range) that no
-# TCP socket uses, so it cannot collide with outgoing connections either.
-FREE_PORT=""
-free_port() {
-    local lo=10000 hi eph_lo _ port tries
-    read -r eph_lo _ </proc/sys/net/ipv4/ip_local_port_range || eph_lo=32768
-    hi=$((eph_lo - 1))
-    ((hi > lo + 100)) || hi=30000
-    for ((tries = 0; tries < 200; tries++)); do
-        port=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1)))
-        if [[ -z $(ss -Htan "( sport = :$port )" 2>/dev/null) ]]; then
-            FREE_PORT=$port
-            return 0
-        fi
-    done
-    die "could not find a free loopback port"
-}
-
-# wait_http NAME PID URL LOG: wait until URL answers, or fail.
-wait_http() {
-    local name=$1 pid=$2 url=$3 log=$4 i
-    for ((i = 0; i < 100; i++)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            tail -n 20 "$log" >&2 || true
-            die "$name exited during start-up (log tail above;" \
-                "--keep keeps $log)"
-        fi
-        if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    tail -n 20 "$log" >&2 || true
-    die "$name did not answer on $url within 10 s (log tail above;" \
-        "--keep keeps $log)"
+    DURATION=$(positive_int --duration "$DURATION" seconds)
+    CONNECTIONS=$(positive_int --connections "$CONNECTIONS")
+    ROUNDS=$(positive_int --rounds "$ROUNDS")
 }
 
 # check_body NAME URL: the target must relay the backend's greeting.
@@ -354,7 +154,6 @@ RESULT_RPS=""
 RESULT_P50=""
 RESULT_P99=""
 RESULT_CPU=""
-WARNINGS=()
 
 # cpu_ticks N: print "busy total" clock ticks of CPU N from /proc/stat.
 cpu_ticks() {
@@ -367,14 +166,10 @@ cpu_ticks() {
 # load OUT WRK-ARGS...: run wrk on the load CPU, output to OUT.  It runs
 # in the background so that an interrupt reaches the trap at once.
 load() {
-    local out=$1 pid rc=0
+    local out=$1
     shift
-    "${PIN_LOAD[@]}" "$WRK" "$@" >"$out" 2>&1 &
-    pid=$!
-    PIDS+=("$pid")
-    wait "$pid" || rc=$?
-    forget "$pid"
-    return "$rc"
+    start_load "$out" "$WRK" "$@"
+    finish_load
 }
 
 # measure NAME URL: warm up, run wrk, fill RESULT_* from its output.
@@ -397,7 +192,7 @@ measure() {
         printf "%.0f%% busy, %.1f us/request\n", 100 * b / t, b / hz * 1e6 / n
     }')
 
-    RESULT_RPS=$(awk '$1 == "Requests/sec:" { print $2; exit }' "$out")
+    RESULT_RPS=$(wrk_rps "$out")
     p50=$(awk '$1 == "50%" { print $2; exit }' "$out")
     p99=$(awk '$1 == "99%" { print $2; exit }' "$out")
     [[ -n $RESULT_RPS && -n $p50 && -n $p99 ]] ||
@@ -405,9 +200,7 @@ measure() {
     RESULT_P50=$(to_ms "$p50") || die "$name: bad latency '$p50'"
     RESULT_P99=$(to_ms "$p99") || die "$name: bad latency '$p99'"
 
-    extra=$(awk '/Non-2xx or 3xx responses:|Socket errors:/ {
-                     sub(/^ +/, ""); printf "%s%s", sep, $0; sep = "; " }' \
-        "$out")
+    extra=$(wrk_errors "$out")
     if [[ -n $extra ]]; then
         WARNINGS+=("$name: $extra")
     fi
@@ -415,34 +208,15 @@ measure() {
 
 # --- targets ---------------------------------------------------------------
 
-start_backend() {
-    free_port
-    BACKEND_PORT=$FREE_PORT
-    "${PIN_LOAD[@]}" "$BACKEND" --listen "127.0.0.1:$BACKEND_PORT" \
-        --name bench 2>"$TMP/backend.log" &
-    BACKEND_PID=$!
-    PIDS+=("$BACKEND_PID")
-    wait_http rp-backend "$BACKEND_PID" "http://127.0.0.1:$BACKEND_PORT/" \
-        "$TMP/backend.log"
-}
-
-# nginx_has_module NAME: true unless nginx was built --without-NAME_module.
-nginx_has_module() {
-    [[ $NGINX_BUILD != *"--without-$1_module"* ]]
-}
+# Each proxy is started on the proxy CPU on a free port, X_PORT, with X_PID
+# its PID, and must answer on / before it is measured.
 
 start_nginx() {
-    local dir="$TMP/nginx" port temps="" m
-    free_port
-    port=$FREE_PORT
+    local dir="$TMP/nginx" port temps
+    pick_port
+    port=$PORT
     mkdir -p "$dir/logs" "$dir/tmp"
-    temps+="        client_body_temp_path $dir/tmp/body;"$'\n'
-    temps+="        proxy_temp_path $dir/tmp/proxy;"$'\n'
-    for m in fastcgi uwsgi scgi; do
-        if nginx_has_module "http_$m"; then
-            temps+="        ${m}_temp_path $dir/tmp/$m;"$'\n'
-        fi
-    done
+    temps=$(nginx_temp_paths "$dir" "$("$NGINX" -V 2>&1)")
     cat >"$dir/nginx.conf" <<EOF
 worker_processes 1;
 daemon off;
@@ -457,6 +231,7 @@ events {
 http {
     access_log off;
 $temps
+
     # Steady-state proxying: do not recycle connections every 1000
     # requests on either side.
     keepalive_requests 1000000;
@@ -478,28 +253,20 @@ $temps
     }
 }
 EOF
-    local eflag=()
-    if [[ $NGINX_HELP == *"-e filename"* ]]; then
-        eflag=(-e "$dir/logs/error.log")
-    fi
-    "$NGINX" -t -q -p "$dir/" "${eflag[@]}" -c "$dir/nginx.conf" \
-        >"$dir/logs/configtest.log" 2>&1 || {
-        cat "$dir/logs/configtest.log" >&2
-        die "nginx rejected its config ($dir/nginx.conf)"
-    }
-    "${PIN_PROXY[@]}" "$NGINX" -p "$dir/" "${eflag[@]}" -c "$dir/nginx.conf" \
-        >"$dir/logs/stderr.log" 2>&1 &
-    NGINX_PID=$!
-    PIDS+=("$NGINX_PID")
+    nginx_error_flag "$dir/logs/error.log"
+    check_config nginx "$dir/nginx.conf" "$dir/logs/configtest.log" \
+        "$NGINX" -t -q -p "$dir/" "${NGINX_EFLAG[@]}" -c "$dir/nginx.conf"
+    spawn "$dir/logs/stderr.log" "$dir/logs/stderr.log" "${PIN_PROXY[@]}" \
+        "$NGINX" -p "$dir/" "${NGINX_EFLAG[@]}" -c "$dir/nginx.conf"
+    NGINX_PID=$SPAWNED
     NGINX_PORT=$port
-    wait_http nginx "$NGINX_PID" "http://127.0.0.1:$port/" \
-        "$dir/logs/error.log"
+    await nginx "$NGINX_PID" "$dir/logs/error.log" "http://127.0.0.1:$port/" -f
 }
 
 start_haproxy() {
     local dir="$TMP/haproxy" port
-    free_port
-    port=$FREE_PORT
+    pick_port
+    port=$PORT
     mkdir -p "$dir"
     # One thread, keep-alive both ways, idle server connections reused by
     # any request, no logging: the same job as the other two proxies.
@@ -524,23 +291,19 @@ frontend bench
 backend bench
     server backend 127.0.0.1:$BACKEND_PORT
 CFG
-    "$HAPROXY" -c -q -f "$dir/haproxy.cfg" >"$dir/check.log" 2>&1 || {
-        cat "$dir/check.log" >&2
-        die "haproxy rejected its config ($dir/haproxy.cfg)"
-    }
-    "${PIN_PROXY[@]}" "$HAPROXY" -db -f "$dir/haproxy.cfg" \
-        >"$dir/stdout.log" 2>"$dir/stderr.log" &
-    HAPROXY_PID=$!
-    PIDS+=("$HAPROXY_PID")
+    check_config haproxy "$dir/haproxy.cfg" "$dir/check.log" \
+        "$HAPROXY" -c -q -f "$dir/haproxy.cfg"
+    spawn "$dir/stdout.log" "$dir/stderr.log" "${PIN_PROXY[@]}" \
+        "$HAPROXY" -db -f "$dir/haproxy.cfg"
+    HAPROXY_PID=$SPAWNED
     HAPROXY_PORT=$port
-    wait_http haproxy "$HAPROXY_PID" "http://127.0.0.1:$port/" \
-        "$dir/stderr.log"
+    await haproxy "$HAPROXY_PID" "$dir/stderr.log" "http://127.0.0.1:$port/" -f
 }
 
 start_revproxy() {
     local dir="$TMP/revproxy" port
-    free_port
-    port=$FREE_PORT
+    pick_port
+    port=$PORT
     mkdir -p "$dir"
     cat >"$dir/revproxy.json" <<EOF
 { "workers": 1,
@@ -552,13 +315,12 @@ start_revproxy() {
 EOF
     # Access lines are off, as they are for nginx above; other log lines
     # stay on disk for inspection with --keep.
-    "${PIN_PROXY[@]}" "$REVPROXY" --config "$dir/revproxy.json" \
-        >"$dir/stdout.log" 2>"$dir/stderr.log" &
-    REVPROXY_PID=$!
-    PIDS+=("$REVPROXY_PID")
+    spawn "$dir/stdout.log" "$dir/stderr.log" "${PIN_PROXY[@]}" \
+        "$REVPROXY" --config "$dir/revproxy.json"
+    REVPROXY_PID=$SPAWNED
     REVPROXY_PORT=$port
-    wait_http revproxy "$REVPROXY_PID" "http://127.0.0.1:$port/" \
-        "$dir/stderr.log"
+    await revproxy "$REVPROXY_PID" "$dir/stderr.log" \
+        "http://127.0.0.1:$port/" -f
 }
 
 # --- main ------------------------------------------------------------------
@@ -571,44 +333,27 @@ main() {
             "pass --revproxy PATH, or use --only-nginx"
     fi
 
-    require wrk wrk
-    require nginx nginx-light
+    need wrk wrk
+    need nginx nginx-light
     if ((WITH_HAPROXY)); then
-        require haproxy haproxy
+        need haproxy haproxy
         HAPROXY=$(find_cmd haproxy)
     fi
-    require curl curl
-    require ss iproute2
-    require taskset util-linux
-    require awk mawk
+    need_basics
 
     WRK=$(find_cmd wrk)
     NGINX=$(find_cmd nginx)
-    NGINX_BUILD=$("$NGINX" -V 2>&1)
-    NGINX_HELP=$("$NGINX" -h 2>&1 || true)
 
-    TMP=$(mktemp -d "${TMPDIR:-/tmp}/revproxy-bench.XXXXXX")
-    trap cleanup EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
+    make_tmp revproxy-bench
 
-    ensure_backend
+    prepare_backend
 
     # Room for many client and upstream sockets.
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-    local ncpu
-    ncpu=$(nproc 2>/dev/null || echo 1)
-    if ((ncpu >= 2)); then
-        PIN_PROXY=(taskset -c 0)
-        PIN_LOAD=(taskset -c 1)
-    else
-        note "only $ncpu CPU: running without CPU pinning"
-        PIN_PROXY=()
-        PIN_LOAD=()
-    fi
+    pin_cpus
 
-    start_backend
+    start_backend -f
     check_body direct "http://127.0.0.1:$BACKEND_PORT/"
 
     local names=() rps=() p50=() p99=() cpu0=() targets=(direct nginx)
@@ -642,9 +387,9 @@ main() {
             runs[$target]+="$RESULT_RPS $RESULT_P50 $RESULT_P99 ${RESULT_CPU// /_}"$'\n'
         done
     done
-    stop "$NGINX_PID"
-    if ((WITH_HAPROXY)); then stop "$HAPROXY_PID"; fi
-    ((ONLY_NGINX)) || stop "$REVPROXY_PID"
+    halt "$NGINX_PID"
+    if ((WITH_HAPROXY)); then halt "$HAPROXY_PID"; fi
+    ((ONLY_NGINX)) || halt "$REVPROXY_PID"
 
     # The median run by req/s stands for each target.
     local line
@@ -657,20 +402,16 @@ main() {
         [[ $target == direct ]] || cpu0+=("$target: ${RESULT_CPU//_/ }")
     done
 
-    local cpu i
-    cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo \
-        2>/dev/null || true)
-    [[ -n $cpu ]] || cpu=$(uname -m)
-
+    local i
     echo
     echo "date:    $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-    echo "cpu:     $cpu ($ncpu CPUs); kernel $(uname -r)"
+    echo "cpu:     $(cpu_model) ($NCPU CPUs); kernel $(uname -r)"
     echo "wrk:     -t1 -c$CONNECTIONS -d${DURATION}s --latency" \
         "(after a ${WARMUP}s warm-up), path /; median of $ROUNDS rounds"
     echo "pinning: proxy on CPU 0, backend and wrk on CPU 1"
     echo "nginx:   $("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
     if ((WITH_HAPROXY)); then
-        echo "haproxy: $("$HAPROXY" -v 2>&1 | awk 'NR == 1 { print $3 }')"
+        echo "haproxy: $(version_of 3 "$HAPROXY" -v)"
     fi
     echo
     printf '%-10s %10s %9s %9s\n' target req/s p50_ms p99_ms
@@ -697,14 +438,12 @@ main() {
     else
         echo "ratio revproxy/nginx: n/a (--only-nginx)"
     fi
-    if ((ncpu >= 2)); then
+    if ((NCPU >= 2)); then
         for i in "${cpu0[@]}"; do
             echo "CPU 0 during $i"
         done
     fi
-    for i in "${WARNINGS[@]}"; do
-        echo "warning: $i"
-    done
+    print_warnings
 }
 
 main "$@"
