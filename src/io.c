@@ -81,13 +81,8 @@ reader_cb(evutil_socket_t fd, short what, void *arg)
         err = ENOMEM;
     }
     evbuffer_freeze(in, 0);
-    r->sock_empty = got >= 0 && (size_t)got < want;
     if (got < 0) {
-        if (err == EAGAIN || err == EWOULDBLOCK) {
-            r->sock_empty = true;
-            return;
-        }
-        if (err == EINTR)
+        if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
             return;
         r->enabled = false;
         arm(r);
@@ -217,13 +212,6 @@ rp_reader_enable(rp_reader_t *r)
         return;
     r->enabled = true;
     arm(r);
-}
-
-bool
-rp_reader_reported(const rp_reader_t *r)
-{
-    /* libevent 2.1 has no call for "active": its flags say it. */
-    return (r->ev.ev_evcallback.evcb_flags & (EVLIST_ACTIVE | EVLIST_ACTIVE_LATER)) != 0;
 }
 
 void

@@ -43,7 +43,6 @@ typedef struct rp_reader {
     bool                armed;     /* the event is added */
     size_t              high;      /* no reads while this much is buffered */
     size_t              chunk;     /* next read size */
-    bool                sock_empty; /* the last read found the socket empty (a short read) */
 } rp_reader_t;
 
 void rp_reader_init(rp_reader_t *r, struct event_base *base, struct bufferevent *bev,
@@ -53,9 +52,7 @@ void rp_reader_setcb(rp_reader_t *r, rp_read_fn *read_cb, rp_read_event_fn *even
 /* ms 0: no timeout.  The timeout restarts with every read. */
 void rp_reader_set_timeout(rp_reader_t *r, unsigned ms);
 void rp_reader_enable(rp_reader_t *r);
-/* True when the poller has reported the socket (input, EOF or error) or
- * the timeout has fired, and the callback has not run yet. */
-bool rp_reader_reported(const rp_reader_t *r);
+
 void rp_reader_disable(rp_reader_t *r);
 /* The owner consumed input: resume reading if it had stopped at high. */
 void rp_reader_drained(rp_reader_t *r);

@@ -112,29 +112,20 @@ idle_event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 /* True when neither the input buffer nor the socket holds a byte or an
- * EOF.  A backend may have sent bytes beyond its last response, or closed;
- * reading them as the next request's response would serve a stale answer
- * to the wrong request.  The socket is known to be quiet when
- *   - its last read was short (the kernel had no more to give then), or
- *   - a loop turn began since the release (the loop's cached time
- *     changed): the read event is registered while idle, so the poller
- *     looked at the socket and, as the event is not reported, found
- *     nothing;
- * and the event has not been reported since.  Otherwise (a read that
- * filled its buffer, in this very turn) the socket is asked (MSG_PEEK). */
+ * EOF.  The socket is always asked (MSG_PEEK): a backend may have sent
+ * bytes beyond its last response, or closed, while nobody watched the
+ * socket (its reader paused for a slow client), after the poller's last
+ * look, or beyond the events one poll reports; reading them as the next
+ * request's response would serve a stale answer to the wrong request,
+ * and a closed connection would fail a request that cannot be replayed.
+ * Neither an old short read nor a loop turn since the release proves the
+ * socket quiet now. */
 static bool
 still_quiet(rp_upconn_t *up)
 {
-    if (evbuffer_get_length(bufferevent_get_input(up->bev)) != 0
-        || rp_reader_reported(&up->rd))
-        return false;
-    if (up->rd.sock_empty)
-        return true;
-    struct timeval now;
-    event_base_gettimeofday_cached(up->w->base, &now);
-    if (now.tv_sec != up->idle_loop_tv.tv_sec || now.tv_usec != up->idle_loop_tv.tv_usec)
-        return true;
     char b;
+    if (evbuffer_get_length(bufferevent_get_input(up->bev)) != 0)
+        return false;
     ssize_t n = recv(bufferevent_getfd(up->bev), &b, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
@@ -181,7 +172,6 @@ rp_pool_release(rp_upconn_t *up, const rp_upstream_t *u)
     }
     up->state = RP_UP_IDLE;
     up->idle_since_us = rp_now_us();
-    event_base_gettimeofday_cached(up->w->base, &up->idle_loop_tv);
     TAILQ_INSERT_HEAD(&p->idle, up, link);
     p->nidle++;
     bufferevent_setcb(up->bev, NULL, NULL, idle_event_cb, up);

@@ -31,7 +31,6 @@ struct rp_upconn {
     unsigned            backend_id;
     unsigned            uses;       /* requests carried so far */
     uint64_t            idle_since_us;
-    struct timeval      idle_loop_tv;  /* the event loop's cached time at release */
     TAILQ_ENTRY(rp_upconn) link;    /* in the pool when idle */
 };
 
