@@ -624,7 +624,13 @@ rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
     rp_tr_read(tr, true);
     /* The first request gets client_header_ms from the accept on (a TLS
      * handshake used part of it). */
-    arm_timer(c, rp_ms_left(s->timeouts.client_header_ms, peer->accepted_us));
+    {
+        /* What the handshake left of client_header_ms: a value of its own
+         * each time, so a plain timer, not one of the shared timeouts. */
+        unsigned ms = rp_ms_left(s->timeouts.client_header_ms, peer->accepted_us);
+        struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+        evtimer_add(c->timer, &tv);
+    }
     return 0;
 }
 

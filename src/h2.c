@@ -76,6 +76,7 @@ struct rp_h2 {
     bool              input;      /* tr->in holds bytes not yet parsed */
     bool              close_armed;/* timer: closing ends at the latest then */
     bool              goaway_sent;/* a GOAWAY went out, with goaway_last */
+    uint64_t          owed;       /* DATA bytes sent, not yet credited back */
     int32_t           goaway_last;
     TAILQ_ENTRY(rp_h2) link;
 };
@@ -96,6 +97,7 @@ struct h2_stream {
     rp_error_t        error_word;
     const char       *error_reason;
     uint64_t          stall_since;/* µs: window at zero since, 0: not stalled */
+    uint64_t          owed;       /* DATA bytes sent, not yet credited back */
     uint64_t          since_us;   /* head begun, then last DATA received */
     bool              has_scheme, has_path, has_authority;
     bool              scheme_ok;  /* :scheme is http or https */
@@ -262,7 +264,7 @@ refund(rp_h2_t *h, unsigned n)
 }
 
 /* A frame that did no work: charged to the connection's budget, which
- * refills by answered streams, DATA sent and one frame a second. */
+ * refills by answered streams and one frame a second. */
 static void
 spend(rp_h2_t *h)
 {
@@ -319,7 +321,9 @@ send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
     if (evbuffer_add(h->tr->out, framehd, 9) != 0
         || evbuffer_remove_buffer(s->resp, h->tr->out, length) != (int)length)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
-    refund(h, 1);   /* a WINDOW_UPDATE in return is fair */
+    /* Credit the client may give back with WINDOW_UPDATE at no charge. */
+    h->owed += length;
+    s->owed += length;
     if (s->txn != NULL)
         s->txn->bytes_out += length;
     if (!s->drained && s->txn != NULL && s->txn->up_paused
@@ -616,9 +620,27 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
             spend(h);
         return 0;
     case NGHTTP2_PRIORITY:
-    case NGHTTP2_WINDOW_UPDATE:
         spend(h);
         return 0;
+    case NGHTTP2_WINDOW_UPDATE: {
+        /* Giving back credit for DATA received is work, however often a
+         * client does it; an increment beyond what it was sent is not
+         * (after one to open a larger window, say). */
+        uint64_t inc = (uint64_t)frame->window_update.window_size_increment;
+        uint64_t *owed = &h->owed;
+        if (frame->hd.stream_id != 0) {
+            s = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+            owed = s != NULL ? &s->owed : NULL;
+        }
+        if (owed != NULL && inc <= *owed) {
+            *owed -= inc;
+        } else {
+            if (owed != NULL)
+                *owed = 0;
+            spend(h);
+        }
+        return 0;
+    }
     case NGHTTP2_RST_STREAM:
         s = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
         if (s == NULL || !s->answered)
@@ -875,6 +897,25 @@ process_streams(rp_h2_t *h)
         if (s->txn == NULL || !s->head_done)
             continue;
         if (!s->started) {
+            if (h->goaway_sent && s->id > h->goaway_last) {
+                /* Above the last stream id a GOAWAY named: the client
+                 * takes it as never processed, and may send it again
+                 * elsewhere.  So it must not be. */
+                stream_drop_txn(s, RP_CLOSE_LIMIT, RP_ERR_CLIENT_RESET,
+                                "stream above the last stream id of a GOAWAY");
+                nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_REFUSED_STREAM);
+                continue;
+            }
+            if (evbuffer_get_length(h->tr->out) >= H2_OUT_HIGH) {
+                /* The client is behind on reading: a GOAWAY the library
+                 * has queued (its reset limiter's) may wait behind the
+                 * output, and must go out before any stream above its
+                 * last id starts.  New streams wait for the output to
+                 * drain (write_cb), not rescheduled in a loop meanwhile. */
+                s->queued = true;
+                TAILQ_INSERT_TAIL(&h->ready, s, ready_link);
+                continue;
+            }
             start_stream(s);
             if (s->txn == NULL)
                 continue;
@@ -1153,8 +1194,10 @@ rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
     rp_tr_write_timeout(tr, s->timeouts.client_idle_ms);
     rp_tr_read(tr, true);
     /* The preface and the first request within client_header_ms. */
-    evtimer_add(h->timer, rp_timeout_tv(w->base, rp_ms_left(s->timeouts.client_header_ms,
-                                                            peer->accepted_us)));
+    /* A value of its own each time: a plain timer, not a shared timeout. */
+    unsigned first_ms = rp_ms_left(s->timeouts.client_header_ms, peer->accepted_us);
+    struct timeval first_tv = { first_ms / 1000, (first_ms % 1000) * 1000 };
+    evtimer_add(h->timer, &first_tv);
     /* Our SETTINGS go out, and bytes that came with the preface are
      * parsed, on the next turn: never from inside the caller. */
     h->input = evbuffer_get_length(tr->in) > 0;

@@ -29,7 +29,15 @@ unsigned rp_ms_left(unsigned ms, uint64_t since_us);
 
 /* Objects kept in a free list for reuse are poisoned there under
  * AddressSanitizer, so that a use after "free" is still reported. */
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)   /* clang */
+#define RP_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)      /* gcc */
+#define RP_ASAN 1
+#endif
+#if defined(RP_ASAN)
 #include <sanitizer/asan_interface.h>
 #define RP_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define RP_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))

@@ -15,6 +15,7 @@ import time
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 import h2.errors
 import h2.settings
 import hpack
@@ -857,6 +858,119 @@ def test_h26_goaway_never_raises_last_stream_id():
         assert ids, "no GOAWAY: %r" % frames[-3:]
         assert closed, "connection left open after GOAWAY %r" % ids
         assert all(b <= a for a, b in zip(ids, ids[1:])), "GOAWAY last stream ids rise: %r" % ids
+
+
+def test_h27_credit_given_back_every_frame_is_not_abuse():
+    # A client that returns flow-control credit after every DATA frame (a
+    # WINDOW_UPDATE for the stream and one for the connection: chatty but
+    # legal) downloads 20 MiB, some 1300 frames: none of that is charged to
+    # the budget of frames that do no work, so no GOAWAY cuts it.
+    size = 20 << 20
+    body = b"x" * size
+    with setup(handler=lambda req, ci, s: response(200, body)) as (p, bs):
+        s = socket.create_connection(("127.0.0.1", p.port))
+        c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        c.initiate_connection()
+        c.send_headers(1, [(":method", "GET"), (":path", "/big"), (":scheme", "http"),
+                           (":authority", "a")], end_stream=True)
+        s.sendall(c.data_to_send())
+        got = frames = 0
+        goaway = None
+        done = False
+        s.settimeout(20)
+        while not done and goaway is None:
+            data = s.recv(1 << 20)
+            if not data:
+                break
+            for ev in c.receive_data(data):
+                if isinstance(ev, h2.events.DataReceived):
+                    got += len(ev.data)
+                    frames += 1
+                    try:
+                        c.increment_flow_control_window(ev.flow_controlled_length, stream_id=1)
+                    except h2.exceptions.ProtocolError:
+                        pass   # the stream ended further on in this read
+                    c.increment_flow_control_window(ev.flow_controlled_length)
+                elif isinstance(ev, h2.events.StreamEnded):
+                    done = True
+                elif isinstance(ev, h2.events.ConnectionTerminated):
+                    goaway = ev.error_code
+            s.sendall(c.data_to_send())
+        s.close()
+        assert goaway is None, "GOAWAY %r after %d frames, %d bytes" % (goaway, frames, got)
+        assert done and got == size, (done, got)
+
+
+def test_h28_no_stream_above_a_queued_goaway_starts():
+    # The client does not read: a large response fills the proxy's output.
+    # Then it trips the reset limiter (150 streams opened and reset), whose
+    # GOAWAY waits behind that output, and opens more streams.  None of
+    # those may reach a backend: the GOAWAY's last stream id tells the
+    # client they were never processed.
+    big = b"y" * (4 << 20)
+    seen = []
+
+    def handler(req, ci, sock):
+        seen.append(req.target)
+        return response(200, big if req.target == "/big" else b"ok")
+    with setup(handler) as (p, bs):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", p.port))
+        enc = hpack.Encoder()
+        # Windows wide open, so that only the socket holds the proxy back.
+        out = PREFACE + frame(SETTINGS, 0, 0, (4).to_bytes(2, "big") + (1 << 30).to_bytes(4, "big"))
+        out += frame(WINDOW_UPDATE, 0, 0, ((1 << 30)).to_bytes(4, "big"))
+        out += frame(HEADERS, END_STREAM | END_HEADERS, 1,
+                     enc.encode([(":method", "GET"), (":path", "/big"), (":scheme", "http"),
+                                 (":authority", "a")]))
+        sock.sendall(out)
+        for _ in range(100):
+            if "/big" in seen:
+                break
+            time.sleep(0.05)
+        assert "/big" in seen
+        time.sleep(0.5)   # the response fills the socket and the proxy's output
+        out = b""
+        sid = 3
+        for i in range(150):
+            out += frame(HEADERS, END_STREAM | END_HEADERS, sid,
+                         enc.encode([(":method", "GET"), (":path", "/rr"), (":scheme", "http"),
+                                     (":authority", "a")]))
+            out += frame(RST_STREAM, 0, sid, (8).to_bytes(4, "big"))
+            sid += 2
+        for i in range(5):
+            out += frame(HEADERS, END_STREAM | END_HEADERS, sid,
+                         enc.encode([(":method", "GET"), (":path", "/after%d" % sid),
+                                     (":scheme", "http"), (":authority", "a")]))
+            sid += 2
+        sock.sendall(out)
+        time.sleep(0.5)
+        # Now read everything: find the GOAWAY.
+        sock.settimeout(5)
+        buf = b""
+        last = None
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                d = sock.recv(1 << 20)
+            except (socket.timeout, OSError):
+                break
+            if not d:
+                break
+            buf += d
+            while len(buf) >= 9:
+                n = int.from_bytes(buf[:3], "big")
+                if len(buf) < 9 + n:
+                    break
+                if buf[3] == GOAWAY and last is None:
+                    last = int.from_bytes(buf[9:13], "big") & 0x7FFFFFFF
+                buf = buf[9 + n:]
+        sock.close()
+        assert last is not None, "no GOAWAY"
+        after = [int(t[6:]) for t in seen if t.startswith("/after")]
+        assert all(i <= last for i in after), \
+            "streams %r above GOAWAY's last stream id %d reached the backend" % (after, last)
 
 
 if __name__ == "__main__":
