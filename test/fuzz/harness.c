@@ -1265,6 +1265,7 @@ harness_end(void)
     backends_close_all();
     drain_backlog();
     rp_txn_cache_free();
+    rp_h2_cache_free();
     H.in_cleanup = false;
 
     if (H.tr_frees != 1 || H.ft != NULL)
