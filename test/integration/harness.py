@@ -241,21 +241,59 @@ class Proxy:
     def __init__(self, config, expect_start=True, stderr_pipe=False, preexec_fn=None, port=None):
         self.dir = tempfile.mkdtemp(prefix="rp-test-")
         self.config_path = os.path.join(self.dir, "revproxy.json")
-        self.port = port or free_port()
-        cfg = dict(config)
-        cfg.setdefault("listeners", [{"address": "127.0.0.1:%d" % self.port}])
-        cfg.setdefault("workers", 1)
-        self.config = cfg
-        with open(self.config_path, "w") as f:
-            json.dump(cfg, f)
         self.log_path = os.path.join(self.dir, "stderr.log")
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([REVPROXY, "--config", self.config_path],
-                                     stdout=self.log,
-                                     stderr=subprocess.PIPE if stderr_pipe else self.log,
-                                     preexec_fn=preexec_fn)
-        if expect_start:
+        # revproxy binds with SO_REUSEPORT, so a port that free_port() saw
+        # free can be taken by another test's proxy running at the same
+        # time, and the two would share the connections: a port chosen
+        # here is checked to be ours alone, and chosen again if not.
+        chosen = port is None and "listeners" not in config
+        for attempt in range(5):
+            self.port = port or free_port()
+            cfg = dict(config)
+            cfg.setdefault("listeners", [{"address": "127.0.0.1:%d" % self.port}])
+            cfg.setdefault("workers", 1)
+            self.config = cfg
+            with open(self.config_path, "w") as f:
+                json.dump(cfg, f)
+            self.log = open(self.log_path, "wb")
+            self.proc = subprocess.Popen([REVPROXY, "--config", self.config_path],
+                                         stdout=self.log,
+                                         stderr=subprocess.PIPE if stderr_pipe else self.log,
+                                         preexec_fn=preexec_fn)
+            if not expect_start:
+                return
             self.wait_ready()
+            if self.port_is_ours():
+                return
+            self.proc.kill()
+            self.proc.wait()
+            self.log.close()
+            if not chosen:
+                raise AssertionError("port %d is shared with another process" % self.port)
+        raise AssertionError("no port of our own after 5 tries")
+
+    def port_is_ours(self):
+        """No other process listens on self.port."""
+        ours = set()
+        for fd in os.listdir("/proc/%d/fd" % self.proc.pid):
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (self.proc.pid, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                ours.add(link[8:-1])
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(table) as f:
+                    rows = f.read().splitlines()[1:]
+            except OSError:
+                continue
+            for row in rows:
+                col = row.split()
+                if len(col) > 9 and col[3] == "0A" and int(col[1].rsplit(":", 1)[1], 16) == self.port \
+                        and col[9] not in ours:
+                    return False
+        return True
 
     def wait_ready(self):
         deadline = time.time() + 10
