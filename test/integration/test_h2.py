@@ -154,6 +154,19 @@ class H2:
             pass
 
 
+def split_frames(buf):
+    """The whole frames at the start of buf as (type, flags, stream id,
+    payload), and what is left."""
+    frames = []
+    while len(buf) >= 9:
+        n = int.from_bytes(buf[:3], "big")
+        if len(buf) < 9 + n:
+            break
+        frames.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF, buf[9:9 + n]))
+        buf = buf[9 + n:]
+    return frames, buf
+
+
 class RawH2:
     """Hand-built frames on a raw socket, for what python3-h2 refuses to
     produce (floods, bad header blocks)."""
@@ -189,13 +202,8 @@ class RawH2:
             if not d:
                 closed = True
                 break
-            buf += d
-            while len(buf) >= 9:
-                n = int.from_bytes(buf[:3], "big")
-                if len(buf) < 9 + n:
-                    break
-                frames.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF, buf[9:9 + n]))
-                buf = buf[9 + n:]
+            got, buf = split_frames(buf + d)
+            frames += got
             if until is not None and until(frames):
                 break
         return frames, closed
@@ -958,14 +966,10 @@ def test_h28_no_stream_above_a_queued_goaway_starts():
                 break
             if not d:
                 break
-            buf += d
-            while len(buf) >= 9:
-                n = int.from_bytes(buf[:3], "big")
-                if len(buf) < 9 + n:
-                    break
-                if buf[3] == GOAWAY and last is None:
-                    last = int.from_bytes(buf[9:13], "big") & 0x7FFFFFFF
-                buf = buf[9 + n:]
+            frames, buf = split_frames(buf + d)
+            for t, _, _, payload in frames:
+                if t == GOAWAY and last is None:
+                    last = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
         sock.close()
         assert last is not None, "no GOAWAY"
         after = [int(t[6:]) for t in seen if t.startswith("/after")]

@@ -396,6 +396,38 @@ def test_t11_bad_record_behind_data_closes():
 
 
 
+def read_bodies(s, o, inc, n):
+    """The bodies of n HTTP/1.1 200 responses read through the SSL object o
+    (a MemoryBIO pair, inc its input) from socket s, in order."""
+    plain = b""
+    got = []
+    deadline = time.time() + 20
+    while len(got) < n and time.time() < deadline:
+        try:
+            plain += o.read(65536)
+        except ssl.SSLWantReadError:
+            try:
+                d = s.recv(65536)
+            except socket.timeout:
+                break
+            assert d, "connection closed after %d responses" % len(got)
+            inc.write(d)
+            continue
+        while b"\r\n\r\n" in plain:
+            head, _, rest = plain.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                k, _, v = line.partition(b":")
+                if k.strip().lower() == b"content-length":
+                    length = int(v)
+            if len(rest) < length:
+                break
+            assert head.startswith(b"HTTP/1.1 200"), head
+            got.append(rest[:length])
+            plain = rest[length:]
+    return got
+
+
 def test_t12_pipelined_records_past_the_read_watermark():
     # Pipelined requests, one TLS record each, arrive at once: more than
     # the client read high watermark (256 KiB).  The proxy reads ahead into
@@ -431,68 +463,16 @@ def test_t12_pipelined_records_past_the_read_watermark():
         for i in range(n):
             o.write(b"GET /p%d HTTP/1.1\r\nHost: a.example\r\nX-Pad: %s\r\n\r\n" % (i, pad))
         s.sendall(out.read())
-        plain = b""
-        want = [b"/p%d" % i for i in range(n)]
-        got = []
-        deadline = time.time() + 20
-        while len(got) < len(want) and time.time() < deadline:
-            try:
-                plain += o.read(65536)
-            except ssl.SSLWantReadError:
-                try:
-                    d = s.recv(65536)
-                except socket.timeout:
-                    break
-                assert d, "connection closed after %d responses" % len(got)
-                inc.write(d)
-                continue
-            while b"\r\n\r\n" in plain:
-                head, _, rest = plain.partition(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    k, _, v = line.partition(b":")
-                    if k.strip().lower() == b"content-length":
-                        length = int(v)
-                if len(rest) < length:
-                    break
-                assert head.startswith(b"HTTP/1.1 200"), head
-                got.append(rest[:length])
-                plain = rest[length:]
-        assert_eq(got, want)
+        assert_eq(read_bodies(s, o, inc, n), [b"/p%d" % i for i in range(n)])
         payload = os.urandom(300 << 10)
         o.write(b"POST /up HTTP/1.1\r\nHost: a.example\r\nContent-Length: %d\r\n\r\n"
                 % len(payload))
         for i in range(0, len(payload), 1000):
             o.write(payload[i:i + 1000])
         s.sendall(out.read())
-        want = [b"%d" % len(payload)]
-        got = []
-        deadline = time.time() + 20
-        while len(got) < len(want) and time.time() < deadline:
-            try:
-                plain += o.read(65536)
-            except ssl.SSLWantReadError:
-                try:
-                    d = s.recv(65536)
-                except socket.timeout:
-                    break
-                assert d, "connection closed after %d responses" % len(got)
-                inc.write(d)
-                continue
-            while b"\r\n\r\n" in plain:
-                head, _, rest = plain.partition(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    k, _, v = line.partition(b":")
-                    if k.strip().lower() == b"content-length":
-                        length = int(v)
-                if len(rest) < length:
-                    break
-                assert head.startswith(b"HTTP/1.1 200"), head
-                got.append(rest[:length])
-                plain = rest[length:]
-        assert_eq(got, want)
+        assert_eq(read_bodies(s, o, inc, 1), [b"%d" % len(payload)])
         s.close()
+
 
 if __name__ == "__main__":
     tests = [v for k, v in sorted(globals().items()) if k.startswith("test_") and callable(v)]
