@@ -1291,12 +1291,11 @@ h2_send_head(rp_txn_t *t, const rp_resp_framing_t *f)
     nv[n++] = NV_(":status", status, 3);
     for (unsigned i = 0; i < rh->nfields; i++) {
         const rp_hfield_t *fl = &rh->fields[i];
+        /* Connection-specific fields (Connection, Keep-Alive,
+         * Proxy-Connection, TE, Trailer, Upgrade, Transfer-Encoding, and
+         * what Connection names) are marked to drop by
+         * rp_http_mark_hop_by_hop before any send_head. */
         if (fl->flags & RP_HF_DROP)
-            continue;
-        /* Connection-specific in HTTP/2 whatever Connection said. */
-        if (rp_hf_is(rh, fl, "connection") || rp_hf_is(rh, fl, "keep-alive")
-            || rp_hf_is(rh, fl, "proxy-connection") || rp_hf_is(rh, fl, "transfer-encoding")
-            || rp_hf_is(rh, fl, "upgrade") || rp_hf_is(rh, fl, "te"))
             continue;
         lower(lc + off, rp_hf_name(rh, fl), fl->name_len);
         nv[n++] = (nghttp2_nv){ (uint8_t *)lc + off, (uint8_t *)rp_hf_value(rh, fl),

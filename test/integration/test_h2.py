@@ -212,6 +212,18 @@ class RawH2:
         self.sock.close()
 
 
+def opened_and_reset(enc, first_sid, count):
+    """count GET streams from first_sid on, each opened and reset at once
+    (Rapid Reset), as bytes to send."""
+    out = b""
+    for sid in range(first_sid, first_sid + 2 * count, 2):
+        out += frame(HEADERS, END_STREAM | END_HEADERS, sid,
+                     enc.encode([(":method", "GET"), (":path", "/rr"), (":scheme", "http"),
+                                 (":authority", "a")]))
+        out += frame(RST_STREAM, 0, sid, (8).to_bytes(4, "big"))
+    return out
+
+
 def goaway_code(frames):
     for t, _, _, p in frames:
         if t == GOAWAY:
@@ -556,20 +568,12 @@ def test_h12_rapid_reset():
     # most 10 requests having reached the backend.
     with setup() as (p, bs):
         r = RawH2(p)
-        enc = r.enc
         sent = 0
         closed = False
         try:
             for batch in range(10):
-                out = b""
-                for i in range(100):
-                    sid = 1 + 2 * sent
-                    out += frame(HEADERS, END_STREAM | END_HEADERS, sid,
-                                 enc.encode([(":method", "GET"), (":path", "/rr"), (":scheme", "http"),
-                                             (":authority", "a")]))
-                    out += frame(RST_STREAM, 0, sid, (8).to_bytes(4, "big"))
-                    sent += 1
-                r.send(out)
+                r.send(opened_and_reset(r.enc, 1 + 2 * sent, 100))
+                sent += 100
         except OSError:
             closed = True
         frames, c2 = r.read_frames(5)
@@ -848,14 +852,7 @@ def test_h26_goaway_never_raises_last_stream_id():
     # connection must end.
     with setup() as (p, bs):
         r = RawH2(p)
-        out = b""
-        for i in range(150):
-            sid = 1 + 2 * i
-            out += frame(HEADERS, END_STREAM | END_HEADERS, sid,
-                         r.enc.encode([(":method", "GET"), (":path", "/rr"), (":scheme", "http"),
-                                       (":authority", "a")]))
-            out += frame(RST_STREAM, 0, sid, (8).to_bytes(4, "big"))
-        out += frame(PING, 0, 0, b"1234567")
+        out = opened_and_reset(r.enc, 1, 150) + frame(PING, 0, 0, b"1234567")
         try:
             r.send(out)
         except OSError:
@@ -939,14 +936,8 @@ def test_h28_no_stream_above_a_queued_goaway_starts():
             time.sleep(0.05)
         assert "/big" in seen
         time.sleep(0.5)   # the response fills the socket and the proxy's output
-        out = b""
-        sid = 3
-        for i in range(150):
-            out += frame(HEADERS, END_STREAM | END_HEADERS, sid,
-                         enc.encode([(":method", "GET"), (":path", "/rr"), (":scheme", "http"),
-                                     (":authority", "a")]))
-            out += frame(RST_STREAM, 0, sid, (8).to_bytes(4, "big"))
-            sid += 2
+        out = opened_and_reset(enc, 3, 150)
+        sid = 3 + 2 * 150
         for i in range(5):
             out += frame(HEADERS, END_STREAM | END_HEADERS, sid,
                          enc.encode([(":method", "GET"), (":path", "/after%d" % sid),

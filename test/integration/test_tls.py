@@ -87,6 +87,26 @@ class TLSSetup:
             ctx.minimum_version = minv
         return ctx
 
+    def memory_tls(self, alpn):
+        """A handshaken TLS client whose records the test writes itself:
+        (socket, SSLObject, its incoming and outgoing MemoryBIOs)."""
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        o = self.context(alpn).wrap_bio(inc, out, server_hostname="a.example")
+        s = socket.create_connection(("127.0.0.1", self.tls_port), timeout=10)
+        while True:
+            try:
+                o.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                d = out.read()
+                if d:
+                    s.sendall(d)
+                inc.write(s.recv(65536))
+        d = out.read()
+        if d:
+            s.sendall(d)
+        return s, o, inc, out
+
     def connect(self, sni="a.example", alpn=None, **kw):
         raw = socket.create_connection(("127.0.0.1", self.tls_port), timeout=10)
         return self.context(alpn, **kw).wrap_socket(raw, server_hostname=sni)
@@ -355,22 +375,7 @@ def test_t11_bad_record_behind_data_closes():
     # HTTP/1.1), not leave it open with every event disarmed.
     with TLSSetup(timeouts={"client_idle_ms": 30000, "client_header_ms": 30000}) as t:
         for proto in ("h2", "http/1.1"):
-            ctx = t.context([proto])
-            inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-            o = ctx.wrap_bio(inc, out, server_hostname="a.example")
-            s = socket.create_connection(("127.0.0.1", t.tls_port), timeout=10)
-            while True:
-                try:
-                    o.do_handshake()
-                    break
-                except ssl.SSLWantReadError:
-                    d = out.read()
-                    if d:
-                        s.sendall(d)
-                    inc.write(s.recv(65536))
-            d = out.read()
-            if d:
-                s.sendall(d)
+            s, o, inc, out = t.memory_tls([proto])
             if proto == "h2":
                 c = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
                 c.initiate_connection()
@@ -441,22 +446,7 @@ def test_t12_pipelined_records_past_the_read_watermark():
             return response(200, ("%d" % len(req.body)).encode())
         return response(200, req.target.encode())
     with TLSSetup(handler) as t:
-        ctx = t.context(["http/1.1"])
-        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-        o = ctx.wrap_bio(inc, out, server_hostname="a.example")
-        s = socket.create_connection(("127.0.0.1", t.tls_port), timeout=10)
-        while True:
-            try:
-                o.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                d = out.read()
-                if d:
-                    s.sendall(d)
-                inc.write(s.recv(65536))
-        d = out.read()
-        if d:
-            s.sendall(d)
+        s, o, inc, out = t.memory_tls(["http/1.1"])
         # About 270 KiB: just past the watermark.
         n = 44
         pad = b"p" * 6150
