@@ -3,7 +3,7 @@
 #
 # Loopback benchmark of the client side protocols: revproxy, nghttpx and
 # haproxy (and nginx with --nginx), each with one worker thread, in front
-# of the same HTTP/1.1 rp-backend answering 100-byte bodies, measured with
+# of the same HTTP/1.1 backend answering 100-byte bodies, measured with
 #
 #   h2c     h2load, HTTP/2 with prior knowledge on a plain listener
 #   h2      h2load, HTTP/2 over TLS (ALPN h2)
@@ -11,7 +11,15 @@
 #
 #   bench/h2.sh [--duration SECONDS] [--rounds N] [--connections N]
 #               [--streams N] [--wrk-connections N] [--revproxy PATH]
-#               [--backend PATH] [--nginx] [--stock-peers] [--keep]
+#               [--backend-server nginx|rp-backend] [--backend PATH]
+#               [--nginx] [--stock-peers] [--keep]
+#
+# The backend is an nginx worker answering every request with a fixed
+# 100-byte body ("return 200"): it costs the load CPU about 12 us per
+# request, so the proxy under test is what runs out of CPU first.  With
+# --backend-server rp-backend (libevent's evhttp, about 34 us per
+# request) the load CPU saturates first and every proxy is held to the
+# same rate, idle part of the time, which says little about the proxies.
 #
 # revproxy always adds X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host
 # and X-Request-Id to every request and X-Request-Id to every response.
@@ -49,6 +57,7 @@ STREAMS=64
 WRK_CONNECTIONS=64
 REVPROXY="$REPO_ROOT/build/src/revproxy"
 BACKEND="$REPO_ROOT/build/tools/rp-backend"
+BACKEND_SERVER=nginx
 WITH_NGINX=0
 STOCK_PEERS=0
 KEEP_TMP=0
@@ -77,8 +86,11 @@ usage: ${0##*/} [options]
   --wrk-connections N  wrk connections for HTTP/1.1 over TLS
                        (default $WRK_CONNECTIONS)
   --revproxy PATH      revproxy binary (default ./build/src/revproxy)
-  --backend PATH       rp-backend binary (default ./build/tools/rp-backend;
-                       built from tools/rp-backend.c when missing)
+  --backend-server S   what answers behind the proxies: nginx (default;
+                       installs nginx-light as root) or rp-backend
+  --backend PATH       rp-backend binary for --backend-server rp-backend
+                       (default ./build/tools/rp-backend; built from
+                       tools/rp-backend.c when missing)
   --nginx              measure nginx too (installs nginx-light as root)
   --stock-peers        leave out the forwarding and request id fields the
                        other proxies are given to match what revproxy adds
@@ -101,7 +113,7 @@ parse_args() {
                 shift
                 ;;
             --duration | --rounds | --connections | --streams | \
-                --wrk-connections | --revproxy | --backend)
+                --wrk-connections | --revproxy | --backend | --backend-server)
                 (($# >= 2)) || die "$opt needs a value"
                 val=$2
                 shift 2
@@ -121,6 +133,12 @@ parse_args() {
                 ;;
             --revproxy) REVPROXY=$(abs_path "$val") ;;
             --backend) BACKEND=$(abs_path "$val") ;;
+            --backend-server)
+                case $val in
+                    nginx | rp-backend) BACKEND_SERVER=$val ;;
+                    *) die "--backend-server is nginx or rp-backend" ;;
+                esac
+                ;;
             --nginx) WITH_NGINX=1 ;;
             --stock-peers) STOCK_PEERS=1 ;;
             --keep) KEEP_TMP=1 ;;
@@ -160,7 +178,7 @@ verify() {
     got=$(curl -sS --max-time 2 "${CURL_ARGS[@]}" -o "$body" -D "$body.head" \
         -w '%{http_version} %{http_code}' "$url") ||
         die "$name ($scen): GET $url failed"
-    if [[ $name != rp-backend ]] && ((STOCK_PEERS == 0)) &&
+    if [[ $name != backend ]] && ((STOCK_PEERS == 0)) &&
         ! grep -qi '^x-request-id: ' "$body.head"; then
         die "$name ($scen): no X-Request-Id in the response from $url"
     fi
@@ -397,6 +415,53 @@ EOF
         "$NGINX" -p "$dir/" "${NGINX_EFLAG[@]}" -c "$dir/nginx.conf"
 }
 
+# start_nginx_backend: an nginx worker on the load CPU answering every
+# request with the 100 x's, keep-alive without a request limit, on a free
+# port (BACKEND_PORT; BACKEND_PID is its PID).
+start_nginx_backend() {
+    local dir="$TMP/backend" temps body
+    mkdir -p "$dir/logs" "$dir/tmp"
+    pick_port
+    BACKEND_PORT=$PORT
+    temps=$(nginx_temp_paths "$dir" "$("$NGINX" -V 2>&1)")
+    body=$(printf "%${BODY_BYTES}s" "" | tr ' ' x)
+    cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+master_process off;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+
+events {
+    worker_connections 8192;
+}
+
+http {
+    access_log off;
+$temps
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+
+    server {
+        listen 127.0.0.1:$BACKEND_PORT;
+        location / {
+            default_type text/plain;
+            return 200 "$body";
+        }
+    }
+}
+EOF
+    nginx_error_flag "$dir/logs/error.log"
+    check_config backend "$dir/nginx.conf" "$dir/logs/check.log" \
+        "$NGINX" -t -q -p "$dir/" "${NGINX_EFLAG[@]}" -c "$dir/nginx.conf"
+    spawn "$dir/logs/stdout.log" "$dir/logs/stderr.log" "${PIN_LOAD[@]}" \
+        "$NGINX" -p "$dir/" "${NGINX_EFLAG[@]}" -c "$dir/nginx.conf"
+    BACKEND_PID=$SPAWNED
+    curl_args h1
+    await backend "$BACKEND_PID" "$dir/logs/error.log" \
+        "http://127.0.0.1:$BACKEND_PORT/" "${CURL_ARGS[@]}"
+}
+
 # --- measuring -------------------------------------------------------------
 
 # sample: set TICKS to the utime + stime of the FAMILY processes (clock
@@ -549,7 +614,9 @@ main() {
     need nghttpx nghttp2-proxy
     need haproxy haproxy
     need wrk wrk
-    ((WITH_NGINX == 0)) || need nginx nginx-light
+    if ((WITH_NGINX)) || [[ $BACKEND_SERVER == nginx ]]; then
+        need nginx nginx-light
+    fi
     need openssl openssl
     need_basics
 
@@ -558,7 +625,9 @@ main() {
     HAPROXY=$(find_cmd haproxy)
     WRK=$(find_cmd wrk)
     NGINX=""
-    ((WITH_NGINX == 0)) || NGINX=$(find_cmd nginx)
+    if ((WITH_NGINX)) || [[ $BACKEND_SERVER == nginx ]]; then
+        NGINX=$(find_cmd nginx)
+    fi
     HZ=$(getconf CLK_TCK)
 
     # Every target gets the same stream limit, at least what h2load opens,
@@ -573,7 +642,7 @@ main() {
     make_tmp revproxy-h2bench
     mkdir -p "$TMP/out"
 
-    prepare_backend
+    [[ $BACKEND_SERVER != rp-backend ]] || prepare_backend
     make_certificate
 
     # Room for every client and upstream socket.
@@ -581,9 +650,13 @@ main() {
 
     pin_cpus
 
-    curl_args h1
-    start_backend "${CURL_ARGS[@]}"
-    verify rp-backend h1 "http://127.0.0.1:$BACKEND_PORT$BODY_PATH"
+    if [[ $BACKEND_SERVER == nginx ]]; then
+        start_nginx_backend
+    else
+        curl_args h1
+        start_backend "${CURL_ARGS[@]}"
+    fi
+    verify backend h1 "http://127.0.0.1:$BACKEND_PORT$BODY_PATH"
 
     # All proxies run side by side (each idle while another is measured),
     # and are measured in turn, round after round, the order rotating each
@@ -640,7 +713,8 @@ main() {
     echo "h1tls:    wrk -t1 -c$WRK_CONNECTIONS -d${DURATION}s after a" \
         "${WARMUP}s warm-up, GET $BODY_PATH"
     echo "rounds:   median of $ROUNDS, targets alternating"
-    echo "pinning:  proxy on CPU 0, rp-backend and the load generator on CPU 1"
+    echo "pinning:  proxy on CPU 0, the backend ($BACKEND_SERVER) and the" \
+        "load generator on CPU 1"
     if ((STOCK_PEERS)); then
         echo "fields:   the other proxies as they come (--stock-peers)"
     else
@@ -673,21 +747,23 @@ main() {
         done
     done
     echo
-    echo "ratios revproxy/other (req/s: above 1 is better for revproxy;" \
-        "CPU per request: below 1 is better):"
-    local other
+    echo "ratios revproxy/other, the median of the per-round ratios (each"
+    echo "round measures every target back to back, so drifts of the shared"
+    echo "machine mostly cancel out; req/s: above 1 is better for revproxy;"
+    echo "CPU per request: below 1 is better):"
+    local other rr ru
     for scen in "${SCENARIOS[@]}"; do
         for other in "${targets[@]}"; do
             [[ $other != revproxy ]] || continue
-            awk -v s="$scen" -v o="$other" \
-                -v rr="${rps[$scen/revproxy]}" -v orr="${rps[$scen/$other]}" \
-                -v ru="${us[$scen/revproxy]}" -v ou="${us[$scen/$other]}" '
-                BEGIN {
-                    printf "%-7s revproxy/%-8s req/s %s, CPU/request %s\n",
-                        s, o ":",
-                        (orr > 0 ? sprintf("%.2f", rr / orr) : "n/a"),
-                        (ou > 0 ? sprintf("%.2f", ru / ou) : "n/a")
-                }'
+            # Line k of each run list is round k.
+            rr=$(paste -d ' ' <(printf '%s' "${runs[$scen/revproxy]}") \
+                <(printf '%s' "${runs[$scen/$other]}") |
+                awk '$4 > 0 { printf "%.4f\n", $1 / $4 }' | median)
+            ru=$(paste -d ' ' <(printf '%s' "${runs[$scen/revproxy]}") \
+                <(printf '%s' "${runs[$scen/$other]}") |
+                awk '$5 > 0 { printf "%.4f\n", $2 / $5 }' | median)
+            printf '%-7s revproxy/%-8s req/s %.2f, CPU/request %.2f\n' \
+                "$scen" "$other:" "${rr:-0}" "${ru:-0}"
         done
     done
     print_warnings
