@@ -157,8 +157,9 @@ method_from(const char *m, size_t len)
 
 /* Freed streams are kept per worker, with their two (empty) buffers, and
  * reused: three allocations fewer per request.  Bounded: at most
- * STREAM_CACHE_MAX of them (a few hundred KiB) stay after a burst. */
-#define STREAM_CACHE_MAX 256
+ * STREAM_CACHE_MAX of them (448 bytes each and two empty buffers, under
+ * 1 MiB) stay after a burst. */
+#define STREAM_CACHE_MAX 1024
 
 static _Thread_local struct {
     h2_stream_t *head;   /* linked through s->h */
@@ -538,7 +539,7 @@ finish_head(h2_stream_t *s, bool end_stream)
     const rp_hfield_t *host = rp_http_find(rq, "host", &nhost);
     if (s->has_authority && host != NULL) {
         if (nhost > 1 || host->value_len != s->authority_len
-            || strncasecmp(rp_hf_value(rq, host), s->authority, s->authority_len) != 0) {
+            || !rp_ascii_ieq(rp_hf_value(rq, host), s->authority, s->authority_len)) {
             reset_stream(s, NGHTTP2_PROTOCOL_ERROR);
             return -1;
         }
@@ -1286,8 +1287,11 @@ h2_send_head(rp_txn_t *t, const rp_resp_framing_t *f)
     nghttp2_nv *nv = rh->nfields + 4 <= RP_ARRAY_LEN(nv_stack)
                          ? nv_stack : rp_xmalloc((rh->nfields + 4) * sizeof *nv);
     size_t n = 0, off = 0;
-    char status[4], clen[24];
-    snprintf(status, sizeof status, "%03d", rh->status % 1000);
+    char status[3], clen[24];
+    unsigned st = (unsigned)rh->status % 1000;
+    status[0] = (char)('0' + st / 100);
+    status[1] = (char)('0' + st / 10 % 10);
+    status[2] = (char)('0' + st % 10);
     nv[n++] = NV_(":status", status, 3);
     for (unsigned i = 0; i < rh->nfields; i++) {
         const rp_hfield_t *fl = &rh->fields[i];
@@ -1308,8 +1312,13 @@ h2_send_head(rp_txn_t *t, const rp_resp_framing_t *f)
     nv[n++] = (nghttp2_nv){ (uint8_t *)"x-request-id", (uint8_t *)t->id, 12, strlen(t->id),
                             NGHTTP2_NV_FLAG_NO_INDEX };
     if (f->has_length && rh->status != 204 && rh->status != 304) {
-        int cl = snprintf(clen, sizeof clen, "%llu", (unsigned long long)f->length);
-        nv[n++] = NV_("content-length", clen, (size_t)cl);
+        char *p = clen + sizeof clen;
+        uint64_t v = f->length;
+        do {
+            *--p = (char)('0' + v % 10);
+            v /= 10;
+        } while (v != 0);
+        nv[n++] = NV_("content-length", p, (size_t)(clen + sizeof clen - p));
     }
     for (size_t i = 0; i < n; i++)
         t->bytes_out += nv[i].namelen + nv[i].valuelen + 4;

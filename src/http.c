@@ -5,6 +5,7 @@
  * Nothing here does I/O or allocates per lookup.
  */
 #include "config.h"
+#include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,42 +187,73 @@ rp_http_list_has(const char *v, size_t len, const char *token)
         size_t end = i;
         while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
             end--;
-        if (end - start == tl && strncasecmp(v + start, token, tl) == 0)
+        if (end - start == tl && rp_ascii_ieq(v + start, token, tl))
             return true;
     }
     return false;
 }
 
+/* A field every proxy hop consumes: the ones RFC 9110 7.6.1 names, and
+ * Content-Length (bodies are framed again by the proxy). */
+static bool
+hop_by_hop_name(const char *n, size_t len)
+{
+    switch (len) {
+    case 2:
+        return rp_ascii_ieq(n, "te", 2);
+    case 7:
+        return rp_ascii_ieq(n, "trailer", 7) || rp_ascii_ieq(n, "upgrade", 7);
+    case 10:
+        return rp_ascii_ieq(n, "connection", 10) || rp_ascii_ieq(n, "keep-alive", 10);
+    case 14:
+        return rp_ascii_ieq(n, "content-length", 14);
+    case 16:
+        return rp_ascii_ieq(n, "proxy-connection", 16);
+    case 17:
+        return rp_ascii_ieq(n, "transfer-encoding", 17);
+    default:
+        return false;
+    }
+}
+
 void
 rp_http_mark_hop_by_hop(rp_http_head_t *h, const char *const *extra)
 {
-    static const struct { const char *name; uint32_t len; } hop[] = {
-        { "connection", 10 }, { "keep-alive", 10 }, { "proxy-connection", 16 },
-        { "te", 2 }, { "trailer", 7 }, { "upgrade", 7 }, { "transfer-encoding", 17 },
-        { "content-length", 14 },
-    };
-    /* Every name a Connection field lists is hop-by-hop too, however many
-     * Connection fields there are (their number is bounded by the
-     * header limits). */
+    /* The lengths of the extra names, measured once. */
+    size_t elen[16];
+    size_t nextra = 0;
+    for (; extra != NULL && extra[nextra] != NULL; nextra++) {
+        assert(nextra < RP_ARRAY_LEN(elen));
+        elen[nextra] = strlen(extra[nextra]);
+    }
     bool has_conn = false;
-    for (unsigned i = 0; i < h->nfields && !has_conn; i++)
-        has_conn = rp_hf_is(h, &h->fields[i], "connection");
     for (unsigned i = 0; i < h->nfields; i++) {
         rp_hfield_t *f = &h->fields[i];
         const char *name = h->buf + f->name_off;
-        bool drop = false;
-        for (size_t k = 0; k < RP_ARRAY_LEN(hop) && !drop; k++)
-            drop = f->name_len == hop[k].len && strncasecmp(name, hop[k].name, hop[k].len) == 0;
-        for (const char *const *n = extra; n != NULL && *n != NULL && !drop; n++)
-            drop = rp_hf_is(h, f, *n);
-        for (unsigned k = 0; has_conn && k < h->nfields && !drop; k++) {
-            const rp_hfield_t *g = &h->fields[k];
-            /* name is NUL-terminated (see terminate). */
-            if (rp_hf_is(h, g, "connection"))
-                drop = rp_http_list_has(h->buf + g->value_off, g->value_len, name);
-        }
+        bool drop = hop_by_hop_name(name, f->name_len);
+        if (drop && f->name_len == 10 && rp_ascii_ieq(name, "connection", 10))
+            has_conn = true;
+        for (size_t k = 0; k < nextra && !drop; k++)
+            drop = f->name_len == elen[k] && rp_ascii_ieq(name, extra[k], elen[k]);
         if (drop)
             f->flags |= RP_HF_DROP;
+    }
+    if (!has_conn)
+        return;
+    /* Every name a Connection field lists is hop-by-hop too, however many
+     * Connection fields there are (their number is bounded by the header
+     * limits). */
+    for (unsigned k = 0; k < h->nfields; k++) {
+        const rp_hfield_t *g = &h->fields[k];
+        if (!rp_hf_is(h, g, "connection"))
+            continue;
+        for (unsigned i = 0; i < h->nfields; i++) {
+            rp_hfield_t *f = &h->fields[i];
+            /* Names are NUL-terminated (see terminate). */
+            if (!(f->flags & RP_HF_DROP)
+                && rp_http_list_has(h->buf + g->value_off, g->value_len, h->buf + f->name_off))
+                f->flags |= RP_HF_DROP;
+        }
     }
 }
 

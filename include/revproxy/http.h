@@ -53,10 +53,21 @@ static inline const char *rp_hf_value(const rp_http_head_t *h, const rp_hfield_t
 
 /* Case-insensitive comparison of a field name (inline: with a literal
  * name the length is known at compile time). */
+static inline unsigned char rp_ascii_lower(unsigned char c)
+{ return (unsigned char)((unsigned)c - 'A' < 26u ? c + ('a' - 'A') : c); }
+/* ASCII case-insensitive equality of n bytes (field names are ASCII
+ * tokens; no locale is involved). */
+static inline bool rp_ascii_ieq(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (rp_ascii_lower((unsigned char)a[i]) != rp_ascii_lower((unsigned char)b[i]))
+            return false;
+    return true;
+}
 static inline bool rp_hf_is(const rp_http_head_t *h, const rp_hfield_t *f, const char *name)
 {
     size_t n = strlen(name);
-    return f->name_len == n && strncasecmp(h->buf + f->name_off, name, n) == 0;
+    return f->name_len == n && rp_ascii_ieq(h->buf + f->name_off, name, n);
 }
 /* Every field has a name (llhttp lets a line starting with ':' through
  * as a field with an empty name). */
