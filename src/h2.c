@@ -38,6 +38,7 @@
 #include "io.h"
 #include "proxy.h"
 #include "worker.h"
+#include "mem.h"
 #include "util.h"
 
 /* Stop producing frames while this much waits for the socket; go on when
@@ -1179,7 +1180,7 @@ rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
     h->sweep = evtimer_new(w->base, sweep_cb, h);
     h->run = event_new(w->base, -1, 0, run_cb, h);
     TAILQ_INSERT_TAIL(&w->h2s, h, link);
-    if (nghttp2_session_server_new2(&h->ng, callbacks, h, options) != 0)
+    if (nghttp2_session_server_new3(&h->ng, callbacks, h, options, rp_mem_nghttp2()) != 0)
         rp_die_oom();
     const rp_snapshot_t *s = h->snap;
     nghttp2_settings_entry iv[] = {

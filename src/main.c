@@ -28,6 +28,7 @@
 #include "proxy.h"
 #include "accept.h"
 #include "worker.h"
+#include "mem.h"
 #include "util.h"
 
 #define EXIT_USAGE 64
@@ -223,6 +224,8 @@ main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
+    /* Before libevent allocates anything. */
+    rp_mem_install();
     const char *path = DEFAULT_CONFIG;
     bool check = false, dump = false;
     int ch;
@@ -350,5 +353,6 @@ main(int argc, char **argv)
     rp_snapshot_unref(snap);
     rp_log_stop();
     libevent_global_shutdown();
+    rp_mem_cache_free();
     return 0;
 }

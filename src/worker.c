@@ -29,6 +29,7 @@
 #include "pool.h"
 #include "proxy.h"
 #include "worker.h"
+#include "mem.h"
 #include "util.h"
 
 atomic_uint rp_active_conns;
@@ -214,6 +215,7 @@ worker_main(void *arg)
     }
     rp_txn_cache_free();
     rp_h2_cache_free();
+    rp_mem_cache_free();
     return NULL;
 }
 
