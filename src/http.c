@@ -200,19 +200,43 @@ hop_by_hop_name(const char *n, size_t len)
 {
     switch (len) {
     case 2:
-        return rp_ascii_ieq(n, "te", 2);
+        return rp_ascii_ieq_lc(n, "te", 2);
     case 7:
-        return rp_ascii_ieq(n, "trailer", 7) || rp_ascii_ieq(n, "upgrade", 7);
+        return rp_ascii_ieq_lc(n, "trailer", 7) || rp_ascii_ieq_lc(n, "upgrade", 7);
     case 10:
-        return rp_ascii_ieq(n, "connection", 10) || rp_ascii_ieq(n, "keep-alive", 10);
+        return rp_ascii_ieq_lc(n, "connection", 10) || rp_ascii_ieq_lc(n, "keep-alive", 10);
     case 14:
-        return rp_ascii_ieq(n, "content-length", 14);
+        return rp_ascii_ieq_lc(n, "content-length", 14);
     case 16:
-        return rp_ascii_ieq(n, "proxy-connection", 16);
+        return rp_ascii_ieq_lc(n, "proxy-connection", 16);
     case 17:
-        return rp_ascii_ieq(n, "transfer-encoding", 17);
+        return rp_ascii_ieq_lc(n, "transfer-encoding", 17);
     default:
         return false;
+    }
+}
+
+/* Mark every field named by an element of the Connection value v. */
+static void
+drop_listed(rp_http_head_t *h, const char *v, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < len && v[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+            end--;
+        size_t tl = end - start;
+        for (unsigned k = 0; tl > 0 && k < h->nfields; k++) {
+            rp_hfield_t *f = &h->fields[k];
+            if (!(f->flags & RP_HF_DROP) && f->name_len == tl
+                && rp_ascii_ieq(h->buf + f->name_off, v + start, tl))
+                f->flags |= RP_HF_DROP;
+        }
     }
 }
 
@@ -231,29 +255,20 @@ rp_http_mark_hop_by_hop(rp_http_head_t *h, const char *const *extra)
         rp_hfield_t *f = &h->fields[i];
         const char *name = h->buf + f->name_off;
         bool drop = hop_by_hop_name(name, f->name_len);
-        if (drop && f->name_len == 10 && rp_ascii_ieq(name, "connection", 10))
+        if (drop && f->name_len == 10 && rp_ascii_ieq_lc(name, "connection", 10))
             has_conn = true;
         for (size_t k = 0; k < nextra && !drop; k++)
             drop = f->name_len == elen[k] && rp_ascii_ieq(name, extra[k], elen[k]);
         if (drop)
             f->flags |= RP_HF_DROP;
     }
-    if (!has_conn)
-        return;
     /* Every name a Connection field lists is hop-by-hop too, however many
      * Connection fields there are (their number is bounded by the header
      * limits). */
-    for (unsigned k = 0; k < h->nfields; k++) {
+    for (unsigned k = 0; has_conn && k < h->nfields; k++) {
         const rp_hfield_t *g = &h->fields[k];
-        if (!rp_hf_is(h, g, "connection"))
-            continue;
-        for (unsigned i = 0; i < h->nfields; i++) {
-            rp_hfield_t *f = &h->fields[i];
-            /* Names are NUL-terminated (see terminate). */
-            if (!(f->flags & RP_HF_DROP)
-                && rp_http_list_has(h->buf + g->value_off, g->value_len, h->buf + f->name_off))
-                f->flags |= RP_HF_DROP;
-        }
+        if (g->name_len == 10 && rp_ascii_ieq_lc(h->buf + g->name_off, "connection", 10))
+            drop_listed(h, h->buf + g->value_off, g->value_len);
     }
 }
 

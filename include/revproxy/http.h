@@ -64,6 +64,15 @@ static inline bool rp_ascii_ieq(const char *a, const char *b, size_t n)
             return false;
     return true;
 }
+/* The same against lc, which is in lowercase already. */
+static inline bool rp_ascii_ieq_lc(const char *a, const char *lc, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (rp_ascii_lower((unsigned char)a[i]) != (unsigned char)lc[i])
+            return false;
+    return true;
+}
+/* Whether field f is named name, in any case. */
 static inline bool rp_hf_is(const rp_http_head_t *h, const rp_hfield_t *f, const char *name)
 {
     size_t n = strlen(name);
