@@ -417,6 +417,28 @@ START_TEST(test_hop_by_hop_several_connection)
 }
 END_TEST
 
+/* Elements of a Connection value are trimmed of spaces and tabs; empty
+ * elements name nothing; a name is matched whole, in any case. */
+START_TEST(test_hop_by_hop_connection_elements)
+{
+    static const hop_field_t list[] = {
+        { "Connection", "\tX-T\t, ,,  ,x-U ", true },
+        { "x-t", "1", true },
+        { "X-U", "2", true },
+        { "X-T2", "3", false },
+        { "X-", "4", false },
+        { "U", "5", false },
+    };
+    rp_http_head_t h;
+    build_hop_head(&h, list, NCASES(list));
+    rp_http_mark_hop_by_hop(&h, NULL);
+    for (unsigned i = 0; i < h.nfields; i++)
+        ck_assert_msg(((h.fields[i].flags & RP_HF_DROP) != 0) == list[i].drop, "%s",
+                      list[i].name);
+    rp_http_head_free(&h);
+}
+END_TEST
+
 /* However many Connection fields there are, every name they list goes:
  * the last of twenty lists X-Last. */
 START_TEST(test_hop_by_hop_many_connection)
@@ -840,6 +862,7 @@ http_suite(void)
     tcase_add_test(tc, test_hop_by_hop);
     tcase_add_test(tc, test_hop_by_hop_no_extra);
     tcase_add_test(tc, test_hop_by_hop_several_connection);
+    tcase_add_test(tc, test_hop_by_hop_connection_elements);
     tcase_add_test(tc, test_hop_by_hop_many_connection);
     tcase_add_loop_test(tc, test_transfer_codings, 0, NCASES(te_cases));
     tcase_add_test(tc, test_transfer_codings_absent);
