@@ -78,6 +78,8 @@ struct rp_h2 {
     bool              close_armed;/* timer: closing ends at the latest then */
     bool              goaway_sent;/* a GOAWAY went out, with goaway_last */
     uint64_t          owed;       /* DATA bytes sent, not yet credited back */
+    uint64_t          owed_frames;/* DATA frames sent, not yet credited back */
+    uint64_t          free_pings; /* DATA frames sent, not yet matched by a PING */
     int32_t           goaway_last;
     TAILQ_ENTRY(rp_h2) link;
 };
@@ -99,6 +101,7 @@ struct h2_stream {
     const char       *error_reason;
     uint64_t          stall_since;/* µs: window at zero since, 0: not stalled */
     uint64_t          owed;       /* DATA bytes sent, not yet credited back */
+    uint64_t          owed_frames;/* DATA frames sent, not yet credited back */
     uint64_t          since_us;   /* head begun, then last DATA received */
     bool              has_scheme, has_path, has_authority;
     bool              scheme_ok;  /* :scheme is http or https */
@@ -112,6 +115,7 @@ struct h2_stream {
     bool              rst_after;  /* reset (NO_ERROR) once the response is out */
     bool              drained;    /* response buffer fell under the low mark */
     bool              answered;   /* a final response was submitted */
+    bool              refused;    /* we refused it (above a GOAWAY's last id) */
     bool              cut;        /* the response will not complete: no more DATA
                                    * (what is queued stays until the stream closes,
                                    * since a DATA frame may be half way out) */
@@ -323,9 +327,13 @@ send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
     if (evbuffer_add(h->tr->out, framehd, 9) != 0
         || evbuffer_remove_buffer(s->resp, h->tr->out, length) != (int)length)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
-    /* Credit the client may give back with WINDOW_UPDATE at no charge. */
+    /* Credit the client may give back with WINDOW_UPDATE at no charge: at
+     * most one update per DATA frame, and no more bytes than were sent. */
     h->owed += length;
+    h->owed_frames++;
     s->owed += length;
+    s->owed_frames++;
+    h->free_pings++;
     if (s->txn != NULL)
         s->txn->bytes_out += length;
     if (!s->drained && s->txn != NULL && s->txn->up_paused
@@ -614,8 +622,15 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
         }
         return 0;
     case NGHTTP2_PING:
-        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
-            spend(h);
+        /* A PING per burst of DATA received is how clients measure the
+         * bandwidth-delay product (gRPC does): free, up to one per DATA
+         * frame sent.  Any other is not. */
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+            if (h->free_pings > 0)
+                h->free_pings--;
+            else
+                spend(h);
+        }
         return 0;
     case NGHTTP2_SETTINGS:
         if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
@@ -625,19 +640,25 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
         spend(h);
         return 0;
     case NGHTTP2_WINDOW_UPDATE: {
-        /* Giving back credit for DATA received is work, however often a
-         * client does it; an increment beyond what it was sent is not
-         * (after one to open a larger window, say). */
+        /* Giving back credit for DATA received is work: free, up to one
+         * update per DATA frame sent and no more bytes than were sent.
+         * Beyond that (one to open a larger window, say, or updates of
+         * a byte each) it is charged.  An update for a stream that is
+         * gone was charged as it began (on_begin_frame). */
         uint64_t inc = (uint64_t)frame->window_update.window_size_increment;
-        uint64_t *owed = &h->owed;
+        uint64_t *owed = &h->owed, *frames = &h->owed_frames;
         if (frame->hd.stream_id != 0) {
             s = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
-            owed = s != NULL ? &s->owed : NULL;
+            if (s == NULL)
+                return 0;
+            owed = &s->owed;
+            frames = &s->owed_frames;
         }
-        if (owed != NULL && inc <= *owed) {
+        if (*frames > 0 && inc <= *owed) {
             *owed -= inc;
+            (*frames)--;
         } else {
-            if (owed != NULL)
+            if (inc > *owed)
                 *owed = 0;
             spend(h);
         }
@@ -653,12 +674,16 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
     }
 }
 
-/* Frame types the library skips silently (extensions) do no work either. */
+/* Frame types the library skips silently (extensions) do no work
+ * either, nor does a WINDOW_UPDATE for a stream that is gone (the library
+ * drops it without a callback). */
 static int
 on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *arg)
 {
-    (void)ng;
     if (hd->type > NGHTTP2_CONTINUATION)
+        spend(arg);
+    else if (hd->type == NGHTTP2_WINDOW_UPDATE && hd->stream_id != 0
+             && nghttp2_session_get_stream_user_data(ng, hd->stream_id) == NULL)
         spend(arg);
     return 0;
 }
@@ -755,7 +780,7 @@ on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
          * window overflow, DATA beyond its content-length): the client
          * can provoke these as cheaply as it sends its own resets. */
         h2_stream_t *s = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
-        if (s == NULL || !s->answered)
+        if (s == NULL || (!s->answered && !s->refused))
             spend(arg);
         return 0;
     }
@@ -905,15 +930,21 @@ process_streams(rp_h2_t *h)
                  * elsewhere.  So it must not be. */
                 stream_drop_txn(s, RP_CLOSE_LIMIT, RP_ERR_CLIENT_RESET,
                                 "stream above the last stream id of a GOAWAY");
+                /* Our refusal: not charged to the client's budget. */
+                s->refused = true;
                 nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_REFUSED_STREAM);
                 continue;
             }
-            if (evbuffer_get_length(h->tr->out) >= H2_OUT_HIGH) {
-                /* The client is behind on reading: a GOAWAY the library
-                 * has queued (its reset limiter's) may wait behind the
-                 * output, and must go out before any stream above its
-                 * last id starts.  New streams wait for the output to
-                 * drain (write_cb), not rescheduled in a loop meanwhile. */
+            if (evbuffer_get_length(h->tr->out) >= H2_OUT_HIGH
+                && nghttp2_session_get_outbound_queue_size(h->ng) > 0) {
+                /* The client is behind on reading and control frames
+                 * wait behind the output: one may be a GOAWAY the library
+                 * queued (its reset limiter's), which must go out before
+                 * any stream above its last id starts.  New streams wait
+                 * for the output to drain (write_cb), not rescheduled in
+                 * a loop meanwhile; queued frames go out before DATA, so
+                 * a stream waits one drain at most, not for the DATA of
+                 * slow downloads to end. */
                 s->queued = true;
                 TAILQ_INSERT_TAIL(&h->ready, s, ready_link);
                 continue;

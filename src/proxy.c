@@ -147,6 +147,27 @@ ms_tv(const rp_txn_t *t, unsigned ms)
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
 static void deadline_cb(evutil_socket_t fd, short what, void *arg);
 
+/* The buffers a cached transaction keeps are poisoned with it: a pointer
+ * kept into a freed request's head is reported, not read as the next
+ * one's. */
+static void
+head_poison(rp_http_head_t *h, bool on)
+{
+    size_t fb = h->cap_fields * sizeof *h->fields;
+    if (on) {
+        if (h->buf != NULL)
+            RP_POISON(h->buf, h->cap);
+        if (h->fields != NULL)
+            RP_POISON(h->fields, fb);
+    } else {
+        if (h->buf != NULL)
+            RP_UNPOISON(h->buf, h->cap);
+        if (h->fields != NULL)
+            RP_UNPOISON(h->fields, fb);
+    }
+    (void)fb;
+}
+
 rp_txn_t *
 rp_txn_new(rp_worker_t *w, const rp_downstream_ops_t *ds, void *ds_ctx, const rp_peer_t *peer)
 {
@@ -159,6 +180,8 @@ rp_txn_new(rp_worker_t *w, const rp_downstream_ops_t *ds, void *ds_ctx, const rp
         txn_cache.n--;
         req = x->t.req;
         resp = x->t.resp;
+        head_poison(&req, false);
+        head_poison(&resp, false);
         memset(x, 0, sizeof *x);
         req.limit = resp.limit = limit;
     } else {
@@ -264,6 +287,8 @@ rp_txn_free(rp_txn_t *t)
         x->next_free = txn_cache.head;
         txn_cache.head = x;
         txn_cache.n++;
+        head_poison(&t->req, true);
+        head_poison(&t->resp, true);
         RP_POISON(x, sizeof *x);
         return;
     }
@@ -279,6 +304,8 @@ rp_txn_cache_free(void)
     while ((x = txn_cache.head) != NULL) {
         RP_UNPOISON(x, sizeof *x);
         txn_cache.head = x->next_free;
+        head_poison(&x->t.req, false);
+        head_poison(&x->t.resp, false);
         rp_http_head_free(&x->t.req);
         rp_http_head_free(&x->t.resp);
         free(x);

@@ -263,25 +263,45 @@ class Proxy:
             if not expect_start:
                 return
             self.wait_ready()
-            if self.port_is_ours():
+            shared = self.shared_ports()
+            if not shared:
                 return
             self.proc.kill()
             self.proc.wait()
+            if self.proc.stderr is not None:
+                self.proc.stderr.close()
             self.log.close()
             if not chosen:
-                raise AssertionError("port %d is shared with another process" % self.port)
+                raise AssertionError("port(s) %r shared with another process: the test's own "
+                                     "choice, so not chosen again" % shared)
         raise AssertionError("no port of our own after 5 tries")
 
-    def port_is_ours(self):
-        """No other process listens on self.port."""
+    def listener_ports(self):
+        ports = set()
+        for l in self.config.get("listeners", []):
+            addr = l.get("address", "") if isinstance(l, dict) else ""
+            tail = addr.rsplit(":", 1)[-1]
+            if tail.isdigit():
+                ports.add(int(tail))
+        return ports
+
+    def shared_ports(self):
+        """The listening ports of the config on which another process listens
+        too (none: they are ours alone)."""
         ours = set()
-        for fd in os.listdir("/proc/%d/fd" % self.proc.pid):
+        try:
+            fds = os.listdir("/proc/%d/fd" % self.proc.pid)
+        except OSError:
+            return sorted(self.listener_ports())   # gone: try again
+        for fd in fds:
             try:
                 link = os.readlink("/proc/%d/fd/%s" % (self.proc.pid, fd))
             except OSError:
                 continue
             if link.startswith("socket:["):
                 ours.add(link[8:-1])
+        ports = self.listener_ports()
+        shared = set()
         for table in ("/proc/net/tcp", "/proc/net/tcp6"):
             try:
                 with open(table) as f:
@@ -290,10 +310,12 @@ class Proxy:
                 continue
             for row in rows:
                 col = row.split()
-                if len(col) > 9 and col[3] == "0A" and int(col[1].rsplit(":", 1)[1], 16) == self.port \
-                        and col[9] not in ours:
-                    return False
-        return True
+                if len(col) <= 9 or col[3] != "0A":   # LISTEN only
+                    continue
+                port = int(col[1].rsplit(":", 1)[1], 16)
+                if port in ports and col[9] not in ours:
+                    shared.add(port)
+        return sorted(shared)
 
     def wait_ready(self):
         deadline = time.time() + 10

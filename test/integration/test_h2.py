@@ -911,8 +911,10 @@ def test_h28_no_stream_above_a_queued_goaway_starts():
     # Then it trips the reset limiter (150 streams opened and reset), whose
     # GOAWAY waits behind that output, and opens more streams.  None of
     # those may reach a backend: the GOAWAY's last stream id tells the
-    # client they were never processed.
-    big = b"y" * (4 << 20)
+    # client they were never processed.  16 MiB: more than the kernel's
+    # socket buffers can absorb (tcp_wmem allows 4 MiB), so the output
+    # really is full; the GOAWAY must then come before the response ends.
+    big = b"y" * (16 << 20)
     seen = []
 
     def handler(req, ci, sock):
@@ -949,6 +951,7 @@ def test_h28_no_stream_above_a_queued_goaway_starts():
         sock.settimeout(5)
         buf = b""
         last = None
+        big_ended_first = False
         deadline = time.time() + 20
         while time.time() < deadline:
             try:
@@ -958,14 +961,162 @@ def test_h28_no_stream_above_a_queued_goaway_starts():
             if not d:
                 break
             frames, buf = split_frames(buf + d)
-            for t, _, _, payload in frames:
+            for t, fl, fsid, payload in frames:
                 if t == GOAWAY and last is None:
                     last = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
+                if t == DATA and fsid == 1 and fl & END_STREAM and last is None:
+                    big_ended_first = True
         sock.close()
         assert last is not None, "no GOAWAY"
+        assert not big_ended_first, "the whole response went out before the GOAWAY was " \
+            "queued: the output was never full, nothing was tested"
         after = [int(t[6:]) for t in seen if t.startswith("/after")]
         assert all(i <= last for i in after), \
             "streams %r above GOAWAY's last stream id %d reached the backend" % (after, last)
+
+
+def test_h29_slow_downloads_do_not_hold_back_a_new_stream():
+    # Four large downloads fill the proxy's output towards a client that
+    # reads slowly; a small request sent meanwhile must reach its backend
+    # at once, not when the downloads end (multiplexing is the point).
+    big = b"z" * (4 << 20)
+    seen = {}
+
+    def handler(req, ci, sock):
+        seen[req.target] = time.time()
+        return response(200, big if req.target.startswith("/big") else b"small")
+    with setup(handler) as (p, bs):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        sock.connect(("127.0.0.1", p.port))
+        sock.settimeout(5)
+        enc = hpack.Encoder()
+        out = PREFACE + frame(SETTINGS, 0, 0, (4).to_bytes(2, "big") + (1 << 30).to_bytes(4, "big"))
+        out += frame(WINDOW_UPDATE, 0, 0, (1 << 30).to_bytes(4, "big"))
+        for sid in (1, 3, 5, 7):
+            out += frame(HEADERS, END_STREAM | END_HEADERS, sid,
+                         enc.encode([(":method", "GET"), (":path", "/big%d" % sid),
+                                     (":scheme", "http"), (":authority", "a")]))
+        sock.sendall(out)
+        t0 = time.time()
+        sent = None
+        ended = {}
+        buf = b""
+        while time.time() - t0 < 60 and len(ended) < 5:
+            d = sock.recv(8192)   # about 1.5 MB/s with the pauses
+            if not d:
+                break
+            frames, buf = split_frames(buf + d)
+            for t, fl, sid, _ in frames:
+                if t == DATA and fl & END_STREAM:
+                    ended[sid] = time.time()
+                assert t not in (GOAWAY, RST_STREAM), (t, sid)
+            if sent is None and time.time() - t0 > 1.0:
+                sock.sendall(frame(HEADERS, END_STREAM | END_HEADERS, 9,
+                                   enc.encode([(":method", "GET"), (":path", "/small"),
+                                               (":scheme", "http"), (":authority", "a")])))
+                sent = time.time()
+            time.sleep(0.005)
+        sock.close()
+        assert sent is not None and "/small" in seen, (sent, sorted(seen))
+        downloads_end = max(ended.get(sid, time.time()) for sid in (1, 3, 5, 7))
+        assert downloads_end - sent > 1.0, "the downloads ended too soon to tell"
+        assert seen["/small"] - sent < 1.0, \
+            "/small reached the backend %.2f s after it was sent (downloads ended %.2f s after)" \
+            % (seen["/small"] - sent, downloads_end - sent)
+
+
+def wu_flood_ends_in_calm(make):
+    """After a 64 KiB download, the frames make(n) builds, 20000 of them:
+    the connection must end with GOAWAY ENHANCE_YOUR_CALM (11)."""
+    def handler(req, ci, sock):
+        return response(200, b"w" * 65535)
+    with setup(handler) as (p, bs):
+        r = RawH2(p)
+        r.send(frame(HEADERS, END_STREAM | END_HEADERS, 1,
+                     r.block([(":method", "GET"), (":path", "/x"), (":scheme", "http"),
+                              (":authority", "a")])))
+        frames, closed = r.read_frames(5, until=lambda fs: any(
+            t == DATA and fl & END_STREAM for t, fl, _, _ in fs))
+        assert sum(len(pl) for t, _, _, pl in frames if t == DATA) == 65535
+        try:
+            r.send(make(20000))
+            r.send(frame(PING, 0, 0, b"12345678"))
+        except OSError:
+            pass   # closed while sending: fine, GOAWAY is read below
+        frames, closed = r.read_frames(5, until=lambda fs: any(t == GOAWAY for t, _, _, _ in fs))
+        codes = [int.from_bytes(pl[4:8], "big") for t, _, _, pl in frames if t == GOAWAY]
+        assert codes == [11], (codes, closed)
+        assert p.proc.poll() is None
+
+
+def test_h30_window_update_floods_are_charged():
+    # Credit for a stream that is gone (the library drops those without a
+    # word), and a byte at a time on the connection (one free update per
+    # DATA frame sent, not per byte): both are frames that do no work.
+    wu_flood_ends_in_calm(lambda n: frame(WINDOW_UPDATE, 0, 1, (1).to_bytes(4, "big")) * n)
+    wu_flood_ends_in_calm(lambda n: frame(WINDOW_UPDATE, 0, 0, (1).to_bytes(4, "big")) * n)
+
+
+def test_h31_a_ping_per_data_burst_is_not_abuse():
+    # A client measuring bandwidth (as gRPC does) sends a PING after DATA
+    # it receives, one outstanding at a time.  With a window of one frame,
+    # each of the 1536 DATA frames of a 24 MiB download is answered by
+    # credit for the stream and the connection and a PING: all free,
+    # while as many PINGs with no DATA before them are not.
+    size = 24 << 20
+    body = b"p" * size
+    with setup(handler=lambda req, ci, s: response(200, body)) as (p, bs):
+        s = socket.create_connection(("127.0.0.1", p.port))
+        c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        c.initiate_connection()
+        c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 16384})
+        c.send_headers(1, [(":method", "GET"), (":path", "/big"), (":scheme", "http"),
+                           (":authority", "a")], end_stream=True)
+        s.sendall(c.data_to_send())
+        got = pings = 0
+        goaway = None
+        done = False
+        s.settimeout(20)
+        while not done and goaway is None:
+            data = s.recv(1 << 16)
+            if not data:
+                break
+            for ev in c.receive_data(data):
+                if isinstance(ev, h2.events.DataReceived):
+                    got += len(ev.data)
+                    n = ev.flow_controlled_length
+                    try:
+                        c.increment_flow_control_window(n, stream_id=1)
+                    except h2.exceptions.ProtocolError:
+                        pass   # the stream ended in this read
+                    c.increment_flow_control_window(n)
+                    c.ping(b"%08d" % pings)
+                    pings += 1
+                elif isinstance(ev, h2.events.StreamEnded):
+                    done = True
+                elif isinstance(ev, h2.events.ConnectionTerminated):
+                    goaway = ev.error_code
+            s.sendall(c.data_to_send())
+        s.close()
+        assert goaway is None, "GOAWAY %r after %d PINGs, %d bytes" % (goaway, pings, got)
+        assert done and got == size and pings > 1100, (done, got, pings)
+        # As many PINGs with no DATA before them end in GOAWAY 11 (sent 50
+        # at a time, each batch's acknowledgements read, so that only the
+        # frame budget can stop them).
+        r = RawH2(p)
+        codes = []
+        for batch in range(40):
+            try:
+                r.send(frame(PING, 0, 0, b"12345678") * 50)
+            except OSError:
+                break
+            frames, closed = r.read_frames(5, until=lambda fs: any(t == GOAWAY for t, _, _, _ in fs)
+                                           or sum(t == PING for t, _, _, _ in fs) >= 50)
+            codes += [int.from_bytes(pl[4:8], "big") for t, _, _, pl in frames if t == GOAWAY]
+            if codes or closed:
+                break
+        assert codes == [11] and 900 // 50 <= batch <= 1100 // 50, (codes, batch)
 
 
 if __name__ == "__main__":
