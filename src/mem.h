@@ -22,7 +22,9 @@ void rp_mem_cache_free(void);
 
 /* Make libevent allocate through the cache: called first thing in main,
  * before libevent allocates anything.  Does nothing under
- * AddressSanitizer. */
+ * AddressSanitizer.  Once installed, memory libevent hands to its caller
+ * to free (evbuffer_readln, evhttp_decode_uri, evhttp_uriencode, ...)
+ * must be given back with rp_mem_free, never free(). */
 void rp_mem_install(void);
 /* The allocator for nghttp2 sessions: the cache once installed, else NULL
  * (nghttp2's own). */
