@@ -45,6 +45,13 @@
  * the transport's output falls to H2_OUT_LOW. */
 #define H2_OUT_HIGH (64u * 1024u)
 #define H2_OUT_LOW  (16u * 1024u)
+/* A DATA frame sent earns the client one free WINDOW_UPDATE (for the
+ * stream and for the connection) and one free PING when it carries at
+ * least this much, or ends the response. */
+#define H2_CREDIT_MIN_FRAME 1024u
+/* Free PINGs do not bank up: a client measuring bandwidth has one out
+ * at a time. */
+#define H2_FREE_PINGS_MAX 4u
 /* Bytes buffered per stream and direction before the producer pauses, and
  * the level at which it resumes. */
 #define H2_STREAM_HIGH (64u * 1024u)
@@ -162,9 +169,9 @@ method_from(const char *m, size_t len)
 
 /* Freed streams are kept per worker, with their two (empty) buffers, and
  * reused: three allocations fewer per request.  Bounded: at most
- * STREAM_CACHE_MAX of them (448 bytes each and two empty buffers, under
- * 1 MiB) stay after a burst. */
-#define STREAM_CACHE_MAX 1024
+ * STREAM_CACHE_MAX of them (448 bytes each and two empty buffers, about
+ * 0.3 MiB) stay after a burst. */
+#define STREAM_CACHE_MAX 512
 
 static _Thread_local struct {
     h2_stream_t *head;   /* linked through s->h */
@@ -328,12 +335,17 @@ send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
         || evbuffer_remove_buffer(s->resp, h->tr->out, length) != (int)length)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     /* Credit the client may give back with WINDOW_UPDATE at no charge: at
-     * most one update per DATA frame, and no more bytes than were sent. */
+     * most one update per DATA frame, and no more bytes than were sent.
+     * Frames a tiny window cuts small (a client dribbling its window a
+     * byte at a time) earn no free frame; nor do PINGs bank up. */
     h->owed += length;
-    h->owed_frames++;
     s->owed += length;
-    s->owed_frames++;
-    h->free_pings++;
+    if (length >= H2_CREDIT_MIN_FRAME || (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        h->owed_frames++;
+        s->owed_frames++;
+        if (h->free_pings < H2_FREE_PINGS_MAX)
+            h->free_pings++;
+    }
     if (s->txn != NULL)
         s->txn->bytes_out += length;
     if (!s->drained && s->txn != NULL && s->txn->up_paused
@@ -623,14 +635,15 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
         return 0;
     case NGHTTP2_PING:
         /* A PING per burst of DATA received is how clients measure the
-         * bandwidth-delay product (gRPC does): free, up to one per DATA
-         * frame sent.  Any other is not. */
-        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
-            if (h->free_pings > 0)
-                h->free_pings--;
-            else
-                spend(h);
-        }
+         * bandwidth-delay product (gRPC does): free, one per DATA frame
+         * sent and a few at most in reserve.  Any other is not. */
+        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) || h->free_pings == 0)
+            spend(h);   /* an ACK answers no PING of ours: none are sent */
+        else
+            h->free_pings--;
+        return 0;
+    case NGHTTP2_GOAWAY:
+        spend(h);   /* one is news; a stream of them is a flood */
         return 0;
     case NGHTTP2_SETTINGS:
         if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
@@ -909,6 +922,11 @@ process_streams(rp_h2_t *h)
 {
     TAILQ_HEAD(, h2_stream) now = TAILQ_HEAD_INITIALIZER(now);
     TAILQ_CONCAT(&now, &h->ready, ready_link);
+    /* Control frames still queued after h2_send (it runs first) could not
+     * go out: one may be a GOAWAY the library queued (its reset
+     * limiter's), which must go out before any stream above its last id
+     * starts.  Taken once: frames the streams below queue do not count. */
+    bool hold = nghttp2_session_get_outbound_queue_size(h->ng) > 0;
     h2_stream_t *s;
     while ((s = TAILQ_FIRST(&now)) != NULL) {
         TAILQ_REMOVE(&now, s, ready_link);
@@ -935,15 +953,11 @@ process_streams(rp_h2_t *h)
                 nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_REFUSED_STREAM);
                 continue;
             }
-            if (evbuffer_get_length(h->tr->out) >= H2_OUT_HIGH
-                && nghttp2_session_get_outbound_queue_size(h->ng) > 0) {
-                /* The client is behind on reading and control frames
-                 * wait behind the output: one may be a GOAWAY the library
-                 * queued (its reset limiter's), which must go out before
-                 * any stream above its last id starts.  New streams wait
-                 * for the output to drain (write_cb), not rescheduled in
-                 * a loop meanwhile; queued frames go out before DATA, so
-                 * a stream waits one drain at most, not for the DATA of
+            if (hold) {
+                /* They wait for the queue to drain: h2_send left the
+                 * output above H2_OUT_LOW (write_cb comes) or scheduled
+                 * another run.  Control frames go out before DATA, so a
+                 * stream waits one drain at most, not for the DATA of
                  * slow downloads to end. */
                 s->queued = true;
                 TAILQ_INSERT_TAIL(&h->ready, s, ready_link);

@@ -5,7 +5,6 @@
  * Nothing here does I/O or allocates per lookup.
  */
 #include "config.h"
-#include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,13 +242,13 @@ drop_listed(rp_http_head_t *h, const char *v, size_t len)
 void
 rp_http_mark_hop_by_hop(rp_http_head_t *h, const char *const *extra)
 {
-    /* The lengths of the extra names, measured once. */
+    /* The lengths of the extra names, measured once (past the sixteenth,
+     * each time). */
     size_t elen[16];
     size_t nextra = 0;
-    for (; extra != NULL && extra[nextra] != NULL; nextra++) {
-        assert(nextra < RP_ARRAY_LEN(elen));
-        elen[nextra] = strlen(extra[nextra]);
-    }
+    for (; extra != NULL && extra[nextra] != NULL; nextra++)
+        if (nextra < RP_ARRAY_LEN(elen))
+            elen[nextra] = strlen(extra[nextra]);
     bool has_conn = false;
     for (unsigned i = 0; i < h->nfields; i++) {
         rp_hfield_t *f = &h->fields[i];
@@ -257,8 +256,10 @@ rp_http_mark_hop_by_hop(rp_http_head_t *h, const char *const *extra)
         bool drop = hop_by_hop_name(name, f->name_len);
         if (drop && f->name_len == 10 && rp_ascii_ieq_lc(name, "connection", 10))
             has_conn = true;
-        for (size_t k = 0; k < nextra && !drop; k++)
-            drop = f->name_len == elen[k] && rp_ascii_ieq(name, extra[k], elen[k]);
+        for (size_t k = 0; k < nextra && !drop; k++) {
+            size_t el = k < RP_ARRAY_LEN(elen) ? elen[k] : strlen(extra[k]);
+            drop = f->name_len == el && rp_ascii_ieq(name, extra[k], el);
+        }
         if (drop)
             f->flags |= RP_HF_DROP;
     }

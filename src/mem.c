@@ -17,6 +17,7 @@
  */
 #include "config.h"
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,7 @@
 #include "util.h"
 
 #define MEM_HDR 16
-#define MEM_KEEP_BYTES (512u * 1024u)
+#define MEM_KEEP_BYTES (256u * 1024u)
 
 static const size_t class_size[] = { 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384 };
 #define NCLASS RP_ARRAY_LEN(class_size)
@@ -35,6 +36,7 @@ typedef struct mem_hdr {
     unsigned cls;     /* index in class_size, or NCLASS */
 } mem_hdr_t;
 _Static_assert(sizeof(mem_hdr_t) <= MEM_HDR, "header fits");
+_Static_assert(MEM_HDR % _Alignof(max_align_t) == 0, "blocks keep malloc's alignment");
 
 typedef struct mem_free {
     struct mem_free *next;

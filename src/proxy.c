@@ -66,12 +66,12 @@ typedef struct rp_txn_ext {
 
 /* Freed transactions are kept per worker (with their head buffers) and
  * reused, which saves half a dozen allocations per request.  Enough for
- * the streams of several busy HTTP/2 connections (eight clients with 128
- * streams each); at most about 4.5 MiB stays after a burst: 1024 of 1288
- * bytes, with two head buffers of up to 1 KiB and two field arrays of up
+ * the streams of several busy HTTP/2 connections (eight clients with 64
+ * streams each); at most about 3.4 MiB stays after a burst: 512 of 1288
+ * bytes, with two head buffers of up to 2 KiB and two field arrays of up
  * to 32 entries (20 bytes each). */
-#define TXN_CACHE_MAX 1024
-#define TXN_CACHE_BUF_MAX 1024
+#define TXN_CACHE_MAX 512
+#define TXN_CACHE_BUF_MAX 2048
 #define TXN_CACHE_FIELDS_MAX 32
 
 typedef struct txn_cache {

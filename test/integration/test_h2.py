@@ -1119,6 +1119,84 @@ def test_h31_a_ping_per_data_burst_is_not_abuse():
         assert codes == [11] and 900 // 50 <= batch <= 1100 // 50, (codes, batch)
 
 
+def calm_codes(r, timeout=5):
+    frames, closed = r.read_frames(timeout, until=lambda fs: any(t == GOAWAY for t, _, _, _ in fs))
+    return [int.from_bytes(pl[4:8], "big") for t, _, _, pl in frames if t == GOAWAY]
+
+
+def test_h32_no_free_frames_banked_or_dribbled():
+    def handler(req, ci, sock):
+        n = int(req.target[1:])
+        return response(200, b"d" * n)
+    with setup(handler) as (p, bs):
+        get = lambda r, sid, n: r.send(frame(HEADERS, END_STREAM | END_HEADERS, sid, r.block(
+            [(":method", "GET"), (":path", "/%d" % n), (":scheme", "http"), (":authority", "a")])))
+        # PING ACKs answer no PING of the proxy's, and GOAWAYs after the
+        # first say nothing new: floods of either are charged (the GOAWAYs
+        # while a POST is open, so that the session has a reason to live).
+        for flood in (frame(PING, 1, 0, b"12345678"), frame(GOAWAY, 0, 0, bytes(8))):
+            r = RawH2(p)
+            r.send(frame(HEADERS, END_HEADERS, 1, r.block(
+                [(":method", "POST"), (":path", "/1"), (":scheme", "http"), (":authority", "a")])))
+            try:
+                r.send(flood * 20000)
+            except OSError:
+                pass
+            assert calm_codes(r) == [11]
+        # An 8 MiB download (512 DATA frames) does not bank 512 free PINGs:
+        # 2000 of them afterwards, their acknowledgements read, are charged.
+        r = RawH2(p)
+        r.send(frame(WINDOW_UPDATE, 0, 0, (1 << 30).to_bytes(4, "big")))
+        r.send(frame(SETTINGS, 0, 0, (4).to_bytes(2, "big") + (1 << 30).to_bytes(4, "big")))
+        get(r, 1, 8 << 20)
+        frames, closed = r.read_frames(20, until=lambda fs: any(
+            t == DATA and fl & END_STREAM for t, fl, _, _ in fs))
+        assert sum(len(pl) for t, _, _, pl in frames if t == DATA) == 8 << 20
+        codes = []
+        for batch in range(40):
+            try:
+                r.send(frame(PING, 0, 0, b"12345678") * 50)
+            except OSError:
+                break
+            frames, closed = r.read_frames(5, until=lambda fs: any(t == GOAWAY for t, _, _, _ in fs)
+                                           or sum(t == PING for t, _, _, _ in fs) >= 50)
+            codes += [int.from_bytes(pl[4:8], "big") for t, _, _, pl in frames if t == GOAWAY]
+            if codes or closed:
+                break
+        assert codes == [11], (codes, batch)
+        # A window of one byte makes 1-byte DATA frames: giving each byte
+        # back (stream and connection) earns nothing free.
+        r = RawH2(p)
+        r.send(frame(SETTINGS, 0, 0, (4).to_bytes(2, "big") + (1).to_bytes(4, "big")))
+        get(r, 1, 4000)
+        codes = []
+        got = 0
+        buf = b""
+        r.sock.settimeout(5)
+        while not codes and got < 4000:
+            try:
+                d = r.sock.recv(65536)
+            except OSError:
+                break
+            if not d:
+                break
+            fs, buf = split_frames(buf + d)
+            out = b""
+            for t, fl, sid, pl in fs:
+                if t == DATA and sid == 1:
+                    got += len(pl)
+                    out += frame(WINDOW_UPDATE, 0, 1, len(pl).to_bytes(4, "big"))
+                    out += frame(WINDOW_UPDATE, 0, 0, len(pl).to_bytes(4, "big"))
+                elif t == GOAWAY:
+                    codes.append(int.from_bytes(pl[4:8], "big"))
+            try:
+                r.send(out)
+            except OSError:
+                break
+        assert codes == [11], (codes, got)
+        assert p.proc.poll() is None
+
+
 if __name__ == "__main__":
     tests = [v for k, v in sorted(globals().items()) if k.startswith("test_") and callable(v)]
     sys.exit(run(tests))

@@ -63,13 +63,13 @@ START_TEST(test_a_thread_keeps_a_bounded_amount)
         v[i] = rp_mem_malloc(64);
     for (int i = 0; i < N; i++)
         rp_mem_free(v[i]);
-    ck_assert_uint_eq(rp_mem_cached(), 512 * 1024);
-    /* 100 blocks of the largest class: 32 are kept. */
+    ck_assert_uint_eq(rp_mem_cached(), 256 * 1024);
+    /* 100 blocks of the largest class: 16 are kept. */
     for (int i = 0; i < 100; i++)
         v[i] = rp_mem_malloc(16384);
     for (int i = 0; i < 100; i++)
         rp_mem_free(v[i]);
-    ck_assert_uint_eq(rp_mem_cached(), 2 * 512 * 1024);
+    ck_assert_uint_eq(rp_mem_cached(), 2 * 256 * 1024);
     free(v);
     rp_mem_cache_free();
 }
@@ -121,25 +121,81 @@ START_TEST(test_calloc_zeroes_a_reused_block)
 }
 END_TEST
 
+typedef struct freer {
+    void  *block;
+    size_t before, after;   /* the thread's cache around its free */
+} freer_t;
+
 static void *
 free_here(void *arg)
 {
-    rp_mem_free(arg);
-    size_t kept = rp_mem_cached();
+    freer_t *f = arg;
+    f->before = rp_mem_cached();
+    rp_mem_free(f->block);
+    f->after = rp_mem_cached();
     rp_mem_cache_free();
-    return (void *)(uintptr_t)kept;
+    return NULL;
 }
 
 START_TEST(test_block_freed_on_another_thread)
 {
     rp_mem_cache_free();
-    void *p = rp_mem_malloc(1000);
+    /* This thread's cache holds a block; the other thread's is its own. */
+    rp_mem_free(rp_mem_malloc(200));
+    ck_assert_uint_eq(rp_mem_cached(), 256);
+    freer_t f = { .block = rp_mem_malloc(1000) };
     pthread_t th;
-    void *kept;
-    ck_assert_int_eq(pthread_create(&th, NULL, free_here, p), 0);
-    ck_assert_int_eq(pthread_join(th, &kept), 0);
-    ck_assert_uint_eq((uintptr_t)kept, 1024);
-    ck_assert_uint_eq(rp_mem_cached(), 0);
+    ck_assert_int_eq(pthread_create(&th, NULL, free_here, &f), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_uint_eq(f.before, 0);
+    ck_assert_uint_eq(f.after, 1024);
+    ck_assert_uint_eq(rp_mem_cached(), 256);
+    rp_mem_cache_free();
+}
+END_TEST
+
+/* Two threads allocating, writing and freeing at once, some blocks
+ * handed across: each block stays intact while held (a cache shared
+ * without locks would hand one block to both). */
+enum { STRESS_ROUNDS = 20000, STRESS_HELD = 64 };
+
+static void *
+stress(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    unsigned char *held[STRESS_HELD] = { NULL };
+    size_t size[STRESS_HELD] = { 0 };
+    unsigned char tag = (unsigned char)(seed & 0xff);
+    for (int r = 0; r < STRESS_ROUNDS; r++) {
+        unsigned i = (unsigned)rand_r(&seed) % STRESS_HELD;
+        if (held[i] != NULL) {
+            for (size_t k = 0; k < size[i]; k++)
+                if (held[i][k] != tag)
+                    return (void *)1;
+            rp_mem_free(held[i]);
+        }
+        size[i] = 1 + (size_t)rand_r(&seed) % 3000;
+        held[i] = rp_mem_malloc(size[i]);
+        if (held[i] == NULL)
+            return (void *)1;
+        memset(held[i], tag, size[i]);
+    }
+    for (unsigned i = 0; i < STRESS_HELD; i++)
+        rp_mem_free(held[i]);
+    rp_mem_cache_free();
+    return NULL;
+}
+
+START_TEST(test_two_threads_at_once)
+{
+    pthread_t a, b;
+    void *ra, *rb;
+    ck_assert_int_eq(pthread_create(&a, NULL, stress, (void *)(uintptr_t)0x11), 0);
+    ck_assert_int_eq(pthread_create(&b, NULL, stress, (void *)(uintptr_t)0x22), 0);
+    ck_assert_int_eq(pthread_join(a, &ra), 0);
+    ck_assert_int_eq(pthread_join(b, &rb), 0);
+    ck_assert_ptr_null(ra);
+    ck_assert_ptr_null(rb);
 }
 END_TEST
 
@@ -193,6 +249,7 @@ mem_suite(void)
     tcase_add_test(tc, test_realloc_keeps_contents);
     tcase_add_test(tc, test_calloc_zeroes_a_reused_block);
     tcase_add_test(tc, test_block_freed_on_another_thread);
+    tcase_add_test(tc, test_two_threads_at_once);
     tcase_add_test(tc, test_nghttp2_session_on_the_cache);
     suite_add_tcase(s, tc);
     return s;
