@@ -87,6 +87,12 @@ struct rp_h2 {
     uint64_t          owed;       /* DATA bytes sent, not yet credited back */
     uint64_t          owed_frames;/* DATA frames sent, not yet credited back */
     uint64_t          free_pings; /* DATA frames sent, not yet matched by a PING */
+    /* A copy of the library's stream reset rate limit, which queues a
+     * GOAWAY without ending the session: once it may have fired, new
+     * streams wait while frames are queued (process_streams). */
+    uint64_t          rl_sec;     /* monotonic second of the last refill */
+    unsigned          rl_tokens;
+    bool              reset_suspect;
     int32_t           goaway_last;
     TAILQ_ENTRY(rp_h2) link;
 };
@@ -301,6 +307,30 @@ spend(rp_h2_t *h)
      * a second GOAWAY would announce a higher last stream id. */
     if (nghttp2_session_want_read(h->ng))
         nghttp2_session_terminate_session(h->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
+/* The library counts every RST_STREAM it passes on (this callback sees
+ * each) in a token bucket of RP_H2_RESET_BURST refilled by
+ * RP_H2_RESET_RATE each monotonic second, and queues a GOAWAY when it
+ * runs dry.  The same bucket here, declared dry a few tokens early, says
+ * when that GOAWAY may be waiting. */
+#define H2_RESET_MARGIN 10u
+
+static void
+count_reset(rp_h2_t *h)
+{
+    if (h->reset_suspect)
+        return;
+    uint64_t sec = rp_now_us() / 1000000u;
+    if (sec > h->rl_sec) {
+        uint64_t t = h->rl_tokens + (sec - h->rl_sec) * RP_H2_RESET_RATE;
+        h->rl_tokens = t > RP_H2_RESET_BURST ? RP_H2_RESET_BURST : (unsigned)t;
+        h->rl_sec = sec;
+    }
+    if (h->rl_tokens <= H2_RESET_MARGIN)
+        h->reset_suspect = true;
+    else
+        h->rl_tokens--;
 }
 
 /* ---- nghttp2 callbacks: record, never call a transaction ---- */
@@ -681,6 +711,7 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
         s = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
         if (s == NULL || !s->answered)
             spend(h);
+        count_reset(h);
         return 0;
     default:
         return 0;
@@ -922,11 +953,12 @@ process_streams(rp_h2_t *h)
 {
     TAILQ_HEAD(, h2_stream) now = TAILQ_HEAD_INITIALIZER(now);
     TAILQ_CONCAT(&now, &h->ready, ready_link);
-    /* Control frames still queued after h2_send (it runs first) could not
-     * go out: one may be a GOAWAY the library queued (its reset
-     * limiter's), which must go out before any stream above its last id
-     * starts.  Taken once: frames the streams below queue do not count. */
-    bool hold = nghttp2_session_get_outbound_queue_size(h->ng) > 0;
+    /* Once the library's reset limiter may have queued a GOAWAY (it ends
+     * nothing by itself), control frames still queued after h2_send (it
+     * runs first) could not go out, and that GOAWAY may be among them: it
+     * must go out before any stream above its last id starts.  Taken
+     * once: frames the streams below queue do not count. */
+    bool hold = h->reset_suspect && nghttp2_session_get_outbound_queue_size(h->ng) > 0;
     h2_stream_t *s;
     while ((s = TAILQ_FIRST(&now)) != NULL) {
         TAILQ_REMOVE(&now, s, ready_link);
@@ -1227,6 +1259,9 @@ rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
     TAILQ_INSERT_TAIL(&w->h2s, h, link);
     if (nghttp2_session_server_new3(&h->ng, callbacks, h, options, rp_mem_nghttp2()) != 0)
         rp_die_oom();
+    /* The library's reset bucket starts full now (count_reset). */
+    h->rl_tokens = RP_H2_RESET_BURST;
+    h->rl_sec = rp_now_us() / 1000000u;
     const rp_snapshot_t *s = h->snap;
     nghttp2_settings_entry iv[] = {
         { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, s->limits.h2_max_concurrent_streams },
