@@ -12,7 +12,7 @@
 #   bench/h2.sh [--duration SECONDS] [--rounds N] [--connections N]
 #               [--streams N] [--wrk-connections N] [--revproxy PATH]
 #               [--backend-server nginx|rp-backend] [--backend PATH]
-#               [--nginx] [--stock-peers] [--keep]
+#               [--nginx] [--stock-peers] [--scenarios LIST] [--keep]
 #
 # The backend is an nginx worker answering every request with a fixed
 # 100-byte body ("return 200"): it costs the load CPU about 12 us per
@@ -69,7 +69,7 @@ readonly BODY_PATH=/bytes/100
 readonly BODY_BYTES=100
 # The X-Request-Id nghttpx is given (it has no per-request id).
 readonly FIXED_ID=6b1f0e2c9a4d4f3e8c7b5a6d2e1f0a9b
-readonly SCENARIOS=(h2c h2 h1tls)
+SCENARIOS=(h2c h2 h1tls)
 
 TLS_DIR=""
 
@@ -92,6 +92,7 @@ usage: ${0##*/} [options]
                        (default ./build/tools/rp-backend; built from
                        tools/rp-backend.c when missing)
   --nginx              measure nginx too (installs nginx-light as root)
+  --scenarios LIST     comma-separated subset of h2c,h2,h1tls (default all)
   --stock-peers        leave out the forwarding and request id fields the
                        other proxies are given to match what revproxy adds
   --keep               keep the temp dir (certificate, configs, logs, raw
@@ -113,7 +114,8 @@ parse_args() {
                 shift
                 ;;
             --duration | --rounds | --connections | --streams | \
-                --wrk-connections | --revproxy | --backend | --backend-server)
+                --wrk-connections | --revproxy | --backend | --backend-server | \
+                --scenarios)
                 (($# >= 2)) || die "$opt needs a value"
                 val=$2
                 shift 2
@@ -141,6 +143,18 @@ parse_args() {
                 ;;
             --nginx) WITH_NGINX=1 ;;
             --stock-peers) STOCK_PEERS=1 ;;
+            --scenarios)
+                local list sc
+                IFS=, read -r -a list <<<"$val"
+                ((${#list[@]} > 0)) || die "--scenarios needs at least one of h2c,h2,h1tls"
+                for sc in "${list[@]}"; do
+                    case $sc in
+                        h2c | h2 | h1tls) ;;
+                        *) die "--scenarios: unknown scenario '$sc' (h2c, h2, h1tls)" ;;
+                    esac
+                done
+                SCENARIOS=("${list[@]}")
+                ;;
             --keep) KEEP_TMP=1 ;;
             *) help_or_unknown "$opt" ;;
         esac
