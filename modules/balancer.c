@@ -1,14 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The balancer: smooth weighted round robin (the nginx algorithm) over the
- * backends of the upstream the router chose.  Each worker keeps its own
- * current weights, so picking takes no lock; over any window each worker's
- * sequence gives every backend its weight's share, interleaved rather than
- * in bursts.
+ * The balancer, over the eligible backends of the upstream the router
+ * chose (health and slow start come from the backend state table,
+ * include/revproxy/bstate.h):
+ *
+ * round_robin: smooth weighted round robin (the nginx algorithm).  Each
+ *   worker keeps its own current weights, so picking takes no lock; over
+ *   any window each worker's sequence gives every backend its weight's
+ *   share, interleaved rather than in bursts.
+ * least_conn: the backend with the fewest requests in flight (counted
+ *   across workers) relative to its weight; ties go round in turn.
+ *
+ * No eligible backend: 503, no_healthy_backend.
  */
 #include "config.h"
 #include <stdint.h>
 #include <stdlib.h>
+#include "revproxy/bstate.h"
 #include "revproxy/config.h"
 #include "revproxy/log.h"
 #include "revproxy/module.h"
@@ -53,6 +61,41 @@ rp_swrr_free(rp_swrr_t *s)
 }
 
 size_t
+rp_swrr_next_w(rp_swrr_t *s, unsigned row, const uint64_t *weight)
+{
+    int64_t *cur = s->current + (size_t)(row % s->rows) * s->stride;
+    size_t best = RP_PICK_NONE;
+    int64_t total = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (weight[i] == 0)
+            continue;
+        cur[i] += (int64_t)weight[i];
+        total += (int64_t)weight[i];
+        if (best == RP_PICK_NONE || cur[i] > cur[best])
+            best = i;
+    }
+    if (best != RP_PICK_NONE)
+        cur[best] -= total;
+    return best;
+}
+
+size_t
+rp_least_conn_pick(const unsigned *active, const uint64_t *weight, size_t n, size_t start)
+{
+    size_t best = RP_PICK_NONE;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = (start + k) % n;
+        if (weight[i] == 0)
+            continue;
+        /* active[i] / weight[i] < active[best] / weight[best] */
+        if (best == RP_PICK_NONE
+            || (uint64_t)active[i] * weight[best] < (uint64_t)active[best] * weight[i])
+            best = i;
+    }
+    return best;
+}
+
+size_t
 rp_swrr_next(rp_swrr_t *s, unsigned row)
 {
     int64_t *cur = s->current + (size_t)(row % s->rows) * s->stride;
@@ -68,10 +111,18 @@ rp_swrr_next(rp_swrr_t *s, unsigned row)
     return best;
 }
 
+/* Where each worker starts looking among tied least_conn backends: one
+ * counter per worker, a cache line apart. */
+typedef struct lc_turn {
+    size_t next;
+    char   pad[64 - sizeof(size_t)];
+} lc_turn_t;
+
 typedef struct balancer_state {
     size_t      n;
     unsigned    rows;          /* workers the current weights were sized for */
     rp_swrr_t **by_upstream;   /* owned: one per upstream, by index */
+    lc_turn_t  *turn;          /* owned: one per row */
 } balancer_state_t;
 
 static int
@@ -83,6 +134,7 @@ balancer_configure(const json_t *root, rp_snapshot_t *snap, void **state, rp_err
     b->n = snap->nupstreams;
     b->rows = snap->workers;
     b->by_upstream = rp_xcalloc(b->n, sizeof *b->by_upstream);
+    b->turn = rp_xcalloc(b->rows ? b->rows : 1, sizeof *b->turn);
     for (size_t i = 0; i < b->n; i++) {
         const rp_upstream_t *u = &snap->upstreams[i];
         unsigned *w = rp_xcalloc(u->nbackends, sizeof *w);
@@ -102,6 +154,7 @@ balancer_release(void *state)
     for (size_t i = 0; i < b->n; i++)
         rp_swrr_free(b->by_upstream[i]);
     free(b->by_upstream);
+    free(b->turn);
     free(b);
 }
 
@@ -132,7 +185,31 @@ balancer_select(rp_txn_t *txn, void *state)
         txn->reason = "no backend available";
         return RP_RESPOND;
     }
-    size_t i = rp_swrr_next(b->by_upstream[u->index], txn->worker_id);
+    /* This pick's weights: 0 for a backend that is out, scaled down while
+     * one ramps up after coming back. */
+    uint64_t weight[u->nbackends];
+    unsigned active[u->nbackends];
+    uint64_t now = rp_now_us();
+    for (size_t k = 0; k < u->nbackends; k++) {
+        const rp_backend_t *be = &u->backends[k];
+        const rp_bstate_t *bs = rp_bstate(be->id);
+        weight[k] = rp_bstate_eligible(bs, now) ? rp_bstate_weight(bs, be->weight, now) : 0;
+        if (u->balancer == RP_BALANCER_LEAST_CONN)
+            active[k] = atomic_load_explicit(&bs->active, memory_order_relaxed);
+    }
+    size_t i;
+    if (u->balancer == RP_BALANCER_LEAST_CONN) {
+        lc_turn_t *turn = &b->turn[txn->worker_id % (b->rows ? b->rows : 1)];
+        i = rp_least_conn_pick(active, weight, u->nbackends, turn->next++ % u->nbackends);
+    } else {
+        i = rp_swrr_next_w(b->by_upstream[u->index], txn->worker_id, weight);
+    }
+    if (i == RP_PICK_NONE) {
+        txn->status = 503;
+        txn->error = RP_ERR_NO_HEALTHY_BACKEND;
+        txn->reason = "no healthy backend";
+        return RP_RESPOND;
+    }
     txn->backend = &u->backends[i];
     return RP_CONTINUE;
 }

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "revproxy/bstate.h"
 #include "revproxy/config.h"
 #include "revproxy/log.h"
 #include "tls.h"
@@ -287,6 +288,7 @@ rp_backend_identity(const char *upstream, const char *addr)
     }
     ident_keys = rp_xrealloc(ident_keys, (n + 1) * sizeof *ident_keys);
     ident_keys[n] = rp_xstrdup(key);
+    rp_bstate_ensure(n);   /* before anyone can see the identity */
     atomic_store(&ident_count, n + 1);
     pthread_mutex_unlock(&ident_lock);
     return n;
@@ -309,7 +311,7 @@ static const char *const limits_keys[] = {
 static const char *const timeouts_keys[] = {
     "client_header_ms", "client_idle_ms", "request_ms", "upstream_connect_ms",
     "upstream_response_ms", NULL };
-static const char *const upstream_keys[] = { "balancer", "backends", "pool", NULL };
+static const char *const upstream_keys[] = { "balancer", "backends", "pool", "health", NULL };
 static const char *const backend_keys[] = { "address", "weight", NULL };
 static const char *const pool_keys[] = { "max_idle_per_backend", "idle_timeout_ms", NULL };
 static const char *const log_keys[] = { "level", "format", "access_log", NULL };
@@ -544,7 +546,7 @@ static void
 parse_upstream(const char *name, const json_t *o, rp_upstream_t *u, rp_errs_t *errs)
 {
     const char *const *allowed = upstream_keys;
-    static const char *const unsupported[] = { "health", "retry", NULL };
+    static const char *const unsupported[] = { "retry", NULL };
     const char *const *pool_allowed = pool_keys;
     char p[512], q[512];
     snprintf(p, sizeof p, "upstreams.%s", name);
@@ -561,9 +563,9 @@ parse_upstream(const char *name, const json_t *o, rp_upstream_t *u, rp_errs_t *e
     if (rp_conf_string(o, "balancer", p, &bal, errs) == 0 && bal != NULL) {
         rp_conf_path(q, sizeof q, p, "balancer");
         if (strcmp(bal, "least_conn") == 0)
-            rp_errs_add(errs, q, "least_conn not supported yet (use round_robin)");
+            u->balancer = RP_BALANCER_LEAST_CONN;
         else if (strcmp(bal, "round_robin") != 0)
-            rp_errs_add(errs, q, "unknown balancer \"%s\" (round_robin)", bal);
+            rp_errs_add(errs, q, "unknown balancer \"%s\" (round_robin, least_conn)", bal);
     }
 
     const json_t *arr = json_object_get(o, "backends");
@@ -806,7 +808,8 @@ rp_snapshot_dump(const rp_snapshot_t *s)
             json_array_append_new(bs, json_pack("{s:s,s:o}", "address", u->backends[j].addr.text,
                                                 "weight", ms(u->backends[j].weight)));
         json_object_set_new(ups, u->name, json_pack("{s:s,s:o,s:{s:o,s:o}}",
-            "balancer", "round_robin", "backends", bs,
+            "balancer", u->balancer == RP_BALANCER_LEAST_CONN ? "least_conn" : "round_robin",
+            "backends", bs,
             "pool", "max_idle_per_backend", ms(u->max_idle_per_backend),
             "idle_timeout_ms", ms(u->idle_timeout_ms)));
     }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include "revproxy/bstate.h"
 #include "revproxy/log.h"
 #include "conn.h"
 #include "pool.h"
@@ -49,6 +50,7 @@ rp_upconn_close(rp_upconn_t *up)
     }
     rp_reader_release(&up->rd);
     bufferevent_free(up->bev);
+    atomic_fetch_sub_explicit(&rp_bstate(up->backend_id)->conns, 1, memory_order_relaxed);
     free(up);
 }
 
@@ -86,6 +88,7 @@ rp_upconn_connect(rp_worker_t *w, const rp_backend_t *be)
     up->bev = bev;
     up->state = RP_UP_CONNECTING;
     up->backend_id = be->id;
+    atomic_fetch_add_explicit(&rp_bstate(be->id)->conns, 1, memory_order_relaxed);
     bufferevent_disable(bev, EV_READ);
     rp_reader_init(&up->rd, w->base, bev, RP_RBUF_HIGH_UP);
     return up;

@@ -29,6 +29,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <llhttp.h>
+#include "revproxy/bstate.h"
 #include "revproxy/config.h"
 #include "revproxy/log.h"
 #include "revproxy/module.h"
@@ -58,6 +59,7 @@ typedef struct rp_txn_ext {
     size_t    resp_trailer_bytes;
     size_t    req_queued;      /* bytes of request queued on this attempt */
     uint64_t  attempt_start_us;
+    unsigned  attempt_backend;  /* identity the open attempt counts against */
     char      codings[128];    /* response transfer-codings before chunked */
     struct event timer_ev;     /* t.timer points here */
     struct event deadline_ev;  /* t.deadline points here */
@@ -219,6 +221,7 @@ end_attempt(rp_txn_t *t, rp_attempt_result_t r)
     if (!x->attempt_open)
         return;
     x->attempt_open = false;
+    atomic_fetch_sub_explicit(&rp_bstate(x->attempt_backend)->active, 1, memory_order_relaxed);
     rp_attempt_t a = {
         .backend = t->backend,
         .result = r,
@@ -1004,6 +1007,8 @@ start_attempt(rp_txn_t *t)
     }
     t->attempts++;
     x->attempt_open = true;
+    x->attempt_backend = t->backend->id;
+    atomic_fetch_add_explicit(&rp_bstate(x->attempt_backend)->active, 1, memory_order_relaxed);
     x->attempt_status = 0;
     x->attempt_start_us = rp_now_us();
     x->resp_started = false;

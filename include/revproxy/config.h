@@ -52,9 +52,15 @@ struct rp_backend {
     unsigned  index;      /* position in the upstream's list */
 };
 
+typedef enum rp_balancer_kind {
+    RP_BALANCER_ROUND_ROBIN = 0,
+    RP_BALANCER_LEAST_CONN,
+} rp_balancer_kind_t;
+
 struct rp_upstream {
     char         *name;               /* owned */
     unsigned      index;
+    rp_balancer_kind_t balancer;
     rp_backend_t *backends;           /* owned */
     size_t        nbackends;
     unsigned      max_idle_per_backend;  /* per worker */

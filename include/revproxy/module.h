@@ -11,10 +11,11 @@
 #include <jansson.h>
 #include "revproxy/types.h"
 
-/* The order of this list is the order hooks run in.  health and ratelimit
- * take their slots when they are built. */
+/* The order of this list is the order hooks run in.  ratelimit takes its
+ * slot when it is built. */
 #define RP_MODULES(X) \
     X(router, ROUTER) \
+    X(health, HEALTH) \
     X(balancer, BALANCER) \
     X(metrics, METRICS)
 

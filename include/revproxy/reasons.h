@@ -49,6 +49,7 @@
     /* routing and modules */ \
     X(NO_ROUTE,                    "no_route") \
     X(NO_BACKEND,                  "no_backend") \
+    X(NO_HEALTHY_BACKEND,          "no_healthy_backend") \
     X(MODULE_REFUSED,              "module_refused") \
     /* the backend */ \
     X(UPSTREAM_CONNECT_FAILED,     "upstream_connect_failed") \

@@ -156,11 +156,11 @@ class Backend:
     bytes to send, None to close without answering, or "keep" when it
     wrote the answer itself."""
 
-    def __init__(self, handler=None, family=socket.AF_INET, host="127.0.0.1", sink=False):
+    def __init__(self, handler=None, family=socket.AF_INET, host="127.0.0.1", sink=False, port=0):
         self.handler = handler or (lambda req, ci, s: response(200, b"hello"))
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
+        self.sock.bind((host, port))
         self.sock.listen(128)
         self.port = self.sock.getsockname()[1]
         self.addr = ("[%s]:%d" % (host, self.port)) if family == socket.AF_INET6 else ("%s:%d" % (host, self.port))

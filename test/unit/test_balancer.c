@@ -255,6 +255,90 @@ START_TEST(test_weights_copied)
 }
 END_TEST
 
+/* ---- with the weights of each pick (health, slow start) ---- */
+
+/* Weights given per pick: a backend at weight 0 is never picked, and the
+ * others keep their shares among themselves. */
+START_TEST(test_swrr_skips_ineligible)
+{
+    const unsigned w[3] = { 1, 1, 1 };
+    rp_swrr_t *s = rp_swrr_new(w, 3, 1);
+    uint64_t dyn[3] = { 2000, 0, 1000 };
+    unsigned count[3] = { 0 };
+    for (int i = 0; i < 3000; i++) {
+        size_t k = rp_swrr_next_w(s, 0, dyn);
+        ck_assert_uint_lt(k, 3);
+        count[k]++;
+    }
+    ck_assert_uint_eq(count[1], 0);
+    ck_assert_uint_eq(count[0], 2000);
+    ck_assert_uint_eq(count[2], 1000);
+    const uint64_t none[3] = { 0, 0, 0 };
+    ck_assert_uint_eq(rp_swrr_next_w(s, 0, none), RP_PICK_NONE);
+    rp_swrr_free(s);
+}
+END_TEST
+
+/* ---- least connections ---- */
+
+START_TEST(test_least_conn_fewest_relative_to_weight)
+{
+    /* 4 in flight at weight 2 (2 each) beats 3 at weight 1. */
+    unsigned active[3] = { 3, 4, 9 };
+    uint64_t weight[3] = { 1000, 2000, 1000 };
+    ck_assert_uint_eq(rp_least_conn_pick(active, weight, 3, 0), 1);
+    ck_assert_uint_eq(rp_least_conn_pick(active, weight, 3, 2), 1);
+    /* An ineligible backend is never the answer, however idle. */
+    unsigned idle[3] = { 0, 5, 6 };
+    uint64_t out[3] = { 0, 1000, 1000 };
+    ck_assert_uint_eq(rp_least_conn_pick(idle, out, 3, 0), 1);
+    const uint64_t none[3] = { 0, 0, 0 };
+    ck_assert_uint_eq(rp_least_conn_pick(idle, none, 3, 1), RP_PICK_NONE);
+}
+END_TEST
+
+/* Ties are spread: moving the start through every index picks every tied
+ * backend equally often, and never the busier one. */
+START_TEST(test_least_conn_ties_rotate)
+{
+    unsigned active[4] = { 2, 2, 5, 2 };
+    uint64_t weight[4] = { 1000, 1000, 1000, 1000 };
+    unsigned count[4] = { 0 };
+    for (size_t start = 0; start < 400; start++)
+        count[rp_least_conn_pick(active, weight, 4, start % 4)]++;
+    ck_assert_uint_eq(count[2], 0);
+    ck_assert_uint_eq(count[0] + count[1] + count[3], 400);
+    ck_assert_uint_ge(count[0], 100);
+    ck_assert_uint_ge(count[1], 100);
+    ck_assert_uint_ge(count[3], 100);
+}
+END_TEST
+
+/* Simulated load: requests arrive and each holds its backend for a while;
+ * a backend of weight 3 carries about three times the requests of one of
+ * weight 1. */
+START_TEST(test_least_conn_weighted_share)
+{
+    unsigned active[2] = { 0, 0 };
+    uint64_t weight[2] = { 3000, 1000 };
+    unsigned served[2] = { 0 };
+    size_t held[64];
+    size_t nheld = 0;
+    for (size_t r = 0; r < 4000; r++) {
+        if (nheld == 40) {   /* the oldest finishes */
+            active[held[0]]--;
+            memmove(held, held + 1, --nheld * sizeof *held);
+        }
+        size_t k = rp_least_conn_pick(active, weight, 2, r);
+        active[k]++;
+        served[k]++;
+        held[nheld++] = k;
+    }
+    ck_assert_uint_ge(served[0], 2800);
+    ck_assert_uint_le(served[0], 3200);
+}
+END_TEST
+
 /* ---- suite ---- */
 
 static Suite *
@@ -282,6 +366,16 @@ balancer_suite(void)
 
     tc = tcase_create("single_backend");
     tcase_add_loop_test(tc, test_single_backend, 0, NCASES(single_weights));
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("eligibility");
+    tcase_add_test(tc, test_swrr_skips_ineligible);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("least_conn");
+    tcase_add_test(tc, test_least_conn_fewest_relative_to_weight);
+    tcase_add_test(tc, test_least_conn_ties_rotate);
+    tcase_add_test(tc, test_least_conn_weighted_share);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("equal_weights");

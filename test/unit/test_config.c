@@ -81,6 +81,43 @@ build_ok(const char *text)
 
 /* ---- valid documents ---- */
 
+/* least_conn and health settings come back from --dump-config as given,
+ * with the defaults filled in, and the dump builds the same snapshot. */
+START_TEST(test_health_dump_round_trip)
+{
+    rp_snapshot_t *s = build_ok(
+        "{\"listeners\": [{\"address\": \"127.0.0.1:8080\"}],"
+        " \"upstreams\": {\"app\": {\"balancer\": \"least_conn\","
+        "   \"backends\": [{\"address\": \"127.0.0.1:9000\"}, {\"address\": \"127.0.0.1:9001\"}],"
+        "   \"health\": {\"passive\": {\"consecutive_failures\": 7}, \"slow_start_ms\": 5000}},"
+        "  \"plain\": {\"backends\": [{\"address\": \"127.0.0.1:9002\"}]}},"
+        " \"routes\": [{\"path_prefix\": \"/\", \"upstream\": \"app\"}]}");
+    ck_assert_int_eq(s->upstreams[0].balancer, RP_BALANCER_LEAST_CONN);
+    json_t *d = rp_snapshot_dump(s);
+    const json_t *app = json_object_get(json_object_get(d, "upstreams"), "app");
+    ck_assert_str_eq(json_string_value(json_object_get(app, "balancer")), "least_conn");
+    const json_t *ps = json_object_get(json_object_get(app, "health"), "passive");
+    ck_assert_int_eq(json_integer_value(json_object_get(ps, "consecutive_failures")), 7);
+    ck_assert_int_eq(json_integer_value(json_object_get(ps, "ejection_ms")), 30000);
+    ck_assert_int_eq(json_integer_value(json_object_get(ps, "max_ejection_ms")), 300000);
+    ck_assert_int_eq(json_integer_value(json_object_get(ps, "max_ejection_percent")), 50);
+    ck_assert(json_is_false(json_object_get(ps, "include_5xx")));
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(app, "health"),
+                                                        "slow_start_ms")), 5000);
+    const json_t *plain = json_object_get(json_object_get(d, "upstreams"), "plain");
+    ck_assert_ptr_null(json_object_get(plain, "health"));
+    rp_errs_t errs = { 0 };
+    rp_snapshot_t *s2 = NULL;
+    ck_assert_int_eq(rp_snapshot_build(d, &s2, &errs), 0);
+    json_t *d2 = rp_snapshot_dump(s2);
+    ck_assert(json_equal(d, d2));
+    json_decref(d2);
+    json_decref(d);
+    rp_snapshot_unref(s2);
+    rp_snapshot_unref(s);
+}
+END_TEST
+
 START_TEST(test_minimal_valid)
 {
     rp_snapshot_t *s = build_ok("{" BASE "}");
@@ -410,12 +447,16 @@ static const bad_case_t bad_cases[] = {
       { "upstreams.app.backends[0].weight: must be an integer, not a string" } },
     { APP("{\"backends\": [{\"address\": \"127.0.0.1:9000\", \"max_connections\": 5}]}"),
       { "upstreams.app.backends[0].max_connections: not supported yet" } },
-    { APP("{\"balancer\": \"least_conn\", \"backends\": [{\"address\": \"127.0.0.1:9000\"}]}"),
-      { "upstreams.app.balancer: least_conn not supported yet (use round_robin)" } },
+    { APP("{\"health\": {\"active\": {}}, \"backends\": [{\"address\": \"127.0.0.1:9000\"}]}"),
+      { "upstreams.app.health.active: not supported yet" } },
     { APP("{\"balancer\": \"random\", \"backends\": [{\"address\": \"127.0.0.1:9000\"}]}"),
-      { "upstreams.app.balancer: unknown balancer \"random\" (round_robin)" } },
-    { APP("{\"health\": {}, \"backends\": [{\"address\": \"127.0.0.1:9000\"}]}"),
-      { "upstreams.app.health: not supported yet" } },
+      { "upstreams.app.balancer: unknown balancer \"random\" (round_robin, least_conn)" } },
+    { APP("{\"health\": {\"passive\": {\"ejection_ms\": 0}}, \"backends\": [{\"address\": \"127.0.0.1:9000\"}]}"),
+      { "upstreams.app.health.passive.ejection_ms: must be between 1 and 86400000, not 0" } },
+    { APP("{\"health\": {\"passive\": {\"ejection_ms\": 500, \"max_ejection_ms\": 100}}, \"backends\": [{\"address\": \"127.0.0.1:9000\"}]}"),
+      { "upstreams.app.health.passive.max_ejection_ms: must be at least ejection_ms (500)" } },
+    { APP("{\"health\": [], \"backends\": [{\"address\": \"127.0.0.1:9000\"}]}"),
+      { "upstreams.app.health: must be an object, not an array" } },
     { APP("{\"retry\": {}, \"backends\": [{\"address\": \"127.0.0.1:9000\"}]}"),
       { "upstreams.app.retry: not supported yet" } },
     { APP("{\"backends\": [{\"address\": \"127.0.0.1:9000\"}], \"pool\": {\"max_idle_per_backend\": -1}}"),
@@ -836,6 +877,7 @@ config_suite(void)
 
     tc = tcase_create("valid_minimal");
     tcase_add_test(tc, test_minimal_valid);
+    tcase_add_test(tc, test_health_dump_round_trip);
     tcase_add_test(tc, test_access_log_stderr);
     tcase_add_test(tc, test_access_log_off);
     tcase_add_test(tc, test_uri_limit_follows_small_head_limit);

@@ -1,0 +1,251 @@
+# SPDX-License-Identifier: MIT
+"""Backends that fail: passive health checks (ejection, its growth and cap,
+no flapping), slow start, least_conn, and 503 no_healthy_backend, with real
+backends on loopback and two workers sharing the counts."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import REVPROXY, Backend, KeepAliveClient, Proxy, get, response, run  # noqa: E402
+from test_proxy import assert_eq  # noqa: E402
+
+
+def config(backends, health=None, balancer=None, weights=None):
+    app = {"backends": [{"address": b.addr} for b in backends]}
+    if weights:
+        for b, w in zip(app["backends"], weights):
+            b["weight"] = w
+    if health is not None:
+        app["health"] = health
+    if balancer:
+        app["balancer"] = balancer
+    return {"workers": 2, "upstreams": {"app": app},
+            "routes": [{"path_prefix": "/", "upstream": "app"}], "log": {"level": "info"}}
+
+
+def changes(p):
+    return [(l.get("backend"), l.get("from"), l.get("to")) for l in p.log_lines()
+            if l.get("to") is not None and l.get("upstream") == "app"]
+
+
+def named(b):
+    return lambda req, ci, s: response(200, b"port%d" % b)
+
+
+def two_backends():
+    a = Backend()
+    b = Backend()
+    a.handler = named(a.port)
+    b.handler = named(b.port)
+    return a, b
+
+
+def restart(b):
+    """A new backend on the port of b, which is closed."""
+    n = Backend(port=b.port)
+    n.handler = named(n.port)
+    return n
+
+
+def test_hc01_dead_backend_ejected_then_back():
+    a, b = two_backends()
+    p = Proxy(config([a, b], {"passive": {"consecutive_failures": 3, "ejection_ms": 1500}}))
+    try:
+        for _ in range(20):
+            assert_eq(get(p).status, 200)
+        assert len(b.requests) >= 5
+        b.close()
+        t0 = time.time()
+        errors = 0
+        for _ in range(60):
+            if get(p).status != 200:
+                errors += 1
+        # Three failures in a row (across both workers) take it out; a
+        # request replayed once on a new connection may count two.
+        assert 1 <= errors <= 3, errors
+        window = time.time() - t0
+        for _ in range(40):
+            assert_eq(get(p).status, 200)
+        assert ("%s" % b.addr, "healthy", "unhealthy") in changes(p), changes(p)
+        b2 = restart(b)
+        try:
+            time.sleep(1.6)
+            served = 0
+            for _ in range(40):
+                r = get(p)
+                assert_eq(r.status, 200)
+                served += r.body == b"port%d" % b2.port
+            assert served >= 10, served
+            assert ("%s" % b.addr, "unhealthy", "healthy") in changes(p), changes(p)
+        finally:
+            b2.close()
+        print("    detection: %d client-visible errors; 60 requests in %.2f s" % (errors, window))
+    finally:
+        p.stop()
+        a.close()
+
+
+def test_hc02_alternating_failures_never_eject():
+    n = {"i": 0}
+    lock = threading.Lock()
+
+    def flaky(req, ci, s):
+        with lock:
+            n["i"] += 1
+            bad = n["i"] % 2 == 0
+        return response(503 if bad else 200, b"flaky")
+    a = Backend()
+    b = Backend(flaky)
+    p = Proxy(config([a, b], {"passive": {"consecutive_failures": 2, "include_5xx": True}}))
+    try:
+        for _ in range(100):
+            get(p)
+        assert changes(p) == [], changes(p)
+        assert len(b.requests) >= 40, len(b.requests)
+    finally:
+        p.stop()
+        a.close()
+        b.close()
+
+
+def test_hc03_no_healthy_backend_is_503_at_once():
+    b = Backend()
+    p = Proxy(config([b], {"passive": {"consecutive_failures": 2, "ejection_ms": 2000}}))
+    try:
+        assert_eq(get(p).status, 200)
+        port = b.port
+        b.close()
+        statuses = [get(p).status for _ in range(3)]
+        assert statuses[:2] == [502, 502], statuses
+        t0 = time.time()
+        r = get(p)
+        took = time.time() - t0
+        assert_eq(r.status, 503)
+        assert b"no_healthy_backend" in r.body, r.body
+        assert took < 0.5, took
+        access = [l for l in p.log_lines() if l.get("msg") == "access"]
+        assert access[-1].get("error") == "no_healthy_backend", access[-1]
+        b2 = Backend(port=port)
+        try:
+            time.sleep(2.1)
+            assert_eq(get(p).status, 200)
+        finally:
+            b2.close()
+    finally:
+        p.stop()
+
+
+def test_hc04_max_ejection_percent_keeps_some_in():
+    a, b = two_backends()
+    p = Proxy(config([a, b], {"passive": {"consecutive_failures": 2, "ejection_ms": 60000,
+                                          "max_ejection_percent": 50}}))
+    try:
+        assert_eq(get(p).status, 200)
+        a.close()
+        b.close()
+        statuses = [get(p).status for _ in range(20)]
+        # One of the two is ejected; the other (50% is one of two) stays in
+        # and goes on failing: 502, never 503.
+        assert statuses.count(502) == 20, statuses
+        outs = [c for c in changes(p) if c[2] == "unhealthy"]
+        assert len(outs) == 1, outs
+    finally:
+        p.stop()
+
+
+def test_hc05_least_conn_prefers_the_idle_backend():
+    slow = Backend(lambda req, ci, s: (time.sleep(0.4), response(200, b"slow"))[1])
+    fast = Backend(lambda req, ci, s: response(200, b"fast"))
+    p = Proxy(config([slow, fast], balancer="least_conn"))
+    try:
+        done = []
+
+        def client():
+            for _ in range(10):
+                done.append(get(p).body)
+        ts = [threading.Thread(target=client) for _ in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert_eq(len(done), 40)
+        # Round robin would give each half; the slow one holds its requests,
+        # so it gets a request only when the fast one is as busy.
+        assert done.count(b"fast") >= 30, (done.count(b"fast"), done.count(b"slow"))
+    finally:
+        p.stop()
+        slow.close()
+        fast.close()
+
+
+def test_hc06_slow_start_ramps_the_share():
+    a, b = two_backends()
+    p = Proxy(config([a, b], {"passive": {"consecutive_failures": 2, "ejection_ms": 500},
+                              "slow_start_ms": 3000}))
+    try:
+        assert_eq(get(p).status, 200)
+        port = b.port
+        b.close()
+        for _ in range(6):
+            get(p)
+        b2 = restart(b)
+        try:
+            time.sleep(0.6)
+            share = []
+            t0 = time.time()
+            with KeepAliveClient(p) as c:
+                while time.time() - t0 < 3.0:
+                    r = c.request()
+                    share.append((time.time() - t0, r.body == b"port%d" % port))
+            first = [x for t, x in share if t < 1.0]
+            last = [x for t, x in share if t >= 2.0]
+            f, l = sum(first) / len(first), sum(last) / len(last)
+            assert f < 0.3 and l > f + 0.1, (f, l, len(first), len(last))
+            time.sleep(0.2)
+            trans = [c[1:] for c in changes(p) if c[0] == b.addr]
+            assert trans == [("healthy", "unhealthy"), ("unhealthy", "recovering"),
+                             ("recovering", "healthy")], trans
+        finally:
+            b2.close()
+    finally:
+        p.stop()
+        a.close()
+
+
+def test_hc07_bad_health_config_is_rejected_with_its_path():
+    cases = (
+        ({"passive": {"consecutive_failures": 0}},
+         "upstreams.app.health.passive.consecutive_failures", "between 1 and 1000"),
+        ({"passive": {"ejection_ms": 5000, "max_ejection_ms": 1000}},
+         "upstreams.app.health.passive.max_ejection_ms", "at least ejection_ms"),
+        ({"passive": {"bogus": 1}}, "upstreams.app.health.passive.bogus", "unknown"),
+        ({"active": {"path": "/"}}, "upstreams.app.health.active", "not supported yet"),
+        ({"slow_start_ms": -1}, "upstreams.app.health.slow_start_ms", "between 0 and"),
+        ([], "upstreams.app.health", "must be an object"))
+    a = Backend()
+    try:
+        for health, path, word in cases:
+            cfg = config([a], health)
+            cfg["listeners"] = [{"address": "127.0.0.1:1"}]
+            fd, name = tempfile.mkstemp(suffix=".json")
+            with os.fdopen(fd, "w") as f:
+                json.dump(cfg, f)
+            try:
+                r = subprocess.run([REVPROXY, "--check", "--config", name], capture_output=True,
+                                   text=True, timeout=10)
+            finally:
+                os.unlink(name)
+            assert_eq(r.returncode, 78, r.stderr)
+            assert path + ":" in r.stderr and word in r.stderr, (path, word, r.stderr)
+    finally:
+        a.close()
+
+
+if __name__ == "__main__":
+    tests = [v for k, v in sorted(globals().items()) if k.startswith("test_") and callable(v)]
+    sys.exit(run(tests))
