@@ -24,9 +24,14 @@
  * change.
  */
 #include "config.h"
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <llhttp.h>
 #include "revproxy/bstate.h"
 #include "revproxy/config.h"
 #include "revproxy/log.h"
@@ -37,19 +42,27 @@
 
 static const char *const health_keys[] = {
     "health", "passive", "consecutive_failures", "ejection_ms", "max_ejection_ms",
-    "max_ejection_percent", "include_5xx", "slow_start_ms", NULL };
+    "max_ejection_percent", "include_5xx", "slow_start_ms", "active", "path", "host",
+    "interval_ms", "timeout_ms", "healthy_threshold", "unhealthy_threshold", "expect_status",
+    NULL };
 
 typedef struct up_health {
     const char      *name;        /* the snapshot's */
     bool             on;          /* a "health" section */
     rp_passive_cfg_t passive;
+    rp_active_cfg_t  active;
     unsigned         slow_start_ms;
     atomic_uint      out;         /* backends out or ramping: sweep them */
 } up_health_t;
 
+typedef struct checker checker_t;
+
 typedef struct health_state {
     size_t       n;
     up_health_t *up;   /* owned: by upstream index */
+    const rp_snapshot_t *snap;   /* borrowed: the one holding this state */
+    checker_t   *checks;   /* owned while checking (main_start..main_stop) */
+    size_t       nchecks;
 } health_state_t;
 
 /* ---- the pure parts (tested alone) ---- */
@@ -85,6 +98,82 @@ rp_passive_is_failure(const rp_passive_cfg_t *c, const rp_attempt_t *a)
     }
 }
 
+int
+rp_active_parse_status(rp_active_cfg_t *c, const char *s, const char **why)
+{
+    unsigned n = 0;
+    const char *p = s;
+    for (;;) {
+        char *end;
+        if (*p < '0' || *p > '9')
+            goto bad;
+        unsigned long lo = strtoul(p, &end, 10), hi = lo;
+        p = end;
+        if (*p == '-') {
+            p++;
+            if (*p < '0' || *p > '9')
+                goto bad;
+            hi = strtoul(p, &end, 10);
+            p = end;
+        }
+        if (*p != '\0' && *p != ',')
+            goto bad;
+        if (lo < 100 || hi > 599 || lo > hi) {
+            *why = "status codes are 100 to 599, each range low-high";
+            return -1;
+        }
+        if (n == RP_STATUS_RANGES_MAX) {
+            *why = "at most 16 ranges";
+            return -1;
+        }
+        c->lo[n] = (uint16_t)lo;
+        c->hi[n] = (uint16_t)hi;
+        n++;
+        if (*p == '\0')
+            break;
+        if (*p != ',')
+            goto bad;
+        p++;
+    }
+    c->nranges = n;
+    return 0;
+bad:
+    *why = "must be status codes and ranges separated by commas, as \"200-399\" or \"200,204\"";
+    return -1;
+}
+
+bool
+rp_active_status_ok(const rp_active_cfg_t *c, int status)
+{
+    for (unsigned i = 0; i < c->nranges; i++)
+        if (status >= c->lo[i] && status <= c->hi[i])
+            return true;
+    return false;
+}
+
+int
+rp_active_step(rp_active_run_t *r, bool ok, const rp_active_cfg_t *c)
+{
+    if (ok) {
+        r->fail = 0;
+        if (r->ok < UINT32_MAX)
+            r->ok++;
+        if (r->down && r->ok >= c->healthy_threshold) {
+            r->down = false;
+            return 1;
+        }
+    } else {
+        r->ok = 0;
+        if (r->fail < UINT32_MAX)
+            r->fail++;
+        if (!r->down && r->fail >= c->unhealthy_threshold) {
+            r->down = true;
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* ---- configuration ---- */
 
 /* An unsigned key in min..max; an absent key leaves *out as it was. */
@@ -98,10 +187,60 @@ conf_unsigned(const json_t *o, const char *key, const char *p, unsigned min, uns
 }
 
 static void
+parse_active(const json_t *a, const char *q, rp_active_cfg_t *c, rp_errs_t *errs)
+{
+    static const char *const active_keys[] = {
+        "path", "host", "interval_ms", "timeout_ms", "healthy_threshold",
+        "unhealthy_threshold", "expect_status", NULL };
+    if (!json_is_object(a)) {
+        rp_errs_add(errs, q, "must be an object, not %s", rp_conf_type_name(a));
+        return;
+    }
+    rp_conf_keys(a, q, active_keys, NULL, errs);
+    c->on = true;
+    char k[512];
+    const char *path = NULL, *host = NULL, *st = NULL;
+    if (rp_conf_string(a, "path", q, &path, errs) == 0 && path != NULL) {
+        rp_conf_path(k, sizeof k, q, "path");
+        bool ok = path[0] == '/' && strlen(path) < 1024;
+        for (const char *x = path; ok && *x; x++)
+            ok = *x > 0x20 && *x < 0x7f;
+        if (!ok)
+            rp_errs_add(errs, k, "must start with / and be printable ASCII without spaces, "
+                        "under 1024 bytes");
+        else
+            c->path = rp_xstrdup(path);
+    }
+    if (rp_conf_string(a, "host", q, &host, errs) == 0 && host != NULL) {
+        rp_conf_path(k, sizeof k, q, "host");
+        bool ok = host[0] != '\0' && strlen(host) < 256;
+        for (const char *x = host; ok && *x; x++)
+            ok = *x > 0x20 && *x < 0x7f && *x != ',';
+        if (!ok)
+            rp_errs_add(errs, k, "must be a host name, printable ASCII without spaces");
+        else
+            c->host = rp_xstrdup(host);
+    }
+    conf_unsigned(a, "interval_ms", q, 100, 86400000, &c->interval_ms, errs);
+    conf_unsigned(a, "timeout_ms", q, 10, 86400000, &c->timeout_ms, errs);
+    conf_unsigned(a, "healthy_threshold", q, 1, 1000, &c->healthy_threshold, errs);
+    conf_unsigned(a, "unhealthy_threshold", q, 1, 1000, &c->unhealthy_threshold, errs);
+    if (rp_conf_string(a, "expect_status", q, &st, errs) == 0 && st != NULL) {
+        const char *why;
+        rp_conf_path(k, sizeof k, q, "expect_status");
+        if (rp_active_parse_status(c, st, &why) < 0)
+            rp_errs_add(errs, k, "%s", why);
+    }
+    if (c->timeout_ms >= c->interval_ms) {
+        rp_conf_path(k, sizeof k, q, "timeout_ms");
+        rp_errs_add(errs, k, "must be below interval_ms (%u)", c->interval_ms);
+    }
+}
+
+static void
 parse_health(const json_t *h, const char *p, up_health_t *uh, rp_errs_t *errs)
 {
-    static const char *const allowed[] = { "passive", "slow_start_ms", NULL };
-    static const char *const unsupported[] = { "active", NULL };
+    static const char *const allowed[] = { "passive", "active", "slow_start_ms", NULL };
     static const char *const passive_keys[] = {
         "consecutive_failures", "ejection_ms", "max_ejection_ms", "max_ejection_percent",
         "include_5xx", NULL };
@@ -109,13 +248,18 @@ parse_health(const json_t *h, const char *p, up_health_t *uh, rp_errs_t *errs)
         rp_errs_add(errs, p, "must be an object, not %s", rp_conf_type_name(h));
         return;
     }
-    rp_conf_keys(h, p, allowed, unsupported, errs);
+    rp_conf_keys(h, p, allowed, NULL, errs);
     uh->on = true;
     conf_unsigned(h, "slow_start_ms", p, 0, 3600000, &uh->slow_start_ms, errs);
+    char q[512];
+    const json_t *as = json_object_get(h, "active");
+    if (as != NULL) {
+        rp_conf_path(q, sizeof q, p, "active");
+        parse_active(as, q, &uh->active, errs);
+    }
     const json_t *ps = json_object_get(h, "passive");
     if (ps == NULL)
         return;
-    char q[512];
     rp_conf_path(q, sizeof q, p, "passive");
     if (!json_is_object(ps)) {
         rp_errs_add(errs, q, "must be an object, not %s", rp_conf_type_name(ps));
@@ -136,6 +280,18 @@ parse_health(const json_t *h, const char *p, up_health_t *uh, rp_errs_t *errs)
     }
 }
 
+static void
+health_release(void *state)
+{
+    health_state_t *hs = state;
+    for (size_t i = 0; i < hs->n; i++) {
+        free(hs->up[i].active.path);
+        free(hs->up[i].active.host);
+    }
+    free(hs->up);
+    free(hs);
+}
+
 static int
 health_configure(const json_t *root, rp_snapshot_t *snap, void **state, rp_errs_t *errs)
 {
@@ -150,6 +306,9 @@ health_configure(const json_t *root, rp_snapshot_t *snap, void **state, rp_errs_
                                           .max_ejection_ms = 300000,
                                           .max_ejection_percent = 50 };
         atomic_init(&uh->out, 0);
+        uh->active = (rp_active_cfg_t){ .interval_ms = 2000, .timeout_ms = 1000,
+                                        .healthy_threshold = 2, .unhealthy_threshold = 3,
+                                        .nranges = 1, .lo = { 200 }, .hi = { 399 } };
         const rp_upstream_t *u = &snap->upstreams[i];
         uh->name = u->name;
         const json_t *uo = json_is_object(ups) ? json_object_get(ups, u->name) : NULL;
@@ -160,21 +319,13 @@ health_configure(const json_t *root, rp_snapshot_t *snap, void **state, rp_errs_
         snprintf(p, sizeof p, "upstreams.%s.health", u->name);
         parse_health(h, p, uh, errs);
     }
+    hs->snap = snap;
     if (errs->count > before) {
-        free(hs->up);
-        free(hs);
+        health_release(hs);
         return -1;
     }
     *state = hs;
     return 0;
-}
-
-static void
-health_release(void *state)
-{
-    health_state_t *hs = state;
-    free(hs->up);
-    free(hs);
 }
 
 /* ---- state changes ---- */
@@ -321,6 +472,235 @@ health_result(rp_txn_t *txn, void *state, const rp_attempt_t *a)
         eject(u, uh, a->backend, bs, now, fails);
 }
 
+/* ---- active checks ----
+ *
+ * On the main thread's event base: one checker per backend of an upstream
+ * with "health.active", so never more than one check in flight per
+ * backend, whatever the number of workers.  A check connects, sends a GET
+ * of the path, reads the response head (llhttp, strict) and closes; a
+ * connect error, a timeout, a malformed head or a status outside
+ * expect_status is a failure.  The next check starts interval_ms +-10%
+ * after this one ended. */
+
+struct checker {
+    health_state_t     *hs;
+    const rp_upstream_t *u;
+    up_health_t        *uh;
+    const rp_backend_t *be;
+    rp_bstate_t        *bs;
+    struct event_base  *base;
+    struct event       *timer;     /* the next check, or this one's deadline */
+    struct bufferevent *bev;       /* the check in flight, or NULL */
+    llhttp_t            parser;
+    llhttp_settings_t   settings;
+    int                 status;    /* 0 until the head is complete */
+    rp_active_run_t     run;
+};
+
+static void check_start(checker_t *c);
+
+static unsigned
+jittered(unsigned ms)
+{
+    unsigned span = ms / 5;   /* +-10% */
+    return span ? ms - ms / 10 + (unsigned)(random() % (span + 1)) : ms;
+}
+
+static void
+active_change(checker_t *c, int step)
+{
+    uint64_t now = rp_now_us();
+    rp_bstate_t *bs = c->bs;
+    rp_health_t h = atomic_load(&bs->health);
+    if (step < 0) {
+        atomic_store(&bs->active_down, true);
+        char why[96];
+        snprintf(why, sizeof why, "active: %u failed checks in a row", c->run.fail);
+        if (h == RP_HEALTH_UNHEALTHY)
+            log_change(c->u, c->be, h, h, why);
+        else
+            set_health(c->u, c->uh, c->be, bs, h, RP_HEALTH_UNHEALTHY, why);
+        return;
+    }
+    /* Up again: slow start from now, then eligible (unless an ejection
+     * still runs; its end is noticed as usual). */
+    if (c->uh->slow_start_ms > 0) {
+        atomic_store(&bs->ramp_ms, c->uh->slow_start_ms);
+        atomic_store(&bs->ramp_from, now);
+    }
+    atomic_store(&bs->active_down, false);
+    if (h == RP_HEALTH_UNHEALTHY && rp_bstate_eligible(bs, now)) {
+        char why[96];
+        snprintf(why, sizeof why, "active: %u good checks in a row", c->run.ok);
+        set_health(c->u, c->uh, c->be, bs, h,
+                   c->uh->slow_start_ms > 0 ? RP_HEALTH_RECOVERING : RP_HEALTH_HEALTHY, why);
+    }
+}
+
+static void check_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+/* The check in flight ends: ok or not; the next is scheduled. */
+static void
+check_end(checker_t *c, bool ok, const char *why)
+{
+    if (c->bev != NULL) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    if (!ok)
+        rp_log(RP_LOG_DEBUG, NULL, "health check of %s (upstream %s) failed: %s",
+               c->be->addr.text, c->u->name, why);
+    int step = rp_active_step(&c->run, ok, &c->uh->active);
+    if (step != 0)
+        active_change(c, step);
+    unsigned ms = jittered(c->uh->active.interval_ms);
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    evtimer_del(c->timer);
+    evtimer_add(c->timer, &tv);
+}
+
+static int
+check_on_headers_complete(llhttp_t *p)
+{
+    checker_t *c = p->data;
+    c->status = p->status_code;
+    return HPE_PAUSED;   /* the head is all a check needs */
+}
+
+static void
+check_read_cb(struct bufferevent *bev, void *arg)
+{
+    checker_t *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    while (evbuffer_get_length(in) > 0 && c->status == 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        llhttp_errno_t e = llhttp_execute(&c->parser, v.iov_base, v.iov_len);
+        if (e != HPE_OK && e != HPE_PAUSED) {
+            check_end(c, false, "malformed response");
+            return;
+        }
+        evbuffer_drain(in, v.iov_len);
+    }
+    if (c->status != 0) {
+        bool ok = rp_active_status_ok(&c->uh->active, c->status);
+        char why[48];
+        snprintf(why, sizeof why, "status %d", c->status);
+        check_end(c, ok, why);
+    } else if (evbuffer_get_length(in) > 16384) {
+        check_end(c, false, "response head over 16 KiB");
+    }
+}
+
+static void
+check_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    checker_t *c = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        const rp_active_cfg_t *a = &c->uh->active;
+        struct evbuffer *out = bufferevent_get_output(bev);
+        evbuffer_add_printf(out, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: revproxy-health-check\r\n"
+                            "Connection: close\r\n\r\n",
+                            a->path ? a->path : "/", a->host ? a->host : c->be->addr.text);
+        bufferevent_enable(bev, EV_READ);
+        return;
+    }
+    check_end(c, false, (what & BEV_EVENT_EOF) ? "closed before a response"
+                        : (what & BEV_EVENT_ERROR) ? strerror(EVUTIL_SOCKET_ERROR())
+                        : "error");
+}
+
+static void
+check_start(checker_t *c)
+{
+    c->status = 0;
+    llhttp_init(&c->parser, HTTP_RESPONSE, &c->settings);
+    c->parser.data = c;
+    c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL) {
+        check_end(c, false, "no memory");
+        return;
+    }
+    bufferevent_setcb(c->bev, check_read_cb, NULL, check_event_cb, c);
+    if (bufferevent_socket_connect(c->bev, (const struct sockaddr *)&c->be->addr.ss,
+                                   (int)c->be->addr.len) < 0) {
+        check_end(c, false, "connect failed");
+        return;
+    }
+    /* The deadline of this check. */
+    unsigned ms = c->uh->active.timeout_ms;
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    evtimer_del(c->timer);
+    evtimer_add(c->timer, &tv);
+}
+
+static void
+check_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    checker_t *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->bev != NULL)
+        check_end(c, false, "timed out");
+    else
+        check_start(c);
+}
+
+static int
+health_main_start(struct event_base *base, void *state)
+{
+    health_state_t *hs = state;
+    size_t n = 0;
+    for (size_t i = 0; i < hs->n; i++)
+        if (hs->up[i].active.on)
+            n += hs->snap->upstreams[i].nbackends;
+    if (n == 0)
+        return 0;
+    hs->checks = rp_xcalloc(n, sizeof *hs->checks);
+    hs->nchecks = 0;
+    for (size_t i = 0; i < hs->n; i++) {
+        up_health_t *uh = &hs->up[i];
+        if (!uh->active.on)
+            continue;
+        const rp_upstream_t *u = &hs->snap->upstreams[i];
+        for (size_t k = 0; k < u->nbackends; k++) {
+            checker_t *c = &hs->checks[hs->nchecks++];
+            c->hs = hs;
+            c->u = u;
+            c->uh = uh;
+            c->be = &u->backends[k];
+            c->bs = rp_bstate(c->be->id);
+            c->base = base;
+            llhttp_settings_init(&c->settings);
+            c->settings.on_headers_complete = check_on_headers_complete;
+            c->timer = evtimer_new(base, check_timer_cb, c);
+            if (c->timer == NULL)
+                rp_die_oom();
+            /* The first checks spread over one interval. */
+            unsigned ms = (unsigned)(random() % (uh->active.interval_ms + 1));
+            struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+            evtimer_add(c->timer, &tv);
+        }
+    }
+    return 0;
+}
+
+static void
+health_main_stop(void *state)
+{
+    health_state_t *hs = state;
+    for (size_t i = 0; i < hs->nchecks; i++) {
+        checker_t *c = &hs->checks[i];
+        if (c->bev != NULL)
+            bufferevent_free(c->bev);
+        event_free(c->timer);
+    }
+    free(hs->checks);
+    hs->checks = NULL;
+    hs->nchecks = 0;
+}
+
 static void
 health_dump(const void *state, json_t *root)
 {
@@ -342,6 +722,27 @@ health_dump(const void *state, json_t *root)
                 "max_ejection_percent", (json_int_t)c->max_ejection_percent,
                 "include_5xx", c->include_5xx));
         }
+        if (uh->active.on) {
+            const rp_active_cfg_t *a = &uh->active;
+            char st[RP_STATUS_RANGES_MAX * 8 + 1];
+            size_t pos = 0;
+            for (unsigned r = 0; r < a->nranges; r++) {
+                int w = a->lo[r] == a->hi[r]
+                            ? snprintf(st + pos, sizeof st - pos, "%s%u", r ? "," : "", a->lo[r])
+                            : snprintf(st + pos, sizeof st - pos, "%s%u-%u", r ? "," : "",
+                                       a->lo[r], a->hi[r]);
+                pos += (size_t)w;
+            }
+            json_t *ao = json_pack("{s:s,s:I,s:I,s:I,s:I,s:s}", "path", a->path ? a->path : "/",
+                                   "interval_ms", (json_int_t)a->interval_ms,
+                                   "timeout_ms", (json_int_t)a->timeout_ms,
+                                   "healthy_threshold", (json_int_t)a->healthy_threshold,
+                                   "unhealthy_threshold", (json_int_t)a->unhealthy_threshold,
+                                   "expect_status", st);
+            if (a->host != NULL)
+                json_object_set_new(ao, "host", json_string(a->host));
+            json_object_set_new(h, "active", ao);
+        }
         json_object_set_new(uo, "health", h);
     }
 }
@@ -352,6 +753,8 @@ const rp_module_t rp_module_health = {
     .release = health_release,
     .select_backend = health_select,
     .on_upstream_result = health_result,
+    .main_start = health_main_start,
+    .main_stop = health_main_stop,
     .dump = health_dump,
     .keys = health_keys,
 };

@@ -132,6 +132,34 @@ rp_modules_stop(rp_worker_t *w, rp_snapshot_t *snap)
     }
 }
 
+int
+rp_modules_main_start(struct event_base *base, rp_snapshot_t *snap)
+{
+    for (int i = 0; i < RP_MOD_COUNT; i++) {
+        const rp_module_t *m = rp_modules[i];
+        if (m->main_start == NULL || m->main_start(base, snap->mod_state[i]) == 0)
+            continue;
+        rp_log(RP_LOG_ERROR, NULL, "module %s failed to start on the main thread", m->name);
+        while (--i >= 0) {
+            m = rp_modules[i];
+            if (m->main_stop != NULL)
+                m->main_stop(snap->mod_state[i]);
+        }
+        return -1;
+    }
+    return 0;
+}
+
+void
+rp_modules_main_stop(rp_snapshot_t *snap)
+{
+    for (int i = RP_MOD_COUNT - 1; i >= 0; i--) {
+        const rp_module_t *m = rp_modules[i];
+        if (m->main_stop != NULL)
+            m->main_stop(snap->mod_state[i]);
+    }
+}
+
 void
 rp_modules_dump(const rp_snapshot_t *snap, json_t *root)
 {

@@ -24,6 +24,7 @@
 #include <wslay/wslayver.h>
 #include "revproxy/config.h"
 #include "revproxy/log.h"
+#include "revproxy/module.h"
 #include "notify.h"
 #include "proxy.h"
 #include "accept.h"
@@ -325,7 +326,10 @@ main(int argc, char **argv)
     for (size_t i = 0; i < RP_ARRAY_LEN(sigs); i++)
         evsignal_add(sigs[i], NULL);
 
-    if (rp_workers_start(snap) < 0) {
+    bool workers_up = rp_workers_start(snap) == 0;
+    if (!workers_up || rp_modules_main_start(base, snap) < 0) {
+        if (workers_up)
+            rp_workers_stop();
         for (size_t i = 0; i < RP_ARRAY_LEN(sigs); i++)
             event_free(sigs[i]);
         event_base_free(base);
@@ -344,6 +348,7 @@ main(int argc, char **argv)
     event_base_dispatch(base);
 
     rp_notify("STOPPING=1");
+    rp_modules_main_stop(snap);
     rp_workers_stop();
     log_tls_failures();
     rp_log(RP_LOG_INFO, NULL, "stopped");

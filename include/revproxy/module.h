@@ -11,6 +11,8 @@
 #include <jansson.h>
 #include "revproxy/types.h"
 
+struct event_base;
+
 /* The order of this list is the order hooks run in.  ratelimit takes its
  * slot when it is built. */
 #define RP_MODULES(X) \
@@ -56,6 +58,10 @@ typedef void rp_notify_hook_fn(const rp_txn_t *txn, void *state);
  *   response); a describes it.
  * on_response: the response head from the backend is complete.
  * on_complete: the transaction ends, whatever the outcome; exactly once.
+ * main_start/main_stop: main thread, after the workers have started and
+ *   before they stop: work a module does on the main thread's event base
+ *   (active health checks).  main_start returns 0, or -1 after logging
+ *   why (start-up then fails).
  * dump: main thread; add the module's keys, with defaults filled in, to
  *   root (revproxy --dump-config).
  * keys: every config key name the module accepts (NULL-terminated), so
@@ -73,6 +79,8 @@ typedef struct rp_module {
     void (*on_upstream_result)(rp_txn_t *txn, void *state, const rp_attempt_t *a);
     rp_notify_hook_fn *on_complete;
     int  (*admin)(rp_admin_t *admin, void *state);
+    int  (*main_start)(struct event_base *base, void *state);
+    void (*main_stop)(void *state);
     void (*dump)(const void *state, json_t *root);
     const char *const *keys;
 } rp_module_t;
@@ -94,6 +102,8 @@ rp_verdict_t rp_modules_on_response(rp_txn_t *txn);
 void rp_modules_on_upstream_result(rp_txn_t *txn, const rp_attempt_t *a);
 void rp_modules_on_complete(const rp_txn_t *txn);
 int rp_modules_start(rp_worker_t *w, rp_snapshot_t *snap);
+int rp_modules_main_start(struct event_base *base, rp_snapshot_t *snap);
+void rp_modules_main_stop(rp_snapshot_t *snap);
 void rp_modules_stop(rp_worker_t *w, rp_snapshot_t *snap);
 const char *rp_module_name(int id);
 void rp_modules_dump(const rp_snapshot_t *snap, json_t *root);

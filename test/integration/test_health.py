@@ -224,7 +224,10 @@ def test_hc07_bad_health_config_is_rejected_with_its_path():
         ({"passive": {"ejection_ms": 5000, "max_ejection_ms": 1000}},
          "upstreams.app.health.passive.max_ejection_ms", "at least ejection_ms"),
         ({"passive": {"bogus": 1}}, "upstreams.app.health.passive.bogus", "unknown"),
-        ({"active": {"path": "/"}}, "upstreams.app.health.active", "not supported yet"),
+        ({"active": {"expect_status": "2xx"}}, "upstreams.app.health.active.expect_status",
+         "status codes and ranges"),
+        ({"active": {"interval_ms": 100, "timeout_ms": 100}},
+         "upstreams.app.health.active.timeout_ms", "below interval_ms"),
         ({"slow_start_ms": -1}, "upstreams.app.health.slow_start_ms", "between 0 and"),
         ([], "upstreams.app.health", "must be an object"))
     a = Backend()
@@ -244,6 +247,78 @@ def test_hc07_bad_health_config_is_rejected_with_its_path():
             assert path + ":" in r.stderr and word in r.stderr, (path, word, r.stderr)
     finally:
         a.close()
+
+
+def test_hc08_active_checks_take_out_and_bring_back():
+    a, b = two_backends()
+    state = {"health": 200, "hang": False}
+    checks = []
+
+    def bh(req, ci, s):
+        if req.target == "/healthz":
+            checks.append(time.time())
+            if state["hang"]:
+                time.sleep(0.5)
+                return None
+            return response(state["health"], b"h")
+        return response(200, b"port%d" % b.port)
+    b.handler = bh
+    p = Proxy(config([a, b], {"active": {"path": "/healthz", "interval_ms": 200, "timeout_ms": 100,
+                                         "healthy_threshold": 2, "unhealthy_threshold": 3}}))
+    try:
+        time.sleep(1.0)
+        # One check in flight per backend, whatever the number of workers:
+        # about five in a second at 200 ms.
+        n = len(checks)
+        assert 3 <= n <= 7, n
+        got = [get(p).body for _ in range(10)]
+        assert b"port%d" % b.port in got, got
+        state["health"] = 503
+        time.sleep(1.2)   # three failures at 200 ms +-10%
+        got = [get(p).body for _ in range(20)]
+        assert b"port%d" % b.port not in got, got
+        assert (b.addr, "healthy", "unhealthy") in changes(p), changes(p)
+        state["health"] = 200
+        time.sleep(0.8)   # two successes
+        got = [get(p).body for _ in range(20)]
+        assert b"port%d" % b.port in got, got
+        assert (b.addr, "unhealthy", "healthy") in changes(p), changes(p)
+        # A check that hangs past timeout_ms is a failure too.
+        state["hang"] = True
+        time.sleep(1.5)
+        got = [get(p).body for _ in range(20)]
+        assert b"port%d" % b.port not in got, got
+        # The checks sent a Host and the path, and closed their connections.
+        hz = [r for r in b.requests if r.target == "/healthz"]
+        assert hz and hz[0].header("host") == b.addr, hz[0].header("host")
+    finally:
+        p.stop()
+        a.close()
+        b.close()
+
+
+def test_hc09_flapping_health_endpoint_changes_state_rarely():
+    # Two failures and a success, over and over: never three failures in a
+    # row, so the backend stays in and its state never changes.
+    a, b = two_backends()
+    n = {"i": 0}
+
+    def bh(req, ci, s):
+        if req.target == "/healthz":
+            n["i"] += 1
+            return response(200 if n["i"] % 3 == 0 else 500, b"h")
+        return response(200, b"port%d" % b.port)
+    b.handler = bh
+    p = Proxy(config([a, b], {"active": {"path": "/healthz", "interval_ms": 100, "timeout_ms": 50,
+                                         "unhealthy_threshold": 3}}))
+    try:
+        time.sleep(2.0)
+        assert n["i"] >= 10, n["i"]
+        assert changes(p) == [], changes(p)
+    finally:
+        p.stop()
+        a.close()
+        b.close()
 
 
 if __name__ == "__main__":

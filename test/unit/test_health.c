@@ -6,7 +6,9 @@
  */
 #include "config.h"
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "revproxy/bstate.h"
 #include "revproxy/health.h"
 
@@ -91,6 +93,67 @@ START_TEST(test_slow_start_weight)
 }
 END_TEST
 
+/* Alternating results never change the state; thresholds count results
+ * in a row. */
+START_TEST(test_active_hysteresis)
+{
+    rp_active_cfg_t c = { .healthy_threshold = 2, .unhealthy_threshold = 3 };
+    rp_active_run_t r = { 0 };
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(rp_active_step(&r, i % 2 == 0, &c), 0);
+    ck_assert(!r.down);
+    /* The loop ended on a failure: two more make three in a row. */
+    ck_assert_int_eq(rp_active_step(&r, false, &c), 0);
+    ck_assert_int_eq(rp_active_step(&r, false, &c), -1);
+    ck_assert(r.down);
+    ck_assert_int_eq(rp_active_step(&r, false, &c), 0);
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(rp_active_step(&r, i % 2 == 0, &c), 0);
+    ck_assert(r.down);
+    ck_assert_int_eq(rp_active_step(&r, true, &c), 0);
+    ck_assert_int_eq(rp_active_step(&r, true, &c), 1);     /* second in a row */
+    ck_assert(!r.down);
+    ck_assert_int_eq(rp_active_step(&r, true, &c), 0);
+    /* Flapping that never reaches a threshold changes nothing: two
+     * failures and a success, over and over, leave it up... */
+    for (int i = 0; i < 900; i++)
+        ck_assert_int_eq(rp_active_step(&r, i % 3 == 2, &c), 0);
+    ck_assert(!r.down);
+    /* ... and once down, a success between failures leaves it down. */
+    for (int i = 0; i < 3; i++)
+        rp_active_step(&r, false, &c);
+    ck_assert(r.down);
+    for (int i = 0; i < 900; i++)
+        ck_assert_int_eq(rp_active_step(&r, i % 2 == 0, &c), 0);
+    ck_assert(r.down);
+}
+END_TEST
+
+START_TEST(test_expect_status)
+{
+    rp_active_cfg_t c = { 0 };
+    const char *why = NULL;
+    ck_assert_int_eq(rp_active_parse_status(&c, "200-399", &why), 0);
+    ck_assert(rp_active_status_ok(&c, 200));
+    ck_assert(rp_active_status_ok(&c, 399));
+    ck_assert(!rp_active_status_ok(&c, 404));
+    ck_assert_int_eq(rp_active_parse_status(&c, "200,204,301-302", &why), 0);
+    ck_assert_uint_eq(c.nranges, 3);
+    ck_assert(rp_active_status_ok(&c, 204));
+    ck_assert(rp_active_status_ok(&c, 302));
+    ck_assert(!rp_active_status_ok(&c, 201));
+    static const char *const bad[] = { "", "2xx", "200-", "-200", "200,", "200 ,204", "99",
+                                       "600", "300-200", "200;204", "1,2,3" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(rp_active_parse_status(&c, bad[i], &why) == -1, "%s", bad[i]);
+    char many[256] = "";
+    for (int i = 0; i < 17; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%s%d", i ? "," : "", 200 + i);
+    ck_assert_int_eq(rp_active_parse_status(&c, many, &why), -1);
+    ck_assert_str_eq(why, "at most 16 ranges");
+}
+END_TEST
+
 static Suite *
 health_suite(void)
 {
@@ -99,6 +162,10 @@ health_suite(void)
     tcase_add_test(tc, test_ejection_grows_and_caps);
     tcase_add_test(tc, test_max_ejection_percent);
     tcase_add_test(tc, test_what_counts_as_failure);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("active");
+    tcase_add_test(tc, test_active_hysteresis);
+    tcase_add_test(tc, test_expect_status);
     suite_add_tcase(s, tc);
     tc = tcase_create("slow_start");
     tcase_add_test(tc, test_slow_start_weight);
