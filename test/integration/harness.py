@@ -220,9 +220,16 @@ class Backend:
     def close(self):
         self.stopping = True
         try:
+            # Wakes the accept thread's select at once, so the port is
+            # free as soon as close returns.
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
             self.sock.close()
         except OSError:
             pass
+        self.thread.join(1)
         with self.lock:
             for c in self.clients:
                 try:

@@ -45,9 +45,20 @@ def two_backends():
     return a, b
 
 
+def backend_on(port):
+    """A backend on port, once the one closed there has let go of it (its
+    accept thread's select holds the socket up to 0.1 s)."""
+    for _ in range(50):
+        try:
+            return Backend(port=port)
+        except OSError:
+            time.sleep(0.02)
+    return Backend(port=port)
+
+
 def restart(b):
     """A new backend on the port of b, which is closed."""
-    n = Backend(port=b.port)
+    n = backend_on(b.port)
     n.handler = named(n.port)
     return n
 
@@ -130,7 +141,7 @@ def test_hc03_no_healthy_backend_is_503_at_once():
         assert took < 0.5, took
         access = [l for l in p.log_lines() if l.get("msg") == "access"]
         assert access[-1].get("error") == "no_healthy_backend", access[-1]
-        b2 = Backend(port=port)
+        b2 = backend_on(port)
         try:
             time.sleep(2.1)
             assert_eq(get(p).status, 200)
@@ -315,6 +326,45 @@ def test_hc09_flapping_health_endpoint_changes_state_rarely():
         time.sleep(2.0)
         assert n["i"] >= 10, n["i"]
         assert changes(p) == [], changes(p)
+    finally:
+        p.stop()
+        a.close()
+        b.close()
+
+
+def test_hc10_fds_stable_across_1000_backend_restarts():
+    # A backend that dies and comes back a thousand times (a bounded loop),
+    # with requests, pooled connections and active checks in between: the
+    # proxy ends with the descriptors it started with.
+    a, b = two_backends()
+    port = b.port
+    p = Proxy(config([a, b], {"active": {"path": "/", "interval_ms": 100, "timeout_ms": 50},
+                              "passive": {"consecutive_failures": 2, "ejection_ms": 50}}))
+    try:
+        with KeepAliveClient(p) as c:
+            for _ in range(10):
+                c.request()
+        time.sleep(0.3)
+        before = len(os.listdir("/proc/%d/fd" % p.proc.pid))
+        for i in range(1000):
+            b.close()
+            b = backend_on(port)
+            if i % 10 == 0:
+                for _ in range(4):
+                    get(p)
+        b.close()
+        a.close()
+        # Idle pooled connections to the dead backends go as the backends
+        # close them; in-flight checks end within their timeout.
+        deadline = time.time() + 5
+        after = None
+        while time.time() < deadline:
+            after = len(os.listdir("/proc/%d/fd" % p.proc.pid))
+            if after <= before:
+                break
+            time.sleep(0.1)
+        assert after <= before, (before, after)
+        assert p.proc.poll() is None
     finally:
         p.stop()
         a.close()
