@@ -9,13 +9,16 @@
  *   any window each worker's sequence gives every backend its weight's
  *   share, interleaved rather than in bursts.
  * least_conn: the backend with the fewest requests in flight (counted
- *   across workers) relative to its weight; ties go round in turn.
+ *   across workers) relative to its weight; ties (the rule when traffic is
+ *   light) are broken by the same weighted round robin, so weights and
+ *   slow start still hold then.
  *
  * No eligible backend: 503, no_healthy_backend.
  */
 #include "config.h"
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include "revproxy/bstate.h"
 #include "revproxy/config.h"
 #include "revproxy/log.h"
@@ -80,11 +83,10 @@ rp_swrr_next_w(rp_swrr_t *s, unsigned row, const uint64_t *weight)
 }
 
 size_t
-rp_least_conn_pick(const unsigned *active, const uint64_t *weight, size_t n, size_t start)
+rp_least_conn_ties(const unsigned *active, const uint64_t *weight, size_t n, uint64_t *tied)
 {
     size_t best = RP_PICK_NONE;
-    for (size_t k = 0; k < n; k++) {
-        size_t i = (start + k) % n;
+    for (size_t i = 0; i < n; i++) {
         if (weight[i] == 0)
             continue;
         /* active[i] / weight[i] < active[best] / weight[best] */
@@ -92,7 +94,16 @@ rp_least_conn_pick(const unsigned *active, const uint64_t *weight, size_t n, siz
             || (uint64_t)active[i] * weight[best] < (uint64_t)active[best] * weight[i])
             best = i;
     }
-    return best;
+    size_t nt = 0;
+    for (size_t i = 0; i < n; i++) {
+        tied[i] = 0;
+        if (best != RP_PICK_NONE && weight[i] != 0
+            && (uint64_t)active[i] * weight[best] == (uint64_t)active[best] * weight[i]) {
+            tied[i] = weight[i];
+            nt++;
+        }
+    }
+    return nt;
 }
 
 size_t
@@ -111,18 +122,10 @@ rp_swrr_next(rp_swrr_t *s, unsigned row)
     return best;
 }
 
-/* Where each worker starts looking among tied least_conn backends: one
- * counter per worker, a cache line apart. */
-typedef struct lc_turn {
-    size_t next;
-    char   pad[64 - sizeof(size_t)];
-} lc_turn_t;
-
 typedef struct balancer_state {
     size_t      n;
     unsigned    rows;          /* workers the current weights were sized for */
     rp_swrr_t **by_upstream;   /* owned: one per upstream, by index */
-    lc_turn_t  *turn;          /* owned: one per row */
 } balancer_state_t;
 
 static int
@@ -134,7 +137,6 @@ balancer_configure(const json_t *root, rp_snapshot_t *snap, void **state, rp_err
     b->n = snap->nupstreams;
     b->rows = snap->workers;
     b->by_upstream = rp_xcalloc(b->n, sizeof *b->by_upstream);
-    b->turn = rp_xcalloc(b->rows ? b->rows : 1, sizeof *b->turn);
     for (size_t i = 0; i < b->n; i++) {
         const rp_upstream_t *u = &snap->upstreams[i];
         unsigned *w = rp_xcalloc(u->nbackends, sizeof *w);
@@ -154,7 +156,6 @@ balancer_release(void *state)
     for (size_t i = 0; i < b->n; i++)
         rp_swrr_free(b->by_upstream[i]);
     free(b->by_upstream);
-    free(b->turn);
     free(b);
 }
 
@@ -197,13 +198,12 @@ balancer_select(rp_txn_t *txn, void *state)
         if (u->balancer == RP_BALANCER_LEAST_CONN)
             active[k] = atomic_load_explicit(&bs->active, memory_order_relaxed);
     }
-    size_t i;
     if (u->balancer == RP_BALANCER_LEAST_CONN) {
-        lc_turn_t *turn = &b->turn[txn->worker_id % (b->rows ? b->rows : 1)];
-        i = rp_least_conn_pick(active, weight, u->nbackends, turn->next++ % u->nbackends);
-    } else {
-        i = rp_swrr_next_w(b->by_upstream[u->index], txn->worker_id, weight);
+        uint64_t tied[u->nbackends];
+        rp_least_conn_ties(active, weight, u->nbackends, tied);
+        memcpy(weight, tied, sizeof weight);
     }
+    size_t i = rp_swrr_next_w(b->by_upstream[u->index], txn->worker_id, weight);
     if (i == RP_PICK_NONE) {
         txn->status = 503;
         txn->error = RP_ERR_NO_HEALTHY_BACKEND;

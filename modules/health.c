@@ -25,6 +25,7 @@
  */
 #include "config.h"
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,9 @@ typedef struct up_health {
     rp_active_cfg_t  active;
     unsigned         slow_start_ms;
     atomic_uint      out;         /* backends out or ramping: sweep them */
+    atomic_ullong    swept;       /* µs: last sweep (one at least every 100 ms) */
+    pthread_mutex_t  eject_lock;  /* the max_ejection_percent count and the
+                                     ejection it allows, together (rare) */
 } up_health_t;
 
 typedef struct checker checker_t;
@@ -271,6 +275,8 @@ parse_health(const json_t *h, const char *p, up_health_t *uh, rp_errs_t *errs)
     conf_unsigned(ps, "consecutive_failures", q, 1, 1000, &c->consecutive_failures, errs);
     conf_unsigned(ps, "ejection_ms", q, 1, 86400000, &c->ejection_ms, errs);
     conf_unsigned(ps, "max_ejection_ms", q, 1, 86400000, &c->max_ejection_ms, errs);
+    if (json_object_get(ps, "max_ejection_ms") == NULL && c->max_ejection_ms < c->ejection_ms)
+        c->max_ejection_ms = c->ejection_ms;   /* the default never undercuts ejection_ms */
     conf_unsigned(ps, "max_ejection_percent", q, 1, 100, &c->max_ejection_percent, errs);
     rp_conf_bool(ps, "include_5xx", q, &c->include_5xx, errs);
     if (c->max_ejection_ms < c->ejection_ms) {
@@ -287,6 +293,7 @@ health_release(void *state)
     for (size_t i = 0; i < hs->n; i++) {
         free(hs->up[i].active.path);
         free(hs->up[i].active.host);
+        pthread_mutex_destroy(&hs->up[i].eject_lock);
     }
     free(hs->up);
     free(hs);
@@ -306,6 +313,8 @@ health_configure(const json_t *root, rp_snapshot_t *snap, void **state, rp_errs_
                                           .max_ejection_ms = 300000,
                                           .max_ejection_percent = 50 };
         atomic_init(&uh->out, 0);
+        atomic_init(&uh->swept, 0);
+        pthread_mutex_init(&uh->eject_lock, NULL);
         uh->active = (rp_active_cfg_t){ .interval_ms = 2000, .timeout_ms = 1000,
                                         .healthy_threshold = 2, .unhealthy_threshold = 3,
                                         .nranges = 1, .lo = { 200 }, .hi = { 399 } };
@@ -356,11 +365,52 @@ set_health(const rp_upstream_t *u, up_health_t *uh, const rp_backend_t *be, rp_b
     if (from == to || !atomic_compare_exchange_strong(&bs->health, &expect, to))
         return;   /* another worker made this change */
     atomic_fetch_add_explicit(&bs->changes[to], 1, memory_order_relaxed);
-    if (from == RP_HEALTH_HEALTHY)
+    if (from == RP_HEALTH_HEALTHY) {
         atomic_fetch_add(&uh->out, 1);
-    else if (to == RP_HEALTH_HEALTHY)
-        atomic_fetch_sub(&uh->out, 1);
+    } else if (to == RP_HEALTH_HEALTHY) {
+        /* Never below 0 (a state from before this snapshot). */
+        unsigned o = atomic_load(&uh->out);
+        while (o > 0 && !atomic_compare_exchange_weak(&uh->out, &o, o - 1))
+            ;
+    }
     log_change(u, be, from, to, why);
+}
+
+/* A backend goes out: whatever state it is in (a sweep may be changing
+ * it right now), it ends unhealthy. */
+static void
+take_out(const rp_upstream_t *u, up_health_t *uh, const rp_backend_t *be, rp_bstate_t *bs,
+         const char *why)
+{
+    for (;;) {
+        rp_health_t h = atomic_load(&bs->health);
+        if (h == RP_HEALTH_UNHEALTHY) {
+            /* Out already (its last ejection ended unnoticed, or the other
+             * kind of check took it out): the state stays, but this is
+             * news all the same. */
+            log_change(u, be, h, h, why);
+            return;
+        }
+        set_health(u, uh, be, bs, h, RP_HEALTH_UNHEALTHY, why);
+        if (atomic_load(&bs->health) == RP_HEALTH_UNHEALTHY)
+            return;
+    }
+}
+
+/* A backend that was out is back in (its ejection ended, or active
+ * checks passed): recovering or healthy.  If it went out again meanwhile
+ * (another worker ejected it), its state says so once more. */
+static void
+back_in(const rp_upstream_t *u, up_health_t *uh, const rp_backend_t *be, rp_bstate_t *bs,
+        const char *why)
+{
+    uint64_t from = atomic_load(&bs->ramp_from);
+    uint64_t len = (uint64_t)atomic_load(&bs->ramp_ms) * 1000u;
+    rp_health_t to = from != 0 && rp_now_us() < from + len ? RP_HEALTH_RECOVERING
+                                                            : RP_HEALTH_HEALTHY;
+    set_health(u, uh, be, bs, RP_HEALTH_UNHEALTHY, to, why);
+    if (!rp_bstate_eligible(bs, rp_now_us()))
+        set_health(u, uh, be, bs, to, RP_HEALTH_UNHEALTHY, "out again");
 }
 
 /* Ejections and ramps that have ended since: the first request of the
@@ -373,13 +423,8 @@ sweep(const rp_upstream_t *u, up_health_t *uh, uint64_t now)
         rp_bstate_t *bs = rp_bstate(be->id);
         rp_health_t h = atomic_load(&bs->health);
         if (h == RP_HEALTH_UNHEALTHY && rp_bstate_eligible(bs, now)) {
-            if (atomic_load(&bs->ramp_from) != 0) {
-                set_health(u, uh, be, bs, h, RP_HEALTH_RECOVERING, "ejection ended; slow start");
-                h = RP_HEALTH_RECOVERING;
-            } else {
-                set_health(u, uh, be, bs, h, RP_HEALTH_HEALTHY, "ejection ended");
-                continue;
-            }
+            back_in(u, uh, be, bs, "back in");
+            h = atomic_load(&bs->health);
         }
         if (h == RP_HEALTH_RECOVERING) {
             uint64_t from = atomic_load(&bs->ramp_from);
@@ -398,8 +443,16 @@ health_select(rp_txn_t *txn, void *state)
     if (u == NULL || u->index >= hs->n)
         return RP_CONTINUE;
     up_health_t *uh = &hs->up[u->index];
-    if (atomic_load_explicit(&uh->out, memory_order_relaxed) > 0)
-        sweep(u, uh, rp_now_us());
+    if (!uh->on)
+        return RP_CONTINUE;
+    /* Whenever a backend is out or ramping, and every 100 ms anyway (a
+     * state left from before this snapshot is not in its count). */
+    uint64_t now = rp_now_us();
+    uint64_t swept = atomic_load_explicit(&uh->swept, memory_order_relaxed);
+    if (atomic_load_explicit(&uh->out, memory_order_relaxed) > 0 || now - swept >= 100000u) {
+        atomic_store_explicit(&uh->swept, now, memory_order_relaxed);
+        sweep(u, uh, now);
+    }
     return RP_CONTINUE;
 }
 
@@ -408,35 +461,34 @@ eject(const rp_upstream_t *u, up_health_t *uh, const rp_backend_t *be, rp_bstate
       uint64_t now, unsigned fails)
 {
     const rp_passive_cfg_t *c = &uh->passive;
-    /* How many of the upstream are out by ejection now. */
+    unsigned nth = atomic_load(&bs->ejections) + 1;
+    uint64_t ms = rp_passive_ejection_ms(c, nth);
+    /* Counting the upstream's ejected backends and ejecting this one go
+     * together: two workers ejecting two backends at once must not both
+     * pass max_ejection_percent.  A rare path (a threshold reached). */
+    pthread_mutex_lock(&uh->eject_lock);
     unsigned out = 0;
     for (size_t k = 0; k < u->nbackends; k++)
         if (now < atomic_load(&rp_bstate(u->backends[k].id)->ejected_until))
             out++;
-    if (out >= rp_passive_max_out(c, u->nbackends))
-        return;   /* max_ejection_percent: keep it in */
     uint64_t until = atomic_load(&bs->ejected_until);
-    if (now < until)
-        return;   /* already out */
-    unsigned nth = atomic_load(&bs->ejections) + 1;
-    uint64_t ms = rp_passive_ejection_ms(c, nth);
-    if (!atomic_compare_exchange_strong(&bs->ejected_until, &until, now + ms * 1000u))
-        return;   /* another worker ejected it */
-    atomic_store(&bs->ejections, nth);
-    atomic_store(&bs->fails, 0);
-    atomic_store(&bs->ramp_ms, uh->slow_start_ms);
-    atomic_store(&bs->ramp_from, uh->slow_start_ms ? now + ms * 1000u : 0);
+    bool go = out < rp_passive_max_out(c, u->nbackends) && now >= until;
+    if (go) {
+        /* The ramp before the ejection is visible, so that no worker sees
+         * it back in at full weight. */
+        atomic_store(&bs->ramp_ms, uh->slow_start_ms);
+        atomic_store(&bs->ramp_from, uh->slow_start_ms ? now + ms * 1000u : 0);
+        atomic_store(&bs->ejected_until, now + ms * 1000u);
+        atomic_store(&bs->ejections, nth);
+        atomic_store(&bs->fails, 0);
+    }
+    pthread_mutex_unlock(&uh->eject_lock);
+    if (!go)
+        return;   /* max_ejection_percent keeps it in, or it is out already */
     char why[128];
     snprintf(why, sizeof why, "passive: %u failures in a row; ejected for %llu ms (ejection %u)",
              fails, (unsigned long long)ms, nth);
-    rp_health_t h = atomic_load(&bs->health);
-    if (h == RP_HEALTH_UNHEALTHY) {
-        /* Its last ejection ended unnoticed (no request came since): the
-         * state stays, but the new ejection is news all the same. */
-        log_change(u, be, h, h, why);
-        return;
-    }
-    set_health(u, uh, be, bs, h, RP_HEALTH_UNHEALTHY, why);
+    take_out(u, uh, be, bs, why);
 }
 
 static void
@@ -467,6 +519,10 @@ health_result(rp_txn_t *txn, void *state, const rp_attempt_t *a)
         return;
     }
     atomic_store_explicit(&bs->last_fail, now, memory_order_relaxed);
+    /* Attempts still ending while it is out say nothing new: the count
+     * starts over when it is back. */
+    if (now < atomic_load(&bs->ejected_until))
+        return;
     unsigned fails = atomic_fetch_add(&bs->fails, 1) + 1;
     if (fails >= c->consecutive_failures)
         eject(u, uh, a->backend, bs, now, fails);
@@ -516,24 +572,18 @@ active_change(checker_t *c, int step)
         atomic_store(&bs->active_down, true);
         char why[96];
         snprintf(why, sizeof why, "active: %u failed checks in a row", c->run.fail);
-        if (h == RP_HEALTH_UNHEALTHY)
-            log_change(c->u, c->be, h, h, why);
-        else
-            set_health(c->u, c->uh, c->be, bs, h, RP_HEALTH_UNHEALTHY, why);
+        take_out(c->u, c->uh, c->be, bs, why);
         return;
     }
     /* Up again: slow start from now, then eligible (unless an ejection
      * still runs; its end is noticed as usual). */
-    if (c->uh->slow_start_ms > 0) {
-        atomic_store(&bs->ramp_ms, c->uh->slow_start_ms);
-        atomic_store(&bs->ramp_from, now);
-    }
+    atomic_store(&bs->ramp_ms, c->uh->slow_start_ms);
+    atomic_store(&bs->ramp_from, c->uh->slow_start_ms > 0 ? now : 0);
     atomic_store(&bs->active_down, false);
     if (h == RP_HEALTH_UNHEALTHY && rp_bstate_eligible(bs, now)) {
         char why[96];
         snprintf(why, sizeof why, "active: %u good checks in a row", c->run.ok);
-        set_health(c->u, c->uh, c->be, bs, h,
-                   c->uh->slow_start_ms > 0 ? RP_HEALTH_RECOVERING : RP_HEALTH_HEALTHY, why);
+        back_in(c->u, c->uh, c->be, bs, why);
     }
 }
 

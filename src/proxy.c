@@ -985,7 +985,13 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
     rp_txn_t *t = arg;
     (void)fd;
     (void)what;
-    end_attempt(t, RP_ATTEMPT_TIMEOUT);
+    /* The deadline covers the client's own upload and download too: only
+     * a backend that was being waited for (no response head yet, or its
+     * body not held back by the client) timed out. */
+    bool backend_slow = t->state == RP_TXN_CONNECT
+                        || (t->state == RP_TXN_WAIT_HEAD && t->req_done)
+                        || (t->state == RP_TXN_RELAY && !t->up_paused);
+    end_attempt(t, backend_slow ? RP_ATTEMPT_TIMEOUT : RP_ATTEMPT_ABORTED);
     fail(t, 504, RP_CLOSE_DEADLINE, RP_ERR_REQUEST_TIMEOUT,
          "request not completed within timeouts.request_ms");
 }
@@ -1002,7 +1008,7 @@ start_attempt(rp_txn_t *t)
         rp_error_t err = t->error != RP_ERR_NONE ? t->error : RP_ERR_NO_BACKEND;
         int status = v == RP_FAIL ? 500 : t->status ? t->status : 503;
         rp_txn_respond(t, status, RP_CLOSE_MODULE, v == RP_FAIL ? RP_ERR_INTERNAL : err,
-                       "no backend available");
+                       t->reason != NULL ? t->reason : "no backend available");
         return;
     }
     t->attempts++;
@@ -1038,8 +1044,13 @@ start_attempt(rp_txn_t *t)
     }
     up = rp_upconn_connect(t->worker, t->backend);
     if (up == NULL) {
-        rp_log(RP_LOG_WARN, t, "connect to backend failed: %s", strerror(errno));
-        end_attempt(t, RP_ATTEMPT_CONNECT_ERROR);
+        int e = errno;
+        rp_log(RP_LOG_WARN, t, "connect to backend failed: %s", strerror(e));
+        /* Out of descriptors, memory or local ports: the proxy's trouble,
+         * not the backend's. */
+        bool local = e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM
+                     || e == EADDRNOTAVAIL;
+        end_attempt(t, local ? RP_ATTEMPT_LOCAL_ERROR : RP_ATTEMPT_CONNECT_ERROR);
         fail(t, 502, RP_CLOSE_UP_CONNECT, RP_ERR_UPSTREAM_CONNECT_FAILED, "backend connect failed");
         return;
     }

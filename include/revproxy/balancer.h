@@ -24,11 +24,14 @@ size_t rp_swrr_next(rp_swrr_t *s, unsigned row);
  * RP_PICK_NONE when none is. */
 size_t rp_swrr_next_w(rp_swrr_t *s, unsigned row, const uint64_t *weight);
 
-/* The eligible backend (weight[i] > 0) with the fewest active requests
- * relative to its weight: active[i] / weight[i] smallest.  Ties go to the
- * first met from index start on (wrapping), so a caller that moves start
- * spreads them.  RP_PICK_NONE when none is eligible. */
-size_t rp_least_conn_pick(const unsigned *active, const uint64_t *weight, size_t n,
-                          size_t start);
+/* The eligible backends (weight[i] > 0) with the fewest active requests
+ * relative to their weight (active[i] / weight[i] smallest): tied[i] gets
+ * weight[i] for each of them and 0 for the others; returns how many there
+ * are (0: none is eligible).  The caller picks among them by weighted
+ * round robin (rp_swrr_next_w with tied), so that ties, which are the
+ * rule when traffic is light, still follow weights and slow start, and
+ * rotate per upstream. */
+size_t rp_least_conn_ties(const unsigned *active, const uint64_t *weight, size_t n,
+                          uint64_t *tied);
 
 #endif

@@ -38,7 +38,8 @@ typedef enum rp_txn_state {
     X(TIMEOUT,         "timeout") \
     X(BAD_RESPONSE,    "bad_response") \
     X(RESET,           "reset") \
-    X(ABORTED,         "aborted")   /* the client side ended it first */
+    X(ABORTED,         "aborted")   /* the client side ended it first */ \
+    X(LOCAL_ERROR,     "local_error")   /* the proxy ran out of descriptors, memory or ports */
 
 #define RP_ATTEMPT_ENUM_(e, w) RP_ATTEMPT_##e,
 typedef enum rp_attempt_result { RP_ATTEMPT_RESULTS(RP_ATTEMPT_ENUM_) RP_ATTEMPT_COUNT } rp_attempt_result_t;

@@ -28,9 +28,16 @@ def config(backends, health=None, balancer=None, weights=None):
             "routes": [{"path_prefix": "/", "upstream": "app"}], "log": {"level": "info"}}
 
 
-def changes(p):
-    return [(l.get("backend"), l.get("from"), l.get("to")) for l in p.log_lines()
-            if l.get("to") is not None and l.get("upstream") == "app"]
+def changes(p, until=None):
+    """The state changes logged, (backend, from, to); with until, waits up
+    to 3 s for until(changes) to hold (a thread of its own writes the log)."""
+    deadline = time.time() + 3
+    while True:
+        got = [(l.get("backend"), l.get("from"), l.get("to")) for l in p.log_lines()
+               if l.get("to") is not None and l.get("upstream") == "app"]
+        if until is None or until(got) or time.time() > deadline:
+            return got
+        time.sleep(0.05)
 
 
 def named(b):
@@ -82,7 +89,8 @@ def test_hc01_dead_backend_ejected_then_back():
         window = time.time() - t0
         for _ in range(40):
             assert_eq(get(p).status, 200)
-        assert ("%s" % b.addr, "healthy", "unhealthy") in changes(p), changes(p)
+        want = ("%s" % b.addr, "healthy", "unhealthy")
+        assert want in changes(p, lambda c: want in c), changes(p)
         b2 = restart(b)
         try:
             time.sleep(1.6)
@@ -92,7 +100,8 @@ def test_hc01_dead_backend_ejected_then_back():
                 assert_eq(r.status, 200)
                 served += r.body == b"port%d" % b2.port
             assert served >= 10, served
-            assert ("%s" % b.addr, "unhealthy", "healthy") in changes(p), changes(p)
+            want = ("%s" % b.addr, "unhealthy", "healthy")
+            assert want in changes(p, lambda c: want in c), changes(p)
         finally:
             b2.close()
         print("    detection: %d client-visible errors; 60 requests in %.2f s" % (errors, window))
@@ -139,8 +148,14 @@ def test_hc03_no_healthy_backend_is_503_at_once():
         assert_eq(r.status, 503)
         assert b"no_healthy_backend" in r.body, r.body
         assert took < 0.5, took
-        access = [l for l in p.log_lines() if l.get("msg") == "access"]
-        assert access[-1].get("error") == "no_healthy_backend", access[-1]
+        # Log lines are written by a thread of their own: wait for it.
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            access = [l for l in p.log_lines() if l.get("msg") == "access"]
+            if len(access) >= 4:
+                break
+            time.sleep(0.05)
+        assert access[3].get("error") == "no_healthy_backend", access
         b2 = backend_on(port)
         try:
             time.sleep(2.1)
@@ -163,7 +178,8 @@ def test_hc04_max_ejection_percent_keeps_some_in():
         # One of the two is ejected; the other (50% is one of two) stays in
         # and goes on failing: 502, never 503.
         assert statuses.count(502) == 20, statuses
-        outs = [c for c in changes(p) if c[2] == "unhealthy"]
+        outs = [c for c in changes(p, lambda c: any(x[2] == "unhealthy" for x in c))
+                if c[2] == "unhealthy"]
         assert len(outs) == 1, outs
     finally:
         p.stop()
@@ -218,7 +234,8 @@ def test_hc06_slow_start_ramps_the_share():
             f, l = sum(first) / len(first), sum(last) / len(last)
             assert f < 0.3 and l > f + 0.1, (f, l, len(first), len(last))
             time.sleep(0.2)
-            trans = [c[1:] for c in changes(p) if c[0] == b.addr]
+            trans = [c[1:] for c in changes(p, lambda c: len([x for x in c if x[0] == b.addr]) >= 3)
+                     if c[0] == b.addr]
             assert trans == [("healthy", "unhealthy"), ("unhealthy", "recovering"),
                              ("recovering", "healthy")], trans
         finally:
@@ -288,12 +305,14 @@ def test_hc08_active_checks_take_out_and_bring_back():
         time.sleep(1.2)   # three failures at 200 ms +-10%
         got = [get(p).body for _ in range(20)]
         assert b"port%d" % b.port not in got, got
-        assert (b.addr, "healthy", "unhealthy") in changes(p), changes(p)
+        want = (b.addr, "healthy", "unhealthy")
+        assert want in changes(p, lambda c: want in c), changes(p)
         state["health"] = 200
         time.sleep(0.8)   # two successes
         got = [get(p).body for _ in range(20)]
         assert b"port%d" % b.port in got, got
-        assert (b.addr, "unhealthy", "healthy") in changes(p), changes(p)
+        want = (b.addr, "unhealthy", "healthy")
+        assert want in changes(p, lambda c: want in c), changes(p)
         # A check that hangs past timeout_ms is a failure too.
         state["hang"] = True
         time.sleep(1.5)
@@ -365,6 +384,87 @@ def test_hc10_fds_stable_across_1000_backend_restarts():
             time.sleep(0.1)
         assert after <= before, (before, after)
         assert p.proc.poll() is None
+    finally:
+        p.stop()
+        a.close()
+        b.close()
+
+
+def test_hc11_slow_clients_do_not_eject_a_backend():
+    # The request deadline runs out while clients are still sending their
+    # bodies: that is the clients' doing, not the backend's.
+    b = Backend()
+    cfg = config([b], {"passive": {"consecutive_failures": 2}})
+    cfg["timeouts"] = {"request_ms": 400}
+    p = Proxy(cfg)
+    try:
+        socks = []
+        for _ in range(3):
+            s = p.connect()
+            s.sendall(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc")
+            socks.append(s)
+        time.sleep(0.8)
+        for s in socks:
+            s.settimeout(2)
+            assert s.recv(100).startswith(b"HTTP/1.1 504"), "no 504"
+            s.close()
+        assert_eq(get(p).status, 200)
+        assert changes(p) == [], changes(p)
+    finally:
+        p.stop()
+        b.close()
+
+
+def test_hc12_least_conn_upstreams_rotate_apart():
+    # One worker, requests alternating between two least_conn upstreams of
+    # two backends each: every backend gets its share (ties rotate per
+    # upstream, not per worker).
+    bs = [Backend() for _ in range(4)]
+    for b in bs:
+        b.handler = named(b.port)
+    cfg = {"workers": 1,
+           "upstreams": {"x": {"balancer": "least_conn",
+                               "backends": [{"address": bs[0].addr}, {"address": bs[1].addr}]},
+                         "y": {"balancer": "least_conn",
+                               "backends": [{"address": bs[2].addr}, {"address": bs[3].addr}]}},
+           "routes": [{"path_prefix": "/x", "upstream": "x"},
+                      {"path_prefix": "/y", "upstream": "y"}],
+           "log": {"level": "info"}}
+    p = Proxy(cfg)
+    try:
+        got = {}
+        with KeepAliveClient(p) as c:
+            for i in range(40):
+                r = c.request("/x" if i % 2 == 0 else "/y")
+                got[r.body] = got.get(r.body, 0) + 1
+        for b in bs:
+            assert_eq(got.get(b"port%d" % b.port), 10, got)
+    finally:
+        p.stop()
+        for b in bs:
+            b.close()
+
+
+def test_hc13_5xx_counts_when_asked_and_ejections_grow():
+    a, b = two_backends()
+    b.handler = lambda req, ci, s: response(503, b"busy")
+    p = Proxy(config([a, b], {"passive": {"consecutive_failures": 2, "include_5xx": True,
+                                          "ejection_ms": 300, "max_ejection_ms": 500}}))
+    try:
+        for _ in range(8):
+            get(p)
+        outs = [c for c in changes(p, lambda c: any(x[0] == b.addr for x in c))
+                if c[0] == b.addr and c[2] == "unhealthy"]
+        assert len(outs) == 1, changes(p)
+        time.sleep(0.35)   # the first ejection (300 ms) ends
+        for _ in range(8):
+            get(p)
+        changes(p, lambda c: len([x for x in c if x[0] == b.addr and x[2] == "unhealthy"]) >= 2)
+        lines = [l for l in p.log_lines() if l.get("backend") == b.addr and l.get("to") == "unhealthy"]
+        assert len(lines) >= 2, lines
+        # The second in a row lasts twice as long, capped at 500 ms.
+        assert "ejected for 300 ms (ejection 1)" in lines[0]["reason"], lines[0]
+        assert "ejected for 500 ms (ejection 2)" in lines[1]["reason"], lines[1]
     finally:
         p.stop()
         a.close()

@@ -281,36 +281,82 @@ END_TEST
 
 /* ---- least connections ---- */
 
+/* A least_conn pick as the balancer makes it: the tied set, then weighted
+ * round robin among it. */
+static size_t
+lc_pick(rp_swrr_t *s, const unsigned *active, const uint64_t *weight, size_t n)
+{
+    uint64_t tied[MAXB];
+    rp_least_conn_ties(active, weight, n, tied);
+    return rp_swrr_next_w(s, 0, tied);
+}
+
 START_TEST(test_least_conn_fewest_relative_to_weight)
 {
     /* 4 in flight at weight 2 (2 each) beats 3 at weight 1. */
     unsigned active[3] = { 3, 4, 9 };
     uint64_t weight[3] = { 1000, 2000, 1000 };
-    ck_assert_uint_eq(rp_least_conn_pick(active, weight, 3, 0), 1);
-    ck_assert_uint_eq(rp_least_conn_pick(active, weight, 3, 2), 1);
-    /* An ineligible backend is never the answer, however idle. */
+    uint64_t tied[3];
+    ck_assert_uint_eq(rp_least_conn_ties(active, weight, 3, tied), 1);
+    ck_assert(tied[0] == 0 && tied[1] == 2000 && tied[2] == 0);
+    /* An ineligible backend is never among them, however idle. */
     unsigned idle[3] = { 0, 5, 6 };
     uint64_t out[3] = { 0, 1000, 1000 };
-    ck_assert_uint_eq(rp_least_conn_pick(idle, out, 3, 0), 1);
+    ck_assert_uint_eq(rp_least_conn_ties(idle, out, 3, tied), 1);
+    ck_assert_uint_eq(tied[1], 1000);
     const uint64_t none[3] = { 0, 0, 0 };
-    ck_assert_uint_eq(rp_least_conn_pick(idle, none, 3, 1), RP_PICK_NONE);
+    ck_assert_uint_eq(rp_least_conn_ties(idle, none, 3, tied), 0);
 }
 END_TEST
 
-/* Ties are spread: moving the start through every index picks every tied
- * backend equally often, and never the busier one. */
-START_TEST(test_least_conn_ties_rotate)
+/* Ties are shared out exactly, whichever backend is busy or out: no
+ * neighbour of a busy one gets a double share. */
+START_TEST(test_least_conn_ties_even)
 {
+    const unsigned w1[4] = { 1, 1, 1, 1 };
+    rp_swrr_t *s = rp_swrr_new(w1, 4, 1);
     unsigned active[4] = { 2, 2, 5, 2 };
     uint64_t weight[4] = { 1000, 1000, 1000, 1000 };
     unsigned count[4] = { 0 };
-    for (size_t start = 0; start < 400; start++)
-        count[rp_least_conn_pick(active, weight, 4, start % 4)]++;
+    for (int r = 0; r < 300; r++)
+        count[lc_pick(s, active, weight, 4)]++;
     ck_assert_uint_eq(count[2], 0);
-    ck_assert_uint_eq(count[0] + count[1] + count[3], 400);
-    ck_assert_uint_ge(count[0], 100);
-    ck_assert_uint_ge(count[1], 100);
-    ck_assert_uint_ge(count[3], 100);
+    ck_assert_uint_eq(count[0], 100);
+    ck_assert_uint_eq(count[1], 100);
+    ck_assert_uint_eq(count[3], 100);
+    /* One out and all idle: the other three a third each. */
+    unsigned idle[4] = { 0, 0, 0, 0 };
+    uint64_t one_out[4] = { 1000, 0, 1000, 1000 };
+    memset(count, 0, sizeof count);
+    for (int r = 0; r < 300; r++)
+        count[lc_pick(s, idle, one_out, 4)]++;
+    ck_assert_uint_eq(count[1], 0);
+    ck_assert_uint_eq(count[0], 100);
+    ck_assert_uint_eq(count[2], 100);
+    ck_assert_uint_eq(count[3], 100);
+    rp_swrr_free(s);
+}
+END_TEST
+
+/* With no traffic in flight every backend ties: weights, and a weight
+ * ramping in slow start, still decide the shares. */
+START_TEST(test_least_conn_idle_follows_weights)
+{
+    const unsigned w1[2] = { 1, 1 };
+    rp_swrr_t *s = rp_swrr_new(w1, 2, 1);
+    unsigned idle[2] = { 0, 0 };
+    uint64_t weight[2] = { 3000, 1000 };
+    unsigned count[2] = { 0 };
+    for (int r = 0; r < 400; r++)
+        count[lc_pick(s, idle, weight, 2)]++;
+    ck_assert_uint_eq(count[0], 300);
+    ck_assert_uint_eq(count[1], 100);
+    uint64_t ramping[2] = { 1000, 10 };   /* the second at 1% of its weight */
+    memset(count, 0, sizeof count);
+    for (int r = 0; r < 1010; r++)
+        count[lc_pick(s, idle, ramping, 2)]++;
+    ck_assert_uint_le(count[1], 11);
+    rp_swrr_free(s);
 }
 END_TEST
 
@@ -319,6 +365,8 @@ END_TEST
  * weight 1. */
 START_TEST(test_least_conn_weighted_share)
 {
+    const unsigned w1[2] = { 1, 1 };
+    rp_swrr_t *s = rp_swrr_new(w1, 2, 1);
     unsigned active[2] = { 0, 0 };
     uint64_t weight[2] = { 3000, 1000 };
     unsigned served[2] = { 0 };
@@ -329,13 +377,14 @@ START_TEST(test_least_conn_weighted_share)
             active[held[0]]--;
             memmove(held, held + 1, --nheld * sizeof *held);
         }
-        size_t k = rp_least_conn_pick(active, weight, 2, r);
+        size_t k = lc_pick(s, active, weight, 2);
         active[k]++;
         served[k]++;
         held[nheld++] = k;
     }
     ck_assert_uint_ge(served[0], 2800);
     ck_assert_uint_le(served[0], 3200);
+    rp_swrr_free(s);
 }
 END_TEST
 
@@ -374,7 +423,8 @@ balancer_suite(void)
 
     tc = tcase_create("least_conn");
     tcase_add_test(tc, test_least_conn_fewest_relative_to_weight);
-    tcase_add_test(tc, test_least_conn_ties_rotate);
+    tcase_add_test(tc, test_least_conn_ties_even);
+    tcase_add_test(tc, test_least_conn_idle_follows_weights);
     tcase_add_test(tc, test_least_conn_weighted_share);
     suite_add_tcase(s, tc);
 
