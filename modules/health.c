@@ -17,15 +17,22 @@
  * Slow start ("health.slow_start_ms"): a backend coming back is
  * "recovering" while its weight ramps up linearly from a thousandth of it.
  *
- * States (healthy, unhealthy, recovering) change on a worker: an ejection
+ * Active ("health.active"): checks from the main thread, see below.
+ *
+ * States (healthy, unhealthy, recovering) change on a worker (an ejection
  * as the failure that causes it is reported, an ejection's end and a
- * ramp's end as the first request of the upstream that comes after them.
+ * ramp's end at the first sweep of the upstream after them) or on the
+ * main thread (active check results).
  * A compare-and-swap on the state picks one worker to log and count each
  * change.
  */
 #include "config.h"
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,10 +215,10 @@ parse_active(const json_t *a, const char *q, rp_active_cfg_t *c, rp_errs_t *errs
         rp_conf_path(k, sizeof k, q, "path");
         bool ok = path[0] == '/' && strlen(path) < 1024;
         for (const char *x = path; ok && *x; x++)
-            ok = *x > 0x20 && *x < 0x7f;
+            ok = *x > 0x20 && *x < 0x7f && *x != '#';
         if (!ok)
-            rp_errs_add(errs, k, "must start with / and be printable ASCII without spaces, "
-                        "under 1024 bytes");
+            rp_errs_add(errs, k, "must start with / and be printable ASCII without spaces "
+                        "or #, under 1024 bytes");
         else
             c->path = rp_xstrdup(path);
     }
@@ -219,13 +226,16 @@ parse_active(const json_t *a, const char *q, rp_active_cfg_t *c, rp_errs_t *errs
         rp_conf_path(k, sizeof k, q, "host");
         bool ok = host[0] != '\0' && strlen(host) < 256;
         for (const char *x = host; ok && *x; x++)
-            ok = *x > 0x20 && *x < 0x7f && *x != ',';
+            ok = isalnum((unsigned char)*x) || strchr("-.:[]_", *x) != NULL;
         if (!ok)
-            rp_errs_add(errs, k, "must be a host name, printable ASCII without spaces");
+            rp_errs_add(errs, k, "must be a host name or address, with an optional port "
+                        "(letters, digits and - . : [ ] _)");
         else
             c->host = rp_xstrdup(host);
     }
     conf_unsigned(a, "interval_ms", q, 100, 86400000, &c->interval_ms, errs);
+    if (json_object_get(a, "timeout_ms") == NULL && c->timeout_ms >= c->interval_ms)
+        c->timeout_ms = c->interval_ms / 2;   /* the default fits a short interval */
     conf_unsigned(a, "timeout_ms", q, 10, 86400000, &c->timeout_ms, errs);
     conf_unsigned(a, "healthy_threshold", q, 1, 1000, &c->healthy_threshold, errs);
     conf_unsigned(a, "unhealthy_threshold", q, 1, 1000, &c->unhealthy_threshold, errs);
@@ -445,11 +455,13 @@ health_select(rp_txn_t *txn, void *state)
     up_health_t *uh = &hs->up[u->index];
     if (!uh->on)
         return RP_CONTINUE;
-    /* Whenever a backend is out or ramping, and every 100 ms anyway (a
-     * state left from before this snapshot is not in its count). */
+    /* Every 10 ms while a backend is out or ramping, every 100 ms anyway
+     * (a state left from before this snapshot is not in its count).  Only
+     * the logged state waits for it: eligibility is a matter of time. */
     uint64_t now = rp_now_us();
     uint64_t swept = atomic_load_explicit(&uh->swept, memory_order_relaxed);
-    if (atomic_load_explicit(&uh->out, memory_order_relaxed) > 0 || now - swept >= 100000u) {
+    uint64_t every = atomic_load_explicit(&uh->out, memory_order_relaxed) > 0 ? 10000u : 100000u;
+    if (now - swept >= every) {
         atomic_store_explicit(&uh->swept, now, memory_order_relaxed);
         sweep(u, uh, now);
     }
@@ -549,7 +561,8 @@ struct checker {
     struct bufferevent *bev;       /* the check in flight, or NULL */
     llhttp_t            parser;
     llhttp_settings_t   settings;
-    int                 status;    /* 0 until the head is complete */
+    int                 status;    /* 0 until the final head is complete */
+    size_t              parsed;    /* response bytes parsed so far */
     rp_active_run_t     run;
 };
 
@@ -577,8 +590,11 @@ active_change(checker_t *c, int step)
     }
     /* Up again: slow start from now, then eligible (unless an ejection
      * still runs; its end is noticed as usual). */
+    /* The ramp starts when it can take traffic again: now, or when an
+     * ejection still running ends. */
+    uint64_t until = atomic_load(&bs->ejected_until);
     atomic_store(&bs->ramp_ms, c->uh->slow_start_ms);
-    atomic_store(&bs->ramp_from, c->uh->slow_start_ms > 0 ? now : 0);
+    atomic_store(&bs->ramp_from, c->uh->slow_start_ms > 0 ? (until > now ? until : now) : 0);
     atomic_store(&bs->active_down, false);
     if (h == RP_HEALTH_UNHEALTHY && rp_bstate_eligible(bs, now)) {
         char why[96];
@@ -613,6 +629,8 @@ static int
 check_on_headers_complete(llhttp_t *p)
 {
     checker_t *c = p->data;
+    if (p->status_code < 200 && p->status_code != 101)
+        return 0;   /* interim (100, 103): the final head follows */
     c->status = p->status_code;
     return HPE_PAUSED;   /* the head is all a check needs */
 }
@@ -626,20 +644,27 @@ check_read_cb(struct bufferevent *bev, void *arg)
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
-        llhttp_errno_t e = llhttp_execute(&c->parser, v.iov_base, v.iov_len);
+        /* The heads (interim ones included) may take 16 KiB at most. */
+        size_t n = v.iov_len;
+        if (c->parsed + n > 16384)
+            n = 16384 - c->parsed;
+        llhttp_errno_t e = llhttp_execute(&c->parser, v.iov_base, n);
         if (e != HPE_OK && e != HPE_PAUSED) {
             check_end(c, false, "malformed response");
             return;
         }
+        c->parsed += n;
         evbuffer_drain(in, v.iov_len);
+        if (c->status == 0 && c->parsed >= 16384) {
+            check_end(c, false, "response head over 16 KiB");
+            return;
+        }
     }
     if (c->status != 0) {
         bool ok = rp_active_status_ok(&c->uh->active, c->status);
         char why[48];
         snprintf(why, sizeof why, "status %d", c->status);
         check_end(c, ok, why);
-    } else if (evbuffer_get_length(in) > 16384) {
-        check_end(c, false, "response head over 16 KiB");
     }
 }
 
@@ -665,17 +690,24 @@ static void
 check_start(checker_t *c)
 {
     c->status = 0;
+    c->parsed = 0;
     llhttp_init(&c->parser, HTTP_RESPONSE, &c->settings);
     c->parser.data = c;
-    c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    int fd = socket(c->be->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        check_end(c, false, strerror(errno));
+        return;
+    }
+    c->bev = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (c->bev == NULL) {
+        close(fd);
         check_end(c, false, "no memory");
         return;
     }
     bufferevent_setcb(c->bev, check_read_cb, NULL, check_event_cb, c);
     if (bufferevent_socket_connect(c->bev, (const struct sockaddr *)&c->be->addr.ss,
                                    (int)c->be->addr.len) < 0) {
-        check_end(c, false, "connect failed");
+        check_end(c, false, errno ? strerror(errno) : "connect failed");
         return;
     }
     /* The deadline of this check. */
@@ -707,6 +739,11 @@ health_main_start(struct event_base *base, void *state)
             n += hs->snap->upstreams[i].nbackends;
     if (n == 0)
         return 0;
+    /* Jitter that differs from one run (and one proxy) to the next. */
+    unsigned seed;
+    if (RAND_bytes((unsigned char *)&seed, sizeof seed) != 1)
+        seed = (unsigned)rp_now_us() ^ (unsigned)getpid();
+    srandom(seed);
     hs->checks = rp_xcalloc(n, sizeof *hs->checks);
     hs->nchecks = 0;
     for (size_t i = 0; i < hs->n; i++) {

@@ -988,9 +988,10 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
     /* The deadline covers the client's own upload and download too: only
      * a backend that was being waited for (no response head yet, or its
      * body not held back by the client) timed out. */
+    bool backend_held = t->req_done || t->client_paused;   /* body all sent, or backend full */
     bool backend_slow = t->state == RP_TXN_CONNECT
-                        || (t->state == RP_TXN_WAIT_HEAD && t->req_done)
-                        || (t->state == RP_TXN_RELAY && !t->up_paused);
+                        || (t->state == RP_TXN_WAIT_HEAD && backend_held)
+                        || (t->state == RP_TXN_RELAY && !t->up_paused && backend_held);
     end_attempt(t, backend_slow ? RP_ATTEMPT_TIMEOUT : RP_ATTEMPT_ABORTED);
     fail(t, 504, RP_CLOSE_DEADLINE, RP_ERR_REQUEST_TIMEOUT,
          "request not completed within timeouts.request_ms");
