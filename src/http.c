@@ -137,9 +137,15 @@ rp_http_head_finish(rp_http_head_t *h)
 {
     if (terminate(h) < 0)
         return -1;
-    /* A field with an empty value never got a value_off. */
     for (unsigned i = 0; i < h->nfields; i++) {
         rp_hfield_t *f = &h->fields[i];
+        /* The value ends before trailing whitespace (RFC 9112 5: OWS
+         * around a field value is not part of it); HTTP/2 forbids it. */
+        while (f->value_len > 0
+               && (h->buf[f->value_off + f->value_len - 1] == ' '
+                   || h->buf[f->value_off + f->value_len - 1] == '\t'))
+            h->buf[f->value_off + --f->value_len] = '\0';
+        /* A field with an empty value never got a value_off. */
         if (f->value_len == 0)
             f->value_off = f->name_off + f->name_len;
     }

@@ -75,6 +75,31 @@ START_TEST(test_head_build)
 }
 END_TEST
 
+/* Whitespace after a value, even in pieces, is not part of it: "2 \t"
+ * is "2", and a value of only spaces is "". */
+START_TEST(test_head_values_trimmed)
+{
+    rp_http_head_t h;
+    rp_http_head_init(&h, 1024);
+    ck_assert_int_eq(ADD(rp_http_head_add_target, &h, "/"), 0);
+    ck_assert_int_eq(ADD(rp_http_head_add_name, &h, "Content-Length"), 0);
+    ck_assert_int_eq(ADD(rp_http_head_add_value, &h, "2 "), 0);
+    ck_assert_int_eq(ADD(rp_http_head_add_value, &h, "\t "), 0);
+    ck_assert_int_eq(ADD(rp_http_head_add_name, &h, "X-Blank"), 0);
+    ck_assert_int_eq(ADD(rp_http_head_add_value, &h, "   "), 0);
+    ck_assert_int_eq(ADD(rp_http_head_add_name, &h, "X-Inner"), 0);
+    ck_assert_int_eq(ADD(rp_http_head_add_value, &h, "a b "), 0);
+    ck_assert_int_eq(rp_http_head_finish(&h), 0);
+    ck_assert_str_eq(rp_hf_value(&h, &h.fields[0]), "2");
+    ck_assert_uint_eq(h.fields[0].value_len, 1);
+    ck_assert_str_eq(rp_hf_value(&h, &h.fields[1]), "");
+    ck_assert_uint_eq(h.fields[1].value_len, 0);
+    ck_assert_str_eq(rp_hf_value(&h, &h.fields[2]), "a b");
+    ck_assert_str_eq(rp_hf_name(&h, &h.fields[2]), "X-Inner");
+    rp_http_head_free(&h);
+}
+END_TEST
+
 /* Values arriving as zero-length pieces, or not at all, end up as "". */
 START_TEST(test_head_empty_values)
 {
@@ -840,6 +865,7 @@ http_suite(void)
     tc = tcase_create("head_build");
     tcase_add_test(tc, test_head_build);
     tcase_add_test(tc, test_head_empty_values);
+    tcase_add_test(tc, test_head_values_trimmed);
     tcase_add_test(tc, test_head_many_fields_and_reset);
     tcase_add_test(tc, test_head_value_without_name);
     suite_add_tcase(s, tc);
