@@ -364,13 +364,12 @@ CFG
 }
 
 start_nginx() {
-    local dir="$TMP/nginx" temps build
+    local dir="$TMP/nginx" build
     mkdir -p "$dir/logs" "$dir/tmp"
     ports nginx
     build=$("$NGINX" -V 2>&1)
     [[ $build == *--with-http_v2_module* && $build == *--with-http_ssl_module* ]] ||
         die "this nginx lacks HTTP/2 or TLS (nginx -V); leave out --nginx"
-    temps=$(nginx_temp_paths "$dir" "$build")
     local fields=""
     if ((STOCK_PEERS == 0)); then
         fields+="            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;"$'\n'
@@ -379,20 +378,9 @@ start_nginx() {
         fields+="            proxy_set_header X-Request-Id \$request_id;"$'\n'
         fields+="            add_header X-Request-Id \$request_id;"$'\n'
     fi
-    cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-master_process off;
-pid $dir/nginx.pid;
-error_log $dir/logs/error.log warn;
-
-events {
-    worker_connections 8192;
-}
-
-http {
-    access_log off;
-$temps
+    {
+        nginx_conf_head "$dir" 8192
+        cat <<EOF
 
     # No connection is recycled after N requests on either side.
     keepalive_requests 1000000;
@@ -422,9 +410,8 @@ ${fields}        }
     }
 }
 EOF
-    nginx_error_flag "$dir/logs/error.log"
-    check_config nginx "$dir/nginx.conf" "$dir/logs/check.log" \
-        "$NGINX" -t -q -p "$dir/" "${NGINX_EFLAG[@]}" -c "$dir/nginx.conf"
+    } >"$dir/nginx.conf"
+    nginx_checked nginx "$dir"
     launch nginx "$dir/logs" "$dir/logs/error.log" \
         "$NGINX" -p "$dir/" "${NGINX_EFLAG[@]}" -c "$dir/nginx.conf"
 }
@@ -433,26 +420,14 @@ EOF
 # request with the 100 x's, keep-alive without a request limit, on a free
 # port (BACKEND_PORT; BACKEND_PID is its PID).
 start_nginx_backend() {
-    local dir="$TMP/backend" temps body
+    local dir="$TMP/backend" body
     mkdir -p "$dir/logs" "$dir/tmp"
     pick_port
     BACKEND_PORT=$PORT
-    temps=$(nginx_temp_paths "$dir" "$("$NGINX" -V 2>&1)")
     body=$(printf "%${BODY_BYTES}s" "" | tr ' ' x)
-    cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-master_process off;
-pid $dir/nginx.pid;
-error_log $dir/logs/error.log warn;
-
-events {
-    worker_connections 8192;
-}
-
-http {
-    access_log off;
-$temps
+    {
+        nginx_conf_head "$dir" 8192
+        cat <<EOF
     keepalive_requests 1000000;
     keepalive_timeout 120s;
 
@@ -465,9 +440,8 @@ $temps
     }
 }
 EOF
-    nginx_error_flag "$dir/logs/error.log"
-    check_config backend "$dir/nginx.conf" "$dir/logs/check.log" \
-        "$NGINX" -t -q -p "$dir/" "${NGINX_EFLAG[@]}" -c "$dir/nginx.conf"
+    } >"$dir/nginx.conf"
+    nginx_checked backend "$dir"
     spawn "$dir/logs/stdout.log" "$dir/logs/stderr.log" "${PIN_LOAD[@]}" \
         "$NGINX" -p "$dir/" "${NGINX_EFLAG[@]}" -c "$dir/nginx.conf"
     BACKEND_PID=$SPAWNED

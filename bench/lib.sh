@@ -411,6 +411,35 @@ nginx_temp_paths() {
     done
 }
 
+# nginx_conf_head DIR CONNECTIONS: the start of an nginx.conf for one
+# worker in the foreground (pid and error log in DIR, temp files in
+# DIR/tmp), up to and into its http block, with no access log.
+nginx_conf_head() {
+    cat <<EOF
+worker_processes 1;
+daemon off;
+master_process off;
+pid $1/nginx.pid;
+error_log $1/logs/error.log warn;
+
+events {
+    worker_connections $2;
+}
+
+http {
+    access_log off;
+$(nginx_temp_paths "$1" "$("$NGINX" -V 2>&1)")
+EOF
+}
+
+# nginx_checked NAME DIR: set NGINX_EFLAG for DIR's error log and have
+# nginx test DIR/nginx.conf, or stop showing why.
+nginx_checked() {
+    nginx_error_flag "$2/logs/error.log"
+    check_config "$1" "$2/nginx.conf" "$2/logs/check.log" \
+        "$NGINX" -t -q -p "$2/" "${NGINX_EFLAG[@]}" -c "$2/nginx.conf"
+}
+
 # nginx_error_flag LOG: set NGINX_EFLAG to the options that send nginx's
 # own error output to LOG, if this nginx has -e (empty if not).
 NGINX_EFLAG=()

@@ -212,25 +212,13 @@ measure() {
 # its PID, and must answer on / before it is measured.
 
 start_nginx() {
-    local dir="$TMP/nginx" port temps
+    local dir="$TMP/nginx" port
     pick_port
     port=$PORT
     mkdir -p "$dir/logs" "$dir/tmp"
-    temps=$(nginx_temp_paths "$dir" "$("$NGINX" -V 2>&1)")
-    cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-master_process off;
-pid $dir/nginx.pid;
-error_log $dir/logs/error.log warn;
-
-events {
-    worker_connections 4096;
-}
-
-http {
-    access_log off;
-$temps
+    {
+        nginx_conf_head "$dir" 4096
+        cat <<EOF
 
     # Steady-state proxying: do not recycle connections every 1000
     # requests on either side.
@@ -253,9 +241,8 @@ $temps
     }
 }
 EOF
-    nginx_error_flag "$dir/logs/error.log"
-    check_config nginx "$dir/nginx.conf" "$dir/logs/configtest.log" \
-        "$NGINX" -t -q -p "$dir/" "${NGINX_EFLAG[@]}" -c "$dir/nginx.conf"
+    } >"$dir/nginx.conf"
+    nginx_checked nginx "$dir"
     spawn "$dir/logs/stderr.log" "$dir/logs/stderr.log" "${PIN_PROXY[@]}" \
         "$NGINX" -p "$dir/" "${NGINX_EFLAG[@]}" -c "$dir/nginx.conf"
     NGINX_PID=$SPAWNED

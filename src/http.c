@@ -178,23 +178,33 @@ rp_http_find(const rp_http_head_t *h, const char *name, unsigned *count)
     return first;
 }
 
+/* The next element of a comma-separated list value from *i on, trimmed
+ * of spaces and tabs: [*start, *end); false at the end of the value.
+ * Empty elements come back empty. */
+static bool
+list_next(const char *v, size_t len, size_t *i, size_t *start, size_t *end)
+{
+    while (*i < len && (v[*i] == ' ' || v[*i] == '\t' || v[*i] == ','))
+        (*i)++;
+    if (*i >= len)
+        return false;
+    *start = *i;
+    while (*i < len && v[*i] != ',')
+        (*i)++;
+    *end = *i;
+    while (*end > *start && (v[*end - 1] == ' ' || v[*end - 1] == '\t'))
+        (*end)--;
+    return true;
+}
+
 bool
 rp_http_list_has(const char *v, size_t len, const char *token)
 {
     size_t tl = strlen(token);
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < len && v[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
-            end--;
+    size_t i = 0, start, end;
+    while (list_next(v, len, &i, &start, &end))
         if (end - start == tl && rp_ascii_ieq(v + start, token, tl))
             return true;
-    }
     return false;
 }
 
@@ -225,16 +235,8 @@ hop_by_hop_name(const char *n, size_t len)
 static void
 drop_listed(rp_http_head_t *h, const char *v, size_t len)
 {
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < len && v[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
-            end--;
+    size_t i = 0, start, end;
+    while (list_next(v, len, &i, &start, &end)) {
         size_t tl = end - start;
         for (unsigned k = 0; tl > 0 && k < h->nfields; k++) {
             rp_hfield_t *f = &h->fields[k];
