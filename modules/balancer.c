@@ -13,7 +13,10 @@
  *   light) are broken by the same weighted round robin, so weights and
  *   slow start still hold then.
  *
- * No eligible backend: 503, no_healthy_backend.
+ * Both pass over backends at their max_connections that have no idle
+ * connection on this worker; when that leaves none while some are
+ * eligible, the request parks (RP_PARK, module.h).  No eligible backend:
+ * 503, no_healthy_backend.
  */
 #include "config.h"
 #include <stdint.h>
@@ -26,6 +29,7 @@
 #include "revproxy/txn.h"
 #include "revproxy/balancer.h"
 #include "../src/util.h"
+#include "../src/pool.h"
 #include "../src/worker.h"
 
 struct rp_swrr {
@@ -191,10 +195,17 @@ balancer_select(rp_txn_t *txn, void *state)
     uint64_t weight[u->nbackends];
     unsigned active[u->nbackends];
     uint64_t now = rp_now_us();
+    bool full = false;   /* an eligible backend is at its max_connections */
     for (size_t k = 0; k < u->nbackends; k++) {
         const rp_backend_t *be = &u->backends[k];
         const rp_bstate_t *bs = rp_bstate(be->id);
         weight[k] = rp_bstate_eligible(bs, now) ? rp_bstate_weight(bs, be->weight, now) : 0;
+        if (weight[k] != 0 && be->max_connections > 0
+            && !rp_bstate_has_room(bs, be->max_connections)
+            && rp_pool_idle(txn->worker, be->id) == 0) {
+            weight[k] = 0;
+            full = true;
+        }
         if (u->balancer == RP_BALANCER_LEAST_CONN)
             active[k] = atomic_load_explicit(&bs->active, memory_order_relaxed);
     }
@@ -204,6 +215,8 @@ balancer_select(rp_txn_t *txn, void *state)
         memcpy(weight, tied, sizeof weight);
     }
     size_t i = rp_swrr_next_w(b->by_upstream[u->index], txn->worker_id, weight);
+    if (i == RP_PICK_NONE && full)
+        return RP_PARK;
     if (i == RP_PICK_NONE) {
         txn->status = 503;
         txn->error = RP_ERR_NO_HEALTHY_BACKEND;

@@ -27,6 +27,7 @@ rp_bstate_ensure(unsigned id)
         for (unsigned k = 0; k < BSTATE_CHUNK; k++) {
             atomic_init(&b[k].active, 0);
             atomic_init(&b[k].conns, 0);
+            atomic_init(&b[k].idle, 0);
             atomic_init(&b[k].health, RP_HEALTH_HEALTHY);
             atomic_init(&b[k].active_down, false);
             atomic_init(&b[k].ejected_until, 0);

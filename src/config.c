@@ -22,6 +22,7 @@
 #include "revproxy/bstate.h"
 #include "revproxy/config.h"
 #include "revproxy/log.h"
+#include "queue.h"
 #include "tls.h"
 #include "util.h"
 
@@ -272,6 +273,38 @@ rp_addr_parse(const char *text, rp_addr_t *out, const char **why)
 static pthread_mutex_t ident_lock = PTHREAD_MUTEX_INITIALIZER;
 static char **ident_keys;
 static atomic_uint ident_count;
+static char **uident_keys;
+static atomic_uint uident_count;
+
+/* With ident_lock held. */
+static unsigned
+upstream_identity_locked(const char *name)
+{
+    unsigned n = atomic_load(&uident_count);
+    for (unsigned i = 0; i < n; i++)
+        if (strcmp(uident_keys[i], name) == 0)
+            return i;
+    uident_keys = rp_xrealloc(uident_keys, (n + 1) * sizeof *uident_keys);
+    uident_keys[n] = rp_xstrdup(name);
+    rp_uq_ensure(n);
+    atomic_store(&uident_count, n + 1);
+    return n;
+}
+
+unsigned
+rp_upstream_identity(const char *name)
+{
+    pthread_mutex_lock(&ident_lock);
+    unsigned id = upstream_identity_locked(name);
+    pthread_mutex_unlock(&ident_lock);
+    return id;
+}
+
+unsigned
+rp_upstream_identity_count(void)
+{
+    return atomic_load(&uident_count);
+}
 
 unsigned
 rp_backend_identity(const char *upstream, const char *addr)
@@ -289,6 +322,7 @@ rp_backend_identity(const char *upstream, const char *addr)
     ident_keys = rp_xrealloc(ident_keys, (n + 1) * sizeof *ident_keys);
     ident_keys[n] = rp_xstrdup(key);
     rp_bstate_ensure(n);   /* before anyone can see the identity */
+    rp_bstate(n)->uq = upstream_identity_locked(upstream);
     atomic_store(&ident_count, n + 1);
     pthread_mutex_unlock(&ident_lock);
     return n;
@@ -311,8 +345,10 @@ static const char *const limits_keys[] = {
 static const char *const timeouts_keys[] = {
     "client_header_ms", "client_idle_ms", "request_ms", "upstream_connect_ms",
     "upstream_response_ms", NULL };
-static const char *const upstream_keys[] = { "balancer", "backends", "pool", "health", NULL };
-static const char *const backend_keys[] = { "address", "weight", NULL };
+static const char *const upstream_keys[] = { "balancer", "backends", "pool", "health", "queue",
+    NULL };
+static const char *const backend_keys[] = { "address", "weight", "max_connections", NULL };
+static const char *const queue_keys[] = { "size", "timeout_ms", NULL };
 static const char *const pool_keys[] = { "max_idle_per_backend", "idle_timeout_ms", NULL };
 static const char *const log_keys[] = { "level", "format", "access_log", NULL };
 
@@ -321,7 +357,7 @@ rp_config_keys_foreach(void (*fn)(const char *key, void *arg), void *arg)
 {
     static const char *const *const core[] = {
         root_keys, listener_keys, rp_tls_keys, rp_tls_certificate_keys, limits_keys,
-        timeouts_keys, upstream_keys, backend_keys, pool_keys, log_keys };
+        timeouts_keys, upstream_keys, backend_keys, pool_keys, queue_keys, log_keys };
     for (size_t i = 0; i < RP_ARRAY_LEN(core); i++)
         for (const char *const *k = core[i]; *k != NULL; k++)
             fn(*k, arg);
@@ -508,11 +544,10 @@ static void
 parse_backend(const json_t *b, const char *p, rp_upstream_t *u, rp_errs_t *errs)
 {
     const char *const *allowed = backend_keys;
-    static const char *const unsupported[] = { "max_connections", NULL };
     char ap[512];
     if (!expect_object(b, p, errs))
         return;
-    rp_conf_keys(b, p, allowed, unsupported, errs);
+    rp_conf_keys(b, p, allowed, NULL, errs);
     rp_conf_path(ap, sizeof ap, p, "address");
     const char *addr = NULL;
     if (json_object_get(b, "address") == NULL) {
@@ -537,6 +572,12 @@ parse_backend(const json_t *b, const char *p, rp_upstream_t *u, rp_errs_t *errs)
     if (rp_conf_uint(b, "weight", p, 1, 1000, &w, errs) < 0)
         return;
     be->weight = (unsigned)w;
+    uint64_t mc = 0;
+    if (rp_conf_uint(b, "max_connections", p, 1, 1000000, &mc, errs) < 0)
+        return;
+    be->max_connections = (unsigned)mc;
+    if (mc > 0)
+        u->limited = true;
     be->index = (unsigned)u->nbackends;
     be->id = rp_backend_identity(u->name, be->addr.text);
     u->nbackends++;
@@ -553,6 +594,8 @@ parse_upstream(const char *name, const json_t *o, rp_upstream_t *u, rp_errs_t *e
     u->name = rp_xstrdup(name);
     u->max_idle_per_backend = 32;
     u->idle_timeout_ms = 4000;
+    u->queue_timeout_ms = 1000;
+    u->uq = rp_upstream_identity(name);
     if (!valid_upstream_name(name))
         rp_errs_add(errs, p, "upstream names are 1 to 64 characters of A-Z a-z 0-9 _ - .");
     if (!expect_object(o, p, errs))
@@ -599,6 +642,25 @@ parse_upstream(const char *name, const json_t *o, rp_upstream_t *u, rp_errs_t *e
         v = u->idle_timeout_ms;
         rp_conf_uint(pool, "idle_timeout_ms", q, 1, 86400000, &v, errs);
         u->idle_timeout_ms = (unsigned)v;
+    }
+
+    const json_t *queue = json_object_get(o, "queue");
+    rp_conf_path(q, sizeof q, p, "queue");
+    if (queue != NULL && expect_object(queue, q, errs)) {
+        rp_conf_keys(queue, q, queue_keys, NULL, errs);
+        uint64_t v = 0;
+        rp_conf_uint(queue, "size", q, 0, 1000000, &v, errs);
+        u->queue_size = (unsigned)v;
+        v = u->queue_timeout_ms;
+        rp_conf_uint(queue, "timeout_ms", q, 1, 3600000, &v, errs);
+        u->queue_timeout_ms = (unsigned)v;
+        /* A queue only ever holds requests that found every backend at
+         * its max_connections: without one it would never be used. */
+        if (u->queue_size > 0 && u->backends != NULL && !u->limited) {
+            char sp[512];
+            rp_conf_path(sp, sizeof sp, q, "size");
+            rp_errs_add(errs, sp, "a queue needs at least one backend with max_connections");
+        }
     }
 }
 
@@ -804,14 +866,22 @@ rp_snapshot_dump(const rp_snapshot_t *s)
     for (size_t i = 0; i < s->nupstreams; i++) {
         const rp_upstream_t *u = &s->upstreams[i];
         json_t *bs = json_array();
-        for (size_t j = 0; j < u->nbackends; j++)
-            json_array_append_new(bs, json_pack("{s:s,s:o}", "address", u->backends[j].addr.text,
-                                                "weight", ms(u->backends[j].weight)));
-        json_object_set_new(ups, u->name, json_pack("{s:s,s:o,s:{s:o,s:o}}",
+        for (size_t j = 0; j < u->nbackends; j++) {
+            const rp_backend_t *be = &u->backends[j];
+            json_t *bj = json_pack("{s:s,s:o}", "address", be->addr.text, "weight", ms(be->weight));
+            if (be->max_connections > 0)
+                json_object_set_new(bj, "max_connections", ms(be->max_connections));
+            json_array_append_new(bs, bj);
+        }
+        json_t *uj = json_pack("{s:s,s:o,s:{s:o,s:o}}",
             "balancer", u->balancer == RP_BALANCER_LEAST_CONN ? "least_conn" : "round_robin",
             "backends", bs,
             "pool", "max_idle_per_backend", ms(u->max_idle_per_backend),
-            "idle_timeout_ms", ms(u->idle_timeout_ms)));
+            "idle_timeout_ms", ms(u->idle_timeout_ms));
+        if (u->limited)
+            json_object_set_new(uj, "queue", json_pack("{s:o,s:o}", "size", ms(u->queue_size),
+                                                        "timeout_ms", ms(u->queue_timeout_ms)));
+        json_object_set_new(ups, u->name, uj);
     }
     json_object_set_new(root, "upstreams", ups);
     rp_modules_dump(s, root);

@@ -403,17 +403,17 @@ conn_parse(rp_conn_t *c)
 }
 
 /* The client half-closed and what it sent has been parsed: end what can
- * no longer complete. */
-static void
+ * no longer complete.  True when c was freed. */
+static bool
 after_peer_eof(rp_conn_t *c)
 {
     if (evbuffer_get_length(c->tr->in) > 0)
-        return;   /* parsing waits for the transaction; more to come */
+        return false;   /* parsing waits for the transaction; more to come */
     rp_txn_t *t = c->txn;
     switch (c->state) {
     case RP_CONN_IDLE:
         close_after_flush(c);
-        return;
+        return false;
     case RP_CONN_HEAD:
         /* A request head that will never end. */
         t->why = RP_CLOSE_CLIENT_ABORT;
@@ -422,14 +422,24 @@ after_peer_eof(rp_conn_t *c)
         c->keepalive = false;
         c->state = RP_CONN_TXN;
         conn_txn_done(c, false);
-        return;
+        return false;
     case RP_CONN_TXN:
+        if (t != NULL && t->state == RP_TXN_QUEUE) {
+            /* Still waiting for a backend: nothing was sent anywhere, and
+             * the place in the queue is for clients still there (a client
+             * that only half-closed gets no answer; HTTP/1.1 clients that
+             * do so are rare, and they are told by the close). */
+            rp_txn_abort(t, RP_CLOSE_CLIENT_ABORT, RP_ERR_CLIENT_CLOSED,
+                         "client closed while its request waited in the queue");
+            rp_conn_free(c);
+            return true;
+        }
         if (t != NULL && !t->req_done && rp_txn_wants_body(t))
             rp_txn_client_error(t, 400, RP_CLOSE_CLIENT_ABORT, RP_ERR_BODY_INCOMPLETE,
                                 "client closed before the request body ended");
-        return;
+        return false;
     default:
-        return;
+        return false;
     }
 }
 
@@ -460,8 +470,8 @@ conn_process(rp_conn_t *c)
             return;
         }
         rp_tr_drained(c->tr);
-        if (c->peer_eof)
-            after_peer_eof(c);
+        if (c->peer_eof && after_peer_eof(c))
+            return;
         rp_txn_t *t = c->txn;
         if (t == NULL || c->state != RP_CONN_TXN || !rp_txn_push_body(t))
             return;
@@ -852,10 +862,13 @@ h1_send_error(rp_txn_t *t)
     if (t->req.method == HTTP_CONNECT)
         keep = false;
     struct evbuffer *out = c->tr->out;
+    char ra[40] = "";
+    if (t->retry_after > 0)
+        snprintf(ra, sizeof ra, "Retry-After: %u\r\n", t->retry_after);
     evbuffer_add_printf(out,
         "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
-        "X-Request-Id: %s\r\nConnection: %s\r\n\r\n",
-        status, rp_http_reason(status), blen, t->id, keep ? "keep-alive" : "close");
+        "X-Request-Id: %s\r\n%sConnection: %s\r\n\r\n",
+        status, rp_http_reason(status), blen, t->id, ra, keep ? "keep-alive" : "close");
     /* A response to HEAD never has a body, error or not: the client
      * would read it as the start of the next response. */
     if (!t->head_request) {

@@ -1469,11 +1469,14 @@ h2_send_error(rp_txn_t *t)
         blen = (int)strlen(body);
     snprintf(status, sizeof status, "%03d", st % 1000);
     int cl = snprintf(clen, sizeof clen, "%d", blen);
+    char ra[16];
+    int ral = snprintf(ra, sizeof ra, "%u", t->retry_after);
     nghttp2_nv nv[] = {
         NV_(":status", status, 3),
         NV_("content-type", "text/plain", 10),
         NV_("content-length", clen, (size_t)cl),
         { (uint8_t *)"x-request-id", (uint8_t *)t->id, 12, strlen(t->id), NGHTTP2_NV_FLAG_NO_INDEX },
+        NV_("retry-after", ra, (size_t)ral),
     };
     bool body_too = !t->head_request;
     if (body_too) {
@@ -1482,7 +1485,7 @@ h2_send_error(rp_txn_t *t)
     }
     s->resp_end = true;
     t->resp_head_sent = 1;
-    submit(s, nv, RP_ARRAY_LEN(nv), body_too);
+    submit(s, nv, RP_ARRAY_LEN(nv) - (t->retry_after > 0 ? 0 : 1), body_too);
     s->txn = NULL;
     rp_txn_free(t);
 }

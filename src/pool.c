@@ -18,6 +18,7 @@
 #include "revproxy/log.h"
 #include "conn.h"
 #include "pool.h"
+#include "queue.h"
 #include "worker.h"
 #include "util.h"
 
@@ -43,15 +44,28 @@ rp_upconn_close(rp_upconn_t *up)
 {
     if (up == NULL)
         return;
+    rp_bstate_t *bs = rp_bstate(up->backend_id);
     if (up->state == RP_UP_IDLE) {
         rp_pool_t *p = pool_for(up->w, up->backend_id);
         TAILQ_REMOVE(&p->idle, up, link);
         p->nidle--;
+        atomic_fetch_sub_explicit(&bs->idle, 1, memory_order_relaxed);
     }
+    rp_worker_t *w = up->w;
     rp_reader_release(&up->rd);
+    /* The socket closes now, not when libevent finalizes the bufferevent
+     * on a later loop turn: its max_connections place is given back just
+     * below, and another worker may take it at once. */
+    evutil_socket_t fd = bufferevent_getfd(up->bev);
+    bufferevent_setfd(up->bev, -1);
     bufferevent_free(up->bev);
-    atomic_fetch_sub_explicit(&rp_bstate(up->backend_id)->conns, 1, memory_order_relaxed);
+    if (fd >= 0)
+        close(fd);
     free(up);
+    /* Its place is free: a request waiting for one may have it (see the
+     * ordering in queue.h). */
+    atomic_fetch_sub(&bs->conns, 1);
+    rp_queue_capacity(w, bs->uq);
 }
 
 void
@@ -61,17 +75,51 @@ rp_upconn_abort(rp_upconn_t *up)
     rp_upconn_close(up);
 }
 
+/* Take a place below the backend's max_connections (any number when it
+ * has none). */
+static bool
+reserve(rp_bstate_t *bs, unsigned max)
+{
+    if (max == 0) {
+        atomic_fetch_add(&bs->conns, 1);
+        return true;
+    }
+    unsigned n = atomic_load(&bs->conns);
+    do {
+        if (n >= max)
+            return false;
+    } while (!atomic_compare_exchange_weak(&bs->conns, &n, n + 1));
+    return true;
+}
+
+static void
+unreserve(rp_worker_t *w, rp_bstate_t *bs)
+{
+    atomic_fetch_sub(&bs->conns, 1);
+    rp_queue_capacity(w, bs->uq);
+}
+
 rp_upconn_t *
 rp_upconn_connect(rp_worker_t *w, const rp_backend_t *be)
 {
-    int fd = socket(be->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
+    rp_bstate_t *bs = rp_bstate(be->id);
+    if (!reserve(bs, be->max_connections)) {
+        errno = EBUSY;
         return NULL;
+    }
+    int fd = socket(be->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int e = errno;
+        unreserve(w, bs);
+        errno = e;
+        return NULL;
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct bufferevent *bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (bev == NULL) {
         close(fd);
+        unreserve(w, bs);
         errno = ENOMEM;
         return NULL;
     }
@@ -80,6 +128,7 @@ rp_upconn_connect(rp_worker_t *w, const rp_backend_t *be)
         /* Immediate failure (e.g. no route): report as a connect error. */
         int e = errno;
         bufferevent_free(bev);
+        unreserve(w, bs);
         errno = e ? e : ECONNREFUSED;
         return NULL;
     }
@@ -88,7 +137,6 @@ rp_upconn_connect(rp_worker_t *w, const rp_backend_t *be)
     up->bev = bev;
     up->state = RP_UP_CONNECTING;
     up->backend_id = be->id;
-    atomic_fetch_add_explicit(&rp_bstate(be->id)->conns, 1, memory_order_relaxed);
     bufferevent_disable(bev, EV_READ);
     rp_reader_init(&up->rd, w->base, bev, RP_RBUF_HIGH_UP);
     return up;
@@ -146,6 +194,7 @@ rp_pool_acquire(rp_worker_t *w, const rp_backend_t *be, uint64_t max_idle_us)
             return NULL;
         TAILQ_REMOVE(&p->idle, up, link);
         p->nidle--;
+        atomic_fetch_sub_explicit(&rp_bstate(up->backend_id)->idle, 1, memory_order_relaxed);
         up->state = RP_UP_ACTIVE;
         if (!still_quiet(up)) {
             rp_upconn_close(up);
@@ -169,6 +218,18 @@ rp_pool_release(rp_upconn_t *up, const rp_upstream_t *u)
         rp_upconn_close(up);
         return;
     }
+    /* Requests wait for a place at this upstream's backends: the
+     * connection is for one of this worker's waiters, or its place is
+     * (queue.h). */
+    rp_bstate_t *bs = rp_bstate(up->backend_id);
+    bool for_waiter = false;
+    if (rp_queue_len(bs->uq) > 0) {
+        if (!rp_queue_has_local(up->w, bs->uq)) {
+            rp_upconn_close(up);
+            return;
+        }
+        for_waiter = true;
+    }
     while (p->nidle >= u->max_idle_per_backend) {
         rp_upconn_t *old = TAILQ_LAST(&p->idle, rp_upconn_tailq);
         rp_upconn_close(old);
@@ -177,11 +238,39 @@ rp_pool_release(rp_upconn_t *up, const rp_upstream_t *u)
     up->idle_since_us = rp_now_us();
     TAILQ_INSERT_HEAD(&p->idle, up, link);
     p->nidle++;
+    atomic_fetch_add_explicit(&bs->idle, 1, memory_order_relaxed);
     bufferevent_setcb(up->bev, NULL, NULL, idle_event_cb, up);
     bufferevent_disable(up->bev, EV_WRITE);
     rp_reader_setcb(&up->rd, idle_read_cb, idle_event_cb, up);
     rp_reader_set_timeout(&up->rd, u->idle_timeout_ms);
     rp_reader_enable(&up->rd);
+    if (for_waiter)
+        rp_queue_capacity(up->w, bs->uq);
+}
+
+unsigned
+rp_pool_idle(rp_worker_t *w, unsigned id)
+{
+    return id < w->npools ? w->pools[id].nidle : 0;
+}
+
+void
+rp_pool_drop_one(rp_worker_t *w, unsigned id)
+{
+    if (id < w->npools && !TAILQ_EMPTY(&w->pools[id].idle))
+        rp_upconn_close(TAILQ_LAST(&w->pools[id].idle, rp_upconn_tailq));
+}
+
+void
+rp_pool_trim(rp_worker_t *w, unsigned uq)
+{
+    for (unsigned i = 0; i < w->npools; i++) {
+        if (w->pools[i].nidle == 0 || rp_bstate(i)->uq != uq)
+            continue;
+        rp_upconn_t *up;
+        while ((up = TAILQ_FIRST(&w->pools[i].idle)) != NULL)
+            rp_upconn_close(up);
+    }
 }
 
 void

@@ -46,7 +46,9 @@ struct rp_pool {
  * returning to the event loop; reading stays enabled. */
 rp_upconn_t *rp_pool_acquire(rp_worker_t *w, const rp_backend_t *be, uint64_t max_idle_us);
 /* Start a new connection (state CONNECTING); callbacks are the caller's to
- * set.  NULL when a socket cannot even be created (errno says why). */
+ * set.  It takes one of the backend's max_connections places, given back
+ * when it closes.  NULL when a socket cannot even be created (errno says
+ * why), or with errno EBUSY when the backend has no place left. */
 rp_upconn_t *rp_upconn_connect(rp_worker_t *w, const rp_backend_t *be);
 /* Give a connection that finished a request cleanly back to its pool;
  * closed instead if the pool is full or idle pooling is off. */
@@ -54,6 +56,12 @@ void rp_pool_release(rp_upconn_t *up, const rp_upstream_t *u);
 void rp_upconn_close(rp_upconn_t *up);
 /* Close abortively (RST): the backend sees the request aborted. */
 void rp_upconn_abort(rp_upconn_t *up);
+/* Idle connections to backend identity id in w's pool. */
+unsigned rp_pool_idle(rp_worker_t *w, unsigned id);
+/* Close the connection idle longest in w's pool for backend id, if any. */
+void rp_pool_drop_one(rp_worker_t *w, unsigned id);
+/* Close w's idle connections to the backends of upstream identity uq. */
+void rp_pool_trim(rp_worker_t *w, unsigned uq);
 /* Close every idle connection of the worker (shutdown). */
 void rp_pools_free(rp_worker_t *w);
 

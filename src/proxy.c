@@ -39,6 +39,7 @@
 #include "io.h"
 #include "pool.h"
 #include "proxy.h"
+#include "queue.h"
 #include "worker.h"
 #include "util.h"
 
@@ -63,6 +64,7 @@ typedef struct rp_txn_ext {
     char      codings[128];    /* response transfer-codings before chunked */
     struct event timer_ev;     /* t.timer points here */
     struct event deadline_ev;  /* t.deadline points here */
+    rp_qwait_t qw;             /* its place in the upstream's queue */
     struct rp_txn_ext *next_free;
 } rp_txn_ext_t;
 
@@ -87,7 +89,7 @@ static _Thread_local txn_cache_t txn_cache;
 static llhttp_settings_t resp_settings;
 
 static const char *const state_names[RP_TXN_STATE_COUNT] = {
-    "read_head", "decide", "pick", "connect", "wait_head", "relay", "error", "done"
+    "read_head", "decide", "pick", "queue", "connect", "wait_head", "relay", "error", "done"
 };
 
 const char *
@@ -212,6 +214,13 @@ rp_txn_new(rp_worker_t *w, const rp_downstream_ops_t *ds, void *ds_ctx, const rp
     return t;
 }
 
+/* Out of the upstream's queue, if in it. */
+static void
+unpark(rp_txn_t *t)
+{
+    rp_queue_leave(t->worker, &EXT(t)->qw);
+}
+
 /* Report the attempt in progress, once: every attempt started reaches
  * on_upstream_result exactly once, whatever ends it. */
 static void
@@ -270,6 +279,7 @@ rp_txn_free(rp_txn_t *t)
 {
     if (t == NULL)
         return;
+    unpark(t);
     end_attempt(t, RP_ATTEMPT_ABORTED);
     drop_upstream(t);
     complete(t);
@@ -374,6 +384,7 @@ fail(rp_txn_t *t, int status, rp_close_t why, rp_error_t err, const char *reason
 {
     evtimer_del(t->timer);
     evtimer_del(t->deadline);
+    unpark(t);
     end_attempt(t, RP_ATTEMPT_ABORTED);
     drop_upstream(t);
     if (!t->resp_head_sent) {
@@ -399,6 +410,7 @@ rp_txn_abort(rp_txn_t *t, rp_close_t why, rp_error_t err, const char *reason)
         return;
     evtimer_del(t->timer);
     evtimer_del(t->deadline);
+    unpark(t);
     end_attempt(t, RP_ATTEMPT_ABORTED);
     drop_upstream(t);
     if (t->why == RP_CLOSE_OK) {
@@ -967,6 +979,13 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
     rp_txn_t *t = arg;
     (void)fd;
     (void)what;
+    if (t->state == RP_TXN_QUEUE) {
+        unpark(t);
+        t->retry_after = 1;
+        rp_txn_respond(t, 503, RP_CLOSE_QUEUE, RP_ERR_QUEUE_TIMEOUT,
+                       "no backend connection freed within queue.timeout_ms");
+        return;
+    }
     if (t->state == RP_TXN_CONNECT) {
         rp_log(RP_LOG_WARN, t, "connect to backend timed out after %u ms",
                t->snap->timeouts.upstream_connect_ms);
@@ -999,18 +1018,142 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the driver ---- */
 
+/* Whether a backend of the upstream could take the request now, by the
+ * balancer's rule (modules/balancer.c): eligible, and below its
+ * max_connections or with an idle connection on this worker. */
+static bool
+queue_capacity_now(const rp_txn_t *t)
+{
+    const rp_upstream_t *u = t->upstream;
+    uint64_t now = rp_now_us();
+    for (size_t k = 0; k < u->nbackends; k++) {
+        const rp_backend_t *be = &u->backends[k];
+        const rp_bstate_t *bs = rp_bstate(be->id);
+        if (rp_bstate_eligible(bs, now)
+            && (rp_bstate_has_room(bs, be->max_connections)
+                || rp_pool_idle(t->worker, be->id) > 0))
+            return true;
+    }
+    return false;
+}
+
+/* Idle connections to the upstream's backends held by other workers. */
+static bool
+queue_idle_elsewhere(const rp_txn_t *t)
+{
+    const rp_upstream_t *u = t->upstream;
+    for (size_t k = 0; k < u->nbackends; k++) {
+        unsigned id = u->backends[k].id;
+        if (atomic_load_explicit(&rp_bstate(id)->idle, memory_order_relaxed)
+            > rp_pool_idle(t->worker, id))
+            return true;
+    }
+    return false;
+}
+
+static void start_attempt(rp_txn_t *t);
+
+static void
+queue_woken(rp_qwait_t *q)
+{
+    rp_txn_ext_t *x = (rp_txn_ext_t *)((char *)q - offsetof(rp_txn_ext_t, qw));
+    start_attempt(&x->t);
+}
+
+/* Wait in the upstream's queue for a connection place (see queue.h), or
+ * answer 503 queue_full when it has none left. */
+static void
+park(rp_txn_t *t)
+{
+    rp_txn_ext_t *x = EXT(t);
+    const rp_upstream_t *u = t->upstream;
+    if (x->qw.counted) {
+        /* Woken, and the place went to someone else: back to the head of
+         * the line, with the same queue deadline.  While it was off the
+         * list, a place freed elsewhere found no waiter to wake: look
+         * again. */
+        rp_queue_relist(t->worker, &x->qw);
+        rp_txn_set_state(t, RP_TXN_QUEUE);
+        if (queue_capacity_now(t))
+            rp_queue_capacity(t->worker, u->uq);
+        return;
+    }
+    if (!rp_queue_enter(t->worker, &x->qw, u->uq, u->queue_size)) {
+        t->retry_after = 1;
+        rp_txn_respond(t, 503, RP_CLOSE_QUEUE, RP_ERR_QUEUE_FULL,
+                       u->queue_size == 0 ? "every backend is at max_connections and there is no queue"
+                                          : "every backend is at max_connections and the queue is full");
+        return;
+    }
+    x->qw.wake = queue_woken;
+    rp_txn_set_state(t, RP_TXN_QUEUE);
+    evtimer_add(t->timer, ms_tv(t, u->queue_timeout_ms));
+    rp_log(RP_LOG_DEBUG, t, "queued for upstream %s on worker %u (%u waiting)", u->name,
+           t->worker_id, rp_queue_len(u->uq));
+    if (queue_idle_elsewhere(t))
+        rp_queue_trim_others(t->worker, u->uq);
+    /* A place may have freed since the balancer looked (queue.h). */
+    if (queue_capacity_now(t))
+        rp_queue_capacity(t->worker, u->uq);
+}
+
 static void
 start_attempt(rp_txn_t *t)
 {
     rp_txn_ext_t *x = EXT(t);
     rp_txn_set_state(t, RP_TXN_PICK);
-    rp_verdict_t v = rp_modules_select_backend(t);
-    if (v != RP_CONTINUE || t->backend == NULL) {
-        rp_error_t err = t->error != RP_ERR_NONE ? t->error : RP_ERR_NO_BACKEND;
-        int status = v == RP_FAIL ? 500 : t->status ? t->status : 503;
-        rp_txn_respond(t, status, RP_CLOSE_MODULE, v == RP_FAIL ? RP_ERR_INTERNAL : err,
-                       t->reason != NULL ? t->reason : "no backend available");
+    /* Requests already waiting for this upstream go first. */
+    if (t->upstream != NULL && !x->qw.counted && t->upstream->limited
+        && rp_queue_len(t->upstream->uq) > 0) {
+        park(t);
         return;
+    }
+    rp_verdict_t v = rp_modules_select_backend(t);
+    if (v == RP_PARK && t->upstream != NULL && t->upstream->limited) {
+        park(t);
+        return;
+    }
+    if (v != RP_CONTINUE || t->backend == NULL) {
+        if (x->qw.counted) {
+            unpark(t);
+            evtimer_del(t->timer);   /* the queue timer */
+        }
+        rp_error_t err = t->error != RP_ERR_NONE ? t->error : RP_ERR_NO_BACKEND;
+        bool internal = v == RP_FAIL || v == RP_PARK;
+        int status = internal ? 500 : t->status ? t->status : 503;
+        rp_txn_respond(t, status, RP_CLOSE_MODULE, internal ? RP_ERR_INTERNAL : err,
+                       internal ? "internal error in a module"
+                       : t->reason != NULL ? t->reason : "no backend available");
+        return;
+    }
+    rp_upconn_t *pooled = NULL, *fresh = NULL;
+    int connect_errno = 0;
+    if (!t->replayed)
+        pooled = rp_pool_acquire(t->worker, t->backend,
+                                 rp_http_method_idempotent(t->req.method) ? 0
+                                                                          : NONIDEMPOTENT_MAX_IDLE_US);
+    if (pooled == NULL) {
+        fresh = rp_upconn_connect(t->worker, t->backend);
+        connect_errno = errno;
+        if (fresh == NULL && connect_errno == EBUSY
+            && rp_pool_idle(t->worker, t->backend->id) > 0) {
+            /* The backend's places are held by idle connections here that
+             * this request may not use (idle too long for a method that
+             * cannot be replayed): one of them gives way. */
+            rp_pool_drop_one(t->worker, t->backend->id);
+            fresh = rp_upconn_connect(t->worker, t->backend);
+            connect_errno = errno;
+        }
+        if (fresh == NULL && connect_errno == EBUSY) {
+            /* Another worker took the backend's last place since the
+             * balancer looked. */
+            park(t);
+            return;
+        }
+    }
+    if (x->qw.counted) {
+        unpark(t);
+        evtimer_del(t->timer);   /* the queue timer */
     }
     t->attempts++;
     x->attempt_open = true;
@@ -1030,34 +1173,30 @@ start_attempt(rp_txn_t *t)
     x->rp.data = t;
     rp_http_head_reset(&t->resp);
 
-    rp_upconn_t *up = NULL;
-    if (!t->replayed)
-        up = rp_pool_acquire(t->worker, t->backend,
-                             rp_http_method_idempotent(t->req.method) ? 0 : NONIDEMPOTENT_MAX_IDLE_US);
-    if (up != NULL) {
-        t->up = up;
-        bufferevent_setcb(up->bev, NULL, up_write_cb, up_event_cb, t);
-        rp_reader_setcb(&up->rd, up_read_cb, up_event_cb, t);
-        bufferevent_setwatermark(up->bev, EV_WRITE, t->ds->req_low, 0);
+    if (pooled != NULL) {
+        /* From the pool: the request goes out now. */
+        t->up = pooled;
+        bufferevent_setcb(pooled->bev, NULL, up_write_cb, up_event_cb, t);
+        rp_reader_setcb(&pooled->rd, up_read_cb, up_event_cb, t);
+        bufferevent_setwatermark(pooled->bev, EV_WRITE, t->ds->req_low, 0);
         rp_txn_set_state(t, RP_TXN_CONNECT);
         send_request(t);
         return;
     }
-    up = rp_upconn_connect(t->worker, t->backend);
-    if (up == NULL) {
-        int e = errno;
-        rp_log(RP_LOG_WARN, t, "connect to backend failed: %s", strerror(e));
+    if (fresh == NULL) {
+        rp_log(RP_LOG_WARN, t, "connect to backend failed: %s", strerror(connect_errno));
         /* Out of descriptors, memory or local ports: the proxy's trouble,
          * not the backend's. */
-        bool local = e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM
-                     || e == EADDRNOTAVAIL;
+        bool local = connect_errno == EMFILE || connect_errno == ENFILE
+                     || connect_errno == ENOBUFS || connect_errno == ENOMEM
+                     || connect_errno == EADDRNOTAVAIL;
         end_attempt(t, local ? RP_ATTEMPT_LOCAL_ERROR : RP_ATTEMPT_CONNECT_ERROR);
         fail(t, 502, RP_CLOSE_UP_CONNECT, RP_ERR_UPSTREAM_CONNECT_FAILED, "backend connect failed");
         return;
     }
-    t->up = up;
-    bufferevent_setcb(up->bev, NULL, up_write_cb, up_event_cb, t);
-    rp_reader_setcb(&up->rd, up_read_cb, up_event_cb, t);
+    t->up = fresh;
+    bufferevent_setcb(fresh->bev, NULL, up_write_cb, up_event_cb, t);
+    rp_reader_setcb(&fresh->rd, up_read_cb, up_event_cb, t);
     rp_txn_set_state(t, RP_TXN_CONNECT);
     evtimer_add(t->timer, ms_tv(t, t->snap->timeouts.upstream_connect_ms));
 }
@@ -1075,7 +1214,7 @@ rp_txn_start(rp_txn_t *t)
     rp_txn_set_state(t, RP_TXN_DECIDE);
     rp_verdict_t v = rp_modules_on_request(t);
     if (v != RP_CONTINUE) {
-        if (v == RP_FAIL)
+        if (v == RP_FAIL || v == RP_PARK)
             rp_txn_respond(t, 500, RP_CLOSE_MODULE, RP_ERR_INTERNAL, "internal error in a module");
         else
             rp_txn_respond(t, t->status, RP_CLOSE_MODULE,

@@ -28,6 +28,7 @@
 #include "h2.h"
 #include "pool.h"
 #include "proxy.h"
+#include "queue.h"
 #include "worker.h"
 #include "mem.h"
 #include "util.h"
@@ -37,6 +38,18 @@ unsigned rp_max_conns;
 
 static rp_worker_t *workers;
 static unsigned nworkers;
+
+rp_worker_t *
+rp_worker_get(unsigned id)
+{
+    return id < nworkers ? &workers[id] : NULL;
+}
+
+unsigned
+rp_worker_count(void)
+{
+    return nworkers;
+}
 
 /* Start handshake.  Each worker runs its modules' start hooks, reports,
  * and waits for the verdict; the main thread waits for every report, then
@@ -230,6 +243,7 @@ worker_cleanup(rp_worker_t *w)
         event_free(w->accept_timer);
     if (w->stop_ev)
         event_free(w->stop_ev);
+    rp_queue_worker_free(w);
     if (w->base)
         event_base_free(w->base);
     for (int i = 0; i < 2; i++)
@@ -243,10 +257,16 @@ rp_workers_start(rp_snapshot_t *snap)
 {
     nworkers = snap->workers;
     workers = rp_xcalloc(nworkers, sizeof *workers);
+    /* Every worker's descriptors read "none" before any is created: a
+     * failure part way cleans up all of them. */
+    for (unsigned i = 0; i < nworkers; i++) {
+        workers[i].stop_pipe[0] = workers[i].stop_pipe[1] = -1;
+        workers[i].mb_fd = -1;
+        pthread_mutex_init(&workers[i].mb_lock, NULL);
+    }
     for (unsigned i = 0; i < nworkers; i++) {
         rp_worker_t *w = &workers[i];
         w->id = i;
-        w->stop_pipe[0] = w->stop_pipe[1] = -1;
         TAILQ_INIT(&w->conns);
         TAILQ_INIT(&w->handshakes);
         TAILQ_INIT(&w->h2s);
@@ -266,6 +286,10 @@ rp_workers_start(rp_snapshot_t *snap)
         }
         w->stop_ev = event_new(w->base, w->stop_pipe[0], EV_READ, stop_cb, w);
         event_add(w->stop_ev, NULL);
+        if (rp_queue_worker_init(w) < 0) {
+            rp_log(RP_LOG_ERROR, NULL, "worker %u: mailbox: %s", i, strerror(errno));
+            goto fail;
+        }
         w->listeners = rp_xcalloc(snap->nlisteners, sizeof *w->listeners);
         w->lctx = rp_xcalloc(snap->nlisteners, sizeof *w->lctx);
         for (size_t j = 0; j < snap->nlisteners; j++) {

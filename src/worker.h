@@ -19,6 +19,7 @@
 #include "revproxy/config.h"
 
 typedef struct rp_pool rp_pool_t;
+typedef struct rp_qlist rp_qlist_t;
 typedef struct rp_listen_ctx {
     rp_worker_t *w;
     size_t       index;   /* in snap->listeners */
@@ -42,6 +43,15 @@ struct rp_worker {
     unsigned              nconns;
     rp_pool_t            *pools;         /* owned: indexed by backend identity */
     unsigned              npools;
+    rp_qlist_t           *qlists;        /* owned: queue waiters, by upstream identity */
+    unsigned              nqlists;
+    /* The mailbox (queue.c): other threads add upstream identities under
+     * mb_lock and write mb_fd (an eventfd). */
+    pthread_mutex_t       mb_lock;
+    unsigned             *mb;            /* owned */
+    size_t                mb_n, mb_cap;
+    int                   mb_fd;         /* owned */
+    struct event         *mb_ev;         /* owned */
 };
 
 /* Connections open across all workers, and the cap applied to them. */
@@ -57,6 +67,10 @@ extern unsigned rp_max_conns;
 int rp_workers_start(rp_snapshot_t *snap);
 /* Stop all workers (close listeners and connections) and join them. */
 void rp_workers_stop(void);
+
+/* Worker id of the running set, or NULL; and how many run. */
+rp_worker_t *rp_worker_get(unsigned id);
+unsigned rp_worker_count(void);
 
 /* A connection closed: accounting and listener re-enable. */
 void rp_worker_conn_closed(rp_worker_t *w);

@@ -29,6 +29,8 @@ typedef struct rp_bstate {
     /* core */
     atomic_uint   active;        /* requests in flight to it, all workers */
     atomic_uint   conns;         /* open upstream connections, all workers */
+    atomic_uint   idle;          /* of which idle in pools */
+    unsigned      uq;            /* its upstream's queue identity (set once) */
     /* health module */
     atomic_uint   health;        /* rp_health_t, as last logged */
     atomic_bool   active_down;   /* active checks say down */
@@ -53,6 +55,14 @@ rp_bstate_eligible(const rp_bstate_t *b, uint64_t now_us)
 {
     return !atomic_load_explicit(&b->active_down, memory_order_relaxed)
            && now_us >= atomic_load_explicit(&b->ejected_until, memory_order_relaxed);
+}
+
+/* Whether another connection may be opened to it (max: its
+ * max_connections, 0 for none). */
+static inline bool
+rp_bstate_has_room(const rp_bstate_t *b, unsigned max)
+{
+    return max == 0 || atomic_load(&b->conns) < max;
 }
 
 /* Its weight now: weight, scaled down linearly while slow start ramps

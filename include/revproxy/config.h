@@ -48,6 +48,7 @@ typedef struct rp_listener {
 struct rp_backend {
     rp_addr_t addr;
     unsigned  weight;     /* 1..1000 */
+    unsigned  max_connections;   /* open connections, all workers; 0: no limit */
     unsigned  id;         /* stable identity: upstream name + address */
     unsigned  index;      /* position in the upstream's list */
 };
@@ -65,6 +66,10 @@ struct rp_upstream {
     size_t        nbackends;
     unsigned      max_idle_per_backend;  /* per worker */
     unsigned      idle_timeout_ms;
+    unsigned      uq;                 /* identity of its queue (rp_upstream_identity) */
+    unsigned      queue_size;         /* waiting requests, all workers; 0: no queue */
+    unsigned      queue_timeout_ms;
+    bool          limited;            /* some backend has max_connections */
 };
 
 typedef struct rp_limits {
@@ -143,5 +148,8 @@ void rp_conf_path(char *buf, size_t cap, const char *path, const char *key);
  * the same pair always gets the same small integer.  Main thread. */
 unsigned rp_backend_identity(const char *upstream, const char *addr);
 unsigned rp_backend_identity_count(void);
+/* The same for an upstream (its name): the identity of its queue. */
+unsigned rp_upstream_identity(const char *name);
+unsigned rp_upstream_identity_count(void);
 
 #endif

@@ -28,7 +28,10 @@ enum rp_module_id { RP_MODULES(RP_MOD_ID_) RP_MOD_COUNT };
 typedef enum rp_verdict {
     RP_CONTINUE = 0,  /* not mine to decide: next module */
     RP_RESPOND,       /* I set txn->status (404, 429, 503): answer now */
-    RP_FAIL           /* internal error: the core answers 500 and logs why */
+    RP_FAIL,          /* internal error: the core answers 500 and logs why */
+    RP_PARK           /* select_backend only: backends are there but none
+                         can take another connection now; wait in the
+                         upstream's queue and ask again when woken */
 } rp_verdict_t;
 
 typedef rp_verdict_t rp_request_hook_fn(rp_txn_t *txn, void *state);
@@ -54,6 +57,16 @@ typedef void rp_notify_hook_fn(const rp_txn_t *txn, void *state);
  *   with txn->status at once.
  * select_backend: a backend is needed; set txn->backend.  Called again for
  *   every new attempt.  RP_RESPOND with 503 when none can be used.
+ *   RP_PARK when eligible backends exist but every one is at its
+ *   max_connections: the core parks the request in the upstream's queue
+ *   (src/queue.h), or answers 503 queue_full with Retry-After when the
+ *   queue is full or the upstream has none, or 503 queue_timeout when
+ *   queue.timeout_ms passes first.  When capacity frees, one waiter is
+ *   woken and select_backend is called again for it (it may park again,
+ *   keeping its turn and its place).  The core also parks, without asking,
+ *   a new request for an upstream whose queue is not empty, so waiters
+ *   are served before newcomers.  From any other hook RP_PARK is an
+ *   internal error (500).
  * on_upstream_result: an attempt ended (ok, connect error, timeout, bad
  *   response); a describes it.
  * on_response: the response head from the backend is complete.

@@ -24,6 +24,7 @@
     X(UP_BAD,          "upstream_bad_response") \
     X(UP_ABORT,        "upstream_abort") \
     X(DEADLINE,        "deadline") \
+    X(QUEUE,           "queue") \
     X(INTERNAL,        "internal") \
     X(SHUTDOWN,        "shutdown")
 
@@ -50,6 +51,8 @@
     X(NO_ROUTE,                    "no_route") \
     X(NO_BACKEND,                  "no_backend") \
     X(NO_HEALTHY_BACKEND,          "no_healthy_backend") \
+    X(QUEUE_FULL,                  "queue_full") \
+    X(QUEUE_TIMEOUT,               "queue_timeout") \
     X(MODULE_REFUSED,              "module_refused") \
     /* the backend */ \
     X(UPSTREAM_CONNECT_FAILED,     "upstream_connect_failed") \

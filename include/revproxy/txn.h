@@ -19,6 +19,7 @@ typedef enum rp_txn_state {
     RP_TXN_READ_HEAD = 0, /* client head arriving; header timer armed (conn) */
     RP_TXN_DECIDE,        /* [transient] on_request hooks */
     RP_TXN_PICK,          /* [transient] select_backend; re-entered on replay */
+    RP_TXN_QUEUE,         /* waiting in the upstream's queue; queue timer */
     RP_TXN_CONNECT,       /* upstream conn pending, owned by the txn; connect timer */
     RP_TXN_WAIT_HEAD,     /* request head sent, body streaming; response timer */
     RP_TXN_RELAY,         /* response head sent to client; bodies flowing */
@@ -151,6 +152,7 @@ struct rp_txn {
     const rp_backend_t  *backend;   /* borrowed from snap */
     rp_upconn_t    *up;          /* owned from CONNECT until the response ends */
     int             status;      /* status sent (or to send) to the client */
+    unsigned        retry_after; /* seconds: Retry-After on the proxy's own answer, 0: none */
     int             decided_by;  /* module id that answered, or -1 */
     unsigned        attempts;
     unsigned        nresults;    /* attempts reported to on_upstream_result */

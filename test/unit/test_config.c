@@ -90,7 +90,9 @@ START_TEST(test_health_dump_round_trip)
         " \"upstreams\": {\"app\": {\"balancer\": \"least_conn\","
         "   \"backends\": [{\"address\": \"127.0.0.1:9000\"}, {\"address\": \"127.0.0.1:9001\"}],"
         "   \"health\": {\"passive\": {\"consecutive_failures\": 7}, \"slow_start_ms\": 5000}},"
-        "  \"plain\": {\"backends\": [{\"address\": \"127.0.0.1:9002\"}]}},"
+        "  \"plain\": {\"backends\": [{\"address\": \"127.0.0.1:9002\"}]},"
+        "  \"lim\": {\"backends\": [{\"address\": \"127.0.0.1:9003\", \"max_connections\": 9}],"
+        "   \"queue\": {\"size\": 4}}},"
         " \"routes\": [{\"path_prefix\": \"/\", \"upstream\": \"app\"}]}");
     ck_assert_int_eq(s->upstreams[0].balancer, RP_BALANCER_LEAST_CONN);
     json_t *d = rp_snapshot_dump(s);
@@ -106,6 +108,17 @@ START_TEST(test_health_dump_round_trip)
                                                         "slow_start_ms")), 5000);
     const json_t *plain = json_object_get(json_object_get(d, "upstreams"), "plain");
     ck_assert_ptr_null(json_object_get(plain, "health"));
+    ck_assert_ptr_null(json_object_get(plain, "queue"));
+    const json_t *lim = json_object_get(json_object_get(d, "upstreams"), "lim");
+    const json_t *lq = json_object_get(lim, "queue");
+    ck_assert_int_eq(json_integer_value(json_object_get(lq, "size")), 4);
+    ck_assert_int_eq(json_integer_value(json_object_get(lq, "timeout_ms")), 1000);
+    const json_t *lb = json_array_get(json_object_get(lim, "backends"), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(lb, "max_connections")), 9);
+    ck_assert_uint_eq(s->upstreams[1].backends[0].max_connections, 9);
+    ck_assert(s->upstreams[1].limited);
+    ck_assert(!s->upstreams[0].limited);
+    ck_assert_uint_ne(s->upstreams[0].uq, s->upstreams[1].uq);
     rp_errs_t errs = { 0 };
     rp_snapshot_t *s2 = NULL;
     ck_assert_int_eq(rp_snapshot_build(d, &s2, &errs), 0);
@@ -445,8 +458,22 @@ static const bad_case_t bad_cases[] = {
       { "upstreams.app.backends[0].weight: must be between 1 and 1000, not 1001" } },
     { APP("{\"backends\": [{\"address\": \"127.0.0.1:9000\", \"weight\": \"5\"}]}"),
       { "upstreams.app.backends[0].weight: must be an integer, not a string" } },
-    { APP("{\"backends\": [{\"address\": \"127.0.0.1:9000\", \"max_connections\": 5}]}"),
-      { "upstreams.app.backends[0].max_connections: not supported yet" } },
+    { APP("{\"backends\": [{\"address\": \"127.0.0.1:9000\", \"max_connections\": 0}]}"),
+      { "upstreams.app.backends[0].max_connections: must be between 1 and 1000000, not 0" } },
+    { APP("{\"backends\": [{\"address\": \"127.0.0.1:9000\", \"max_connections\": \"5\"}]}"),
+      { "upstreams.app.backends[0].max_connections: must be an integer, not a string" } },
+    { APP("{\"backends\": [{\"address\": \"127.0.0.1:9000\"}], \"queue\": {\"size\": 10}}"),
+      { "upstreams.app.queue.size: a queue needs at least one backend with max_connections" } },
+    { APP("{\"backends\": [{\"address\": \"127.0.0.1:9000\", \"max_connections\": 5}],"
+          " \"queue\": {\"size\": -1, \"timeout_ms\": 0}}"),
+      { "upstreams.app.queue.size: must be between 0 and 1000000, not -1",
+        "upstreams.app.queue.timeout_ms: must be between 1 and 3600000, not 0" } },
+    { APP("{\"backends\": [{\"address\": \"127.0.0.1:9000\", \"max_connections\": 5}],"
+          " \"queue\": {\"length\": 1}}"),
+      { "upstreams.app.queue.length: unknown key" } },
+    { APP("{\"backends\": [{\"address\": \"127.0.0.1:9000\", \"max_connections\": 5}],"
+          " \"queue\": []}"),
+      { "upstreams.app.queue: must be an object, not an array" } },
     { APP("{\"health\": {\"active\": {\"expect_status\": \"2xx\"}}, \"backends\": [{\"address\": \"127.0.0.1:9000\"}]}"),
       { "upstreams.app.health.active.expect_status: must be status codes and ranges separated by commas, as \"200-399\" or \"200,204\"" } },
     { APP("{\"health\": {\"active\": {\"expect_status\": \"500-200\"}}, \"backends\": [{\"address\": \"127.0.0.1:9000\"}]}"),

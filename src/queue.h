@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Upstream queues: requests waiting for a backend connection when every
+ * eligible backend of their upstream is at its max_connections.
+ *
+ * The queue of an upstream identity (its name; see rp_upstream_identity)
+ * is one bounded count shared by all workers (queued: places taken, never
+ * more than the upstream's queue.size) and, on each worker, a FIFO list of
+ * that worker's waiters, which only that worker touches.  Like the backend
+ * state table, it is core-owned and never freed.
+ *
+ * Capacity that frees (a connection to one of the upstream's backends
+ * closes, or finishes a request while others wait) wakes one waiter, not
+ * all: the worker where it freed wakes its own oldest waiter, or, having
+ * none, hands a wake token to a worker that has waiters through that
+ * worker's mailbox (a locked list of upstream identities needing
+ * attention, and an eventfd that wakes its event loop).  Wakes always run
+ * from the event loop, never inside the code that freed the capacity.
+ *
+ * While an upstream has waiters, connections to its backends are not kept
+ * idle in pools (an idle connection on one worker would hold a place a
+ * waiter on another worker needs): a finished connection goes to a local
+ * waiter or is closed, and a worker parking a request asks the others to
+ * close the idle connections they hold ("trim").
+ *
+ * Lost wakes: a worker parking a request takes its place first and then
+ * looks for capacity again; a worker freeing capacity gives it up first
+ * and then looks for places taken.  With sequentially consistent atomics
+ * one of the two always sees the other.
+ */
+#ifndef RP_QUEUE_H
+#define RP_QUEUE_H
+
+#include <stdbool.h>
+#include <sys/queue.h>
+#include "revproxy/types.h"
+
+/* Workers a snapshot may have (config "workers" is at most this). */
+#define RP_MAX_WORKERS 256
+
+typedef struct rp_qwait rp_qwait_t;
+struct rp_qwait {
+    TAILQ_ENTRY(rp_qwait) link;
+    unsigned uq;        /* upstream identity */
+    bool     listed;    /* in its worker's list */
+    bool     counted;   /* holds a place in the upstream's queue */
+    /* Called from the worker's event loop after the waiter was taken off
+     * its list (still counted): try again. */
+    void   (*wake)(rp_qwait_t *q);
+};
+
+typedef struct rp_qlist {
+    TAILQ_HEAD(, rp_qwait) waiters;   /* oldest first */
+} rp_qlist_t;
+
+/* Make sure the queue of upstream identity 0..uq exists (main thread, with
+ * the identity). */
+void rp_uq_ensure(unsigned uq);
+
+/* Places taken in the queue of uq, all workers. */
+unsigned rp_queue_len(unsigned uq);
+
+/* Take a place in uq's queue (at most size) and join this worker's list
+ * at its tail; false when the queue is full (nothing taken). */
+bool rp_queue_enter(rp_worker_t *w, rp_qwait_t *q, unsigned uq, unsigned size);
+/* Back on the list after a wake that found no capacity, at its head: it
+ * keeps its turn (and its place). */
+void rp_queue_relist(rp_worker_t *w, rp_qwait_t *q);
+/* Off the list and give the place back (no-op when neither). */
+void rp_queue_leave(rp_worker_t *w, rp_qwait_t *q);
+
+/* Capacity for uq freed on worker w: wake one waiter, on w if it has one,
+ * else on another worker.  Cheap when nobody waits. */
+void rp_queue_capacity(rp_worker_t *w, unsigned uq);
+/* Ask every other worker to close its idle connections to uq's backends. */
+void rp_queue_trim_others(rp_worker_t *w, unsigned uq);
+
+/* Waiters of uq listed on w. */
+bool rp_queue_has_local(const rp_worker_t *w, unsigned uq);
+
+/* Worker side (worker.c): set up and tear down the mailbox, and handle it. */
+int rp_queue_worker_init(rp_worker_t *w);
+void rp_queue_worker_free(rp_worker_t *w);
+
+#endif
