@@ -407,9 +407,21 @@ conn_parse(rp_conn_t *c)
 static bool
 after_peer_eof(rp_conn_t *c)
 {
+    rp_txn_t *t = c->txn;
+    if (c->state == RP_CONN_TXN && t != NULL && t->state == RP_TXN_QUEUE) {
+        /* Still waiting for a backend: nothing was sent anywhere, and the
+         * place in the queue is for clients still there.  Whatever the
+         * client sent after the head (a body, pipelined requests) goes
+         * with it: a request whose client left is never started later.
+         * A client that only half-closed is treated the same, as nginx
+         * treats it while it waits for a backend. */
+        rp_txn_abort(t, RP_CLOSE_CLIENT_ABORT, RP_ERR_CLIENT_CLOSED,
+                     "client closed while its request waited in the queue");
+        rp_conn_free(c);
+        return true;
+    }
     if (evbuffer_get_length(c->tr->in) > 0)
         return false;   /* parsing waits for the transaction; more to come */
-    rp_txn_t *t = c->txn;
     switch (c->state) {
     case RP_CONN_IDLE:
         close_after_flush(c);
@@ -424,16 +436,6 @@ after_peer_eof(rp_conn_t *c)
         conn_txn_done(c, false);
         return false;
     case RP_CONN_TXN:
-        if (t != NULL && t->state == RP_TXN_QUEUE) {
-            /* Still waiting for a backend: nothing was sent anywhere, and
-             * the place in the queue is for clients still there (a client
-             * that only half-closed gets no answer; HTTP/1.1 clients that
-             * do so are rare, and they are told by the close). */
-            rp_txn_abort(t, RP_CLOSE_CLIENT_ABORT, RP_ERR_CLIENT_CLOSED,
-                         "client closed while its request waited in the queue");
-            rp_conn_free(c);
-            return true;
-        }
         if (t != NULL && !t->req_done && rp_txn_wants_body(t))
             rp_txn_client_error(t, 400, RP_CLOSE_CLIENT_ABORT, RP_ERR_BODY_INCOMPLETE,
                                 "client closed before the request body ended");

@@ -30,6 +30,15 @@ pool_for(rp_worker_t *w, unsigned id)
         if (n <= id)
             n = id + 1;
         w->pools = rp_xrealloc(w->pools, n * sizeof *w->pools);
+        /* The heads moved: the first connection of each list points back
+         * at its head, and an empty head at itself. */
+        for (unsigned i = 0; i < w->npools; i++) {
+            struct rp_upconn_tailq *h = &w->pools[i].idle;
+            if (TAILQ_EMPTY(h))
+                TAILQ_INIT(h);
+            else
+                TAILQ_FIRST(h)->link.tqe_prev = &TAILQ_FIRST(h);
+        }
         for (unsigned i = w->npools; i < n; i++) {
             TAILQ_INIT(&w->pools[i].idle);
             w->pools[i].nidle = 0;
@@ -219,12 +228,12 @@ rp_pool_release(rp_upconn_t *up, const rp_upstream_t *u)
         return;
     }
     /* Requests wait for a place at this upstream's backends: the
-     * connection is for one of this worker's waiters, or its place is
-     * (queue.h). */
+     * connection is for the oldest of them when it waits on this worker,
+     * else its place is (queue.h). */
     rp_bstate_t *bs = rp_bstate(up->backend_id);
     bool for_waiter = false;
     if (rp_queue_len(bs->uq) > 0) {
-        if (!rp_queue_has_local(up->w, bs->uq)) {
+        if (!rp_queue_oldest_here(up->w, bs->uq)) {
             rp_upconn_close(up);
             return;
         }
@@ -259,6 +268,18 @@ rp_pool_drop_one(rp_worker_t *w, unsigned id)
 {
     if (id < w->npools && !TAILQ_EMPTY(&w->pools[id].idle))
         rp_upconn_close(TAILQ_LAST(&w->pools[id].idle, rp_upconn_tailq));
+}
+
+bool
+rp_pool_trim_one(rp_worker_t *w, unsigned uq)
+{
+    for (unsigned i = 0; i < w->npools; i++) {
+        if (w->pools[i].nidle > 0 && rp_bstate(i)->uq == uq) {
+            rp_upconn_close(TAILQ_LAST(&w->pools[i].idle, rp_upconn_tailq));
+            return true;
+        }
+    }
+    return false;
 }
 
 void

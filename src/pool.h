@@ -60,6 +60,9 @@ void rp_upconn_abort(rp_upconn_t *up);
 unsigned rp_pool_idle(rp_worker_t *w, unsigned id);
 /* Close the connection idle longest in w's pool for backend id, if any. */
 void rp_pool_drop_one(rp_worker_t *w, unsigned id);
+/* Close one of w's idle connections to the backends of upstream identity
+ * uq; false when it holds none. */
+bool rp_pool_trim_one(rp_worker_t *w, unsigned uq);
 /* Close w's idle connections to the backends of upstream identity uq. */
 void rp_pool_trim(rp_worker_t *w, unsigned uq);
 /* Close every idle connection of the worker (shutdown). */

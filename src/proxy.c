@@ -1018,39 +1018,6 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the driver ---- */
 
-/* Whether a backend of the upstream could take the request now, by the
- * balancer's rule (modules/balancer.c): eligible, and below its
- * max_connections or with an idle connection on this worker. */
-static bool
-queue_capacity_now(const rp_txn_t *t)
-{
-    const rp_upstream_t *u = t->upstream;
-    uint64_t now = rp_now_us();
-    for (size_t k = 0; k < u->nbackends; k++) {
-        const rp_backend_t *be = &u->backends[k];
-        const rp_bstate_t *bs = rp_bstate(be->id);
-        if (rp_bstate_eligible(bs, now)
-            && (rp_bstate_has_room(bs, be->max_connections)
-                || rp_pool_idle(t->worker, be->id) > 0))
-            return true;
-    }
-    return false;
-}
-
-/* Idle connections to the upstream's backends held by other workers. */
-static bool
-queue_idle_elsewhere(const rp_txn_t *t)
-{
-    const rp_upstream_t *u = t->upstream;
-    for (size_t k = 0; k < u->nbackends; k++) {
-        unsigned id = u->backends[k].id;
-        if (atomic_load_explicit(&rp_bstate(id)->idle, memory_order_relaxed)
-            > rp_pool_idle(t->worker, id))
-            return true;
-    }
-    return false;
-}
-
 static void start_attempt(rp_txn_t *t);
 
 static void
@@ -1067,6 +1034,9 @@ park(rp_txn_t *t)
 {
     rp_txn_ext_t *x = EXT(t);
     const rp_upstream_t *u = t->upstream;
+    t->decided_by = -1;   /* waiting is nobody's answer */
+    t->backend = NULL;
+    unsigned idle_elsewhere = rp_queue_idle_elsewhere(t->worker, u);
     if (x->qw.counted) {
         /* Woken, and the place went to someone else: back to the head of
          * the line, with the same queue deadline.  While it was off the
@@ -1074,26 +1044,28 @@ park(rp_txn_t *t)
          * again. */
         rp_queue_relist(t->worker, &x->qw);
         rp_txn_set_state(t, RP_TXN_QUEUE);
-        if (queue_capacity_now(t))
-            rp_queue_capacity(t->worker, u->uq);
-        return;
+    } else {
+        /* Places held by idle connections on other workers are as good as
+         * free: they are closed on request, so a request may wait for one
+         * even beyond the queue's size (or without a queue). */
+        if (!rp_queue_enter(t->worker, &x->qw, u, u->queue_size + idle_elsewhere)) {
+            t->retry_after = 1;
+            rp_txn_respond(t, 503, RP_CLOSE_QUEUE, RP_ERR_QUEUE_FULL,
+                           u->queue_size == 0
+                               ? "every backend is at max_connections and there is no queue"
+                               : "every backend is at max_connections and the queue is full");
+            return;
+        }
+        x->qw.wake = queue_woken;
+        rp_txn_set_state(t, RP_TXN_QUEUE);
+        evtimer_add(t->timer, ms_tv(t, u->queue_timeout_ms));
+        rp_log(RP_LOG_DEBUG, t, "queued for upstream %s on worker %u (%u waiting)", u->name,
+               t->worker_id, rp_queue_len(u->uq));
     }
-    if (!rp_queue_enter(t->worker, &x->qw, u->uq, u->queue_size)) {
-        t->retry_after = 1;
-        rp_txn_respond(t, 503, RP_CLOSE_QUEUE, RP_ERR_QUEUE_FULL,
-                       u->queue_size == 0 ? "every backend is at max_connections and there is no queue"
-                                          : "every backend is at max_connections and the queue is full");
-        return;
-    }
-    x->qw.wake = queue_woken;
-    rp_txn_set_state(t, RP_TXN_QUEUE);
-    evtimer_add(t->timer, ms_tv(t, u->queue_timeout_ms));
-    rp_log(RP_LOG_DEBUG, t, "queued for upstream %s on worker %u (%u waiting)", u->name,
-           t->worker_id, rp_queue_len(u->uq));
-    if (queue_idle_elsewhere(t))
+    if (idle_elsewhere > 0)
         rp_queue_trim_others(t->worker, u->uq);
     /* A place may have freed since the balancer looked (queue.h). */
-    if (queue_capacity_now(t))
+    if (rp_queue_room(t->worker, u))
         rp_queue_capacity(t->worker, u->uq);
 }
 
@@ -1102,14 +1074,12 @@ start_attempt(rp_txn_t *t)
 {
     rp_txn_ext_t *x = EXT(t);
     rp_txn_set_state(t, RP_TXN_PICK);
-    /* Requests already waiting for this upstream go first. */
-    if (t->upstream != NULL && !x->qw.counted && t->upstream->limited
-        && rp_queue_len(t->upstream->uq) > 0) {
-        park(t);
-        return;
-    }
     rp_verdict_t v = rp_modules_select_backend(t);
-    if (v == RP_PARK && t->upstream != NULL && t->upstream->limited) {
+    bool limited = t->upstream != NULL && t->upstream->limited;
+    /* Requests already waiting for this upstream go first (once it is
+     * known that a backend can be used at all). */
+    if ((v == RP_PARK && limited)
+        || (v == RP_CONTINUE && limited && !x->qw.counted && rp_queue_len(t->upstream->uq) > 0)) {
         park(t);
         return;
     }

@@ -11,6 +11,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <event2/event.h>
+#include "revproxy/bstate.h"
+#include "revproxy/config.h"
 #include "revproxy/log.h"
 #include "pool.h"
 #include "queue.h"
@@ -18,17 +20,19 @@
 #include "util.h"
 
 typedef struct uq_worker {
-    atomic_uint waiting;   /* listed on that worker */
-    atomic_uint wake;      /* wake tokens sent to it, not yet taken */
-    atomic_bool trim;      /* it should close its idle connections */
-    atomic_bool flagged;   /* the identity is in its mailbox */
+    atomic_uint   waiting;   /* listed on that worker */
+    atomic_uint   wake;      /* wake tokens sent to it, not yet taken */
+    atomic_bool   trim;      /* it should close its idle connections */
+    atomic_bool   flagged;   /* the identity is in its mailbox */
+    atomic_ullong oldest;    /* when its oldest waiter parked (µs), 0: none */
 } uq_worker_t;
 
 typedef struct rp_uq {
     atomic_uint queued;    /* places taken, all workers */
-    atomic_uint next;      /* where the search for another worker starts */
     uq_worker_t per[RP_MAX_WORKERS];
 } rp_uq_t;
+
+#define SWEEP_MS 100
 
 #define UQ_CHUNK 16u
 #define UQ_CHUNKS 4096u
@@ -47,12 +51,12 @@ rp_uq_ensure(unsigned uq)
         rp_uq_t *q = rp_xcalloc(UQ_CHUNK, sizeof *q);
         for (unsigned k = 0; k < UQ_CHUNK; k++) {
             atomic_init(&q[k].queued, 0);
-            atomic_init(&q[k].next, 0);
             for (unsigned w = 0; w < RP_MAX_WORKERS; w++) {
                 atomic_init(&q[k].per[w].waiting, 0);
                 atomic_init(&q[k].per[w].wake, 0);
                 atomic_init(&q[k].per[w].trim, false);
                 atomic_init(&q[k].per[w].flagged, false);
+                atomic_init(&q[k].per[w].oldest, 0);
             }
         }
         atomic_store_explicit(&chunks[i], q, memory_order_release);
@@ -80,6 +84,15 @@ qlist(rp_worker_t *w, unsigned uq)
         if (n <= uq)
             n = uq + 1;
         w->qlists = rp_xrealloc(w->qlists, n * sizeof *w->qlists);
+        /* The heads moved: the first waiter of each list points back at
+         * its head, and an empty head at itself. */
+        for (unsigned i = 0; i < w->nqlists; i++) {
+            rp_qlist_t *l = &w->qlists[i];
+            if (TAILQ_EMPTY(&l->waiters))
+                TAILQ_INIT(&l->waiters);
+            else
+                TAILQ_FIRST(&l->waiters)->link.tqe_prev = &TAILQ_FIRST(&l->waiters);
+        }
         for (unsigned i = w->nqlists; i < n; i++)
             TAILQ_INIT(&w->qlists[i].waiters);
         w->nqlists = n;
@@ -87,26 +100,49 @@ qlist(rp_worker_t *w, unsigned uq)
     return &w->qlists[uq];
 }
 
-bool
-rp_queue_has_local(const rp_worker_t *w, unsigned uq)
+static bool
+has_local(const rp_worker_t *w, unsigned uq)
 {
     return uq < w->nqlists && !TAILQ_EMPTY(&w->qlists[uq].waiters);
 }
 
-bool
-rp_queue_enter(rp_worker_t *w, rp_qwait_t *q, unsigned uq, unsigned size)
+/* Publish when w's oldest waiter for uq parked, after its list changed. */
+static void
+publish_oldest(rp_worker_t *w, unsigned uq)
 {
-    rp_uq_t *u = uq_get(uq);
-    unsigned n = atomic_load(&u->queued);
+    rp_qwait_t *h = TAILQ_FIRST(&qlist(w, uq)->waiters);
+    atomic_store(&uq_get(uq)->per[w->id].oldest, h != NULL ? h->since : 0);
+}
+
+static void
+sweep_arm(rp_worker_t *w)
+{
+    if (w->q_sweep != NULL && !evtimer_pending(w->q_sweep, NULL)) {
+        struct timeval tv = { 0, SWEEP_MS * 1000 };
+        evtimer_add(w->q_sweep, &tv);
+    }
+}
+
+bool
+rp_queue_enter(rp_worker_t *w, rp_qwait_t *q, const rp_upstream_t *u, unsigned size)
+{
+    rp_uq_t *uqs = uq_get(u->uq);
+    unsigned n = atomic_load(&uqs->queued);
     do {
         if (n >= size)
             return false;
-    } while (!atomic_compare_exchange_weak(&u->queued, &n, n + 1));
-    q->uq = uq;
+    } while (!atomic_compare_exchange_weak(&uqs->queued, &n, n + 1));
+    q->uq = u->uq;
+    q->u = u;
+    q->since = rp_now_us();
+    if (q->since == 0)
+        q->since = 1;
     q->counted = true;
-    TAILQ_INSERT_TAIL(&qlist(w, uq)->waiters, q, link);
+    TAILQ_INSERT_TAIL(&qlist(w, u->uq)->waiters, q, link);
     q->listed = true;
-    atomic_fetch_add(&u->per[w->id].waiting, 1);
+    atomic_fetch_add(&uqs->per[w->id].waiting, 1);
+    publish_oldest(w, u->uq);
+    sweep_arm(w);
     return true;
 }
 
@@ -118,6 +154,8 @@ rp_queue_relist(rp_worker_t *w, rp_qwait_t *q)
     TAILQ_INSERT_HEAD(&qlist(w, q->uq)->waiters, q, link);
     q->listed = true;
     atomic_fetch_add(&uq_get(q->uq)->per[w->id].waiting, 1);
+    publish_oldest(w, q->uq);
+    sweep_arm(w);
 }
 
 static void
@@ -126,6 +164,7 @@ unlist(rp_worker_t *w, rp_qwait_t *q)
     TAILQ_REMOVE(&qlist(w, q->uq)->waiters, q, link);
     q->listed = false;
     atomic_fetch_sub(&uq_get(q->uq)->per[w->id].waiting, 1);
+    publish_oldest(w, q->uq);
 }
 
 void
@@ -160,31 +199,44 @@ post(unsigned to, unsigned uq)
         ;
 }
 
+/* The worker whose oldest waiter for uq parked first (w itself on a
+ * tie), or -1 when nobody is listed. */
+static int
+oldest_worker(const rp_worker_t *w, unsigned uq)
+{
+    rp_uq_t *u = uq_get(uq);
+    unsigned n = rp_worker_count();
+    int best = -1;
+    uint64_t best_since = 0;
+    for (unsigned k = 0; k < n; k++) {
+        uint64_t since = atomic_load(&u->per[k].oldest);
+        if (since == 0 || atomic_load(&u->per[k].waiting) == 0)
+            continue;
+        if (best < 0 || since < best_since || (since == best_since && k == w->id)) {
+            best = (int)k;
+            best_since = since;
+        }
+    }
+    return best;
+}
+
 void
 rp_queue_capacity(rp_worker_t *w, unsigned uq)
 {
     rp_uq_t *u = uq_get(uq);
     if (atomic_load(&u->queued) == 0)
         return;
-    unsigned n = rp_worker_count();
-    unsigned to = w->id;
-    if (atomic_load(&u->per[w->id].waiting) == 0) {
-        /* Another worker's turn: start where the last search ended, so
-         * wakes go round the workers that wait. */
-        unsigned start = atomic_fetch_add(&u->next, 1);
-        to = n;
-        for (unsigned i = 0; i < n; i++) {
-            unsigned k = (start + i) % n;
-            if (k != w->id && atomic_load(&u->per[k].waiting) > 0) {
-                to = k;
-                break;
-            }
-        }
-        if (to == n)
-            return;   /* the waiters left, or found capacity themselves */
-    }
+    int to = oldest_worker(w, uq);
+    if (to < 0)
+        return;   /* the waiters left, or are being woken right now */
     atomic_fetch_add(&u->per[to].wake, 1);
-    post(to, uq);
+    post((unsigned)to, uq);
+}
+
+bool
+rp_queue_oldest_here(const rp_worker_t *w, unsigned uq)
+{
+    return oldest_worker(w, uq) == (int)w->id;
 }
 
 void
@@ -200,8 +252,27 @@ rp_queue_trim_others(rp_worker_t *w, unsigned uq)
     }
 }
 
-/* The mailbox: wake as many local waiters as tokens came, oldest first;
- * tokens nobody here can use any more go on to another worker. */
+/* Wake up to n of w's waiters for uq, oldest first.  A woken waiter
+ * that parks again goes back to the head of the list, so the count, not
+ * the list, bounds the loop. */
+static unsigned
+wake_local(rp_worker_t *w, unsigned uq, unsigned n)
+{
+    unsigned done = 0;
+    for (; done < n; done++) {
+        rp_qwait_t *q = uq < w->nqlists ? TAILQ_FIRST(&w->qlists[uq].waiters) : NULL;
+        if (q == NULL)
+            break;
+        unlist(w, q);
+        q->wake(q);   /* may relist it, free it, or park others */
+    }
+    return done;
+}
+
+/* The mailbox: wake as many local waiters as tokens came, oldest first.
+ * A token nobody here can use any more goes on to the oldest waiter
+ * elsewhere, with its place: a connection this worker kept idle for a
+ * waiter is closed first. */
 static void
 handle(rp_worker_t *w, unsigned uq)
 {
@@ -210,15 +281,75 @@ handle(rp_worker_t *w, unsigned uq)
     if (atomic_exchange(&u->per[w->id].trim, false))
         rp_pool_trim(w, uq);
     unsigned tokens = atomic_exchange(&u->per[w->id].wake, 0);
+    tokens -= wake_local(w, uq, tokens);
     for (; tokens > 0; tokens--) {
-        rp_qwait_t *q = uq < w->nqlists ? TAILQ_FIRST(&w->qlists[uq].waiters) : NULL;
-        if (q == NULL)
-            break;
-        unlist(w, q);
-        q->wake(q);   /* may relist it, free it, or park others */
+        if (!rp_pool_trim_one(w, uq))   /* its close passes the token on */
+            rp_queue_capacity(w, uq);
     }
-    for (; tokens > 0; tokens--)
-        rp_queue_capacity(w, uq);
+}
+
+bool
+rp_queue_room(rp_worker_t *w, const rp_upstream_t *u)
+{
+    uint64_t now = rp_now_us();
+    for (size_t k = 0; k < u->nbackends; k++) {
+        const rp_backend_t *be = &u->backends[k];
+        const rp_bstate_t *bs = rp_bstate(be->id);
+        if (rp_bstate_eligible(bs, now)
+            && (rp_bstate_has_room(bs, be->max_connections) || rp_pool_idle(w, be->id) > 0))
+            return true;
+    }
+    return false;
+}
+
+bool
+rp_queue_any_eligible(const rp_upstream_t *u)
+{
+    uint64_t now = rp_now_us();
+    for (size_t k = 0; k < u->nbackends; k++)
+        if (rp_bstate_eligible(rp_bstate(u->backends[k].id), now))
+            return true;
+    return false;
+}
+
+unsigned
+rp_queue_idle_elsewhere(rp_worker_t *w, const rp_upstream_t *u)
+{
+    unsigned n = 0;
+    for (size_t k = 0; k < u->nbackends; k++) {
+        unsigned id = u->backends[k].id;
+        unsigned all = atomic_load_explicit(&rp_bstate(id)->idle, memory_order_relaxed);
+        unsigned here = rp_pool_idle(w, id);
+        if (all > here)
+            n += all - here;
+    }
+    return n;
+}
+
+/* Every SWEEP_MS while w has waiters (queue.h). */
+static void
+sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rp_worker_t *w = arg;
+    bool any = false;
+    (void)fd;
+    (void)what;
+    for (unsigned uq = 0; uq < w->nqlists; uq++) {
+        rp_qwait_t *h = TAILQ_FIRST(&w->qlists[uq].waiters);
+        if (h == NULL)
+            continue;
+        const rp_upstream_t *u = h->u;
+        if (!rp_queue_any_eligible(u)) {
+            wake_local(w, uq, atomic_load(&uq_get(uq)->per[w->id].waiting));
+        } else if (rp_queue_room(w, u)) {
+            rp_queue_capacity(w, uq);
+        } else if (rp_queue_idle_elsewhere(w, u) > 0) {
+            rp_queue_trim_others(w, uq);
+        }
+        any = any || has_local(w, uq);
+    }
+    if (any)
+        sweep_arm(w);
 }
 
 static void
@@ -247,7 +378,8 @@ rp_queue_worker_init(rp_worker_t *w)
     if (w->mb_fd < 0)
         return -1;
     w->mb_ev = event_new(w->base, w->mb_fd, EV_READ | EV_PERSIST, mailbox_cb, w);
-    if (w->mb_ev == NULL || event_add(w->mb_ev, NULL) < 0) {
+    w->q_sweep = evtimer_new(w->base, sweep_cb, w);
+    if (w->mb_ev == NULL || w->q_sweep == NULL || event_add(w->mb_ev, NULL) < 0) {
         errno = ENOMEM;
         return -1;
     }
@@ -260,6 +392,9 @@ rp_queue_worker_free(rp_worker_t *w)
     if (w->mb_ev != NULL)
         event_free(w->mb_ev);
     w->mb_ev = NULL;
+    if (w->q_sweep != NULL)
+        event_free(w->q_sweep);
+    w->q_sweep = NULL;
     if (w->mb_fd >= 0)
         close(w->mb_fd);
     w->mb_fd = -1;

@@ -11,17 +11,27 @@
  *
  * Capacity that frees (a connection to one of the upstream's backends
  * closes, or finishes a request while others wait) wakes one waiter, not
- * all: the worker where it freed wakes its own oldest waiter, or, having
- * none, hands a wake token to a worker that has waiters through that
- * worker's mailbox (a locked list of upstream identities needing
- * attention, and an eventfd that wakes its event loop).  Wakes always run
- * from the event loop, never inside the code that freed the capacity.
+ * all: the oldest, whichever worker it waits on (each worker publishes
+ * when its oldest waiter parked).  The token goes through that worker's
+ * mailbox (a locked list of upstream identities needing attention, and an
+ * eventfd that wakes its event loop), also when it is the worker where the
+ * place freed: wakes always run from the event loop, never inside the code
+ * that freed the capacity.
  *
  * While an upstream has waiters, connections to its backends are not kept
  * idle in pools (an idle connection on one worker would hold a place a
- * waiter on another worker needs): a finished connection goes to a local
- * waiter or is closed, and a worker parking a request asks the others to
- * close the idle connections they hold ("trim").
+ * waiter on another worker needs): a finished connection stays for the
+ * oldest waiter when that one waits on the same worker, and is closed
+ * otherwise; a worker parking a request while places are held idle on
+ * other workers asks them to close those connections ("trim"), and a
+ * token that finds no waiter left on its worker first closes an idle
+ * connection held there for one.
+ *
+ * Eligibility changes (a backend taken out or brought back by health
+ * checks) free no connection: while a worker has waiters it sweeps them
+ * every 100 ms, waking one when a backend has room and all of them when
+ * no backend of the upstream is eligible any more (they get 503
+ * no_healthy_backend).  The sweep also bounds any wake lost to a race.
  *
  * Lost wakes: a worker parking a request takes its place first and then
  * looks for capacity again; a worker freeing capacity gives it up first
@@ -32,6 +42,7 @@
 #define RP_QUEUE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/queue.h>
 #include "revproxy/types.h"
 
@@ -42,6 +53,8 @@ typedef struct rp_qwait rp_qwait_t;
 struct rp_qwait {
     TAILQ_ENTRY(rp_qwait) link;
     unsigned uq;        /* upstream identity */
+    const rp_upstream_t *u;   /* borrowed: the waiter's snapshot holds it */
+    uint64_t since;     /* µs (rp_now_us): when it parked */
     bool     listed;    /* in its worker's list */
     bool     counted;   /* holds a place in the upstream's queue */
     /* Called from the worker's event loop after the waiter was taken off
@@ -60,23 +73,30 @@ void rp_uq_ensure(unsigned uq);
 /* Places taken in the queue of uq, all workers. */
 unsigned rp_queue_len(unsigned uq);
 
-/* Take a place in uq's queue (at most size) and join this worker's list
+/* Take a place in u's queue (at most size) and join this worker's list
  * at its tail; false when the queue is full (nothing taken). */
-bool rp_queue_enter(rp_worker_t *w, rp_qwait_t *q, unsigned uq, unsigned size);
+bool rp_queue_enter(rp_worker_t *w, rp_qwait_t *q, const rp_upstream_t *u, unsigned size);
 /* Back on the list after a wake that found no capacity, at its head: it
  * keeps its turn (and its place). */
 void rp_queue_relist(rp_worker_t *w, rp_qwait_t *q);
 /* Off the list and give the place back (no-op when neither). */
 void rp_queue_leave(rp_worker_t *w, rp_qwait_t *q);
 
-/* Capacity for uq freed on worker w: wake one waiter, on w if it has one,
- * else on another worker.  Cheap when nobody waits. */
+/* Capacity for uq freed: wake its oldest waiter, on any worker.  Cheap
+ * when nobody waits. */
 void rp_queue_capacity(rp_worker_t *w, unsigned uq);
+/* Whether uq's oldest waiter is listed on w. */
+bool rp_queue_oldest_here(const rp_worker_t *w, unsigned uq);
 /* Ask every other worker to close its idle connections to uq's backends. */
 void rp_queue_trim_others(rp_worker_t *w, unsigned uq);
 
-/* Waiters of uq listed on w. */
-bool rp_queue_has_local(const rp_worker_t *w, unsigned uq);
+/* By the balancer's rule (modules/balancer.c): whether a backend of u
+ * could take a request on w now (eligible, and below its max_connections
+ * or with an idle connection on w); whether any is eligible at all; and
+ * how many idle connections to u's backends other workers hold. */
+bool rp_queue_room(rp_worker_t *w, const rp_upstream_t *u);
+bool rp_queue_any_eligible(const rp_upstream_t *u);
+unsigned rp_queue_idle_elsewhere(rp_worker_t *w, const rp_upstream_t *u);
 
 /* Worker side (worker.c): set up and tear down the mailbox, and handle it. */
 int rp_queue_worker_init(rp_worker_t *w);

@@ -52,6 +52,7 @@ struct rp_worker {
     size_t                mb_n, mb_cap;
     int                   mb_fd;         /* owned */
     struct event         *mb_ev;         /* owned */
+    struct event         *q_sweep;       /* owned: queue sweep while it has waiters */
 };
 
 /* Connections open across all workers, and the cap applied to them. */

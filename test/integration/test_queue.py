@@ -11,7 +11,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Backend, Client, Proxy, get, request_bytes, response, run  # noqa: E402
+from harness import (Backend, KeepAliveClient, Proxy, get, request_bytes, response,  # noqa: E402
+                     run)
 from test_proxy import assert_eq, access_lines  # noqa: E402
 
 
@@ -199,6 +200,8 @@ def test_q04_waiters_on_both_workers_served_in_turn():
         assert_eq(sorted(r[0] for r in results), [200] * 10)
         assert_eq(a.peak_busy, 1)
         assert took >= 0.95, took
+        # Waiting decided nothing: the answers are the backend's.
+        assert all("decided_by" not in l for l in access_lines(p)), access_lines(p)
         queued = [l["msg"] for l in p.log_lines() if "queued for upstream" in l.get("msg", "")]
         on = {m.split(" on worker ")[1].split()[0] for m in queued}
         # Ten connections spread by the kernel over two workers: all on one
@@ -270,6 +273,142 @@ def test_q08_post_takes_the_place_of_an_old_idle_connection():
         assert_eq(r.status, 200)
         assert time.time() - t0 < 1.0, time.time() - t0
         assert_eq(a.peak_open, 1)
+    finally:
+        p.stop()
+        a.close()
+
+
+def test_q09_no_queue_and_the_place_idle_on_another_worker():
+    # No queue, one place, two workers: the connection idle in one
+    # worker's pool must not turn away a request on the other.
+    a = CountingBackend()
+    p = Proxy(config([a], [1]))
+    try:
+        got = [get(p).status for _ in range(20)]
+        assert_eq(got, [200] * 20)
+        assert_eq(a.peak_open, 1)
+    finally:
+        p.stop()
+        a.close()
+
+
+def test_q10_waiters_on_every_worker_get_their_turn():
+    # Steady traffic on one worker must not keep the only place there:
+    # each keep-alive client, whichever worker serves it, gets answers.
+    a = CountingBackend(delay=0.05)
+    p = Proxy(config([a], [1], {"size": 50, "timeout_ms": 1500}))
+    res = {}
+    stop = time.time() + 3
+
+    def loop(i):
+        k = KeepAliveClient(p)
+        got = res.setdefault(i, [])
+        while time.time() < stop:
+            r = k.request("/c%d" % i)
+            got.append(r.status)
+            if k.closing:
+                k.close()
+                k = KeepAliveClient(p)
+        k.close()
+    try:
+        ts = [threading.Thread(target=loop, args=(i,)) for i in range(6)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(20)
+        for i, got in res.items():
+            assert got.count(200) >= 3, (i, got)
+        assert_eq(a.peak_busy, 1)
+    finally:
+        p.stop()
+        a.close()
+
+
+def health_backend(state, key, delay=0.0, body=b"x"):
+    def h(req, ci, s):
+        if req.request_line.startswith("GET /health"):
+            return response(200 if state[key] else 500, b"h")
+        if delay:
+            time.sleep(delay)
+        return response(200, body)
+    return Backend(h)
+
+
+def test_q11_health_changes_reach_parked_requests():
+    # A backend that comes back takes a parked request at once; when every
+    # backend goes out, parked and new requests get no_healthy_backend at
+    # once, not queue_timeout.
+    state = {"a": True, "b": False}
+    a = health_backend(state, "a", delay=3.0, body=b"A")
+    b = health_backend(state, "b", body=b"B")
+    cfg = config([a, b], [1, 1], {"size": 5, "timeout_ms": 2500}, workers=1)
+    cfg["upstreams"]["app"]["health"] = {"active": {
+        "path": "/health", "interval_ms": 100, "timeout_ms": 80,
+        "unhealthy_threshold": 1, "healthy_threshold": 1}}
+    p = Proxy(cfg)
+    try:
+        time.sleep(0.5)   # b is out
+        first = []
+        t1 = parallel(p, 1, 1, first)
+        deadline = time.time() + 3
+        while time.time() < deadline and not any(
+                q.request_line.startswith("GET / ") for q in list(a.requests)):
+            time.sleep(0.01)
+        parked = []
+        t0 = time.time()
+        t2 = parallel(p, 1, 1, parked)
+        time.sleep(0.2)
+        state["b"] = True
+        for t in t2:
+            t.join(10)
+        assert_eq(parked[0][0], 200)
+        assert_eq(parked[0][2], b"B")
+        assert time.time() - t0 < 1.5, time.time() - t0
+        # Now one request on each backend, one parked; then both go out.
+        second = []
+        t3 = parallel(p, 1, 1, second)   # b is free: it takes b, for 0 s
+        for t in t3:
+            t.join(10)
+        state["b"] = False
+        time.sleep(0.4)
+        parked = []
+        t4 = parallel(p, 1, 1, parked)   # a busy, b out: waits
+        time.sleep(0.2)
+        state["a"] = False
+        t0 = time.time()
+        for t in t4:
+            t.join(10)
+        assert_eq(parked[0][0], 503)
+        assert b"no_healthy_backend" in parked[0][2], parked
+        assert time.time() - t0 < 1.0, time.time() - t0
+        r = get(p)
+        assert_eq(r.status, 503)
+        assert b"no_healthy_backend" in r.body, r.body
+        for t in t1:
+            t.join(10)
+    finally:
+        p.stop()
+        a.close()
+        b.close()
+
+
+def test_q12_a_client_gone_with_its_body_is_never_sent():
+    a = CountingBackend(delay=0.8)
+    p = Proxy(config([a], [1], {"size": 1, "timeout_ms": 5000}, workers=1))
+    try:
+        first, t1 = occupy(p, a)
+        s = p.connect()
+        s.sendall(request_bytes("/gone", method="POST", body=b"x" * 100))
+        time.sleep(0.15)
+        s.close()
+        time.sleep(0.15)
+        r = get(p)   # takes the place the POST gave back
+        assert_eq(r.status, 200)
+        for t in t1:
+            t.join(10)
+        time.sleep(0.3)
+        assert not any(q.request_line.startswith("POST") for q in a.requests), \
+            [q.request_line for q in a.requests]
     finally:
         p.stop()
         a.close()
