@@ -1027,15 +1027,15 @@ queue_woken(rp_qwait_t *q)
     start_attempt(&x->t);
 }
 
-/* Wait in the upstream's queue for a connection place (see queue.h), or
- * answer 503 queue_full when it has none left. */
-static void
-park(rp_txn_t *t)
+/* Wait in the upstream's queue for a connection place (see queue.h).
+ * behind: the request could be served but others wait; it waits behind
+ * them while the queue has room, and otherwise goes ahead (false, nothing
+ * done).  Else a full queue is answered 503 queue_full. */
+static bool
+park(rp_txn_t *t, bool behind)
 {
     rp_txn_ext_t *x = EXT(t);
     const rp_upstream_t *u = t->upstream;
-    t->decided_by = -1;   /* waiting is nobody's answer */
-    t->backend = NULL;
     unsigned idle_elsewhere = rp_queue_idle_elsewhere(t->worker, u);
     if (x->qw.counted) {
         /* Woken, and the place went to someone else: back to the head of
@@ -1043,30 +1043,39 @@ park(rp_txn_t *t)
          * list, a place freed elsewhere found no waiter to wake: look
          * again. */
         rp_queue_relist(t->worker, &x->qw);
-        rp_txn_set_state(t, RP_TXN_QUEUE);
     } else {
         /* Places held by idle connections on other workers are as good as
          * free: they are closed on request, so a request may wait for one
          * even beyond the queue's size (or without a queue). */
-        if (!rp_queue_enter(t->worker, &x->qw, u, u->queue_size + idle_elsewhere)) {
+        unsigned size = u->queue_size + (behind ? 0 : idle_elsewhere);
+        if (!rp_queue_enter(t->worker, &x->qw, u, size)) {
+            if (behind) {
+                /* A backend has room: let the waiters know, and go on. */
+                rp_queue_capacity(t->worker, u->uq);
+                return false;
+            }
+            t->backend = NULL;
             t->retry_after = 1;
             rp_txn_respond(t, 503, RP_CLOSE_QUEUE, RP_ERR_QUEUE_FULL,
                            u->queue_size == 0
                                ? "every backend is at max_connections and there is no queue"
                                : "every backend is at max_connections and the queue is full");
-            return;
+            return true;
         }
         x->qw.wake = queue_woken;
-        rp_txn_set_state(t, RP_TXN_QUEUE);
         evtimer_add(t->timer, ms_tv(t, u->queue_timeout_ms));
         rp_log(RP_LOG_DEBUG, t, "queued for upstream %s on worker %u (%u waiting)", u->name,
                t->worker_id, rp_queue_len(u->uq));
     }
+    t->decided_by = -1;   /* waiting is nobody's answer */
+    t->backend = NULL;
+    rp_txn_set_state(t, RP_TXN_QUEUE);
     if (idle_elsewhere > 0)
         rp_queue_trim_others(t->worker, u->uq);
     /* A place may have freed since the balancer looked (queue.h). */
     if (rp_queue_room(t->worker, u))
         rp_queue_capacity(t->worker, u->uq);
+    return true;
 }
 
 static void
@@ -1074,13 +1083,15 @@ start_attempt(rp_txn_t *t)
 {
     rp_txn_ext_t *x = EXT(t);
     rp_txn_set_state(t, RP_TXN_PICK);
-    rp_verdict_t v = rp_modules_select_backend(t);
     bool limited = t->upstream != NULL && t->upstream->limited;
-    /* Requests already waiting for this upstream go first (once it is
-     * known that a backend can be used at all). */
-    if ((v == RP_PARK && limited)
-        || (v == RP_CONTINUE && limited && !x->qw.counted && rp_queue_len(t->upstream->uq) > 0)) {
-        park(t);
+    /* Requests already waiting for this upstream go first, when a backend
+     * can be used at all (else the balancer answers no_healthy_backend). */
+    if (limited && !x->qw.counted && rp_queue_len(t->upstream->uq) > 0
+        && rp_queue_any_eligible(t->upstream) && park(t, true))
+        return;
+    rp_verdict_t v = rp_modules_select_backend(t);
+    if (v == RP_PARK && limited) {
+        park(t, false);
         return;
     }
     if (v != RP_CONTINUE || t->backend == NULL) {
@@ -1117,13 +1128,17 @@ start_attempt(rp_txn_t *t)
         if (fresh == NULL && connect_errno == EBUSY) {
             /* Another worker took the backend's last place since the
              * balancer looked. */
-            park(t);
+            park(t, false);
             return;
         }
     }
     if (x->qw.counted) {
         unpark(t);
         evtimer_del(t->timer);   /* the queue timer */
+        /* Places that came without a connection closing (a backend back
+         * in, a higher cap) wake waiters one after the other. */
+        if (rp_queue_len(t->upstream->uq) > 0 && rp_queue_room(t->worker, t->upstream))
+            rp_queue_capacity(t->worker, t->upstream->uq);
     }
     t->attempts++;
     x->attempt_open = true;

@@ -278,11 +278,14 @@ handle(rp_worker_t *w, unsigned uq)
 {
     rp_uq_t *u = uq_get(uq);
     atomic_store(&u->per[w->id].flagged, false);
-    if (atomic_exchange(&u->per[w->id].trim, false))
-        rp_pool_trim(w, uq);
+    bool trim = atomic_exchange(&u->per[w->id].trim, false);
     unsigned tokens = atomic_exchange(&u->per[w->id].wake, 0);
+    /* Waiters here first: a connection kept idle for one is theirs, and
+     * only what they leave is trimmed. */
     tokens -= wake_local(w, uq, tokens);
-    for (; tokens > 0; tokens--) {
+    if (trim)
+        rp_pool_trim(w, uq);
+    for (; tokens > 0 && atomic_load(&u->queued) > 0; tokens--) {
         if (!rp_pool_trim_one(w, uq))   /* its close passes the token on */
             rp_queue_capacity(w, uq);
     }
@@ -316,8 +319,12 @@ unsigned
 rp_queue_idle_elsewhere(rp_worker_t *w, const rp_upstream_t *u)
 {
     unsigned n = 0;
+    uint64_t now = rp_now_us();
     for (size_t k = 0; k < u->nbackends; k++) {
+        /* Only a place a waiter could use: a capped backend in service. */
         unsigned id = u->backends[k].id;
+        if (u->backends[k].max_connections == 0 || !rp_bstate_eligible(rp_bstate(id), now))
+            continue;
         unsigned all = atomic_load_explicit(&rp_bstate(id)->idle, memory_order_relaxed);
         unsigned here = rp_pool_idle(w, id);
         if (all > here)

@@ -392,6 +392,41 @@ def test_q11_health_changes_reach_parked_requests():
         b.close()
 
 
+def test_q13_a_backend_back_in_drains_the_queue_at_once():
+    # Places that come without a connection closing (a backend brought
+    # back by its checks) go to the waiters one after the other at once,
+    # not one per sweep.
+    state = {"a": True, "b": False}
+    a = health_backend(state, "a", delay=3.0, body=b"A")
+    b = health_backend(state, "b", body=b"B")
+    cfg = config([a, b], [1, 20], {"size": 14, "timeout_ms": 1500}, workers=1)
+    cfg["upstreams"]["app"]["health"] = {"active": {
+        "path": "/health", "interval_ms": 100, "timeout_ms": 80,
+        "unhealthy_threshold": 1, "healthy_threshold": 1}}
+    p = Proxy(cfg)
+    try:
+        time.sleep(0.5)   # b is out
+        first = []
+        t1 = parallel(p, 1, 1, first)
+        deadline = time.time() + 3
+        while time.time() < deadline and not any(
+                q.request_line.startswith("GET / ") for q in list(a.requests)):
+            time.sleep(0.01)
+        parked = []
+        ts = parallel(p, 14, 1, parked)
+        time.sleep(0.2)
+        state["b"] = True
+        for t in ts:
+            t.join(10)
+        assert_eq(sorted((r[0], r[2]) for r in parked), [(200, b"B")] * 14)
+        for t in t1:
+            t.join(10)
+    finally:
+        p.stop()
+        a.close()
+        b.close()
+
+
 def test_q12_a_client_gone_with_its_body_is_never_sent():
     a = CountingBackend(delay=0.8)
     p = Proxy(config([a], [1], {"size": 1, "timeout_ms": 5000}, workers=1))
