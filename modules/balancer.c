@@ -28,6 +28,7 @@
 #include "revproxy/module.h"
 #include "revproxy/txn.h"
 #include "revproxy/balancer.h"
+#include "revproxy/upstream.h"
 #include "../src/util.h"
 #include "../src/pool.h"
 #include "../src/worker.h"
@@ -143,10 +144,10 @@ balancer_configure(const json_t *root, rp_snapshot_t *snap, void **state, rp_err
     b->by_upstream = rp_xcalloc(b->n, sizeof *b->by_upstream);
     for (size_t i = 0; i < b->n; i++) {
         const rp_upstream_t *u = &snap->upstreams[i];
-        unsigned *w = rp_xcalloc(u->nbackends, sizeof *w);
-        for (size_t j = 0; j < u->nbackends; j++)
-            w[j] = u->backends[j].weight;
-        b->by_upstream[i] = rp_swrr_new(w, u->nbackends, snap->workers);
+        unsigned *w = rp_xcalloc(u->npos, sizeof *w);
+        for (size_t k = 0; k < u->npos; k++)
+            w[k] = u->backends[u->pos_entry[k]].weight;
+        b->by_upstream[i] = rp_swrr_new(w, u->npos, snap->workers);
         free(w);
     }
     *state = b;
@@ -185,24 +186,32 @@ balancer_select(rp_txn_t *txn, void *state)
 {
     balancer_state_t *b = state;
     const rp_upstream_t *u = txn->upstream;
-    if (u == NULL || u->nbackends == 0) {
+    if (u == NULL || u->npos == 0) {
         txn->status = 503;
         txn->reason = "no backend available";
         return RP_RESPOND;
     }
-    /* This pick's weights: 0 for a backend that is out, scaled down while
-     * one ramps up after coming back. */
-    uint64_t weight[u->nbackends];
-    unsigned active[u->nbackends];
+    /* This pick's weights, by position (revproxy/upstream.h): 0 for an
+     * empty one or a backend that is out, scaled down while one ramps up
+     * after coming back. */
+    size_t np = u->npos;
+    uint64_t weight[np];
+    unsigned active[np];
+    unsigned ids[np];
     uint64_t now = rp_now_us();
     bool full = false;   /* an eligible backend is at its max_connections */
-    for (size_t k = 0; k < u->nbackends; k++) {
-        const rp_backend_t *be = &u->backends[k];
-        const rp_bstate_t *bs = rp_bstate(be->id);
-        weight[k] = rp_bstate_eligible(bs, now) ? rp_bstate_weight(bs, be->weight, now) : 0;
-        if (weight[k] != 0 && be->max_connections > 0
-            && !rp_bstate_has_room(bs, be->max_connections)
-            && rp_pool_idle(txn->worker, be->id) == 0) {
+    for (size_t k = 0; k < np; k++) {
+        rp_pos_t p;
+        weight[k] = 0;
+        active[k] = 0;
+        if (!rp_upstream_pos(u, k, &p))
+            continue;
+        ids[k] = p.id;
+        const rp_bstate_t *bs = rp_bstate(p.id);
+        weight[k] = rp_bstate_eligible(bs, now) ? rp_bstate_weight(bs, p.be->weight, now) : 0;
+        if (weight[k] != 0 && p.be->max_connections > 0
+            && !rp_bstate_has_room(bs, p.be->max_connections)
+            && rp_pool_idle(txn->worker, p.id) == 0) {
             weight[k] = 0;
             full = true;
         }
@@ -210,8 +219,8 @@ balancer_select(rp_txn_t *txn, void *state)
             active[k] = atomic_load_explicit(&bs->active, memory_order_relaxed);
     }
     if (u->balancer == RP_BALANCER_LEAST_CONN) {
-        uint64_t tied[u->nbackends];
-        rp_least_conn_ties(active, weight, u->nbackends, tied);
+        uint64_t tied[np];
+        rp_least_conn_ties(active, weight, np, tied);
         memcpy(weight, tied, sizeof weight);
     }
     size_t i = rp_swrr_next_w(b->by_upstream[u->index], txn->worker_id, weight);
@@ -223,7 +232,8 @@ balancer_select(rp_txn_t *txn, void *state)
         txn->reason = "no healthy backend";
         return RP_RESPOND;
     }
-    txn->backend = &u->backends[i];
+    rp_pos_t p = { &u->backends[u->pos_entry[i]], ids[i] };
+    txn->backend = rp_pos_backend(&p, &txn->backend_own);
     return RP_CONTINUE;
 }
 

@@ -46,6 +46,7 @@
 #include "revproxy/module.h"
 #include "revproxy/txn.h"
 #include "revproxy/health.h"
+#include "revproxy/upstream.h"
 #include "../src/util.h"
 
 static const char *const health_keys[] = {
@@ -428,9 +429,13 @@ back_in(const rp_upstream_t *u, up_health_t *uh, const rp_backend_t *be, rp_bsta
 static void
 sweep(const rp_upstream_t *u, up_health_t *uh, uint64_t now)
 {
-    for (size_t k = 0; k < u->nbackends; k++) {
-        const rp_backend_t *be = &u->backends[k];
-        rp_bstate_t *bs = rp_bstate(be->id);
+    for (size_t k = 0; k < u->npos; k++) {
+        rp_pos_t p;
+        rp_backend_t own;
+        if (!rp_upstream_pos(u, k, &p))
+            continue;
+        const rp_backend_t *be = rp_pos_backend(&p, &own);
+        rp_bstate_t *bs = rp_bstate(p.id);
         rp_health_t h = atomic_load(&bs->health);
         if (h == RP_HEALTH_UNHEALTHY && rp_bstate_eligible(bs, now)) {
             back_in(u, uh, be, bs, "back in");
@@ -480,11 +485,17 @@ eject(const rp_upstream_t *u, up_health_t *uh, const rp_backend_t *be, rp_bstate
      * pass max_ejection_percent.  A rare path (a threshold reached). */
     pthread_mutex_lock(&uh->eject_lock);
     unsigned out = 0;
-    for (size_t k = 0; k < u->nbackends; k++)
-        if (now < atomic_load(&rp_bstate(u->backends[k].id)->ejected_until))
+    size_t n = 0;
+    for (size_t k = 0; k < u->npos; k++) {
+        rp_pos_t p;
+        if (!rp_upstream_pos(u, k, &p))
+            continue;
+        n++;
+        if (now < atomic_load(&rp_bstate(p.id)->ejected_until))
             out++;
+    }
     uint64_t until = atomic_load(&bs->ejected_until);
-    bool go = out < rp_passive_max_out(c, u->nbackends) && now >= until;
+    bool go = out < rp_passive_max_out(c, n) && now >= until;
     if (go) {
         /* The ramp before the ejection is visible, so that no worker sees
          * it back in at full weight. */
@@ -554,7 +565,10 @@ struct checker {
     health_state_t     *hs;
     const rp_upstream_t *u;
     up_health_t        *uh;
-    const rp_backend_t *be;
+    size_t              pos;       /* its position in the upstream */
+    const rp_backend_t *be;        /* the backend there now, or NULL */
+    rp_backend_t        own;       /* be, when resolved from a host name */
+    unsigned            id;        /* its identity, -1u: none yet */
     rp_bstate_t        *bs;
     struct event_base  *base;
     struct event       *timer;     /* the next check, or this one's deadline */
@@ -677,7 +691,8 @@ check_event_cb(struct bufferevent *bev, short what, void *arg)
         struct evbuffer *out = bufferevent_get_output(bev);
         evbuffer_add_printf(out, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: revproxy-health-check\r\n"
                             "Connection: close\r\n\r\n",
-                            a->path ? a->path : "/", a->host ? a->host : c->be->addr.text);
+                            a->path ? a->path : "/",
+                            a->host ? a->host : c->u->backends[c->u->pos_entry[c->pos]].addr.text);
         bufferevent_enable(bev, EV_READ);
         return;
     }
@@ -686,11 +701,41 @@ check_event_cb(struct bufferevent *bev, short what, void *arg)
                         : "error");
 }
 
+/* The backend at the checker's position now.  A position of a host name
+ * may hold another address than at the last check, or none: its run of
+ * results starts over. */
+static bool
+check_target(checker_t *c)
+{
+    rp_pos_t p;
+    if (!rp_upstream_pos(c->u, c->pos, &p)) {
+        c->be = NULL;
+        c->id = -1u;
+        return false;
+    }
+    if (p.id != c->id) {
+        memset(&c->run, 0, sizeof c->run);
+        c->id = p.id;
+        c->bs = rp_bstate(p.id);
+    }
+    c->be = rp_pos_backend(&p, &c->own);
+    return true;
+}
+
 static void
 check_start(checker_t *c)
 {
     c->status = 0;
     c->parsed = 0;
+    if (!check_target(c)) {
+        /* Nothing there (a name resolving to fewer addresses): look again
+         * after an interval. */
+        unsigned ms = jittered(c->uh->active.interval_ms);
+        struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+        evtimer_del(c->timer);
+        evtimer_add(c->timer, &tv);
+        return;
+    }
     llhttp_init(&c->parser, HTTP_RESPONSE, &c->settings);
     c->parser.data = c;
     int fd = socket(c->be->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -736,7 +781,7 @@ health_main_start(struct event_base *base, void *state)
     size_t n = 0;
     for (size_t i = 0; i < hs->n; i++)
         if (hs->up[i].active.on)
-            n += hs->snap->upstreams[i].nbackends;
+            n += hs->snap->upstreams[i].npos;
     if (n == 0)
         return 0;
     /* Jitter that differs from one run (and one proxy) to the next. */
@@ -751,13 +796,13 @@ health_main_start(struct event_base *base, void *state)
         if (!uh->active.on)
             continue;
         const rp_upstream_t *u = &hs->snap->upstreams[i];
-        for (size_t k = 0; k < u->nbackends; k++) {
+        for (size_t k = 0; k < u->npos; k++) {
             checker_t *c = &hs->checks[hs->nchecks++];
             c->hs = hs;
             c->u = u;
             c->uh = uh;
-            c->be = &u->backends[k];
-            c->bs = rp_bstate(c->be->id);
+            c->pos = k;
+            c->id = -1u;
             c->base = base;
             llhttp_settings_init(&c->settings);
             c->settings.on_headers_complete = check_on_headers_complete;

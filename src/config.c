@@ -22,7 +22,9 @@
 #include "revproxy/bstate.h"
 #include "revproxy/config.h"
 #include "revproxy/log.h"
+#include "revproxy/upstream.h"
 #include "queue.h"
+#include "resolve.h"
 #include "tls.h"
 #include "util.h"
 
@@ -268,6 +270,74 @@ rp_addr_parse(const char *text, rp_addr_t *out, const char **why)
     return 0;
 }
 
+int
+rp_hostport_parse(const char *text, char *host, size_t cap, unsigned *port, const char **why)
+{
+    const char *colon = strrchr(text, ':');
+    if (colon == NULL) {
+        *why = "must be host:port";
+        return -1;
+    }
+    size_t hl = (size_t)(colon - text);
+    if (hl == 0 || hl > 253 || hl >= cap) {
+        *why = "missing or too long host";
+        return -1;
+    }
+    bool digits_only = true;
+    size_t label = 0;
+    for (size_t i = 0; i < hl; i++) {
+        char c = text[i];
+        if (c == '.') {
+            if (label == 0 || text[i - 1] == '-') {
+                *why = "host name labels are 1 to 63 letters, digits or '-', not starting or ending with '-'";
+                return -1;
+            }
+            label = 0;
+            continue;
+        }
+        if (!isalnum((unsigned char)c) && c != '-') {
+            *why = "host must be a host name, a numeric IPv4 or an [IPv6] address";
+            return -1;
+        }
+        if ((c == '-' && label == 0) || ++label > 63) {
+            *why = "host name labels are 1 to 63 letters, digits or '-', not starting or ending with '-'";
+            return -1;
+        }
+        if (!isdigit((unsigned char)c))
+            digits_only = false;
+    }
+    if (label == 0 || text[hl - 1] == '-') {
+        *why = "host name labels are 1 to 63 letters, digits or '-', not starting or ending with '-'";
+        return -1;
+    }
+    if (digits_only) {
+        *why = "host must be a numeric IPv4 or [IPv6] address";
+        return -1;
+    }
+    const char *ps = colon + 1;
+    if (ps[0] == '\0' || strlen(ps) > 5) {
+        *why = "port out of range";
+        return -1;
+    }
+    unsigned long p = 0;
+    for (const char *c = ps; *c; c++) {
+        if (!isdigit((unsigned char)*c)) {
+            *why = "port must be a number";
+            return -1;
+        }
+        p = p * 10 + (unsigned long)(*c - '0');
+    }
+    if (p == 0 || p > 65535) {
+        *why = "port out of range";
+        return -1;
+    }
+    for (size_t i = 0; i < hl; i++)
+        host[i] = (char)tolower((unsigned char)text[i]);
+    host[hl] = '\0';
+    *port = (unsigned)p;
+    return 0;
+}
+
 /* ---- backend identities ---- */
 
 static pthread_mutex_t ident_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -307,10 +377,10 @@ rp_upstream_identity_count(void)
 }
 
 unsigned
-rp_backend_identity(const char *upstream, const char *addr)
+rp_backend_identity(const char *upstream, const rp_addr_t *addr)
 {
     char key[512];
-    snprintf(key, sizeof key, "%s\n%s", upstream, addr);
+    snprintf(key, sizeof key, "%s\n%s", upstream, addr->text);
     pthread_mutex_lock(&ident_lock);
     unsigned n = atomic_load(&ident_count);
     for (unsigned i = 0; i < n; i++) {
@@ -323,6 +393,7 @@ rp_backend_identity(const char *upstream, const char *addr)
     ident_keys[n] = rp_xstrdup(key);
     rp_bstate_ensure(n);   /* before anyone can see the identity */
     rp_bstate(n)->uq = upstream_identity_locked(upstream);
+    rp_bstate(n)->addr = *addr;
     atomic_store(&ident_count, n + 1);
     pthread_mutex_unlock(&ident_lock);
     return n;
@@ -346,7 +417,7 @@ static const char *const timeouts_keys[] = {
     "client_header_ms", "client_idle_ms", "request_ms", "upstream_connect_ms",
     "upstream_response_ms", NULL };
 static const char *const upstream_keys[] = { "balancer", "backends", "pool", "health", "queue",
-    NULL };
+    "resolve_interval_ms", NULL };
 static const char *const backend_keys[] = { "address", "weight", "max_connections", NULL };
 static const char *const queue_keys[] = { "size", "timeout_ms", NULL };
 static const char *const pool_keys[] = { "max_idle_per_backend", "idle_timeout_ms", NULL };
@@ -558,9 +629,25 @@ parse_backend(const json_t *b, const char *p, rp_upstream_t *u, rp_errs_t *errs)
         return;
     rp_backend_t *be = &u->backends[u->nbackends];
     const char *why;
+    char host[256];
+    unsigned port = 0;
+    bool named = false;
     if (rp_addr_parse(addr, &be->addr, &why) < 0) {
-        rp_errs_add(errs, ap, "%s", why);
-        return;
+        /* Not numeric: a host name, resolved off the workers. */
+        const char *why2;
+        if (addr[0] == '[' || rp_hostport_parse(addr, host, sizeof host, &port, &why2) < 0) {
+            rp_errs_add(errs, ap, "%s", addr[0] == '[' ? why : why2);
+            return;
+        }
+        memset(&be->addr, 0, sizeof be->addr);
+        be->addr.ss.ss_family = AF_UNSPEC;
+        snprintf(be->addr.text, sizeof be->addr.text, "%s:%u", host, port);
+        if (strlen(host) + 7 > sizeof be->addr.text) {
+            rp_errs_add(errs, ap, "host names of backends are at most %zu characters",
+                        sizeof be->addr.text - 7);
+            return;
+        }
+        named = true;
     }
     for (size_t j = 0; j < u->nbackends; j++) {
         if (strcmp(u->backends[j].addr.text, be->addr.text) == 0) {
@@ -578,8 +665,14 @@ parse_backend(const json_t *b, const char *p, rp_upstream_t *u, rp_errs_t *errs)
     be->max_connections = (unsigned)mc;
     if (mc > 0)
         u->limited = true;
+    if (named) {
+        be->name = rp_xstrdup(host);
+        be->rname = rp_name_identity(u->name, host, port);
+    }
     be->index = (unsigned)u->nbackends;
-    be->id = rp_backend_identity(u->name, be->addr.text);
+    be->id = rp_backend_identity(u->name, &be->addr);
+    be->pos = (unsigned)u->npos;
+    u->npos += be->name != NULL ? RP_NAME_ADDRS : 1;
     u->nbackends++;
 }
 
@@ -630,6 +723,32 @@ parse_upstream(const char *name, const json_t *o, rp_upstream_t *u, rp_errs_t *e
             snprintf(bp, sizeof bp, "%s[%zu]", q, i);
             parse_backend(b, bp, u, errs);
         }
+    }
+
+    if (u->npos > 4096) {
+        rp_conf_path(q, sizeof q, p, "backends");
+        rp_errs_add(errs, q, "at most 4096 addresses (a backend given by host name counts for %u)",
+                    RP_NAME_ADDRS);
+    }
+    u->pos_entry = rp_xcalloc(u->npos ? u->npos : 1, sizeof *u->pos_entry);
+    bool named = false;
+    for (size_t j = 0; j < u->nbackends; j++) {
+        const rp_backend_t *be = &u->backends[j];
+        size_t w = be->name != NULL ? RP_NAME_ADDRS : 1;
+        for (size_t k = 0; k < w; k++)
+            u->pos_entry[be->pos + k] = (unsigned)j;
+        named = named || be->name != NULL;
+    }
+    if (json_object_get(o, "resolve_interval_ms") != NULL) {
+        uint64_t v = 30000;
+        rp_conf_uint(o, "resolve_interval_ms", p, 100, 86400000, &v, errs);
+        if (!named) {
+            rp_conf_path(q, sizeof q, p, "resolve_interval_ms");
+            rp_errs_add(errs, q, "no backend of this upstream is given by host name");
+        }
+        u->resolve_interval_ms = (unsigned)v;
+    } else if (named) {
+        u->resolve_interval_ms = 30000;
     }
 
     const json_t *pool = json_object_get(o, "pool");
@@ -737,7 +856,10 @@ snapshot_free(rp_snapshot_t *s)
     free(s->listeners);
     for (size_t i = 0; i < s->nupstreams; i++) {
         free(s->upstreams[i].name);
+        for (size_t k = 0; k < s->upstreams[i].nbackends; k++)
+            free(s->upstreams[i].backends[k].name);
         free(s->upstreams[i].backends);
+        free(s->upstreams[i].pos_entry);
     }
     free(s->upstreams);
     free(s->access_log);
@@ -881,6 +1003,8 @@ rp_snapshot_dump(const rp_snapshot_t *s)
         if (u->limited)
             json_object_set_new(uj, "queue", json_pack("{s:o,s:o}", "size", ms(u->queue_size),
                                                         "timeout_ms", ms(u->queue_timeout_ms)));
+        if (u->resolve_interval_ms > 0)
+            json_object_set_new(uj, "resolve_interval_ms", ms(u->resolve_interval_ms));
         json_object_set_new(ups, u->name, uj);
     }
     json_object_set_new(root, "upstreams", ups);

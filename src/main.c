@@ -26,6 +26,8 @@
 #include "revproxy/log.h"
 #include "revproxy/module.h"
 #include "notify.h"
+#include "resolve.h"
+#include "revproxy/upstream.h"
 #include "proxy.h"
 #include "accept.h"
 #include "worker.h"
@@ -89,7 +91,7 @@ fd_budget(const rp_snapshot_t *s, bool check)
 {
     rlim_t idle = 0;
     for (size_t i = 0; i < s->nupstreams; i++)
-        idle += (rlim_t)s->upstreams[i].max_idle_per_backend * s->upstreams[i].nbackends;
+        idle += (rlim_t)s->upstreams[i].max_idle_per_backend * s->upstreams[i].npos;
     idle *= s->workers;
     rlim_t reserve = 64 + (rlim_t)s->workers * (rlim_t)s->nlisteners;
     rlim_t want = (rlim_t)s->limits.max_connections * 2 + idle + reserve;
@@ -121,7 +123,7 @@ fd_budget(const rp_snapshot_t *s, bool check)
     pools[0] = '\0';
     for (size_t i = 0; i < s->nupstreams; i++) {
         const rp_upstream_t *u = &s->upstreams[i];
-        if (u->max_idle_per_backend == 0 || u->nbackends == 0)
+        if (u->max_idle_per_backend == 0 || u->npos == 0)
             continue;
         if (shown == 4) {
             more++;
@@ -130,7 +132,7 @@ fd_budget(const rp_snapshot_t *s, bool check)
         int n = snprintf(pools + pos, sizeof pools - pos,
                          "%supstreams.%.64s.pool.max_idle_per_backend %u x %zu backend%s",
                          shown > 0 ? " + " : "", u->name, u->max_idle_per_backend,
-                         u->nbackends, u->nbackends == 1 ? "" : "s");
+                         u->npos, u->npos == 1 ? "" : "s");
         if (n < 0 || (size_t)n >= sizeof pools - pos) {
             pools[pos] = '\0';
             more++;
@@ -213,6 +215,30 @@ log_tls_failures(void)
     rp_log_fields(RP_LOG_INFO, NULL, extra, "%llu TLS handshakes failed", (unsigned long long)total);
 }
 
+/* --check: backends given by host name are resolved once; one that does
+ * not resolve now is a warning (a DNS blip at boot must not stop the
+ * service), and the configuration stays valid. */
+static void
+check_names(const rp_snapshot_t *snap)
+{
+    for (size_t i = 0; i < snap->nupstreams; i++) {
+        const rp_upstream_t *u = &snap->upstreams[i];
+        for (size_t k = 0; k < u->nbackends; k++) {
+            const rp_backend_t *be = &u->backends[k];
+            if (be->name == NULL)
+                continue;
+            rp_addr_t a[RP_NAME_ADDRS];
+            const char *err = NULL;
+            const char *colon = strrchr(be->addr.text, ':');
+            unsigned port = colon != NULL ? (unsigned)atoi(colon + 1) : 0;
+            if (rp_resolve(be->name, port, a, RP_NAME_ADDRS, &err) == 0)
+                fprintf(stderr, "revproxy: warning: upstreams.%s.backends[%zu].address: %s "
+                        "does not resolve now (%s); it takes no traffic until it does\n",
+                        u->name, k, be->addr.text, err);
+        }
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -284,6 +310,7 @@ main(int argc, char **argv)
     if (check) {
         for (size_t i = 0; i < snap->warnings.count; i++)
             fprintf(stderr, "revproxy: warning: %s\n", snap->warnings.msgs[i]);
+        check_names(snap);
         fd_budget(snap, true);
         printf("revproxy: configuration %s is valid\n", path);
         rp_snapshot_unref(snap);
@@ -327,7 +354,10 @@ main(int argc, char **argv)
         evsignal_add(sigs[i], NULL);
 
     bool workers_up = rp_workers_start(snap) == 0;
-    if (!workers_up || rp_modules_main_start(base, snap) < 0) {
+    bool main_up = workers_up && rp_modules_main_start(base, snap) == 0;
+    if (!main_up || rp_resolver_start(snap) < 0) {
+        if (main_up)
+            rp_modules_main_stop(snap);
         if (workers_up)
             rp_workers_stop();
         for (size_t i = 0; i < RP_ARRAY_LEN(sigs); i++)
@@ -348,6 +378,7 @@ main(int argc, char **argv)
     event_base_dispatch(base);
 
     rp_notify("STOPPING=1");
+    rp_resolver_stop();
     rp_modules_main_stop(snap);
     rp_workers_stop();
     log_tls_failures();

@@ -14,6 +14,7 @@
 #include "revproxy/bstate.h"
 #include "revproxy/config.h"
 #include "revproxy/log.h"
+#include "revproxy/upstream.h"
 #include "pool.h"
 #include "queue.h"
 #include "worker.h"
@@ -295,11 +296,13 @@ bool
 rp_queue_room(rp_worker_t *w, const rp_upstream_t *u)
 {
     uint64_t now = rp_now_us();
-    for (size_t k = 0; k < u->nbackends; k++) {
-        const rp_backend_t *be = &u->backends[k];
-        const rp_bstate_t *bs = rp_bstate(be->id);
+    for (size_t k = 0; k < u->npos; k++) {
+        rp_pos_t p;
+        if (!rp_upstream_pos(u, k, &p))
+            continue;
+        const rp_bstate_t *bs = rp_bstate(p.id);
         if (rp_bstate_eligible(bs, now)
-            && (rp_bstate_has_room(bs, be->max_connections) || rp_pool_idle(w, be->id) > 0))
+            && (rp_bstate_has_room(bs, p.be->max_connections) || rp_pool_idle(w, p.id) > 0))
             return true;
     }
     return false;
@@ -309,9 +312,11 @@ bool
 rp_queue_any_eligible(const rp_upstream_t *u)
 {
     uint64_t now = rp_now_us();
-    for (size_t k = 0; k < u->nbackends; k++)
-        if (rp_bstate_eligible(rp_bstate(u->backends[k].id), now))
+    for (size_t k = 0; k < u->npos; k++) {
+        rp_pos_t p;
+        if (rp_upstream_pos(u, k, &p) && rp_bstate_eligible(rp_bstate(p.id), now))
             return true;
+    }
     return false;
 }
 
@@ -320,13 +325,14 @@ rp_queue_idle_elsewhere(rp_worker_t *w, const rp_upstream_t *u)
 {
     unsigned n = 0;
     uint64_t now = rp_now_us();
-    for (size_t k = 0; k < u->nbackends; k++) {
+    for (size_t k = 0; k < u->npos; k++) {
         /* Only a place a waiter could use: a capped backend in service. */
-        unsigned id = u->backends[k].id;
-        if (u->backends[k].max_connections == 0 || !rp_bstate_eligible(rp_bstate(id), now))
+        rp_pos_t p;
+        if (!rp_upstream_pos(u, k, &p) || p.be->max_connections == 0
+            || !rp_bstate_eligible(rp_bstate(p.id), now))
             continue;
-        unsigned all = atomic_load_explicit(&rp_bstate(id)->idle, memory_order_relaxed);
-        unsigned here = rp_pool_idle(w, id);
+        unsigned all = atomic_load_explicit(&rp_bstate(p.id)->idle, memory_order_relaxed);
+        unsigned here = rp_pool_idle(w, p.id);
         if (all > here)
             n += all - here;
     }

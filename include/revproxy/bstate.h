@@ -25,12 +25,15 @@ typedef enum rp_health {
     RP_HEALTH_COUNT
 } rp_health_t;
 
+#include "revproxy/config.h"
+
 typedef struct rp_bstate {
     /* core */
     atomic_uint   active;        /* requests in flight to it, all workers */
     atomic_uint   conns;         /* open upstream connections, all workers */
     atomic_uint   idle;          /* of which idle in pools */
     unsigned      uq;            /* its upstream's queue identity (set once) */
+    rp_addr_t     addr;          /* its address (set once) */
     /* health module */
     atomic_uint   health;        /* rp_health_t, as last logged */
     atomic_bool   active_down;   /* active checks say down */

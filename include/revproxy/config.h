@@ -45,12 +45,19 @@ typedef struct rp_listener {
     rp_tls_ctx_t *tls;    /* owned */
 } rp_listener_t;
 
+/* A backend as configured.  One given by host name ("host:port") has
+ * name set, addr.text "host:port" and no socket address; the addresses it
+ * resolves to are backends of their own (identities with the same weight
+ * and max_connections), found through rp_upstream_pos (revproxy/upstream.h). */
 struct rp_backend {
     rp_addr_t addr;
     unsigned  weight;     /* 1..1000 */
     unsigned  max_connections;   /* open connections, all workers; 0: no limit */
     unsigned  id;         /* stable identity: upstream name + address */
     unsigned  index;      /* position in the upstream's list */
+    unsigned  pos;        /* its first position (rp_upstream_pos) */
+    char     *name;       /* owned: the host name, or NULL for a numeric address */
+    unsigned  rname;      /* with name: its name identity (src/resolve.h) */
 };
 
 typedef enum rp_balancer_kind {
@@ -67,6 +74,10 @@ struct rp_upstream {
     unsigned      max_idle_per_backend;  /* per worker */
     unsigned      idle_timeout_ms;
     unsigned      uq;                 /* identity of its queue (rp_upstream_identity) */
+    size_t        npos;               /* positions: one per numeric backend,
+                                         RP_NAME_ADDRS per named one */
+    unsigned     *pos_entry;          /* owned: backend index of each position */
+    unsigned      resolve_interval_ms;   /* named backends: how often; 0 when none */
     unsigned      queue_size;         /* waiting requests, all workers; 0: no queue */
     unsigned      queue_timeout_ms;
     bool          limited;            /* some backend has max_connections */
@@ -145,8 +156,13 @@ int rp_conf_keys(const json_t *obj, const char *path, const char *const *allowed
 void rp_conf_path(char *buf, size_t cap, const char *path, const char *key);
 
 /* Stable identity of a backend across snapshots (upstream name + address):
- * the same pair always gets the same small integer.  Main thread. */
-unsigned rp_backend_identity(const char *upstream, const char *addr);
+ * the same pair always gets the same small integer, and keeps addr (see
+ * rp_backend_addr).  Any thread. */
+unsigned rp_backend_identity(const char *upstream, const rp_addr_t *addr);
+/* Parse "name:port" with a DNS host name (letters, digits, '-', labels of
+ * 1 to 63 separated by dots, 253 at most, not all digits).  0, or -1 with
+ * *why set. */
+int rp_hostport_parse(const char *text, char *host, size_t cap, unsigned *port, const char **why);
 unsigned rp_backend_identity_count(void);
 /* The same for an upstream (its name): the identity of its queue. */
 unsigned rp_upstream_identity(const char *name);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <event2/event.h>
 #include "revproxy/types.h"
+#include "revproxy/config.h"
 #include "revproxy/module.h"
 #include "revproxy/http.h"
 #include "revproxy/reasons.h"
@@ -149,7 +150,8 @@ struct rp_txn {
     size_t          origin_len;
     const rp_route_t    *route;     /* borrowed from snap */
     const rp_upstream_t *upstream;  /* borrowed from snap */
-    const rp_backend_t  *backend;   /* borrowed from snap */
+    const rp_backend_t  *backend;   /* borrowed from snap, or backend_own */
+    rp_backend_t    backend_own; /* a backend resolved from a host name (rp_pos_backend) */
     rp_upconn_t    *up;          /* owned from CONNECT until the response ends */
     int             status;      /* status sent (or to send) to the client */
     unsigned        retry_after; /* seconds: Retry-After on the proxy's own answer, 0: none */

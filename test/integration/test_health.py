@@ -4,6 +4,7 @@ no flapping), slow start, least_conn, and 503 no_healthy_backend, with real
 backends on loopback and two workers sharing the counts."""
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -550,6 +551,111 @@ def test_hc15_slow_start_waits_for_the_ejection_to_end():
         p.stop()
         a.close()
         b.close()
+
+
+def localhost_backends():
+    """Backends on one port of every address localhost resolves to
+    (127.0.0.1 and ::1 on Debian; a machine whose localhost is IPv4 only
+    gets one)."""
+    addrs = sorted({ai[4][0] for ai in socket.getaddrinfo("localhost", 80, 0, socket.SOCK_STREAM)})
+    for _ in range(20):
+        first = Backend(host=addrs[0], family=socket.AF_INET6 if ":" in addrs[0] else socket.AF_INET)
+        bs = [first]
+        try:
+            for a in addrs[1:]:
+                bs.append(Backend(host=a, port=first.port,
+                                  family=socket.AF_INET6 if ":" in a else socket.AF_INET))
+            return bs
+        except OSError:
+            for b in bs:
+                b.close()
+    raise AssertionError("no port free on every address of localhost")
+
+
+def test_hc16_host_name_backend_resolves_to_every_address():
+    bs = localhost_backends()
+    for b in bs:
+        b.handler = (lambda addr: lambda req, ci, s: response(200, addr.encode()))(b.addr)
+    cfg = {"workers": 2, "upstreams": {"app": {
+        "backends": [{"address": "localhost:%d" % bs[0].port, "max_connections": 4}],
+        "resolve_interval_ms": 200,
+        "health": {"active": {"path": "/", "interval_ms": 200, "timeout_ms": 150}}}},
+        "routes": [{"path_prefix": "/", "upstream": "app"}], "log": {"level": "info"}}
+    p = Proxy(cfg)
+    try:
+        want = ", ".join(sorted(b.addr for b in bs))
+        deadline = time.time() + 5
+        line = None
+        while time.time() < deadline and line is None:
+            line = next((l["msg"] for l in p.log_lines() if "resolves to" in l.get("msg", "")), None)
+            time.sleep(0.02)
+        assert_eq(line, "upstream app: localhost:%d resolves to %s" % (bs[0].port, want))
+        got = {}
+        for _ in range(40):
+            r = get(p)
+            assert_eq(r.status, 200)
+            got[r.body] = got.get(r.body, 0) + 1
+        # Every address is a backend of its own, taking its share.
+        assert set(got) == {b.addr.encode() for b in bs}, got
+        backends = {l.get("backend") for l in p.log_lines() if l.get("msg") == "access"}
+        assert backends == {b.addr for b in bs}, backends
+        # The checks reach every address too (one checker per address).
+        deadline = time.time() + 3
+        while time.time() < deadline and not all(
+                any(q.header("user-agent") == "revproxy-health-check" for q in list(b.requests))
+                for b in bs):
+            time.sleep(0.05)
+        for b in bs:
+            assert any(q.header("user-agent") == "revproxy-health-check" for q in b.requests), b.addr
+            hosts = {q.header("host") for q in b.requests
+                     if q.header("user-agent") == "revproxy-health-check"}
+            assert_eq(hosts, {"localhost:%d" % bs[0].port})
+        print("    localhost resolved to %s; shares %s" % (want, sorted(got.values())))
+    finally:
+        p.stop()
+        for b in bs:
+            b.close()
+
+
+def test_hc17_a_name_that_does_not_resolve_is_a_warning():
+    a = Backend()
+    cfg = {"workers": 2, "upstreams": {
+        "app": {"backends": [{"address": "no-such-host.invalid:80"}, {"address": a.addr}]},
+        "dead": {"backends": [{"address": "no-such-host.invalid:80"}]}},
+        "routes": [{"path": "/dead", "upstream": "dead"}, {"path_prefix": "/", "upstream": "app"}],
+        "log": {"level": "info"}}
+    path = None
+    p = None
+    try:
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(dict(cfg, listeners=[{"address": "127.0.0.1:1"}]), f)
+            path = f.name
+        out = subprocess.run([REVPROXY, "--check", "--config", path], capture_output=True,
+                             text=True, timeout=30)
+        assert_eq(out.returncode, 0)
+        assert ("upstreams.app.backends[0].address: no-such-host.invalid:80 does not resolve now"
+                in out.stderr), out.stderr
+        assert "is valid" in out.stdout, out.stdout
+        p = Proxy(cfg)
+        for _ in range(10):
+            r = get(p)
+            assert_eq(r.status, 200)
+        r = get(p, "/dead")
+        assert_eq(r.status, 503)
+        assert b"no_healthy_backend" in r.body, r.body
+        deadline = time.time() + 3
+        warned = []
+        while time.time() < deadline and not warned:
+            warned = [l for l in p.log_lines() if l.get("level") == "warn"
+                      and "no-such-host.invalid:80 does not resolve" in l.get("msg", "")]
+            time.sleep(0.05)
+        assert warned, p.logs()
+    finally:
+        if p is not None:
+            p.stop()
+        a.close()
+        if path:
+            os.unlink(path)
 
 
 if __name__ == "__main__":

@@ -152,7 +152,13 @@ def test_q02_queue_full_and_queue_timeout_before_a_slow_backend():
         assert all(w[1] == "1" and b"queue_timeout" in w[2] for w in waiting), waiting
         assert full_after < 0.4, full_after
         assert 0.35 < timed_out_after < 2.5, timed_out_after
-        errors = sorted(l.get("error") for l in access_lines(p) if l.get("status") == 503)
+        # The log writer is a thread of its own: wait for the lines.
+        deadline = time.time() + 3
+        while True:
+            errors = sorted(l.get("error") for l in access_lines(p) if l.get("status") == 503)
+            if len(errors) >= 3 or time.time() > deadline:
+                break
+            time.sleep(0.05)
         assert_eq(errors, ["queue_full", "queue_timeout", "queue_timeout"])
         assert all(l.get("termination") == "queue" for l in access_lines(p)
                    if l.get("status") == 503), access_lines(p)

@@ -92,7 +92,8 @@ START_TEST(test_health_dump_round_trip)
         "   \"health\": {\"passive\": {\"consecutive_failures\": 7}, \"slow_start_ms\": 5000}},"
         "  \"plain\": {\"backends\": [{\"address\": \"127.0.0.1:9002\"}]},"
         "  \"lim\": {\"backends\": [{\"address\": \"127.0.0.1:9003\", \"max_connections\": 9}],"
-        "   \"queue\": {\"size\": 4}}},"
+        "   \"queue\": {\"size\": 4}},"
+        "  \"named\": {\"backends\": [{\"address\": \"Web.Example:8000\"}, {\"address\": \"127.0.0.1:9004\"}]}},"
         " \"routes\": [{\"path_prefix\": \"/\", \"upstream\": \"app\"}]}");
     ck_assert_int_eq(s->upstreams[0].balancer, RP_BALANCER_LEAST_CONN);
     json_t *d = rp_snapshot_dump(s);
@@ -119,6 +120,21 @@ START_TEST(test_health_dump_round_trip)
     ck_assert(s->upstreams[1].limited);
     ck_assert(!s->upstreams[0].limited);
     ck_assert_uint_ne(s->upstreams[0].uq, s->upstreams[1].uq);
+    /* upstreams sorted by name: app, lim, named, plain */
+    const rp_upstream_t *nu = &s->upstreams[2];
+    ck_assert_str_eq(nu->name, "named");
+    ck_assert_str_eq(nu->backends[0].name, "web.example");
+    ck_assert_str_eq(nu->backends[0].addr.text, "web.example:8000");
+    ck_assert_ptr_null(nu->backends[1].name);
+    ck_assert_uint_eq(nu->npos, 17);
+    ck_assert_uint_eq(nu->backends[1].pos, 16);
+    ck_assert_uint_eq(nu->pos_entry[15], 0);
+    ck_assert_uint_eq(nu->pos_entry[16], 1);
+    ck_assert_uint_eq(nu->resolve_interval_ms, 30000);
+    const json_t *nj = json_object_get(json_object_get(d, "upstreams"), "named");
+    ck_assert_int_eq(json_integer_value(json_object_get(nj, "resolve_interval_ms")), 30000);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(nj, "backends"), 0),
+                                                       "address")), "web.example:8000");
     rp_errs_t errs = { 0 };
     rp_snapshot_t *s2 = NULL;
     ck_assert_int_eq(rp_snapshot_build(d, &s2, &errs), 0);
@@ -458,6 +474,22 @@ static const bad_case_t bad_cases[] = {
       { "upstreams.app.backends[0].weight: must be between 1 and 1000, not 1001" } },
     { APP("{\"backends\": [{\"address\": \"127.0.0.1:9000\", \"weight\": \"5\"}]}"),
       { "upstreams.app.backends[0].weight: must be an integer, not a string" } },
+    { APP("{\"backends\": [{\"address\": \"-web.example:80\"}]}"),
+      { "upstreams.app.backends[0].address: host name labels are 1 to 63 letters, digits or '-', not starting or ending with '-'" } },
+    { APP("{\"backends\": [{\"address\": \"web..example:80\"}]}"),
+      { "upstreams.app.backends[0].address: host name labels are 1 to 63 letters, digits or '-', not starting or ending with '-'" } },
+    { APP("{\"backends\": [{\"address\": \"web_1:80\"}]}"),
+      { "upstreams.app.backends[0].address: host must be a host name, a numeric IPv4 or an [IPv6] address" } },
+    { APP("{\"backends\": [{\"address\": \"1.2.3:80\"}]}"),
+      { "upstreams.app.backends[0].address: host must be a numeric IPv4 or [IPv6] address" } },
+    { APP("{\"backends\": [{\"address\": \"web:0\"}]}"),
+      { "upstreams.app.backends[0].address: port out of range" } },
+    { APP("{\"backends\": [{\"address\": \"web:80\"}, {\"address\": \"WEB:80\"}]}"),
+      { "upstreams.app.backends[1].address: duplicate backend web:80 in this upstream" } },
+    { APP("{\"backends\": [{\"address\": \"127.0.0.1:9000\"}], \"resolve_interval_ms\": 1000}"),
+      { "upstreams.app.resolve_interval_ms: no backend of this upstream is given by host name" } },
+    { APP("{\"backends\": [{\"address\": \"web:80\"}], \"resolve_interval_ms\": 50}"),
+      { "upstreams.app.resolve_interval_ms: must be between 100 and 86400000, not 50" } },
     { APP("{\"backends\": [{\"address\": \"127.0.0.1:9000\", \"max_connections\": 0}]}"),
       { "upstreams.app.backends[0].max_connections: must be between 1 and 1000000, not 0" } },
     { APP("{\"backends\": [{\"address\": \"127.0.0.1:9000\", \"max_connections\": \"5\"}]}"),

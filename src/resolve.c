@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Host-name backends and their resolver thread (see resolve.h).
+ */
+#include "config.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "revproxy/bstate.h"
+#include "revproxy/log.h"
+#include "revproxy/upstream.h"
+#include "resolve.h"
+#include "util.h"
+
+typedef struct rname {
+    char       *upstream;   /* owned */
+    char       *host;       /* owned */
+    unsigned    port;
+    atomic_uint slot[RP_NAME_ADDRS];   /* backend identity + 1; 0: empty */
+    /* the resolver thread's own */
+    bool        ever;       /* resolved once */
+    char        err[160];   /* the last failure logged, "" when none */
+} rname_t;
+
+#define NAME_CHUNK 64u
+#define NAME_CHUNKS 1024u
+
+static _Atomic(rname_t *) chunks[NAME_CHUNKS];
+static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned nnames;
+
+static rname_t *
+name_get(unsigned id)
+{
+    rname_t *c = atomic_load_explicit(&chunks[id / NAME_CHUNK], memory_order_acquire);
+    return &c[id % NAME_CHUNK];
+}
+
+unsigned
+rp_name_identity(const char *upstream, const char *host, unsigned port)
+{
+    pthread_mutex_lock(&names_lock);
+    for (unsigned i = 0; i < nnames; i++) {
+        rname_t *n = name_get(i);
+        if (n->port == port && strcmp(n->host, host) == 0 && strcmp(n->upstream, upstream) == 0) {
+            pthread_mutex_unlock(&names_lock);
+            return i;
+        }
+    }
+    unsigned id = nnames;
+    unsigned c = id / NAME_CHUNK;
+    if (c >= NAME_CHUNKS)
+        rp_die_oom();   /* names are bounded far below this */
+    if (atomic_load_explicit(&chunks[c], memory_order_acquire) == NULL) {
+        rname_t *b = rp_xcalloc(NAME_CHUNK, sizeof *b);
+        for (unsigned k = 0; k < NAME_CHUNK; k++)
+            for (unsigned s = 0; s < RP_NAME_ADDRS; s++)
+                atomic_init(&b[k].slot[s], 0);
+        atomic_store_explicit(&chunks[c], b, memory_order_release);
+    }
+    rname_t *n = name_get(id);
+    n->upstream = rp_xstrdup(upstream);
+    n->host = rp_xstrdup(host);
+    n->port = port;
+    nnames++;
+    pthread_mutex_unlock(&names_lock);
+    return id;
+}
+
+unsigned
+rp_name_slot(unsigned rname, unsigned k)
+{
+    unsigned v = atomic_load_explicit(&name_get(rname)->slot[k], memory_order_acquire);
+    return v == 0 ? -1u : v - 1;
+}
+
+bool
+rp_upstream_pos(const rp_upstream_t *u, size_t k, rp_pos_t *out)
+{
+    const rp_backend_t *be = &u->backends[u->pos_entry[k]];
+    out->be = be;
+    if (be->name == NULL) {
+        out->id = be->id;
+        return true;
+    }
+    out->id = rp_name_slot(be->rname, (unsigned)(k - be->pos));
+    return out->id != -1u;
+}
+
+const rp_backend_t *
+rp_pos_backend(const rp_pos_t *p, rp_backend_t *own)
+{
+    if (p->be->name == NULL)
+        return p->be;
+    *own = *p->be;
+    own->addr = rp_bstate(p->id)->addr;
+    own->id = p->id;
+    return own;
+}
+
+static int
+addr_cmp(const void *a, const void *b)
+{
+    return strcmp(((const rp_addr_t *)a)->text, ((const rp_addr_t *)b)->text);
+}
+
+size_t
+rp_resolve(const char *host, unsigned port, rp_addr_t *out, size_t max, const char **err)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    char ps[8];
+    snprintf(ps, sizeof ps, "%u", port);
+    int e = getaddrinfo(host, ps, &hints, &res);
+    if (e != 0) {
+        *err = e == EAI_SYSTEM ? strerror(errno) : gai_strerror(e);
+        return 0;
+    }
+    size_t n = 0;
+    for (struct addrinfo *ai = res; ai != NULL && n < max; ai = ai->ai_next) {
+        rp_addr_t a;
+        memset(&a, 0, sizeof a);
+        char buf[INET6_ADDRSTRLEN];
+        if (ai->ai_family == AF_INET && ai->ai_addrlen <= sizeof a.ss) {
+            memcpy(&a.ss, ai->ai_addr, ai->ai_addrlen);
+            a.len = ai->ai_addrlen;
+            inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, buf, sizeof buf);
+            snprintf(a.text, sizeof a.text, "%s:%u", buf, port);
+        } else if (ai->ai_family == AF_INET6 && ai->ai_addrlen <= sizeof a.ss) {
+            memcpy(&a.ss, ai->ai_addr, ai->ai_addrlen);
+            a.len = ai->ai_addrlen;
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, buf, sizeof buf);
+            snprintf(a.text, sizeof a.text, "[%s]:%u", buf, port);
+        } else {
+            continue;
+        }
+        bool dup = false;
+        for (size_t i = 0; i < n; i++)
+            dup = dup || strcmp(out[i].text, a.text) == 0;
+        if (!dup)
+            out[n++] = a;
+    }
+    freeaddrinfo(res);
+    if (n == 0) {
+        *err = "no IPv4 or IPv6 address";
+        return 0;
+    }
+    /* The same set in any order is the same set. */
+    qsort(out, n, sizeof *out, addr_cmp);
+    return n;
+}
+
+/* Resolve name id once and publish what it resolves to (resolver
+ * thread). */
+static void
+resolve_one(unsigned id)
+{
+    rname_t *nm = name_get(id);
+    rp_addr_t addrs[RP_NAME_ADDRS];
+    const char *err = NULL;
+    size_t n = rp_resolve(nm->host, nm->port, addrs, RP_NAME_ADDRS, &err);
+    if (n == 0) {
+        if (strcmp(nm->err, err) != 0) {
+            snprintf(nm->err, sizeof nm->err, "%s", err);
+            if (nm->ever)
+                rp_log(RP_LOG_WARN, NULL, "upstream %s: %s:%u does not resolve (%s); "
+                       "keeping its last addresses", nm->upstream, nm->host, nm->port, err);
+            else
+                rp_log(RP_LOG_WARN, NULL, "upstream %s: %s:%u does not resolve (%s); "
+                       "it takes no traffic until it does", nm->upstream, nm->host, nm->port,
+                       err);
+        }
+        return;
+    }
+    nm->err[0] = '\0';
+    unsigned ids[RP_NAME_ADDRS];
+    bool same = true;
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = rp_backend_identity(nm->upstream, &addrs[i]);
+        same = same && atomic_load(&nm->slot[i]) == ids[i] + 1;
+    }
+    same = same && (n == RP_NAME_ADDRS || atomic_load(&nm->slot[n]) == 0);
+    nm->ever = true;
+    if (same)
+        return;
+    for (size_t i = 0; i < RP_NAME_ADDRS; i++)
+        atomic_store_explicit(&nm->slot[i], i < n ? ids[i] + 1 : 0, memory_order_release);
+    char list[RP_NAME_ADDRS * 50];
+    size_t pos = 0;
+    list[0] = '\0';
+    for (size_t i = 0; i < n && pos < sizeof list; i++)
+        pos += (size_t)snprintf(list + pos, sizeof list - pos, "%s%s", i ? ", " : "", addrs[i].text);
+    rp_log(RP_LOG_INFO, NULL, "upstream %s: %s:%u resolves to %s", nm->upstream, nm->host,
+           nm->port, list);
+}
+
+/* ---- the thread ---- */
+
+typedef struct due {
+    unsigned name;
+    unsigned interval_ms;
+    uint64_t at_us;    /* monotonic */
+} due_t;
+
+static struct {
+    pthread_t       thread;
+    pthread_mutex_t lock;
+    pthread_cond_t  cond;
+    bool            running, stop;
+    due_t          *dues;   /* owned */
+    size_t          n;
+} R = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static uint64_t
+mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void *
+resolver_main(void *arg)
+{
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    pthread_mutex_lock(&R.lock);
+    while (!R.stop) {
+        uint64_t now = mono_us();
+        uint64_t next = UINT64_MAX;
+        for (size_t i = 0; i < R.n && !R.stop; i++) {
+            if (R.dues[i].at_us <= now) {
+                unsigned name = R.dues[i].name;
+                pthread_mutex_unlock(&R.lock);
+                resolve_one(name);
+                pthread_mutex_lock(&R.lock);
+                now = mono_us();
+                R.dues[i].at_us = now + (uint64_t)R.dues[i].interval_ms * 1000u;
+            }
+            if (R.dues[i].at_us < next)
+                next = R.dues[i].at_us;
+        }
+        if (R.stop)
+            break;
+        struct timespec ts;
+        ts.tv_sec = (time_t)(next / 1000000u);
+        ts.tv_nsec = (long)(next % 1000000u) * 1000;
+        pthread_cond_timedwait(&R.cond, &R.lock, &ts);
+    }
+    pthread_mutex_unlock(&R.lock);
+    return NULL;
+}
+
+int
+rp_resolver_start(const rp_snapshot_t *snap)
+{
+    size_t n = 0;
+    due_t *dues = NULL;
+    for (size_t i = 0; i < snap->nupstreams; i++) {
+        const rp_upstream_t *u = &snap->upstreams[i];
+        for (size_t k = 0; k < u->nbackends; k++) {
+            const rp_backend_t *be = &u->backends[k];
+            if (be->name == NULL)
+                continue;
+            dues = rp_xrealloc(dues, (n + 1) * sizeof *dues);
+            dues[n].name = be->rname;
+            dues[n].interval_ms = u->resolve_interval_ms;
+            dues[n].at_us = 0;   /* now */
+            n++;
+        }
+    }
+    if (n == 0)
+        return 0;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&R.cond, &ca);
+    pthread_condattr_destroy(&ca);
+    R.dues = dues;
+    R.n = n;
+    R.stop = false;
+    int e = pthread_create(&R.thread, NULL, resolver_main, NULL);
+    if (e != 0) {
+        rp_log(RP_LOG_ERROR, NULL, "cannot start the resolver thread: %s", strerror(e));
+        pthread_cond_destroy(&R.cond);
+        free(R.dues);
+        R.dues = NULL;
+        R.n = 0;
+        return -1;
+    }
+    R.running = true;
+    return 0;
+}
+
+void
+rp_resolver_stop(void)
+{
+    if (!R.running)
+        return;
+    pthread_mutex_lock(&R.lock);
+    R.stop = true;
+    pthread_cond_signal(&R.cond);
+    pthread_mutex_unlock(&R.lock);
+    pthread_join(R.thread, NULL);
+    pthread_cond_destroy(&R.cond);
+    free(R.dues);
+    R.dues = NULL;
+    R.n = 0;
+    R.running = false;
+}
