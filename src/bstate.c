@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The backend state table (include/revproxy/bstate.h): chunks of
- * BSTATE_CHUNK entries, allocated on the main thread as identities are
+ * BSTATE_CHUNK entries, allocated as identities are
  * created and never freed or moved, so a worker's pointer stays good.
  */
 #include "config.h"

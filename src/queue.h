@@ -66,7 +66,7 @@ typedef struct rp_qlist {
     TAILQ_HEAD(, rp_qwait) waiters;   /* oldest first */
 } rp_qlist_t;
 
-/* Make sure the queue of upstream identity 0..uq exists (main thread, with
+/* Make sure the queue of upstream identity 0..uq exists (with
  * the identity). */
 void rp_uq_ensure(unsigned uq);
 

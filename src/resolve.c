@@ -30,6 +30,10 @@ typedef struct rname {
     char        err[160];   /* the last failure logged, "" when none */
 } rname_t;
 
+/* Backend identities a process may create: the table (bstate.c) holds a
+ * million. */
+#define RP_IDENTITIES_MAX 1000000u
+
 #define NAME_CHUNK 64u
 #define NAME_CHUNKS 1024u
 
@@ -180,6 +184,18 @@ resolve_one(unsigned id)
                 rp_log(RP_LOG_WARN, NULL, "upstream %s: %s:%u does not resolve (%s); "
                        "it takes no traffic until it does", nm->upstream, nm->host, nm->port,
                        err);
+        }
+        return;
+    }
+    /* Identities are never freed: a name whose addresses change without
+     * end would use them up.  Far below the table's size, new addresses
+     * are refused (the last ones stay) rather than the process dying. */
+    if (rp_backend_identity_count() + n > RP_IDENTITIES_MAX) {
+        if (strcmp(nm->err, "identities") != 0) {
+            snprintf(nm->err, sizeof nm->err, "identities");
+            rp_log(RP_LOG_ERROR, NULL, "upstream %s: %s:%u: %u backend addresses seen since "
+                   "start, the most revproxy keeps; keeping its last addresses", nm->upstream,
+                   nm->host, nm->port, rp_backend_identity_count());
         }
         return;
     }

@@ -48,7 +48,7 @@ typedef struct rp_bstate {
 
 /* The state of backend identity id (created by rp_backend_identity). */
 rp_bstate_t *rp_bstate(unsigned id);
-/* Make sure the state of identities 0..id exists (main thread, with the
+/* Make sure the state of identities 0..id exists (with the
  * identity). */
 void rp_bstate_ensure(unsigned id);
 
