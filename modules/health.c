@@ -714,9 +714,13 @@ check_target(checker_t *c)
         return false;
     }
     if (p.id != c->id) {
-        memset(&c->run, 0, sizeof c->run);
+        /* The run starts from the state the backend is in: one active
+         * checks took out (here or at another position before) needs
+         * healthy_threshold good checks to come back. */
         c->id = p.id;
         c->bs = rp_bstate(p.id);
+        memset(&c->run, 0, sizeof c->run);
+        c->run.down = atomic_load(&c->bs->active_down);
     }
     c->be = rp_pos_backend(&p, &c->own);
     return true;

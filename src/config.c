@@ -279,6 +279,8 @@ rp_hostport_parse(const char *text, char *host, size_t cap, unsigned *port, cons
         return -1;
     }
     size_t hl = (size_t)(colon - text);
+    if (hl > 1 && text[hl - 1] == '.')
+        hl--;   /* a fully qualified name: "example.com." */
     if (hl == 0 || hl > 253 || hl >= cap) {
         *why = "missing or too long host";
         return -1;
@@ -289,25 +291,25 @@ rp_hostport_parse(const char *text, char *host, size_t cap, unsigned *port, cons
         char c = text[i];
         if (c == '.') {
             if (label == 0 || text[i - 1] == '-') {
-                *why = "host name labels are 1 to 63 letters, digits or '-', not starting or ending with '-'";
+                *why = "host name labels are 1 to 63 letters, digits, '-' or '_', not starting or ending with '-'";
                 return -1;
             }
             label = 0;
             continue;
         }
-        if (!isalnum((unsigned char)c) && c != '-') {
+        if (!isalnum((unsigned char)c) && c != '-' && c != '_') {
             *why = "host must be a host name, a numeric IPv4 or an [IPv6] address";
             return -1;
         }
         if ((c == '-' && label == 0) || ++label > 63) {
-            *why = "host name labels are 1 to 63 letters, digits or '-', not starting or ending with '-'";
+            *why = "host name labels are 1 to 63 letters, digits, '-' or '_', not starting or ending with '-'";
             return -1;
         }
         if (!isdigit((unsigned char)c))
             digits_only = false;
     }
     if (label == 0 || text[hl - 1] == '-') {
-        *why = "host name labels are 1 to 63 letters, digits or '-', not starting or ending with '-'";
+        *why = "host name labels are 1 to 63 letters, digits, '-' or '_', not starting or ending with '-'";
         return -1;
     }
     if (digits_only) {
@@ -633,20 +635,21 @@ parse_backend(const json_t *b, const char *p, rp_upstream_t *u, rp_errs_t *errs)
     unsigned port = 0;
     bool named = false;
     if (rp_addr_parse(addr, &be->addr, &why) < 0) {
-        /* Not numeric: a host name, resolved off the workers. */
+        /* Not numeric: a host name, resolved off the workers.  What looks
+         * numeric (digits and dots, or an IPv6 address) keeps the numeric
+         * parser's message. */
         const char *why2;
-        if (addr[0] == '[' || rp_hostport_parse(addr, host, sizeof host, &port, &why2) < 0) {
-            rp_errs_add(errs, ap, "%s", addr[0] == '[' ? why : why2);
+        const char *colon = strrchr(addr, ':');
+        size_t hl = colon != NULL ? (size_t)(colon - addr) : strlen(addr);
+        bool numeric = addr[0] == '[' || memchr(addr, ':', hl) != NULL
+                       || strspn(addr, "0123456789.") == hl;
+        if (numeric || rp_hostport_parse(addr, host, sizeof host, &port, &why2) < 0) {
+            rp_errs_add(errs, ap, "%s", numeric ? why : why2);
             return;
         }
         memset(&be->addr, 0, sizeof be->addr);
         be->addr.ss.ss_family = AF_UNSPEC;
         snprintf(be->addr.text, sizeof be->addr.text, "%s:%u", host, port);
-        if (strlen(host) + 7 > sizeof be->addr.text) {
-            rp_errs_add(errs, ap, "host names of backends are at most %zu characters",
-                        sizeof be->addr.text - 7);
-            return;
-        }
         named = true;
     }
     for (size_t j = 0; j < u->nbackends; j++) {

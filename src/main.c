@@ -86,12 +86,29 @@ print_errors(const char *path, const rp_errs_t *errs)
  * --check does the same (the limit is the process's own) and prints the
  * warning on stderr.
  */
+/* Backends an upstream's idle pools are budgeted for: a host name
+ * counts the addresses it resolved to at start (at least one). */
+static size_t
+budget_backends(const rp_upstream_t *u)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < u->nbackends; k++) {
+        if (u->backends[k].name == NULL) {
+            n++;
+        } else {
+            unsigned r = rp_name_count(u->backends[k].rname);
+            n += r ? r : 1;
+        }
+    }
+    return n;
+}
+
 static void
 fd_budget(const rp_snapshot_t *s, bool check)
 {
     rlim_t idle = 0;
     for (size_t i = 0; i < s->nupstreams; i++)
-        idle += (rlim_t)s->upstreams[i].max_idle_per_backend * s->upstreams[i].npos;
+        idle += (rlim_t)s->upstreams[i].max_idle_per_backend * budget_backends(&s->upstreams[i]);
     idle *= s->workers;
     rlim_t reserve = 64 + (rlim_t)s->workers * (rlim_t)s->nlisteners;
     rlim_t want = (rlim_t)s->limits.max_connections * 2 + idle + reserve;
@@ -123,7 +140,8 @@ fd_budget(const rp_snapshot_t *s, bool check)
     pools[0] = '\0';
     for (size_t i = 0; i < s->nupstreams; i++) {
         const rp_upstream_t *u = &s->upstreams[i];
-        if (u->max_idle_per_backend == 0 || u->npos == 0)
+        size_t nb = budget_backends(u);
+        if (u->max_idle_per_backend == 0 || nb == 0)
             continue;
         if (shown == 4) {
             more++;
@@ -132,7 +150,7 @@ fd_budget(const rp_snapshot_t *s, bool check)
         int n = snprintf(pools + pos, sizeof pools - pos,
                          "%supstreams.%.64s.pool.max_idle_per_backend %u x %zu backend%s",
                          shown > 0 ? " + " : "", u->name, u->max_idle_per_backend,
-                         u->npos, u->npos == 1 ? "" : "s");
+                         nb, nb == 1 ? "" : "s");
         if (n < 0 || (size_t)n >= sizeof pools - pos) {
             pools[pos] = '\0';
             more++;
@@ -333,7 +351,6 @@ main(int argc, char **argv)
     rp_proxy_init();
     for (size_t i = 0; i < snap->warnings.count; i++)
         rp_log(RP_LOG_WARN, NULL, "%s", snap->warnings.msgs[i]);
-    fd_budget(snap, false);
 
     struct event_base *base = event_base_new();
     if (base == NULL) {
@@ -353,13 +370,16 @@ main(int argc, char **argv)
     for (size_t i = 0; i < RP_ARRAY_LEN(sigs); i++)
         evsignal_add(sigs[i], NULL);
 
-    bool workers_up = rp_workers_start(snap) == 0;
+    /* Host names get their first answer before traffic is served. */
+    bool resolving = rp_resolver_start(snap, 5000) == 0;
+    if (resolving)
+        fd_budget(snap, false);
+    bool workers_up = resolving && rp_workers_start(snap) == 0;
     bool main_up = workers_up && rp_modules_main_start(base, snap) == 0;
-    if (!main_up || rp_resolver_start(snap) < 0) {
-        if (main_up)
-            rp_modules_main_stop(snap);
+    if (!main_up) {
         if (workers_up)
             rp_workers_stop();
+        rp_resolver_stop();
         for (size_t i = 0; i < RP_ARRAY_LEN(sigs); i++)
             event_free(sigs[i]);
         event_base_free(base);
@@ -378,9 +398,11 @@ main(int argc, char **argv)
     event_base_dispatch(base);
 
     rp_notify("STOPPING=1");
-    rp_resolver_stop();
     rp_modules_main_stop(snap);
     rp_workers_stop();
+    /* Last: a lookup under way may take the resolver's timeout, and
+     * traffic has stopped by now. */
+    rp_resolver_stop();
     log_tls_failures();
     rp_log(RP_LOG_INFO, NULL, "stopped");
     for (size_t i = 0; i < RP_ARRAY_LEN(sigs); i++)

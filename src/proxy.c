@@ -71,8 +71,8 @@ typedef struct rp_txn_ext {
 /* Freed transactions are kept per worker (with their head buffers) and
  * reused, which saves half a dozen allocations per request.  Enough for
  * the streams of several busy HTTP/2 connections (eight clients with 64
- * streams each); at most about 3.4 MiB stays after a burst: 512 of 1288
- * bytes, with two head buffers of up to 2 KiB and two field arrays of up
+ * streams each); at most about 3.8 MiB stays after a burst: 512 of about
+ * 2 KiB, with two head buffers of up to 2 KiB and two field arrays of up
  * to 32 entries (20 bytes each). */
 #define TXN_CACHE_MAX 512
 #define TXN_CACHE_BUF_MAX 2048
@@ -458,8 +458,10 @@ write_request_head(rp_txn_t *t, struct evbuffer *out)
     } else {
         host = rp_txn_req_header(t, "host", &host_len);
     }
+    /* The backend as configured: its host name when it has one. */
+    const char *configured = t->upstream->backends[t->backend->index].addr.text;
     if (host == NULL || host_len == 0) {
-        host = t->backend->addr.text;
+        host = configured;
         host_len = strlen(host);
     }
 
@@ -489,7 +491,7 @@ write_request_head(rp_txn_t *t, struct evbuffer *out)
         HB_LIT(&b, "\r\nX-Forwarded-Proto: https\r\n");
     else
         HB_LIT(&b, "\r\nX-Forwarded-Proto: http\r\n");
-    if (host != t->backend->addr.text) {
+    if (host != configured) {
         HB_LIT(&b, "X-Forwarded-Host: ");
         hb_put(&b, host, host_len);
         HB_LIT(&b, "\r\n");

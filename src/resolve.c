@@ -27,7 +27,10 @@ typedef struct rname {
     atomic_uint slot[RP_NAME_ADDRS];   /* backend identity + 1; 0: empty */
     /* the resolver thread's own */
     bool        ever;       /* resolved once */
-    char        err[160];   /* the last failure logged, "" when none */
+    char        err[160];   /* the last failure logged */
+    uint64_t    warned_us;  /* when it was logged (monotonic) */
+    unsigned   *taken;      /* owned: identities of the upstream's numeric backends */
+    size_t      ntaken;
 } rname_t;
 
 /* Backend identities a process may create: the table (bstate.c) holds a
@@ -110,14 +113,33 @@ rp_pos_backend(const rp_pos_t *p, rp_backend_t *own)
     return own;
 }
 
+static size_t resolve_all(const char *host, unsigned port, rp_addr_t *out, size_t max,
+                          const char **err);
+
 static int
 addr_cmp(const void *a, const void *b)
 {
     return strcmp(((const rp_addr_t *)a)->text, ((const rp_addr_t *)b)->text);
 }
 
+#define RESOLVE_MAX 64
+
 size_t
 rp_resolve(const char *host, unsigned port, rp_addr_t *out, size_t max, const char **err)
+{
+    /* All the answers (up to RESOLVE_MAX) are sorted before the first max
+     * are kept: a name with more addresses than that keeps the same ones
+     * whatever order its answers come in. */
+    rp_addr_t all[RESOLVE_MAX];
+    size_t n = resolve_all(host, port, all, RESOLVE_MAX, err);
+    if (n > max)
+        n = max;
+    memcpy(out, all, n * sizeof *out);
+    return n;
+}
+
+static size_t
+resolve_all(const char *host, unsigned port, rp_addr_t *out, size_t max, const char **err)
 {
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
@@ -165,6 +187,42 @@ rp_resolve(const char *host, unsigned port, rp_addr_t *out, size_t max, const ch
     return n;
 }
 
+static uint64_t mono_us(void);
+
+/* Whether identity id is taken in nm's upstream already: a numeric
+ * backend, or an address another name of the upstream resolves to.  One
+ * address is one backend, whatever names lead to it. */
+static bool
+taken_elsewhere(const rname_t *nm, unsigned self, unsigned id)
+{
+    for (size_t i = 0; i < nm->ntaken; i++)
+        if (nm->taken[i] == id)
+            return true;
+    for (unsigned o = 0; o < nnames; o++) {
+        const rname_t *other = name_get(o);
+        if (o == self || strcmp(other->upstream, nm->upstream) != 0)
+            continue;
+        for (unsigned k = 0; k < RP_NAME_ADDRS; k++)
+            if (atomic_load(&other->slot[k]) == id + 1)
+                return true;
+    }
+    return false;
+}
+
+/* A warning for name nm: once per distinct message, and again at most
+ * once a minute (a name that flaps between answers must not flood the
+ * log). */
+static void
+name_warn(rname_t *nm, const char *msg)
+{
+    uint64_t now = mono_us();
+    if (strcmp(nm->err, msg) == 0 && now - nm->warned_us < 60000000u)
+        return;
+    snprintf(nm->err, sizeof nm->err, "%s", msg);
+    nm->warned_us = now;
+    rp_log(RP_LOG_WARN, NULL, "upstream %s: %s:%u %s", nm->upstream, nm->host, nm->port, msg);
+}
+
 /* Resolve name id once and publish what it resolves to (resolver
  * thread). */
 static void
@@ -175,16 +233,11 @@ resolve_one(unsigned id)
     const char *err = NULL;
     size_t n = rp_resolve(nm->host, nm->port, addrs, RP_NAME_ADDRS, &err);
     if (n == 0) {
-        if (strcmp(nm->err, err) != 0) {
-            snprintf(nm->err, sizeof nm->err, "%s", err);
-            if (nm->ever)
-                rp_log(RP_LOG_WARN, NULL, "upstream %s: %s:%u does not resolve (%s); "
-                       "keeping its last addresses", nm->upstream, nm->host, nm->port, err);
-            else
-                rp_log(RP_LOG_WARN, NULL, "upstream %s: %s:%u does not resolve (%s); "
-                       "it takes no traffic until it does", nm->upstream, nm->host, nm->port,
-                       err);
-        }
+        char msg[160];
+        snprintf(msg, sizeof msg, nm->ever ? "does not resolve (%s); keeping its last addresses"
+                                           : "does not resolve (%s); it takes no traffic until it does",
+                 err);
+        name_warn(nm, msg);
         return;
     }
     /* Identities are never freed: a name whose addresses change without
@@ -199,26 +252,46 @@ resolve_one(unsigned id)
         }
         return;
     }
-    nm->err[0] = '\0';
     unsigned ids[RP_NAME_ADDRS];
-    bool same = true;
+    size_t m = 0;
+    pthread_mutex_lock(&names_lock);
     for (size_t i = 0; i < n; i++) {
-        ids[i] = rp_backend_identity(nm->upstream, &addrs[i]);
-        same = same && atomic_load(&nm->slot[i]) == ids[i] + 1;
+        unsigned bid = rp_backend_identity(nm->upstream, &addrs[i]);
+        if (taken_elsewhere(nm, id, bid))
+            continue;
+        addrs[m] = addrs[i];
+        ids[m++] = bid;
     }
-    same = same && (n == RP_NAME_ADDRS || atomic_load(&nm->slot[n]) == 0);
+    pthread_mutex_unlock(&names_lock);
+    bool same = true;
+    for (size_t i = 0; i < m; i++)
+        same = same && atomic_load(&nm->slot[i]) == ids[i] + 1;
+    same = same && (m == RP_NAME_ADDRS || atomic_load(&nm->slot[m]) == 0);
     nm->ever = true;
     if (same)
         return;
     for (size_t i = 0; i < RP_NAME_ADDRS; i++)
-        atomic_store_explicit(&nm->slot[i], i < n ? ids[i] + 1 : 0, memory_order_release);
+        atomic_store_explicit(&nm->slot[i], i < m ? ids[i] + 1 : 0, memory_order_release);
     char list[RP_NAME_ADDRS * 50];
     size_t pos = 0;
     list[0] = '\0';
-    for (size_t i = 0; i < n && pos < sizeof list; i++)
+    for (size_t i = 0; i < m && pos < sizeof list; i++)
         pos += (size_t)snprintf(list + pos, sizeof list - pos, "%s%s", i ? ", " : "", addrs[i].text);
-    rp_log(RP_LOG_INFO, NULL, "upstream %s: %s:%u resolves to %s", nm->upstream, nm->host,
-           nm->port, list);
+    if (m == 0)
+        rp_log(RP_LOG_WARN, NULL, "upstream %s: %s:%u resolves only to addresses its upstream "
+               "has already", nm->upstream, nm->host, nm->port);
+    else
+        rp_log(RP_LOG_INFO, NULL, "upstream %s: %s:%u resolves to %s", nm->upstream, nm->host,
+               nm->port, list);
+}
+
+unsigned
+rp_name_count(unsigned rname)
+{
+    unsigned n = 0;
+    for (unsigned k = 0; k < RP_NAME_ADDRS; k++)
+        n += atomic_load(&name_get(rname)->slot[k]) != 0;
+    return n;
 }
 
 /* ---- the thread ---- */
@@ -234,6 +307,7 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t  cond;
     bool            running, stop;
+    bool            first_done;   /* every name resolved (or failed) once */
     due_t          *dues;   /* owned */
     size_t          n;
 } R = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -271,6 +345,10 @@ resolver_main(void *arg)
         }
         if (R.stop)
             break;
+        if (!R.first_done) {
+            R.first_done = true;
+            pthread_cond_broadcast(&R.cond);
+        }
         struct timespec ts;
         ts.tv_sec = (time_t)(next / 1000000u);
         ts.tv_nsec = (long)(next % 1000000u) * 1000;
@@ -281,7 +359,7 @@ resolver_main(void *arg)
 }
 
 int
-rp_resolver_start(const rp_snapshot_t *snap)
+rp_resolver_start(const rp_snapshot_t *snap, unsigned wait_ms)
 {
     size_t n = 0;
     due_t *dues = NULL;
@@ -291,6 +369,13 @@ rp_resolver_start(const rp_snapshot_t *snap)
             const rp_backend_t *be = &u->backends[k];
             if (be->name == NULL)
                 continue;
+            rname_t *nm = name_get(be->rname);
+            free(nm->taken);
+            nm->taken = rp_xcalloc(u->nbackends, sizeof *nm->taken);
+            nm->ntaken = 0;
+            for (size_t j = 0; j < u->nbackends; j++)
+                if (u->backends[j].name == NULL)
+                    nm->taken[nm->ntaken++] = u->backends[j].id;
             dues = rp_xrealloc(dues, (n + 1) * sizeof *dues);
             dues[n].name = be->rname;
             dues[n].interval_ms = u->resolve_interval_ms;
@@ -308,6 +393,7 @@ rp_resolver_start(const rp_snapshot_t *snap)
     R.dues = dues;
     R.n = n;
     R.stop = false;
+    R.first_done = false;
     int e = pthread_create(&R.thread, NULL, resolver_main, NULL);
     if (e != 0) {
         rp_log(RP_LOG_ERROR, NULL, "cannot start the resolver thread: %s", strerror(e));
@@ -318,6 +404,23 @@ rp_resolver_start(const rp_snapshot_t *snap)
         return -1;
     }
     R.running = true;
+    /* Serve once the names have had their first answer (or wait_ms has
+     * passed: a slow DNS server must not keep the service down). */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t until = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u
+                     + (uint64_t)wait_ms * 1000u;
+    ts.tv_sec = (time_t)(until / 1000000u);
+    ts.tv_nsec = (long)(until % 1000000u) * 1000;
+    pthread_mutex_lock(&R.lock);
+    while (!R.first_done) {
+        if (pthread_cond_timedwait(&R.cond, &R.lock, &ts) == ETIMEDOUT) {
+            rp_log(RP_LOG_WARN, NULL, "host names not all resolved within %u ms; serving, "
+                   "their backends join as they resolve", wait_ms);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&R.lock);
     return 0;
 }
 

@@ -28,9 +28,13 @@ unsigned rp_name_slot(unsigned rname, unsigned k);
  * put in out, or 0 with *err set to why. */
 size_t rp_resolve(const char *host, unsigned port, rp_addr_t *out, size_t max, const char **err);
 
+/* Addresses in the slots of name identity rname now. */
+unsigned rp_name_count(unsigned rname);
+
 /* Start the resolver thread for the named backends of snap (none: no
- * thread).  0, or -1 after logging why. */
-int rp_resolver_start(const rp_snapshot_t *snap);
+ * thread) and wait until every name has had its first answer, at most
+ * wait_ms.  0, or -1 after logging why. */
+int rp_resolver_start(const rp_snapshot_t *snap, unsigned wait_ms);
 /* Stop it and wait for it (a resolution under way finishes first). */
 void rp_resolver_stop(void);
 

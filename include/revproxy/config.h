@@ -30,7 +30,8 @@ void rp_errs_free(rp_errs_t *e);
 typedef struct rp_addr {
     struct sockaddr_storage ss;
     socklen_t len;
-    char text[64];      /* as written in the config, normalised */
+    char text[264];     /* as written in the config, normalised (a host name
+                           of 253 characters and a port fit) */
 } rp_addr_t;
 
 /* Parse "1.2.3.4:80" or "[::1]:80" (numeric only).  Returns 0, or -1 with

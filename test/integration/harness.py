@@ -245,7 +245,8 @@ class Proxy:
     preexec_fn: runs in the child before exec (e.g. to set rlimits);
     port: the listener the test waits for (default: a new plain one)."""
 
-    def __init__(self, config, expect_start=True, stderr_pipe=False, preexec_fn=None, port=None):
+    def __init__(self, config, expect_start=True, stderr_pipe=False, preexec_fn=None, port=None,
+                 env=None):
         self.dir = tempfile.mkdtemp(prefix="rp-test-")
         self.config_path = os.path.join(self.dir, "revproxy.json")
         self.log_path = os.path.join(self.dir, "stderr.log")
@@ -266,7 +267,8 @@ class Proxy:
             self.proc = subprocess.Popen([REVPROXY, "--config", self.config_path],
                                          stdout=self.log,
                                          stderr=subprocess.PIPE if stderr_pipe else self.log,
-                                         preexec_fn=preexec_fn)
+                                         preexec_fn=preexec_fn,
+                                         env=dict(os.environ, **env) if env else None)
             if not expect_start:
                 return
             self.wait_ready()

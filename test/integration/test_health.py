@@ -658,6 +658,111 @@ def test_hc17_a_name_that_does_not_resolve_is_a_warning():
             os.unlink(path)
 
 
+FAKE_RESOLVER = {}
+
+
+def fake_resolver_env(path, delay_ms=0):
+    """Environment for a proxy whose names ending in .fake.test resolve to
+    the IPv4 addresses on the first line of path (fake_resolver.c,
+    compiled once)."""
+    if "so" not in FAKE_RESOLVER:
+        d = tempfile.mkdtemp(prefix="rp-fake-resolver-")
+        so = os.path.join(d, "fake_resolver.so")
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_resolver.c")
+        subprocess.run(["cc", "-shared", "-fPIC", "-o", so, src, "-ldl"], check=True)
+        FAKE_RESOLVER["so"] = so
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    return {"LD_PRELOAD": FAKE_RESOLVER["so"], "FAKE_RESOLVER_FILE": path,
+            "FAKE_RESOLVER_DELAY_MS": str(delay_ms),
+            # The sanitizer runtime need not come first for this library.
+            "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
+
+
+def answer(path, *addrs):
+    with open(path + ".new", "w") as f:
+        f.write(" ".join(addrs) + "\n")
+    os.replace(path + ".new", path)
+
+
+def resolved(p, text, timeout=3):
+    """Wait for the info line saying a name resolves to text."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if any(l.get("msg", "").endswith("resolves to " + text) for l in p.log_lines()):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_hc18_addresses_follow_the_name_and_keep_their_health():
+    # An address active checks took out, dropped by DNS, back in DNS once
+    # healthy: it comes back (its checks start from its state, not afresh
+    # as if it were up).  A name that stops resolving keeps its addresses.
+    state = {"b": False}
+    a = Backend(lambda req, ci, s: response(200, b"A"), host="127.0.0.1")
+    b = Backend(lambda req, ci, s: response(200 if state["b"] or req.request_line.startswith("GET /x")
+                                            else 500, b"B"), host="127.0.0.2", port=a.port)
+    dns = os.path.join(tempfile.mkdtemp(prefix="rp-dns-"), "answer")
+    answer(dns, "127.0.0.1", "127.0.0.2")
+    cfg = {"workers": 2, "upstreams": {"app": {
+        "backends": [{"address": "svc.fake.test:%d" % a.port}], "resolve_interval_ms": 100,
+        "health": {"active": {"path": "/", "interval_ms": 100, "timeout_ms": 80,
+                              "healthy_threshold": 2, "unhealthy_threshold": 2}}}},
+        "routes": [{"path_prefix": "/", "upstream": "app"}], "log": {"level": "info"}}
+    p = Proxy(cfg, env=fake_resolver_env(dns))
+    try:
+        both = "127.0.0.1:%d, 127.0.0.2:%d" % (a.port, a.port)
+        assert resolved(p, both), p.logs()
+        want = ("127.0.0.2:%d" % a.port, "healthy", "unhealthy")
+        assert want in changes(p, lambda c: want in c), changes(p)
+        answer(dns, "127.0.0.1")
+        assert resolved(p, "127.0.0.1:%d" % a.port), p.logs()
+        state["b"] = True
+        answer(dns, "127.0.0.1", "127.0.0.2")
+        time.sleep(0.3)
+        want = ("127.0.0.2:%d" % a.port, "unhealthy", "healthy")
+        assert want in changes(p, lambda c: want in c), changes(p)
+        bodies = [get(p, "/x").body for _ in range(30)]
+        assert bodies.count(b"B") >= 8, bodies
+        # DNS fails: the last addresses stay.
+        answer(dns)
+        deadline = time.time() + 3
+        while time.time() < deadline and not any(
+                "does not resolve" in l.get("msg", "") for l in p.log_lines()):
+            time.sleep(0.02)
+        assert any("keeping its last addresses" in l.get("msg", "") for l in p.log_lines()), p.logs()
+        bodies = [get(p, "/x").body for _ in range(20)]
+        assert set(bodies) == {b"A", b"B"}, bodies
+    finally:
+        p.stop()
+        a.close()
+        b.close()
+
+
+def test_hc19_one_address_is_one_backend_and_names_resolve_before_serving():
+    # The name resolves to a numeric backend of the upstream and another
+    # address: the numeric one keeps its single share.  The lookup takes
+    # 300 ms, and the first request after start is served all the same.
+    a = Backend(lambda req, ci, s: response(200, b"A"), host="127.0.0.1")
+    b = Backend(lambda req, ci, s: response(200, b"B"), host="127.0.0.2", port=a.port)
+    dns = os.path.join(tempfile.mkdtemp(prefix="rp-dns-"), "answer")
+    answer(dns, "127.0.0.1", "127.0.0.2")
+    cfg = {"workers": 1, "upstreams": {"app": {
+        "backends": [{"address": "svc.fake.test:%d" % a.port}, {"address": a.addr}]}},
+        "routes": [{"path_prefix": "/", "upstream": "app"}], "log": {"level": "info"}}
+    p = Proxy(cfg, env=fake_resolver_env(dns, delay_ms=300))
+    try:
+        assert_eq(get(p).status, 200)
+        bodies = [get(p).body for _ in range(40)]
+        assert_eq(sorted(set(bodies)), [b"A", b"B"])
+        assert_eq(bodies.count(b"A"), 20)
+        assert resolved(p, "127.0.0.2:%d" % a.port), p.logs()
+    finally:
+        p.stop()
+        a.close()
+        b.close()
+
+
 if __name__ == "__main__":
     tests = [v for k, v in sorted(globals().items()) if k.startswith("test_") and callable(v)]
     sys.exit(run(tests))

@@ -93,7 +93,8 @@ START_TEST(test_health_dump_round_trip)
         "  \"plain\": {\"backends\": [{\"address\": \"127.0.0.1:9002\"}]},"
         "  \"lim\": {\"backends\": [{\"address\": \"127.0.0.1:9003\", \"max_connections\": 9}],"
         "   \"queue\": {\"size\": 4}},"
-        "  \"named\": {\"backends\": [{\"address\": \"Web.Example:8000\"}, {\"address\": \"127.0.0.1:9004\"}]}},"
+        "  \"named\": {\"backends\": [{\"address\": \"Web.Example:8000\"}, {\"address\": \"127.0.0.1:9004\"},"
+        "   {\"address\": \"my_service.example.:81\"}]}},"
         " \"routes\": [{\"path_prefix\": \"/\", \"upstream\": \"app\"}]}");
     ck_assert_int_eq(s->upstreams[0].balancer, RP_BALANCER_LEAST_CONN);
     json_t *d = rp_snapshot_dump(s);
@@ -126,7 +127,8 @@ START_TEST(test_health_dump_round_trip)
     ck_assert_str_eq(nu->backends[0].name, "web.example");
     ck_assert_str_eq(nu->backends[0].addr.text, "web.example:8000");
     ck_assert_ptr_null(nu->backends[1].name);
-    ck_assert_uint_eq(nu->npos, 17);
+    ck_assert_uint_eq(nu->npos, 33);
+    ck_assert_str_eq(nu->backends[2].addr.text, "my_service.example:81");
     ck_assert_uint_eq(nu->backends[1].pos, 16);
     ck_assert_uint_eq(nu->pos_entry[15], 0);
     ck_assert_uint_eq(nu->pos_entry[16], 1);
@@ -475,10 +477,14 @@ static const bad_case_t bad_cases[] = {
     { APP("{\"backends\": [{\"address\": \"127.0.0.1:9000\", \"weight\": \"5\"}]}"),
       { "upstreams.app.backends[0].weight: must be an integer, not a string" } },
     { APP("{\"backends\": [{\"address\": \"-web.example:80\"}]}"),
-      { "upstreams.app.backends[0].address: host name labels are 1 to 63 letters, digits or '-', not starting or ending with '-'" } },
+      { "upstreams.app.backends[0].address: host name labels are 1 to 63 letters, digits, '-' or '_', not starting or ending with '-'" } },
     { APP("{\"backends\": [{\"address\": \"web..example:80\"}]}"),
-      { "upstreams.app.backends[0].address: host name labels are 1 to 63 letters, digits or '-', not starting or ending with '-'" } },
-    { APP("{\"backends\": [{\"address\": \"web_1:80\"}]}"),
+      { "upstreams.app.backends[0].address: host name labels are 1 to 63 letters, digits, '-' or '_', not starting or ending with '-'" } },
+    { APP("{\"backends\": [{\"address\": \"127.0.0.1:99999\"}]}"),
+      { "upstreams.app.backends[0].address: port out of range" } },
+    { APP("{\"backends\": [{\"address\": \"::1:80\"}]}"),
+      { "upstreams.app.backends[0].address: IPv6 addresses must be written [addr]:port" } },
+    { APP("{\"backends\": [{\"address\": \"web!1:80\"}]}"),
       { "upstreams.app.backends[0].address: host must be a host name, a numeric IPv4 or an [IPv6] address" } },
     { APP("{\"backends\": [{\"address\": \"1.2.3:80\"}]}"),
       { "upstreams.app.backends[0].address: host must be a numeric IPv4 or [IPv6] address" } },
