@@ -431,12 +431,14 @@ sweep(const rp_upstream_t *u, up_health_t *uh, uint64_t now)
 {
     for (size_t k = 0; k < u->npos; k++) {
         rp_pos_t p;
-        rp_backend_t own;
         if (!rp_upstream_pos(u, k, &p))
             continue;
-        const rp_backend_t *be = rp_pos_backend(&p, &own);
         rp_bstate_t *bs = rp_bstate(p.id);
         rp_health_t h = atomic_load(&bs->health);
+        if (h == RP_HEALTH_HEALTHY)
+            continue;
+        rp_backend_t own;   /* only for a change to log */
+        const rp_backend_t *be = rp_pos_backend(&p, &own);
         if (h == RP_HEALTH_UNHEALTHY && rp_bstate_eligible(bs, now)) {
             back_in(u, uh, be, bs, "back in");
             h = atomic_load(&bs->health);
@@ -577,7 +579,6 @@ struct checker {
     llhttp_settings_t   settings;
     int                 status;    /* 0 until the final head is complete */
     size_t              parsed;    /* response bytes parsed so far */
-    rp_active_run_t     run;
 };
 
 static void check_start(checker_t *c);
@@ -598,7 +599,7 @@ active_change(checker_t *c, int step)
     if (step < 0) {
         atomic_store(&bs->active_down, true);
         char why[96];
-        snprintf(why, sizeof why, "active: %u failed checks in a row", c->run.fail);
+        snprintf(why, sizeof why, "active: %u failed checks in a row", bs->run_fail);
         take_out(c->u, c->uh, c->be, bs, why);
         return;
     }
@@ -612,7 +613,7 @@ active_change(checker_t *c, int step)
     atomic_store(&bs->active_down, false);
     if (h == RP_HEALTH_UNHEALTHY && rp_bstate_eligible(bs, now)) {
         char why[96];
-        snprintf(why, sizeof why, "active: %u good checks in a row", c->run.ok);
+        snprintf(why, sizeof why, "active: %u good checks in a row", bs->run_ok);
         back_in(c->u, c->uh, c->be, bs, why);
     }
 }
@@ -630,7 +631,12 @@ check_end(checker_t *c, bool ok, const char *why)
     if (!ok)
         rp_log(RP_LOG_DEBUG, NULL, "health check of %s (upstream %s) failed: %s",
                c->be->addr.text, c->u->name, why);
-    int step = rp_active_step(&c->run, ok, &c->uh->active);
+    /* The run is the backend's, not this checker's (bstate.h). */
+    rp_active_run_t run = { c->bs->run_down, c->bs->run_ok, c->bs->run_fail };
+    int step = rp_active_step(&run, ok, &c->uh->active);
+    c->bs->run_down = run.down;
+    c->bs->run_ok = run.ok;
+    c->bs->run_fail = run.fail;
     if (step != 0)
         active_change(c, step);
     unsigned ms = jittered(c->uh->active.interval_ms);
@@ -714,13 +720,8 @@ check_target(checker_t *c)
         return false;
     }
     if (p.id != c->id) {
-        /* The run starts from the state the backend is in: one active
-         * checks took out (here or at another position before) needs
-         * healthy_threshold good checks to come back. */
         c->id = p.id;
         c->bs = rp_bstate(p.id);
-        memset(&c->run, 0, sizeof c->run);
-        c->run.down = atomic_load(&c->bs->active_down);
     }
     c->be = rp_pos_backend(&p, &c->own);
     return true;

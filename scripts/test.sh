@@ -28,17 +28,22 @@ rp_build
 
 # The host-name backend tests resolve "localhost", which every Debian
 # system has in /etc/hosts (the installer writes it).  A bare root (a
-# chroot, a minimal container) may have no entry: add Debian's standard
-# ones, ::1 only where IPv6 loopback works.
+# chroot, a minimal container) may have no entry: in CI, add Debian's
+# standard ones, ::1 only where IPv6 loopback works.
 if ! getent hosts localhost >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ]; then
+    if [ "$(id -u)" = 0 ] && [ "${CI:-}" = true ]; then
         echo "test set-up: localhost does not resolve; adding Debian's entries to /etc/hosts" >&2
+        # A last line without its newline stays as it was.
+        if [ -s /etc/hosts ] && [ -n "$(tail -c 1 /etc/hosts)" ]; then
+            echo >> /etc/hosts
+        fi
         echo "127.0.0.1 localhost" >> /etc/hosts
         if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null; then
             echo "::1 localhost ip6-localhost ip6-loopback" >> /etc/hosts
         fi
     else
-        echo "warning: localhost does not resolve; the host-name backend test will fail" >&2
+        echo "warning: localhost does not resolve (add \"127.0.0.1 localhost\" to /etc/hosts);" \
+             "the host-name backend test will fail" >&2
     fi
 fi
 

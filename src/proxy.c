@@ -71,8 +71,8 @@ typedef struct rp_txn_ext {
 /* Freed transactions are kept per worker (with their head buffers) and
  * reused, which saves half a dozen allocations per request.  Enough for
  * the streams of several busy HTTP/2 connections (eight clients with 64
- * streams each); at most about 3.8 MiB stays after a burst: 512 of about
- * 2 KiB, with two head buffers of up to 2 KiB and two field arrays of up
+ * streams each); at most about 3.6 MiB stays after a burst: 512 of 1808
+ * bytes, with two head buffers of up to 2 KiB and two field arrays of up
  * to 32 entries (20 bytes each). */
 #define TXN_CACHE_MAX 512
 #define TXN_CACHE_BUF_MAX 2048

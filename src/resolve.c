@@ -122,7 +122,7 @@ addr_cmp(const void *a, const void *b)
     return strcmp(((const rp_addr_t *)a)->text, ((const rp_addr_t *)b)->text);
 }
 
-#define RESOLVE_MAX 64
+#define RESOLVE_MAX 128
 
 size_t
 rp_resolve(const char *host, unsigned port, rp_addr_t *out, size_t max, const char **err)
@@ -223,15 +223,12 @@ name_warn(rname_t *nm, const char *msg)
     rp_log(RP_LOG_WARN, NULL, "upstream %s: %s:%u %s", nm->upstream, nm->host, nm->port, msg);
 }
 
-/* Resolve name id once and publish what it resolves to (resolver
- * thread). */
+/* Publish what name id resolved to: n addresses, or the failure err
+ * (resolver thread, with R.lock held: a stop never finds it half done). */
 static void
-resolve_one(unsigned id)
+apply_one(unsigned id, rp_addr_t *addrs, size_t n, const char *err)
 {
     rname_t *nm = name_get(id);
-    rp_addr_t addrs[RP_NAME_ADDRS];
-    const char *err = NULL;
-    size_t n = rp_resolve(nm->host, nm->port, addrs, RP_NAME_ADDRS, &err);
     if (n == 0) {
         char msg[160];
         snprintf(msg, sizeof msg, nm->ever ? "does not resolve (%s); keeping its last addresses"
@@ -263,6 +260,13 @@ resolve_one(unsigned id)
         ids[m++] = bid;
     }
     pthread_mutex_unlock(&names_lock);
+    if (m == 0) {
+        name_warn(nm, nm->ever ? "resolves only to addresses its upstream has already; "
+                                 "keeping its last addresses"
+                               : "resolves only to addresses its upstream has already");
+        return;
+    }
+    nm->err[0] = '\0';   /* the next failure is news */
     bool same = true;
     for (size_t i = 0; i < m; i++)
         same = same && atomic_load(&nm->slot[i]) == ids[i] + 1;
@@ -277,12 +281,8 @@ resolve_one(unsigned id)
     list[0] = '\0';
     for (size_t i = 0; i < m && pos < sizeof list; i++)
         pos += (size_t)snprintf(list + pos, sizeof list - pos, "%s%s", i ? ", " : "", addrs[i].text);
-    if (m == 0)
-        rp_log(RP_LOG_WARN, NULL, "upstream %s: %s:%u resolves only to addresses its upstream "
-               "has already", nm->upstream, nm->host, nm->port);
-    else
-        rp_log(RP_LOG_INFO, NULL, "upstream %s: %s:%u resolves to %s", nm->upstream, nm->host,
-               nm->port, list);
+    rp_log(RP_LOG_INFO, NULL, "upstream %s: %s:%u resolves to %s", nm->upstream, nm->host,
+           nm->port, list);
 }
 
 unsigned
@@ -333,10 +333,20 @@ resolver_main(void *arg)
         uint64_t next = UINT64_MAX;
         for (size_t i = 0; i < R.n && !R.stop; i++) {
             if (R.dues[i].at_us <= now) {
+                /* The lookup may block for the resolver's timeouts: it runs
+                 * unlocked, and what it found is applied under the lock
+                 * unless revproxy is stopping by then (it does not wait for
+                 * a lookup, see rp_resolver_stop). */
+                rname_t *nm = name_get(R.dues[i].name);
                 unsigned name = R.dues[i].name;
+                rp_addr_t addrs[RP_NAME_ADDRS];
+                const char *err = NULL;
                 pthread_mutex_unlock(&R.lock);
-                resolve_one(name);
+                size_t n = rp_resolve(nm->host, nm->port, addrs, RP_NAME_ADDRS, &err);
                 pthread_mutex_lock(&R.lock);
+                if (R.stop)
+                    break;
+                apply_one(name, addrs, n, err);
                 now = mono_us();
                 R.dues[i].at_us = now + (uint64_t)R.dues[i].interval_ms * 1000u;
             }
@@ -433,7 +443,18 @@ rp_resolver_stop(void)
     R.stop = true;
     pthread_cond_signal(&R.cond);
     pthread_mutex_unlock(&R.lock);
-    pthread_join(R.thread, NULL);
+    /* A lookup under way may block for the resolver's timeouts (seconds
+     * per name server): after a second, leave the thread to it.  It
+     * touches nothing once it sees the stop (it checks under the lock),
+     * and the process is exiting. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 1;
+    if (pthread_timedjoin_np(R.thread, NULL, &ts) != 0) {
+        pthread_detach(R.thread);
+        R.running = false;
+        return;
+    }
     pthread_cond_destroy(&R.cond);
     free(R.dues);
     R.dues = NULL;

@@ -44,6 +44,11 @@ typedef struct rp_bstate {
     atomic_uint   ejections;     /* consecutive passive ejections */
     atomic_ullong last_fail;     /* µs: last passive failure */
     atomic_ullong changes[RP_HEALTH_COUNT]; /* times it entered each state */
+    /* the active checks' run, main thread only: whichever checker checks
+     * the backend (an address of a host name moves between positions)
+     * counts on from it */
+    bool          run_down;
+    unsigned      run_ok, run_fail;
 } rp_bstate_t;
 
 /* The state of backend identity id (created by rp_backend_identity). */

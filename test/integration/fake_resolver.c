@@ -3,7 +3,9 @@
  * A stand-in for DNS in tests, preloaded into revproxy (LD_PRELOAD): names
  * ending in ".fake.test" resolve to the IPv4 addresses listed on the first
  * line of the file $FAKE_RESOLVER_FILE (separated by spaces; an empty line
- * or no file: the name does not resolve), after $FAKE_RESOLVER_DELAY_MS.
+ * or no file: the name does not resolve), after $FAKE_RESOLVER_DELAY_MS,
+ * or after the milliseconds on the file's second line when it has one
+ * (read before waiting).
  * Every other name goes to the C library as usual.
  */
 #define _GNU_SOURCE
@@ -47,18 +49,20 @@ getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
         return real(node, service, hints, res);
     }
     const char *d = getenv("FAKE_RESOLVER_DELAY_MS");
-    if (d != NULL) {
-        long ms = atol(d);
-        struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-        nanosleep(&ts, NULL);
-    }
+    long ms = d != NULL ? atol(d) : 0;
     const char *path = getenv("FAKE_RESOLVER_FILE");
     FILE *f = path != NULL ? fopen(path, "r") : NULL;
-    char line[1024] = "";
+    char line[1024] = "", second[64] = "";
     if (f != NULL) {
         if (fgets(line, sizeof line, f) == NULL)
             line[0] = '\0';
+        if (fgets(second, sizeof second, f) != NULL && second[0] >= '0' && second[0] <= '9')
+            ms = atol(second);
         fclose(f);
+    }
+    if (ms > 0) {
+        struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
     }
     struct addrinfo *first = NULL, **next = &first;
     char *save = NULL;

@@ -678,9 +678,11 @@ def fake_resolver_env(path, delay_ms=0):
             "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
 
 
-def answer(path, *addrs):
+def answer(path, *addrs, delay_ms=None):
     with open(path + ".new", "w") as f:
         f.write(" ".join(addrs) + "\n")
+        if delay_ms is not None:
+            f.write("%d\n" % delay_ms)
     os.replace(path + ".new", path)
 
 
@@ -747,9 +749,11 @@ def test_hc19_one_address_is_one_backend_and_names_resolve_before_serving():
     b = Backend(lambda req, ci, s: response(200, b"B"), host="127.0.0.2", port=a.port)
     dns = os.path.join(tempfile.mkdtemp(prefix="rp-dns-"), "answer")
     answer(dns, "127.0.0.1", "127.0.0.2")
-    cfg = {"workers": 1, "upstreams": {"app": {
-        "backends": [{"address": "svc.fake.test:%d" % a.port}, {"address": a.addr}]}},
-        "routes": [{"path_prefix": "/", "upstream": "app"}], "log": {"level": "info"}}
+    cfg = {"workers": 1, "upstreams": {
+        "app": {"backends": [{"address": "svc.fake.test:%d" % a.port}, {"address": a.addr}]},
+        "same": {"backends": [{"address": "one.fake.test:%d" % a.port}, {"address": b.addr}]}},
+        "routes": [{"path": "/same", "upstream": "same"}, {"path_prefix": "/", "upstream": "app"}],
+        "log": {"level": "info"}}
     p = Proxy(cfg, env=fake_resolver_env(dns, delay_ms=300))
     try:
         assert_eq(get(p).status, 200)
@@ -757,10 +761,79 @@ def test_hc19_one_address_is_one_backend_and_names_resolve_before_serving():
         assert_eq(sorted(set(bodies)), [b"A", b"B"])
         assert_eq(bodies.count(b"A"), 20)
         assert resolved(p, "127.0.0.2:%d" % a.port), p.logs()
+        # In "same", the name adds 127.0.0.1 only: 127.0.0.2 is there as a
+        # numeric backend already.
+        assert resolved(p, "127.0.0.1:%d" % a.port), p.logs()
+        bodies = [get(p, "/same").body for _ in range(20)]
+        assert_eq(bodies.count(b"B"), 10)
     finally:
         p.stop()
         a.close()
         b.close()
+
+
+def test_hc20_a_check_that_fails_as_its_address_moves_still_counts():
+    # An address moves to another position (DNS adds one that sorts
+    # before it) while a check of it is in flight, and that check fails:
+    # the address goes out, and good checks from its new position bring
+    # it back (its run is the address's, not the position's).
+    dns = os.path.join(tempfile.mkdtemp(prefix="rp-dns-"), "answer")
+    state = {"armed": False, "fired": False}
+
+    def hb(req, ci, s):
+        if req.request_line.startswith("GET /hc") and state["armed"] and not state["fired"]:
+            state["fired"] = True
+            answer(dns, "127.0.0.1", "127.0.0.2")   # 127.0.0.2 moves to position 1
+            time.sleep(0.5)
+            return response(500, b"B")
+        return response(200, b"B")
+    a = Backend(lambda req, ci, s: response(200, b"A"), host="127.0.0.1")
+    b = Backend(hb, host="127.0.0.2", port=a.port)
+    answer(dns, "127.0.0.2")
+    cfg = {"workers": 1, "upstreams": {"app": {
+        "backends": [{"address": "svc.fake.test:%d" % a.port}], "resolve_interval_ms": 100,
+        "health": {"active": {"path": "/hc", "interval_ms": 600, "timeout_ms": 550,
+                              "healthy_threshold": 1, "unhealthy_threshold": 1}}}},
+        "routes": [{"path_prefix": "/", "upstream": "app"}], "log": {"level": "info"}}
+    p = Proxy(cfg, env=fake_resolver_env(dns))
+    try:
+        state["armed"] = True
+        out = ("127.0.0.2:%d" % a.port, "healthy", "unhealthy")
+        assert out in changes(p, lambda c: out in c), changes(p)
+        back = ("127.0.0.2:%d" % a.port, "unhealthy", "healthy")
+        deadline = time.time() + 5
+        while time.time() < deadline and back not in changes(p):
+            time.sleep(0.05)
+        assert back in changes(p), changes(p)
+        bodies = [get(p).body for _ in range(20)]
+        assert bodies.count(b"B") >= 5, bodies
+    finally:
+        p.stop()
+        a.close()
+        b.close()
+
+
+def test_hc21_stopping_does_not_wait_for_a_lookup():
+    a = Backend(host="127.0.0.1")
+    dns = os.path.join(tempfile.mkdtemp(prefix="rp-dns-"), "answer")
+    answer(dns, "127.0.0.1")
+    cfg = {"workers": 1, "upstreams": {"app": {
+        "backends": [{"address": "svc.fake.test:%d" % a.port}], "resolve_interval_ms": 100}},
+        "routes": [{"path_prefix": "/", "upstream": "app"}], "log": {"level": "info"}}
+    p = Proxy(cfg, env=fake_resolver_env(dns))
+    try:
+        assert_eq(get(p).status, 200)
+        answer(dns, "127.0.0.1", delay_ms=20000)   # the next lookup hangs
+        time.sleep(0.4)
+        t0 = time.time()
+        p.proc.terminate()
+        p.proc.wait(10)
+        took = time.time() - t0
+        assert_eq(p.proc.returncode, 0)
+        assert took < 3, took
+    finally:
+        p.stop()
+        a.close()
 
 
 if __name__ == "__main__":
