@@ -78,7 +78,57 @@ rp_router_free(rp_router_t *r)
     free(r);
 }
 
-static const char *const route_keys[] = { "routes", "host", "path", "path_prefix", "upstream", NULL };
+static const char *const route_keys[] = { "routes", "host", "path", "path_prefix", "upstream",
+    "timeouts", NULL };
+
+/* A route's own timeouts: those that start once a route is chosen.  The
+ * others bound what happens before (reading the head, idle connections). */
+static void
+parse_route_timeouts(const json_t *o, const char *p, const rp_snapshot_t *snap, rp_route_t *rt,
+                     rp_errs_t *errs)
+{
+    static const char *const allowed[] = { "upstream_connect_ms", "upstream_response_ms",
+                                           "request_ms", NULL };
+    static const struct { const char *key; size_t off; uint64_t min; } t[] = {
+        { "upstream_connect_ms", offsetof(rp_timeouts_t, upstream_connect_ms), 1 },
+        { "upstream_response_ms", offsetof(rp_timeouts_t, upstream_response_ms), 1 },
+        { "request_ms", offsetof(rp_timeouts_t, request_ms), 0 },
+    };
+    char q[512];
+    rt->timeouts = snap->timeouts;
+    const json_t *to = json_object_get(o, "timeouts");
+    if (to == NULL)
+        return;
+    rp_conf_path(q, sizeof q, p, "timeouts");
+    if (!json_is_object(to)) {
+        rp_errs_add(errs, q, "must be an object, not %s", rp_conf_type_name(to));
+        return;
+    }
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)to, key, v) {
+        if (strcmp(key, "client_header_ms") == 0 || strcmp(key, "client_idle_ms") == 0
+            || strcmp(key, "shutdown_drain_ms") == 0) {
+            char k[600];
+            rp_conf_path(k, sizeof k, q, key);
+            rp_errs_add(errs, k, "not a route's: it applies before a route is chosen; "
+                        "set it in the top-level timeouts");
+        }
+    }
+    static const char *const before_route[] = { "client_header_ms", "client_idle_ms",
+                                                "shutdown_drain_ms", NULL };
+    /* Keys reported above are not reported again as unknown. */
+    json_t *rest = json_deep_copy(to);
+    for (const char *const *k = before_route; *k != NULL; k++)
+        json_object_del(rest, *k);
+    rp_conf_keys(rest, q, allowed, NULL, errs);
+    json_decref(rest);
+    for (size_t i = 0; i < RP_ARRAY_LEN(t); i++) {
+        uint64_t val = *(unsigned *)((char *)&rt->timeouts + t[i].off);
+        rp_conf_uint(to, t[i].key, q, t[i].min, 86400000, &val, errs);
+        *(unsigned *)((char *)&rt->timeouts + t[i].off) = (unsigned)val;
+    }
+}
 
 static int
 parse_route(const json_t *o, const char *p, const rp_snapshot_t *snap, rp_route_t *rt,
@@ -158,6 +208,7 @@ parse_route(const json_t *o, const char *p, const rp_snapshot_t *snap, rp_route_
             rt->prefix = path == NULL;
         }
     }
+    parse_route_timeouts(o, p, snap, rt, errs);
     rp_conf_path(q, sizeof q, p, "upstream");
     if (json_object_get(o, "upstream") == NULL)
         rp_errs_add(errs, q, "required");
@@ -424,6 +475,10 @@ router_dump(const void *state, json_t *root)
             json_object_set_new(o, "host", json_string(rt->host));
         json_object_set_new(o, rt->prefix ? "path_prefix" : "path", json_string(rt->path));
         json_object_set_new(o, "upstream", json_string(rt->upstream->name));
+        json_object_set_new(o, "timeouts", json_pack("{s:I,s:I,s:I}",
+            "upstream_connect_ms", (json_int_t)rt->timeouts.upstream_connect_ms,
+            "upstream_response_ms", (json_int_t)rt->timeouts.upstream_response_ms,
+            "request_ms", (json_int_t)rt->timeouts.request_ms));
         json_array_append_new(arr, o);
     }
     json_object_set_new(root, "routes", arr);

@@ -140,6 +140,13 @@ rp_txn_req_header(const rp_txn_t *t, const char *name, size_t *len)
     return rp_hf_value(&t->req, f);
 }
 
+/* The timeouts that apply: the route's once one is chosen. */
+static const rp_timeouts_t *
+tmo(const rp_txn_t *t)
+{
+    return t->route != NULL ? &t->route->timeouts : &t->snap->timeouts;
+}
+
 static const struct timeval *
 ms_tv(const rp_txn_t *t, unsigned ms)
 {
@@ -566,7 +573,7 @@ rp_txn_req_end(rp_txn_t *t)
         return;
     }
     if (t->state == RP_TXN_WAIT_HEAD && !t->resp_head_sent) {
-        evtimer_add(t->timer, ms_tv(t, t->snap->timeouts.upstream_response_ms));
+        evtimer_add(t->timer, ms_tv(t, tmo(t)->upstream_response_ms));
     }
 }
 
@@ -703,7 +710,7 @@ on_r_headers_complete(llhttp_t *p)
     }
     t->resp_head_sent = 1;
     evtimer_del(t->timer);
-    rp_reader_set_timeout(&t->up->rd, t->snap->timeouts.upstream_response_ms);
+    rp_reader_set_timeout(&t->up->rd, tmo(t)->upstream_response_ms);
     rp_txn_set_state(t, RP_TXN_RELAY);
     return f.no_body ? 1 : 0;
 }
@@ -904,7 +911,7 @@ send_request(rp_txn_t *t)
     rp_txn_set_state(t, RP_TXN_WAIT_HEAD);
     /* The read timeout starts with the response head; until the request
      * is sent, only a backend that stops reading is timed. */
-    const struct timeval *rt = ms_tv(t, t->snap->timeouts.upstream_response_ms);
+    const struct timeval *rt = ms_tv(t, tmo(t)->upstream_response_ms);
     bufferevent_set_timeouts(ub, NULL, rt);
     rp_reader_enable(&t->up->rd);
     rp_bev_flush(ub);
@@ -990,7 +997,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (t->state == RP_TXN_CONNECT) {
         rp_log(RP_LOG_WARN, t, "connect to backend timed out after %u ms",
-               t->snap->timeouts.upstream_connect_ms);
+               tmo(t)->upstream_connect_ms);
         end_attempt(t, RP_ATTEMPT_CONNECT_TIMEOUT);
         fail(t, 502, RP_CLOSE_UP_CONNECT, RP_ERR_UPSTREAM_CONNECT_TIMEOUT,
              "backend connect timed out");
@@ -1185,7 +1192,7 @@ start_attempt(rp_txn_t *t)
     bufferevent_setcb(fresh->bev, NULL, up_write_cb, up_event_cb, t);
     rp_reader_setcb(&fresh->rd, up_read_cb, up_event_cb, t);
     rp_txn_set_state(t, RP_TXN_CONNECT);
-    evtimer_add(t->timer, ms_tv(t, t->snap->timeouts.upstream_connect_ms));
+    evtimer_add(t->timer, ms_tv(t, tmo(t)->upstream_connect_ms));
 }
 
 void
@@ -1195,11 +1202,12 @@ rp_txn_start(rp_txn_t *t)
         rp_txn_respond(t, t->status, t->why, t->error, t->reason);
         return;
     }
-    if (t->snap->timeouts.request_ms > 0) {
-        evtimer_add(t->deadline, ms_tv(t, t->snap->timeouts.request_ms));
-    }
     rp_txn_set_state(t, RP_TXN_DECIDE);
     rp_verdict_t v = rp_modules_on_request(t);
+    /* The deadline runs from here, by the route's timeouts once the router
+     * chose one. */
+    if (tmo(t)->request_ms > 0)
+        evtimer_add(t->deadline, ms_tv(t, tmo(t)->request_ms));
     if (v != RP_CONTINUE) {
         if (v == RP_FAIL || v == RP_PARK)
             rp_txn_respond(t, 500, RP_CLOSE_MODULE, RP_ERR_INTERNAL, "internal error in a module");

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <jansson.h>
 #include "revproxy/types.h"
+#include "revproxy/config.h"
 
 struct rp_route {
     char                *host;       /* owned: NULL any, "*.example.com", or exact */
@@ -23,6 +24,9 @@ struct rp_route {
     bool                 prefix;
     const rp_upstream_t *upstream;   /* borrowed from the snapshot */
     unsigned             index;      /* position in the routes array */
+    rp_timeouts_t        timeouts;   /* the snapshot's, with the route's overrides
+                                        (upstream_connect_ms, upstream_response_ms,
+                                        request_ms) */
     char                 label[320]; /* "host path" for logs */
 };
 

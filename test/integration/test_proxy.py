@@ -1078,7 +1078,11 @@ def test_30_command_line():
     assert_eq(eff["limits"]["max_header_bytes"], 16384)
     assert_eq(eff["timeouts"]["upstream_connect_ms"], 2000)
     assert_eq(eff["upstreams"]["a"]["pool"], {"max_idle_per_backend": 32, "idle_timeout_ms": 4000})
-    assert_eq(eff["routes"], [{"path_prefix": "/", "upstream": "a"}])
+    # Routes show the timeouts that apply to them, inherited ones too.
+    assert_eq(eff["routes"], [{"path_prefix": "/", "upstream": "a", "timeouts": {
+        "upstream_connect_ms": eff["timeouts"]["upstream_connect_ms"],
+        "upstream_response_ms": eff["timeouts"]["upstream_response_ms"],
+        "request_ms": eff["timeouts"]["request_ms"]}}])
     assert_eq(eff["log"], {"level": "info", "format": "json", "access_log": "stderr"})
     r2 = rp("--check", config=r.stdout)
     assert_eq(r2.returncode, 0, r2.stderr)

@@ -546,6 +546,14 @@ static const bad_case_t bad_cases[] = {
     /* routes (checked by the router module, whatever errors the core
      * sections had) */
     { "{" LST ", " UPS "}", { "routes: required: at least one route" } },
+    { WITH_RTS("[{\"upstream\": \"app\", \"timeouts\": {\"client_header_ms\": 5}}]"),
+      { "routes[0].timeouts.client_header_ms: not a route's: it applies before a route is chosen; set it in the top-level timeouts" } },
+    { WITH_RTS("[{\"upstream\": \"app\", \"timeouts\": {\"connect_ms\": 5}}]"),
+      { "routes[0].timeouts.connect_ms: unknown key" } },
+    { WITH_RTS("[{\"upstream\": \"app\", \"timeouts\": {\"upstream_response_ms\": 0}}]"),
+      { "routes[0].timeouts.upstream_response_ms: must be between 1 and 86400000, not 0" } },
+    { WITH_RTS("[{\"upstream\": \"app\", \"timeouts\": 5}]"),
+      { "routes[0].timeouts: must be an object, not an integer" } },
     { WITH_RTS("[]"), { "routes: must contain at least one route" } },
     { WITH_RTS("{}"), { "routes: must be an array" } },
     { WITH_RTS("[\"app\"]"), { "routes[0]: must be an object" } },

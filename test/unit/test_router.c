@@ -518,6 +518,32 @@ START_TEST(test_build_direct)
 }
 END_TEST
 
+START_TEST(test_route_timeouts_inherit)
+{
+    static const char *const rts[] = {
+        "{\"path\": \"/slow\", \"upstream\": \"a\", \"timeouts\": {\"upstream_response_ms\": 500}}",
+        "{\"upstream\": \"a\"}",
+    };
+    json_t *root = make_doc(rts, NULL, 2);
+    rp_snapshot_t *snap = snapshot_for(root);
+    rp_errs_t errs = { 0 };
+    rp_router_t *r = rp_router_build(root, snap, &errs);
+    ck_assert_ptr_nonnull(r);
+    const rp_route_t *slow = rp_router_match(r, "x.test", "/slow", 5);
+    const rp_route_t *any = rp_router_match(r, "x.test", "/other", 6);
+    ck_assert_ptr_nonnull(slow);
+    ck_assert_ptr_nonnull(any);
+    ck_assert_uint_eq(slow->timeouts.upstream_response_ms, 500);
+    ck_assert_uint_eq(slow->timeouts.upstream_connect_ms, snap->timeouts.upstream_connect_ms);
+    ck_assert_uint_eq(slow->timeouts.request_ms, snap->timeouts.request_ms);
+    ck_assert_uint_eq(slow->timeouts.client_header_ms, snap->timeouts.client_header_ms);
+    ck_assert_uint_eq(any->timeouts.upstream_response_ms, snap->timeouts.upstream_response_ms);
+    rp_router_free(r);
+    rp_snapshot_unref(snap);
+    json_decref(root);
+}
+END_TEST
+
 START_TEST(test_build_direct_errors)
 {
     static const char *const dup[] = {
@@ -626,6 +652,7 @@ router_suite(void)
 
     tc = tcase_create("build_direct");
     tcase_add_test(tc, test_build_direct);
+    tcase_add_test(tc, test_route_timeouts_inherit);
     tcase_add_test(tc, test_build_direct_errors);
     tcase_add_test(tc, test_not_duplicates);
     suite_add_tcase(s, tc);
