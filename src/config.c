@@ -414,12 +414,13 @@ static const char *const root_keys[] = {
 static const char *const listener_keys[] = { "address", "tls", NULL };
 static const char *const limits_keys[] = {
     "max_connections", "max_header_bytes", "max_headers", "max_uri_bytes", "max_body_bytes",
-    "h2_max_concurrent_streams", NULL };
+    "h2_max_concurrent_streams", "max_active_requests_per_worker", NULL };
 static const char *const timeouts_keys[] = {
     "client_header_ms", "client_idle_ms", "request_ms", "upstream_connect_ms",
     "upstream_response_ms", NULL };
 static const char *const upstream_keys[] = { "balancer", "backends", "pool", "health", "queue",
-    "resolve_interval_ms", NULL };
+    "resolve_interval_ms", "circuit", NULL };
+static const char *const circuit_keys[] = { "max_active_requests", NULL };
 static const char *const backend_keys[] = { "address", "weight", "max_connections", NULL };
 static const char *const queue_keys[] = { "size", "timeout_ms", NULL };
 static const char *const pool_keys[] = { "max_idle_per_backend", "idle_timeout_ms", NULL };
@@ -430,7 +431,7 @@ rp_config_keys_foreach(void (*fn)(const char *key, void *arg), void *arg)
 {
     static const char *const *const core[] = {
         root_keys, listener_keys, rp_tls_keys, rp_tls_certificate_keys, limits_keys,
-        timeouts_keys, upstream_keys, backend_keys, pool_keys, queue_keys, log_keys };
+        timeouts_keys, upstream_keys, backend_keys, pool_keys, queue_keys, circuit_keys, log_keys };
     for (size_t i = 0; i < RP_ARRAY_LEN(core); i++)
         for (const char *const *k = core[i]; *k != NULL; k++)
             fn(*k, arg);
@@ -575,6 +576,9 @@ parse_limits(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
     v = l->h2_max_concurrent_streams;
     rp_conf_uint(o, "h2_max_concurrent_streams", "limits", 1, 1000, &v, errs);
     l->h2_max_concurrent_streams = (unsigned)v;
+    v = 0;
+    rp_conf_uint(o, "max_active_requests_per_worker", "limits", 0, 10000000, &v, errs);
+    l->max_active_requests_per_worker = (unsigned)v;
 }
 
 static void
@@ -766,6 +770,15 @@ parse_upstream(const char *name, const json_t *o, rp_upstream_t *u, rp_errs_t *e
         u->idle_timeout_ms = (unsigned)v;
     }
 
+    const json_t *circuit = json_object_get(o, "circuit");
+    rp_conf_path(q, sizeof q, p, "circuit");
+    if (circuit != NULL && expect_object(circuit, q, errs)) {
+        rp_conf_keys(circuit, q, circuit_keys, NULL, errs);
+        uint64_t v = 0;
+        rp_conf_uint(circuit, "max_active_requests", q, 1, 10000000, &v, errs);
+        u->max_active_requests = (unsigned)v;
+    }
+
     const json_t *queue = json_object_get(o, "queue");
     rp_conf_path(q, sizeof q, p, "queue");
     if (queue != NULL && expect_object(queue, q, errs)) {
@@ -777,11 +790,13 @@ parse_upstream(const char *name, const json_t *o, rp_upstream_t *u, rp_errs_t *e
         rp_conf_uint(queue, "timeout_ms", q, 1, 3600000, &v, errs);
         u->queue_timeout_ms = (unsigned)v;
         /* A queue only ever holds requests that found every backend at
-         * its max_connections: without one it would never be used. */
-        if (u->queue_size > 0 && u->backends != NULL && !u->limited) {
+         * its max_connections, or the upstream at its circuit's limit:
+         * without either it would never be used. */
+        if (u->queue_size > 0 && u->backends != NULL && !u->limited && u->max_active_requests == 0) {
             char sp[512];
             rp_conf_path(sp, sizeof sp, q, "size");
-            rp_errs_add(errs, sp, "a queue needs at least one backend with max_connections");
+            rp_errs_add(errs, sp, "a queue needs at least one backend with max_connections, "
+                        "or circuit.max_active_requests");
         }
     }
 }
@@ -974,13 +989,14 @@ rp_snapshot_dump(const rp_snapshot_t *s)
         json_array_append_new(ls, l);
     }
     json_object_set_new(root, "listeners", ls);
-    json_object_set_new(root, "limits", json_pack("{s:o,s:o,s:o,s:o,s:I,s:o}",
+    json_object_set_new(root, "limits", json_pack("{s:o,s:o,s:o,s:o,s:I,s:o,s:o}",
         "max_connections", ms(s->limits.max_connections),
         "max_header_bytes", ms(s->limits.max_header_bytes),
         "max_headers", ms(s->limits.max_headers),
         "max_uri_bytes", ms(s->limits.max_uri_bytes),
         "max_body_bytes", (json_int_t)s->limits.max_body_bytes,
-        "h2_max_concurrent_streams", ms(s->limits.h2_max_concurrent_streams)));
+        "h2_max_concurrent_streams", ms(s->limits.h2_max_concurrent_streams),
+        "max_active_requests_per_worker", ms(s->limits.max_active_requests_per_worker)));
     json_object_set_new(root, "timeouts", json_pack("{s:o,s:o,s:o,s:o,s:o}",
         "client_header_ms", ms(s->timeouts.client_header_ms),
         "client_idle_ms", ms(s->timeouts.client_idle_ms),
@@ -1003,9 +1019,12 @@ rp_snapshot_dump(const rp_snapshot_t *s)
             "backends", bs,
             "pool", "max_idle_per_backend", ms(u->max_idle_per_backend),
             "idle_timeout_ms", ms(u->idle_timeout_ms));
-        if (u->limited)
+        if (u->limited || u->max_active_requests > 0)
             json_object_set_new(uj, "queue", json_pack("{s:o,s:o}", "size", ms(u->queue_size),
                                                         "timeout_ms", ms(u->queue_timeout_ms)));
+        if (u->max_active_requests > 0)
+            json_object_set_new(uj, "circuit", json_pack("{s:o}", "max_active_requests",
+                                                          ms(u->max_active_requests)));
         if (u->resolve_interval_ms > 0)
             json_object_set_new(uj, "resolve_interval_ms", ms(u->resolve_interval_ms));
         json_object_set_new(ups, u->name, uj);

@@ -65,6 +65,8 @@ typedef struct rp_txn_ext {
     struct event timer_ev;     /* t.timer points here */
     struct event deadline_ev;  /* t.deadline points here */
     rp_qwait_t qw;             /* its place in the upstream's queue */
+    bool      circuit_held;    /* one of the upstream's circuit places */
+    bool      worker_counted;  /* in worker->active_txns */
     struct rp_txn_ext *next_free;
 } rp_txn_ext_t;
 
@@ -290,6 +292,15 @@ rp_txn_free(rp_txn_t *t)
     end_attempt(t, RP_ATTEMPT_ABORTED);
     drop_upstream(t);
     complete(t);
+    rp_txn_ext_t *xx = EXT(t);
+    if (xx->circuit_held) {
+        xx->circuit_held = false;
+        rp_circuit_leave(t->worker, t->upstream);
+    }
+    if (xx->worker_counted) {
+        xx->worker_counted = false;
+        t->worker->active_txns--;
+    }
     evtimer_del(t->timer);
     evtimer_del(t->deadline);
     rp_snapshot_unref(t->snap);
@@ -1041,7 +1052,7 @@ queue_woken(rp_qwait_t *q)
  * them while the queue has room, and otherwise goes ahead (false, nothing
  * done).  Else a full queue is answered 503 queue_full. */
 static bool
-park(rp_txn_t *t, bool behind)
+park(rp_txn_t *t, bool behind, rp_error_t full_err)
 {
     rp_txn_ext_t *x = EXT(t);
     const rp_upstream_t *u = t->upstream;
@@ -1065,10 +1076,16 @@ park(rp_txn_t *t, bool behind)
             }
             t->backend = NULL;
             t->retry_after = 1;
-            rp_txn_respond(t, 503, RP_CLOSE_QUEUE, RP_ERR_QUEUE_FULL,
-                           u->queue_size == 0
-                               ? "every backend is at max_connections and there is no queue"
-                               : "every backend is at max_connections and the queue is full");
+            if (full_err == RP_ERR_UPSTREAM_OVERLOADED)
+                rp_txn_respond(t, 503, RP_CLOSE_LIMIT, full_err,
+                               u->queue_size == 0
+                                   ? "upstream at circuit.max_active_requests and there is no queue"
+                                   : "upstream at circuit.max_active_requests and the queue is full");
+            else
+                rp_txn_respond(t, 503, RP_CLOSE_QUEUE, full_err,
+                               u->queue_size == 0
+                                   ? "every backend is at max_connections and there is no queue"
+                                   : "every backend is at max_connections and the queue is full");
             return true;
         }
         x->qw.wake = queue_woken;
@@ -1092,15 +1109,26 @@ start_attempt(rp_txn_t *t)
 {
     rp_txn_ext_t *x = EXT(t);
     rp_txn_set_state(t, RP_TXN_PICK);
-    bool limited = t->upstream != NULL && t->upstream->limited;
+    const rp_upstream_t *u = t->upstream;
+    bool limited = u != NULL && u->limited;
+    bool queues = u != NULL && (u->limited || u->max_active_requests > 0);
     /* Requests already waiting for this upstream go first, when a backend
      * can be used at all (else the balancer answers no_healthy_backend). */
-    if (limited && !x->qw.counted && rp_queue_len(t->upstream->uq) > 0
-        && rp_queue_any_eligible(t->upstream) && park(t, true))
+    if (queues && !x->qw.counted && rp_queue_len(u->uq) > 0 && rp_queue_any_eligible(u)
+        && park(t, true, RP_ERR_QUEUE_FULL))
         return;
+    /* The circuit: at most max_active_requests of the upstream's requests
+     * at once, the others wait in its queue or are refused. */
+    if (u != NULL && u->max_active_requests > 0 && !x->circuit_held) {
+        if (!rp_circuit_enter(u)) {
+            park(t, false, RP_ERR_UPSTREAM_OVERLOADED);
+            return;
+        }
+        x->circuit_held = true;
+    }
     rp_verdict_t v = rp_modules_select_backend(t);
     if (v == RP_PARK && limited) {
-        park(t, false);
+        park(t, false, RP_ERR_QUEUE_FULL);
         return;
     }
     if (v != RP_CONTINUE || t->backend == NULL) {
@@ -1137,7 +1165,7 @@ start_attempt(rp_txn_t *t)
         if (fresh == NULL && connect_errno == EBUSY) {
             /* Another worker took the backend's last place since the
              * balancer looked. */
-            park(t, false);
+            park(t, false, RP_ERR_QUEUE_FULL);
             return;
         }
     }
@@ -1202,6 +1230,17 @@ rp_txn_start(rp_txn_t *t)
         rp_txn_respond(t, t->status, t->why, t->error, t->reason);
         return;
     }
+    /* A worker holds so many transactions at most: beyond, fail fast
+     * rather than queue without bound. */
+    unsigned cap = t->snap->limits.max_active_requests_per_worker;
+    if (cap > 0 && t->worker->active_txns >= cap) {
+        t->retry_after = 1;
+        rp_txn_respond(t, 503, RP_CLOSE_LIMIT, RP_ERR_WORKER_OVERLOADED,
+                       "worker at limits.max_active_requests_per_worker");
+        return;
+    }
+    t->worker->active_txns++;
+    EXT(t)->worker_counted = true;
     rp_txn_set_state(t, RP_TXN_DECIDE);
     rp_verdict_t v = rp_modules_on_request(t);
     /* The deadline runs from here, by the route's timeouts once the router

@@ -30,6 +30,7 @@ typedef struct uq_worker {
 
 typedef struct rp_uq {
     atomic_uint queued;    /* places taken, all workers */
+    atomic_uint active;    /* requests inside the circuit, all workers */
     uq_worker_t per[RP_MAX_WORKERS];
 } rp_uq_t;
 
@@ -52,6 +53,7 @@ rp_uq_ensure(unsigned uq)
         rp_uq_t *q = rp_xcalloc(UQ_CHUNK, sizeof *q);
         for (unsigned k = 0; k < UQ_CHUNK; k++) {
             atomic_init(&q[k].queued, 0);
+            atomic_init(&q[k].active, 0);
             for (unsigned w = 0; w < RP_MAX_WORKERS; w++) {
                 atomic_init(&q[k].per[w].waiting, 0);
                 atomic_init(&q[k].per[w].wake, 0);
@@ -293,8 +295,32 @@ handle(rp_worker_t *w, unsigned uq)
 }
 
 bool
+rp_circuit_enter(const rp_upstream_t *u)
+{
+    if (u->max_active_requests == 0)
+        return true;
+    rp_uq_t *q = uq_get(u->uq);
+    unsigned n = atomic_load(&q->active);
+    do {
+        if (n >= u->max_active_requests)
+            return false;
+    } while (!atomic_compare_exchange_weak(&q->active, &n, n + 1));
+    return true;
+}
+
+void
+rp_circuit_leave(rp_worker_t *w, const rp_upstream_t *u)
+{
+    atomic_fetch_sub(&uq_get(u->uq)->active, 1);
+    rp_queue_capacity(w, u->uq);
+}
+
+bool
 rp_queue_room(rp_worker_t *w, const rp_upstream_t *u)
 {
+    if (u->max_active_requests > 0
+        && atomic_load(&uq_get(u->uq)->active) >= u->max_active_requests)
+        return false;
     uint64_t now = rp_now_us();
     for (size_t k = 0; k < u->npos; k++) {
         rp_pos_t p;

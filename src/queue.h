@@ -27,6 +27,10 @@
  * token that finds no waiter left on its worker first closes an idle
  * connection held there for one.
  *
+ * An upstream with circuit.max_active_requests uses the same queue for
+ * requests beyond that many: a request leaving the circuit frees a place
+ * as a closing connection does.
+ *
  * Eligibility changes (a backend taken out or brought back by health
  * checks) free no connection: while a worker has waiters it sweeps them
  * every 100 ms, waking one when a backend has room and all of them when
@@ -95,6 +99,12 @@ void rp_queue_trim_others(rp_worker_t *w, unsigned uq);
  * or with an idle connection on w); whether any is eligible at all; and
  * how many idle connections to u's backends other workers hold. */
 bool rp_queue_room(rp_worker_t *w, const rp_upstream_t *u);
+
+/* The circuit of u (circuit.max_active_requests): take a place among its
+ * requests at once, false when none is left (always true without a
+ * circuit); give it back (a waiter is woken, as for a connection place). */
+bool rp_circuit_enter(const rp_upstream_t *u);
+void rp_circuit_leave(rp_worker_t *w, const rp_upstream_t *u);
 bool rp_queue_any_eligible(const rp_upstream_t *u);
 unsigned rp_queue_idle_elsewhere(rp_worker_t *w, const rp_upstream_t *u);
 

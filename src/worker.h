@@ -41,6 +41,7 @@ struct rp_worker {
     TAILQ_HEAD(, rp_handshake) handshakes;  /* owned: TLS handshakes in progress */
     TAILQ_HEAD(, rp_h2) h2s;             /* owned: HTTP/2 connections */
     unsigned              nconns;
+    unsigned              active_txns;   /* transactions started and not freed */
     rp_pool_t            *pools;         /* owned: indexed by backend identity */
     unsigned              npools;
     rp_qlist_t           *qlists;        /* owned: queue waiters, by upstream identity */

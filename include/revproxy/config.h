@@ -82,6 +82,7 @@ struct rp_upstream {
     unsigned      queue_size;         /* waiting requests, all workers; 0: no queue */
     unsigned      queue_timeout_ms;
     bool          limited;            /* some backend has max_connections */
+    unsigned      max_active_requests;   /* circuit: requests at once, all workers; 0: none */
 };
 
 typedef struct rp_limits {
@@ -91,6 +92,7 @@ typedef struct rp_limits {
     unsigned max_uri_bytes;
     uint64_t max_body_bytes;
     unsigned h2_max_concurrent_streams;
+    unsigned max_active_requests_per_worker;   /* 0: no limit */
 } rp_limits_t;
 
 typedef struct rp_timeouts {

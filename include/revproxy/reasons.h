@@ -53,6 +53,8 @@
     X(NO_HEALTHY_BACKEND,          "no_healthy_backend") \
     X(QUEUE_FULL,                  "queue_full") \
     X(QUEUE_TIMEOUT,               "queue_timeout") \
+    X(UPSTREAM_OVERLOADED,         "upstream_overloaded") \
+    X(WORKER_OVERLOADED,           "worker_overloaded") \
     X(MODULE_REFUSED,              "module_refused") \
     /* the backend */ \
     X(UPSTREAM_CONNECT_FAILED,     "upstream_connect_failed") \
