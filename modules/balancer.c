@@ -218,6 +218,22 @@ balancer_select(rp_txn_t *txn, void *state)
         if (u->balancer == RP_BALANCER_LEAST_CONN)
             active[k] = atomic_load_explicit(&bs->active, memory_order_relaxed);
     }
+    /* A retry goes to a backend not tried yet when one can be used. */
+    if (txn->navoid > 0) {
+        bool other = false;
+        for (size_t k = 0; k < np && !other; k++) {
+            if (weight[k] == 0)
+                continue;
+            bool tried = false;
+            for (unsigned a = 0; a < txn->navoid; a++)
+                tried = tried || txn->avoid[a] == ids[k];
+            other = !tried;
+        }
+        for (size_t k = 0; k < np && other; k++)
+            for (unsigned a = 0; a < txn->navoid; a++)
+                if (weight[k] != 0 && txn->avoid[a] == ids[k])
+                    weight[k] = 0;
+    }
     if (u->balancer == RP_BALANCER_LEAST_CONN) {
         uint64_t tied[np];
         rp_least_conn_ties(active, weight, np, tied);

@@ -79,7 +79,7 @@ rp_router_free(rp_router_t *r)
 }
 
 static const char *const route_keys[] = { "routes", "host", "path", "path_prefix", "upstream",
-    "timeouts", NULL };
+    "timeouts", "retry", NULL };
 
 /* A route's own timeouts: those that start once a route is chosen.  The
  * others bound what happens before (reading the head, idle connections). */
@@ -215,6 +215,13 @@ parse_route(const json_t *o, const char *p, const rp_snapshot_t *snap, rp_route_
     else if (up != NULL && snap->nupstreams > 0
              && (rt->upstream = rp_snapshot_upstream(snap, up)) == NULL)
         rp_errs_add(errs, q, "unknown upstream \"%s\"", up);
+    if (rt->upstream != NULL)
+        rt->retry = rt->upstream->retry;
+    const json_t *retry = json_object_get(o, "retry");
+    if (retry != NULL) {
+        rp_conf_path(q, sizeof q, p, "retry");
+        rp_retry_parse(retry, q, &rt->retry, errs);
+    }
     snprintf(rt->label, sizeof rt->label, "%s %s%s", rt->host ? rt->host : "*",
              rt->path ? rt->path : "/", rt->prefix ? "*" : "");
     return errs->count == before ? 0 : -1;
@@ -479,6 +486,7 @@ router_dump(const void *state, json_t *root)
             "upstream_connect_ms", (json_int_t)rt->timeouts.upstream_connect_ms,
             "upstream_response_ms", (json_int_t)rt->timeouts.upstream_response_ms,
             "request_ms", (json_int_t)rt->timeouts.request_ms));
+        json_object_set_new(o, "retry", rp_retry_dump(&rt->retry));
         json_array_append_new(arr, o);
     }
     json_object_set_new(root, "routes", arr);

@@ -419,8 +419,78 @@ static const char *const timeouts_keys[] = {
     "client_header_ms", "client_idle_ms", "request_ms", "upstream_connect_ms",
     "upstream_response_ms", NULL };
 static const char *const upstream_keys[] = { "balancer", "backends", "pool", "health", "queue",
-    "resolve_interval_ms", "circuit", NULL };
+    "resolve_interval_ms", "circuit", "retry", NULL };
 static const char *const circuit_keys[] = { "max_active_requests", NULL };
+static const char *const retry_keys[] = { "max_retries", "budget_percent", "min_retries_per_s",
+    "backoff_base_ms", "backoff_max_ms", "on_status", "max_body_bytes", NULL };
+
+int
+rp_retry_parse(const json_t *o, const char *path, rp_retry_cfg_t *c, rp_errs_t *errs)
+{
+    size_t before = errs->count;
+    if (!expect_object(o, path, errs))
+        return (int)(errs->count - before);
+    rp_conf_keys(o, path, retry_keys, NULL, errs);
+    uint64_t v = c->max_retries;
+    rp_conf_uint(o, "max_retries", path, 0, 10, &v, errs);
+    c->max_retries = (unsigned)v;
+    v = c->budget_percent;
+    rp_conf_uint(o, "budget_percent", path, 0, 100, &v, errs);
+    c->budget_percent = (unsigned)v;
+    v = c->min_retries_per_s;
+    rp_conf_uint(o, "min_retries_per_s", path, 0, 100000, &v, errs);
+    c->min_retries_per_s = (unsigned)v;
+    v = c->backoff_base_ms;
+    rp_conf_uint(o, "backoff_base_ms", path, 1, 60000, &v, errs);
+    c->backoff_base_ms = (unsigned)v;
+    v = c->backoff_max_ms;
+    rp_conf_uint(o, "backoff_max_ms", path, 1, 600000, &v, errs);
+    c->backoff_max_ms = (unsigned)v;
+    if (c->backoff_max_ms < c->backoff_base_ms) {
+        char q[512];
+        rp_conf_path(q, sizeof q, path, "backoff_max_ms");
+        rp_errs_add(errs, q, "must be at least backoff_base_ms (%u)", c->backoff_base_ms);
+    }
+    v = c->max_body_bytes;
+    rp_conf_uint(o, "max_body_bytes", path, 0, 16u << 20, &v, errs);
+    c->max_body_bytes = v;
+    const json_t *st = json_object_get(o, "on_status");
+    if (st != NULL) {
+        char q[512];
+        rp_conf_path(q, sizeof q, path, "on_status");
+        if (!json_is_array(st)) {
+            rp_errs_add(errs, q, "must be an array of status codes, not %s", rp_conf_type_name(st));
+        } else if (json_array_size(st) > RP_RETRY_STATUS_MAX) {
+            rp_errs_add(errs, q, "at most %d status codes", RP_RETRY_STATUS_MAX);
+        } else {
+            c->non_status = 0;
+            size_t i;
+            const json_t *e;
+            json_array_foreach(st, i, e) {
+                if (!json_is_integer(e) || json_integer_value(e) < 400 || json_integer_value(e) > 599) {
+                    rp_errs_add(errs, q, "status codes are integers from 400 to 599 (entry %zu)", i);
+                    break;
+                }
+                c->on_status[c->non_status++] = (uint16_t)json_integer_value(e);
+            }
+        }
+    }
+    return (int)(errs->count - before);
+}
+
+json_t *
+rp_retry_dump(const rp_retry_cfg_t *c)
+{
+    json_t *st = json_array();
+    for (unsigned i = 0; i < c->non_status; i++)
+        json_array_append_new(st, json_integer(c->on_status[i]));
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:o,s:I}",
+        "max_retries", (json_int_t)c->max_retries, "budget_percent", (json_int_t)c->budget_percent,
+        "min_retries_per_s", (json_int_t)c->min_retries_per_s,
+        "backoff_base_ms", (json_int_t)c->backoff_base_ms,
+        "backoff_max_ms", (json_int_t)c->backoff_max_ms, "on_status", st,
+        "max_body_bytes", (json_int_t)c->max_body_bytes);
+}
 static const char *const backend_keys[] = { "address", "weight", "max_connections", NULL };
 static const char *const queue_keys[] = { "size", "timeout_ms", NULL };
 static const char *const pool_keys[] = { "max_idle_per_backend", "idle_timeout_ms", NULL };
@@ -431,7 +501,8 @@ rp_config_keys_foreach(void (*fn)(const char *key, void *arg), void *arg)
 {
     static const char *const *const core[] = {
         root_keys, listener_keys, rp_tls_keys, rp_tls_certificate_keys, limits_keys,
-        timeouts_keys, upstream_keys, backend_keys, pool_keys, queue_keys, circuit_keys, log_keys };
+        timeouts_keys, upstream_keys, backend_keys, pool_keys, queue_keys, circuit_keys, retry_keys,
+        log_keys };
     for (size_t i = 0; i < RP_ARRAY_LEN(core); i++)
         for (const char *const *k = core[i]; *k != NULL; k++)
             fn(*k, arg);
@@ -687,7 +758,7 @@ static void
 parse_upstream(const char *name, const json_t *o, rp_upstream_t *u, rp_errs_t *errs)
 {
     const char *const *allowed = upstream_keys;
-    static const char *const unsupported[] = { "retry", NULL };
+    static const char *const unsupported[] = { NULL };
     const char *const *pool_allowed = pool_keys;
     char p[512], q[512];
     snprintf(p, sizeof p, "upstreams.%s", name);
@@ -696,6 +767,11 @@ parse_upstream(const char *name, const json_t *o, rp_upstream_t *u, rp_errs_t *e
     u->idle_timeout_ms = 4000;
     u->queue_timeout_ms = 1000;
     u->uq = rp_upstream_identity(name);
+    static const rp_retry_cfg_t retry_defaults = {
+        .max_retries = 2, .budget_percent = 20, .min_retries_per_s = 10,
+        .backoff_base_ms = 25, .backoff_max_ms = 250, .max_body_bytes = 65536,
+        .on_status = { 502, 503, 504 }, .non_status = 3 };
+    u->retry = retry_defaults;
     if (!valid_upstream_name(name))
         rp_errs_add(errs, p, "upstream names are 1 to 64 characters of A-Z a-z 0-9 _ - .");
     if (!expect_object(o, p, errs))
@@ -768,6 +844,12 @@ parse_upstream(const char *name, const json_t *o, rp_upstream_t *u, rp_errs_t *e
         v = u->idle_timeout_ms;
         rp_conf_uint(pool, "idle_timeout_ms", q, 1, 86400000, &v, errs);
         u->idle_timeout_ms = (unsigned)v;
+    }
+
+    const json_t *retry = json_object_get(o, "retry");
+    if (retry != NULL) {
+        rp_conf_path(q, sizeof q, p, "retry");
+        rp_retry_parse(retry, q, &u->retry, errs);
     }
 
     const json_t *circuit = json_object_get(o, "circuit");
@@ -1025,6 +1107,7 @@ rp_snapshot_dump(const rp_snapshot_t *s)
         if (u->max_active_requests > 0)
             json_object_set_new(uj, "circuit", json_pack("{s:o}", "max_active_requests",
                                                           ms(u->max_active_requests)));
+        json_object_set_new(uj, "retry", rp_retry_dump(&u->retry));
         if (u->resolve_interval_ms > 0)
             json_object_set_new(uj, "resolve_interval_ms", ms(u->resolve_interval_ms));
         json_object_set_new(ups, u->name, uj);

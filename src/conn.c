@@ -408,7 +408,8 @@ static bool
 after_peer_eof(rp_conn_t *c)
 {
     rp_txn_t *t = c->txn;
-    if (c->state == RP_CONN_TXN && t != NULL && t->state == RP_TXN_QUEUE) {
+    if (c->state == RP_CONN_TXN && t != NULL
+        && (t->state == RP_TXN_QUEUE || t->state == RP_TXN_RETRY)) {
         /* Still waiting for a backend: nothing was sent anywhere, and the
          * place in the queue is for clients still there.  Whatever the
          * client sent after the head (a body, pipelined requests) goes

@@ -66,6 +66,10 @@ typedef struct rp_txn_ext {
     struct event deadline_ev;  /* t.deadline points here */
     rp_qwait_t qw;             /* its place in the upstream's queue */
     bool      circuit_held;    /* one of the upstream's circuit places */
+    bool      resp_retry;      /* the response head's status is retried */
+    unsigned  retry_backoff;   /* ms, with resp_retry */
+    bool      body_kept;       /* body_copy holds every body byte read */
+    struct evbuffer *body_copy;   /* owned: the body so far, to send again */
     bool      worker_counted;  /* in worker->active_txns */
     struct rp_txn_ext *next_free;
 } rp_txn_ext_t;
@@ -91,7 +95,8 @@ static _Thread_local txn_cache_t txn_cache;
 static llhttp_settings_t resp_settings;
 
 static const char *const state_names[RP_TXN_STATE_COUNT] = {
-    "read_head", "decide", "pick", "queue", "connect", "wait_head", "relay", "error", "done"
+    "read_head", "decide", "pick", "queue", "retry", "connect", "wait_head", "relay", "error",
+    "done"
 };
 
 const char *
@@ -149,6 +154,14 @@ tmo(const rp_txn_t *t)
     return t->route != NULL ? &t->route->timeouts : &t->snap->timeouts;
 }
 
+/* The retry settings that apply: the route's (the upstream's, with the
+ * route's overrides). */
+static const rp_retry_cfg_t *
+rcfg(const rp_txn_t *t)
+{
+    return t->route != NULL ? &t->route->retry : &t->upstream->retry;
+}
+
 static const struct timeval *
 ms_tv(const rp_txn_t *t, unsigned ms)
 {
@@ -159,6 +172,9 @@ ms_tv(const rp_txn_t *t, unsigned ms)
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
 static void deadline_cb(evutil_socket_t fd, short what, void *arg);
+typedef enum { RETRY_NO, RETRY_YES, RETRY_NO_BUDGET } retry_verdict_t;
+static retry_verdict_t retry_decide(rp_txn_t *t, bool written, unsigned *backoff_ms);
+static void retry_schedule(rp_txn_t *t, unsigned backoff_ms, const char *why);
 
 /* The buffers a cached transaction keeps are poisoned with it: a pointer
  * kept into a freed request's head is reported, not read as the next
@@ -293,6 +309,10 @@ rp_txn_free(rp_txn_t *t)
     drop_upstream(t);
     complete(t);
     rp_txn_ext_t *xx = EXT(t);
+    if (xx->body_copy != NULL) {
+        evbuffer_free(xx->body_copy);
+        xx->body_copy = NULL;
+    }
     if (xx->circuit_held) {
         xx->circuit_held = false;
         rp_circuit_leave(t->worker, t->upstream);
@@ -543,6 +563,22 @@ rp_txn_req_body(rp_txn_t *t, const char *at, size_t len)
     t->req_body_bytes += len;
     if (s->limits.max_body_bytes > 0 && t->req_body_bytes > s->limits.max_body_bytes)
         return -1;
+    rp_txn_ext_t *x = EXT(t);
+    if (x->body_kept) {
+        /* Kept to be sent again by a retry, up to retry.max_body_bytes. */
+        if (t->req_body_bytes > rcfg(t)->max_body_bytes) {
+            x->body_kept = false;
+            if (x->body_copy != NULL) {
+                evbuffer_free(x->body_copy);
+                x->body_copy = NULL;
+            }
+        } else {
+            if (x->body_copy == NULL)
+                x->body_copy = evbuffer_new();
+            if (x->body_copy == NULL || evbuffer_add(x->body_copy, at, len) < 0)
+                x->body_kept = false;
+        }
+    }
     if (t->up == NULL)
         return 0;
     struct evbuffer *out = bufferevent_get_output(t->up->bev);
@@ -680,6 +716,21 @@ on_r_headers_complete(llhttp_t *p)
         return 1;
     }
     x->attempt_status = p->status_code;
+    if (rp_retry_on_status(rcfg(t), p->status_code)) {
+        unsigned backoff = 0;
+        retry_verdict_t v = retry_decide(t, true, &backoff);
+        if (v == RETRY_YES) {
+            /* The response is dropped and the request tried again. */
+            x->resp_retry = true;
+            x->retry_backoff = backoff;
+            return HPE_PAUSED;
+        }
+        if (v == RETRY_NO_BUDGET) {
+            rp_log(RP_LOG_DEBUG, t, "not retrying status %d: the retry budget of upstream %s is spent",
+                   p->status_code, t->upstream->name);
+            t->error = RP_ERR_RETRY_BUDGET_EXHAUSTED;
+        }
+    }
     rp_resp_framing_t f = { 0 };
     f.has_length = (p->flags & F_CONTENT_LENGTH) != 0;
     f.no_body = t->head_request || p->status_code == 204 || p->status_code == 304;
@@ -813,6 +864,91 @@ replay(rp_txn_t *t)
     start_attempt(t);
 }
 
+/* ---- retries (retry.h) ---- */
+
+/* A per-thread generator for backoff jitter (xorshift64*), seeded from
+ * the clock and the thread. */
+static uint64_t
+jitter_rand(void)
+{
+    static _Thread_local uint64_t s;
+    if (s == 0)
+        s = (rp_now_us() ^ (uint64_t)(uintptr_t)&s) | 1;
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    return s * 2685821657736338717ull;
+}
+
+/* May the attempt that just failed be followed by another?  written: a
+ * byte of the request reached the backend.  Takes a retry from the
+ * upstream's budget when the answer is yes. */
+static retry_verdict_t
+retry_decide(rp_txn_t *t, bool written, unsigned *backoff_ms)
+{
+    if (t->upstream == NULL)
+        return RETRY_NO;
+    const rp_retry_cfg_t *c = rcfg(t);
+    if (c->max_retries == 0 || t->attempts > c->max_retries)
+        return RETRY_NO;
+    rp_retry_case_t rc = {
+        .idempotent = rp_http_method_idempotent(t->req.method),
+        .written = written,
+        .body_whole = t->req_body_bytes == 0 || EXT(t)->body_kept,
+        .resp_started = t->resp_head_sent,
+    };
+    if (!rp_retry_safe(&rc))
+        return RETRY_NO;
+    *backoff_ms = rp_retry_backoff_ms(c, t->attempts, jitter_rand());
+    uint64_t now = rp_now_us();
+    unsigned deadline_ms = tmo(t)->request_ms;
+    if (deadline_ms > 0 && now + (uint64_t)*backoff_ms * 1000u >= t->start_us + (uint64_t)deadline_ms * 1000u)
+        return RETRY_NO;   /* never past the request's deadline */
+    if (!rp_budget_retry(rp_queue_budget(t->upstream->uq), c, now))
+        return RETRY_NO_BUDGET;
+    return RETRY_YES;
+}
+
+/* The failed attempt (reported already) is left, and the next one starts
+ * after backoff_ms, on another backend when one can be used. */
+static void
+retry_schedule(rp_txn_t *t, unsigned backoff_ms, const char *why)
+{
+    evtimer_del(t->timer);
+    drop_upstream(t);
+    t->req_head_sent = 0;
+    t->client_paused = 0;
+    t->up_paused = 0;
+    t->backend = NULL;
+    rp_log(RP_LOG_INFO, t, "retrying (attempt %u of %u) in %u ms: %s", t->attempts + 1,
+           rcfg(t)->max_retries + 1, backoff_ms, why);
+    rp_txn_set_state(t, RP_TXN_RETRY);
+    struct timeval tv = { backoff_ms / 1000, (backoff_ms % 1000) * 1000 };
+    evtimer_add(t->timer, &tv);
+}
+
+/* An attempt failed before any response reached the client (it was
+ * reported): retry when that is safe and allowed, else answer. */
+static void
+attempt_failed(rp_txn_t *t, bool written, int status, rp_close_t why, rp_error_t err,
+               const char *reason)
+{
+    unsigned backoff = 0;
+    retry_verdict_t v = retry_decide(t, written, &backoff);
+    if (v == RETRY_YES) {
+        retry_schedule(t, backoff, reason);
+        return;
+    }
+    if (v == RETRY_NO_BUDGET) {
+        /* The access line says so (error retry_budget_exhausted): a line
+         * of its own for each would flood the log when backends fail. */
+        rp_log(RP_LOG_DEBUG, t, "not retrying: the retry budget of upstream %s is spent",
+               t->upstream->name);
+        err = RP_ERR_RETRY_BUDGET_EXHAUSTED;
+    }
+    fail(t, status, why, err, reason);
+}
+
 static void
 response_done(rp_txn_t *t)
 {
@@ -862,6 +998,15 @@ up_process(rp_txn_t *t)
             }
             evbuffer_drain(in, used);
             rp_reader_drained(&t->up->rd);
+            if (x->resp_retry) {
+                x->resp_retry = false;
+                char why[48];
+                snprintf(why, sizeof why, "backend answered %d", x->attempt_status);
+                t->up_reusable = 0;
+                end_attempt(t, RP_ATTEMPT_OK);
+                retry_schedule(t, x->retry_backoff, why);
+                return;
+            }
             if (x->interim_done) {
                 x->interim_done = false;
                 x->interim = false;
@@ -914,9 +1059,22 @@ send_request(rp_txn_t *t)
                             "malformed request body");
         return;
     }
-    write_request_head(t, bufferevent_get_output(ub));
+    struct evbuffer *out = bufferevent_get_output(ub);
+    write_request_head(t, out);
+    rp_txn_ext_t *xb = EXT(t);
+    size_t kept = xb->body_copy != NULL ? evbuffer_get_length(xb->body_copy) : 0;
+    if (kept > 0) {
+        /* A retry: the body read so far goes again, the rest follows. */
+        const char *at = (const char *)evbuffer_pullup(xb->body_copy, -1);
+        if (t->req_chunked)
+            rp_chunk_add(out, at, kept);
+        else
+            evbuffer_add(out, at, kept);
+        if (evbuffer_get_length(out) > t->ds->req_high)
+            t->client_paused = 1;
+    }
     if (t->req_done && t->req_chunked)
-        evbuffer_add(bufferevent_get_output(ub), "0\r\n\r\n", 5);   /* replay of an empty body */
+        evbuffer_add(out, "0\r\n\r\n", 5);   /* the end of a body sent again (or empty) */
     EXT(t)->req_queued = evbuffer_get_length(bufferevent_get_output(ub));
     t->req_head_sent = 1;
     rp_txn_set_state(t, RP_TXN_WAIT_HEAD);
@@ -926,7 +1084,7 @@ send_request(rp_txn_t *t)
     bufferevent_set_timeouts(ub, NULL, rt);
     rp_reader_enable(&t->up->rd);
     rp_bev_flush(ub);
-    if (t->expect_continue && !t->replayed)
+    if (t->expect_continue && t->attempts == 1)
         t->ds->send_continue(t);
     if (t->req_done) {
         /* No body, or a replay of a request already read. */
@@ -953,14 +1111,16 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
         int e = EVUTIL_SOCKET_ERROR();
         rp_log(RP_LOG_WARN, t, "connect to backend failed: %s", e ? strerror(e) : "closed");
         end_attempt(t, RP_ATTEMPT_CONNECT_ERROR);
-        fail(t, 502, RP_CLOSE_UP_CONNECT, RP_ERR_UPSTREAM_CONNECT_FAILED, "backend connect failed");
+        attempt_failed(t, false, 502, RP_CLOSE_UP_CONNECT, RP_ERR_UPSTREAM_CONNECT_FAILED,
+                       "backend connect failed");
         return;
     }
     if (what & BEV_EVENT_TIMEOUT) {
+        bool written = request_written(t);
         end_attempt(t, RP_ATTEMPT_TIMEOUT);
-        fail(t, 504, RP_CLOSE_UP_TIMEOUT, RP_ERR_UPSTREAM_TIMEOUT,
-             (what & BEV_EVENT_WRITING) ? "backend stopped reading the request"
-                                        : "backend response timed out");
+        attempt_failed(t, written, 504, RP_CLOSE_UP_TIMEOUT, RP_ERR_UPSTREAM_TIMEOUT,
+                       (what & BEV_EVENT_WRITING) ? "backend stopped reading the request"
+                                                  : "backend response timed out");
         return;
     }
     if (what & BEV_EVENT_EOF) {
@@ -979,13 +1139,14 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
         replay(t);
         return;
     }
+    bool written = request_written(t);
     end_attempt(t, RP_ATTEMPT_RESET);
     if (!x->resp_started)
-        fail(t, 502, RP_CLOSE_UP_ABORT, RP_ERR_UPSTREAM_RESET,
-             "backend closed the connection without responding");
+        attempt_failed(t, written, 502, RP_CLOSE_UP_ABORT, RP_ERR_UPSTREAM_RESET,
+                       "backend closed the connection without responding");
     else if (!t->resp_head_sent)
-        fail(t, 502, RP_CLOSE_UP_BAD, RP_ERR_UPSTREAM_BAD_RESPONSE,
-             "backend closed the connection inside the response head");
+        attempt_failed(t, written, 502, RP_CLOSE_UP_BAD, RP_ERR_UPSTREAM_BAD_RESPONSE,
+                       "backend closed the connection inside the response head");
     else
         fail(t, 502, RP_CLOSE_UP_ABORT, RP_ERR_UPSTREAM_RESET,
              "backend closed the connection inside the response body");
@@ -1006,16 +1167,22 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
                        "no backend connection freed within queue.timeout_ms");
         return;
     }
+    if (t->state == RP_TXN_RETRY) {
+        start_attempt(t);   /* the backoff is over */
+        return;
+    }
     if (t->state == RP_TXN_CONNECT) {
         rp_log(RP_LOG_WARN, t, "connect to backend timed out after %u ms",
                tmo(t)->upstream_connect_ms);
         end_attempt(t, RP_ATTEMPT_CONNECT_TIMEOUT);
-        fail(t, 502, RP_CLOSE_UP_CONNECT, RP_ERR_UPSTREAM_CONNECT_TIMEOUT,
-             "backend connect timed out");
+        attempt_failed(t, false, 502, RP_CLOSE_UP_CONNECT, RP_ERR_UPSTREAM_CONNECT_TIMEOUT,
+                       "backend connect timed out");
         return;
     }
+    bool written = request_written(t);
     end_attempt(t, RP_ATTEMPT_TIMEOUT);
-    fail(t, 504, RP_CLOSE_UP_TIMEOUT, RP_ERR_UPSTREAM_TIMEOUT, "backend response timed out");
+    attempt_failed(t, written, 504, RP_CLOSE_UP_TIMEOUT, RP_ERR_UPSTREAM_TIMEOUT,
+                   "backend response timed out");
 }
 
 static void
@@ -1169,6 +1336,10 @@ start_attempt(rp_txn_t *t)
             return;
         }
     }
+    if (t->attempts == 0)
+        rp_budget_request(rp_queue_budget(u->uq), rp_now_us());
+    if (t->navoid < RP_TXN_RESULTS_MAX)
+        t->avoid[t->navoid++] = t->backend->id;
     if (x->qw.counted) {
         unpark(t);
         evtimer_del(t->timer);   /* the queue timer */
@@ -1213,7 +1384,12 @@ start_attempt(rp_txn_t *t)
                      || connect_errno == ENOBUFS || connect_errno == ENOMEM
                      || connect_errno == EADDRNOTAVAIL;
         end_attempt(t, local ? RP_ATTEMPT_LOCAL_ERROR : RP_ATTEMPT_CONNECT_ERROR);
-        fail(t, 502, RP_CLOSE_UP_CONNECT, RP_ERR_UPSTREAM_CONNECT_FAILED, "backend connect failed");
+        if (local)
+            fail(t, 502, RP_CLOSE_UP_CONNECT, RP_ERR_UPSTREAM_CONNECT_FAILED,
+                 "backend connect failed");
+        else
+            attempt_failed(t, false, 502, RP_CLOSE_UP_CONNECT, RP_ERR_UPSTREAM_CONNECT_FAILED,
+                           "backend connect failed");
         return;
     }
     t->up = fresh;
@@ -1241,6 +1417,9 @@ rp_txn_start(rp_txn_t *t)
     }
     t->worker->active_txns++;
     EXT(t)->worker_counted = true;
+    /* A body is kept for a retry only where one may be sent again after
+     * reaching a backend: idempotent methods. */
+    EXT(t)->body_kept = rp_http_method_idempotent(t->req.method);
     rp_txn_set_state(t, RP_TXN_DECIDE);
     rp_verdict_t v = rp_modules_on_request(t);
     /* The deadline runs from here, by the route's timeouts once the router

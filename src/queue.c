@@ -31,6 +31,7 @@ typedef struct uq_worker {
 typedef struct rp_uq {
     atomic_uint queued;    /* places taken, all workers */
     atomic_uint active;    /* requests inside the circuit, all workers */
+    rp_budget_t budget;    /* retries */
     uq_worker_t per[RP_MAX_WORKERS];
 } rp_uq_t;
 
@@ -292,6 +293,12 @@ handle(rp_worker_t *w, unsigned uq)
         if (!rp_pool_trim_one(w, uq))   /* its close passes the token on */
             rp_queue_capacity(w, uq);
     }
+}
+
+rp_budget_t *
+rp_queue_budget(unsigned uq)
+{
+    return &uq_get(uq)->budget;
 }
 
 bool

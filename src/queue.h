@@ -49,6 +49,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 #include "revproxy/types.h"
+#include "retry.h"
 
 /* Workers a snapshot may have (config "workers" is at most this). */
 #define RP_MAX_WORKERS 256
@@ -104,6 +105,8 @@ bool rp_queue_room(rp_worker_t *w, const rp_upstream_t *u);
  * requests at once, false when none is left (always true without a
  * circuit); give it back (a waiter is woken, as for a connection place). */
 bool rp_circuit_enter(const rp_upstream_t *u);
+/* The retry budget of upstream identity uq (retry.h). */
+rp_budget_t *rp_queue_budget(unsigned uq);
 void rp_circuit_leave(rp_worker_t *w, const rp_upstream_t *u);
 bool rp_queue_any_eligible(const rp_upstream_t *u);
 unsigned rp_queue_idle_elsewhere(rp_worker_t *w, const rp_upstream_t *u);

@@ -59,16 +59,21 @@ rp_budget_retry(rp_budget_t *b, const rp_retry_cfg_t *c, uint64_t now_us)
 {
     uint64_t s = now_us / 1000000u;
     unsigned i = slot(b, s);
-    uint64_t requests = 0, retries = 0;
+    uint64_t requests = 0, retries = 0, seconds = 1;   /* this one */
     for (unsigned k = 0; k < RP_BUDGET_SLOTS; k++) {
         uint64_t sec = atomic_load(&b->second[k]);
         if (sec + RP_BUDGET_SLOTS <= s || sec > s)
             continue;   /* older than the window */
-        requests += atomic_load(&b->requests[k]);
-        retries += atomic_load(&b->retries[k]);
+        unsigned rq = atomic_load(&b->requests[k]), rt = atomic_load(&b->retries[k]);
+        requests += rq;
+        retries += rt;
+        if (k != i && (rq > 0 || rt > 0))
+            seconds++;
     }
+    /* The floor accrues per second of traffic in the window: a burst
+     * after a quiet spell gets one second's worth, not ten. */
     uint64_t allowed = requests * c->budget_percent / 100
-                       + (uint64_t)c->min_retries_per_s * RP_BUDGET_SLOTS;
+                       + (uint64_t)c->min_retries_per_s * seconds;
     if (retries + 1 > allowed)
         return false;
     atomic_fetch_add(&b->retries[i], 1);

@@ -59,7 +59,7 @@ typedef struct rp_budget {
 void rp_budget_request(rp_budget_t *b, uint64_t now_us);
 /* Take a retry from the budget: true when the retries of the window stay
  * within budget_percent of its requests plus min_retries_per_s for each
- * second of the window. */
+ * second of the window that saw traffic (this one included). */
 bool rp_budget_retry(rp_budget_t *b, const rp_retry_cfg_t *c, uint64_t now_us);
 
 #endif

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include "revproxy/types.h"
 #include "revproxy/module.h"
+#include "../../src/retry.h"
 
 /* Every validation error, each "json.path: message". */
 struct rp_errs {
@@ -83,6 +84,7 @@ struct rp_upstream {
     unsigned      queue_timeout_ms;
     bool          limited;            /* some backend has max_connections */
     unsigned      max_active_requests;   /* circuit: requests at once, all workers; 0: none */
+    rp_retry_cfg_t retry;             /* a route may override it */
 };
 
 typedef struct rp_limits {
@@ -148,6 +150,11 @@ int rp_conf_bool(const json_t *obj, const char *key, const char *path,
                  bool *out, rp_errs_t *errs);
 int rp_conf_string(const json_t *obj, const char *key, const char *path,
                    const char **out, rp_errs_t *errs);
+/* Read a "retry" object at path over *c (keys left out keep their
+ * values).  Returns the number of errors added. */
+int rp_retry_parse(const json_t *o, const char *path, rp_retry_cfg_t *c, rp_errs_t *errs);
+/* The same object, every key filled in (--dump-config). */
+json_t *rp_retry_dump(const rp_retry_cfg_t *c);
 /* "an integer", "a string", ...: the JSON type of v, for messages. */
 const char *rp_conf_type_name(const json_t *v);
 /* Report every key of obj not in allowed (NULL-terminated) as unknown, and

@@ -54,6 +54,7 @@
     X(QUEUE_FULL,                  "queue_full") \
     X(QUEUE_TIMEOUT,               "queue_timeout") \
     X(UPSTREAM_OVERLOADED,         "upstream_overloaded") \
+    X(RETRY_BUDGET_EXHAUSTED,      "retry_budget_exhausted") \
     X(WORKER_OVERLOADED,           "worker_overloaded") \
     X(MODULE_REFUSED,              "module_refused") \
     /* the backend */ \

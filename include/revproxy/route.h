@@ -24,6 +24,7 @@ struct rp_route {
     bool                 prefix;
     const rp_upstream_t *upstream;   /* borrowed from the snapshot */
     unsigned             index;      /* position in the routes array */
+    rp_retry_cfg_t       retry;      /* the upstream's, with the route's overrides */
     rp_timeouts_t        timeouts;   /* the snapshot's, with the route's overrides
                                         (upstream_connect_ms, upstream_response_ms,
                                         request_ms) */

@@ -21,6 +21,7 @@ typedef enum rp_txn_state {
     RP_TXN_DECIDE,        /* [transient] on_request hooks */
     RP_TXN_PICK,          /* [transient] select_backend; re-entered on replay */
     RP_TXN_QUEUE,         /* waiting in the upstream's queue; queue timer */
+    RP_TXN_RETRY,         /* an attempt failed; the next waits its backoff (timer) */
     RP_TXN_CONNECT,       /* upstream conn pending, owned by the txn; connect timer */
     RP_TXN_WAIT_HEAD,     /* request head sent, body streaming; response timer */
     RP_TXN_RELAY,         /* response head sent to client; bodies flowing */
@@ -157,6 +158,8 @@ struct rp_txn {
     unsigned        retry_after; /* seconds: Retry-After on the proxy's own answer, 0: none */
     int             decided_by;  /* module id that answered, or -1 */
     unsigned        attempts;
+    unsigned        avoid[RP_TXN_RESULTS_MAX];   /* backends tried: a retry goes elsewhere */
+    unsigned        navoid;
     unsigned        nresults;    /* attempts reported to on_upstream_result */
     uint8_t         results[RP_TXN_RESULTS_MAX];   /* rp_attempt_result_t of each */
     uint16_t        statuses[RP_TXN_RESULTS_MAX];  /* final status of each, 0: none */

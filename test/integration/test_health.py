@@ -16,8 +16,11 @@ from harness import REVPROXY, Backend, KeepAliveClient, Proxy, get, response, ru
 from test_proxy import assert_eq  # noqa: E402
 
 
-def config(backends, health=None, balancer=None, weights=None):
-    app = {"backends": [{"address": b.addr} for b in backends]}
+def config(backends, health=None, balancer=None, weights=None, retry=None):
+    # Retries are off unless a test asks: these tests count the failures
+    # the passive checks see, one per request.
+    app = {"backends": [{"address": b.addr} for b in backends],
+           "retry": retry if retry is not None else {"max_retries": 0}}
     if weights:
         for b, w in zip(app["backends"], weights):
             b["weight"] = w

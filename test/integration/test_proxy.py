@@ -1082,7 +1082,11 @@ def test_30_command_line():
     assert_eq(eff["routes"], [{"path_prefix": "/", "upstream": "a", "timeouts": {
         "upstream_connect_ms": eff["timeouts"]["upstream_connect_ms"],
         "upstream_response_ms": eff["timeouts"]["upstream_response_ms"],
-        "request_ms": eff["timeouts"]["request_ms"]}}])
+        "request_ms": eff["timeouts"]["request_ms"]},
+        "retry": eff["upstreams"]["a"]["retry"]}])
+    assert_eq(eff["upstreams"]["a"]["retry"], {
+        "max_retries": 2, "budget_percent": 20, "min_retries_per_s": 10, "backoff_base_ms": 25,
+        "backoff_max_ms": 250, "on_status": [502, 503, 504], "max_body_bytes": 65536})
     assert_eq(eff["log"], {"level": "info", "format": "json", "access_log": "stderr"})
     r2 = rp("--check", config=r.stdout)
     assert_eq(r2.returncode, 0, r2.stderr)

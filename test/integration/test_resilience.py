@@ -2,6 +2,7 @@
 """Resilience: per-route timeouts, and the limits that fail fast under
 load (the circuit of an upstream, the cap of a worker), with real
 backends on loopback."""
+import math
 import os
 import sys
 import time
@@ -32,8 +33,10 @@ def test_rs01_route_timeouts_override_the_global_ones():
     a = Backend(slow(1.0))
     cfg = {"upstreams": {"app": {"backends": [{"address": a.addr}]}},
            "timeouts": {"upstream_response_ms": 5000},
-           "routes": [{"path": "/fast", "upstream": "app", "timeouts": {"upstream_response_ms": 300}},
-                      {"path": "/deadline", "upstream": "app", "timeouts": {"request_ms": 400}},
+           "routes": [{"path": "/fast", "upstream": "app", "timeouts": {"upstream_response_ms": 300},
+                       "retry": {"max_retries": 0}},
+                      {"path": "/deadline", "upstream": "app", "timeouts": {"request_ms": 400},
+                       "retry": {"max_retries": 0}},
                       {"path_prefix": "/", "upstream": "app"}],
            "log": {"level": "info"}}
     p = Proxy(cfg)
@@ -132,6 +135,215 @@ def test_rs04_worker_cap_fails_fast():
         # The place is back once the first one ended.
         a.delay = 0
         assert_eq(get(p).status, 200)
+    finally:
+        p.stop()
+        a.close()
+
+
+def app_cfg(backends, retry=None, workers=1, **up):
+    app = {"backends": [{"address": b.addr if hasattr(b, "addr") else b} for b in backends]}
+    if retry is not None:
+        app["retry"] = retry
+    app.update(up)
+    return {"workers": workers, "upstreams": {"app": app},
+            "routes": [{"path_prefix": "/", "upstream": "app"}], "log": {"level": "info"}}
+
+
+def dead_addr():
+    """An address where nothing listens (a port just freed)."""
+    d = Backend()
+    addr = d.addr
+    d.close()
+    return addr
+
+
+def test_rs05_get_to_a_dead_backend_succeeds_on_another():
+    b = Backend(lambda req, ci, s: response(200, b"B"))
+    dead = dead_addr()
+    p = Proxy(app_cfg([dead, b]))
+    try:
+        for _ in range(10):
+            r = get(p)
+            assert_eq(r.status, 200)
+            assert_eq(r.body, b"B")
+        lines = wait_access(p, 10)
+        retried = [l for l in lines if l.get("attempts") == 2]
+        assert retried, lines
+        for l in retried:
+            assert_eq(l["upstream_results"], ["connect_error", "ok"])
+        assert all(l.get("attempts", 1) <= 2 for l in lines), lines
+    finally:
+        p.stop()
+        b.close()
+
+
+class ResetAfterReading(Backend):
+    """Reads each request whole, then resets the connection without
+    answering; counts the requests."""
+
+    def __init__(self):
+        super().__init__(self._h)
+
+    def _h(self, req, ci, s):
+        import socket as so
+        import struct
+        s.setsockopt(so.SOL_SOCKET, so.SO_LINGER, struct.pack("ii", 1, 0))
+        return None
+
+
+def test_rs06_a_post_is_never_sent_twice():
+    r1 = ResetAfterReading()
+    r2 = ResetAfterReading()
+    p = Proxy(app_cfg([r1, r2]))
+    try:
+        r = get(p, "/order", method="POST", body=b"x" * 100)
+        assert_eq(r.status, 502)
+        time.sleep(0.2)
+        posts = [q for q in r1.requests + r2.requests if q.request_line.startswith("POST")]
+        assert_eq(len(posts), 1)
+        # A GET reset the same way is tried on the other backend, then again.
+        r = get(p, "/item")
+        assert_eq(r.status, 502)
+        time.sleep(0.2)
+        gets = [q for q in r1.requests + r2.requests if q.request_line.startswith("GET")]
+        assert_eq(len(gets), 3)
+        assert r1.requests and r2.requests
+        # A POST whose backend refused the connection was never sent: it is
+        # tried on the other.
+        ok = Backend(lambda req, ci, s: response(200, b"ok"))
+        dead = dead_addr()
+        p2 = Proxy(app_cfg([dead, ok]))
+        try:
+            for _ in range(6):
+                assert_eq(get(p2, "/order", method="POST", body=b"y" * 10).status, 200)
+            assert_eq(len(ok.requests), 6)
+        finally:
+            p2.stop()
+            ok.close()
+    finally:
+        p.stop()
+        r1.close()
+        r2.close()
+
+
+def test_rs07_a_put_body_is_sent_again_whole():
+    seen = []
+
+    def flaky(req, ci, s):
+        seen.append(req.body)
+        return response(503 if len(seen) == 1 else 200, b"done")
+    a = Backend(flaky)
+    p = Proxy(app_cfg([a]))
+    try:
+        body = bytes(range(256)) * 40
+        r = get(p, "/doc", method="PUT", body=body)
+        assert_eq(r.status, 200)
+        assert_eq(len(seen), 2)
+        assert seen[0] == body and seen[1] == body
+        # Beyond retry.max_body_bytes the body is streamed, not kept: the
+        # 503 goes to the client as it is.
+        seen.clear()
+        p2 = Proxy(app_cfg([a], retry={"max_body_bytes": 1000}))
+        try:
+            r = get(p2, "/doc", method="PUT", body=body)
+            assert_eq(r.status, 503)
+            assert_eq(len(seen), 1)
+        finally:
+            p2.stop()
+    finally:
+        p.stop()
+        a.close()
+
+
+def test_rs08_all_503_amplification_stays_within_the_budget():
+    count = {"n": 0}
+
+    def busy(req, ci, s):
+        count["n"] += 1
+        return response(503, b"busy")
+    bs = [Backend(busy), Backend(busy)]
+    p = Proxy(app_cfg(bs, workers=2))
+    try:
+        sent = 0
+        t0 = time.time()
+        while time.time() - t0 < 3.0:
+            results = []
+            for t in parallel(p, 8, 5, results):
+                t.join(20)
+            sent += len(results)
+            assert all(r[0] == 503 for r in results), results[:3]
+        elapsed = time.time() - t0
+        time.sleep(0.2)
+        got = count["n"]
+        # The floor accrues per second with traffic: the run touches
+        # ceil(elapsed) + 1 seconds at most, whatever their alignment.
+        seconds = math.ceil(elapsed) + 1
+        bound = 1.2 * sent + 10 * seconds
+        amp = got / sent
+        lines = wait_access(p, sent)
+        exhausted = sum(1 for l in lines if l.get("error") == "retry_budget_exhausted")
+        print("    %d client requests over %d s, %d reached backends: amplification %.2f "
+              "(bound %.0f); %d answered with the budget spent" % (
+                  sent, seconds, got, amp, bound, exhausted))
+        assert got <= bound, (got, bound)
+        assert exhausted > 0
+    finally:
+        p.stop()
+        for b in bs:
+            b.close()
+
+
+def test_rs09_no_retry_after_the_first_response_byte():
+    # The backend sends a head and part of the body, then resets: the
+    # client got the head, so nothing is tried again.
+    def cut(req, ci, s):
+        import socket as so
+        import struct
+        s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+        time.sleep(0.1)
+        s.setsockopt(so.SOL_SOCKET, so.SO_LINGER, struct.pack("ii", 1, 0))
+        return None
+    a = Backend(cut)
+    b = Backend(cut)
+    p = Proxy(app_cfg([a, b]))
+    try:
+        sock = p.connect()
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        sock.settimeout(5)
+        try:
+            while True:
+                d = sock.recv(65536)
+                if not d:
+                    break
+                data += d
+        except OSError:
+            pass
+        sock.close()
+        assert data.startswith(b"HTTP/1.1 200"), data
+        time.sleep(0.2)
+        assert_eq(len(a.requests) + len(b.requests), 1)
+    finally:
+        p.stop()
+        a.close()
+        b.close()
+
+
+def test_rs10_retries_stop_at_the_request_deadline():
+    # Each try times out after 300 ms; request_ms 500 leaves room for one
+    # retry at most, and the answer comes by the deadline.
+    a = Backend(slow(2.0))
+    cfg = app_cfg([a])
+    cfg["timeouts"] = {"upstream_response_ms": 300, "request_ms": 500}
+    p = Proxy(cfg)
+    try:
+        t0 = time.time()
+        r = get(p)
+        took = time.time() - t0
+        assert_eq(r.status, 504)
+        assert took < 1.2, took
+        lines = wait_access(p, 1)
+        assert lines[0]["attempts"] <= 2, lines
     finally:
         p.stop()
         a.close()

@@ -91,14 +91,23 @@ START_TEST(test_budget_percent_and_floor)
     for (int i = 0; i < 50; i++)
         granted += rp_budget_retry(&b, &c, t);
     ck_assert_int_eq(granted, 20);
-    /* The floor: min_retries_per_s for each second of the 10 s window. */
+    /* The floor: min_retries_per_s for each second of the window with
+     * traffic: 3 in the first second, 3 more in the next... */
     rp_budget_t f;
     memset(&f, 0, sizeof f);
     c.min_retries_per_s = 3;
     granted = 0;
     for (int i = 0; i < 100; i++)
         granted += rp_budget_retry(&f, &c, t);
-    ck_assert_int_eq(granted, 30);
+    ck_assert_int_eq(granted, 3);
+    for (int i = 0; i < 100; i++)
+        granted += rp_budget_retry(&f, &c, t + 1000000);
+    ck_assert_int_eq(granted, 6);
+    /* ... and a burst after ten quiet seconds starts from one second's. */
+    granted = 0;
+    for (int i = 0; i < 100; i++)
+        granted += rp_budget_retry(&f, &c, t + 30 * 1000000ull);
+    ck_assert_int_eq(granted, 3);
 }
 END_TEST
 
