@@ -93,6 +93,10 @@ metrics_on_complete(const rp_txn_t *txn, void *state)
     add(&m->by_protocol[!txn->version_known ? 0 : txn->req.major == 2 ? 2 : 1], 1);
     add(&m->bytes_in, txn->req_body_bytes);
     add(&m->bytes_out, txn->bytes_out);
+    if (txn->attempts > 1)
+        add(&m->retries, txn->attempts - 1);
+    if ((unsigned)txn->error < RP_ERR_COUNT)
+        add(&m->by_error[txn->error], 1);
 }
 
 const rp_module_t rp_module_metrics = {

@@ -8,6 +8,7 @@
 #define REVPROXY_METRICS_H
 
 #include <stdint.h>
+#include "revproxy/reasons.h"
 
 #define RP_METRICS_MAX_WORKERS 256
 
@@ -22,6 +23,9 @@ typedef struct rp_metrics {
     uint64_t connections_accepted;
     uint64_t connections_closed;   /* open now: accepted - closed */
     uint64_t h2_calm;              /* HTTP/2 connections closed for abuse */
+    uint64_t retries;              /* tries after a request's first */
+    uint64_t by_error[RP_ERR_COUNT];   /* requests by reason word (queue_full,
+                                          upstream_overloaded, retry_budget_exhausted...) */
 } rp_metrics_t;
 
 /* Sum of every worker's counters. */

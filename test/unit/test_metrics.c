@@ -46,6 +46,32 @@ START_TEST(test_sum_over_workers)
 }
 END_TEST
 
+START_TEST(test_retries_and_reasons)
+{
+    rp_metrics_t before, after;
+    rp_metrics_read(&before);
+    rp_txn_t t;
+    memset(&t, 0, sizeof t);
+    t.status = 503;
+    t.attempts = 3;
+    t.error = RP_ERR_RETRY_BUDGET_EXHAUSTED;
+    rp_module_metrics.on_complete(&t, NULL);
+    t.attempts = 1;
+    t.error = RP_ERR_UPSTREAM_OVERLOADED;
+    t.worker_id = 1;
+    rp_module_metrics.on_complete(&t, NULL);
+    t.attempts = 0;
+    t.error = RP_ERR_UPSTREAM_OVERLOADED;
+    rp_module_metrics.on_complete(&t, NULL);
+    rp_metrics_read(&after);
+    ck_assert_uint_eq(after.retries - before.retries, 2);
+    ck_assert_uint_eq(after.by_error[RP_ERR_RETRY_BUDGET_EXHAUSTED]
+                      - before.by_error[RP_ERR_RETRY_BUDGET_EXHAUSTED], 1);
+    ck_assert_uint_eq(after.by_error[RP_ERR_UPSTREAM_OVERLOADED]
+                      - before.by_error[RP_ERR_UPSTREAM_OVERLOADED], 2);
+}
+END_TEST
+
 START_TEST(test_upstream_results)
 {
     rp_metrics_t before, after;
@@ -89,6 +115,7 @@ metrics_suite(void)
     Suite *s = suite_create("metrics");
     TCase *tc = tcase_create("counters");
     tcase_add_test(tc, test_sum_over_workers);
+    tcase_add_test(tc, test_retries_and_reasons);
     tcase_add_test(tc, test_upstream_results);
     tcase_add_test(tc, test_active_connections);
     suite_add_tcase(s, tc);
