@@ -417,7 +417,8 @@ after_peer_eof(rp_conn_t *c)
          * A client that only half-closed is treated the same, as nginx
          * treats it while it waits for a backend. */
         rp_txn_abort(t, RP_CLOSE_CLIENT_ABORT, RP_ERR_CLIENT_CLOSED,
-                     "client closed while its request waited in the queue");
+                     t->state == RP_TXN_QUEUE ? "client closed while its request waited in the queue"
+                                              : "client closed while its request waited to be retried");
         rp_conn_free(c);
         return true;
     }
@@ -956,6 +957,12 @@ h1_done(rp_txn_t *t, bool reusable)
     conn_txn_done(c, reusable && c->keepalive && !c->resp_close_delimited && !c->close_after);
 }
 
+static bool
+h1_client_gone(const rp_txn_t *t)
+{
+    return CONN(t)->peer_eof;
+}
+
 const rp_downstream_ops_t rp_h1_downstream = {
     .name = "http/1",
     .send_head = h1_send_head,
@@ -970,6 +977,7 @@ const rp_downstream_ops_t rp_h1_downstream = {
     .flush = h1_flush,
     .check_body = h1_check_body,
     .done = h1_done,
+    .client_gone = h1_client_gone,
     .resp_high = RP_WBUF_HIGH,
     .resp_low = RP_WBUF_LOW,
     .req_high = RP_WBUF_HIGH,

@@ -1531,6 +1531,15 @@ h2_done(rp_txn_t *t, bool reusable)
     h2_schedule(s->h);
 }
 
+/* A stream the client reset, or whose connection closed, frees its
+ * transaction at once: one that still exists has a client. */
+static bool
+h2_client_gone(const rp_txn_t *t)
+{
+    (void)t;
+    return false;
+}
+
 const rp_downstream_ops_t rp_h2_downstream = {
     .name = "http/2",
     .send_head = h2_send_head,
@@ -1545,6 +1554,7 @@ const rp_downstream_ops_t rp_h2_downstream = {
     .flush = h2_flush,
     .check_body = h2_check_body,
     .done = h2_done,
+    .client_gone = h2_client_gone,
     .resp_high = H2_STREAM_HIGH,
     .resp_low = H2_STREAM_LOW,
     .req_high = H2_STREAM_HIGH,

@@ -67,6 +67,7 @@ typedef struct rp_txn_ext {
     rp_qwait_t qw;             /* its place in the upstream's queue */
     bool      circuit_held;    /* one of the upstream's circuit places */
     bool      resp_retry;      /* the response head's status is retried */
+    bool      continue_sent;   /* the client got its 100 (Continue) */
     unsigned  retry_backoff;   /* ms, with resp_retry */
     bool      body_kept;       /* body_copy holds every body byte read */
     struct evbuffer *body_copy;   /* owned: the body so far, to send again */
@@ -246,6 +247,23 @@ unpark(rp_txn_t *t)
     rp_queue_leave(t->worker, &EXT(t)->qw);
 }
 
+/* The exchange is over for the limits (the upstream's circuit, the
+ * worker's cap): before its last bytes go to the client, so that a
+ * client sending its next request at once finds the place free.  Once. */
+static void
+release_places(rp_txn_t *t)
+{
+    rp_txn_ext_t *x = EXT(t);
+    if (x->circuit_held) {
+        x->circuit_held = false;
+        rp_circuit_leave(t->worker, t->upstream);
+    }
+    if (x->worker_counted) {
+        x->worker_counted = false;
+        t->worker->active_txns--;
+    }
+}
+
 /* Report the attempt in progress, once: every attempt started reaches
  * on_upstream_result exactly once, whatever ends it. */
 static void
@@ -313,14 +331,7 @@ rp_txn_free(rp_txn_t *t)
         evbuffer_free(xx->body_copy);
         xx->body_copy = NULL;
     }
-    if (xx->circuit_held) {
-        xx->circuit_held = false;
-        rp_circuit_leave(t->worker, t->upstream);
-    }
-    if (xx->worker_counted) {
-        xx->worker_counted = false;
-        t->worker->active_txns--;
-    }
+    release_places(t);
     evtimer_del(t->timer);
     evtimer_del(t->deadline);
     rp_snapshot_unref(t->snap);
@@ -382,6 +393,7 @@ finish(rp_txn_t *t)
     }
     t->where = t->state;
     rp_txn_set_state(t, RP_TXN_DONE);
+    release_places(t);
     t->ds->done(t, t->req_done && !t->close_client);
 }
 
@@ -411,6 +423,7 @@ rp_txn_respond(rp_txn_t *t, int status, rp_close_t why, rp_error_t err, const ch
     error_field(extra, sizeof extra, &pos, err);
     rp_log_fields(t->status >= 500 ? RP_LOG_WARN : RP_LOG_INFO, t, extra, "%d %s: %s",
                   t->status, rp_http_reason(t->status), reason ? reason : "error");
+    release_places(t);
     t->ds->send_error(t);
 }
 
@@ -764,6 +777,12 @@ on_r_headers_complete(llhttp_t *p)
     static const char *const replaced[] = { "x-request-id", NULL };
     rp_http_mark_hop_by_hop(&t->resp, replaced);
     t->status = p->status_code;
+    if (x->body_copy != NULL) {
+        /* No retry once the client gets a response: the copy goes. */
+        evbuffer_free(x->body_copy);
+        x->body_copy = NULL;
+        x->body_kept = false;
+    }
     if (t->ds->send_head(t, &f) < 0) {
         x->resp_bad = true;
         x->resp_bad_error = RP_ERR_UPSTREAM_TRANSFER_CODING;
@@ -847,6 +866,7 @@ may_replay(const rp_txn_t *t)
      * written, or the method is idempotent.  A POST that reached a backend
      * is never sent twice. */
     return t->up != NULL && t->up->uses > 0 && !EXT(t)->resp_started && !t->replayed
+           && t->attempts <= rcfg(t)->max_retries   /* a try like any other */
            && t->req_body_bytes == 0
            && (!request_written(t) || rp_http_method_idempotent(t->req.method));
 }
@@ -891,6 +911,8 @@ retry_decide(rp_txn_t *t, bool written, unsigned *backoff_ms)
     const rp_retry_cfg_t *c = rcfg(t);
     if (c->max_retries == 0 || t->attempts > c->max_retries)
         return RETRY_NO;
+    if (t->ds->client_gone(t))
+        return RETRY_NO;   /* nobody is waiting for the answer */
     rp_retry_case_t rc = {
         .idempotent = rp_http_method_idempotent(t->req.method),
         .written = written,
@@ -1084,8 +1106,10 @@ send_request(rp_txn_t *t)
     bufferevent_set_timeouts(ub, NULL, rt);
     rp_reader_enable(&t->up->rd);
     rp_bev_flush(ub);
-    if (t->expect_continue && t->attempts == 1)
+    if (t->expect_continue && !xb->continue_sent) {
+        xb->continue_sent = true;
         t->ds->send_continue(t);
+    }
     if (t->req_done) {
         /* No body, or a replay of a request already read. */
         evtimer_add(t->timer, rt);
@@ -1168,7 +1192,13 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (t->state == RP_TXN_RETRY) {
-        start_attempt(t);   /* the backoff is over */
+        /* The backoff is over; the client may have left meanwhile. */
+        if (t->ds->client_gone(t)) {
+            fail(t, 502, RP_CLOSE_CLIENT_ABORT, RP_ERR_CLIENT_CLOSED,
+                 "client closed while its request waited to be retried");
+            return;
+        }
+        start_attempt(t);
         return;
     }
     if (t->state == RP_TXN_CONNECT) {
@@ -1234,7 +1264,8 @@ park(rp_txn_t *t, bool behind, rp_error_t full_err)
         /* Places held by idle connections on other workers are as good as
          * free: they are closed on request, so a request may wait for one
          * even beyond the queue's size (or without a queue). */
-        unsigned size = u->queue_size + (behind ? 0 : idle_elsewhere);
+        unsigned size = u->queue_size
+                        + (behind || full_err != RP_ERR_QUEUE_FULL ? 0 : idle_elsewhere);
         if (!rp_queue_enter(t->worker, &x->qw, u, size)) {
             if (behind) {
                 /* A backend has room: let the waiters know, and go on. */
@@ -1263,7 +1294,7 @@ park(rp_txn_t *t, bool behind, rp_error_t full_err)
     t->decided_by = -1;   /* waiting is nobody's answer */
     t->backend = NULL;
     rp_txn_set_state(t, RP_TXN_QUEUE);
-    if (idle_elsewhere > 0)
+    if (idle_elsewhere > 0 && full_err == RP_ERR_QUEUE_FULL)
         rp_queue_trim_others(t->worker, u->uq);
     /* A place may have freed since the balancer looked (queue.h). */
     if (rp_queue_room(t->worker, u))
@@ -1281,8 +1312,8 @@ start_attempt(rp_txn_t *t)
     bool queues = u != NULL && (u->limited || u->max_active_requests > 0);
     /* Requests already waiting for this upstream go first, when a backend
      * can be used at all (else the balancer answers no_healthy_backend). */
-    if (queues && !x->qw.counted && rp_queue_len(u->uq) > 0 && rp_queue_any_eligible(u)
-        && park(t, true, RP_ERR_QUEUE_FULL))
+    if (queues && t->attempts == 0 && !x->qw.counted && !x->circuit_held
+        && rp_queue_len(u->uq) > 0 && rp_queue_any_eligible(u) && park(t, true, RP_ERR_QUEUE_FULL))
         return;
     /* The circuit: at most max_active_requests of the upstream's requests
      * at once, the others wait in its queue or are refused. */
@@ -1336,8 +1367,15 @@ start_attempt(rp_txn_t *t)
             return;
         }
     }
-    if (t->attempts == 0)
+    if (t->attempts == 0) {
         rp_budget_request(rp_queue_budget(u->uq), rp_now_us());
+        /* A body is kept for a retry only where one may be sent again
+         * after reaching a backend (idempotent methods, retries on), and
+         * only when it fits: a body declared larger is streamed. */
+        const rp_retry_cfg_t *rc = rcfg(t);
+        x->body_kept = rc->max_retries > 0 && rp_http_method_idempotent(t->req.method)
+                       && (!t->req_has_cl || t->req_content_length <= rc->max_body_bytes);
+    }
     if (t->navoid < RP_TXN_RESULTS_MAX)
         t->avoid[t->navoid++] = t->backend->id;
     if (x->qw.counted) {
@@ -1417,9 +1455,6 @@ rp_txn_start(rp_txn_t *t)
     }
     t->worker->active_txns++;
     EXT(t)->worker_counted = true;
-    /* A body is kept for a retry only where one may be sent again after
-     * reaching a backend: idempotent methods. */
-    EXT(t)->body_kept = rp_http_method_idempotent(t->req.method);
     rp_txn_set_state(t, RP_TXN_DECIDE);
     rp_verdict_t v = rp_modules_on_request(t);
     /* The deadline runs from here, by the route's timeouts once the router

@@ -60,7 +60,7 @@ struct rp_attempt {
 };
 
 /* Attempts whose results the access line lists (later ones are counted). */
-#define RP_TXN_RESULTS_MAX 8
+#define RP_TXN_RESULTS_MAX 12   /* at least retry.max_retries + 1 */
 
 /* What the transaction knows of its client; owned by the downstream. */
 struct rp_peer {
@@ -105,6 +105,8 @@ typedef struct rp_resp_framing {
  *   the request is answered 400 and nothing is sent upstream.
  * done: the exchange ended cleanly; reusable says whether the transaction
  *   saw nothing that forbids another exchange on the connection.
+ * client_gone: whether the client closed its side (a request of a client
+ *   gone is not tried again).
  * resp_high/resp_low: response bytes pending for the client above which
  *   the transaction stops reading its backend, and at or below which it
  *   reads again; req_high/req_low: the same for request body bytes queued
@@ -126,6 +128,7 @@ typedef struct rp_downstream_ops {
     void   (*flush)(rp_txn_t *t);
     int    (*check_body)(rp_txn_t *t);
     void   (*done)(rp_txn_t *t, bool reusable);
+    bool   (*client_gone)(const rp_txn_t *t);
     size_t resp_high, resp_low, req_high, req_low;
 } rp_downstream_ops_t;
 

@@ -5,10 +5,11 @@ backends on loopback."""
 import math
 import os
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Backend, Proxy, get, response, run  # noqa: E402
+from harness import Backend, Proxy, get, request_bytes, response, run  # noqa: E402
 from test_proxy import assert_eq, access_lines  # noqa: E402
 from test_queue import CountingBackend, parallel  # noqa: E402
 
@@ -344,6 +345,129 @@ def test_rs10_retries_stop_at_the_request_deadline():
         assert took < 1.2, took
         lines = wait_access(p, 1)
         assert lines[0]["attempts"] <= 2, lines
+    finally:
+        p.stop()
+        a.close()
+
+
+def test_rs11_a_retry_holding_the_circuit_place_goes_on():
+    # A holds the circuit's only place and is retried after a 503; C waits
+    # for the place meanwhile.  A's retry must not wait behind C (it holds
+    # what C waits for): both are served at once.
+    n = {"k": 0}
+    lock = threading.Lock()
+
+    def h(req, ci, s):
+        with lock:
+            n["k"] += 1
+            k = n["k"]
+        if k == 1:
+            time.sleep(0.3)
+            return response(503, b"busy")
+        return response(200, b"ok")
+    a = Backend(h)
+    p = Proxy(app_cfg([a], retry={"backoff_base_ms": 100, "backoff_max_ms": 100},
+                      circuit={"max_active_requests": 1}, queue={"size": 4, "timeout_ms": 3000}))
+    try:
+        res = {}
+
+        def go(name, delay):
+            time.sleep(delay)
+            t0 = time.time()
+            r = get(p, "/" + name)
+            res[name] = (r.status, time.time() - t0)
+        ts = [threading.Thread(target=go, args=("A", 0)), threading.Thread(target=go, args=("C", 0.1))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(10)
+        assert_eq(res["A"][0], 200)
+        assert_eq(res["C"][0], 200)
+        assert res["A"][1] < 1.5 and res["C"][1] < 1.5, res
+    finally:
+        p.stop()
+        a.close()
+
+
+def test_rs12_expect_continue_after_a_failed_connect():
+    good = Backend(lambda req, ci, s: response(200, b"ok"))
+    p = Proxy(app_cfg([dead_addr(), good]))
+    try:
+        for _ in range(2):   # one of the two starts with the dead backend
+            s = p.connect(timeout=5)
+            s.sendall(b"PUT /x HTTP/1.1\r\nHost: e\r\nContent-Length: 5\r\n"
+                      b"Expect: 100-continue\r\nConnection: close\r\n\r\n")
+            s.settimeout(2.0)
+            got = s.recv(100)
+            assert got.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), got
+            s.sendall(b"hello")
+            data = got
+            try:
+                while True:
+                    d = s.recv(65536)
+                    if not d:
+                        break
+                    data += d
+            except OSError:
+                pass
+            s.close()
+            assert b"HTTP/1.1 200" in data, data
+        assert_eq([q.body for q in good.requests], [b"hello", b"hello"])
+    finally:
+        p.stop()
+        good.close()
+
+
+def test_rs13_no_retry_for_a_client_that_left():
+    def reset(req, ci, s):
+        time.sleep(0.4)
+        return None
+    a = Backend(reset)
+    b = Backend(lambda req, ci, s: response(200, b"ok"))
+    p = Proxy(app_cfg([a, b]))
+    try:
+        for i in range(2):
+            s = p.connect()
+            s.sendall(request_bytes("/gone%d" % i))
+            time.sleep(0.05)
+            s.close()
+            time.sleep(0.8)
+        gone = [q for q in b.requests if q.request_line.startswith("GET /gone")]
+        # Each went to a first, or to b first and was served there: never
+        # to b after failing on a.
+        assert len(gone) + len(a.requests) == 2, (len(gone), len(a.requests))
+    finally:
+        p.stop()
+        a.close()
+        b.close()
+
+
+def test_rs14_full_circuit_without_a_queue_refuses_at_once():
+    a = CountingBackend(delay=1.0)
+    a.live_max = 0
+    p = Proxy({"workers": 2, "upstreams": {"app": {
+        "backends": [{"address": a.addr, "max_connections": 8}],
+        "circuit": {"max_active_requests": 1}}},
+        "routes": [{"path_prefix": "/", "upstream": "app"}], "log": {"level": "info"}})
+    try:
+        # Idle connections on both workers first.
+        a.delay = 0
+        for _ in range(10):
+            assert_eq(get(p).status, 200)
+        a.delay = 1.0
+        held = []
+        ts = parallel(p, 1, 1, held)
+        deadline = time.time() + 5
+        while a.busy < 1 and time.time() < deadline:
+            time.sleep(0.01)
+        for _ in range(6):
+            t0 = time.time()
+            r = get(p)
+            assert_eq(r.status, 503)
+            assert b"upstream_overloaded" in r.body, r.body
+            assert time.time() - t0 < 0.5
+        for t in ts:
+            t.join(10)
     finally:
         p.stop()
         a.close()
