@@ -78,7 +78,7 @@ typedef struct rp_txn_ext {
 /* Freed transactions are kept per worker (with their head buffers) and
  * reused, which saves half a dozen allocations per request.  Enough for
  * the streams of several busy HTTP/2 connections (eight clients with 64
- * streams each); at most about 3.6 MiB stays after a burst: 512 of 1808
+ * streams each); at most about 3.6 MiB stays after a burst: 512 of 1904
  * bytes, with two head buffers of up to 2 KiB and two field arrays of up
  * to 32 entries (20 bytes each). */
 #define TXN_CACHE_MAX 512
@@ -866,7 +866,9 @@ may_replay(const rp_txn_t *t)
      * written, or the method is idempotent.  A POST that reached a backend
      * is never sent twice. */
     return t->up != NULL && t->up->uses > 0 && !EXT(t)->resp_started && !t->replayed
-           && t->attempts <= rcfg(t)->max_retries   /* a try like any other */
+           /* a try like any other while retries are on; the one replay
+            * stays when they are off */
+           && t->attempts <= (rcfg(t)->max_retries > 0 ? rcfg(t)->max_retries : 1)
            && t->req_body_bytes == 0
            && (!request_written(t) || rp_http_method_idempotent(t->req.method));
 }
@@ -1192,12 +1194,8 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (t->state == RP_TXN_RETRY) {
-        /* The backoff is over; the client may have left meanwhile. */
-        if (t->ds->client_gone(t)) {
-            fail(t, 502, RP_CLOSE_CLIENT_ABORT, RP_ERR_CLIENT_CLOSED,
-                 "client closed while its request waited to be retried");
-            return;
-        }
+        /* The backoff is over.  (A client that left meanwhile ended the
+         * transaction already: conn.c after_peer_eof.) */
         start_attempt(t);
         return;
     }
@@ -1253,6 +1251,14 @@ park(rp_txn_t *t, bool behind, rp_error_t full_err)
 {
     rp_txn_ext_t *x = EXT(t);
     const rp_upstream_t *u = t->upstream;
+    /* A waiting request holds no circuit place: one waiting for a
+     * connection while holding it would keep out the requests that could
+     * free that connection, and wakes go to the oldest waiter.  It takes a
+     * place again when woken. */
+    if (x->circuit_held && !behind) {
+        x->circuit_held = false;
+        rp_circuit_leave(t->worker, u);
+    }
     unsigned idle_elsewhere = rp_queue_idle_elsewhere(t->worker, u);
     if (x->qw.counted) {
         /* Woken, and the place went to someone else: back to the head of
