@@ -443,6 +443,43 @@ rp_http_split_absolute(const char *t, size_t len, const char **authority,
     return 0;
 }
 
+static bool
+lower_hex(const char *p, size_t n, bool *all_zero)
+{
+    *all_zero = true;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+        if (c != '0')
+            *all_zero = false;
+    }
+    return true;
+}
+
+bool
+rp_http_trace_id(const char *v, size_t len, char out[33])
+{
+    /* version "-" trace-id "-" parent-id "-" flags: 2+1+32+1+16+1+2 */
+    bool zero;
+    if (len < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-')
+        return false;
+    if (!lower_hex(v, 2, &zero) || (v[0] == 'f' && v[1] == 'f'))
+        return false;   /* version ff is invalid */
+    bool v00 = v[0] == '0' && v[1] == '0';
+    if ((v00 && len != 55) || (!v00 && len > 55 && v[55] != '-'))
+        return false;
+    if (!lower_hex(v + 53, 2, &zero))
+        return false;
+    if (!lower_hex(v + 36, 16, &zero) || zero)
+        return false;
+    if (!lower_hex(v + 3, 32, &zero) || zero)
+        return false;
+    memcpy(out, v + 3, 32);
+    out[32] = '\0';
+    return true;
+}
+
 bool
 rp_http_method_idempotent(int method)
 {

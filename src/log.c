@@ -152,6 +152,13 @@ put_txn(char *buf, size_t cap, size_t *pos, const rp_txn_t *txn)
     if (txn == NULL)
         return;
     put_kv(buf, cap, pos, "request_id", txn->id, strlen(txn->id));
+    /* A valid W3C traceparent (passed to the backend untouched) ties the
+     * line to the client's trace. */
+    size_t tl;
+    const char *tp = txn->req.nfields > 0 ? rp_txn_req_header(txn, "traceparent", &tl) : NULL;
+    char trace[33];
+    if (tp != NULL && rp_http_trace_id(tp, tl, trace))
+        put_kv(buf, cap, pos, "trace_id", trace, 32);
     if (txn->peer != NULL)
         put_kv(buf, cap, pos, "client", txn->peer->text, strlen(txn->peer->text));
     if (txn->route != NULL)

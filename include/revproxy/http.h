@@ -132,5 +132,10 @@ const char *rp_http_method_str(int method);
 
 /* Idempotent methods (RFC 9110 9.2.2), by llhttp method number. */
 bool rp_http_method_idempotent(int method);
+/* The trace id of a W3C traceparent field value (version 00 exactly, a
+ * later version with at least its fields): 32 lowercase hex digits, not
+ * all zero, with a parent id not all zero.  true with out filled (33
+ * bytes, NUL-terminated), or false when the value is not valid. */
+bool rp_http_trace_id(const char *v, size_t len, char out[33]);
 
 #endif

@@ -1202,6 +1202,23 @@ def test_32d_log_queue_full_drops_and_reports():
     assert "log queue full: lines dropped" in err, err[-2000:]
 
 
+def test_33b_traceparent_passed_and_logged():
+    tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    with setup(lambda req, ci, s: response(404, b"no")) as (p, bs):
+        assert_eq(get(p, "/a", headers=[("traceparent", tp)]).status, 404)
+        assert_eq(get(p, "/b", headers=[("traceparent", "00-zz-bad")]).status, 404)
+        assert_eq(get(p, "/c").status, 404)
+        reqs = bs[0].requests
+        assert_eq(reqs[0].header("traceparent"), tp)          # untouched
+        assert_eq(reqs[1].header("traceparent"), "00-zz-bad")
+        deadline = time.time() + 3
+        while len(access_lines(p)) < 3 and time.time() < deadline:
+            time.sleep(0.05)
+        lines = access_lines(p)
+        assert_eq(lines[0].get("trace_id"), "4bf92f3577b34da6a3ce929d0e0e4736")
+        assert "trace_id" not in lines[1] and "trace_id" not in lines[2], lines
+
+
 def test_33_access_log_fields():
     with setup() as (p, bs):
         get(p, "/x?y=1", host="h.example")

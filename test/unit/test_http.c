@@ -846,6 +846,31 @@ static const struct {
     { HTTP_LOCK, "LOCK", false },
 };
 
+START_TEST(test_trace_id)
+{
+    char id[33];
+    static const char *const good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    ck_assert(rp_http_trace_id(good, strlen(good), id));
+    ck_assert_str_eq(id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    /* A later version may carry more fields after its own. */
+    static const char *const later = "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-xyz";
+    ck_assert(rp_http_trace_id(later, strlen(later), id));
+    static const char *const bad[] = {
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",   /* 00 with more */
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",     /* version ff */
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",     /* zero trace id */
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",     /* zero parent id */
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",     /* upper case */
+        "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01",     /* misplaced dash */
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",      /* short */
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",     /* flags not hex */
+        "", "00",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(!rp_http_trace_id(bad[i], strlen(bad[i]), id), "%s", bad[i]);
+}
+END_TEST
+
 START_TEST(test_method_idempotent)
 {
     ck_assert_msg(rp_http_method_idempotent(method_cases[_i].method)
@@ -916,6 +941,7 @@ http_suite(void)
 
     tc = tcase_create("method_idempotent");
     tcase_add_loop_test(tc, test_method_idempotent, 0, NCASES(method_cases));
+    tcase_add_test(tc, test_trace_id);
     suite_add_tcase(s, tc);
 
     return s;
