@@ -2,7 +2,9 @@
 /*
  * The configuration page cannot drift from the parser: every key name the
  * core and the modules accept is documented as an item (".It Cm key") in
- * man/revproxy.json.5, and every item documented there is accepted.
+ * man/revproxy.json.5, and every item documented there is accepted.  Nor
+ * can revproxy(8) drift from the reason words: every error word is an item
+ * (".It Li word") there, and every termination word is named.
  */
 #include "config.h"
 #include <check.h>
@@ -10,8 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "revproxy/config.h"
+#include "revproxy/reasons.h"
 
-#define MAX_KEYS 256
+#define MAX_KEYS 4096
 
 typedef struct keyset {
     char  *names[MAX_KEYS];
@@ -50,25 +53,59 @@ free_set(keyset_t *k)
     k->n = 0;
 }
 
-/* Items of the page: ".It Cm name" lines. */
+/* Items of a page: lines starting with prefix (".It Cm "), or every
+ * word anywhere when prefix is NULL. */
 static void
-read_page(keyset_t *k)
+read_items(keyset_t *k, const char *page, const char *prefix)
 {
     const char *top = getenv("top_srcdir");
     char path[1024];
-    snprintf(path, sizeof path, "%s/man/revproxy.json.5", top != NULL ? top : ".");
+    snprintf(path, sizeof path, "%s/man/%s", top != NULL ? top : ".", page);
     FILE *f = fopen(path, "r");
     ck_assert_msg(f != NULL, "cannot open %s", path);
     char line[1024];
     while (fgets(line, sizeof line, f) != NULL) {
-        if (strncmp(line, ".It Cm ", 7) != 0)
-            continue;
         char name[128];
-        if (sscanf(line + 7, "%127[A-Za-z0-9_]", name) == 1)
+        if (prefix == NULL) {
+            for (char *p = line; *p; p++) {
+                int n = 0;
+                if ((p == line || !(p[-1] == '_' || (p[-1] >= 'a' && p[-1] <= 'z')))
+                    && sscanf(p, "%127[a-z0-9_]%n", name, &n) == 1 && n > 0) {
+                    add(k, name);
+                    p += n - 1;
+                }
+            }
+            continue;
+        }
+        size_t pl = strlen(prefix);
+        if (strncmp(line, prefix, pl) == 0 && sscanf(line + pl, "%127[A-Za-z0-9_]", name) == 1)
             add(k, name);
     }
     fclose(f);
 }
+
+static void
+read_page(keyset_t *k)
+{
+    read_items(k, "revproxy.json.5", ".It Cm ");
+}
+
+START_TEST(test_reason_words_documented)
+{
+    keyset_t items = { 0 }, words = { 0 };
+    read_items(&items, "revproxy.8", ".It Li ");
+    read_items(&words, "revproxy.8", NULL);
+    for (int e = 1; e < RP_ERR_COUNT; e++)
+        ck_assert_msg(has(&items, rp_error_name((rp_error_t)e)),
+                      "reason word \"%s\" is not an item of revproxy(8)",
+                      rp_error_name((rp_error_t)e));
+    for (int c = 0; c < RP_CLOSE_COUNT; c++)
+        ck_assert_msg(has(&words, rp_close_name((rp_close_t)c)),
+                      "termination word \"%s\" is not in revproxy(8)", rp_close_name((rp_close_t)c));
+    free_set(&items);
+    free_set(&words);
+}
+END_TEST
 
 START_TEST(test_parser_keys_documented)
 {
@@ -107,6 +144,7 @@ keys_suite(void)
     TCase *tc = tcase_create("documentation");
     tcase_add_test(tc, test_parser_keys_documented);
     tcase_add_test(tc, test_documented_keys_accepted);
+    tcase_add_test(tc, test_reason_words_documented);
     suite_add_tcase(s, tc);
     return s;
 }
