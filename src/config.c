@@ -187,6 +187,30 @@ expect_object(const json_t *v, const char *path, rp_errs_t *errs)
 
 /* ---- addresses ---- */
 
+/* The port after "host:": 1 to 65535 in decimal digits. */
+static int
+parse_port(const char *port, unsigned long *out, const char **why)
+{
+    if (port[0] == '\0' || strlen(port) > 5) {
+        *why = "port out of range";
+        return -1;
+    }
+    unsigned long p = 0;
+    for (const char *c = port; *c; c++) {
+        if (!isdigit((unsigned char)*c)) {
+            *why = "port must be a number";
+            return -1;
+        }
+        p = p * 10 + (unsigned long)(*c - '0');
+    }
+    if (p == 0 || p > 65535) {
+        *why = "port out of range";
+        return -1;
+    }
+    *out = p;
+    return 0;
+}
+
 int
 rp_addr_parse(const char *text, rp_addr_t *out, const char **why)
 {
@@ -226,22 +250,9 @@ rp_addr_parse(const char *text, rp_addr_t *out, const char **why)
         host[hl] = '\0';
         port = colon + 1;
     }
-    if (port[0] == '\0' || strlen(port) > 5) {
-        *why = "port out of range";
+    unsigned long p;
+    if (parse_port(port, &p, why) < 0)
         return -1;
-    }
-    unsigned long p = 0;
-    for (const char *c = port; *c; c++) {
-        if (!isdigit((unsigned char)*c)) {
-            *why = "port must be a number";
-            return -1;
-        }
-        p = p * 10 + (unsigned long)(*c - '0');
-    }
-    if (p == 0 || p > 65535) {
-        *why = "port out of range";
-        return -1;
-    }
     if (text[0] == '[') {
         struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&out->ss;
         if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1) {
@@ -316,23 +327,9 @@ rp_hostport_parse(const char *text, char *host, size_t cap, unsigned *port, cons
         *why = "host must be a numeric IPv4 or [IPv6] address";
         return -1;
     }
-    const char *ps = colon + 1;
-    if (ps[0] == '\0' || strlen(ps) > 5) {
-        *why = "port out of range";
+    unsigned long p;
+    if (parse_port(colon + 1, &p, why) < 0)
         return -1;
-    }
-    unsigned long p = 0;
-    for (const char *c = ps; *c; c++) {
-        if (!isdigit((unsigned char)*c)) {
-            *why = "port must be a number";
-            return -1;
-        }
-        p = p * 10 + (unsigned long)(*c - '0');
-    }
-    if (p == 0 || p > 65535) {
-        *why = "port out of range";
-        return -1;
-    }
     for (size_t i = 0; i < hl; i++)
         host[i] = (char)tolower((unsigned char)text[i]);
     host[hl] = '\0';
