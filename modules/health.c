@@ -353,9 +353,10 @@ health_configure(const json_t *root, rp_snapshot_t *snap, void **state, rp_errs_
 /* The info line of a state change (or of a new ejection of a backend
  * already out). */
 static void
-log_change(const rp_upstream_t *u, const rp_backend_t *be, rp_health_t from, rp_health_t to,
-           const char *why)
+log_change(const rp_upstream_t *u, const rp_backend_t *be, rp_bstate_t *bs, rp_health_t from,
+           rp_health_t to, const char *why)
 {
+    rp_bstate_note(bs, why);
     /* Upstream names and addresses need no JSON escaping (config.c). */
     char extra[512];
     snprintf(extra, sizeof extra,
@@ -384,7 +385,7 @@ set_health(const rp_upstream_t *u, up_health_t *uh, const rp_backend_t *be, rp_b
         while (o > 0 && !atomic_compare_exchange_weak(&uh->out, &o, o - 1))
             ;
     }
-    log_change(u, be, from, to, why);
+    log_change(u, be, bs, from, to, why);
 }
 
 /* A backend goes out: whatever state it is in (a sweep may be changing
@@ -399,7 +400,7 @@ take_out(const rp_upstream_t *u, up_health_t *uh, const rp_backend_t *be, rp_bst
             /* Out already (its last ejection ended unnoticed, or the other
              * kind of check took it out): the state stays, but this is
              * news all the same. */
-            log_change(u, be, h, h, why);
+            log_change(u, be, bs, h, h, why);
             return;
         }
         set_health(u, uh, be, bs, h, RP_HEALTH_UNHEALTHY, why);

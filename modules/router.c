@@ -224,6 +224,7 @@ parse_route(const json_t *o, const char *p, const rp_snapshot_t *snap, rp_route_
     }
     snprintf(rt->label, sizeof rt->label, "%s %s%s", rt->host ? rt->host : "*",
              rt->path ? rt->path : "/", rt->prefix ? "*" : "");
+    rt->ident = rp_route_identity(rt->label);
     return errs->count == before ? 0 : -1;
 }
 
@@ -433,6 +434,14 @@ rp_router_match(const rp_router_t *r, const char *host, const char *path, size_t
         }
     }
     return group_match(&r->any, path, path_len);
+}
+
+const rp_route_t *
+rp_router_routes(const rp_snapshot_t *snap, size_t *n)
+{
+    const rp_router_t *r = snap->mod_state[RP_MOD_ROUTER];
+    *n = r != NULL ? r->nroutes : 0;
+    return r != NULL ? r->routes : NULL;
 }
 
 /* ---- the module ---- */

@@ -33,7 +33,8 @@ cat > "$tmp/revproxy.json" <<JSON
     }
   },
   "routes": [ { "path_prefix": "/", "upstream": "demo" } ],
-  "log": { "level": "info" }
+  "log": { "level": "info" },
+  "admin": { "address": "127.0.0.1:9901" }
 }
 JSON
 
@@ -53,6 +54,7 @@ Try, from another terminal:
   curl -i http://127.0.0.1:8080/                 # alternates backend-1 / backend-2
   curl http://127.0.0.1:8080/echo-headers        # what the backend received (X-Forwarded-*, X-Request-Id)
   curl -d 'hello' http://127.0.0.1:8080/upload   # request bodies are streamed
+  curl http://127.0.0.1:9901/metrics             # the admin port: also /stats, /config, /ready
 Access lines are printed below as JSON.  Ctrl-C stops everything.
 
 MSG

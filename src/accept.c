@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <event2/event.h>
 #include "revproxy/log.h"
+#include "revproxy/metrics.h"
 #include "revproxy/module.h"
 #include "accept.h"
 #include "conn.h"
@@ -83,8 +84,9 @@ rp_handshake_free(rp_handshake_t *hs)
 {
     rp_worker_t *w = hs->w;
     rp_tr_free(hs->tr, false);
+    unsigned listener = hs->peer.listener;
     hs_release(hs);
-    rp_worker_conn_closed(w);
+    rp_worker_conn_closed(w, listener);
 }
 
 static void
@@ -166,8 +168,10 @@ rp_accept(rp_worker_t *w, int fd, const struct sockaddr *sa, const rp_listener_t
     memset(&peer, 0, sizeof peer);
     peer_from_sockaddr(&peer, sa);
     peer.accepted_us = rp_now_us();
+    peer.listener = l->ident;
     if (rp_modules_on_accept(&peer, w->snap) != RP_CONTINUE) {
         close(fd);   /* refused by a module */
+        rp_metrics_rejected(w->id, RP_REJECT_MODULE);
         return -1;
     }
     if (l->tls != NULL)

@@ -5,7 +5,10 @@
  * created and never freed or moved, so a worker's pointer stays good.
  */
 #include "config.h"
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include "revproxy/bstate.h"
 #include "util.h"
 
@@ -71,4 +74,27 @@ rp_health_name(rp_health_t h)
 {
     static const char *const names[RP_HEALTH_COUNT] = { "healthy", "unhealthy", "recovering" };
     return (unsigned)h < RP_HEALTH_COUNT ? names[h] : "?";
+}
+
+static pthread_mutex_t note_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void
+rp_bstate_note(rp_bstate_t *b, const char *why)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    pthread_mutex_lock(&note_lock);
+    b->last_unix_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    snprintf(b->last_why, sizeof b->last_why, "%s", why);
+    pthread_mutex_unlock(&note_lock);
+}
+
+uint64_t
+rp_bstate_last(const rp_bstate_t *b, char *out, size_t cap)
+{
+    pthread_mutex_lock(&note_lock);
+    uint64_t t = b->last_unix_ms;
+    snprintf(out, cap, "%s", b->last_why);
+    pthread_mutex_unlock(&note_lock);
+    return t;
 }

@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 #include "revproxy/bstate.h"
 #include "revproxy/config.h"
 #include "revproxy/log.h"
@@ -404,10 +406,47 @@ rp_backend_identity_count(void)
     return atomic_load(&ident_count);
 }
 
+/* ---- route and listener identities ---- */
+
+typedef struct names {
+    char   **keys;
+    unsigned n;
+} names_t;
+
+static names_t route_names, listener_names;
+
+static unsigned
+name_identity(names_t *t, const char *key)
+{
+    pthread_mutex_lock(&ident_lock);
+    unsigned i;
+    for (i = 0; i < t->n; i++)
+        if (strcmp(t->keys[i], key) == 0)
+            break;
+    if (i == t->n) {
+        t->keys = rp_xrealloc(t->keys, (t->n + 1) * sizeof *t->keys);
+        t->keys[t->n++] = rp_xstrdup(key);
+    }
+    pthread_mutex_unlock(&ident_lock);
+    return i;
+}
+
+unsigned
+rp_route_identity(const char *label)
+{
+    return name_identity(&route_names, label);
+}
+
+unsigned
+rp_listener_identity(const char *address)
+{
+    return name_identity(&listener_names, address);
+}
+
 /* ---- the keys each section accepts ---- */
 
 static const char *const root_keys[] = {
-    "workers", "listeners", "limits", "timeouts", "upstreams", "routes", "log", NULL };
+    "workers", "listeners", "limits", "timeouts", "upstreams", "routes", "log", "admin", NULL };
 static const char *const listener_keys[] = { "address", "tls", NULL };
 static const char *const limits_keys[] = {
     "max_connections", "max_header_bytes", "max_headers", "max_uri_bytes", "max_body_bytes",
@@ -492,6 +531,7 @@ static const char *const backend_keys[] = { "address", "weight", "max_connection
 static const char *const queue_keys[] = { "size", "timeout_ms", NULL };
 static const char *const pool_keys[] = { "max_idle_per_backend", "idle_timeout_ms", NULL };
 static const char *const log_keys[] = { "level", "format", "access_log", NULL };
+static const char *const admin_keys[] = { "address", "allow_remote", "token", NULL };
 
 void
 rp_config_keys_foreach(void (*fn)(const char *key, void *arg), void *arg)
@@ -499,7 +539,7 @@ rp_config_keys_foreach(void (*fn)(const char *key, void *arg), void *arg)
     static const char *const *const core[] = {
         root_keys, listener_keys, rp_tls_keys, rp_tls_certificate_keys, limits_keys,
         timeouts_keys, upstream_keys, backend_keys, pool_keys, queue_keys, circuit_keys, retry_keys,
-        log_keys };
+        log_keys, admin_keys };
     for (size_t i = 0; i < RP_ARRAY_LEN(core); i++)
         for (const char *const *k = core[i]; *k != NULL; k++)
             fn(*k, arg);
@@ -600,6 +640,7 @@ parse_listeners(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
         }
         s->listeners[s->nlisteners].addr = a;
         s->listeners[s->nlisteners].tls = tls;
+        s->listeners[s->nlisteners].ident = rp_listener_identity(a.text);
         s->nlisteners++;
     }
 }
@@ -943,6 +984,104 @@ parse_log(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
     }
 }
 
+bool
+rp_addr_is_loopback(const rp_addr_t *a)
+{
+    if (a->ss.ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&a->ss;
+        return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (a->ss.ss_family == AF_INET6) {
+        const struct in6_addr *v6 = &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(v6))
+            return true;
+        return IN6_IS_ADDR_V4MAPPED(v6) && v6->s6_addr[12] == 127;
+    }
+    return false;
+}
+
+static bool
+addr_is_any(const rp_addr_t *a)
+{
+    if (a->ss.ss_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr);
+}
+
+static unsigned
+addr_port(const rp_addr_t *a)
+{
+    return a->ss.ss_family == AF_INET ? ntohs(((const struct sockaddr_in *)&a->ss)->sin_port)
+                                      : ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
+}
+
+/* A bearer token: token68 (RFC 9110 11.2) without its trailing '='s
+ * being special, 1 to 256 characters. */
+static bool
+token_ok(const char *t)
+{
+    size_t n = strlen(t);
+    if (n == 0 || n > 256)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (!isalnum(c) && strchr("-._~+/=", c) == NULL)
+            return false;
+    }
+    return true;
+}
+
+static void
+parse_admin(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
+{
+    const json_t *o = json_object_get(root, "admin");
+    if (o == NULL || !expect_object(o, "admin", errs))
+        return;
+    rp_conf_keys(o, "admin", admin_keys, NULL, errs);
+    rp_admin_cfg_t *a = &s->admin;
+    rp_conf_bool(o, "allow_remote", "admin", &a->allow_remote, errs);
+    const char *tok = NULL;
+    if (rp_conf_string(o, "token", "admin", &tok, errs) == 0 && tok != NULL) {
+        if (!token_ok(tok))
+            rp_errs_add(errs, "admin.token", "must be 1 to 256 characters of letters, digits "
+                        "and -._~+/= (a bearer token)");
+        else
+            a->token = rp_xstrdup(tok);
+    }
+    const char *addr = NULL;
+    if (json_object_get(o, "address") == NULL) {
+        rp_errs_add(errs, "admin.address", "required");
+        return;
+    }
+    if (rp_conf_string(o, "address", "admin", &addr, errs) < 0)
+        return;
+    const char *why;
+    if (rp_addr_parse(addr, &a->addr, &why) < 0) {
+        rp_errs_add(errs, "admin.address", "%s", why);
+        return;
+    }
+    if (!rp_addr_is_loopback(&a->addr) && !a->allow_remote) {
+        rp_errs_add(errs, "admin.address", "%s is not a loopback address: the admin port shows "
+                    "the configuration and the state of every backend; set admin.allow_remote "
+                    "to true to serve it beyond this host (with admin.token)", a->addr.text);
+        return;
+    }
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        const rp_addr_t *l = &s->listeners[i].addr;
+        if (addr_port(l) == addr_port(&a->addr) && l->ss.ss_family == a->addr.ss.ss_family
+            && (strcmp(l->text, a->addr.text) == 0 || addr_is_any(l) || addr_is_any(&a->addr))) {
+            rp_errs_add(errs, "admin.address", "%s overlaps listeners[%zu] (%s)", a->addr.text,
+                        i, l->text);
+            return;
+        }
+    }
+    if (a->allow_remote && a->token == NULL && !rp_addr_is_loopback(&a->addr))
+        rp_errs_add(&s->warnings, "admin.allow_remote",
+                    "the admin port on %s has no token: anyone who can reach it reads the "
+                    "configuration and the state of every backend", a->addr.text);
+    a->enabled = true;
+}
+
 /* ---- snapshots ---- */
 
 static void
@@ -960,6 +1099,7 @@ snapshot_free(rp_snapshot_t *s)
     }
     free(s->upstreams);
     free(s->access_log);
+    free(s->admin.token);
     rp_errs_free(&s->warnings);
     free(s);
 }
@@ -968,7 +1108,7 @@ int
 rp_snapshot_build(const json_t *root, rp_snapshot_t **out, rp_errs_t *errs)
 {
     const char *const *allowed = root_keys;
-    static const char *const unsupported[] = { "admin", "ratelimit", "health", "tls", NULL };
+    static const char *const unsupported[] = { "ratelimit", "health", "tls", NULL };
     size_t before = errs->count;
     if (!json_is_object(root)) {
         rp_errs_add(errs, "", "the configuration must be a JSON object");
@@ -982,6 +1122,10 @@ rp_snapshot_build(const json_t *root, rp_snapshot_t **out, rp_errs_t *errs)
     parse_timeouts(root, s, errs);
     parse_upstreams(root, s, errs);
     parse_log(root, s, errs);
+    parse_admin(root, s, errs);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    s->loaded_unix_ms = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
     /* Modules check their sections even when the core ones had errors, so
      * that one pass reports everything. */
     if (rp_modules_configure(root, s, errs) < 0 || errs->count != before) {
@@ -997,8 +1141,45 @@ rp_snapshot_build(const json_t *root, rp_snapshot_t **out, rp_errs_t *errs)
 int
 rp_snapshot_load(const char *path, rp_snapshot_t **out, rp_errs_t *errs)
 {
+    /* Read whole (bounded) to hash exactly what was parsed. */
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        rp_errs_add(errs, "", "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 65536, len = 0;
+    char *text = rp_xmalloc(cap);
+    for (;;) {
+        size_t n = fread(text + len, 1, cap - len, f);
+        len += n;
+        if (len < cap)
+            break;
+        if (cap >= RP_CONFIG_MAX_BYTES) {
+            fclose(f);
+            free(text);
+            rp_errs_add(errs, "", "%s: larger than %u bytes", path, RP_CONFIG_MAX_BYTES);
+            return -1;
+        }
+        cap *= 2;
+        text = rp_xrealloc(text, cap);
+    }
+    bool bad = ferror(f) != 0;
+    int saved = errno;
+    fclose(f);
+    if (bad) {
+        free(text);
+        rp_errs_add(errs, "", "%s: %s", path, strerror(saved));
+        return -1;
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    char hex[65] = "";
+    if (EVP_Digest(text, len, md, &mdlen, EVP_sha256(), NULL) == 1 && mdlen == 32)
+        for (unsigned i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", md[i]);
     json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    free(text);
     if (root == NULL) {
         if (jerr.line <= 0)
             rp_errs_add(errs, "", "%s: %s", path, jerr.text);
@@ -1008,6 +1189,8 @@ rp_snapshot_load(const char *path, rp_snapshot_t **out, rp_errs_t *errs)
     }
     int rc = rp_snapshot_build(root, out, errs);
     json_decref(root);
+    if (rc == 0)
+        memcpy((*out)->sha256, hex, sizeof hex);
     return rc;
 }
 
@@ -1114,5 +1297,12 @@ rp_snapshot_dump(const rp_snapshot_t *s)
     const char *access = s->access_log_off ? "off" : s->access_log != NULL ? s->access_log : "stderr";
     json_object_set_new(root, "log", json_pack("{s:s,s:s,s:s}",
         "level", levels[s->log_level], "format", "json", "access_log", access));
+    if (s->admin.enabled) {
+        json_t *a = json_pack("{s:s,s:b}", "address", s->admin.addr.text, "allow_remote",
+                              s->admin.allow_remote);
+        if (s->admin.token != NULL)
+            json_object_set_new(a, "token", json_string(s->admin.token));
+        json_object_set_new(root, "admin", a);
+    }
     return root;
 }

@@ -666,7 +666,7 @@ rp_conn_free(rp_conn_t *c)
     event_free(c->resume);
     rp_tr_free(c->tr, c->reset_soon);
     TAILQ_REMOVE(&c->w->conns, c, link);
-    rp_worker_conn_closed(c->w);
+    rp_worker_conn_closed(c->w, c->peer.listener);
     free(c);
 }
 

@@ -828,6 +828,10 @@ on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
             spend(arg);
         return 0;
     }
+    if (frame->hd.type == NGHTTP2_GOAWAY) {
+        rp_metrics_h2_goaway(((rp_h2_t *)arg)->w->id, frame->goaway.error_code);
+        return 0;
+    }
     if (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS)
         return 0;
     if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
@@ -1303,7 +1307,7 @@ h2_free(rp_h2_t *h)
     rp_tr_free(h->tr, false);
     rp_snapshot_unref(h->snap);
     TAILQ_REMOVE(&h->w->h2s, h, link);
-    rp_worker_conn_closed(h->w);
+    rp_worker_conn_closed(h->w, h->peer.listener);
     if (rp_log_level >= RP_LOG_DEBUG)
         rp_log(RP_LOG_DEBUG, NULL, "HTTP/2 connection from %s closed (%u requests)",
                h->peer.text, h->requests);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -25,6 +26,7 @@
 #include "revproxy/config.h"
 #include "revproxy/log.h"
 #include "revproxy/module.h"
+#include "admin.h"
 #include "notify.h"
 #include "resolve.h"
 #include "revproxy/upstream.h"
@@ -271,6 +273,9 @@ main(int argc, char **argv)
     };
     /* Before libevent allocates anything. */
     rp_mem_install();
+    struct timespec started;
+    clock_gettime(CLOCK_REALTIME, &started);
+    uint64_t start_unix_ms = (uint64_t)started.tv_sec * 1000u + (uint64_t)started.tv_nsec / 1000000u;
     const char *path = DEFAULT_CONFIG;
     bool check = false, dump = false;
     int ch;
@@ -374,11 +379,13 @@ main(int argc, char **argv)
     bool resolving = rp_resolver_start(snap, 5000) == 0;
     if (resolving)
         fd_budget(snap, false);
-    bool workers_up = resolving && rp_workers_start(snap) == 0;
+    bool admin_up = resolving && rp_admin_start(base, snap, start_unix_ms) == 0;
+    bool workers_up = admin_up && rp_workers_start(snap) == 0;
     bool main_up = workers_up && rp_modules_main_start(base, snap) == 0;
     if (!main_up) {
         if (workers_up)
             rp_workers_stop();
+        rp_admin_stop();
         rp_resolver_stop();
         for (size_t i = 0; i < RP_ARRAY_LEN(sigs); i++)
             event_free(sigs[i]);
@@ -395,10 +402,13 @@ main(int argc, char **argv)
              snap->nlisteners, snap->nlisteners == 1 ? "" : "es", (long)getpid());
     if (rp_notify(ready) < 0)
         rp_log(RP_LOG_WARN, NULL, "notifying the service manager: %s", strerror(errno));
+    rp_admin_set_ready(true);
     event_base_dispatch(base);
+    rp_admin_set_ready(false);
 
     rp_notify("STOPPING=1");
     rp_modules_main_stop(snap);
+    rp_admin_stop();
     rp_workers_stop();
     /* Last: a lookup under way may take the resolver's timeout, and
      * traffic has stopped by now. */

@@ -118,11 +118,11 @@ accept_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-rp_worker_conn_closed(rp_worker_t *w)
+rp_worker_conn_closed(rp_worker_t *w, unsigned listener)
 {
     atomic_fetch_sub(&rp_active_conns, 1);
     w->nconns--;
-    rp_metrics_conn_closed(w->id);
+    rp_metrics_conn_closed(w->id, listener);
     if (w->accept_paused && atomic_load(&rp_active_conns) < rp_max_conns)
         set_accepting(w, true);
 }
@@ -141,15 +141,17 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
          * accepting until a slot frees up. */
         atomic_fetch_sub(&rp_active_conns, 1);
         close(fd);
+        rp_metrics_rejected(w->id, RP_REJECT_MAX_CONNECTIONS);
         set_accepting(w, false);
         return;
     }
     w->nconns++;
-    rp_metrics_conn_opened(w->id);
+    const rp_listener_t *li = &w->snap->listeners[lc->index];
+    rp_metrics_conn_opened(w->id, li->ident);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (rp_accept(w, fd, sa, &w->snap->listeners[lc->index]) < 0) {
-        rp_worker_conn_closed(w);
+    if (rp_accept(w, fd, sa, li) < 0) {
+        rp_worker_conn_closed(w, li->ident);
         return;
     }
     if (n >= rp_max_conns)

@@ -75,6 +75,6 @@ rp_worker_t *rp_worker_get(unsigned id);
 unsigned rp_worker_count(void);
 
 /* A connection closed: accounting and listener re-enable. */
-void rp_worker_conn_closed(rp_worker_t *w);
+void rp_worker_conn_closed(rp_worker_t *w, unsigned listener);
 
 #endif

@@ -69,7 +69,7 @@ step "revproxy --check --config /etc/revproxy.json"
 
 step "run the installed binary as user revproxy"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-bport=$(port); pport=$(port)
+bport=$(port); pport=$(port); aport=$(port)
 mkdir -p "$work/www" && echo "package test backend" > "$work/www/index.html"
 python3 -m http.server "$bport" --bind 127.0.0.1 --directory "$work/www" >"$work/backend.log" 2>&1 &
 backend_pid=$!
@@ -82,6 +82,7 @@ cat > "$work/run.json" <<JSON
   "listeners": [ { "address": "127.0.0.1:$pport" } ],
   "upstreams": { "app": { "backends": [ { "address": "127.0.0.1:$bport" } ] } },
   "routes": [ { "path_prefix": "/", "upstream": "app" } ],
+  "admin": { "address": "127.0.0.1:$aport", "token": "pkg-test" },
   "log": { "level": "info" } }
 JSON
 chmod 755 "$work"; chmod 644 "$work/run.json"
@@ -95,6 +96,15 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 [ "$body" = "package test backend" ] || { echo "unexpected answer: '$body'"; cat "$work/proxy.log"; exit 1; }
+counted=
+for _ in $(seq 50); do
+    if curl -sf -H 'Authorization: Bearer pkg-test' "http://127.0.0.1:$aport/metrics" \
+        | grep -q '^revproxy_http_requests_total{route="\* /\*",code="2xx"} [1-9]'; then
+        counted=1; break
+    fi
+    sleep 0.1
+done
+[ -n "$counted" ] || { echo "the admin port's /metrics does not count the request"; exit 1; }
 kill -TERM "$proxy_pid"
 wait "$proxy_pid" || { echo "revproxy exited with $?"; exit 1; }
 proxy_pid=

@@ -16,6 +16,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum rp_health {
@@ -44,6 +45,10 @@ typedef struct rp_bstate {
     atomic_uint   ejections;     /* consecutive passive ejections */
     atomic_ullong last_fail;     /* µs: last passive failure */
     atomic_ullong changes[RP_HEALTH_COUNT]; /* times it entered each state */
+    /* the last change (or news of one, a new ejection of a backend out
+     * already): through rp_bstate_note and rp_bstate_last */
+    uint64_t      last_unix_ms;  /* wall clock, 0: none since start */
+    char          last_why[128];
     /* the active checks' run, main thread only: whichever checker checks
      * the backend (an address of a host name moves between positions)
      * counts on from it */
@@ -78,5 +83,11 @@ rp_bstate_has_room(const rp_bstate_t *b, unsigned max)
 uint64_t rp_bstate_weight(const rp_bstate_t *b, unsigned weight, uint64_t now_us);
 
 const char *rp_health_name(rp_health_t h);
+
+/* Record why its state changed, now (any thread; a lock shared by every
+ * backend, taken only on changes and by readers of /stats). */
+void rp_bstate_note(rp_bstate_t *b, const char *why);
+/* The last change: its time (Unix ms, 0 when none) and why (into out). */
+uint64_t rp_bstate_last(const rp_bstate_t *b, char *out, size_t cap);
 
 #endif

@@ -45,6 +45,7 @@ typedef struct rp_tls_ctx rp_tls_ctx_t;
 typedef struct rp_listener {
     rp_addr_t     addr;
     rp_tls_ctx_t *tls;    /* owned */
+    unsigned      ident;  /* rp_listener_identity */
 } rp_listener_t;
 
 /* A backend as configured.  One given by host name ("host:port") has
@@ -105,6 +106,17 @@ typedef struct rp_timeouts {
     unsigned upstream_response_ms;
 } rp_timeouts_t;
 
+/* The admin port (src/admin.c); enabled only with an "admin" section. */
+typedef struct rp_admin_cfg {
+    bool      enabled;
+    rp_addr_t addr;
+    bool      allow_remote;   /* may listen on an address other than loopback */
+    char     *token;          /* owned: bearer token every endpoint requires, or NULL */
+} rp_admin_cfg_t;
+
+/* Whether a is a loopback address (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104). */
+bool rp_addr_is_loopback(const rp_addr_t *a);
+
 struct rp_snapshot {
     atomic_uint    refs;
     unsigned       workers;        /* resolved: never 0 */
@@ -117,11 +129,18 @@ struct rp_snapshot {
     int            log_level;
     char          *access_log;     /* owned; NULL = stderr */
     bool           access_log_off; /* "off": no access lines */
+    rp_admin_cfg_t admin;
+    char           sha256[65];     /* of the file it was loaded from ("" when built
+                                      from a document in memory) */
+    uint64_t       loaded_unix_ms; /* when it was built */
     void          *mod_state[RP_MOD_COUNT];
     rp_errs_t      warnings;       /* owned: "json.path: message" lines that
                                       do not make the document invalid
                                       (an expired certificate) */
 };
+
+/* The largest configuration file read. */
+#define RP_CONFIG_MAX_BYTES (64u << 20)
 
 /* Build a snapshot from a parsed document.  On success *out holds one
  * reference and 0 is returned, with any warnings in (*out)->warnings; on
@@ -177,5 +196,9 @@ unsigned rp_backend_identity_count(void);
 /* The same for an upstream (its name): the identity of its queue. */
 unsigned rp_upstream_identity(const char *name);
 unsigned rp_upstream_identity_count(void);
+/* The same for a route (its label, "host path") and a listener (its
+ * address): the keys of their counters (revproxy/metrics.h). */
+unsigned rp_route_identity(const char *label);
+unsigned rp_listener_identity(const char *address);
 
 #endif

@@ -1,8 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Counters (modules/metrics.c).  Each worker increments its own slot
- * without atomics; readers sum the slots, so a read may be a few requests
- * behind but never torn for a single 64-bit counter.
+ * The figures (modules/metrics.c).  Each worker adds to its own slot with
+ * relaxed atomic adds (no lock, no shared cache line on the data path);
+ * readers sum the slots, so a read may be a few requests behind but never
+ * torn for a single 64-bit counter.  Per-route, per-upstream and
+ * per-listener figures are kept by stable identity (rp_route_identity,
+ * rp_upstream_identity, rp_listener_identity), so they outlive snapshots;
+ * a worker allocates its block of them the first time it records one
+ * (once per 64 identities, never per request).  The admin server renders
+ * them (src/admin.c).
  */
 #ifndef REVPROXY_METRICS_H
 #define REVPROXY_METRICS_H
@@ -11,6 +17,30 @@
 #include "revproxy/reasons.h"
 
 #define RP_METRICS_MAX_WORKERS 256
+
+/* Why a client connection was closed at accept, before any byte was read. */
+#define RP_REJECTS(X) \
+    X(MAX_CONNECTIONS, "max_connections") \
+    X(MODULE,          "module_refused")
+#define RP_REJECT_ENUM_(e, w) RP_REJECT_##e,
+typedef enum rp_reject { RP_REJECTS(RP_REJECT_ENUM_) RP_REJECT_COUNT } rp_reject_t;
+#undef RP_REJECT_ENUM_
+const char *rp_reject_name(rp_reject_t r);
+
+/* HTTP/2 error codes a GOAWAY can carry (RFC 9113 7), and one slot for
+ * any other. */
+#define RP_H2_CODES 15
+
+/* Duration histograms: upper bounds in microseconds (the exposition says
+ * seconds), and one more bucket above the last. */
+#define RP_HIST_BOUNDS 15
+extern const uint64_t rp_hist_bounds_us[RP_HIST_BOUNDS];
+
+typedef struct rp_hist {
+    uint64_t bucket[RP_HIST_BOUNDS + 1];   /* not cumulative: [i] counts durations
+                                              in (bound[i-1], bound[i]] */
+    uint64_t sum_us;
+} rp_hist_t;
 
 typedef struct rp_metrics {
     uint64_t requests;
@@ -24,20 +54,55 @@ typedef struct rp_metrics {
     uint64_t connections_closed;   /* open now: accepted - closed */
     uint64_t h2_calm;              /* HTTP/2 connections closed for abuse */
     uint64_t retries;              /* tries after a request's first */
-    uint64_t by_error[RP_ERR_COUNT];   /* requests by reason word (queue_full,
-                                          upstream_overloaded, retry_budget_exhausted...) */
+    uint64_t by_error[RP_ERR_COUNT];   /* requests by reason word */
+    uint64_t rejected[RP_REJECT_COUNT];
+    uint64_t h2_goaways[RP_H2_CODES];  /* GOAWAY frames sent, by error code */
+    uint64_t unrouted_by_class[6];     /* requests that matched no route (or
+                                          failed before routing) */
+    rp_hist_t unrouted_duration;
 } rp_metrics_t;
 
-/* Sum of every worker's counters. */
+/* A route's figures (by its identity). */
+typedef struct rp_route_metrics {
+    uint64_t  by_class[6];
+    rp_hist_t duration;          /* request head to last response byte */
+} rp_route_metrics_t;
+
+/* An upstream's figures (by its identity). */
+typedef struct rp_upstream_metrics {
+    uint64_t  requests;          /* transactions that picked it */
+    uint64_t  attempts;          /* tries, each reported once */
+    uint64_t  by_result[8];      /* attempts by rp_attempt_result_t */
+    uint64_t  retries;           /* tries after a request's first */
+    uint64_t  budget_exhausted;  /* retries the budget refused */
+    rp_hist_t duration;          /* per attempt: connect to end of response */
+} rp_upstream_metrics_t;
+
+/* A listener's client connections (by its identity). */
+typedef struct rp_listener_metrics {
+    uint64_t accepted, closed;
+} rp_listener_metrics_t;
+
+/* Sums of every worker's counters. */
 void rp_metrics_read(rp_metrics_t *out);
-/* The core counts client connections as they open and close (modules see
- * only accepts). */
-void rp_metrics_conn_opened(unsigned worker);
-void rp_metrics_conn_closed(unsigned worker);
+void rp_metrics_route(unsigned ident, rp_route_metrics_t *out);
+void rp_metrics_upstream(unsigned ident, rp_upstream_metrics_t *out);
+void rp_metrics_listener(unsigned ident, rp_listener_metrics_t *out);
+
+/* The core counts client connections as they open and close on a
+ * listener (modules see only accepts), and the ones it refuses. */
+void rp_metrics_conn_opened(unsigned worker, unsigned listener);
+void rp_metrics_conn_closed(unsigned worker, unsigned listener);
+void rp_metrics_rejected(unsigned worker, rp_reject_t why);
 /* An HTTP/2 connection was closed for abuse (GOAWAY ENHANCE_YOUR_CALM, or
  * the library found it flooding). */
 void rp_metrics_h2_calm(unsigned worker);
+/* A GOAWAY with error code code went out. */
+void rp_metrics_h2_goaway(unsigned worker, uint32_t code);
 /* Client connections open now: the sum over workers of opened - closed. */
 uint64_t rp_metrics_active_connections(const rp_metrics_t *m);
+
+/* The bucket of a duration. */
+unsigned rp_hist_bucket(uint64_t us);
 
 #endif

@@ -28,7 +28,8 @@ struct rp_route {
     rp_timeouts_t        timeouts;   /* the snapshot's, with the route's overrides
                                         (upstream_connect_ms, upstream_response_ms,
                                         request_ms) */
-    char                 label[320]; /* "host path" for logs */
+    char                 label[320]; /* "host path" for logs and metrics */
+    unsigned             ident;      /* rp_route_identity(label) */
 };
 
 typedef struct rp_router rp_router_t;
@@ -42,5 +43,9 @@ void rp_router_free(rp_router_t *r);
  * without the query, normalised by rp_path_normalize.  No allocation. */
 const rp_route_t *rp_router_match(const rp_router_t *r, const char *host,
                                   const char *path, size_t path_len);
+
+/* The routes of snap, in the order of the file (NULL and 0 when the
+ * snapshot has no router). */
+const rp_route_t *rp_router_routes(const rp_snapshot_t *snap, size_t *n);
 
 #endif

@@ -68,6 +68,7 @@ struct rp_peer {
     char ip[48];         /* for X-Forwarded-For */
     bool secure;         /* the client spoke TLS */
     uint64_t accepted_us;/* when the connection was accepted (rp_now_us), 0: now */
+    unsigned listener;   /* the listener's identity (rp_listener_identity) */
 };
 
 /* How the response body is framed, for the downstream to express in its

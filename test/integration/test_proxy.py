@@ -1049,7 +1049,7 @@ def test_30_command_line():
     assert_eq(r.returncode, 78)
     for want in ("listeners[0].address: port out of range",
                  "upstreams.a.backends[0].weight: must be between 1 and 1000, not 0",
-                 'routes[0].upstream: unknown upstream "b"', "admin: not supported yet"):
+                 'routes[0].upstream: unknown upstream "b"', "admin.address: required"):
         if want not in r.stderr:
             raise AssertionError("missing %r in %s" % (want, r.stderr))
     r = rp("-t", config="{ not json")

@@ -355,7 +355,33 @@ static const bad_case_t bad_cases[] = {
     { "[]", { "the configuration must be a JSON object" } },
     { "\"text\"", { "the configuration must be a JSON object" } },
     { WITH("\"worker\": 2"), { "worker: unknown key" } },
-    { WITH("\"admin\": {}"), { "admin: not supported yet" } },
+    { WITH("\"admin\": {}"), { "admin.address: required" } },
+    { WITH("\"admin\": []"), { "admin: must be an object, not an array" } },
+    { WITH("\"admin\": {\"address\": \"0.0.0.0:9901\"}"),
+      { "admin.address: 0.0.0.0:9901 is not a loopback address: the admin port shows the "
+        "configuration and the state of every backend; set admin.allow_remote to true to "
+        "serve it beyond this host (with admin.token)" } },
+    { WITH("\"admin\": {\"address\": \"[::]:9901\", \"allow_remote\": false}"),
+      { "admin.address: [::]:9901 is not a loopback address: the admin port shows the "
+        "configuration and the state of every backend; set admin.allow_remote to true to "
+        "serve it beyond this host (with admin.token)" } },
+    { WITH("\"admin\": {\"address\": \"localhost:9901\"}"),
+      { "admin.address: host must be a numeric IPv4 or [IPv6] address" } },
+    { WITH("\"admin\": {\"address\": \"127.0.0.1:9901\", \"token\": \"\"}"),
+      { "admin.token: must be 1 to 256 characters of letters, digits and -._~+/= (a bearer token)" } },
+    { WITH("\"admin\": {\"address\": \"127.0.0.1:9901\", \"token\": \"a b\"}"),
+      { "admin.token: must be 1 to 256 characters of letters, digits and -._~+/= (a bearer token)" } },
+    { WITH("\"admin\": {\"address\": \"127.0.0.1:9901\", \"token\": 5}"),
+      { "admin.token: must be a string, not an integer" } },
+    { WITH("\"admin\": {\"address\": \"127.0.0.1:9901\", \"allow_remote\": 1}"),
+      { "admin.allow_remote: must be true or false, not an integer" } },
+    { WITH("\"admin\": {\"address\": \"127.0.0.1:9901\", \"port\": 1}"),
+      { "admin.port: unknown key" } },
+    { WITH("\"admin\": {\"address\": \"127.0.0.1:8080\"}"),
+      { "admin.address: 127.0.0.1:8080 overlaps listeners[0] (127.0.0.1:8080)" } },
+    { "{\"listeners\": [{\"address\": \"0.0.0.0:8080\"}], " UPS ", " RTS
+      ", \"admin\": {\"address\": \"127.0.0.1:8080\"}}",
+      { "admin.address: 127.0.0.1:8080 overlaps listeners[0] (0.0.0.0:8080)" } },
     { WITH("\"ratelimit\": {}"), { "ratelimit: not supported yet" } },
     { WITH("\"health\": {}"), { "health: not supported yet" } },
     { WITH("\"tls\": {}"), { "tls: not supported yet" } },
@@ -725,7 +751,7 @@ START_TEST(test_module_errors_with_core_errors)
         " \"routes\": [{\"upstream\": \"b\"}, {\"path\": \"x\", \"upstream\": \"a\"}],"
         " \"admin\": {}}");
     static const char *const want[] = {
-        "admin: not supported yet",
+        "admin.address: required",
         "listeners[0].address: port out of range",
         "upstreams.a.backends[0].weight: must be between 1 and 1000, not 0",
         "routes[0].upstream: unknown upstream \"b\"",
@@ -781,6 +807,9 @@ END_TEST
 /* ---- loading files ---- */
 
 static char tmp_path[256];
+#define BASE_DOC_FOR_HASH "{" BASE "}\n"
+/* printf '%s\n' "$doc" | sha256sum */
+#define BASE_DOC_SHA256 "60cec9d69451d601c3e9e6074c73e15361a103b4bbe8963793a3b18dd752c443"
 
 static void
 write_tmp(const char *content)
@@ -858,6 +887,54 @@ START_TEST(test_load_semantic_error)
     ck_assert_uint_eq(errs.count, 1);
     ck_assert_str_eq(errs.msgs[0], "workers: must be an integer, not a string");
     rp_errs_free(&errs);
+}
+END_TEST
+
+START_TEST(test_admin_valid)
+{
+    json_t *root = parse(WITH("\"admin\": {\"address\": \"[::1]:9901\", \"token\": \"Ab9-._~+/=\"}"));
+    rp_errs_t errs = { 0 };
+    rp_snapshot_t *snap = NULL;
+    ck_assert_int_eq(rp_snapshot_build(root, &snap, &errs), 0);
+    ck_assert(snap->admin.enabled);
+    ck_assert(!snap->admin.allow_remote);
+    ck_assert_str_eq(snap->admin.token, "Ab9-._~+/=");
+    ck_assert_uint_eq(snap->warnings.count, 0);
+    json_t *d = rp_snapshot_dump(snap);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(d, "admin"), "address")),
+                     "[::1]:9901");
+    json_decref(d);
+    rp_snapshot_unref(snap);
+    json_decref(root);
+    /* Beyond loopback without a token: valid, with a warning. */
+    root = parse(WITH("\"admin\": {\"address\": \"0.0.0.0:9901\", \"allow_remote\": true}"));
+    ck_assert_int_eq(rp_snapshot_build(root, &snap, &errs), 0);
+    ck_assert_uint_eq(snap->warnings.count, 1);
+    ck_assert_ptr_nonnull(strstr(snap->warnings.msgs[0], "admin.allow_remote: "));
+    rp_snapshot_unref(snap);
+    json_decref(root);
+    /* No section: no admin port. */
+    root = parse(WITH("\"workers\": 1"));
+    ck_assert_int_eq(rp_snapshot_build(root, &snap, &errs), 0);
+    ck_assert(!snap->admin.enabled);
+    ck_assert_ptr_null(json_object_get(d = rp_snapshot_dump(snap), "admin"));
+    json_decref(d);
+    rp_snapshot_unref(snap);
+    json_decref(root);
+}
+END_TEST
+
+/* The hash is of the file's bytes, as sha256sum prints it. */
+START_TEST(test_load_hash)
+{
+    write_tmp(BASE_DOC_FOR_HASH);
+    rp_errs_t errs = { 0 };
+    rp_snapshot_t *snap = NULL;
+    ck_assert_int_eq(rp_snapshot_load(tmp_path, &snap, &errs), 0);
+    unlink(tmp_path);
+    ck_assert_str_eq(snap->sha256, BASE_DOC_SHA256);
+    ck_assert_uint_gt(snap->loaded_unix_ms, 1700000000000ull);
+    rp_snapshot_unref(snap);
 }
 END_TEST
 
@@ -1006,6 +1083,8 @@ config_suite(void)
     tcase_add_test(tc, test_load_duplicate_key);
     tcase_add_test(tc, test_load_semantic_error);
     tcase_add_test(tc, test_load_missing_file);
+    tcase_add_test(tc, test_admin_valid);
+    tcase_add_test(tc, test_load_hash);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("addr_parse");

@@ -1,0 +1,537 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The admin port: a small HTTP/1.1 server on the main thread's event
+ * base, apart from the traffic listeners and their workers, so a flood
+ * there cannot starve it and a slow scrape cannot slow traffic.
+ *
+ * Bounded in every way: at most RP_ADMIN_MAX_CONNS connections at once
+ * (the listener stops accepting at the cap and the kernel's backlog holds
+ * the rest), a request head of RP_ADMIN_MAX_HEAD bytes, no request body,
+ * one request at a time per connection (a pipelined one waits until the
+ * answer is out), and RP_ADMIN_TIMEOUT_MS for each request to arrive and
+ * for each answer to leave.  Requests are parsed by llhttp as strictly as
+ * on the traffic ports.  With a token, every endpoint requires
+ * "Authorization: Bearer <token>" (compared in constant time), 401
+ * otherwise.
+ */
+#include "config.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <unistd.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/crypto.h>
+#include <llhttp.h>
+#include "revproxy/config.h"
+#include "revproxy/http.h"
+#include "revproxy/log.h"
+#include "admin.h"
+#include "util.h"
+
+typedef struct aconn aconn_t;
+struct aconn {
+    TAILQ_ENTRY(aconn)  link;
+    struct bufferevent *bev;
+    struct event       *timer;     /* the request must arrive by then */
+    llhttp_t            parser;
+    rp_http_head_t      head;
+    bool                answering; /* an answer is going out; input waits */
+    bool                close_after;
+    bool                complete;  /* the request parsed whole */
+    bool                value_at_end; /* the last value span ended where the
+                                         bytes being parsed did */
+    const char         *exec_end;  /* end of the bytes being parsed */
+    int                 status;    /* an error found while parsing (413, 431) */
+    char                peer[64];
+};
+
+static struct {
+    struct event_base     *base;
+    struct evconnlistener *lst;
+    rp_snapshot_t         *snap;       /* ref */
+    TAILQ_HEAD(, aconn)    conns;
+    unsigned               nconns;
+    bool                   paused;     /* at the cap: not accepting */
+    bool                   ready;
+    uint64_t               start_unix_ms;
+} A;
+
+static llhttp_settings_t settings;
+
+static void
+peer_text(const struct sockaddr *sa, char *out, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+        snprintf(out, cap, "[%s]:%u", ip, ntohs(s6->sin6_port));
+    } else {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+        snprintf(out, cap, "%s:%u", ip, ntohs(s4->sin_port));
+    }
+}
+
+/* ---- parsing ---- */
+
+static int
+on_message_begin(llhttp_t *p)
+{
+    aconn_t *c = p->data;
+    rp_http_head_reset(&c->head);
+    c->complete = false;
+    c->status = 0;
+    return 0;
+}
+
+static int
+too_large(aconn_t *c, int status)
+{
+    c->status = status;
+    return HPE_USER;
+}
+
+static int
+on_url(llhttp_t *p, const char *at, size_t len)
+{
+    aconn_t *c = p->data;
+    return rp_http_head_add_target(&c->head, at, len) < 0 ? too_large(c, 431) : 0;
+}
+
+static int
+on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    aconn_t *c = p->data;
+    if (c->head.last_cb != 1 && c->head.nfields >= RP_ADMIN_MAX_FIELDS)
+        return too_large(c, 431);
+    return rp_http_head_add_name(&c->head, at, len) < 0 ? too_large(c, 431) : 0;
+}
+
+static int
+on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    aconn_t *c = p->data;
+    /* A value that goes on although its last span ended inside the
+     * bytes being parsed: llhttp joined an obs-fold line.  Refused, as on
+     * the traffic ports. */
+    if (c->head.last_cb == 2 && !c->value_at_end) {
+        c->status = 400;
+        return HPE_USER;
+    }
+    c->value_at_end = at + len == c->exec_end;
+    return rp_http_head_add_value(&c->head, at, len) < 0 ? too_large(c, 431) : 0;
+}
+
+static int
+on_headers_complete(llhttp_t *p)
+{
+    aconn_t *c = p->data;
+    if (rp_http_head_finish(&c->head) < 0)
+        return too_large(c, 431);
+    if (!rp_http_names_ok(&c->head)) {
+        c->status = 400;
+        return HPE_USER;
+    }
+    c->head.method = p->method;
+    c->head.major = p->http_major;
+    c->head.minor = p->http_minor;
+    if ((p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0)) {
+        c->status = 413;   /* no endpoint takes a body */
+        return HPE_USER;
+    }
+    c->close_after = !llhttp_should_keep_alive(p);
+    return 0;
+}
+
+static int
+on_message_complete(llhttp_t *p)
+{
+    aconn_t *c = p->data;
+    c->complete = true;
+    return HPE_PAUSED;   /* one request at a time */
+}
+
+/* ---- connections ---- */
+
+static void
+set_accepting(void)
+{
+    bool want = A.nconns < RP_ADMIN_MAX_CONNS;
+    if (A.lst == NULL || want == !A.paused)
+        return;
+    if (want)
+        evconnlistener_enable(A.lst);
+    else
+        evconnlistener_disable(A.lst);
+    A.paused = !want;
+}
+
+static void
+conn_free(aconn_t *c)
+{
+    TAILQ_REMOVE(&A.conns, c, link);
+    A.nconns--;
+    bufferevent_free(c->bev);
+    event_free(c->timer);
+    rp_http_head_free(&c->head);
+    free(c);
+    set_accepting();
+}
+
+static void
+arm_timer(aconn_t *c)
+{
+    struct timeval tv = { RP_ADMIN_TIMEOUT_MS / 1000, (RP_ADMIN_TIMEOUT_MS % 1000) * 1000 };
+    evtimer_add(c->timer, &tv);
+}
+
+/* Queue an answer; the connection reads again once it is out (or closes
+ * when close_after). */
+static void
+answer(aconn_t *c, int status, const char *ctype, const char *extra_headers,
+       struct evbuffer *body, bool head_only)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t len = body != NULL ? evbuffer_get_length(body) : 0;
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                        "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s%s\r\n",
+                        status, rp_http_reason(status), ctype, len,
+                        extra_headers != NULL ? extra_headers : "",
+                        c->close_after ? "Connection: close\r\n" : "");
+    if (body != NULL && !head_only)
+        evbuffer_add_buffer(out, body);
+    c->answering = true;
+    evtimer_del(c->timer);
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_enable(c->bev, EV_WRITE);
+}
+
+static void
+answer_text(aconn_t *c, int status, const char *extra_headers, const char *text, bool head_only)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (b == NULL) {
+        c->close_after = true;   /* out of memory: an empty answer, then closed */
+        answer(c, 503, "text/plain; charset=utf-8", NULL, NULL, head_only);
+        return;
+    }
+    evbuffer_add(b, text, strlen(text));
+    answer(c, status, "text/plain; charset=utf-8", extra_headers, b, head_only);
+    evbuffer_free(b);
+}
+
+/* Constant-time check of "Bearer <token>" (the scheme in any case). */
+static bool
+authorized(const aconn_t *c)
+{
+    const char *tok = A.snap->admin.token;
+    if (tok == NULL)
+        return true;
+    unsigned n = 0;
+    const rp_hfield_t *f = rp_http_find(&c->head, "authorization", &n);
+    if (f == NULL || n != 1)
+        return false;
+    const char *v = rp_hf_value(&c->head, f);
+    size_t vl = f->value_len, tl = strlen(tok);
+    if (vl < 7 || !rp_ascii_ieq_lc(v, "bearer ", 7))
+        return false;
+    v += 7;
+    vl -= 7;
+    while (vl > 0 && *v == ' ') {
+        v++;
+        vl--;
+    }
+    /* The time spent depends on the token's length only, never on where
+     * a guess first differs. */
+    bool same_len = vl == tl;
+    int diff = CRYPTO_memcmp(same_len ? v : tok, tok, tl);
+    return same_len && diff == 0;
+}
+
+typedef void endpoint_fn(struct evbuffer *out, rp_snapshot_t *snap, const char **ctype,
+                         int *status);
+
+static void
+ep_healthz(struct evbuffer *out, rp_snapshot_t *snap, const char **ctype, int *status)
+{
+    (void)snap;
+    (void)ctype;
+    (void)status;
+    evbuffer_add_printf(out, "ok\n");
+}
+
+static void
+ep_ready(struct evbuffer *out, rp_snapshot_t *snap, const char **ctype, int *status)
+{
+    (void)snap;
+    (void)ctype;
+    if (A.ready) {
+        evbuffer_add_printf(out, "ready\n");
+    } else {
+        *status = 503;
+        evbuffer_add_printf(out, "starting\n");
+    }
+}
+
+static void
+ep_metrics(struct evbuffer *out, rp_snapshot_t *snap, const char **ctype, int *status)
+{
+    (void)status;
+    *ctype = "text/plain; version=0.0.4; charset=utf-8";
+    rp_expo_prometheus(out, snap, A.start_unix_ms);
+}
+
+static void
+ep_stats(struct evbuffer *out, rp_snapshot_t *snap, const char **ctype, int *status)
+{
+    (void)status;
+    *ctype = "application/json";
+    rp_expo_stats(out, snap, A.start_unix_ms);
+}
+
+static void
+ep_config(struct evbuffer *out, rp_snapshot_t *snap, const char **ctype, int *status)
+{
+    (void)status;
+    *ctype = "application/json";
+    rp_expo_config(out, snap);
+}
+
+static const struct {
+    const char  *path;
+    endpoint_fn *fn;
+} endpoints[] = {
+    { "/healthz", ep_healthz },
+    { "/ready", ep_ready },
+    { "/metrics", ep_metrics },
+    { "/stats", ep_stats },
+    { "/config", ep_config },
+};
+
+static void
+serve(aconn_t *c)
+{
+    const char *target = c->head.buf + c->head.target_off;
+    size_t tl = c->head.target_len;
+    const char *q = memchr(target, '?', tl);
+    size_t pl = q != NULL ? (size_t)(q - target) : tl;
+    bool head_only = c->head.method == HTTP_HEAD;
+    if (!authorized(c)) {
+        rp_log(RP_LOG_INFO, NULL, "admin: %s: %s %.*s: 401 (no valid token)", c->peer,
+               rp_http_method_str(c->head.method), (int)(pl > 256 ? 256 : pl), target);
+        answer_text(c, 401, "WWW-Authenticate: Bearer realm=\"revproxy admin\"\r\n",
+                    "unauthorized: this admin port requires Authorization: Bearer <token>\n",
+                    head_only);
+        return;
+    }
+    for (size_t i = 0; i < RP_ARRAY_LEN(endpoints); i++) {
+        if (strlen(endpoints[i].path) != pl || memcmp(endpoints[i].path, target, pl) != 0)
+            continue;
+        if (c->head.method != HTTP_GET && c->head.method != HTTP_HEAD) {
+            answer_text(c, 405, "Allow: GET, HEAD\r\n", "method not allowed\n", head_only);
+            return;
+        }
+        struct evbuffer *b = evbuffer_new();
+        if (b == NULL) {
+            c->close_after = true;
+            answer(c, 503, "text/plain; charset=utf-8", NULL, NULL, head_only);
+            return;
+        }
+        const char *ctype = "text/plain; charset=utf-8";
+        int status = 200;
+        endpoints[i].fn(b, A.snap, &ctype, &status);
+        answer(c, status, ctype, NULL, b, head_only);
+        evbuffer_free(b);
+        return;
+    }
+    answer_text(c, 404, NULL,
+                "not found: the admin port serves /healthz /ready /metrics /stats /config\n",
+                head_only);
+}
+
+/* An error found while reading: answered, then closed. */
+static void
+refuse(aconn_t *c, int status, const char *why)
+{
+    rp_log(RP_LOG_INFO, NULL, "admin: %s: %d: %s", c->peer, status, why);
+    c->close_after = true;
+    char text[160];
+    snprintf(text, sizeof text, "%s\n", why);
+    answer_text(c, status, NULL, text, false);
+}
+
+static void
+process(aconn_t *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    while (!c->answering) {
+        size_t len = evbuffer_get_length(in);
+        if (len == 0)
+            return;
+        const char *data = (const char *)evbuffer_pullup(in, -1);
+        if (llhttp_get_errno(&c->parser) == HPE_PAUSED)
+            llhttp_resume(&c->parser);
+        c->exec_end = data + len;
+        llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+        size_t used = len;
+        if (err == HPE_PAUSED)
+            used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
+        if (err != HPE_OK && err != HPE_PAUSED) {
+            int st = c->status != 0 ? c->status : 400;
+            refuse(c, st, st == 431 ? "request head too large"
+                          : st == 413 ? "the admin port takes no request body"
+                                      : "bad request");
+            evbuffer_drain(in, len);
+            return;
+        }
+        evbuffer_drain(in, used);
+        if (!c->complete)
+            return;   /* more bytes to come */
+        c->complete = false;
+        serve(c);
+    }
+}
+
+static void
+read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    process(arg);
+}
+
+static void
+write_cb(struct bufferevent *bev, void *arg)
+{
+    aconn_t *c = arg;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) > 0 || !c->answering)
+        return;
+    if (c->close_after) {
+        conn_free(c);
+        return;
+    }
+    c->answering = false;
+    arm_timer(c);
+    bufferevent_enable(c->bev, EV_READ);
+    process(c);
+}
+
+static void
+event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;   /* end of stream, an error, or the write timeout */
+    conn_free(arg);
+}
+
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_free(arg);   /* the request did not arrive in time */
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+          void *arg)
+{
+    (void)l;
+    (void)salen;
+    (void)arg;
+    aconn_t *c = calloc(1, sizeof *c);
+    struct bufferevent *bev = c != NULL ? bufferevent_socket_new(A.base, fd, BEV_OPT_CLOSE_ON_FREE)
+                                        : NULL;
+    struct event *t = bev != NULL ? evtimer_new(A.base, timer_cb, c) : NULL;
+    if (t == NULL) {
+        if (bev != NULL)
+            bufferevent_free(bev);
+        else
+            close(fd);
+        free(c);
+        return;
+    }
+    c->bev = bev;
+    c->timer = t;
+    peer_text(sa, c->peer, sizeof c->peer);
+    rp_http_head_init(&c->head, RP_ADMIN_MAX_HEAD);
+    llhttp_init(&c->parser, HTTP_REQUEST, &settings);
+    c->parser.data = c;
+    TAILQ_INSERT_TAIL(&A.conns, c, link);
+    A.nconns++;
+    set_accepting();
+    struct timeval wt = { RP_ADMIN_TIMEOUT_MS / 1000, (RP_ADMIN_TIMEOUT_MS % 1000) * 1000 };
+    bufferevent_set_timeouts(bev, NULL, &wt);
+    /* Input is bounded by the head limit plus one read. */
+    bufferevent_setwatermark(bev, EV_READ, 0, RP_ADMIN_MAX_HEAD + 1024);
+    bufferevent_setcb(bev, read_cb, write_cb, event_cb, c);
+    bufferevent_enable(bev, EV_READ);
+    arm_timer(c);
+}
+
+static void
+accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    (void)arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    rp_log(RP_LOG_WARN, NULL, "admin: accept: %s", strerror(e));
+    (void)l;
+}
+
+int
+rp_admin_start(struct event_base *base, rp_snapshot_t *snap, uint64_t start_unix_ms)
+{
+    if (!snap->admin.enabled)
+        return 0;
+    llhttp_settings_init(&settings);
+    settings.on_message_begin = on_message_begin;
+    settings.on_url = on_url;
+    settings.on_header_field = on_header_field;
+    settings.on_header_value = on_header_value;
+    settings.on_headers_complete = on_headers_complete;
+    settings.on_message_complete = on_message_complete;
+    TAILQ_INIT(&A.conns);
+    A.base = base;
+    A.start_unix_ms = start_unix_ms;
+    const rp_addr_t *a = &snap->admin.addr;
+    A.lst = evconnlistener_new_bind(base, accept_cb, NULL,
+                                    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+                                    64, (const struct sockaddr *)&a->ss, (int)a->len);
+    if (A.lst == NULL) {
+        rp_log(RP_LOG_ERROR, NULL, "admin.address: cannot listen on %s: %s", a->text,
+               strerror(errno));
+        return -1;
+    }
+    evconnlistener_set_error_cb(A.lst, accept_error_cb);
+    A.snap = rp_snapshot_ref(snap);
+    rp_log(RP_LOG_INFO, NULL, "admin port on %s%s", a->text,
+           snap->admin.token != NULL ? " (token required)" : "");
+    return 0;
+}
+
+void
+rp_admin_set_ready(bool ready)
+{
+    A.ready = ready;
+}
+
+void
+rp_admin_stop(void)
+{
+    if (A.lst == NULL)
+        return;
+    while (!TAILQ_EMPTY(&A.conns))
+        conn_free(TAILQ_FIRST(&A.conns));
+    evconnlistener_free(A.lst);
+    A.lst = NULL;
+    rp_snapshot_unref(A.snap);
+    A.snap = NULL;
+}
