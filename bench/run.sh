@@ -8,7 +8,12 @@
 #
 #   bench/run.sh [--duration SECONDS] [--connections N] [--rounds N]
 #                [--revproxy PATH] [--backend PATH] [--no-haproxy]
-#                [--only-nginx] [--keep]
+#                [--only-nginx] [--access-log] [--keep]
+#
+# --access-log: nginx writes its access log (its default, unbuffered) and
+# revproxy is measured twice, writing access lines to a file (revproxy)
+# and with them off (revproxy_nolog); haproxy (which logs to syslog) is
+# left out.  The ratios then compare CPU time per request too.
 #
 # The proxy under test runs on CPU 0; the backend and wrk share CPU 1.
 # Every port is a free loopback port chosen at start-up, every config and
@@ -32,6 +37,7 @@ BACKEND="$REPO_ROOT/build/tools/rp-backend"
 ONLY_NGINX=0
 WITH_HAPROXY=1
 KEEP_TMP=0
+ACCESS_LOG=0
 
 usage() {
     cat <<EOF
@@ -46,6 +52,8 @@ usage: ${0##*/} [options]
                        built from tools/rp-backend.c when missing)
   --only-nginx         measure only the backend directly and nginx
   --no-haproxy         leave haproxy out (it is measured by default)
+  --access-log         access logs on in nginx and revproxy, and revproxy
+                       measured with them off too (revproxy_nolog)
   --keep               keep the temp dir (configs, logs, raw wrk output)
   -h, --help           this help
 
@@ -112,6 +120,11 @@ parse_args() {
                 ;;
             --keep)
                 KEEP_TMP=1
+                shift
+                ;;
+            --access-log)
+                ACCESS_LOG=1
+                WITH_HAPROXY=0
                 shift
                 ;;
             *)
@@ -232,6 +245,7 @@ start_nginx() {
 
     server {
         listen 127.0.0.1:$port;
+        $( ((ACCESS_LOG)) && echo "access_log $dir/logs/access.log;" )
 
         location / {
             proxy_pass http://bench;
@@ -287,27 +301,41 @@ CFG
     await haproxy "$HAPROXY_PID" "$dir/stderr.log" "http://127.0.0.1:$port/" -f
 }
 
+# start_revproxy [NAME ACCESS]: NAME (default revproxy) sets NAME_PID and
+# NAME_PORT (upper case); ACCESS is the access_log setting (default off).
 start_revproxy() {
-    local dir="$TMP/revproxy" port
+    local name=${1:-revproxy} access=${2:-off}
+    local dir="$TMP/$name" port
     pick_port
     port=$PORT
     mkdir -p "$dir"
+    [[ $access == file ]] && access="$dir/access.log"
     cat >"$dir/revproxy.json" <<EOF
 { "workers": 1,
   "listeners": [ { "address": "127.0.0.1:$port" } ],
   "upstreams": { "bench": { "backends": [ { "address": "127.0.0.1:$BACKEND_PORT" } ],
                             "pool": { "max_idle_per_backend": 64, "idle_timeout_ms": 60000 } } },
   "routes": [ { "path_prefix": "/", "upstream": "bench" } ],
-  "log": { "level": "warn", "access_log": "off" } }
+  "log": { "level": "warn", "access_log": "$access" } }
 EOF
-    # Access lines are off, as they are for nginx above; other log lines
-    # stay on disk for inspection with --keep.
+    # Access lines as for nginx above; other log lines stay on disk for
+    # inspection with --keep.
     spawn "$dir/stdout.log" "$dir/stderr.log" "${PIN_PROXY[@]}" \
         "$REVPROXY" --config "$dir/revproxy.json"
-    REVPROXY_PID=$SPAWNED
-    REVPROXY_PORT=$port
-    await revproxy "$REVPROXY_PID" "$dir/stderr.log" \
-        "http://127.0.0.1:$port/" -f
+    local upper=${name^^}
+    printf -v "${upper}_PID" '%s' "$SPAWNED"
+    printf -v "${upper}_PORT" '%s' "$port"
+    await "$name" "$SPAWNED" "$dir/stderr.log" "http://127.0.0.1:$port/" -f
+}
+
+# cpu_us NAME LINES...: the us/request figure of NAME among "NAME: ..." lines.
+cpu_us() {
+    local name=$1 l
+    shift
+    for l in "$@"; do
+        [[ $l == "$name: "* ]] || continue
+        awk '{ for (i = 1; i <= NF; i++) if ($i == "us/request") print $(i - 1) }' <<<"$l"
+    done
 }
 
 # --- main ------------------------------------------------------------------
@@ -356,7 +384,14 @@ main() {
         targets+=(haproxy)
     fi
     if ((!ONLY_NGINX)); then
-        start_revproxy
+        if ((ACCESS_LOG)); then
+            start_revproxy revproxy file
+            start_revproxy revproxy_nolog off
+            check_body revproxy_nolog "http://127.0.0.1:$REVPROXY_NOLOG_PORT/"
+            targets+=(revproxy_nolog)
+        else
+            start_revproxy
+        fi
         check_body revproxy "http://127.0.0.1:$REVPROXY_PORT/"
         targets+=(revproxy)
     fi
@@ -369,6 +404,7 @@ main() {
                 nginx) url="http://127.0.0.1:$NGINX_PORT/" ;;
                 haproxy) url="http://127.0.0.1:$HAPROXY_PORT/" ;;
                 revproxy) url="http://127.0.0.1:$REVPROXY_PORT/" ;;
+                revproxy_nolog) url="http://127.0.0.1:$REVPROXY_NOLOG_PORT/" ;;
             esac
             measure "$target" "$url"
             runs[$target]+="$RESULT_RPS $RESULT_P50 $RESULT_P99 ${RESULT_CPU// /_}"$'\n'
@@ -377,6 +413,7 @@ main() {
     halt "$NGINX_PID"
     if ((WITH_HAPROXY)); then halt "$HAPROXY_PID"; fi
     ((ONLY_NGINX)) || halt "$REVPROXY_PID"
+    if ((ACCESS_LOG)); then halt "$REVPROXY_NOLOG_PID"; fi
 
     # The median run by req/s stands for each target.
     local line
@@ -411,7 +448,7 @@ main() {
         for j in "${!names[@]}"; do
             [[ ${names[$j]} == revproxy ]] && r=$j
         done
-        for other in nginx haproxy; do
+        for other in nginx haproxy revproxy_nolog; do
             for j in "${!names[@]}"; do
                 [[ ${names[$j]} == "$other" ]] || continue
                 awk -v rr="${rps[$r]}" -v nr="${rps[$j]}" -v o="$other" \
@@ -428,6 +465,15 @@ main() {
     if ((NCPU >= 2)); then
         for i in "${cpu0[@]}"; do
             echo "CPU 0 during $i"
+        done
+        # CPU time per request against each other target.
+        local rus other_us
+        rus=$(cpu_us revproxy "${cpu0[@]}")
+        for other in nginx haproxy revproxy_nolog; do
+            other_us=$(cpu_us "$other" "${cpu0[@]}")
+            [[ -n $rus && -n $other_us ]] || continue
+            awk -v a="$rus" -v b="$other_us" -v o="$other" \
+                'BEGIN { printf "ratio revproxy/%s: CPU per request %.2f\n", o, a / b }'
         done
     fi
     print_warnings

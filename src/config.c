@@ -969,8 +969,12 @@ parse_log(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
             s->log_level = lvl;
     }
     v = NULL;
-    if (rp_conf_string(o, "format", "log", &v, errs) == 0 && v != NULL && strcmp(v, "json") != 0)
-        rp_errs_add(errs, "log.format", "must be \"json\" (the only format), not \"%s\"", v);
+    if (rp_conf_string(o, "format", "log", &v, errs) == 0 && v != NULL) {
+        if (strcmp(v, "text") == 0)
+            s->log_text = true;
+        else if (strcmp(v, "json") != 0)
+            rp_errs_add(errs, "log.format", "must be \"json\" or \"text\", not \"%s\"", v);
+    }
     v = NULL;
     if (rp_conf_string(o, "access_log", "log", &v, errs) == 0 && v != NULL) {
         if (strcmp(v, "stderr") == 0)
@@ -1296,7 +1300,7 @@ rp_snapshot_dump(const rp_snapshot_t *s)
     rp_modules_dump(s, root);
     const char *access = s->access_log_off ? "off" : s->access_log != NULL ? s->access_log : "stderr";
     json_object_set_new(root, "log", json_pack("{s:s,s:s,s:s}",
-        "level", levels[s->log_level], "format", "json", "access_log", access));
+        "level", levels[s->log_level], "format", s->log_text ? "text" : "json", "access_log", access));
     if (s->admin.enabled) {
         json_t *a = json_pack("{s:s,s:b}", "address", s->admin.addr.text, "allow_remote",
                               s->admin.allow_remote);

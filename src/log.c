@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Structured JSON logs.  Callers format a whole line on their own thread;
- * a writer thread owns the file descriptors and writes queued lines in
- * batches.  The queue is bounded in bytes: under a log storm lines are
+ * Structured logs (JSON, or text for a person).  Callers format a whole
+ * line on their own thread; a writer thread owns the file descriptors and
+ * writes queued lines in batches.  A worker thread (rp_log_worker_start)
+ * appends its access lines to a buffer of its own, without a lock or an
+ * allocation per line, and hands the writer the whole buffer when it is
+ * full or 100 ms after its first line, whichever comes first.  The queue is bounded in bytes: under a log storm lines are
  * dropped (and counted) rather than memory growing or workers blocking.
  * A line counts against the bound from the moment it is queued until the
  * writer has written and freed it, so queued and in-flight lines together
@@ -21,6 +24,7 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+#include <event2/event.h>
 #include "revproxy/config.h"
 #include "revproxy/log.h"
 #include "revproxy/route.h"
@@ -35,9 +39,23 @@ int rp_log_level = RP_LOG_INFO;
 typedef struct line {
     struct line *next;
     int          access;    /* goes to the access log */
+    unsigned     nlines;    /* lines in data (a worker's buffer holds many) */
+    size_t       held;      /* bytes it counts against the queue's bound */
     size_t       len;
     char         data[];
 } line_t;
+
+/* A worker's access buffer. */
+#define ACC_CHUNK ((size_t)64 << 10)
+#define ACC_FLUSH_MS 100
+
+static _Thread_local struct {
+    bool          on;
+    line_t       *chunk;     /* ACC_CHUNK bytes of data */
+    struct event *timer;     /* flushes ACC_FLUSH_MS after the first line */
+} tl_acc;
+
+static bool text_format;
 
 static struct {
     pthread_mutex_t lock;
@@ -203,6 +221,8 @@ submit(const char *buf, size_t len, int access)
     line_t *l = rp_xmalloc(need);
     l->next = NULL;
     l->access = access;
+    l->nlines = 1;
+    l->held = need;
     l->len = len;
     memcpy(l->data, buf, len);
     if (lq.tail != NULL)
@@ -215,6 +235,206 @@ submit(const char *buf, size_t len, int access)
         lq.peak = lq.bytes;
     pthread_cond_signal(&lq.cond);
     pthread_mutex_unlock(&lq.lock);
+}
+
+/* ---- a worker's access buffer ---- */
+
+static line_t *
+chunk_new(void)
+{
+    line_t *c = malloc(sizeof *c + ACC_CHUNK);
+    if (c != NULL) {
+        c->next = NULL;
+        c->access = 1;
+        c->nlines = 0;
+        c->held = sizeof *c + ACC_CHUNK;
+        c->len = 0;
+    }
+    return c;
+}
+
+/* Hand this thread's buffer to the writer whole; when the queue has no
+ * room its lines are dropped and counted, like single lines. */
+static void
+acc_flush(void)
+{
+    line_t *c = tl_acc.chunk;
+    if (c == NULL || c->len == 0)
+        return;
+    if (tl_acc.timer != NULL)
+        evtimer_del(tl_acc.timer);
+    pthread_mutex_lock(&lq.lock);
+    if (!lq.running || lq.bytes + c->held > RP_LOG_QUEUE_MAX_BYTES) {
+        bool running = lq.running;
+        int fd = lq.access_fd >= 0 ? lq.access_fd : STDERR_FILENO;
+        pthread_mutex_unlock(&lq.lock);
+        if (running)
+            atomic_fetch_add_explicit(&dropped, c->nlines, memory_order_relaxed);
+        else
+            write_all(fd, c->data, c->len);
+        c->len = 0;
+        c->nlines = 0;
+        return;
+    }
+    if (lq.tail != NULL)
+        lq.tail->next = c;
+    else
+        lq.head = c;
+    lq.tail = c;
+    lq.bytes += c->held;
+    if (lq.bytes > lq.peak)
+        lq.peak = lq.bytes;
+    pthread_cond_signal(&lq.cond);
+    pthread_mutex_unlock(&lq.lock);
+    tl_acc.chunk = chunk_new();   /* NULL: lines go one by one until it works */
+}
+
+static void
+acc_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    acc_flush();
+}
+
+/* An access line: into this thread's buffer when it has one. */
+static void
+acc_put(const char *line, size_t len)
+{
+    if (!tl_acc.on) {
+        submit(line, len, 1);
+        return;
+    }
+    if (tl_acc.chunk != NULL && tl_acc.chunk->len + len > ACC_CHUNK)
+        acc_flush();
+    if (tl_acc.chunk == NULL && (tl_acc.chunk = chunk_new()) == NULL) {
+        submit(line, len, 1);
+        return;
+    }
+    line_t *c = tl_acc.chunk;
+    memcpy(c->data + c->len, line, len);
+    if (c->len == 0) {
+        struct timeval tv = { 0, ACC_FLUSH_MS * 1000 };
+        evtimer_add(tl_acc.timer, &tv);
+    }
+    c->len += len;
+    c->nlines++;
+}
+
+int
+rp_log_worker_start(struct event_base *base)
+{
+    tl_acc.timer = evtimer_new(base, acc_timer_cb, NULL);
+    tl_acc.chunk = chunk_new();
+    if (tl_acc.timer == NULL || tl_acc.chunk == NULL) {
+        rp_log_worker_stop();
+        return -1;
+    }
+    tl_acc.on = true;
+    return 0;
+}
+
+void
+rp_log_worker_stop(void)
+{
+    acc_flush();
+    tl_acc.on = false;
+    if (tl_acc.timer != NULL)
+        event_free(tl_acc.timer);
+    tl_acc.timer = NULL;
+    free(tl_acc.chunk);
+    tl_acc.chunk = NULL;
+}
+
+/* ---- text lines ---- */
+
+/* The end of the JSON value starting at p (a string, an array, or a
+ * scalar up to ',' or '}'), within end. */
+static const char *
+value_end(const char *p, const char *end)
+{
+    if (p < end && *p == '"') {
+        for (p++; p < end && *p != '"'; p++)
+            if (*p == '\\' && p + 1 < end)
+                p++;
+        return p < end ? p + 1 : end;
+    }
+    int depth = 0;
+    bool str = false;
+    for (; p < end; p++) {
+        if (str) {
+            if (*p == '\\' && p + 1 < end)
+                p++;
+            else if (*p == '"')
+                str = false;
+        } else if (*p == '"') {
+            str = true;
+        } else if (*p == '[') {
+            depth++;
+        } else if (*p == ']') {
+            depth--;
+        } else if (depth == 0 && (*p == ',' || *p == '}')) {
+            break;
+        }
+    }
+    return p;
+}
+
+/* A JSON line of this file as text: "TS LEVEL MSG key=value ...", a
+ * string value without its quotes unless it is empty or holds a space
+ * (escapes stay as they are, so the line stays one line of ASCII). */
+static size_t
+to_text(const char *in, size_t len, char *out, size_t cap)
+{
+    const char *p = in, *end = in + len;
+    size_t o = 0;
+    if (p < end && *p == '{')
+        p++;
+    while (p < end && *p == '"' && o + 8 < cap) {
+        const char *k = ++p;
+        while (p < end && *p != '"')
+            p++;
+        size_t kl = (size_t)(p - k);
+        p += 2;   /* '"' and ':' */
+        if (p >= end)
+            break;
+        const char *v = p, *ve = value_end(p, end);
+        p = ve;
+        bool head = (kl == 2 && memcmp(k, "ts", 2) == 0) || (kl == 5 && memcmp(k, "level", 5) == 0)
+                    || (kl == 3 && memcmp(k, "msg", 3) == 0);
+        if (*v == '"' && ve - v >= 2) {
+            bool keep = !head && (ve - v == 2 || memchr(v, ' ', (size_t)(ve - v)) != NULL);
+            if (!keep) {
+                v++;
+                ve--;
+            }
+        }
+        if (o > 0 && o < cap)
+            out[o++] = ' ';
+        if (!head) {
+            size_t n = kl + 1 < cap - o ? kl : 0;
+            memcpy(out + o, k, n);
+            o += n;
+            if (o < cap)
+                out[o++] = '=';
+        }
+        size_t n = (size_t)(ve - v) < cap - o - 2 ? (size_t)(ve - v) : cap - o - 2;
+        memcpy(out + o, v, n);
+        o += n;
+        if (p < end && *p == ',')
+            p++;
+    }
+    if (o >= cap)
+        o = cap - 1;
+    out[o++] = '\n';
+    return o;
+}
+
+void
+rp_log_set_text(bool text)
+{
+    text_format = text;
 }
 
 static void
@@ -246,6 +466,11 @@ emit(rp_log_level_t lvl, const rp_txn_t *txn, const char *extra, const char *fmt
     if (extra != NULL && extra[0] != '\0')
         put(buf, sizeof buf, &pos, ",%s", extra);
     finish_line(buf, sizeof buf, &pos);
+    if (text_format) {
+        char text[LINE_MAX_BYTES];
+        submit(text, to_text(buf, pos, text, sizeof text), 0);
+        return;
+    }
     submit(buf, pos, 0);
 }
 
@@ -302,7 +527,8 @@ rp_log_access(const rp_txn_t *txn)
         for (unsigned i = 0; i < n; i++)
             put(buf, sizeof buf, &pos, "%s\"%s\"", i ? "," : "",
                 rp_attempt_result_name((rp_attempt_result_t)txn->results[i]));
-        put(buf, sizeof buf, &pos, "],\"upstream_status\":[");
+        put(buf, sizeof buf, &pos, "],\"upstream_duration_ms\":%.3f,\"upstream_status\":[",
+            (double)txn->upstream_us / 1000.0);
         for (unsigned i = 0; i < n; i++) {
             if (txn->statuses[i] != 0)
                 put(buf, sizeof buf, &pos, "%s%u", i ? "," : "", (unsigned)txn->statuses[i]);
@@ -326,7 +552,12 @@ rp_log_access(const rp_txn_t *txn)
         put_kv(buf, sizeof buf, &pos, "decided_by", m, strlen(m));
     }
     finish_line(buf, sizeof buf, &pos);
-    submit(buf, pos, 1);
+    if (text_format) {
+        char text[LINE_MAX_BYTES];
+        acc_put(text, to_text(buf, pos, text, sizeof text));
+        return;
+    }
+    acc_put(buf, pos);
 }
 
 /* Writer thread, lock held: open the access log anew (after rotation). */
@@ -427,7 +658,7 @@ writer_main(void *arg)
             size_t written = 0;
             while (batch != l) {
                 line_t *next = batch->next;
-                written += sizeof *batch + batch->len;
+                written += batch->held;
                 free(batch);
                 batch = next;
             }

@@ -342,6 +342,7 @@ main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     rp_log_level = snap->log_level;
+    rp_log_set_text(snap->log_text);
     if (rp_log_start(snap->access_log, snap->access_log_off) < 0) {
         rp_log(RP_LOG_ERROR, NULL, "cannot open access log %s: %s", snap->access_log,
                strerror(errno));

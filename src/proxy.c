@@ -286,6 +286,7 @@ end_attempt(rp_txn_t *t, rp_attempt_result_t r)
         t->statuses[t->nresults] = (uint16_t)x->attempt_status;
     }
     t->nresults++;
+    t->upstream_us += a.duration_us;
     rp_modules_on_upstream_result(t, &a);
 }
 

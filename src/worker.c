@@ -212,6 +212,10 @@ worker_main(void *arg)
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
+    /* Without its buffer a worker's access lines go one by one. */
+    if (rp_log_worker_start(w->base) < 0)
+        rp_log(RP_LOG_WARN, NULL, "worker %u: no access log buffer; access lines go one by one",
+               w->id);
     /* A failed start has already undone itself (rp_modules_start). */
     bool started = rp_modules_start(w, w->snap) == 0;
     pthread_mutex_lock(&gate.lock);
@@ -228,6 +232,7 @@ worker_main(void *arg)
             event_base_dispatch(w->base);
         rp_modules_stop(w, w->snap);
     }
+    rp_log_worker_stop();
     rp_txn_cache_free();
     rp_h2_cache_free();
     rp_mem_cache_free();

@@ -127,6 +127,7 @@ struct rp_snapshot {
     rp_upstream_t *upstreams;      /* owned, sorted by name */
     size_t         nupstreams;
     int            log_level;
+    bool           log_text;       /* log.format "text" */
     char          *access_log;     /* owned; NULL = stderr */
     bool           access_log_off; /* "off": no access lines */
     rp_admin_cfg_t admin;

@@ -38,6 +38,17 @@ void rp_log_fields(rp_log_level_t lvl, const rp_txn_t *txn, const char *extra,
 /* The access line of a finished transaction. */
 void rp_log_access(const rp_txn_t *txn);
 
+/* Lines as text ("TS LEVEL MSG key=value ...") rather than JSON. */
+void rp_log_set_text(bool text);
+
+/* This thread (a worker) buffers its access lines, handing them to the
+ * writer 64 KiB at a time or 100 ms after the first, from a timer on
+ * base; 0, or -1 when it cannot (its lines then go one by one).  Stop
+ * hands over what is left. */
+struct event_base;
+int rp_log_worker_start(struct event_base *base);
+void rp_log_worker_stop(void);
+
 /* Parse "error"/"warn"/"info"/"debug"; -1 when unknown. */
 int rp_log_level_parse(const char *s);
 

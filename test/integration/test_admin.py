@@ -584,8 +584,90 @@ def test_ad08_connection_cap_and_timeout():
         b.close()
 
 
+def test_ad09_log_format_text():
+    b = Backend()
+    cfg = {"upstreams": {"app": {"backends": [{"address": b.addr}]}},
+           "routes": [{"path_prefix": "/", "upstream": "app"}],
+           "log": {"level": "info", "format": "text"}}
+    p = Proxy(cfg)
+    try:
+        r = get(p, "/a b?x=1".replace(" ", "%20"), headers=[("Authorization", "Bearer sekret"),
+                                                            ("Cookie", "sid=hidden")])
+        assert_eq(r.status, 200)
+        assert_eq(get(p, "/", host="x\"y").status, 400)
+    finally:
+        p.stop()
+        b.close()
+    text = p.logs()
+    lines = text.splitlines()
+    assert lines and not any(l.startswith("{") for l in lines), text[:2000]
+    ts = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+    assert any(re.match(ts + r" info listening on 127\.0\.0\.1:\d+ \(1 workers\)$", l) for l in lines), text
+    acc = [l for l in lines if re.match(ts + " info access ", l)]
+    assert_eq(len(acc), 2)
+    rid = r.header("x-request-id")
+    assert ("request_id=%s " % rid) in acc[0], acc[0]
+    assert " status=200 " in acc[0] and " target=/a%20b?x=1 " in acc[0], acc[0]
+    assert " upstream_results=[\"ok\"] " in acc[0] and " upstream_duration_ms=" in acc[0], acc[0]
+    assert " error=bad_request " in acc[1] and " status=400 " in acc[1], acc[1]
+    assert "sekret" not in text and "hidden" not in text
+    # --dump-config says which
+    r = subprocess.run([REVPROXY, "--dump-config", "--config", p.config_path], capture_output=True)
+    assert_eq(json.loads(r.stdout)["log"]["format"], "text")
+
+
+def test_ad10_access_lines_buffered_none_lost():
+    """Workers hand their access lines over in buffers: a line shows up
+    within a moment of its request, none is lost or torn in a burst from
+    two workers, and those still buffered are written on stop."""
+    b = Backend()
+    import tempfile
+    d = tempfile.mkdtemp(prefix="rp-test-")
+    path = os.path.join(d, "access.log")
+    cfg = {"workers": 2, "upstreams": {"app": {"backends": [{"address": b.addr}]}},
+           "routes": [{"path_prefix": "/", "upstream": "app"}],
+           "log": {"level": "info", "access_log": path}}
+    p = Proxy(cfg)
+    n = 0
+    try:
+        r = get(p, "/first")
+        rid = r.header("x-request-id")
+        t0 = time.time()
+        while time.time() - t0 < 3:
+            with open(path) as f:
+                if rid in f.read():
+                    break
+            time.sleep(0.01)
+        took = time.time() - t0
+        assert took < 1.0, took     # flushed by its timer (100 ms), not by a full buffer
+        import threading
+        def burst():
+            nonlocal n
+            for _ in range(300):
+                s = p.connect()
+                c = Client(s)
+                for i in range(5):
+                    c.send(("GET /burst/%d HTTP/1.1\r\nHost: a\r\n\r\n" % i).encode())
+                    assert_eq(c.read_response().status, 200)
+                s.close()
+        ts = [threading.Thread(target=burst) for _ in range(2)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    finally:
+        p.stop()
+        b.close()
+    with open(path) as f:
+        lines = f.read().splitlines()
+    parsed = [json.loads(l) for l in lines]
+    assert_eq(len([l for l in parsed if l["target"].startswith("/burst/")]), 3000)
+    assert_eq(len({l["request_id"] for l in parsed}), len(parsed))
+
+
 if __name__ == "__main__":
     sys.exit(run([test_ad01_endpoints, test_ad02_token, test_ad03_remote_bind_refused,
                   test_ad04_exact_deltas_and_stats_agree, test_ad05_every_backend_down_ready_stays,
                   test_ad06_reason_word_everywhere, test_ad07_workers_sum,
-                  test_ad08_connection_cap_and_timeout]))
+                  test_ad08_connection_cap_and_timeout, test_ad09_log_format_text,
+                  test_ad10_access_lines_buffered_none_lost]))

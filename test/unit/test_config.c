@@ -664,8 +664,8 @@ static const bad_case_t bad_cases[] = {
     { WITH("\"log\": {\"level\": \"verbose\"}"),
       { "log.level: must be one of error, warn, info, debug, not \"verbose\"" } },
     { WITH("\"log\": {\"level\": 3}"), { "log.level: must be a string, not an integer" } },
-    { WITH("\"log\": {\"format\": \"text\"}"),
-      { "log.format: must be \"json\" (the only format), not \"text\"" } },
+    { WITH("\"log\": {\"format\": \"xml\"}"),
+      { "log.format: must be \"json\" or \"text\", not \"xml\"" } },
     { WITH("\"log\": {\"access_log\": \"logs/access.log\"}"),
       { "log.access_log: must be an absolute path, \"stderr\" or \"off\"" } },
     { WITH("\"log\": {\"access_log\": \"\"}"),
@@ -714,7 +714,7 @@ START_TEST(test_all_errors_reported)
         "{\"workers\": -1, \"listeners\": [{\"address\": \"127.0.0.1\"}, {\"address\": \"x:1\"}],"
         " \"limits\": {\"max_headers\": 0, \"max_connections_per_ip\": 1},"
         " \"upstreams\": {\"app\": {\"backends\": [{\"address\": \"127.0.0.1:9000\", \"weight\": 0}]}},"
-        " \"routes\": [{\"upstream\": \"app\"}], \"log\": {\"format\": \"text\"}, \"extra\": 1}");
+        " \"routes\": [{\"upstream\": \"app\"}], \"log\": {\"format\": \"TEXT\"}, \"extra\": 1}");
     static const char *const want[] = {
         "extra: unknown key",
         "workers: must be between 0 and 256, not -1",
@@ -723,7 +723,7 @@ START_TEST(test_all_errors_reported)
         "limits.max_headers: must be between 1 and 1000, not 0",
         "limits.max_connections_per_ip: not supported yet",
         "upstreams.app.backends[0].weight: must be between 1 and 1000, not 0",
-        "log.format: must be \"json\" (the only format), not \"text\"",
+        "log.format: must be \"json\" or \"text\", not \"TEXT\"",
     };
     rp_errs_t errs = { 0 };
     rp_snapshot_t *snap = NULL;
