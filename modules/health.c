@@ -356,7 +356,6 @@ static void
 log_change(const rp_upstream_t *u, const rp_backend_t *be, rp_bstate_t *bs, rp_health_t from,
            rp_health_t to, const char *why)
 {
-    rp_bstate_note(bs, why);
     /* Upstream names and addresses need no JSON escaping (config.c). */
     char extra[512];
     snprintf(extra, sizeof extra,
@@ -377,6 +376,7 @@ set_health(const rp_upstream_t *u, up_health_t *uh, const rp_backend_t *be, rp_b
     if (from == to || !atomic_compare_exchange_strong(&bs->health, &expect, to))
         return;   /* another worker made this change */
     atomic_fetch_add_explicit(&bs->changes[to], 1, memory_order_relaxed);
+    rp_bstate_note(bs, to, why);
     if (from == RP_HEALTH_HEALTHY) {
         atomic_fetch_add(&uh->out, 1);
     } else if (to == RP_HEALTH_HEALTHY) {

@@ -26,7 +26,8 @@ const uint64_t rp_hist_bounds_us[RP_HIST_BOUNDS] = {
 };
 
 #define BLOCK 64u          /* entries per block */
-#define BLOCKS 64u         /* blocks per kind: 4096 identities of each kind */
+#define BLOCKS 2048u       /* blocks per kind: 131072 identities of each kind
+                              (routes are at most 100000) */
 
 typedef enum kind { K_ROUTE, K_UPSTREAM, K_LISTENER, K_COUNT } kind_t;
 
@@ -197,7 +198,8 @@ rp_metrics_h2_goaway(unsigned worker, uint32_t code)
 uint64_t
 rp_metrics_active_connections(const rp_metrics_t *m)
 {
-    return m->connections_accepted - m->connections_closed;
+    return m->connections_accepted > m->connections_closed
+               ? m->connections_accepted - m->connections_closed : 0;
 }
 
 static void
@@ -247,7 +249,8 @@ metrics_on_complete(const rp_txn_t *txn, void *state)
     if (txn->upstream != NULL) {
         rp_upstream_metrics_t *u = entry(txn->worker_id, K_UPSTREAM, txn->upstream->uq);
         if (u != NULL) {
-            add(&u->requests, 1);
+            if (txn->nresults > 0)
+                add(&u->requests, 1);   /* it went to a backend */
             if (txn->attempts > 1)
                 add(&u->retries, txn->attempts - 1);
             if (txn->error == RP_ERR_RETRY_BUDGET_EXHAUSTED)

@@ -78,8 +78,8 @@ rp_router_free(rp_router_t *r)
     free(r);
 }
 
-static const char *const route_keys[] = { "routes", "host", "path", "path_prefix", "upstream",
-    "timeouts", "retry", NULL };
+static const char *const route_keys[] = { "routes", "name", "host", "path", "path_prefix",
+    "upstream", "timeouts", "retry", NULL };
 
 /* A route's own timeouts: those that start once a route is chosen.  The
  * others bound what happens before (reading the head, idle connections). */
@@ -144,7 +144,17 @@ parse_route(const json_t *o, const char *p, const rp_snapshot_t *snap, rp_route_
     }
     rp_conf_keys(o, p, allowed, unsupported, errs);
 
-    const char *host = NULL, *path = NULL, *prefix = NULL, *up = NULL;
+    const char *host = NULL, *path = NULL, *prefix = NULL, *up = NULL, *name = NULL;
+    if (rp_conf_string(o, "name", p, &name, errs) == 0 && name != NULL) {
+        size_t n = strlen(name), ok = n >= 1 && n <= 64;
+        for (size_t i = 0; i < n && ok; i++)
+            ok = isalnum((unsigned char)name[i]) || strchr("._:-", name[i]) != NULL;
+        if (!ok) {
+            rp_conf_path(q, sizeof q, p, "name");
+            rp_errs_add(errs, q, "must be 1 to 64 letters, digits and ._:-");
+            name = NULL;
+        }
+    }
     rp_conf_string(o, "host", p, &host, errs);
     rp_conf_string(o, "path", p, &path, errs);
     rp_conf_string(o, "path_prefix", p, &prefix, errs);
@@ -222,9 +232,12 @@ parse_route(const json_t *o, const char *p, const rp_snapshot_t *snap, rp_route_
         rp_conf_path(q, sizeof q, p, "retry");
         rp_retry_parse(retry, q, &rt->retry, errs);
     }
-    snprintf(rt->label, sizeof rt->label, "%s %s%s", rt->host ? rt->host : "*",
-             rt->path ? rt->path : "/", rt->prefix ? "*" : "");
-    rt->ident = rp_route_identity(rt->label);
+    if (name != NULL)
+        snprintf(rt->label, sizeof rt->label, "%s", name);
+    else
+        snprintf(rt->label, sizeof rt->label, "%s %s%s", rt->host ? rt->host : "*",
+                 rt->path ? rt->path : "/", rt->prefix ? "*" : "");
+    rt->named = name != NULL;
     return errs->count == before ? 0 : -1;
 }
 
@@ -309,6 +322,35 @@ report_duplicates(rp_route_t *const *arr, size_t n, const char *kind, rp_errs_t 
     }
 }
 
+static int
+cmp_label(const void *a, const void *b)
+{
+    const rp_route_t *x = *(rp_route_t *const *)a, *y = *(rp_route_t *const *)b;
+    int c = strcmp(x->label, y->label);
+    return c != 0 ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+/* A route's label names it in logs and metrics (and keys its counters):
+ * two routes with one label (an exact path "/a*" and a prefix "/a", a
+ * name given twice, or labels cut at their size) would be one. */
+static void
+report_same_labels(rp_router_t *r, rp_errs_t *errs)
+{
+    rp_route_t **by = rp_xcalloc(r->nroutes, sizeof *by);
+    for (size_t i = 0; i < r->nroutes; i++)
+        by[i] = &r->routes[i];
+    qsort(by, r->nroutes, sizeof *by, cmp_label);
+    for (size_t i = 1; i < r->nroutes; i++) {
+        if (strcmp(by[i - 1]->label, by[i]->label) != 0)
+            continue;
+        char p[64];
+        snprintf(p, sizeof p, "routes[%u]", by[i]->index);
+        rp_errs_add(errs, p, "shows as \"%.80s\" in logs and metrics, as routes[%u] does: give "
+                    "one of them a \"name\"", by[i]->label, by[i - 1]->index);
+    }
+    free(by);
+}
+
 static void
 group_sort(host_group_t *g, rp_errs_t *errs)
 {
@@ -367,10 +409,15 @@ rp_router_build(const json_t *root, const rp_snapshot_t *snap, rp_errs_t *errs)
     for (i = 0; i < r->nwild; i++)
         group_sort(&r->wild[i], errs);
     group_sort(&r->any, errs);
+    if (errs->count == before)
+        report_same_labels(r, errs);   /* duplicates have one label too: said once */
     if (errs->count != before) {
         rp_router_free(r);
         return NULL;
     }
+    /* Only a valid route set takes identities. */
+    for (i = 0; i < r->nroutes; i++)
+        r->routes[i].ident = rp_route_identity(r->routes[i].label);
     return r;
 }
 
@@ -487,6 +534,8 @@ router_dump(const void *state, json_t *root)
     for (size_t i = 0; i < r->nroutes; i++) {
         const rp_route_t *rt = &r->routes[i];
         json_t *o = json_object();
+        if (rt->named)
+            json_object_set_new(o, "name", json_string(rt->label));
         if (rt->host != NULL)
             json_object_set_new(o, "host", json_string(rt->host));
         json_object_set_new(o, rt->prefix ? "path_prefix" : "path", json_string(rt->path));

@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -48,6 +50,8 @@ struct aconn {
     bool                value_at_end; /* the last value span ended where the
                                          bytes being parsed did */
     const char         *exec_end;  /* end of the bytes being parsed */
+    size_t              head_bytes;/* bytes of the request so far, blank lines and
+                                      whitespace included */
     int                 status;    /* an error found while parsing (413, 431) */
     char                peer[64];
 };
@@ -59,6 +63,10 @@ static struct {
     TAILQ_HEAD(, aconn)    conns;
     unsigned               nconns;
     bool                   paused;     /* at the cap: not accepting */
+    bool                   starved;    /* out of descriptors: not accepting for a while */
+    struct event          *retry;      /* ends starved */
+    time_t                 logged_401; /* refusals are logged once a second at most */
+    unsigned long          refused;    /* since the last line */
     bool                   ready;
     uint64_t               start_unix_ms;
 } A;
@@ -87,6 +95,7 @@ on_message_begin(llhttp_t *p)
 {
     aconn_t *c = p->data;
     rp_http_head_reset(&c->head);
+    c->head_bytes = 0;
     c->complete = false;
     c->status = 0;
     return 0;
@@ -143,11 +152,19 @@ on_headers_complete(llhttp_t *p)
     c->head.method = p->method;
     c->head.major = p->http_major;
     c->head.minor = p->http_minor;
+    /* As on the traffic ports: HTTP/1.1 needs one Host, none has two. */
+    unsigned hosts = 0;
+    rp_http_find(&c->head, "host", &hosts);
+    if (hosts > 1 || (hosts == 0 && p->http_major == 1 && p->http_minor >= 1)) {
+        c->status = 400;
+        return HPE_USER;
+    }
     if ((p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0)) {
         c->status = 413;   /* no endpoint takes a body */
         return HPE_USER;
     }
-    c->close_after = !llhttp_should_keep_alive(p);
+    /* No upgrade here: answered, then closed. */
+    c->close_after = !llhttp_should_keep_alive(p) || p->upgrade;
     return 0;
 }
 
@@ -164,7 +181,7 @@ on_message_complete(llhttp_t *p)
 static void
 set_accepting(void)
 {
-    bool want = A.nconns < RP_ADMIN_MAX_CONNS;
+    bool want = A.nconns < RP_ADMIN_MAX_CONNS && !A.starved;
     if (A.lst == NULL || want == !A.paused)
         return;
     if (want)
@@ -210,7 +227,9 @@ answer(aconn_t *c, int status, const char *ctype, const char *extra_headers,
     if (body != NULL && !head_only)
         evbuffer_add_buffer(out, body);
     c->answering = true;
-    evtimer_del(c->timer);
+    /* The whole answer must leave in time (the write timeout alone would
+     * let a slow reader keep the connection for as long as it reads). */
+    arm_timer(c);
     bufferevent_disable(c->bev, EV_READ);
     bufferevent_enable(c->bev, EV_WRITE);
 }
@@ -285,25 +304,25 @@ ep_ready(struct evbuffer *out, rp_snapshot_t *snap, const char **ctype, int *sta
 static void
 ep_metrics(struct evbuffer *out, rp_snapshot_t *snap, const char **ctype, int *status)
 {
-    (void)status;
     *ctype = "text/plain; version=0.0.4; charset=utf-8";
-    rp_expo_prometheus(out, snap, A.start_unix_ms);
+    if (rp_expo_prometheus(out, snap, A.start_unix_ms) < 0)
+        *status = 503;
 }
 
 static void
 ep_stats(struct evbuffer *out, rp_snapshot_t *snap, const char **ctype, int *status)
 {
-    (void)status;
     *ctype = "application/json";
-    rp_expo_stats(out, snap, A.start_unix_ms);
+    if (rp_expo_stats(out, snap, A.start_unix_ms) < 0)
+        *status = 503;
 }
 
 static void
 ep_config(struct evbuffer *out, rp_snapshot_t *snap, const char **ctype, int *status)
 {
-    (void)status;
     *ctype = "application/json";
-    rp_expo_config(out, snap);
+    if (rp_expo_config(out, snap) < 0)
+        *status = 503;
 }
 
 static const struct {
@@ -326,8 +345,17 @@ serve(aconn_t *c)
     size_t pl = q != NULL ? (size_t)(q - target) : tl;
     bool head_only = c->head.method == HTTP_HEAD;
     if (!authorized(c)) {
-        rp_log(RP_LOG_INFO, NULL, "admin: %s: %s %.*s: 401 (no valid token)", c->peer,
-               rp_http_method_str(c->head.method), (int)(pl > 256 ? 256 : pl), target);
+        /* One guess per connection, and a line a second at most. */
+        c->close_after = true;
+        A.refused++;
+        time_t now = time(NULL);
+        if (now != A.logged_401) {
+            rp_log(RP_LOG_INFO, NULL, "admin: %s: %s %.*s: 401 (no valid token; %lu refused "
+                   "since the last line)", c->peer, rp_http_method_str(c->head.method),
+                   (int)(pl > 256 ? 256 : pl), target, A.refused);
+            A.logged_401 = now;
+            A.refused = 0;
+        }
         answer_text(c, 401, "WWW-Authenticate: Bearer realm=\"revproxy admin\"\r\n",
                     "unauthorized: this admin port requires Authorization: Bearer <token>\n",
                     head_only);
@@ -349,6 +377,12 @@ serve(aconn_t *c)
         const char *ctype = "text/plain; charset=utf-8";
         int status = 200;
         endpoints[i].fn(b, A.snap, &ctype, &status);
+        if (status == 503 && endpoints[i].fn != ep_ready) {
+            /* Out of memory: never a partial document with 200. */
+            evbuffer_drain(b, evbuffer_get_length(b));
+            evbuffer_add_printf(b, "out of memory\n");
+            ctype = "text/plain; charset=utf-8";
+        }
         answer(c, status, ctype, NULL, b, head_only);
         evbuffer_free(b);
         return;
@@ -383,8 +417,19 @@ process(aconn_t *c)
         c->exec_end = data + len;
         llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
         size_t used = len;
-        if (err == HPE_PAUSED)
+        if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE)
             used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
+        if (err == HPE_PAUSED_UPGRADE) {
+            err = HPE_PAUSED;   /* complete; closed after its answer */
+            c->close_after = true;
+        }
+        /* Every byte of a request counts, blank lines and whitespace
+         * that the head does not keep included. */
+        c->head_bytes += used;
+        if (!c->complete && c->head_bytes > RP_ADMIN_MAX_HEAD && err == HPE_OK) {
+            c->status = 431;
+            err = HPE_USER;
+        }
         if (err != HPE_OK && err != HPE_PAUSED) {
             int st = c->status != 0 ? c->status : 400;
             refuse(c, st, st == 431 ? "request head too large"
@@ -437,7 +482,13 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    conn_free(arg);   /* the request did not arrive in time */
+    /* The request did not arrive in time, or its answer did not leave:
+     * reset, so that what the kernel still holds for a slow reader goes
+     * too. */
+    aconn_t *c = arg;
+    struct linger lg = { 1, 0 };
+    setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    conn_free(c);
 }
 
 static void
@@ -478,12 +529,34 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int
 }
 
 static void
+retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    A.starved = false;
+    set_accepting();
+}
+
+/* Out of descriptors (or buffers): the connection stays in the backlog,
+ * so accepting again at once would spin; wait 100 ms, log once a second. */
+static void
 accept_error_cb(struct evconnlistener *l, void *arg)
 {
+    (void)l;
     (void)arg;
     int e = EVUTIL_SOCKET_ERROR();
-    rp_log(RP_LOG_WARN, NULL, "admin: accept: %s", strerror(e));
-    (void)l;
+    static time_t logged;
+    time_t now = time(NULL);
+    if (now != logged) {
+        rp_log(RP_LOG_WARN, NULL, "admin: accept: %s; pausing the admin port for 100 ms",
+               strerror(e));
+        logged = now;
+    }
+    A.starved = true;
+    set_accepting();
+    struct timeval tv = { 0, 100000 };
+    evtimer_add(A.retry, &tv);
 }
 
 int
@@ -502,12 +575,24 @@ rp_admin_start(struct event_base *base, rp_snapshot_t *snap, uint64_t start_unix
     A.base = base;
     A.start_unix_ms = start_unix_ms;
     const rp_addr_t *a = &snap->admin.addr;
-    A.lst = evconnlistener_new_bind(base, accept_cb, NULL,
-                                    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-                                    64, (const struct sockaddr *)&a->ss, (int)a->len);
-    if (A.lst == NULL) {
+    /* Bound as the traffic listeners are: an IPv6 address is IPv6 only. */
+    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (a->ss.ss_family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    }
+    if (fd < 0 || bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, 64) < 0
+        || (A.lst = evconnlistener_new(base, accept_cb, NULL, LEV_OPT_CLOSE_ON_FREE, -1, fd)) == NULL
+        || (A.retry = evtimer_new(base, retry_cb, NULL)) == NULL) {
         rp_log(RP_LOG_ERROR, NULL, "admin.address: cannot listen on %s: %s", a->text,
                strerror(errno));
+        if (A.lst != NULL)
+            evconnlistener_free(A.lst);
+        else if (fd >= 0)
+            close(fd);
+        A.lst = NULL;
         return -1;
     }
     evconnlistener_set_error_cb(A.lst, accept_error_cb);
@@ -532,6 +617,8 @@ rp_admin_stop(void)
         conn_free(TAILQ_FIRST(&A.conns));
     evconnlistener_free(A.lst);
     A.lst = NULL;
+    event_free(A.retry);
+    A.retry = NULL;
     rp_snapshot_unref(A.snap);
     A.snap = NULL;
 }

@@ -28,9 +28,10 @@ void rp_admin_set_ready(bool ready);
 void rp_admin_stop(void);
 
 /* Renderers: the figures of revproxy/metrics.h and the backend state
- * table, for the configured routes, upstreams and listeners of snap. */
-void rp_expo_prometheus(struct evbuffer *out, const rp_snapshot_t *snap, uint64_t start_unix_ms);
-void rp_expo_stats(struct evbuffer *out, const rp_snapshot_t *snap, uint64_t start_unix_ms);
-void rp_expo_config(struct evbuffer *out, const rp_snapshot_t *snap);
+ * table, for the configured routes, upstreams and listeners of snap.
+ * 0, or -1 when memory ran out (out then holds part of it). */
+int rp_expo_prometheus(struct evbuffer *out, const rp_snapshot_t *snap, uint64_t start_unix_ms);
+int rp_expo_stats(struct evbuffer *out, const rp_snapshot_t *snap, uint64_t start_unix_ms);
+int rp_expo_config(struct evbuffer *out, const rp_snapshot_t *snap);
 
 #endif

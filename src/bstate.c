@@ -79,11 +79,15 @@ rp_health_name(rp_health_t h)
 static pthread_mutex_t note_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void
-rp_bstate_note(rp_bstate_t *b, const char *why)
+rp_bstate_note(rp_bstate_t *b, rp_health_t to, const char *why)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     pthread_mutex_lock(&note_lock);
+    if (atomic_load(&b->health) != (unsigned)to) {
+        pthread_mutex_unlock(&note_lock);
+        return;
+    }
     b->last_unix_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
     snprintf(b->last_why, sizeof b->last_why, "%s", why);
     pthread_mutex_unlock(&note_lock);

@@ -1064,6 +1064,12 @@ parse_admin(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
         rp_errs_add(errs, "admin.address", "%s", why);
         return;
     }
+    if (a->addr.ss.ss_family == AF_INET6
+        && IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)&a->addr.ss)->sin6_addr)) {
+        rp_errs_add(errs, "admin.address", "%s is an IPv4-mapped IPv6 address: write the IPv4 "
+                    "address itself", a->addr.text);
+        return;
+    }
     if (!rp_addr_is_loopback(&a->addr) && !a->allow_remote) {
         rp_errs_add(errs, "admin.address", "%s is not a loopback address: the admin port shows "
                     "the configuration and the state of every backend; set admin.allow_remote "
@@ -1083,6 +1089,10 @@ parse_admin(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
         rp_errs_add(&s->warnings, "admin.allow_remote",
                     "the admin port on %s has no token: anyone who can reach it reads the "
                     "configuration and the state of every backend", a->addr.text);
+    if (a->token != NULL && strlen(a->token) < 16)
+        rp_errs_add(&s->warnings, "admin.token",
+                    "%zu characters is short for a secret: use 16 or more (e.g. openssl rand "
+                    "-base64 24)", strlen(a->token));
     a->enabled = true;
 }
 
@@ -1158,6 +1168,8 @@ rp_snapshot_load(const char *path, rp_snapshot_t **out, rp_errs_t *errs)
         len += n;
         if (len < cap)
             break;
+        if (cap >= RP_CONFIG_MAX_BYTES && fgetc(f) == EOF && !ferror(f))
+            break;   /* exactly the limit */
         if (cap >= RP_CONFIG_MAX_BYTES) {
             fclose(f);
             free(text);

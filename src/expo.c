@@ -137,7 +137,24 @@ typedef struct bview {
     rp_bstate_t         *bs;
 } bview_t;
 
-/* Call fn for every filled position of every upstream of snap. */
+/* Whether identity id fills a position of u before k: the resolver
+ * rewrites a name's positions one by one, so a scrape in the middle of
+ * that may see an address twice. */
+static bool
+seen_before(const rp_upstream_t *u, size_t k, const rp_pos_t *at)
+{
+    if (at->be->name == NULL)
+        return false;   /* a numeric backend has one position */
+    for (size_t j = at->be->pos; j < k; j++) {
+        rp_pos_t p;
+        if (rp_upstream_pos(u, j, &p) && p.id == at->id)
+            return true;
+    }
+    return false;
+}
+
+/* Call fn for every filled position of every upstream of snap (each
+ * backend identity once). */
 static void
 each_backend(const rp_snapshot_t *snap, void (*fn)(const bview_t *b, void *arg), void *arg)
 {
@@ -145,7 +162,7 @@ each_backend(const rp_snapshot_t *snap, void (*fn)(const bview_t *b, void *arg),
         const rp_upstream_t *u = &snap->upstreams[i];
         for (size_t k = 0; k < u->npos; k++) {
             rp_pos_t p;
-            if (!rp_upstream_pos(u, k, &p))
+            if (!rp_upstream_pos(u, k, &p) || seen_before(u, k, &p))
                 continue;
             bview_t b = { u, p.be, rp_bstate(p.id) };
             fn(&b, arg);
@@ -203,13 +220,13 @@ upstream_active(const rp_upstream_t *u)
     unsigned n = 0;
     for (size_t k = 0; k < u->npos; k++) {
         rp_pos_t p;
-        if (rp_upstream_pos(u, k, &p))
+        if (rp_upstream_pos(u, k, &p) && !seen_before(u, k, &p))
             n += atomic_load(&rp_bstate(p.id)->active);
     }
     return n;
 }
 
-void
+int
 rp_expo_prometheus(struct evbuffer *o, const rp_snapshot_t *snap, uint64_t start_unix_ms)
 {
     rp_metrics_t m;
@@ -234,7 +251,7 @@ rp_expo_prometheus(struct evbuffer *o, const rp_snapshot_t *snap, uint64_t start
         rp_listener_metrics_t lm;
         rp_metrics_listener(snap->listeners[i].ident, &lm);
         const char *l[] = { "listener", snap->listeners[i].addr.text, NULL };
-        sample_u(o, "revproxy_connections_active", l, lm.accepted - lm.closed);
+        sample_u(o, "revproxy_connections_active", l, rp_listener_open(&lm));
     }
     family(o, "revproxy_connections_accepted_total", "counter",
            "Client connections accepted, by listener.");
@@ -272,8 +289,7 @@ rp_expo_prometheus(struct evbuffer *o, const rp_snapshot_t *snap, uint64_t start
     const rp_route_t *routes = rp_router_routes(snap, &nroutes);
     rp_route_metrics_t *rms = calloc(nroutes + 1, sizeof *rms);
     if (rms == NULL) {
-        evbuffer_add_printf(o, "# out of memory\n");
-        return;
+        return -1;
     }
     for (size_t i = 0; i < nroutes; i++)
         rp_metrics_route(routes[i].ident, &rms[i]);
@@ -336,8 +352,7 @@ rp_expo_prometheus(struct evbuffer *o, const rp_snapshot_t *snap, uint64_t start
     };
     rp_upstream_metrics_t *ums = calloc(snap->nupstreams + 1, sizeof *ums);
     if (ums == NULL) {
-        evbuffer_add_printf(o, "# out of memory\n");
-        return;
+        return -1;
     }
     for (size_t i = 0; i < snap->nupstreams; i++)
         rp_metrics_upstream(snap->upstreams[i].uq, &ums[i]);
@@ -405,9 +420,24 @@ rp_expo_prometheus(struct evbuffer *o, const rp_snapshot_t *snap, uint64_t start
         prom_ctx_t c = { o, fi };
         each_backend(snap, prom_backend, &c);
     }
+    return 0;
 }
 
 /* ---- JSON ---- */
+
+/* Write root (and drop it); -1 when it could not be formatted. */
+static int
+dump_json(struct evbuffer *out, json_t *root)
+{
+    char *text = root != NULL ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER
+                                                 | JSON_REAL_PRECISION(12)) : NULL;
+    json_decref(root);
+    if (text == NULL)
+        return -1;
+    int rc = evbuffer_add(out, text, strlen(text)) == 0 && evbuffer_add(out, "\n", 1) == 0 ? 0 : -1;
+    free(text);
+    return rc;
+}
 
 static json_t *
 hist_json(const rp_hist_t *h)
@@ -474,7 +504,7 @@ stats_backend(const bview_t *b, void *arg)
     json_array_append_new(list, o);
 }
 
-void
+int
 rp_expo_stats(struct evbuffer *out, const rp_snapshot_t *snap, uint64_t start_unix_ms)
 {
     rp_metrics_t m;
@@ -490,7 +520,7 @@ rp_expo_stats(struct evbuffer *out, const rp_snapshot_t *snap, uint64_t start_un
         rp_listener_metrics_t lm;
         rp_metrics_listener(snap->listeners[i].ident, &lm);
         json_object_set_new(lst, snap->listeners[i].addr.text,
-                            json_pack("{s:I,s:I}", "active", (json_int_t)(lm.accepted - lm.closed),
+                            json_pack("{s:I,s:I}", "active", (json_int_t)rp_listener_open(&lm),
                                       "accepted", (json_int_t)lm.accepted));
     }
     json_t *rej = json_object();
@@ -566,16 +596,10 @@ rp_expo_stats(struct evbuffer *out, const rp_snapshot_t *snap, uint64_t start_un
     stats_ctx_t c = { ups, start_unix_ms };
     each_backend(snap, stats_backend, &c);
     json_object_set_new(root, "upstreams", ups);
-    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
-    json_decref(root);
-    if (text != NULL) {
-        evbuffer_add(out, text, strlen(text));
-        evbuffer_add(out, "\n", 1);
-        free(text);
-    }
+    return dump_json(out, root);
 }
 
-void
+int
 rp_expo_config(struct evbuffer *out, const rp_snapshot_t *snap)
 {
     json_t *cfg = rp_snapshot_dump(snap);
@@ -584,11 +608,5 @@ rp_expo_config(struct evbuffer *out, const rp_snapshot_t *snap)
         json_object_set_new(admin, "token", json_string("(redacted)"));
     json_t *root = json_pack("{s:s,s:o,s:o}", "sha256", snap->sha256, "loaded_at",
                              unix_json(snap->loaded_unix_ms), "config", cfg);
-    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
-    json_decref(root);
-    if (text != NULL) {
-        evbuffer_add(out, text, strlen(text));
-        evbuffer_add(out, "\n", 1);
-        free(text);
-    }
+    return dump_json(out, root);
 }

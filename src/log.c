@@ -105,6 +105,20 @@ rp_json_str(char *buf, size_t cap, size_t *pos, const char *s, size_t len)
         return;
     buf[p++] = '"';
     for (size_t i = 0; i < len && p < cap - 8; i++) {
+        /* A run of bytes that need no escape, copied whole. */
+        size_t run = 0;
+        while (i + run < len && (unsigned char)s[i + run] >= 0x20 && (unsigned char)s[i + run] < 0x7f
+               && s[i + run] != '"' && s[i + run] != '\\')
+            run++;
+        if (run > 0) {
+            if (run > cap - 8 - p)
+                run = cap - 8 - p;
+            memcpy(buf + p, s + i, run);
+            p += run;
+            i += run;
+            if (i >= len || p >= cap - 8)
+                break;
+        }
         unsigned char c = (unsigned char)s[i];
         if (c == '"' || c == '\\') {
             buf[p++] = '\\';
@@ -145,23 +159,78 @@ put(char *buf, size_t cap, size_t *pos, const char *fmt, ...)
     *pos += (size_t)n < cap - *pos ? (size_t)n : cap - *pos - 1;
 }
 
+/* Append n bytes (truncated at the end of buf, keeping room for a NUL). */
+static void
+put_mem(char *buf, size_t cap, size_t *pos, const char *s, size_t n)
+{
+    if (*pos >= cap)
+        return;
+    if (n > cap - *pos - 1)
+        n = cap - *pos - 1;
+    memcpy(buf + *pos, s, n);
+    *pos += n;
+}
+
+#define PUT_LIT(buf, cap, pos, lit) put_mem((buf), (cap), (pos), (lit), sizeof(lit) - 1)
+
+static void
+put_u64(char *buf, size_t cap, size_t *pos, uint64_t v)
+{
+    char d[24];
+    size_t n = sizeof d;
+    do {
+        d[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    put_mem(buf, cap, pos, d + n, sizeof d - n);
+}
+
+/* Microseconds as milliseconds with three decimals. */
+static void
+put_ms(char *buf, size_t cap, size_t *pos, uint64_t us)
+{
+    put_u64(buf, cap, pos, us / 1000);
+    char f[4] = { '.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10),
+                  (char)('0' + us % 10) };
+    put_mem(buf, cap, pos, f, 4);
+}
+
 static void
 put_kv(char *buf, size_t cap, size_t *pos, const char *key, const char *v, size_t len)
 {
-    put(buf, cap, pos, ",\"%s\":", key);
+    PUT_LIT(buf, cap, pos, ",\"");
+    put_mem(buf, cap, pos, key, strlen(key));
+    PUT_LIT(buf, cap, pos, "\":");
     rp_json_str(buf, cap, pos, v, len);
 }
+
+/* The date and time up to the second are formatted once a second per
+ * thread. */
+static _Thread_local struct {
+    time_t sec;
+    char   text[32];   /* {"ts":"YYYY-MM-DDTHH:MM:SS */
+    size_t len;
+} tl_ts = { .sec = -1 };
 
 static void
 put_ts(char *buf, size_t cap, size_t *pos)
 {
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    put(buf, cap, pos, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\"",
-        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-        tm.tm_sec, ts.tv_nsec / 1000000);
+    if (ts.tv_sec != tl_ts.sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        int n = snprintf(tl_ts.text, sizeof tl_ts.text, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d",
+                         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                         tm.tm_sec);
+        tl_ts.len = n > 0 && (size_t)n < sizeof tl_ts.text ? (size_t)n : 0;
+        tl_ts.sec = ts.tv_sec;
+    }
+    put_mem(buf, cap, pos, tl_ts.text, tl_ts.len);
+    long ms = ts.tv_nsec / 1000000;
+    char f[6] = { '.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10),
+                  'Z', '"' };
+    put_mem(buf, cap, pos, f, sizeof f);
 }
 
 static void
@@ -503,39 +572,57 @@ rp_log_access(const rp_txn_t *txn)
         return;
     uint64_t now = rp_now_us();
     put_ts(buf, sizeof buf, &pos);
-    put(buf, sizeof buf, &pos, ",\"level\":\"info\",\"msg\":\"access\"");
+    PUT_LIT(buf, sizeof buf, &pos, ",\"level\":\"info\",\"msg\":\"access\"");
     put_txn(buf, sizeof buf, &pos, txn);
     const char *method = txn->method_known ? rp_http_method_str(txn->req.method) : "-";
     put_kv(buf, sizeof buf, &pos, "method", method, strlen(method));
     put_kv(buf, sizeof buf, &pos, "target", txn->req.buf + txn->req.target_off,
            txn->req.target_len > 1024 ? 1024 : txn->req.target_len);
     put_kv(buf, sizeof buf, &pos, "host", txn->host, strlen(txn->host));
-    if (txn->version_known && txn->req.major == 2)
-        put(buf, sizeof buf, &pos, ",\"protocol\":\"HTTP/2\"");
-    else if (txn->version_known)
-        put(buf, sizeof buf, &pos, ",\"protocol\":\"HTTP/%u.%u\"", txn->req.major, txn->req.minor);
-    else
-        put(buf, sizeof buf, &pos, ",\"protocol\":\"-\"");
-    put(buf, sizeof buf, &pos,
-        ",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu"
-        ",\"duration_ms\":%.3f,\"attempts\":%u",
-        txn->status, (unsigned long long)txn->req_body_bytes, (unsigned long long)txn->bytes_out,
-        (double)(now - txn->start_us) / 1000.0, txn->attempts);
+    if (txn->version_known && txn->req.major == 2) {
+        PUT_LIT(buf, sizeof buf, &pos, ",\"protocol\":\"HTTP/2\"");
+    } else if (txn->version_known) {
+        PUT_LIT(buf, sizeof buf, &pos, ",\"protocol\":\"HTTP/");
+        put_u64(buf, sizeof buf, &pos, txn->req.major);
+        PUT_LIT(buf, sizeof buf, &pos, ".");
+        put_u64(buf, sizeof buf, &pos, txn->req.minor);
+        PUT_LIT(buf, sizeof buf, &pos, "\"");
+    } else {
+        PUT_LIT(buf, sizeof buf, &pos, ",\"protocol\":\"-\"");
+    }
+    PUT_LIT(buf, sizeof buf, &pos, ",\"status\":");
+    put_u64(buf, sizeof buf, &pos, (uint64_t)(txn->status > 0 ? txn->status : 0));
+    PUT_LIT(buf, sizeof buf, &pos, ",\"bytes_in\":");
+    put_u64(buf, sizeof buf, &pos, txn->req_body_bytes);
+    PUT_LIT(buf, sizeof buf, &pos, ",\"bytes_out\":");
+    put_u64(buf, sizeof buf, &pos, txn->bytes_out);
+    PUT_LIT(buf, sizeof buf, &pos, ",\"duration_ms\":");
+    put_ms(buf, sizeof buf, &pos, now > txn->start_us ? now - txn->start_us : 0);
+    PUT_LIT(buf, sizeof buf, &pos, ",\"attempts\":");
+    put_u64(buf, sizeof buf, &pos, txn->attempts);
     if (txn->nresults > 0) {
-        put(buf, sizeof buf, &pos, ",\"upstream_results\":[");
+        PUT_LIT(buf, sizeof buf, &pos, ",\"upstream_results\":[");
         unsigned n = txn->nresults < RP_TXN_RESULTS_MAX ? txn->nresults : RP_TXN_RESULTS_MAX;
-        for (unsigned i = 0; i < n; i++)
-            put(buf, sizeof buf, &pos, "%s\"%s\"", i ? "," : "",
-                rp_attempt_result_name((rp_attempt_result_t)txn->results[i]));
-        put(buf, sizeof buf, &pos, "],\"upstream_duration_ms\":%.3f,\"upstream_status\":[",
-            (double)txn->upstream_us / 1000.0);
         for (unsigned i = 0; i < n; i++) {
-            if (txn->statuses[i] != 0)
-                put(buf, sizeof buf, &pos, "%s%u", i ? "," : "", (unsigned)txn->statuses[i]);
-            else
-                put(buf, sizeof buf, &pos, "%snull", i ? "," : "");
+            const char *r = rp_attempt_result_name((rp_attempt_result_t)txn->results[i]);
+            if (i > 0)
+                PUT_LIT(buf, sizeof buf, &pos, ",");
+            PUT_LIT(buf, sizeof buf, &pos, "\"");
+            put_mem(buf, sizeof buf, &pos, r, strlen(r));
+            PUT_LIT(buf, sizeof buf, &pos, "\"");
         }
-        put(buf, sizeof buf, &pos, "]");
+        PUT_LIT(buf, sizeof buf, &pos, "],\"upstream_duration_ms\":");
+        put_ms(buf, sizeof buf, &pos, txn->upstream_us);
+        PUT_LIT(buf, sizeof buf, &pos, ",\"upstream_status\":[");
+        for (unsigned i = 0; i < n; i++) {
+            if (i > 0)
+                PUT_LIT(buf, sizeof buf, &pos, ",");
+            if (txn->statuses[i] != 0)
+                put_u64(buf, sizeof buf, &pos, txn->statuses[i]);
+            else
+                PUT_LIT(buf, sizeof buf, &pos, "null");
+        }
+        PUT_LIT(buf, sizeof buf, &pos, "]");
     }
     if (txn->error != RP_ERR_NONE) {
         const char *e = rp_error_name(txn->error);

@@ -112,7 +112,8 @@ fd_budget(const rp_snapshot_t *s, bool check)
     for (size_t i = 0; i < s->nupstreams; i++)
         idle += (rlim_t)s->upstreams[i].max_idle_per_backend * budget_backends(&s->upstreams[i]);
     idle *= s->workers;
-    rlim_t reserve = 64 + (rlim_t)s->workers * (rlim_t)s->nlisteners;
+    rlim_t admin = s->admin.enabled ? RP_ADMIN_MAX_CONNS + 1 : 0;
+    rlim_t reserve = 64 + (rlim_t)s->workers * (rlim_t)s->nlisteners + admin;
     rlim_t want = (rlim_t)s->limits.max_connections * 2 + idle + reserve;
     rp_max_conns = s->limits.max_connections;
 
@@ -170,11 +171,11 @@ fd_budget(const rp_snapshot_t *s, bool check)
              "file descriptor limit %llu is too low for limits.max_connections %u; "
              "accepting at most %u connection%s (needs %llu = 2 x limits.max_connections %u"
              " + %llu idle pooled upstream connections [workers %u x (%s)]"
-             " + %llu reserved [64 + workers x listeners])%s",
+             " + %llu reserved [64 + workers x listeners%s])%s",
              (unsigned long long)rl.rlim_cur, s->limits.max_connections, cap,
              cap == 1 ? "" : "s", (unsigned long long)want, s->limits.max_connections,
              (unsigned long long)idle, s->workers, shown > 0 ? pools : "no pools",
-             (unsigned long long)reserve,
+             (unsigned long long)reserve, admin > 0 ? " + 17 for the admin port" : "",
              fit == 0 ? "; the idle pools and the reserve leave no room for connections: lower "
                         "upstreams.NAME.pool.max_idle_per_backend or workers" : "");
     if (check)

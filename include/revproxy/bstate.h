@@ -84,9 +84,10 @@ uint64_t rp_bstate_weight(const rp_bstate_t *b, unsigned weight, uint64_t now_us
 
 const char *rp_health_name(rp_health_t h);
 
-/* Record why its state changed, now (any thread; a lock shared by every
- * backend, taken only on changes and by readers of /stats). */
-void rp_bstate_note(rp_bstate_t *b, const char *why);
+/* Record why its state changed to to, now (any thread; a lock shared by
+ * every backend, taken only on changes and by readers of /stats).  A note
+ * that comes late, the state having changed again since, is not kept. */
+void rp_bstate_note(rp_bstate_t *b, rp_health_t to, const char *why);
 /* The last change: its time (Unix ms, 0 when none) and why (into out). */
 uint64_t rp_bstate_last(const rp_bstate_t *b, char *out, size_t cap);
 

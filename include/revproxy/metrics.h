@@ -50,8 +50,9 @@ typedef struct rp_metrics {
     uint64_t bytes_out;          /* response bytes sent */
     uint64_t upstream_errors;    /* attempts that did not end OK */
     uint64_t upstream_attempts;
+    uint64_t connections_closed;   /* read before accepted (so never above it):
+                                      open now = accepted - closed */
     uint64_t connections_accepted;
-    uint64_t connections_closed;   /* open now: accepted - closed */
     uint64_t h2_calm;              /* HTTP/2 connections closed for abuse */
     uint64_t retries;              /* tries after a request's first */
     uint64_t by_error[RP_ERR_COUNT];   /* requests by reason word */
@@ -70,7 +71,7 @@ typedef struct rp_route_metrics {
 
 /* An upstream's figures (by its identity). */
 typedef struct rp_upstream_metrics {
-    uint64_t  requests;          /* transactions that picked it */
+    uint64_t  requests;          /* requests tried at one of its backends at least once */
     uint64_t  attempts;          /* tries, each reported once */
     uint64_t  by_result[8];      /* attempts by rp_attempt_result_t */
     uint64_t  retries;           /* tries after a request's first */
@@ -80,8 +81,15 @@ typedef struct rp_upstream_metrics {
 
 /* A listener's client connections (by its identity). */
 typedef struct rp_listener_metrics {
-    uint64_t accepted, closed;
+    uint64_t closed, accepted;   /* closed first: summed in this order */
 } rp_listener_metrics_t;
+
+/* Connections open now (accepted - closed, never below 0). */
+static inline uint64_t
+rp_listener_open(const rp_listener_metrics_t *l)
+{
+    return l->accepted > l->closed ? l->accepted - l->closed : 0;
+}
 
 /* Sums of every worker's counters. */
 void rp_metrics_read(rp_metrics_t *out);

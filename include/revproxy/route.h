@@ -30,6 +30,7 @@ struct rp_route {
                                         request_ms) */
     char                 label[320]; /* "host path" for logs and metrics */
     unsigned             ident;      /* rp_route_identity(label) */
+    bool                 named;      /* the label is its "name" */
 };
 
 typedef struct rp_router rp_router_t;

@@ -214,6 +214,44 @@ def test_ad01_endpoints():
         # a head over the bound
         r = admin_get(port, "/healthz", extra=b"X-Big: " + b"a" * 9000 + b"\r\n")
         assert_eq(r.status, 431)
+        # bytes the head does not keep count too: a flood of blank lines
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        try:
+            s.sendall(b"\r\n" * 20000 + b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        except OSError:
+            pass
+        r = Client(s).read_response()
+        assert_eq(r.status, 431)
+        s.close()
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        try:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\nX:" + b" " * 20000 + b"v\r\n\r\n")
+        except OSError:
+            pass
+        assert_eq(Client(s).read_response().status, 431)
+        s.close()
+        # Host: one for HTTP/1.1, never two
+        for head in (b"GET /healthz HTTP/1.1\r\n\r\n",
+                     b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                     b"GET /healthz HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n"):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(head)
+            assert_eq(Client(s).read_response().status, 400, head)
+            s.close()
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+        assert_eq(Client(s).read_response().status, 200)
+        s.close()
+        # an Upgrade is answered, then the connection closes: the request
+        # behind it is not read as something else
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+                  b"GET /ready HTTP/1.1\r\nHost: a\r\n\r\n")
+        c = Client(s)
+        r = c.read_response()
+        assert_eq((r.status, r.header("connection")), (200, "close"))
+        assert c.closed()
+        s.close()
         # strict parsing: a bare LF line, and an obs-fold
         s = socket.create_connection(("127.0.0.1", port), timeout=5)
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n")
@@ -247,6 +285,15 @@ def test_ad02_token():
         for bad in ("wrong", TOKEN + "x", TOKEN[:-1], "", TOKEN.upper()):
             r = admin_get(port, "/healthz", token=bad)
             assert_eq(r.status, 401, bad)
+        # one guess per connection
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer x\r\n\r\n"
+                  b"GET /healthz HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer y\r\n\r\n")
+        c = Client(s)
+        r = c.read_response()
+        assert_eq((r.status, r.header("connection")), (401, "close"))
+        assert c.closed()
+        s.close()
         # other schemes, and a second Authorization field
         for hdr in ("Basic " + TOKEN, TOKEN, "Bearer" + TOKEN):
             s = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -277,7 +324,7 @@ def test_ad02_token():
         p.stop()
     # refusals are logged, without the token
     text = p.logs()
-    assert "401 (no valid token)" in text
+    assert "401 (no valid token" in text
     assert TOKEN not in text
 
 
@@ -312,12 +359,37 @@ def test_ad03_remote_bind_refused():
         assert_eq(admin_get(port, "/healthz").status, 200)
     finally:
         p.stop()
+    # an IPv4-mapped address is refused; [::] is IPv6 only, so it does not
+    # overlap an IPv4 listener on the same port
+    cfg = dict(base, admin={"address": "[::ffff:127.0.0.1]:%d" % port})
+    r = subprocess.run([REVPROXY, "--check", "--config", write_config(d, cfg)], capture_output=True,
+                       timeout=10)
+    assert_eq(r.returncode, 78, r.stderr)
+    assert b"is an IPv4-mapped IPv6 address" in r.stderr, r.stderr
+    if socket.has_ipv6:
+        v4 = dict(base, listeners=[{"address": "0.0.0.0:%d" % lport}],
+                  admin={"address": "[::]:%d" % lport, "allow_remote": True, "token": TOKEN})
+        p = Proxy(v4, port=lport)
+        try:
+            s = socket.create_connection(("::1", lport), timeout=5)
+            s.sendall(("GET /healthz HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer %s\r\n\r\n"
+                       % TOKEN).encode())
+            assert_eq(Client(s).read_response().status, 200)
+            s.close()
+        finally:
+            p.stop()
     # without a token it warns
     cfg = dict(base, admin={"address": "0.0.0.0:%d" % port, "allow_remote": True})
     r = subprocess.run([REVPROXY, "--check", "--config", write_config(d, cfg)], capture_output=True,
                        timeout=10)
     assert_eq(r.returncode, 0, r.stderr)
     assert b"warning: admin.allow_remote: " in r.stderr, r.stderr
+    # a short token too
+    cfg = dict(base, admin={"address": "127.0.0.1:%d" % port, "token": "short"})
+    r = subprocess.run([REVPROXY, "--check", "--config", write_config(d, cfg)], capture_output=True,
+                       timeout=10)
+    assert_eq(r.returncode, 0, r.stderr)
+    assert b"warning: admin.token: 5 characters is short for a secret" in r.stderr, r.stderr
     # a port already taken: revproxy does not start, and says why
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
@@ -544,8 +616,10 @@ def test_ad07_workers_sum():
 
 def test_ad08_connection_cap_and_timeout():
     b = Backend()
+    # 3000 routes: an exposition of several MB, too much for socket buffers
     cfg = {"upstreams": {"app": {"backends": [{"address": b.addr}]}},
-           "routes": [{"path_prefix": "/", "upstream": "app"}]}
+           "routes": [{"path_prefix": "/", "upstream": "app"}]
+           + [{"path_prefix": "/r%d/" % i, "upstream": "app"} for i in range(3000)]}
     p, port = admin_proxy(cfg, token=None)
     held = []
     try:
@@ -569,14 +643,42 @@ def test_ad08_connection_cap_and_timeout():
         extra.settimeout(5)
         assert_eq(Client(extra).read_response().status, 200)
         extra.close()
-        # a connection that does not finish its request is closed after 10 s
+        # a connection that does not finish its request is closed after
+        # 10 s, and so is one whose reader takes longer than that for
+        # its answer, however steadily it reads
+        while held:
+            held.pop().close()
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.connect(("127.0.0.1", port))
+        slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n")
         s = socket.create_connection(("127.0.0.1", port), timeout=15)
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n")
         t0 = time.time()
-        assert_eq(s.recv(100), b"")
+        try:
+            assert_eq(s.recv(100), b"")
+        except ConnectionResetError:
+            pass
         took = time.time() - t0
         assert 9 <= took <= 13, took
         s.close()
+        got, ended = 0, None
+        slow.settimeout(1)
+        while time.time() - t0 < 16:
+            try:
+                data = slow.recv(2048)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                ended = time.time() - t0
+                break
+            got += len(data)
+            time.sleep(0.05)
+        slow.close()
+        assert ended is not None and ended < 13, (ended, got)
+        assert got < 2000000, got   # it was cut, not served whole
     finally:
         for s in held:
             s.close()
@@ -665,9 +767,95 @@ def test_ad10_access_lines_buffered_none_lost():
     assert_eq(len({l["request_id"] for l in parsed}), len(parsed))
 
 
+def test_ad11_route_names_and_labels():
+    import tempfile
+    d = tempfile.mkdtemp(prefix="rp-test-")
+    base = {"listeners": [{"address": "127.0.0.1:%d" % free_port()}],
+            "upstreams": {"app": {"backends": [{"address": "127.0.0.1:9"}]}}}
+    # an exact "/a*" and a prefix "/a" would share a label
+    cfg = dict(base, routes=[{"path": "/a*", "upstream": "app"},
+                             {"path_prefix": "/a", "upstream": "app"}])
+    r = subprocess.run([REVPROXY, "--check", "--config", write_config(d, cfg)], capture_output=True,
+                       timeout=10)
+    assert_eq(r.returncode, 78, r.stderr)
+    assert b'routes[1]: shows as "* /a*" in logs and metrics, as routes[0] does: give one of them a "name"' \
+        in r.stderr, r.stderr
+    for bad in ("", "a b", "x" * 65, "caf\u00e9"):
+        cfg = dict(base, routes=[{"name": bad, "path_prefix": "/", "upstream": "app"}])
+        r = subprocess.run([REVPROXY, "--check", "--config", write_config(d, cfg)],
+                           capture_output=True, timeout=10)
+        assert_eq(r.returncode, 78, r.stderr)
+        assert b"routes[0].name: must be 1 to 64 letters, digits and ._:-" in r.stderr, r.stderr
+    cfg = dict(base, routes=[{"name": "dup", "path": "/x", "upstream": "app"},
+                             {"name": "dup", "path": "/y", "upstream": "app"}])
+    r = subprocess.run([REVPROXY, "--check", "--config", write_config(d, cfg)], capture_output=True,
+                       timeout=10)
+    assert_eq(r.returncode, 78, r.stderr)
+    # a name is the route's label in access lines and metrics
+    b = Backend()
+    cfg = {"upstreams": {"app": {"backends": [{"address": b.addr}]}},
+           "routes": [{"name": "api.v1", "path": "/a*", "upstream": "app"},
+                      {"path_prefix": "/a", "upstream": "app"}]}
+    p, port = admin_proxy(cfg)
+    try:
+        before = scrape(port)
+        assert_eq(get(p, "/a*").status, 200)
+        assert_eq(get(p, "/a/b").status, 200)
+        settle(port, {key("revproxy_http_requests_total", route="api.v1", code="2xx"): 1,
+                      key("revproxy_http_requests_total", route="* /a*", code="2xx"): 1}, before)
+        dumped = json.loads(admin_get(port, "/config").body)["config"]["routes"]
+        assert_eq(dumped[0]["name"], "api.v1")
+        assert "name" not in dumped[1]
+    finally:
+        p.stop()
+        b.close()
+    assert_eq(sorted(l["route"] for l in access_lines(p)), ["* /a*", "api.v1"])
+
+
+def test_ad12_out_of_descriptors():
+    """The admin port out of descriptors pauses (no busy loop on its
+    backlog, a line a second at most) and answers again once they free."""
+    import resource
+    b = Backend()
+    cfg = {"upstreams": {"app": {"backends": [{"address": b.addr}]}},
+           "routes": [{"path_prefix": "/", "upstream": "app"}], "log": {"level": "info"}}
+    p, port = admin_proxy(cfg, token=None)
+    socks = []
+    try:
+        soft, hard = resource.prlimit(p.proc.pid, resource.RLIMIT_NOFILE)
+        nfd = len(os.listdir("/proc/%d/fd" % p.proc.pid))
+        resource.prlimit(p.proc.pid, resource.RLIMIT_NOFILE, (nfd, hard))
+        try:
+            for _ in range(3):
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                socks.append(s)
+            t0 = time.time()
+            time.sleep(1.5)
+            cpu = sum(int(x) for x in open("/proc/%d/stat" % p.proc.pid).read().rsplit(")", 1)[1].split()[11:13])
+        finally:
+            resource.prlimit(p.proc.pid, resource.RLIMIT_NOFILE, (soft, hard))
+        for s in socks:
+            s.settimeout(5)
+            assert_eq(Client(s).read_response().status, 200)
+        took = time.time() - t0
+        assert took < 3, took
+        assert_eq(admin_get(port, "/healthz").status, 200)
+    finally:
+        for s in socks:
+            s.close()
+        p.stop()
+        b.close()
+    lines = [l for l in p.log_lines() if "admin: accept:" in l.get("msg", "")]
+    assert 1 <= len(lines) <= 3, len(lines)
+    hz = os.sysconf("SC_CLK_TCK")
+    assert cpu < 1.0 * hz, cpu   # not a second of CPU spinning
+
+
 if __name__ == "__main__":
     sys.exit(run([test_ad01_endpoints, test_ad02_token, test_ad03_remote_bind_refused,
                   test_ad04_exact_deltas_and_stats_agree, test_ad05_every_backend_down_ready_stays,
                   test_ad06_reason_word_everywhere, test_ad07_workers_sum,
                   test_ad08_connection_cap_and_timeout, test_ad09_log_format_text,
-                  test_ad10_access_lines_buffered_none_lost]))
+                  test_ad10_access_lines_buffered_none_lost, test_ad11_route_names_and_labels,
+                  test_ad12_out_of_descriptors]))

@@ -892,13 +892,13 @@ END_TEST
 
 START_TEST(test_admin_valid)
 {
-    json_t *root = parse(WITH("\"admin\": {\"address\": \"[::1]:9901\", \"token\": \"Ab9-._~+/=\"}"));
+    json_t *root = parse(WITH("\"admin\": {\"address\": \"[::1]:9901\", \"token\": \"Ab9-._~+/=0123456789\"}"));
     rp_errs_t errs = { 0 };
     rp_snapshot_t *snap = NULL;
     ck_assert_int_eq(rp_snapshot_build(root, &snap, &errs), 0);
     ck_assert(snap->admin.enabled);
     ck_assert(!snap->admin.allow_remote);
-    ck_assert_str_eq(snap->admin.token, "Ab9-._~+/=");
+    ck_assert_str_eq(snap->admin.token, "Ab9-._~+/=0123456789");
     ck_assert_uint_eq(snap->warnings.count, 0);
     json_t *d = rp_snapshot_dump(snap);
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(d, "admin"), "address")),
