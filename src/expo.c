@@ -56,59 +56,130 @@ h2_code_name(unsigned i, char *out, size_t cap)
 
 /* ---- Prometheus ---- */
 
+/* The exposition is built in a buffer of its own and handed to the
+ * evbuffer in large pieces: tens of thousands of short appends would
+ * cost more than the figures. */
+typedef struct pout {
+    struct evbuffer *eb;
+    size_t           n;
+    int              err;
+    char             b[16384];
+} pout_t;
+
 static void
-family(struct evbuffer *o, const char *name, const char *type, const char *help)
+pflush(pout_t *o)
 {
-    evbuffer_add_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    if (o->n > 0 && evbuffer_add(o->eb, o->b, o->n) < 0)
+        o->err = -1;
+    o->n = 0;
+}
+
+static void
+pput(pout_t *o, const char *s, size_t n)
+{
+    if (n > sizeof o->b - o->n) {
+        pflush(o);
+        if (n > sizeof o->b) {
+            if (evbuffer_add(o->eb, s, n) < 0)
+                o->err = -1;
+            return;
+        }
+    }
+    memcpy(o->b + o->n, s, n);
+    o->n += n;
+}
+
+static void
+pstr(pout_t *o, const char *s)
+{
+    pput(o, s, strlen(s));
+}
+
+static void
+pu64(pout_t *o, uint64_t v)
+{
+    char d[24];
+    size_t n = sizeof d;
+    do {
+        d[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    pput(o, d + n, sizeof d - n);
+}
+
+static void
+family(pout_t *o, const char *name, const char *type, const char *help)
+{
+    pstr(o, "# HELP ");
+    pstr(o, name);
+    pput(o, " ", 1);
+    pstr(o, help);
+    pstr(o, "\n# TYPE ");
+    pstr(o, name);
+    pput(o, " ", 1);
+    pstr(o, type);
+    pput(o, "\n", 1);
 }
 
 /* A label value, escaped (backslash, double quote, newline). */
 static void
-label_value(struct evbuffer *o, const char *v)
+label_value(pout_t *o, const char *v)
 {
     const char *run = v;
     for (; *v != '\0'; v++) {
         const char *esc = *v == '\\' ? "\\\\" : *v == '"' ? "\\\"" : *v == '\n' ? "\\n" : NULL;
         if (esc == NULL)
             continue;
-        evbuffer_add(o, run, (size_t)(v - run));
-        evbuffer_add(o, esc, 2);
+        pput(o, run, (size_t)(v - run));
+        pput(o, esc, 2);
         run = v + 1;
     }
-    evbuffer_add(o, run, (size_t)(v - run));
+    pput(o, run, (size_t)(v - run));
 }
 
-/* name{k1="v1",k2="v2"} value: labels as a NULL-terminated list of
- * key, value pairs. */
+/* name{k1="v1",k2="v2"}: labels as a NULL-terminated list of key, value
+ * pairs. */
 static void
-sample(struct evbuffer *o, const char *name, const char *const *labels, const char *value)
+series(pout_t *o, const char *name, const char *suffix, const char *const *labels)
 {
-    evbuffer_add(o, name, strlen(name));
+    pstr(o, name);
+    if (suffix != NULL)
+        pstr(o, suffix);
     if (labels != NULL && labels[0] != NULL) {
-        evbuffer_add(o, "{", 1);
+        pput(o, "{", 1);
         for (size_t i = 0; labels[i] != NULL; i += 2) {
-            evbuffer_add_printf(o, "%s%s=\"", i ? "," : "", labels[i]);
+            if (i > 0)
+                pput(o, ",", 1);
+            pstr(o, labels[i]);
+            pput(o, "=\"", 2);
             label_value(o, labels[i + 1]);
-            evbuffer_add(o, "\"", 1);
+            pput(o, "\"", 1);
         }
-        evbuffer_add(o, "}", 1);
+        pput(o, "}", 1);
     }
-    evbuffer_add_printf(o, " %s\n", value);
+    pput(o, " ", 1);
 }
 
 static void
-sample_u(struct evbuffer *o, const char *name, const char *const *labels, uint64_t v)
+sample(pout_t *o, const char *name, const char *const *labels, const char *value)
 {
-    char num[32];
-    snprintf(num, sizeof num, "%" PRIu64, v);
-    sample(o, name, labels, num);
+    series(o, name, NULL, labels);
+    pstr(o, value);
+    pput(o, "\n", 1);
+}
+
+static void
+sample_u(pout_t *o, const char *name, const char *const *labels, uint64_t v)
+{
+    series(o, name, NULL, labels);
+    pu64(o, v);
+    pput(o, "\n", 1);
 }
 
 /* A histogram's series for one set of labels (up to 4 pairs). */
 static void
-histogram(struct evbuffer *o, const char *name, const char *const *labels, const rp_hist_t *h)
+histogram(pout_t *o, const char *name, const char *const *labels, const rp_hist_t *h)
 {
-    char n[128];
     const char *l[12];
     size_t k = 0;
     for (; labels[k] != NULL && k < 8; k++)
@@ -116,18 +187,22 @@ histogram(struct evbuffer *o, const char *name, const char *const *labels, const
     l[k] = "le";
     l[k + 2] = NULL;
     uint64_t cum = 0;
-    snprintf(n, sizeof n, "%s_bucket", name);
     for (unsigned i = 0; i <= RP_HIST_BOUNDS; i++) {
         cum += h->bucket[i];
         l[k + 1] = i < RP_HIST_BOUNDS ? le_text[i] : "+Inf";
-        sample_u(o, n, l, cum);
+        series(o, name, "_bucket", l);
+        pu64(o, cum);
+        pput(o, "\n", 1);
     }
-    char sum[48];
-    snprintf(sum, sizeof sum, "%" PRIu64 ".%06" PRIu64, h->sum_us / 1000000u, h->sum_us % 1000000u);
-    snprintf(n, sizeof n, "%s_sum", name);
-    sample(o, n, labels, sum);
-    snprintf(n, sizeof n, "%s_count", name);
-    sample_u(o, n, labels, cum);
+    series(o, name, "_sum", labels);
+    pu64(o, h->sum_us / 1000000u);
+    char frac[8] = { '.', (char)('0' + h->sum_us / 100000 % 10), (char)('0' + h->sum_us / 10000 % 10),
+                     (char)('0' + h->sum_us / 1000 % 10), (char)('0' + h->sum_us / 100 % 10),
+                     (char)('0' + h->sum_us / 10 % 10), (char)('0' + h->sum_us % 10), '\n' };
+    pput(o, frac, sizeof frac);
+    series(o, name, "_count", labels);
+    pu64(o, cum);
+    pput(o, "\n", 1);
 }
 
 /* What the admin shows of one backend position. */
@@ -177,7 +252,7 @@ backend_up(const rp_bstate_t *bs)
 }
 
 typedef struct prom_ctx {
-    struct evbuffer *o;
+    pout_t          *o;
     int              which;
 } prom_ctx_t;
 
@@ -226,8 +301,26 @@ upstream_active(const rp_upstream_t *u)
     return n;
 }
 
+static int prometheus(pout_t *o, const rp_snapshot_t *snap, uint64_t start_unix_ms);
+
 int
-rp_expo_prometheus(struct evbuffer *o, const rp_snapshot_t *snap, uint64_t start_unix_ms)
+rp_expo_prometheus(struct evbuffer *out, const rp_snapshot_t *snap, uint64_t start_unix_ms)
+{
+    pout_t *o = malloc(sizeof *o);
+    if (o == NULL)
+        return -1;
+    o->eb = out;
+    o->n = 0;
+    o->err = 0;
+    int rc = prometheus(o, snap, start_unix_ms);
+    pflush(o);
+    rc = rc < 0 || o->err < 0 ? -1 : 0;
+    free(o);
+    return rc;
+}
+
+static int
+prometheus(pout_t *o, const rp_snapshot_t *snap, uint64_t start_unix_ms)
 {
     rp_metrics_t m;
     rp_metrics_read(&m);
