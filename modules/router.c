@@ -345,8 +345,13 @@ report_same_labels(rp_router_t *r, rp_errs_t *errs)
             continue;
         char p[64];
         snprintf(p, sizeof p, "routes[%u]", by[i]->index);
-        rp_errs_add(errs, p, "shows as \"%.80s\" in logs and metrics, as routes[%u] does: give "
-                    "one of them a \"name\"", by[i]->label, by[i - 1]->index);
+        if (by[i]->named)
+            rp_errs_add(errs, p, "name \"%s\" is routes[%u]'s already", by[i]->label,
+                        by[i - 1]->index);
+        else
+            rp_errs_add(errs, p, "shows as \"%.80s%s\" in logs and metrics, as routes[%u] "
+                        "does: give one of them a \"name\"", by[i]->label,
+                        strlen(by[i]->label) > 80 ? "..." : "", by[i - 1]->index);
     }
     free(by);
 }

@@ -95,7 +95,6 @@ on_message_begin(llhttp_t *p)
 {
     aconn_t *c = p->data;
     rp_http_head_reset(&c->head);
-    c->head_bytes = 0;
     c->complete = false;
     c->status = 0;
     return 0;
@@ -396,7 +395,17 @@ serve(aconn_t *c)
 static void
 refuse(aconn_t *c, int status, const char *why)
 {
-    rp_log(RP_LOG_INFO, NULL, "admin: %s: %d: %s", c->peer, status, why);
+    /* A line a second at most: anyone who can connect could flood it. */
+    static time_t logged;
+    static unsigned long since;
+    time_t now = time(NULL);
+    since++;
+    if (now != logged) {
+        rp_log(RP_LOG_INFO, NULL, "admin: %s: %d: %s (%lu refused since the last line)", c->peer,
+               status, why, since);
+        logged = now;
+        since = 0;
+    }
     c->close_after = true;
     char text[160];
     snprintf(text, sizeof text, "%s\n", why);
@@ -442,6 +451,7 @@ process(aconn_t *c)
         if (!c->complete)
             return;   /* more bytes to come */
         c->complete = false;
+        c->head_bytes = 0;   /* the next request counts from here */
         serve(c);
     }
 }

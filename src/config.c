@@ -408,27 +408,57 @@ rp_backend_identity_count(void)
 
 /* ---- route and listener identities ---- */
 
+/* Names and their identities, with an open-addressing index (a config
+ * may have 100000 routes). */
 typedef struct names {
     char   **keys;
-    unsigned n;
+    unsigned n, cap;
+    unsigned *slot;     /* identity + 1, 0: empty; nslots a power of two */
+    size_t   nslots;
 } names_t;
 
 static names_t route_names, listener_names;
+
+static size_t
+name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (size_t)h;
+}
 
 static unsigned
 name_identity(names_t *t, const char *key)
 {
     pthread_mutex_lock(&ident_lock);
-    unsigned i;
-    for (i = 0; i < t->n; i++)
-        if (strcmp(t->keys[i], key) == 0)
-            break;
-    if (i == t->n) {
-        t->keys = rp_xrealloc(t->keys, (t->n + 1) * sizeof *t->keys);
-        t->keys[t->n++] = rp_xstrdup(key);
+    if ((t->n + 1) * 2 > t->nslots) {
+        size_t ns = t->nslots ? t->nslots * 2 : 64;
+        unsigned *slot = rp_xcalloc(ns, sizeof *slot);
+        for (unsigned i = 0; i < t->n; i++) {
+            size_t h = name_hash(t->keys[i]) & (ns - 1);
+            while (slot[h] != 0)
+                h = (h + 1) & (ns - 1);
+            slot[h] = i + 1;
+        }
+        free(t->slot);
+        t->slot = slot;
+        t->nslots = ns;
     }
+    size_t h = name_hash(key) & (t->nslots - 1);
+    while (t->slot[h] != 0 && strcmp(t->keys[t->slot[h] - 1], key) != 0)
+        h = (h + 1) & (t->nslots - 1);
+    if (t->slot[h] == 0) {
+        if (t->n == t->cap) {
+            t->cap = t->cap ? t->cap * 2 : 64;
+            t->keys = rp_xrealloc(t->keys, t->cap * sizeof *t->keys);
+        }
+        t->keys[t->n] = rp_xstrdup(key);
+        t->slot[h] = ++t->n;
+    }
+    unsigned id = t->slot[h] - 1;
     pthread_mutex_unlock(&ident_lock);
-    return i;
+    return id;
 }
 
 unsigned

@@ -16,6 +16,7 @@
 #include <nghttp2/nghttp2.h>
 #include "revproxy/bstate.h"
 #include "revproxy/config.h"
+#include "revproxy/log.h"
 #include "revproxy/metrics.h"
 #include "revproxy/route.h"
 #include "revproxy/txn.h"
@@ -421,6 +422,9 @@ prometheus(pout_t *o, const rp_snapshot_t *snap, uint64_t start_unix_ms)
     sample_u(o, "revproxy_http_request_body_bytes_total", NULL, m.bytes_in);
     family(o, "revproxy_http_response_bytes_total", "counter", "Response bytes sent to clients.");
     sample_u(o, "revproxy_http_response_bytes_total", NULL, m.bytes_out);
+    family(o, "revproxy_log_lines_dropped_total", "counter",
+           "Log lines (access lines included) dropped because the log could not keep up.");
+    sample_u(o, "revproxy_log_lines_dropped_total", NULL, rp_log_dropped());
     family(o, "revproxy_http2_abusive_connections_total", "counter",
            "HTTP/2 connections closed for abuse (ENHANCE_YOUR_CALM).");
     sample_u(o, "revproxy_http2_abusive_connections_total", NULL, m.h2_calm);
@@ -647,6 +651,7 @@ rp_expo_stats(struct evbuffer *out, const rp_snapshot_t *snap, uint64_t start_un
         "by_protocol", proto, "errors", errors,
         "body_bytes_received", (json_int_t)m.bytes_in, "bytes_sent", (json_int_t)m.bytes_out,
         "retries", (json_int_t)m.retries));
+    json_object_set_new(root, "log_lines_dropped", json_integer((json_int_t)rp_log_dropped()));
     /* routes */
     size_t nroutes = 0;
     const rp_route_t *routes = rp_router_routes(snap, &nroutes);

@@ -195,13 +195,28 @@ put_ms(char *buf, size_t cap, size_t *pos, uint64_t us)
     put_mem(buf, cap, pos, f, 4);
 }
 
+/* A line keeps this much room after its strings for the short fields
+ * (numbers, words) and its end, so that it is always whole JSON: a string
+ * too long is cut (still a valid string), a field that does not fit is
+ * left out, and the line then says "truncated":true. */
+#define KV_HEADROOM 1024
+static _Thread_local bool tl_cut;
+
 static void
 put_kv(char *buf, size_t cap, size_t *pos, const char *key, const char *v, size_t len)
 {
+    size_t kl = strlen(key);
+    if (cap < KV_HEADROOM || *pos + kl + 16 >= cap - KV_HEADROOM) {
+        tl_cut = true;
+        return;
+    }
     PUT_LIT(buf, cap, pos, ",\"");
-    put_mem(buf, cap, pos, key, strlen(key));
+    put_mem(buf, cap, pos, key, kl);
     PUT_LIT(buf, cap, pos, "\":");
-    rp_json_str(buf, cap, pos, v, len);
+    size_t before = *pos;
+    rp_json_str(buf, cap - KV_HEADROOM, pos, v, len);
+    if (*pos - before < len + 2)
+        tl_cut = tl_cut || *pos + 16 >= cap - KV_HEADROOM;
 }
 
 /* The date and time up to the second are formatted once a second per
@@ -332,8 +347,21 @@ acc_flush(void)
         return;
     if (tl_acc.timer != NULL)
         evtimer_del(tl_acc.timer);
+    /* A buffer flushed by its timer with little in it goes as a copy of
+     * its size (so it counts what it holds against the bound), and the
+     * buffer stays for the next lines; a fuller one goes itself. */
+    line_t *give = NULL;
+    if (c->len < ACC_CHUNK / 2 && (give = malloc(sizeof *give + c->len)) != NULL) {
+        *give = *c;
+        give->held = sizeof *give + c->len;
+        memcpy(give->data, c->data, c->len);
+    }
+    bool whole = give == NULL;
+    if (whole)
+        give = c;
+    give->next = NULL;
     pthread_mutex_lock(&lq.lock);
-    if (!lq.running || lq.bytes + c->held > RP_LOG_QUEUE_MAX_BYTES) {
+    if (!lq.running || lq.bytes + give->held > RP_LOG_QUEUE_MAX_BYTES) {
         bool running = lq.running;
         int fd = lq.access_fd >= 0 ? lq.access_fd : STDERR_FILENO;
         pthread_mutex_unlock(&lq.lock);
@@ -341,21 +369,28 @@ acc_flush(void)
             atomic_fetch_add_explicit(&dropped, c->nlines, memory_order_relaxed);
         else
             write_all(fd, c->data, c->len);
+        if (!whole)
+            free(give);
         c->len = 0;
         c->nlines = 0;
         return;
     }
     if (lq.tail != NULL)
-        lq.tail->next = c;
+        lq.tail->next = give;
     else
-        lq.head = c;
-    lq.tail = c;
-    lq.bytes += c->held;
+        lq.head = give;
+    lq.tail = give;
+    lq.bytes += give->held;
     if (lq.bytes > lq.peak)
         lq.peak = lq.bytes;
     pthread_cond_signal(&lq.cond);
     pthread_mutex_unlock(&lq.lock);
-    tl_acc.chunk = chunk_new();   /* NULL: lines go one by one until it works */
+    if (whole) {
+        tl_acc.chunk = chunk_new();   /* NULL: lines go one by one until it works */
+    } else {
+        c->len = 0;
+        c->nlines = 0;
+    }
 }
 
 static void
@@ -439,9 +474,11 @@ value_end(const char *p, const char *end)
                 str = false;
         } else if (*p == '"') {
             str = true;
-        } else if (*p == '[') {
+        } else if (*p == '[' || *p == '{') {
             depth++;
-        } else if (*p == ']') {
+        } else if (*p == ']' || *p == '}') {
+            if (depth == 0)
+                break;   /* the end of the line's object */
             depth--;
         } else if (depth == 0 && (*p == ',' || *p == '}')) {
             break;
@@ -453,8 +490,8 @@ value_end(const char *p, const char *end)
 /* A JSON line of this file as text: "TS LEVEL MSG key=value ...", a
  * string value without its quotes unless it is empty or holds a space
  * (escapes stay as they are, so the line stays one line of ASCII). */
-static size_t
-to_text(const char *in, size_t len, char *out, size_t cap)
+size_t
+rp_log_json_to_text(const char *in, size_t len, char *out, size_t cap)
 {
     const char *p = in, *end = in + len;
     size_t o = 0;
@@ -479,7 +516,9 @@ to_text(const char *in, size_t len, char *out, size_t cap)
                 ve--;
             }
         }
-        if (o > 0 && o < cap)
+        if (o + 4 >= cap)
+            break;
+        if (o > 0)
             out[o++] = ' ';
         if (!head) {
             size_t n = kl + 1 < cap - o ? kl : 0;
@@ -488,6 +527,8 @@ to_text(const char *in, size_t len, char *out, size_t cap)
             if (o < cap)
                 out[o++] = '=';
         }
+        if (o + 2 >= cap)
+            break;
         size_t n = (size_t)(ve - v) < cap - o - 2 ? (size_t)(ve - v) : cap - o - 2;
         memcpy(out + o, v, n);
         o += n;
@@ -509,7 +550,11 @@ rp_log_set_text(bool text)
 static void
 finish_line(char *buf, size_t cap, size_t *pos)
 {
-    /* A truncated line still ends as a JSON object and a newline. */
+    if (tl_cut) {
+        PUT_LIT(buf, cap, pos, ",\"truncated\":true");
+        tl_cut = false;
+    }
+    /* Never reached with the headroom kept; a last guard. */
     if (*pos > cap - 3)
         *pos = cap - 3;
     buf[(*pos)++] = '}';
@@ -518,11 +563,12 @@ finish_line(char *buf, size_t cap, size_t *pos)
 }
 
 static void
-emit(rp_log_level_t lvl, const rp_txn_t *txn, const char *extra, const char *fmt, va_list ap)
-    __attribute__((format(printf, 4, 0)));
+emit(rp_log_level_t lvl, const rp_txn_t *txn, const char *extra, bool direct, const char *fmt,
+     va_list ap) __attribute__((format(printf, 5, 0)));
 
 static void
-emit(rp_log_level_t lvl, const rp_txn_t *txn, const char *extra, const char *fmt, va_list ap)
+emit(rp_log_level_t lvl, const rp_txn_t *txn, const char *extra, bool direct, const char *fmt,
+     va_list ap)
 {
     char msg[2048];
     char buf[LINE_MAX_BYTES];
@@ -532,15 +578,43 @@ emit(rp_log_level_t lvl, const rp_txn_t *txn, const char *extra, const char *fmt
     put(buf, sizeof buf, &pos, ",\"level\":\"%s\"", level_name(lvl));
     put_kv(buf, sizeof buf, &pos, "msg", msg, strlen(msg));
     put_txn(buf, sizeof buf, &pos, txn);
-    if (extra != NULL && extra[0] != '\0')
-        put(buf, sizeof buf, &pos, ",%s", extra);
+    if (extra != NULL && extra[0] != '\0') {
+        size_t el = strlen(extra);
+        if (pos + el + 2 < sizeof buf - KV_HEADROOM) {
+            PUT_LIT(buf, sizeof buf, &pos, ",");
+            put_mem(buf, sizeof buf, &pos, extra, el);
+        } else {
+            tl_cut = true;
+        }
+    }
     finish_line(buf, sizeof buf, &pos);
     if (text_format) {
         char text[LINE_MAX_BYTES];
-        submit(text, to_text(buf, pos, text, sizeof text), 0);
+        size_t n = rp_log_json_to_text(buf, pos, text, sizeof text);
+        if (direct)
+            write_all(STDERR_FILENO, text, n);
+        else
+            submit(text, n, 0);
         return;
     }
-    submit(buf, pos, 0);
+    if (direct)
+        write_all(STDERR_FILENO, buf, pos);
+    else
+        submit(buf, pos, 0);
+}
+
+/* A line of the writer thread itself, written at once to stderr. */
+static void
+direct_line(rp_log_level_t lvl, const char *extra, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+direct_line(rp_log_level_t lvl, const char *extra, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    emit(lvl, NULL, extra, true, fmt, ap);
+    va_end(ap);
 }
 
 void
@@ -548,7 +622,7 @@ rp_log_emit(rp_log_level_t lvl, const rp_txn_t *txn, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    emit(lvl, txn, NULL, fmt, ap);
+    emit(lvl, txn, NULL, false, fmt, ap);
     va_end(ap);
 }
 
@@ -559,7 +633,7 @@ rp_log_fields(rp_log_level_t lvl, const rp_txn_t *txn, const char *extra, const 
         return;
     va_list ap;
     va_start(ap, fmt);
-    emit(lvl, txn, extra, fmt, ap);
+    emit(lvl, txn, extra, false, fmt, ap);
     va_end(ap);
 }
 
@@ -641,10 +715,27 @@ rp_log_access(const rp_txn_t *txn)
     finish_line(buf, sizeof buf, &pos);
     if (text_format) {
         char text[LINE_MAX_BYTES];
-        acc_put(text, to_text(buf, pos, text, sizeof text));
+        acc_put(text, rp_log_json_to_text(buf, pos, text, sizeof text));
         return;
     }
     acc_put(buf, pos);
+}
+
+/* Lines dropped since the last report are reported once, in the error
+ * log, as soon as the queue has room again (and when logging stops).
+ * Writer thread, or after it ended. */
+static void
+report_dropped(void)
+{
+    static unsigned long reported;
+    unsigned long now_dropped = atomic_load(&dropped);
+    if (now_dropped == reported)
+        return;
+    char extra[96];
+    snprintf(extra, sizeof extra, "\"dropped\":%lu,\"dropped_total\":%lu", now_dropped - reported,
+             now_dropped);
+    direct_line(RP_LOG_WARN, extra, "log queue full: lines dropped");
+    reported = now_dropped;
 }
 
 /* Writer thread, lock held: open the access log anew (after rotation). */
@@ -655,19 +746,18 @@ reopen_access_log(void)
     if (lq.access_path == NULL)
         return;
     int fd = open(lq.access_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-    char msg[512];
-    int n;
     if (fd < 0) {
-        n = snprintf(msg, sizeof msg,
-                     "{\"level\":\"error\",\"msg\":\"reopening access log failed, keeping the old file\",\"error\":\"%s\"}\n",
-                     strerror(errno));
+        char extra[300];
+        size_t pos = 0;
+        PUT_LIT(extra, sizeof extra, &pos, "\"error\":");
+        const char *e = strerror(errno);
+        rp_json_str(extra, sizeof extra, &pos, e, strlen(e));
+        direct_line(RP_LOG_ERROR, extra, "reopening access log failed, keeping the old file");
     } else {
         close(lq.access_fd);
         lq.access_fd = fd;
-        n = snprintf(msg, sizeof msg, "{\"level\":\"info\",\"msg\":\"access log reopened\"}\n");
+        direct_line(RP_LOG_INFO, NULL, "access log reopened");
     }
-    if (n > 0)
-        write_all(STDERR_FILENO, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
 }
 
 void
@@ -700,19 +790,7 @@ writer_main(void *arg)
         lq.head = lq.tail = NULL;
         int afd = lq.access_fd;
         pthread_mutex_unlock(&lq.lock);
-        /* Lines dropped since the last report are reported once, in the
-         * error log, as soon as the queue has room again. */
-        static unsigned long reported;
-        unsigned long now_dropped = atomic_load(&dropped);
-        if (now_dropped != reported) {
-            char msg[160];
-            int n = snprintf(msg, sizeof msg,
-                             "{\"level\":\"warn\",\"msg\":\"log queue full: lines dropped\",\"dropped\":%lu,\"dropped_total\":%lu}\n",
-                             now_dropped - reported, now_dropped);
-            if (n > 0 && (size_t)n < sizeof msg)
-                write_all(STDERR_FILENO, msg, (size_t)n);
-            reported = now_dropped;
-        }
+        report_dropped();
         /* Write runs of lines going to the same descriptor with writev. */
         while (batch != NULL) {
             struct iovec iov[64];
@@ -799,6 +877,7 @@ rp_log_stop(void)
     pthread_mutex_lock(&lq.lock);
     lq.running = false;
     pthread_mutex_unlock(&lq.lock);
+    report_dropped();
     if (lq.access_fd >= 0) {
         close(lq.access_fd);
         lq.access_fd = -1;

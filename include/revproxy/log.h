@@ -40,6 +40,9 @@ void rp_log_access(const rp_txn_t *txn);
 
 /* Lines as text ("TS LEVEL MSG key=value ...") rather than JSON. */
 void rp_log_set_text(bool text);
+/* One JSON line of this logger (len bytes) as such text, into out (cap
+ * bytes, at least 2); returns its length, a newline included. */
+size_t rp_log_json_to_text(const char *in, size_t len, char *out, size_t cap);
 
 /* This thread (a worker) buffers its access lines, handing them to the
  * writer 64 KiB at a time or 100 ms after the first, from a timer on

@@ -230,6 +230,16 @@ def test_ad01_endpoints():
             pass
         assert_eq(Client(s).read_response().status, 431)
         s.close()
+        # each request counts from its own start on a kept-alive connection
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        c = Client(s)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Pad: " + b"p" * 7100 + b"\r\n\r\n")
+        assert_eq(c.read_response().status, 200)
+        s.sendall(b"\r\n" * 700)
+        time.sleep(0.1)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert_eq(c.read_response().status, 200)
+        s.close()
         # Host: one for HTTP/1.1, never two
         for head in (b"GET /healthz HTTP/1.1\r\n\r\n",
                      b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
@@ -791,6 +801,8 @@ def test_ad11_route_names_and_labels():
     r = subprocess.run([REVPROXY, "--check", "--config", write_config(d, cfg)], capture_output=True,
                        timeout=10)
     assert_eq(r.returncode, 78, r.stderr)
+    assert b'routes[1].name: "dup" is routes[0]\'s already' in r.stderr or \
+        b'routes[1]: name "dup" is routes[0]\'s already' in r.stderr, r.stderr
     # a name is the route's label in access lines and metrics
     b = Backend()
     cfg = {"upstreams": {"app": {"backends": [{"address": b.addr}]}},
