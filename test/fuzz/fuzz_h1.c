@@ -496,7 +496,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rp_peer_t peer;
     harness_accept((o1 & 64) != 0, &peer);
     if (rp_conn_new_transport(&H.w, &H.ft->tr, &peer) < 0)
-        rp_worker_conn_closed(&H.w);
+        rp_worker_conn_closed(&H.w, 0);
     pump();
 
     /* The client's bytes, slice by slice. */

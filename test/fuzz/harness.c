@@ -1233,7 +1233,7 @@ harness_accept(bool secure, rp_peer_t *peer)
     *peer = (rp_peer_t){ .text = "192.0.2.7:40000", .ip = "192.0.2.7" };
     atomic_fetch_add(&rp_active_conns, 1);
     H.w.nconns++;
-    rp_metrics_conn_opened(H.w.id);
+    rp_metrics_conn_opened(H.w.id, 0);
 }
 
 void

@@ -574,9 +574,12 @@ def test_ad06_reason_word_everywhere():
            "routes": [{"host": "app.test", "path_prefix": "/", "upstream": "app",
                        "timeouts": {"upstream_response_ms": 200}},
                       {"host": "gone.test", "path_prefix": "/", "upstream": "gone"}],
-           "limits": {"max_header_bytes": 4096}}
+           "limits": {"max_header_bytes": 4096, "max_uri_bytes": 256, "max_body_bytes": 10}}
     p, port = admin_proxy(cfg)
     cases = [
+        ("uri_too_long", 414, dict(path="/" + "u" * 300, host="app.test")),
+        ("body_too_large", 413, dict(path="/", host="app.test", method="POST", body=b"x" * 100)),
+        ("method_not_allowed", 405, dict(path="app.test:80", host="app.test", method="CONNECT")),
         ("no_route", 404, dict(path="/", host="else.test")),
         ("upstream_connect_failed", 502, dict(path="/", host="gone.test")),
         ("upstream_timeout", 504, dict(path="/slow", host="app.test")),
