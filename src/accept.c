@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,34 +24,52 @@
 
 /* ---- handshake failures by reason ---- */
 
-static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
-static rp_tls_fail_count_t fails[RP_TLS_FAIL_SLOTS];
-static size_t nfails;
+/* Slots taken by the first failure of each reason (a static word), then
+ * counted with atomic adds: no lock, on any worker. */
+static _Atomic(const char *) fail_reason[RP_TLS_FAIL_SLOTS];
+static atomic_ullong fail_count[RP_TLS_FAIL_SLOTS];
+static atomic_ullong fail_other;   /* reasons beyond the slots */
 
 static void
 count_failure(const char *reason)
 {
-    pthread_mutex_lock(&fail_lock);
-    size_t i;
-    for (i = 0; i < nfails; i++)
-        if (strcmp(fails[i].reason, reason) == 0)
-            break;
-    if (i == nfails && nfails < RP_TLS_FAIL_SLOTS)
-        fails[nfails++].reason = reason;
-    if (i < nfails)
-        fails[i].count++;
-    pthread_mutex_unlock(&fail_lock);
+    for (size_t i = 0; i < RP_TLS_FAIL_SLOTS; i++) {
+        const char *r = atomic_load(&fail_reason[i]);
+        if (r == NULL) {
+            if (atomic_compare_exchange_strong(&fail_reason[i], &r, reason))
+                r = reason;
+        }
+        if (r == reason || strcmp(r, reason) == 0) {
+            atomic_fetch_add_explicit(&fail_count[i], 1, memory_order_relaxed);
+            return;
+        }
+    }
+    atomic_fetch_add_explicit(&fail_other, 1, memory_order_relaxed);
 }
 
 size_t
 rp_tls_failures(rp_tls_fail_count_t *out, size_t cap)
 {
-    pthread_mutex_lock(&fail_lock);
-    size_t n = nfails < cap ? nfails : cap;
-    memcpy(out, fails, n * sizeof *out);
-    size_t all = nfails;
-    pthread_mutex_unlock(&fail_lock);
-    return all;
+    size_t n = 0;
+    for (size_t i = 0; i < RP_TLS_FAIL_SLOTS; i++) {
+        const char *r = atomic_load(&fail_reason[i]);
+        if (r == NULL)
+            break;
+        if (n < cap) {
+            out[n].reason = r;
+            out[n].count = atomic_load_explicit(&fail_count[i], memory_order_relaxed);
+        }
+        n++;
+    }
+    uint64_t other = atomic_load_explicit(&fail_other, memory_order_relaxed);
+    if (other > 0) {
+        if (n < cap) {
+            out[n].reason = "other_reasons";
+            out[n].count = other;
+        }
+        n++;
+    }
+    return n;
 }
 
 /* ---- peers ---- */

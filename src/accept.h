@@ -30,13 +30,15 @@ int rp_accept(rp_worker_t *w, int fd, const struct sockaddr *sa, const rp_listen
 /* Close a handshake in progress (worker stop). */
 void rp_handshake_free(rp_handshake_t *hs);
 
-/* TLS handshakes that failed, by reason word (process-wide). */
+/* TLS handshakes that failed, by reason word (process-wide, counted
+ * without a lock); reasons beyond the slots add up under "other_reasons". */
 #define RP_TLS_FAIL_SLOTS 16
 typedef struct rp_tls_fail_count {
     const char *reason;
     uint64_t    count;
 } rp_tls_fail_count_t;
-/* Copy the counters out; returns how many reasons have been seen. */
+/* Copy the counters out (cap should be RP_TLS_FAIL_SLOTS + 1); returns
+ * how many there are. */
 size_t rp_tls_failures(rp_tls_fail_count_t *out, size_t cap);
 
 #endif

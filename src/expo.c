@@ -363,9 +363,9 @@ prometheus(pout_t *o, const rp_snapshot_t *snap, uint64_t start_unix_ms)
     }
     family(o, "revproxy_tls_handshake_failures_total", "counter",
            "TLS handshakes that failed, by reason.");
-    rp_tls_fail_count_t f[RP_TLS_FAIL_SLOTS];
-    size_t nf = rp_tls_failures(f, RP_TLS_FAIL_SLOTS);
-    for (size_t i = 0; i < nf && i < RP_TLS_FAIL_SLOTS; i++) {
+    rp_tls_fail_count_t f[RP_TLS_FAIL_SLOTS + 1];
+    size_t nf = rp_tls_failures(f, RP_TLS_FAIL_SLOTS + 1);
+    for (size_t i = 0; i < nf && i <= RP_TLS_FAIL_SLOTS; i++) {
         const char *l[] = { "reason", f[i].reason, NULL };
         sample_u(o, "revproxy_tls_handshake_failures_total", l, f[i].count);
     }
@@ -624,9 +624,9 @@ rp_expo_stats(struct evbuffer *out, const rp_snapshot_t *snap, uint64_t start_un
     for (unsigned r = 0; r < RP_REJECT_COUNT; r++)
         json_object_set_new(rej, rp_reject_name((rp_reject_t)r), json_integer((json_int_t)m.rejected[r]));
     json_t *tls = json_object();
-    rp_tls_fail_count_t f[RP_TLS_FAIL_SLOTS];
-    size_t nf = rp_tls_failures(f, RP_TLS_FAIL_SLOTS);
-    for (size_t i = 0; i < nf && i < RP_TLS_FAIL_SLOTS; i++)
+    rp_tls_fail_count_t f[RP_TLS_FAIL_SLOTS + 1];
+    size_t nf = rp_tls_failures(f, RP_TLS_FAIL_SLOTS + 1);
+    for (size_t i = 0; i < nf && i <= RP_TLS_FAIL_SLOTS; i++)
         json_object_set_new(tls, f[i].reason, json_integer((json_int_t)f[i].count));
     json_t *ga = json_object();
     for (unsigned i = 0; i < RP_H2_CODES; i++) {

@@ -215,10 +215,10 @@ usr1_signal_cb(evutil_socket_t sig, short what, void *arg)
 static void
 log_tls_failures(void)
 {
-    rp_tls_fail_count_t f[RP_TLS_FAIL_SLOTS];
-    size_t n = rp_tls_failures(f, RP_TLS_FAIL_SLOTS);
-    if (n > RP_TLS_FAIL_SLOTS)
-        n = RP_TLS_FAIL_SLOTS;
+    rp_tls_fail_count_t f[RP_TLS_FAIL_SLOTS + 1];
+    size_t n = rp_tls_failures(f, RP_TLS_FAIL_SLOTS + 1);
+    if (n > RP_TLS_FAIL_SLOTS + 1)
+        n = RP_TLS_FAIL_SLOTS + 1;
     if (n == 0)
         return;
     char buf[1024];

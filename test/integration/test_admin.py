@@ -867,10 +867,35 @@ def test_ad12_out_of_descriptors():
     assert cpu < 1.0 * hz, cpu   # not a second of CPU spinning
 
 
+def test_ad13_http2_goaway_by_code():
+    b = Backend()
+    cfg = {"upstreams": {"app": {"backends": [{"address": b.addr}]}},
+           "routes": [{"path_prefix": "/", "upstream": "app"}]}
+    p, port = admin_proxy(cfg)
+    try:
+        before = scrape(port)
+        # prior-knowledge HTTP/2, then DATA on stream 0: a connection error
+        s = p.connect()
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+                  + b"\x00\x00\x01\x00\x00\x00\x00\x00\x00" + b"x")
+        s.settimeout(5)
+        try:
+            while s.recv(65536):
+                pass
+        except OSError:
+            pass
+        s.close()
+        settle(port, {key("revproxy_http2_goaways_total", code="protocol_error"): 1,
+                      key("revproxy_http2_goaways_total", code="no_error"): 0}, before)
+    finally:
+        p.stop()
+        b.close()
+
+
 if __name__ == "__main__":
     sys.exit(run([test_ad01_endpoints, test_ad02_token, test_ad03_remote_bind_refused,
                   test_ad04_exact_deltas_and_stats_agree, test_ad05_every_backend_down_ready_stays,
                   test_ad06_reason_word_everywhere, test_ad07_workers_sum,
                   test_ad08_connection_cap_and_timeout, test_ad09_log_format_text,
                   test_ad10_access_lines_buffered_none_lost, test_ad11_route_names_and_labels,
-                  test_ad12_out_of_descriptors]))
+                  test_ad12_out_of_descriptors, test_ad13_http2_goaway_by_code]))

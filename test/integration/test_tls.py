@@ -229,7 +229,9 @@ def test_t04_versions():
 
 
 def test_t05_handshake_failures_quiet_and_bounded():
-    with TLSSetup(timeouts={"client_header_ms": 500}) as t:
+    aport = free_port()
+    with TLSSetup(timeouts={"client_header_ms": 500},
+                  admin={"address": "127.0.0.1:%d" % aport}) as t:
         for i in range(20):
             s = socket.create_connection(("127.0.0.1", t.tls_port), timeout=5)
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")   # plain text on a TLS port
@@ -256,7 +258,19 @@ def test_t05_handshake_failures_quiet_and_bounded():
         noisy = [l for l in t.proxy.log_lines() if l.get("level") in ("info", "warn", "error")
                  and "handshake" in l.get("msg", "")]
         assert not noisy, noisy[:3]
-        # Counted by reason, logged once at stop.
+        # Counted by reason on the admin port...
+        s = socket.create_connection(("127.0.0.1", aport), timeout=5)
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        text = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            text += d
+        s.close()
+        assert b'\nrevproxy_tls_handshake_failures_total{reason="http_request"} 20\n' in text, text[-3000:]
+        assert b'\nrevproxy_tls_handshake_failures_total{reason="timeout"} 1\n' in text
+        # ... and logged once at stop.
         t.proxy.stop()
         counts = [l for l in t.proxy.log_lines() if "tls_handshake_failures" in l]
         assert_eq(len(counts), 1)
