@@ -68,6 +68,7 @@ static struct {
     time_t                 logged_401; /* refusals are logged once a second at most */
     unsigned long          refused;    /* since the last line */
     bool                   ready;
+    bool                   draining;
     uint64_t               start_unix_ms;
 } A;
 
@@ -296,7 +297,7 @@ ep_ready(struct evbuffer *out, rp_snapshot_t *snap, const char **ctype, int *sta
         evbuffer_add_printf(out, "ready\n");
     } else {
         *status = 503;
-        evbuffer_add_printf(out, "starting\n");
+        evbuffer_add_printf(out, A.draining ? "draining\n" : "starting\n");
     }
 }
 
@@ -616,6 +617,13 @@ void
 rp_admin_set_ready(bool ready)
 {
     A.ready = ready;
+}
+
+void
+rp_admin_set_draining(void)
+{
+    A.ready = false;
+    A.draining = true;
 }
 
 void

@@ -483,7 +483,7 @@ static const char *const limits_keys[] = {
     "h2_max_concurrent_streams", "max_active_requests_per_worker", NULL };
 static const char *const timeouts_keys[] = {
     "client_header_ms", "client_idle_ms", "request_ms", "upstream_connect_ms",
-    "upstream_response_ms", NULL };
+    "upstream_response_ms", "shutdown_drain_ms", NULL };
 static const char *const upstream_keys[] = { "balancer", "backends", "pool", "health", "queue",
     "resolve_interval_ms", "circuit", "retry", NULL };
 static const char *const circuit_keys[] = { "max_active_requests", NULL };
@@ -724,13 +724,14 @@ static void
 parse_timeouts(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
 {
     const char *const *allowed = timeouts_keys;
-    static const char *const unsupported[] = { "shutdown_drain_ms", NULL };
-    static const struct { const char *key; size_t off; unsigned def; uint64_t min; } t[] = {
-        { "client_header_ms", offsetof(rp_timeouts_t, client_header_ms), 10000, 1 },
-        { "client_idle_ms", offsetof(rp_timeouts_t, client_idle_ms), 60000, 1 },
-        { "request_ms", offsetof(rp_timeouts_t, request_ms), 30000, 0 },
-        { "upstream_connect_ms", offsetof(rp_timeouts_t, upstream_connect_ms), 2000, 1 },
-        { "upstream_response_ms", offsetof(rp_timeouts_t, upstream_response_ms), 15000, 1 },
+    static const char *const unsupported[] = { NULL };
+    static const struct { const char *key; size_t off; unsigned def; uint64_t min, max; } t[] = {
+        { "client_header_ms", offsetof(rp_timeouts_t, client_header_ms), 10000, 1, 86400000 },
+        { "client_idle_ms", offsetof(rp_timeouts_t, client_idle_ms), 60000, 1, 86400000 },
+        { "request_ms", offsetof(rp_timeouts_t, request_ms), 30000, 0, 86400000 },
+        { "upstream_connect_ms", offsetof(rp_timeouts_t, upstream_connect_ms), 2000, 1, 86400000 },
+        { "upstream_response_ms", offsetof(rp_timeouts_t, upstream_response_ms), 15000, 1, 86400000 },
+        { "shutdown_drain_ms", offsetof(rp_timeouts_t, shutdown_drain_ms), 30000, 0, 3600000 },
     };
     const json_t *o = json_object_get(root, "timeouts");
     bool have = o != NULL && expect_object(o, "timeouts", errs);
@@ -739,7 +740,7 @@ parse_timeouts(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
     for (size_t i = 0; i < RP_ARRAY_LEN(t); i++) {
         uint64_t v = t[i].def;
         if (have)
-            rp_conf_uint(o, t[i].key, "timeouts", t[i].min, 86400000, &v, errs);
+            rp_conf_uint(o, t[i].key, "timeouts", t[i].min, t[i].max, &v, errs);
         *(unsigned *)((char *)&s->timeouts + t[i].off) = (unsigned)v;
     }
 }
@@ -1305,12 +1306,13 @@ rp_snapshot_dump(const rp_snapshot_t *s)
         "max_body_bytes", (json_int_t)s->limits.max_body_bytes,
         "h2_max_concurrent_streams", ms(s->limits.h2_max_concurrent_streams),
         "max_active_requests_per_worker", ms(s->limits.max_active_requests_per_worker)));
-    json_object_set_new(root, "timeouts", json_pack("{s:o,s:o,s:o,s:o,s:o}",
+    json_object_set_new(root, "timeouts", json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}",
         "client_header_ms", ms(s->timeouts.client_header_ms),
         "client_idle_ms", ms(s->timeouts.client_idle_ms),
         "request_ms", ms(s->timeouts.request_ms),
         "upstream_connect_ms", ms(s->timeouts.upstream_connect_ms),
-        "upstream_response_ms", ms(s->timeouts.upstream_response_ms)));
+        "upstream_response_ms", ms(s->timeouts.upstream_response_ms),
+        "shutdown_drain_ms", ms(s->timeouts.shutdown_drain_ms)));
     json_t *ups = json_object();
     for (size_t i = 0; i < s->nupstreams; i++) {
         const rp_upstream_t *u = &s->upstreams[i];

@@ -65,6 +65,9 @@ struct rp_conn {
 int rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer);
 /* Close at once, aborting any transaction. */
 void rp_conn_free(rp_conn_t *c);
+/* Graceful shutdown: no further exchange; an idle keep-alive connection
+ * closes now, one with a request in progress after its response. */
+void rp_conn_drain(rp_conn_t *c);
 
 extern const rp_downstream_ops_t rp_h1_downstream;
 

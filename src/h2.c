@@ -83,6 +83,8 @@ struct rp_h2 {
     bool              scheduled;
     bool              input;      /* tr->in holds bytes not yet parsed */
     bool              close_armed;/* timer: closing ends at the latest then */
+    bool              draining;   /* shutdown notice sent; GOAWAY follows */
+    struct event     *drain_ev;   /* owned: sends that GOAWAY */
     bool              goaway_sent;/* a GOAWAY went out, with goaway_last */
     uint64_t          owed;       /* DATA bytes sent, not yet credited back */
     uint64_t          owed_frames;/* DATA frames sent, not yet credited back */
@@ -1288,7 +1290,49 @@ rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
      * parsed, on the next turn: never from inside the caller. */
     h->input = evbuffer_get_length(tr->in) > 0;
     h2_schedule(h);
+    if (w->draining)
+        rp_h2_drain(h);
     return 0;
+}
+
+/* The second step of a drain: GOAWAY with the last stream processed, a
+ * round trip after the notice, so that requests the client sent before it
+ * saw the notice are served, not refused. */
+static void
+drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rp_h2_t *h = arg;
+    (void)fd;
+    (void)what;
+    if (!h->dead && !h->closing && nghttp2_session_want_read(h->ng))
+        nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(h->ng), NGHTTP2_NO_ERROR,
+                              NULL, 0);
+    h2_schedule(h);
+}
+
+void
+rp_h2_drain_all(rp_worker_t *w)
+{
+    rp_h2_t *h;
+    TAILQ_FOREACH(h, &w->h2s, link)
+        rp_h2_drain(h);
+}
+
+void
+rp_h2_drain(rp_h2_t *h)
+{
+    if (h->draining || h->dead)
+        return;
+    h->draining = true;
+    if (nghttp2_session_want_read(h->ng))
+        nghttp2_submit_shutdown_notice(h->ng);
+    h->drain_ev = evtimer_new(h->w->base, drain_cb, h);
+    if (h->drain_ev != NULL) {
+        struct timeval tv = { 0, RP_H2_DRAIN_NOTICE_MS * 1000 };
+        evtimer_add(h->drain_ev, &tv);
+    }
+    h2_schedule(h);
 }
 
 static void
@@ -1302,6 +1346,8 @@ h2_free(rp_h2_t *h)
     nghttp2_session_del(h->ng);
     h->ng = NULL;
     event_free(h->timer);
+    if (h->drain_ev != NULL)
+        event_free(h->drain_ev);
     event_free(h->sweep);
     event_free(h->run);
     rp_tr_free(h->tr, false);

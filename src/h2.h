@@ -26,6 +26,13 @@ int rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer);
 /* Close at once (worker stop): transactions are aborted, GOAWAY is sent
  * if the socket takes it. */
 void rp_h2_stop(rp_h2_t *h);
+/* Graceful shutdown: a shutdown notice now, GOAWAY with the last stream
+ * processed RP_H2_DRAIN_NOTICE_MS later; the connection closes once its
+ * streams are done. */
+#define RP_H2_DRAIN_NOTICE_MS 500
+void rp_h2_drain(rp_h2_t *h);
+/* The same for every HTTP/2 connection of w. */
+void rp_h2_drain_all(rp_worker_t *w);
 /* Free this thread's cache of stream objects (at worker exit). */
 void rp_h2_cache_free(void);
 

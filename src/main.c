@@ -184,12 +184,69 @@ fd_budget(const rp_snapshot_t *s, bool check)
         rp_log(RP_LOG_WARN, NULL, "%s", msg);
 }
 
+/* Graceful shutdown: the main loop ends when every worker has drained,
+ * or when timeouts.shutdown_drain_ms has passed, or on a second signal. */
+static struct {
+    struct event_base *base;
+    struct event      *check;      /* polls the workers */
+    struct event      *deadline;
+    bool               draining;
+    bool               expired;    /* the deadline ended it */
+    uint64_t           since_us;
+    unsigned           drain_ms;
+} drain;
+
+static void
+drain_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (rp_workers_drained()) {
+        rp_log(RP_LOG_INFO, NULL, "drained in %llu ms: every connection closed",
+               (unsigned long long)((rp_now_us() - drain.since_us) / 1000));
+        event_base_loopexit(drain.base, NULL);
+    }
+}
+
+static void
+drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    drain.expired = true;
+    event_base_loopexit(drain.base, NULL);
+}
+
 static void
 stop_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
-    rp_log(RP_LOG_INFO, NULL, "received %s: stopping", strsignal((int)sig));
-    event_base_loopexit(arg, NULL);
+    if ((int)sig == SIGQUIT || drain.draining || drain.drain_ms == 0) {
+        rp_log(RP_LOG_INFO, NULL, "received %s%s: stopping now", strsignal((int)sig),
+               drain.draining ? " again" : "");
+        event_base_loopexit(arg, NULL);
+        return;
+    }
+    drain.draining = true;
+    drain.since_us = rp_now_us();
+    rp_log(RP_LOG_INFO, NULL, "received %s: draining (%u requests in flight; at most "
+           "timeouts.shutdown_drain_ms %u ms)", strsignal((int)sig), rp_workers_active(),
+           drain.drain_ms);
+    rp_notify("STOPPING=1");
+    rp_admin_set_draining();
+    rp_workers_drain();
+    drain.check = event_new(drain.base, -1, EV_PERSIST, drain_check_cb, NULL);
+    drain.deadline = evtimer_new(drain.base, drain_deadline_cb, NULL);
+    struct timeval every = { 0, 20000 };
+    struct timeval dl = { drain.drain_ms / 1000, (drain.drain_ms % 1000) * 1000 };
+    if (drain.check == NULL || drain.deadline == NULL) {
+        event_base_loopexit(arg, NULL);   /* cannot wait: stop now */
+        return;
+    }
+    evtimer_add(drain.check, &every);
+    evtimer_add(drain.deadline, &dl);
 }
 
 static void
@@ -405,13 +462,26 @@ main(int argc, char **argv)
     if (rp_notify(ready) < 0)
         rp_log(RP_LOG_WARN, NULL, "notifying the service manager: %s", strerror(errno));
     rp_admin_set_ready(true);
+    drain.base = base;
+    drain.drain_ms = snap->timeouts.shutdown_drain_ms;
     event_base_dispatch(base);
     rp_admin_set_ready(false);
 
-    rp_notify("STOPPING=1");
+    if (!drain.draining)
+        rp_notify("STOPPING=1");
     rp_modules_main_stop(snap);
     rp_admin_stop();
-    rp_workers_stop();
+    unsigned cut = rp_workers_stop();
+    if (drain.expired || (drain.draining && cut > 0))
+        rp_log(RP_LOG_WARN, NULL, "timeouts.shutdown_drain_ms (%u ms) passed: %u request%s cut",
+               drain.drain_ms, cut, cut == 1 ? "" : "s");
+    else if (cut > 0)
+        rp_log(RP_LOG_WARN, NULL, "stopped with %u request%s in flight, cut", cut,
+               cut == 1 ? "" : "s");
+    if (drain.check != NULL)
+        event_free(drain.check);
+    if (drain.deadline != NULL)
+        event_free(drain.deadline);
     /* Last: a lookup under way may take the resolver's timeout, and
      * traffic has stopped by now. */
     rp_resolver_stop();

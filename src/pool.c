@@ -221,7 +221,7 @@ void
 rp_pool_release(rp_upconn_t *up, const rp_upstream_t *u)
 {
     rp_pool_t *p = pool_for(up->w, up->backend_id);
-    if (u->max_idle_per_backend == 0
+    if (u->max_idle_per_backend == 0 || up->w->draining
         || evbuffer_get_length(bufferevent_get_input(up->bev)) != 0
         || evbuffer_get_length(bufferevent_get_output(up->bev)) != 0) {
         rp_upconn_close(up);
@@ -305,4 +305,14 @@ rp_pools_free(rp_worker_t *w)
     free(w->pools);
     w->pools = NULL;
     w->npools = 0;
+}
+
+void
+rp_pools_drain(rp_worker_t *w)
+{
+    for (unsigned i = 0; i < w->npools; i++) {
+        rp_upconn_t *up;
+        while ((up = TAILQ_FIRST(&w->pools[i].idle)) != NULL)
+            rp_upconn_close(up);
+    }
 }

@@ -67,5 +67,7 @@ bool rp_pool_trim_one(rp_worker_t *w, unsigned uq);
 void rp_pool_trim(rp_worker_t *w, unsigned uq);
 /* Close every idle connection of the worker (shutdown). */
 void rp_pools_free(rp_worker_t *w);
+/* Close every idle pooled connection of w (graceful shutdown). */
+void rp_pools_drain(rp_worker_t *w);
 
 #endif

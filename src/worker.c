@@ -171,6 +171,68 @@ accept_error_cb(struct evconnlistener *l, void *arg)
     set_accepting(w, false);
 }
 
+static bool
+worker_empty(const rp_worker_t *w)
+{
+    return TAILQ_EMPTY(&w->conns) && TAILQ_EMPTY(&w->h2s) && TAILQ_EMPTY(&w->handshakes);
+}
+
+static void
+drain_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rp_worker_t *w = arg;
+    (void)fd;
+    (void)what;
+    if (worker_empty(w)) {
+        atomic_store(&w->drained, true);
+        evtimer_del(w->drain_check);
+    }
+}
+
+/* Accept what waits in each listening socket's queue (so that nothing
+ * there is reset), then close the sockets. */
+static void
+drain_listeners(rp_worker_t *w)
+{
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        struct evconnlistener *l = w->listeners[i];
+        evutil_socket_t lfd = evconnlistener_get_fd(l);
+        for (unsigned n = 0; n < 100000; n++) {
+            struct sockaddr_storage ss;
+            socklen_t len = sizeof ss;
+            int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0)
+                break;   /* EAGAIN: empty; anything else ends it too */
+            accept_cb(l, fd, (struct sockaddr *)&ss, (int)len, &w->lctx[i]);
+        }
+    }
+    for (size_t i = 0; i < w->nlisteners; i++)
+        evconnlistener_free(w->listeners[i]);
+    w->nlisteners = 0;
+}
+
+static void
+worker_drain(rp_worker_t *w)
+{
+    if (w->draining)
+        return;
+    w->draining = true;
+    drain_listeners(w);
+    rp_conn_t *c, *next;
+    for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        rp_conn_drain(c);
+    }
+    rp_h2_drain_all(w);
+    rp_pools_drain(w);
+    w->drain_check = event_new(w->base, -1, EV_PERSIST, drain_check_cb, w);
+    struct timeval tv = { 0, 20000 };
+    if (w->drain_check != NULL)
+        evtimer_add(w->drain_check, &tv);
+    else
+        atomic_store(&w->drained, worker_empty(w));
+}
+
 static void
 stop_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -179,6 +241,14 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (read((int)fd, &b, 1) != 1)
         return;
+    if (b == 'd') {
+        worker_drain(w);
+        return;
+    }
+    event_del(w->stop_ev);
+    if (w->drain_check != NULL)
+        evtimer_del(w->drain_check);
+    w->cut = w->active_txns;
     for (size_t i = 0; i < w->nlisteners; i++)
         evconnlistener_free(w->listeners[i]);
     w->nlisteners = 0;
@@ -199,9 +269,9 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-signal_stop(rp_worker_t *w)
+signal_stop(rp_worker_t *w, const char *cmd)
 {
-    while (write(w->stop_pipe[1], "s", 1) < 0 && errno == EINTR)
+    while (write(w->stop_pipe[1], cmd, 1) < 0 && errno == EINTR)
         ;
 }
 
@@ -248,6 +318,8 @@ worker_cleanup(rp_worker_t *w)
     free(w->lctx);
     if (w->accept_timer)
         event_free(w->accept_timer);
+    if (w->drain_check)
+        event_free(w->drain_check);
     if (w->stop_ev)
         event_free(w->stop_ev);
     rp_queue_worker_free(w);
@@ -291,7 +363,7 @@ rp_workers_start(rp_snapshot_t *snap)
             rp_log(RP_LOG_ERROR, NULL, "worker %u: pipe: %s", i, strerror(errno));
             goto fail;
         }
-        w->stop_ev = event_new(w->base, w->stop_pipe[0], EV_READ, stop_cb, w);
+        w->stop_ev = event_new(w->base, w->stop_pipe[0], EV_READ | EV_PERSIST, stop_cb, w);
         event_add(w->stop_ev, NULL);
         if (rp_queue_worker_init(w) < 0) {
             rp_log(RP_LOG_ERROR, NULL, "worker %u: mailbox: %s", i, strerror(errno));
@@ -358,16 +430,45 @@ fail:
     return -1;
 }
 
-void
+unsigned
 rp_workers_stop(void)
 {
+    unsigned cut = 0;
     for (unsigned i = 0; i < nworkers; i++)
-        signal_stop(&workers[i]);
+        signal_stop(&workers[i], "s");
     for (unsigned i = 0; i < nworkers; i++)
         pthread_join(workers[i].thread, NULL);
-    for (unsigned i = 0; i < nworkers; i++)
+    for (unsigned i = 0; i < nworkers; i++) {
+        cut += workers[i].cut;
         worker_cleanup(&workers[i]);
+    }
     free(workers);
     workers = NULL;
     nworkers = 0;
+    return cut;
+}
+
+void
+rp_workers_drain(void)
+{
+    for (unsigned i = 0; i < nworkers; i++)
+        signal_stop(&workers[i], "d");
+}
+
+bool
+rp_workers_drained(void)
+{
+    for (unsigned i = 0; i < nworkers; i++)
+        if (!atomic_load(&workers[i].drained))
+            return false;
+    return true;
+}
+
+unsigned
+rp_workers_active(void)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < nworkers; i++)
+        n += __atomic_load_n(&workers[i].active_txns, __ATOMIC_RELAXED);
+    return n;
 }

@@ -54,6 +54,12 @@ struct rp_worker {
     int                   mb_fd;         /* owned */
     struct event         *mb_ev;         /* owned */
     struct event         *q_sweep;       /* owned: queue sweep while it has waiters */
+    /* Graceful shutdown (rp_workers_drain): listeners closed, connections
+     * closing as their exchanges end; drained once none is left. */
+    bool                  draining;
+    atomic_bool           drained;
+    struct event         *drain_check;   /* owned */
+    unsigned              cut;           /* requests aborted by the final stop */
 };
 
 /* Connections open across all workers, and the cap applied to them. */
@@ -67,8 +73,18 @@ extern unsigned rp_max_conns;
  * logging why (a module that failed to start is named); nothing is left
  * running, every thread has been joined. */
 int rp_workers_start(rp_snapshot_t *snap);
-/* Stop all workers (close listeners and connections) and join them. */
-void rp_workers_stop(void);
+/* Stop all workers (close listeners and connections, aborting what is in
+ * flight) and join them; returns how many requests were aborted. */
+unsigned rp_workers_stop(void);
+/* Graceful shutdown: each worker accepts what waits in its listening
+ * sockets' queues, closes them, closes idle keep-alive connections, lets
+ * exchanges in flight finish (each with Connection: close, or after an
+ * HTTP/2 shutdown notice and GOAWAY) and closes idle pooled upstream
+ * connections.  rp_workers_drained() tells when every worker is done. */
+void rp_workers_drain(void);
+bool rp_workers_drained(void);
+/* Requests in flight, all workers (a moment's view). */
+unsigned rp_workers_active(void);
 
 /* Worker id of the running set, or NULL; and how many run. */
 rp_worker_t *rp_worker_get(unsigned id);

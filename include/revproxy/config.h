@@ -104,6 +104,7 @@ typedef struct rp_timeouts {
     unsigned request_ms;
     unsigned upstream_connect_ms;
     unsigned upstream_response_ms;
+    unsigned shutdown_drain_ms;   /* graceful shutdown; 0: stop at once */
 } rp_timeouts_t;
 
 /* The admin port (src/admin.c); enabled only with an "admin" section. */

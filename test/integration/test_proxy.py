@@ -1011,7 +1011,7 @@ def test_29e_sigterm_during_transfers():
         half = Client(p.connect())
         half.send(b"GET / HTTP/1.1\r\nHost: a\r\n")
         time.sleep(0.2)
-        # stop() sends SIGTERM and requires exit status 0 and no sanitizer
+        # stop() sends SIGQUIT and requires exit status 0 and no sanitizer
         # report (leaks included) while all of these are in flight.
     for c in clients + [slow, half]:
         c.sock.close()

@@ -267,7 +267,7 @@ def test_02_balancing_many_connections():
 def test_03_sigterm_with_connections_on_both_workers():
     # Requests in flight, idle keep-alive connections and half-sent heads,
     # 36 connections in all (both workers have some unless the kernel's
-    # hash sends every one to the same listener): SIGTERM ends the process
+    # hash sends every one to the same listener): SIGQUIT ends the process
     # with status 0 (stop() allows 10 s and checks for sanitizer reports)
     # and every client connection is closed.
     release = threading.Event()

@@ -468,8 +468,8 @@ static const bad_case_t bad_cases[] = {
 
     /* timeouts */
     { WITH("\"timeouts\": 5"), { "timeouts: must be an object, not an integer" } },
-    { WITH("\"timeouts\": {\"shutdown_drain_ms\": 1000}"),
-      { "timeouts.shutdown_drain_ms: not supported yet" } },
+    { WITH("\"timeouts\": {\"shutdown_drain_ms\": 3600001}"),
+      { "timeouts.shutdown_drain_ms: must be between 0 and 3600000, not 3600001" } },
     { WITH("\"timeouts\": {\"client_header_ms\": 0}"),
       { "timeouts.client_header_ms: must be between 1 and 86400000, not 0" } },
     { WITH("\"timeouts\": {\"upstream_connect_ms\": 86400001}"),
