@@ -34,7 +34,9 @@
 #include "revproxy/config.h"
 #include "revproxy/http.h"
 #include "revproxy/log.h"
+#include <jansson.h>
 #include "admin.h"
+#include "reload.h"
 #include "util.h"
 
 typedef struct aconn aconn_t;
@@ -325,15 +327,48 @@ ep_config(struct evbuffer *out, rp_snapshot_t *snap, const char **ctype, int *st
         *status = 503;
 }
 
+/* POST /reload: the result as JSON, with every error and its JSON path
+ * (200 when it took effect, 409 when the old configuration stays). */
+static void
+ep_reload(struct evbuffer *out, rp_snapshot_t *snap, const char **ctype, int *status)
+{
+    (void)snap;
+    *ctype = "application/json";
+    rp_errs_t errs = { 0 };
+    char why[96];
+    snprintf(why, sizeof why, "POST /reload on the admin port");
+    int rc = A.draining ? -1 : rp_reload(why, &errs);
+    if (A.draining)
+        rp_errs_add(&errs, "", "revproxy is draining: no reload");
+    json_t *e = json_array();
+    for (size_t i = 0; i < errs.count; i++)
+        json_array_append_new(e, json_string(errs.msgs[i]));
+    rp_errs_free(&errs);
+    json_t *root = json_pack("{s:s,s:I,s:o}", "result", rc == 0 ? "success" : "failure",
+                             "generation", (json_int_t)rp_reload_current()->generation,
+                             "errors", e);
+    char *text = root != NULL ? json_dumps(root, JSON_INDENT(2)) : NULL;
+    json_decref(root);
+    if (text == NULL) {
+        *status = 503;
+        return;
+    }
+    evbuffer_add_printf(out, "%s\n", text);
+    free(text);
+    *status = rc == 0 ? 200 : 409;
+}
+
 static const struct {
     const char  *path;
     endpoint_fn *fn;
+    bool         post;     /* POST only; else GET and HEAD */
 } endpoints[] = {
-    { "/healthz", ep_healthz },
-    { "/ready", ep_ready },
-    { "/metrics", ep_metrics },
-    { "/stats", ep_stats },
-    { "/config", ep_config },
+    { "/healthz", ep_healthz, false },
+    { "/ready", ep_ready, false },
+    { "/metrics", ep_metrics, false },
+    { "/stats", ep_stats, false },
+    { "/config", ep_config, false },
+    { "/reload", ep_reload, true },
 };
 
 static void
@@ -364,8 +399,10 @@ serve(aconn_t *c)
     for (size_t i = 0; i < RP_ARRAY_LEN(endpoints); i++) {
         if (strlen(endpoints[i].path) != pl || memcmp(endpoints[i].path, target, pl) != 0)
             continue;
-        if (c->head.method != HTTP_GET && c->head.method != HTTP_HEAD) {
-            answer_text(c, 405, "Allow: GET, HEAD\r\n", "method not allowed\n", head_only);
+        if (endpoints[i].post ? c->head.method != HTTP_POST
+                              : c->head.method != HTTP_GET && c->head.method != HTTP_HEAD) {
+            answer_text(c, 405, endpoints[i].post ? "Allow: POST\r\n" : "Allow: GET, HEAD\r\n",
+                        "method not allowed\n", head_only);
             return;
         }
         struct evbuffer *b = evbuffer_new();
@@ -377,7 +414,7 @@ serve(aconn_t *c)
         const char *ctype = "text/plain; charset=utf-8";
         int status = 200;
         endpoints[i].fn(b, A.snap, &ctype, &status);
-        if (status == 503 && endpoints[i].fn != ep_ready) {
+        if (status == 503 && endpoints[i].fn != ep_ready && endpoints[i].fn != ep_reload) {
             /* Out of memory: never a partial document with 200. */
             evbuffer_drain(b, evbuffer_get_length(b));
             evbuffer_add_printf(b, "out of memory\n");
@@ -388,7 +425,8 @@ serve(aconn_t *c)
         return;
     }
     answer_text(c, 404, NULL,
-                "not found: the admin port serves /healthz /ready /metrics /stats /config\n",
+                "not found: the admin port serves /healthz /ready /metrics /stats /config "
+                "/reload\n",
                 head_only);
 }
 
@@ -617,6 +655,16 @@ void
 rp_admin_set_ready(bool ready)
 {
     A.ready = ready;
+}
+
+void
+rp_admin_set_snapshot(rp_snapshot_t *snap)
+{
+    if (A.snap == NULL)
+        return;
+    rp_snapshot_t *old = A.snap;
+    A.snap = rp_snapshot_ref(snap);
+    rp_snapshot_unref(old);
 }
 
 void

@@ -24,6 +24,8 @@ struct evbuffer;
 int rp_admin_start(struct event_base *base, rp_snapshot_t *snap, uint64_t start_unix_ms);
 /* /ready answers 200 from now on (or 503 again). */
 void rp_admin_set_ready(bool ready);
+/* Serve snap's configuration from now on (a reload). */
+void rp_admin_set_snapshot(rp_snapshot_t *snap);
 /* /ready answers 503 "draining" from now on (graceful shutdown). */
 void rp_admin_set_draining(void);
 /* Close every admin connection and the listener. */

@@ -24,6 +24,7 @@
 #include "accept.h"
 #include "admin.h"
 #include "queue.h"
+#include "reload.h"
 #include "util.h"
 
 _Static_assert(RP_ATTEMPT_COUNT <= 8, "rp_upstream_metrics_t.by_result holds every result");
@@ -338,6 +339,19 @@ prometheus(pout_t *o, const rp_snapshot_t *snap, uint64_t start_unix_ms)
     snprintf(t, sizeof t, "%" PRIu64 ".%03" PRIu64, snap->loaded_unix_ms / 1000u,
              snap->loaded_unix_ms % 1000u);
     sample(o, "revproxy_config_load_time_seconds", NULL, t);
+    rp_reload_stats_t rs;
+    rp_reload_stats(&rs);
+    family(o, "revproxy_config_generation", "gauge",
+           "The configuration in force: 1 at start, one more for each reload that took effect.");
+    sample_u(o, "revproxy_config_generation", NULL, snap->generation);
+    family(o, "revproxy_config_reloads_total", "counter", "Reloads tried, by result.");
+    const char *ok[] = { "result", "success", NULL };
+    sample_u(o, "revproxy_config_reloads_total", ok, rs.success);
+    const char *ko[] = { "result", "failure", NULL };
+    sample_u(o, "revproxy_config_reloads_total", ko, rs.failure);
+    family(o, "revproxy_config_last_reload_success", "gauge",
+           "1 when the last reload took effect (or none was tried), 0 when it failed.");
+    sample_u(o, "revproxy_config_last_reload_success", NULL, rs.last_ok);
 
     /* connections */
     family(o, "revproxy_connections_active", "gauge", "Client connections open now, by listener.");
@@ -609,8 +623,13 @@ rp_expo_stats(struct evbuffer *out, const rp_snapshot_t *snap, uint64_t start_un
     json_t *root = json_object();
     json_object_set_new(root, "version", json_string(PACKAGE_VERSION));
     json_object_set_new(root, "start_time", unix_json(start_unix_ms));
-    json_object_set_new(root, "config", json_pack("{s:s,s:o}", "sha256", snap->sha256,
-                                                   "loaded_at", unix_json(snap->loaded_unix_ms)));
+    rp_reload_stats_t rld;
+    rp_reload_stats(&rld);
+    json_object_set_new(root, "config", json_pack("{s:s,s:o,s:I,s:{s:I,s:I,s:b}}",
+        "sha256", snap->sha256, "loaded_at", unix_json(snap->loaded_unix_ms),
+        "generation", (json_int_t)snap->generation,
+        "reloads", "success", (json_int_t)rld.success, "failure", (json_int_t)rld.failure,
+        "last_ok", rld.last_ok));
     /* connections */
     json_t *lst = json_object();
     for (size_t i = 0; i < snap->nlisteners; i++) {
@@ -704,7 +723,8 @@ rp_expo_config(struct evbuffer *out, const rp_snapshot_t *snap)
     json_t *admin = json_object_get(cfg, "admin");
     if (admin != NULL && json_object_get(admin, "token") != NULL)
         json_object_set_new(admin, "token", json_string("(redacted)"));
-    json_t *root = json_pack("{s:s,s:o,s:o}", "sha256", snap->sha256, "loaded_at",
-                             unix_json(snap->loaded_unix_ms), "config", cfg);
+    json_t *root = json_pack("{s:I,s:s,s:o,s:o}", "generation", (json_int_t)snap->generation,
+                             "sha256", snap->sha256, "loaded_at", unix_json(snap->loaded_unix_ms),
+                             "config", cfg);
     return dump_json(out, root);
 }

@@ -674,6 +674,10 @@ rp_log_access(const rp_txn_t *txn)
     put_ms(buf, sizeof buf, &pos, now > txn->start_us ? now - txn->start_us : 0);
     PUT_LIT(buf, sizeof buf, &pos, ",\"attempts\":");
     put_u64(buf, sizeof buf, &pos, txn->attempts);
+    if (txn->snap != NULL) {
+        PUT_LIT(buf, sizeof buf, &pos, ",\"config_generation\":");
+        put_u64(buf, sizeof buf, &pos, txn->snap->generation);
+    }
     if (txn->nresults > 0) {
         PUT_LIT(buf, sizeof buf, &pos, ",\"upstream_results\":[");
         unsigned n = txn->nresults < RP_TXN_RESULTS_MAX ? txn->nresults : RP_TXN_RESULTS_MAX;

@@ -28,6 +28,7 @@
 #include "revproxy/module.h"
 #include "admin.h"
 #include "notify.h"
+#include "reload.h"
 #include "resolve.h"
 #include "revproxy/upstream.h"
 #include "proxy.h"
@@ -254,8 +255,15 @@ hup_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     (void)arg;
-    rp_log(RP_LOG_WARN, NULL, "received %s: configuration reload not supported yet, ignored",
-           strsignal((int)sig));
+    if (drain.draining) {
+        rp_log(RP_LOG_WARN, NULL, "received %s while draining: no reload", strsignal((int)sig));
+        return;
+    }
+    char why[64];
+    snprintf(why, sizeof why, "received %s", strsignal((int)sig));
+    rp_errs_t errs = { 0 };
+    rp_reload(why, &errs);
+    rp_errs_free(&errs);
 }
 
 static void
@@ -461,6 +469,7 @@ main(int argc, char **argv)
              snap->nlisteners, snap->nlisteners == 1 ? "" : "es", (long)getpid());
     if (rp_notify(ready) < 0)
         rp_log(RP_LOG_WARN, NULL, "notifying the service manager: %s", strerror(errno));
+    rp_reload_init(base, path, snap);
     rp_admin_set_ready(true);
     drain.base = base;
     drain.drain_ms = snap->timeouts.shutdown_drain_ms;
@@ -469,7 +478,7 @@ main(int argc, char **argv)
 
     if (!drain.draining)
         rp_notify("STOPPING=1");
-    rp_modules_main_stop(snap);
+    rp_modules_main_stop(rp_reload_current());
     rp_admin_stop();
     unsigned cut = rp_workers_stop();
     if (drain.expired || (drain.draining && cut > 0))
@@ -490,6 +499,7 @@ main(int argc, char **argv)
     for (size_t i = 0; i < RP_ARRAY_LEN(sigs); i++)
         event_free(sigs[i]);
     event_base_free(base);
+    rp_reload_stop();
     rp_snapshot_unref(snap);
     rp_log_stop();
     libevent_global_shutdown();

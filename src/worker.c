@@ -245,6 +245,15 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
         worker_drain(w);
         return;
     }
+    if (b == 'r') {
+        rp_snapshot_t *next = atomic_exchange(&w->pending, NULL);
+        if (next != NULL) {
+            rp_snapshot_t *old = w->snap;
+            w->snap = next;
+            rp_snapshot_unref(old);   /* freed here if nothing else holds it */
+        }
+        return;
+    }
     event_del(w->stop_ev);
     if (w->drain_check != NULL)
         evtimer_del(w->drain_check);
@@ -323,6 +332,7 @@ worker_cleanup(rp_worker_t *w)
     if (w->stop_ev)
         event_free(w->stop_ev);
     rp_queue_worker_free(w);
+    rp_snapshot_unref(atomic_exchange(&w->pending, NULL));
     if (w->base)
         event_base_free(w->base);
     for (int i = 0; i < 2; i++)
@@ -446,6 +456,16 @@ rp_workers_stop(void)
     workers = NULL;
     nworkers = 0;
     return cut;
+}
+
+void
+rp_workers_publish(rp_snapshot_t *snap)
+{
+    for (unsigned i = 0; i < nworkers; i++) {
+        rp_snapshot_t *was = atomic_exchange(&workers[i].pending, rp_snapshot_ref(snap));
+        rp_snapshot_unref(was);   /* one not taken yet: replaced */
+        signal_stop(&workers[i], "r");
+    }
 }
 
 void

@@ -60,6 +60,9 @@ struct rp_worker {
     atomic_bool           drained;
     struct event         *drain_check;   /* owned */
     unsigned              cut;           /* requests aborted by the final stop */
+    /* A reload hands the next snapshot over here (a reference), and
+     * writes 'r' to the pipe: the worker switches in its own loop. */
+    _Atomic(rp_snapshot_t *) pending;
 };
 
 /* Connections open across all workers, and the cap applied to them. */
@@ -83,6 +86,10 @@ unsigned rp_workers_stop(void);
  * connections.  rp_workers_drained() tells when every worker is done. */
 void rp_workers_drain(void);
 bool rp_workers_drained(void);
+/* Hand snap to every worker (each takes a reference and switches to it
+ * at a safe point of its loop: new connections and requests start with
+ * it, those under way keep theirs). */
+void rp_workers_publish(rp_snapshot_t *snap);
 /* Requests in flight, all workers (a moment's view). */
 unsigned rp_workers_active(void);
 

@@ -135,6 +135,8 @@ struct rp_snapshot {
     char           sha256[65];     /* of the file it was loaded from ("" when built
                                       from a document in memory) */
     uint64_t       loaded_unix_ms; /* when it was built */
+    unsigned       generation;     /* 1 at start, one more each reload that
+                                      publishes it (0: never in force) */
     void          *mod_state[RP_MOD_COUNT];
     rp_errs_t      warnings;       /* owned: "json.path: message" lines that
                                       do not make the document invalid

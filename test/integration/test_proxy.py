@@ -1113,13 +1113,13 @@ def test_31_port_in_use_fails():
         b.close()
 
 
-def test_32_signals_hup_ignored():
+def test_32_signals_hup_reloads():
     with setup() as (p, bs):
         p.proc.send_signal(1)   # SIGHUP
         time.sleep(0.2)
         assert p.proc.poll() is None
         assert_eq(get(p).status, 200)
-    assert "not supported yet" in p.logs()
+    assert "configuration reloaded: generation 2" in p.logs()
 
 
 def test_32b_sigquit_stops_and_usr1_reopens_access_log():

@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * In-process reload (reload.h).
+ *
+ * The new snapshot is built completely (every module's configure, TLS
+ * contexts) and checked against the one in force before anything
+ * changes.  Then, in order: host names are resolved for it (the resolver
+ * thread is restarted on the new set, waiting for its first round as at
+ * start), the main thread's module work (active health checks) moves to
+ * it, and each worker is handed a reference over its pipe, to switch at a
+ * safe point of its own loop.  Transactions keep the snapshot they
+ * started with; the old snapshot is freed when its last user drops it, on
+ * whichever thread that is.  State keyed by identity (backend health and
+ * pools, queues, retry budgets, counters, TLS ticket keys) is not part of
+ * a snapshot and carries over.
+ */
+#include "config.h"
+#include <string.h>
+#include <time.h>
+#include "revproxy/config.h"
+#include "revproxy/log.h"
+#include "revproxy/module.h"
+#include "admin.h"
+#include "notify.h"
+#include "reload.h"
+#include "resolve.h"
+#include "worker.h"
+#include "util.h"
+
+static struct {
+    struct event_base *base;
+    const char        *path;
+    rp_snapshot_t     *cur;     /* ref */
+    unsigned           generation;
+    rp_reload_stats_t  stats;
+} R = { .stats = { .last_ok = true } };
+
+void
+rp_reload_init(struct event_base *base, const char *path, rp_snapshot_t *snap)
+{
+    R.base = base;
+    R.path = path;
+    R.cur = rp_snapshot_ref(snap);
+    snap->generation = ++R.generation;
+}
+
+rp_snapshot_t *
+rp_reload_current(void)
+{
+    return R.cur;
+}
+
+void
+rp_reload_stats(rp_reload_stats_t *out)
+{
+    *out = R.stats;
+}
+
+static bool
+same_str(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+void
+rp_reload_compatible(const rp_snapshot_t *old, const rp_snapshot_t *nw, rp_errs_t *errs)
+{
+    if (old->workers != nw->workers)
+        rp_errs_add(errs, "workers", "%u workers run; a reload cannot change that to %u "
+                    "(restart revproxy)", old->workers, nw->workers);
+    bool same = old->nlisteners == nw->nlisteners;
+    for (size_t i = 0; same && i < old->nlisteners; i++)
+        same = strcmp(old->listeners[i].addr.text, nw->listeners[i].addr.text) == 0;
+    if (!same)
+        rp_errs_add(errs, "listeners", "a reload cannot add, remove or reorder listeners yet "
+                    "(their TLS settings may change); restart revproxy");
+    if (old->admin.enabled != nw->admin.enabled
+        || (old->admin.enabled && strcmp(old->admin.addr.text, nw->admin.addr.text) != 0))
+        rp_errs_add(errs, "admin.address", "a reload cannot open, close or move the admin port "
+                    "(its token may change); restart revproxy");
+    if (old->access_log_off != nw->access_log_off || !same_str(old->access_log, nw->access_log))
+        rp_errs_add(errs, "log.access_log", "a reload cannot change where access lines go; "
+                    "restart revproxy");
+}
+
+/* Whether two snapshots name the same host-name backends. */
+static bool
+same_names(const rp_snapshot_t *a, const rp_snapshot_t *b)
+{
+    size_t na = 0, nb = 0;
+    for (size_t i = 0; i < a->nupstreams; i++)
+        for (size_t k = 0; k < a->upstreams[i].nbackends; k++)
+            na += a->upstreams[i].backends[k].name != NULL;
+    for (size_t i = 0; i < b->nupstreams; i++)
+        for (size_t k = 0; k < b->upstreams[i].nbackends; k++)
+            nb += b->upstreams[i].backends[k].name != NULL;
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < a->nupstreams; i++) {
+        const rp_upstream_t *u = &a->upstreams[i];
+        const rp_upstream_t *v = rp_snapshot_upstream(b, u->name);
+        for (size_t k = 0; k < u->nbackends; k++) {
+            if (u->backends[k].name == NULL)
+                continue;
+            bool found = false;
+            for (size_t j = 0; v != NULL && j < v->nbackends && !found; j++)
+                found = v->backends[j].name != NULL && v->backends[j].rname == u->backends[k].rname
+                        && v->resolve_interval_ms == u->resolve_interval_ms
+                        && v->nbackends == u->nbackends;
+            if (!found)
+                return false;
+        }
+    }
+    return true;
+}
+
+static uint64_t
+unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int
+failed(rp_errs_t *errs, rp_snapshot_t *next)
+{
+    rp_snapshot_unref(next);
+    R.stats.failure++;
+    R.stats.last_ok = false;
+    for (size_t i = 0; i < errs->count; i++)
+        rp_log(RP_LOG_ERROR, NULL, "reload: %s", errs->msgs[i]);
+    rp_log(RP_LOG_ERROR, NULL, "reload failed (%zu error%s): generation %u stays in force",
+           errs->count, errs->count == 1 ? "" : "s", R.cur->generation);
+    char st[160];
+    snprintf(st, sizeof st, "READY=1\nSTATUS=reload failed; generation %u in force",
+             R.cur->generation);
+    rp_notify(st);
+    return -1;
+}
+
+int
+rp_reload(const char *why, rp_errs_t *errs)
+{
+    R.stats.last_unix_ms = unix_ms();
+    rp_notify("RELOADING=1");
+    rp_log(RP_LOG_INFO, NULL, "%s: reloading %s", why, R.path);
+    rp_snapshot_t *next = NULL;
+    if (rp_snapshot_load(R.path, &next, errs) < 0)
+        return failed(errs, NULL);
+    rp_reload_compatible(R.cur, next, errs);
+    if (errs->count > 0)
+        return failed(errs, next);
+    for (size_t i = 0; i < next->warnings.count; i++)
+        rp_log(RP_LOG_WARN, NULL, "%s", next->warnings.msgs[i]);
+    /* Nothing can fail from here on. */
+    if (!same_names(R.cur, next)) {
+        rp_resolver_stop();
+        rp_resolver_start(next, 5000);
+    }
+    rp_modules_main_stop(R.cur);
+    if (rp_modules_main_start(R.base, next) < 0)
+        rp_log(RP_LOG_ERROR, NULL, "reload: a module's main-thread work did not start (see above)");
+    next->generation = ++R.generation;
+    rp_workers_publish(next);
+    rp_admin_set_snapshot(next);
+    rp_log_level = next->log_level;
+    rp_log_set_text(next->log_text);
+    rp_snapshot_t *old = R.cur;
+    R.cur = next;
+    rp_snapshot_unref(old);
+    R.stats.success++;
+    R.stats.last_ok = true;
+    rp_log(RP_LOG_INFO, NULL, "configuration reloaded: generation %u (sha256 %s)",
+           next->generation, next->sha256);
+    char st[160];
+    snprintf(st, sizeof st, "READY=1\nSTATUS=generation %u in force", next->generation);
+    rp_notify(st);
+    return 0;
+}
+
+void
+rp_reload_stop(void)
+{
+    rp_snapshot_unref(R.cur);
+    R.cur = NULL;
+}

@@ -1,0 +1,259 @@
+# SPDX-License-Identifier: MIT
+"""In-process reload: SIGHUP and POST /reload build and check a whole new
+configuration before anything changes; under load no request fails, each
+is served by a backend of the generation its access line names, and a bad
+file changes nothing."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Backend, Client, Proxy, free_port, request_bytes, response, run  # noqa: E402
+from test_proxy import assert_eq, access_lines  # noqa: E402
+
+
+def named_backend(name):
+    return Backend(lambda req, ci, s: response(200, name.encode()))
+
+
+def write(p, cfg):
+    """cfg over what the harness added at start (listeners, workers)."""
+    full = dict(p.config)
+    full.update(cfg)
+    tmp = p.config_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(full, f)
+    os.rename(tmp, p.config_path)
+
+
+def admin(port, method, path):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(("%s %s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % (method, path)).encode())
+    r = Client(s).read_response()
+    s.close()
+    return r
+
+
+def wait_generation(port, gen, timeout=5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r = admin(port, "GET", "/config")
+        if json.loads(r.body)["generation"] == gen:
+            return
+        time.sleep(0.02)
+    raise AssertionError("generation %d not reached" % gen)
+
+
+def test_rl01_reloads_under_load():
+    a, b = named_backend("A"), named_backend("B")
+    aport = free_port()
+    base = {"workers": 2, "admin": {"address": "127.0.0.1:%d" % aport},
+            "routes": [{"path_prefix": "/", "upstream": "app"}],
+            "log": {"level": "info"}}
+    cfg_a = dict(base, upstreams={"app": {"backends": [{"address": a.addr}]}})
+    cfg_b = dict(base, upstreams={"app": {"backends": [{"address": b.addr}]}})
+    p = Proxy(cfg_a)
+    stop = threading.Event()
+    failures, served = [], []
+    lock = threading.Lock()
+
+    def h1_client():
+        while not stop.is_set():
+            try:
+                s = p.connect()
+                c = Client(s)
+                for _ in range(50):
+                    if stop.is_set():
+                        break
+                    c.send(request_bytes("/ka", close=False))
+                    r = c.read_response()
+                    with lock:
+                        if r.status != 200:
+                            failures.append(r.status)
+                        served.append((r.header("x-request-id"), r.body.decode()))
+                s.close()
+            except Exception as e:   # noqa: BLE001
+                with lock:
+                    failures.append(repr(e))
+    ts = [threading.Thread(target=h1_client) for _ in range(4)]
+    for t in ts:
+        t.start()
+    h2_out = []
+
+    def h2_client():
+        # h2load: request after request on one prior-knowledge HTTP/2
+        # connection, 200 a run
+        while not stop.is_set():
+            r = subprocess.run(["h2load", "-n", "200", "-c", "1", "-m", "1",
+                                "http://127.0.0.1:%d/h2" % p.port], capture_output=True, timeout=60)
+            h2_out.append((r.returncode, r.stdout.decode(), r.stderr.decode()))
+    t2 = threading.Thread(target=h2_client)
+    t2.start()
+    try:
+        for gen in range(2, 22):
+            time.sleep(0.25)
+            write(p, cfg_b if gen % 2 == 0 else cfg_a)
+            p.proc.send_signal(signal.SIGHUP)
+            wait_generation(aport, gen)
+        time.sleep(0.25)
+    finally:
+        stop.set()
+        for t in ts:
+            t.join(30)
+        t2.join(60)
+        p.stop()
+        a.close()
+        b.close()
+    assert_eq(failures, [])
+    assert len(served) > 200, len(served)
+    assert h2_out
+    for rc, out, err in h2_out:
+        assert_eq(rc, 0, err)
+        assert "requests: 200 total, 200 started, 200 done, 200 succeeded, 0 failed" in out, out
+        assert "status codes: 200 2xx, 0 3xx, 0 4xx, 0 5xx" in out, out
+    # every response came from the backend of the generation it names
+    by_id = {l["request_id"]: l for l in access_lines(p)}
+    want = {1: "A"}
+    for g in range(2, 22):
+        want[g] = "B" if g % 2 == 0 else "A"
+    gens = set()
+    for rid, body in served:
+        line = by_id[rid]
+        gens.add(line["config_generation"])
+        assert_eq(body, want[line["config_generation"]], line)
+    assert len(gens) >= 10, gens
+    # HTTP/2 streams too: each access line's backend is its generation's
+    addr = {"A": a.addr, "B": b.addr}
+    h2 = [l for l in access_lines(p) if l["target"] == "/h2"]
+    assert len(h2) >= 200, len(h2)
+    for l in h2:
+        assert_eq((l["status"], l["backend"]), (200, addr[want[l["config_generation"]]]), l)
+    # and generations only grow on each connection
+    last = {}
+    for l in access_lines(p):
+        g = l["config_generation"]
+        assert g >= last.get(l["client"], 0), l
+        last[l["client"]] = g
+    msgs = [l.get("msg", "") for l in p.log_lines()]
+    assert_eq(len([m for m in msgs if m.startswith("configuration reloaded: generation ")]), 20)
+
+
+def test_rl02_bad_config_changes_nothing():
+    a = named_backend("A")
+    aport = free_port()
+    cfg = {"admin": {"address": "127.0.0.1:%d" % aport},
+           "upstreams": {"app": {"backends": [{"address": a.addr}]}},
+           "routes": [{"path_prefix": "/", "upstream": "app"}]}
+    p = Proxy(cfg)
+    stop = threading.Event()
+    failures, n = [], [0]
+
+    def client():
+        s = p.connect()
+        c = Client(s)
+        while not stop.is_set():
+            c.send(request_bytes("/x", close=False))
+            r = c.read_response()
+            n[0] += 1
+            if r.status != 200 or r.body != b"A":
+                failures.append((r.status, r.body))
+        s.close()
+    t = threading.Thread(target=client)
+    t.start()
+    try:
+        # a semantic error, by SIGHUP
+        bad = dict(cfg, upstreams={"app": {"backends": [{"address": a.addr, "weight": 0}]}})
+        write(p, bad)
+        p.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        # a syntax error and a change a reload cannot make, by POST /reload
+        with open(p.config_path, "w") as f:
+            f.write('{"listeners": [')
+        r = admin(aport, "POST", "/reload")
+        assert_eq(r.status, 409)
+        j = json.loads(r.body)
+        assert_eq((j["result"], j["generation"]), ("failure", 1))
+        assert "1:" in j["errors"][0], j
+        write(p, dict(cfg, workers=3))
+        r = admin(aport, "POST", "/reload")
+        j = json.loads(r.body)
+        assert_eq(r.status, 409)
+        assert_eq(j["errors"], ["workers: 1 workers run; a reload cannot change that to 3 "
+                                "(restart revproxy)"])
+        r = admin(aport, "GET", "/reload")
+        assert_eq((r.status, r.header("allow")), (405, "POST"))
+        m = admin(aport, "GET", "/metrics").body.decode()
+        assert 'revproxy_config_reloads_total{result="failure"} 3\n' in m, m[:2000]
+        assert "revproxy_config_last_reload_success 0\n" in m
+        assert "revproxy_config_generation 1\n" in m
+        # a good one after them
+        write(p, dict(cfg, timeouts={"request_ms": 20000}))
+        r = admin(aport, "POST", "/reload")
+        assert_eq((r.status, json.loads(r.body)["result"], json.loads(r.body)["generation"]),
+                  (200, "success", 2))
+        m = admin(aport, "GET", "/metrics").body.decode()
+        assert "revproxy_config_last_reload_success 1\n" in m
+        assert 'revproxy_config_reloads_total{result="success"} 1\n' in m
+        assert_eq(json.loads(admin(aport, "GET", "/config").body)["config"]["timeouts"]["request_ms"],
+                  20000)
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        t.join(10)
+        p.stop()
+        a.close()
+    assert_eq(failures, [])
+    assert n[0] > 50, n[0]
+    errs = [l.get("msg", "") for l in p.log_lines() if l.get("level") == "error"]
+    assert "reload: upstreams.app.backends[0].weight: must be between 1 and 1000, not 0" in errs, errs
+    assert "reload failed (1 error): generation 1 stays in force" in errs, errs
+
+
+def test_rl03_health_state_survives():
+    a = named_backend("A")
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead_addr = "127.0.0.1:%d" % dead.getsockname()[1]
+    dead.close()
+    aport = free_port()
+    cfg = {"admin": {"address": "127.0.0.1:%d" % aport},
+           "upstreams": {"app": {"backends": [{"address": a.addr}, {"address": dead_addr}],
+                                 "health": {"passive": {"consecutive_failures": 1,
+                                                        "ejection_ms": 60000}}}},
+           "routes": [{"path_prefix": "/", "upstream": "app"}]}
+    p = Proxy(cfg)
+    try:
+        for _ in range(4):
+            s = p.connect()
+            s.sendall(request_bytes("/"))
+            Client(s).read_response()
+            s.close()
+        st = json.loads(admin(aport, "GET", "/stats").body)
+        down = [x for x in st["upstreams"]["app"]["backends"] if x["address"] == dead_addr][0]
+        assert_eq(down["health"], "unhealthy")
+        write(p, dict(cfg, routes=[{"path_prefix": "/", "upstream": "app", "name": "renamed"}]))
+        assert_eq(admin(aport, "POST", "/reload").status, 200)
+        st = json.loads(admin(aport, "GET", "/stats").body)
+        down = [x for x in st["upstreams"]["app"]["backends"] if x["address"] == dead_addr][0]
+        assert_eq(down["health"], "unhealthy")
+        assert_eq([r["route"] for r in st["routes"]], ["renamed", "none"])
+        before = len(access_lines(p))
+        for _ in range(10):
+            s = p.connect()
+            s.sendall(request_bytes("/"))
+            r = Client(s).read_response()
+            s.close()
+            assert_eq((r.status, r.body), (200, b"A"))
+    finally:
+        p.stop()
+        a.close()
+
+
+if __name__ == "__main__":
+    sys.exit(run([test_rl01_reloads_under_load, test_rl02_bad_config_changes_nothing,
+                  test_rl03_health_state_survives]))
