@@ -27,6 +27,7 @@
 #include "revproxy/log.h"
 #include "revproxy/module.h"
 #include "admin.h"
+#include "diff.h"
 #include "notify.h"
 #include "reload.h"
 #include "resolve.h"
@@ -49,6 +50,10 @@ usage(FILE *f)
         "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
         "  -t, --check         validate the configuration and exit (0 valid, 78 invalid)\n"
         "  -T, --dump-config   print the effective configuration, defaults filled in\n"
+        "      --diff-against CURRENT\n"
+        "                      with -t: print what a reload from CURRENT to the\n"
+        "                      configuration would change (exit 1 when a reload\n"
+        "                      cannot apply it and a restart is needed)\n"
         "  -V, --version       print the version and exit\n"
         "      --build-info    print the versions of the libraries built in\n"
         "  -h, --help          print this help and exit\n");
@@ -332,6 +337,7 @@ main(int argc, char **argv)
         { "config", required_argument, NULL, 'c' },
         { "check", no_argument, NULL, 't' },
         { "dump-config", no_argument, NULL, 'T' },
+        { "diff-against", required_argument, NULL, 'D' },
         { "version", no_argument, NULL, 'V' },
         { "build-info", no_argument, NULL, 'B' },
         { "help", no_argument, NULL, 'h' },
@@ -344,6 +350,7 @@ main(int argc, char **argv)
     uint64_t start_unix_ms = (uint64_t)started.tv_sec * 1000u + (uint64_t)started.tv_nsec / 1000000u;
     const char *path = DEFAULT_CONFIG;
     bool check = false, dump = false;
+    const char *against = NULL;
     int ch;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, "c:tTVh", opts, NULL)) != -1) {
@@ -353,6 +360,9 @@ main(int argc, char **argv)
             break;
         case 't':
             check = true;
+            break;
+        case 'D':
+            against = optarg;
             break;
         case 'T':
             dump = true;
@@ -395,6 +405,40 @@ main(int argc, char **argv)
         json_decref(eff);
         rp_snapshot_unref(snap);
         return 0;
+    }
+    if (against != NULL && !check) {
+        fprintf(stderr, "revproxy: --diff-against goes with --check\n");
+        usage(stderr);
+        rp_snapshot_unref(snap);
+        return EXIT_USAGE;
+    }
+    if (against != NULL) {
+        rp_snapshot_t *cur = NULL;
+        if (rp_snapshot_load(against, &cur, &errs) < 0) {
+            fprintf(stderr, "revproxy: %s (the configuration to compare with) is invalid:\n",
+                    against);
+            print_errors(against, &errs);
+            rp_errs_free(&errs);
+            rp_snapshot_unref(snap);
+            return EXIT_CONFIG;
+        }
+        size_t n = rp_config_diff(stdout, cur, snap);
+        rp_reload_compatible(cur, snap, &errs);
+        rp_snapshot_unref(cur);
+        int rc = 0;
+        if (errs.count > 0) {
+            printf("revproxy: a reload from %s cannot apply %s; restart revproxy for it:\n",
+                   against, path);
+            for (size_t i = 0; i < errs.count; i++)
+                printf("  %s\n", errs.msgs[i]);
+            rc = 1;
+        } else {
+            printf("revproxy: %s is valid; a reload from %s applies %zu change%s\n", path, against,
+                   n, n == 1 ? "" : "s");
+        }
+        rp_errs_free(&errs);
+        rp_snapshot_unref(snap);
+        return rc;
     }
     if (check) {
         for (size_t i = 0; i < snap->warnings.count; i++)
