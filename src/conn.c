@@ -629,7 +629,9 @@ rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
     c->resume = event_new(w->base, -1, 0, resume_cb, c);
     c->state = RP_CONN_IDLE;
     c->h2_probe = !tr->secure;   /* prior-knowledge h2c on plain listeners */
-    c->close_after = w->draining;   /* one request, answered with Connection: close */
+    /* Draining, or its listener dropped by a reload: one request,
+     * answered with Connection: close. */
+    c->close_after = w->draining || rp_worker_listener_gone(w, peer->listener);
     TAILQ_INSERT_TAIL(&w->conns, c, link);
 
     const rp_snapshot_t *s = w->snap;
@@ -693,9 +695,12 @@ rp_conn_drain(rp_conn_t *c)
     c->close_after = true;
     /* Idle between requests: closed now.  A new connection may have its
      * first request on the way: it is served (within client_header_ms). */
-    if (c->state == RP_CONN_IDLE && c->txn == NULL && c->requests > 0
-        && evbuffer_get_length(c->tr->in) == 0)
-        close_after_flush(c);
+    if (c->state == RP_CONN_IDLE && c->txn == NULL && evbuffer_get_length(c->tr->in) == 0) {
+        if (c->requests > 0)
+            close_after_flush(c);
+        else
+            arm_timer(c, RP_DRAIN_GRACE_MS);   /* a request on its way has a moment */
+    }
 }
 
 static void

@@ -68,6 +68,10 @@ void rp_conn_free(rp_conn_t *c);
 /* Graceful shutdown: no further exchange; an idle keep-alive connection
  * closes now, one with a request in progress after its response. */
 void rp_conn_drain(rp_conn_t *c);
+/* How long a connection that has sent nothing yet may still send its
+ * first request once a drain starts (one accepted after gets the whole
+ * client_header_ms). */
+#define RP_DRAIN_GRACE_MS 1000
 
 extern const rp_downstream_ops_t rp_h1_downstream;
 

@@ -1290,7 +1290,7 @@ rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
      * parsed, on the next turn: never from inside the caller. */
     h->input = evbuffer_get_length(tr->in) > 0;
     h2_schedule(h);
-    if (w->draining)
+    if (w->draining || rp_worker_listener_gone(w, peer->listener))
         rp_h2_drain(h);
     return 0;
 }
@@ -1309,6 +1309,15 @@ drain_cb(evutil_socket_t fd, short what, void *arg)
                               nghttp2_session_get_last_proc_stream_id(h->ng), NGHTTP2_NO_ERROR,
                               NULL, 0);
     h2_schedule(h);
+}
+
+void
+rp_h2_drain_listener(rp_worker_t *w, unsigned ident)
+{
+    rp_h2_t *h;
+    TAILQ_FOREACH(h, &w->h2s, link)
+        if (h->peer.listener == ident)
+            rp_h2_drain(h);
 }
 
 void
@@ -1360,16 +1369,20 @@ h2_free(rp_h2_t *h)
     free(h);
 }
 
-void
+unsigned
 rp_h2_stop(rp_h2_t *h)
 {
     h2_stream_t *s;
-    TAILQ_FOREACH(s, &h->streams, link)
+    unsigned cut = 0;
+    TAILQ_FOREACH(s, &h->streams, link) {
+        cut += s->txn != NULL;
         stream_drop_txn(s, RP_CLOSE_SHUTDOWN, RP_ERR_SHUTDOWN, "revproxy is stopping");
+    }
     nghttp2_session_terminate_session(h->ng, NGHTTP2_NO_ERROR);
     nghttp2_session_send(h->ng);
     rp_tr_flush(h->tr);
     h2_free(h);
+    return cut;
 }
 
 /* ---- the HTTP/2 downstream ---- */

@@ -25,12 +25,14 @@ typedef struct rp_h2 rp_h2_t;
 int rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer);
 /* Close at once (worker stop): transactions are aborted, GOAWAY is sent
  * if the socket takes it. */
-void rp_h2_stop(rp_h2_t *h);
+unsigned rp_h2_stop(rp_h2_t *h);   /* returns the requests it cut */
 /* Graceful shutdown: a shutdown notice now, GOAWAY with the last stream
  * processed RP_H2_DRAIN_NOTICE_MS later; the connection closes once its
  * streams are done. */
 #define RP_H2_DRAIN_NOTICE_MS 500
 void rp_h2_drain(rp_h2_t *h);
+/* The same for the HTTP/2 connections of w from listener identity ident. */
+void rp_h2_drain_listener(rp_worker_t *w, unsigned ident);
 /* The same for every HTTP/2 connection of w. */
 void rp_h2_drain_all(rp_worker_t *w);
 /* Free this thread's cache of stream objects (at worker exit). */

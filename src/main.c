@@ -237,9 +237,8 @@ stop_signal_cb(evutil_socket_t sig, short what, void *arg)
     }
     drain.draining = true;
     drain.since_us = rp_now_us();
-    rp_log(RP_LOG_INFO, NULL, "received %s: draining (%u requests in flight; at most "
-           "timeouts.shutdown_drain_ms %u ms)", strsignal((int)sig), rp_workers_active(),
-           drain.drain_ms);
+    rp_log(RP_LOG_INFO, NULL, "received %s: draining (at most timeouts.shutdown_drain_ms %u ms)",
+           strsignal((int)sig), drain.drain_ms);
     rp_notify("STOPPING=1");
     rp_admin_set_draining();
     rp_workers_drain();
@@ -525,9 +524,12 @@ main(int argc, char **argv)
     rp_modules_main_stop(rp_reload_current());
     rp_admin_stop();
     unsigned cut = rp_workers_stop();
-    if (drain.expired || (drain.draining && cut > 0))
+    if (drain.expired)
         rp_log(RP_LOG_WARN, NULL, "timeouts.shutdown_drain_ms (%u ms) passed: %u request%s cut",
                drain.drain_ms, cut, cut == 1 ? "" : "s");
+    else if (drain.draining && cut > 0)
+        rp_log(RP_LOG_WARN, NULL, "stopped during the drain: %u request%s cut", cut,
+               cut == 1 ? "" : "s");
     else if (cut > 0)
         rp_log(RP_LOG_WARN, NULL, "stopped with %u request%s in flight, cut", cut,
                cut == 1 ? "" : "s");

@@ -68,12 +68,6 @@ rp_reload_compatible(const rp_snapshot_t *old, const rp_snapshot_t *nw, rp_errs_
     if (old->workers != nw->workers)
         rp_errs_add(errs, "workers", "%u workers run; a reload cannot change that to %u "
                     "(restart revproxy)", old->workers, nw->workers);
-    bool same = old->nlisteners == nw->nlisteners;
-    for (size_t i = 0; same && i < old->nlisteners; i++)
-        same = strcmp(old->listeners[i].addr.text, nw->listeners[i].addr.text) == 0;
-    if (!same)
-        rp_errs_add(errs, "listeners", "a reload cannot add, remove or reorder listeners yet "
-                    "(their TLS settings may change); restart revproxy");
     if (old->admin.enabled != nw->admin.enabled
         || (old->admin.enabled && strcmp(old->admin.addr.text, nw->admin.addr.text) != 0))
         rp_errs_add(errs, "admin.address", "a reload cannot open, close or move the admin port "
@@ -151,6 +145,11 @@ rp_reload(const char *why, rp_errs_t *errs)
     rp_reload_compatible(R.cur, next, errs);
     if (errs->count > 0)
         return failed(errs, next);
+    /* Listeners it adds are bound (for every worker) before anything
+     * changes. */
+    int *fds = rp_workers_bind_new(R.cur, next, errs);
+    if (fds == NULL)
+        return failed(errs, next);
     for (size_t i = 0; i < next->warnings.count; i++)
         rp_log(RP_LOG_WARN, NULL, "%s", next->warnings.msgs[i]);
     /* Nothing can fail from here on. */
@@ -162,7 +161,7 @@ rp_reload(const char *why, rp_errs_t *errs)
     if (rp_modules_main_start(R.base, next) < 0)
         rp_log(RP_LOG_ERROR, NULL, "reload: a module's main-thread work did not start (see above)");
     next->generation = ++R.generation;
-    rp_workers_publish(next);
+    rp_workers_publish_with(next, fds);
     rp_admin_set_snapshot(next);
     rp_log_level = next->log_level;
     rp_log_set_text(next->log_text);

@@ -35,7 +35,7 @@ void rp_reload_stats(rp_reload_stats_t *out);
 void rp_reload_stop(void);
 
 /* What a reload from old to new may not change: added to errs (workers,
- * listeners, admin.address, log.access_log).  Also --check --diff-against. */
+ * admin.address, log.access_log).  Also --check --diff-against. */
 void rp_reload_compatible(const rp_snapshot_t *old, const rp_snapshot_t *new_, rp_errs_t *errs);
 
 #endif

@@ -136,7 +136,9 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     (void)l;
     (void)socklen;
     unsigned n = atomic_fetch_add(&rp_active_conns, 1) + 1;
-    if (n > rp_max_conns) {
+    /* Connections taken from a closing listener's queue are served even
+     * past the cap (the backlog bounds them): closing would reset them. */
+    if (n > rp_max_conns && !w->from_queue) {
         /* Another worker took the last slot: refuse this one and stop
          * accepting until a slot frees up. */
         atomic_fetch_sub(&rp_active_conns, 1);
@@ -191,23 +193,40 @@ drain_check_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Accept what waits in each listening socket's queue (so that nothing
  * there is reset), then close the sockets. */
+/* Accept what waits in listener i's queue (bounded by its backlog). */
+static void
+accept_queue(rp_worker_t *w, size_t i)
+{
+    struct evconnlistener *l = w->listeners[i];
+    evutil_socket_t lfd = evconnlistener_get_fd(l);
+    w->from_queue = true;
+    for (unsigned n = 0; n < 100000; n++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            && n < 100) {
+            struct timespec ts = { 0, 10000000 };   /* descriptors free as others close */
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        if (fd < 0)
+            break;   /* EAGAIN: empty */
+        accept_cb(l, fd, (struct sockaddr *)&ss, (int)len, &w->lctx[i]);
+    }
+    w->from_queue = false;
+}
+
+/* Accept what waits in each listening socket's queue and close it at
+ * once, one after the other. */
 static void
 drain_listeners(rp_worker_t *w)
 {
     for (size_t i = 0; i < w->nlisteners; i++) {
-        struct evconnlistener *l = w->listeners[i];
-        evutil_socket_t lfd = evconnlistener_get_fd(l);
-        for (unsigned n = 0; n < 100000; n++) {
-            struct sockaddr_storage ss;
-            socklen_t len = sizeof ss;
-            int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (fd < 0)
-                break;   /* EAGAIN: empty; anything else ends it too */
-            accept_cb(l, fd, (struct sockaddr *)&ss, (int)len, &w->lctx[i]);
-        }
-    }
-    for (size_t i = 0; i < w->nlisteners; i++)
+        accept_queue(w, i);
         evconnlistener_free(w->listeners[i]);
+        w->listeners[i] = NULL;
+    }
     w->nlisteners = 0;
 }
 
@@ -234,6 +253,119 @@ worker_drain(rp_worker_t *w)
 }
 
 static void
+handover_free(rp_handover_t *h)
+{
+    if (h == NULL)
+        return;
+    for (size_t j = 0; h->fds != NULL && j < h->nfds; j++)
+        if (h->fds[j] >= 0)
+            close(h->fds[j]);
+    free(h->fds);
+    rp_snapshot_unref(h->snap);
+    free(h);
+}
+
+bool
+rp_worker_listener_gone(const rp_worker_t *w, unsigned ident)
+{
+    for (size_t i = 0; i < w->snap->nlisteners; i++)
+        if (w->snap->listeners[i].ident == ident)
+            return false;
+    return true;
+}
+
+/* Switch to the hand-over's snapshot: listeners it keeps carry on (with
+ * their new position), new ones start, dropped ones accept what waits in
+ * their queues and close, and their connections drain. */
+static void
+worker_switch(rp_worker_t *w, rp_handover_t *h)
+{
+    rp_snapshot_t *old = w->snap, *next = h->snap;
+    size_t n = next->nlisteners;
+    bool *kept = rp_xcalloc(w->nlisteners + 1, sizeof *kept);
+    int *from = rp_xcalloc(n + 1, sizeof *from);   /* old position + 1, 0: new */
+    for (size_t j = 0; j < n; j++)
+        for (size_t i = 0; i < w->nlisteners && from[j] == 0; i++)
+            if (!kept[i] && strcmp(old->listeners[w->lctx[i].index].addr.text,
+                                   next->listeners[j].addr.text) == 0) {
+                kept[i] = true;
+                from[j] = (int)i + 1;
+            }
+    /* Dropped: their queues are served (with the old snapshot, which
+     * their positions refer to), then they close. */
+    if (!w->draining) {
+        for (size_t i = 0; i < w->nlisteners; i++) {
+            if (kept[i])
+                continue;
+            accept_queue(w, i);
+        }
+    }
+    struct evconnlistener **ls = rp_xcalloc(n + 1, sizeof *ls);
+    rp_listen_ctx_t *lc = rp_xcalloc(n + 1, sizeof *lc);
+    size_t nl = 0;
+    for (size_t j = 0; j < n && !w->draining; j++) {
+        struct evconnlistener *l = NULL;
+        if (from[j] > 0) {
+            l = w->listeners[from[j] - 1];
+        } else if (h->fds != NULL && h->fds[j] >= 0) {
+            l = evconnlistener_new(w->base, accept_cb, NULL,
+                                   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, h->fds[j]);
+            if (l == NULL) {
+                rp_log(RP_LOG_ERROR, NULL, "worker %u: listen on %s: cannot create listener",
+                       w->id, next->listeners[j].addr.text);
+                close(h->fds[j]);
+            } else {
+                evconnlistener_set_error_cb(l, accept_error_cb);
+                if (w->accept_paused)
+                    evconnlistener_disable(l);
+            }
+            h->fds[j] = -1;
+        }
+        if (l == NULL)
+            continue;
+        lc[nl].w = w;
+        lc[nl].index = j;
+        ls[nl] = l;
+        nl++;
+    }
+    for (size_t i = 0; i < nl; i++)
+        evconnlistener_set_cb(ls[i], accept_cb, &lc[i]);
+    unsigned *gone = rp_xcalloc(w->nlisteners + 1, sizeof *gone);
+    size_t ngone = 0;
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        if (kept[i] && !w->draining)
+            continue;
+        if (!kept[i])
+            gone[ngone++] = old->listeners[w->lctx[i].index].ident;
+        if (!kept[i] || w->draining)
+            evconnlistener_free(w->listeners[i]);
+    }
+    free(w->listeners);
+    free(w->lctx);
+    w->listeners = ls;
+    w->lctx = lc;
+    w->nlisteners = nl;
+    w->snap = next;
+    h->snap = NULL;
+    /* Connections that came through a dropped listener: no further
+     * exchange, as at shutdown. */
+    for (size_t g = 0; g < ngone; g++) {
+        rp_conn_t *c, *cn;
+        for (c = TAILQ_FIRST(&w->conns); c != NULL; c = cn) {
+            cn = TAILQ_NEXT(c, link);
+            if (c->peer.listener == gone[g])
+                rp_conn_drain(c);
+        }
+        rp_h2_drain_listener(w, gone[g]);
+    }
+    free(gone);
+    free(kept);
+    free(from);
+    handover_free(h);
+    rp_snapshot_unref(old);   /* freed here if nothing else holds it */
+}
+
+static void
 stop_cb(evutil_socket_t fd, short what, void *arg)
 {
     rp_worker_t *w = arg;
@@ -246,25 +378,24 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (b == 'r') {
-        rp_snapshot_t *next = atomic_exchange(&w->pending, NULL);
-        if (next != NULL) {
-            rp_snapshot_t *old = w->snap;
-            w->snap = next;
-            rp_snapshot_unref(old);   /* freed here if nothing else holds it */
-        }
+        rp_handover_t *h = atomic_exchange(&w->pending, NULL);
+        if (h != NULL)
+            worker_switch(w, h);
         return;
     }
     event_del(w->stop_ev);
     if (w->drain_check != NULL)
         evtimer_del(w->drain_check);
-    w->cut = w->active_txns;
+    w->cut = 0;
     for (size_t i = 0; i < w->nlisteners; i++)
         evconnlistener_free(w->listeners[i]);
     w->nlisteners = 0;
     rp_conn_t *c;
     while ((c = TAILQ_FIRST(&w->conns)) != NULL) {
-        if (c->txn != NULL)
+        if (c->txn != NULL) {
+            w->cut++;
             rp_txn_abort(c->txn, RP_CLOSE_SHUTDOWN, RP_ERR_SHUTDOWN, "revproxy is stopping");
+        }
         rp_conn_free(c);
     }
     rp_handshake_t *hs;
@@ -272,7 +403,7 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
         rp_handshake_free(hs);
     rp_h2_t *h;
     while ((h = TAILQ_FIRST(&w->h2s)) != NULL)
-        rp_h2_stop(h);
+        w->cut += rp_h2_stop(h);
     rp_pools_free(w);
     event_base_loopbreak(w->base);
 }
@@ -332,7 +463,7 @@ worker_cleanup(rp_worker_t *w)
     if (w->stop_ev)
         event_free(w->stop_ev);
     rp_queue_worker_free(w);
-    rp_snapshot_unref(atomic_exchange(&w->pending, NULL));
+    handover_free(atomic_exchange(&w->pending, NULL));
     if (w->base)
         event_base_free(w->base);
     for (int i = 0; i < 2; i++)
@@ -458,14 +589,57 @@ rp_workers_stop(void)
     return cut;
 }
 
+int *
+rp_workers_bind_new(const rp_snapshot_t *cur, const rp_snapshot_t *next, rp_errs_t *errs)
+{
+    size_t n = next->nlisteners;
+    int *fds = rp_xmalloc((nworkers * n + 1) * sizeof *fds);
+    for (size_t k = 0; k < nworkers * n; k++)
+        fds[k] = -1;
+    for (size_t j = 0; j < n; j++) {
+        bool known = false;
+        for (size_t i = 0; i < cur->nlisteners && !known; i++)
+            known = strcmp(cur->listeners[i].addr.text, next->listeners[j].addr.text) == 0;
+        for (unsigned w = 0; w < nworkers && !known; w++) {
+            int fd = bind_listener(&next->listeners[j].addr);
+            if (fd < 0) {
+                char p[64];
+                snprintf(p, sizeof p, "listeners[%zu].address", j);
+                rp_errs_add(errs, p, "cannot listen on %s: %s", next->listeners[j].addr.text,
+                            strerror(errno));
+                for (size_t k = 0; k < nworkers * n; k++)
+                    if (fds[k] >= 0)
+                        close(fds[k]);
+                free(fds);
+                return NULL;
+            }
+            fds[w * n + j] = fd;
+        }
+    }
+    return fds;
+}
+
+void
+rp_workers_publish_with(rp_snapshot_t *snap, int *fds)
+{
+    size_t n = snap->nlisteners;
+    for (unsigned i = 0; i < nworkers; i++) {
+        rp_handover_t *h = rp_xcalloc(1, sizeof *h);
+        h->snap = rp_snapshot_ref(snap);
+        h->fds = rp_xmalloc((n + 1) * sizeof *h->fds);
+        h->nfds = n;
+        for (size_t j = 0; j < n; j++)
+            h->fds[j] = fds != NULL ? fds[i * n + j] : -1;
+        handover_free(atomic_exchange(&workers[i].pending, h));   /* one not taken yet */
+        signal_stop(&workers[i], "r");
+    }
+    free(fds);
+}
+
 void
 rp_workers_publish(rp_snapshot_t *snap)
 {
-    for (unsigned i = 0; i < nworkers; i++) {
-        rp_snapshot_t *was = atomic_exchange(&workers[i].pending, rp_snapshot_ref(snap));
-        rp_snapshot_unref(was);   /* one not taken yet: replaced */
-        signal_stop(&workers[i], "r");
-    }
+    rp_workers_publish_with(snap, NULL);
 }
 
 void
@@ -484,11 +658,4 @@ rp_workers_drained(void)
     return true;
 }
 
-unsigned
-rp_workers_active(void)
-{
-    unsigned n = 0;
-    for (unsigned i = 0; i < nworkers; i++)
-        n += __atomic_load_n(&workers[i].active_txns, __ATOMIC_RELAXED);
-    return n;
-}
+

@@ -19,6 +19,14 @@
 #include "revproxy/config.h"
 
 typedef struct rp_pool rp_pool_t;
+/* A reload's hand-over to one worker: the snapshot (a reference) and, for
+ * each of its listeners, a socket bound for this worker when the listener
+ * is new (-1 otherwise). */
+typedef struct rp_handover {
+    rp_snapshot_t *snap;
+    int           *fds;
+    size_t         nfds;   /* snap's listeners */
+} rp_handover_t;
 typedef struct rp_qlist rp_qlist_t;
 typedef struct rp_listen_ctx {
     rp_worker_t *w;
@@ -57,12 +65,13 @@ struct rp_worker {
     /* Graceful shutdown (rp_workers_drain): listeners closed, connections
      * closing as their exchanges end; drained once none is left. */
     bool                  draining;
+    bool                  from_queue;    /* accepting what waits in a queue: past the cap */
     atomic_bool           drained;
     struct event         *drain_check;   /* owned */
     unsigned              cut;           /* requests aborted by the final stop */
     /* A reload hands the next snapshot over here (a reference), and
      * writes 'r' to the pipe: the worker switches in its own loop. */
-    _Atomic(rp_snapshot_t *) pending;
+    _Atomic(rp_handover_t *) pending;
 };
 
 /* Connections open across all workers, and the cap applied to them. */
@@ -90,8 +99,19 @@ bool rp_workers_drained(void);
  * at a safe point of its loop: new connections and requests start with
  * it, those under way keep theirs). */
 void rp_workers_publish(rp_snapshot_t *snap);
-/* Requests in flight, all workers (a moment's view). */
-unsigned rp_workers_active(void);
+/* Bind, for every worker, the listeners of next that cur does not have:
+ * fds[worker * next->nlisteners + j], -1 where not new.  Returns the
+ * array, or NULL after adding "listeners[j].address: ..." to errs (then
+ * nothing stays bound).  rp_workers_publish takes it over. */
+int *rp_workers_bind_new(const rp_snapshot_t *cur, const rp_snapshot_t *next, rp_errs_t *errs);
+/* Publish with those sockets: listeners next adds start accepting, those
+ * it drops accept what waits in their queues and close, and their
+ * connections drain as at shutdown. */
+void rp_workers_publish_with(rp_snapshot_t *snap, int *fds);
+/* Whether listener identity ident is not one of w's snapshot now (its
+ * connections get no further exchange). */
+bool rp_worker_listener_gone(const rp_worker_t *w, unsigned ident);
+
 
 /* Worker id of the running set, or NULL; and how many run. */
 rp_worker_t *rp_worker_get(unsigned id);

@@ -270,9 +270,62 @@ def test_sd05_http2_notice_then_goaway():
     assert_eq(p.proc.returncode, 0)
 
 
+def test_sd06_queue_past_the_cap_and_unused_connections():
+    """At limits.max_connections new connections wait in the accept queue:
+    the drain serves them rather than resetting them.  A connection that
+    never sent a byte does not hold the drain for client_header_ms."""
+    b = SlowBackend(1.0)
+    cfg = {"upstreams": {"app": {"backends": [{"address": b.addr}]}},
+           "routes": [{"path_prefix": "/", "upstream": "app"}],
+           "limits": {"max_connections": 2},
+           "timeouts": {"client_header_ms": 60000}}
+    p = Proxy(cfg)
+    try:
+        busy = []
+        for i in range(2):
+            s = p.connect()
+            s.sendall(request_bytes("/busy/%d" % i))
+            busy.append(s)
+        wait_for(lambda: b.got >= 2, 5, "2 requests at the backend")
+        time.sleep(0.1)
+        waiting = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+        waiting.sendall(request_bytes("/waiting"))
+        time.sleep(0.2)
+        p.proc.send_signal(signal.SIGTERM)
+        for s in busy:
+            assert_eq(Client(s).read_response().status, 200)
+            s.close()
+        r = Client(waiting).read_response()
+        assert_eq((r.status, r.body), (200, b"slow /waiting"))
+        waiting.close()
+        p.proc.wait(10)
+    finally:
+        p.stop()
+        b.close()
+    assert_eq(p.proc.returncode, 0)
+    # a connection that sends nothing: closed after a short grace
+    b = SlowBackend(0)
+    cfg["limits"] = {}
+    cfg["upstreams"]["app"]["backends"][0]["address"] = b.addr
+    p = Proxy(cfg)
+    try:
+        mute = p.connect()
+        time.sleep(0.1)
+        t0 = time.time()
+        p.proc.send_signal(signal.SIGTERM)
+        p.proc.wait(10)
+        took = time.time() - t0
+        mute.close()
+    finally:
+        p.stop()
+        b.close()
+    assert took < 2.0, took
+
+
 if __name__ == "__main__":
     sys.exit(run([test_sd01_in_flight_requests_finish,
                   test_sd02_queued_connections_served_and_idle_closed,
                   test_sd03_deadline_cuts_and_second_signal,
                   test_sd04_ready_turns_503_while_draining,
-                  test_sd05_http2_notice_then_goaway]))
+                  test_sd05_http2_notice_then_goaway,
+                  test_sd06_queue_past_the_cap_and_unused_connections]))

@@ -348,7 +348,66 @@ def test_rl05_diff_against():
     assert_eq(r.returncode, 78)
 
 
+def test_rl06_listener_added_and_removed():
+    """A reload that adds a listener opens it; one it removes stops
+    accepting, and its open keep-alive connection finishes the request in
+    flight with Connection: close."""
+    slow = Backend(lambda req, ci, s: (time.sleep(0.8), response(200, b"late"))[1]
+                   if req.target == "/slow" else response(200, b"ok"))
+    aport, first, second = free_port(), free_port(), free_port()
+    base = {"workers": 2, "admin": {"address": "127.0.0.1:%d" % aport},
+            "upstreams": {"app": {"backends": [{"address": slow.addr}]}},
+            "routes": [{"path_prefix": "/", "upstream": "app"}]}
+    p = Proxy(dict(base, listeners=[{"address": "127.0.0.1:%d" % first}]), port=first)
+    try:
+        ka = socket.create_connection(("127.0.0.1", first), timeout=10)
+        c = Client(ka)
+        c.send(request_bytes("/warm", close=False))
+        assert_eq(c.read_response().status, 200)
+        c.send(request_bytes("/slow", close=False))
+        time.sleep(0.2)
+        write(p, dict(base, listeners=[{"address": "127.0.0.1:%d" % second}]))
+        r = admin(aport, "POST", "/reload")
+        assert_eq(r.status, 200, r.body)
+        # the request in flight on the removed listener finishes, then closes
+        r = c.read_response()
+        assert_eq((r.status, r.body, r.header("connection")), (200, b"late", "close"))
+        assert c.closed()
+        ka.close()
+        # the removed one refuses, the added one serves
+        deadline = time.time() + 2
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", first), timeout=1).close()
+                time.sleep(0.05)
+            except OSError:
+                break
+        else:
+            raise AssertionError("the removed listener still accepts")
+        s = socket.create_connection(("127.0.0.1", second), timeout=5)
+        s.sendall(request_bytes("/new"))
+        assert_eq(Client(s).read_response().status, 200)
+        s.close()
+        # a port in use fails the reload as a whole
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        write(p, dict(base, listeners=[{"address": "127.0.0.1:%d" % second},
+                                       {"address": "127.0.0.1:%d" % taken.getsockname()[1]}]))
+        r = admin(aport, "POST", "/reload")
+        taken.close()
+        assert_eq(r.status, 409)
+        assert json.loads(r.body)["errors"][0].startswith("listeners[1].address: cannot listen on"), r.body
+        s = socket.create_connection(("127.0.0.1", second), timeout=5)
+        s.sendall(request_bytes("/still"))
+        assert_eq(Client(s).read_response().status, 200)
+        s.close()
+    finally:
+        p.stop()
+        slow.close()
+
+
 if __name__ == "__main__":
     sys.exit(run([test_rl01_reloads_under_load, test_rl02_bad_config_changes_nothing,
                   test_rl03_health_state_survives, test_rl04_hundred_reloads_leak_nothing,
-                  test_rl05_diff_against]))
+                  test_rl05_diff_against, test_rl06_listener_added_and_removed]))
