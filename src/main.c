@@ -190,6 +190,14 @@ fd_budget(const rp_snapshot_t *s, bool check)
         rp_log(RP_LOG_WARN, NULL, "%s", msg);
 }
 
+/* A reload took effect: the connection cap and descriptor budget follow
+ * the new limits. */
+static void
+reload_applied(const rp_snapshot_t *s)
+{
+    fd_budget(s, false);
+}
+
 /* Graceful shutdown: the main loop ends when every worker has drained,
  * or when timeouts.shutdown_drain_ms has passed, or on a second signal. */
 static struct {
@@ -512,7 +520,7 @@ main(int argc, char **argv)
              snap->nlisteners, snap->nlisteners == 1 ? "" : "es", (long)getpid());
     if (rp_notify(ready) < 0)
         rp_log(RP_LOG_WARN, NULL, "notifying the service manager: %s", strerror(errno));
-    rp_reload_init(base, path, snap);
+    rp_reload_init(base, path, snap, reload_applied);
     rp_admin_set_ready(true);
     drain.base = base;
     drain.drain_ms = snap->timeouts.shutdown_drain_ms;

@@ -28,6 +28,7 @@
 #include "util.h"
 
 static struct {
+    void             (*applied)(const rp_snapshot_t *);
     struct event_base *base;
     const char        *path;
     rp_snapshot_t     *cur;     /* ref */
@@ -36,8 +37,10 @@ static struct {
 } R = { .stats = { .last_ok = true } };
 
 void
-rp_reload_init(struct event_base *base, const char *path, rp_snapshot_t *snap)
+rp_reload_init(struct event_base *base, const char *path, rp_snapshot_t *snap,
+               void (*applied)(const rp_snapshot_t *))
 {
+    R.applied = applied;
     R.base = base;
     R.path = path;
     R.cur = rp_snapshot_ref(snap);
@@ -162,6 +165,8 @@ rp_reload(const char *why, rp_errs_t *errs)
         rp_log(RP_LOG_ERROR, NULL, "reload: a module's main-thread work did not start (see above)");
     next->generation = ++R.generation;
     rp_workers_publish_with(next, fds);
+    if (R.applied != NULL)
+        R.applied(next);   /* limits the process applies itself */
     rp_admin_set_snapshot(next);
     rp_log_level = next->log_level;
     rp_log_set_text(next->log_text);

@@ -16,7 +16,8 @@ struct event_base;
 
 /* The snapshot in force (the main thread's reference) and the file it
  * came from; set once at start. */
-void rp_reload_init(struct event_base *base, const char *path, rp_snapshot_t *snap);
+void rp_reload_init(struct event_base *base, const char *path, rp_snapshot_t *snap,
+                    void (*applied)(const rp_snapshot_t *));
 rp_snapshot_t *rp_reload_current(void);
 
 /* Reload from the file.  0 on success; -1 with every error in errs

@@ -34,7 +34,7 @@
 #include "util.h"
 
 atomic_uint rp_active_conns;
-unsigned rp_max_conns;
+_Atomic unsigned rp_max_conns;
 
 static rp_worker_t *workers;
 static unsigned nworkers;

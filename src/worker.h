@@ -76,7 +76,7 @@ struct rp_worker {
 
 /* Connections open across all workers, and the cap applied to them. */
 extern atomic_uint rp_active_conns;
-extern unsigned rp_max_conns;
+extern _Atomic unsigned rp_max_conns;   /* a reload may change it */
 
 /* Bind every listener once per worker (SO_REUSEPORT) on the main thread, so
  * a port in use fails start-up cleanly; then start the threads, each of

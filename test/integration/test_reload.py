@@ -407,7 +407,39 @@ def test_rl06_listener_added_and_removed():
         slow.close()
 
 
+def test_rl07_connection_cap_follows_reload():
+    a = named_backend("A")
+    aport = free_port()
+    cfg = {"admin": {"address": "127.0.0.1:%d" % aport},
+           "upstreams": {"app": {"backends": [{"address": a.addr}]}},
+           "routes": [{"path_prefix": "/", "upstream": "app"}],
+           "limits": {"max_connections": 1}}
+    p = Proxy(cfg)
+    try:
+        held = p.connect()
+        hc = Client(held)
+        hc.send(request_bytes("/h", close=False))
+        assert_eq(hc.read_response().status, 200)
+        second = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+        second.sendall(request_bytes("/second"))
+        second.settimeout(0.5)
+        try:
+            raise AssertionError("served past the cap: %r" % second.recv(100))
+        except socket.timeout:
+            pass
+        write(p, dict(cfg, limits={"max_connections": 10}))
+        assert_eq(admin(aport, "POST", "/reload").status, 200)
+        second.settimeout(5)
+        assert_eq(Client(second).read_response().status, 200)
+        second.close()
+        held.close()
+    finally:
+        p.stop()
+        a.close()
+
+
 if __name__ == "__main__":
     sys.exit(run([test_rl01_reloads_under_load, test_rl02_bad_config_changes_nothing,
                   test_rl03_health_state_survives, test_rl04_hundred_reloads_leak_nothing,
-                  test_rl05_diff_against, test_rl06_listener_added_and_removed]))
+                  test_rl05_diff_against, test_rl06_listener_added_and_removed,
+                  test_rl07_connection_cap_follows_reload]))
