@@ -46,8 +46,12 @@ typedef void rp_notify_hook_fn(const rp_txn_t *txn, void *state);
  *   and compile *state.  Every problem is added to errs with its JSON path;
  *   returns 0, or -1 after adding at least one error (*state is then ignored
  *   and release is not called).
- * release: the snapshot holding state is freed (last reference dropped).
- * start/stop: a worker thread starts or stops.  start returns 0, or -1
+ * release: the snapshot holding state is freed (last reference dropped),
+ *   on whichever thread dropped it: a worker after a reload, or the main
+ *   thread; it must not touch another thread's event base.
+ * start/stop: a worker thread starts or stops, with the snapshot of the
+ *   start (a reload does not call them again: the worker count, which is
+ *   what they may depend on, cannot change by reload).  start returns 0, or -1
  *   after logging why; the modules started before it on that worker are
  *   then stopped (in reverse order) and start-up fails: no worker serves
  *   and revproxy exits with status 1.
@@ -72,7 +76,8 @@ typedef void rp_notify_hook_fn(const rp_txn_t *txn, void *state);
  * on_response: the response head from the backend is complete.
  * on_complete: the transaction ends, whatever the outcome; exactly once.
  * main_start/main_stop: main thread, after the workers have started and
- *   before they stop: work a module does on the main thread's event base
+ *   before they stop, and around each reload (main_stop with the old
+ *   snapshot, then main_start with the new one): work a module does on the main thread's event base
  *   (active health checks).  main_start returns 0, or -1 after logging
  *   why (start-up then fails).
  * dump: main thread; add the module's keys, with defaults filled in, to
