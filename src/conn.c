@@ -689,10 +689,20 @@ close_after_flush(rp_conn_t *c)
     /* else write_cb runs when the output is flushed */
 }
 
+/* While draining: a request is served behind this one (already received
+ * whole, a pipelined one waiting in the input). */
+static bool
+drain_more(const rp_conn_t *c)
+{
+    return c->txn != NULL && c->txn->req_done && evbuffer_get_length(c->tr->in) > 0;
+}
+
 void
 rp_conn_drain(rp_conn_t *c)
 {
-    c->close_after = true;
+    /* Requests already received are served; the response of the last
+     * one says close (drain_soft is decided as each response starts). */
+    c->drain_soft = true;
     /* Idle between requests: closed now.  A new connection may have its
      * first request on the way: it is served (within client_header_ms). */
     if (c->state == RP_CONN_IDLE && c->txn == NULL && evbuffer_get_length(c->tr->in) == 0) {
@@ -708,6 +718,8 @@ conn_txn_done(rp_conn_t *c, bool keepalive)
 {
     rp_txn_t *t = c->txn;
     conn_flush(c);
+    if (c->drain_soft && !drain_more(c))
+        c->close_after = true;   /* its head went out before the drain */
     bool body_pending = t->req_head_sent ? !t->req_done
                                          : (t->req_chunked || t->req_content_length > 0) && !t->req_done;
     c->txn = NULL;
@@ -800,6 +812,8 @@ h1_send_head(rp_txn_t *t, const rp_resp_framing_t *f)
         }
         HB_LIT(&b, "chunked\r\n");
     }
+    if (c->drain_soft && !drain_more(c))
+        c->close_after = true;
     bool keep = c->keepalive && !c->resp_close_delimited && !c->close_after;
     if (!keep)
         HB_LIT(&b, "Connection: close\r\n");
@@ -875,6 +889,8 @@ h1_send_error(rp_txn_t *t)
      * in sync (not 400/408, nor a 5xx of our own making other than the
      * upstream failures 502-504). */
     bool read_whole = t->req_done || (!t->req_chunked && t->req_content_length == 0);
+    if (c->drain_soft && !drain_more(c))
+        c->close_after = true;
     bool keep = c->keepalive && read_whole && !c->close_after;
     if (status == 400 || status == 408 || (status >= 500 && status != 502 && status != 503
                                            && status != 504))

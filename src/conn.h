@@ -57,6 +57,7 @@ struct rp_conn {
     bool                resp_chunked;        /* response body chunked by us */
     bool                resp_close_delimited;/* response body ends with the connection */
     bool                close_after;         /* no further exchange */
+    bool                drain_soft;          /* draining: serve what is received, then close */
     TAILQ_ENTRY(rp_conn) link;
 };
 

@@ -322,10 +322,39 @@ def test_sd06_queue_past_the_cap_and_unused_connections():
     assert took < 2.0, took
 
 
+def test_sd07_pipelined_requests_served():
+    """Requests already received behind the one in flight are served during
+    the drain; the last response says close."""
+    b = SlowBackend(0.5)
+    cfg = {"upstreams": {"app": {"backends": [{"address": b.addr}]}},
+           "routes": [{"path_prefix": "/", "upstream": "app"}]}
+    p = Proxy(cfg)
+    try:
+        s = p.connect()
+        c = Client(s)
+        c.send(request_bytes("/1", close=False) + request_bytes("/2", close=False)
+               + request_bytes("/3", close=False))
+        wait_for(lambda: b.got >= 1, 5, "the first request at the backend")
+        p.proc.send_signal(signal.SIGTERM)
+        got = []
+        for _ in range(3):
+            r = c.read_response()
+            got.append((r.status, r.body, r.header("connection")))
+        assert c.closed()
+        s.close()
+        p.proc.wait(10)
+    finally:
+        p.stop()
+        b.close()
+    assert_eq(got, [(200, b"slow /1", None), (200, b"slow /2", None), (200, b"slow /3", "close")])
+    assert_eq(p.proc.returncode, 0)
+
+
 if __name__ == "__main__":
     sys.exit(run([test_sd01_in_flight_requests_finish,
                   test_sd02_queued_connections_served_and_idle_closed,
                   test_sd03_deadline_cuts_and_second_signal,
                   test_sd04_ready_turns_503_while_draining,
                   test_sd05_http2_notice_then_goaway,
-                  test_sd06_queue_past_the_cap_and_unused_connections]))
+                  test_sd06_queue_past_the_cap_and_unused_connections,
+                  test_sd07_pipelined_requests_served]))
