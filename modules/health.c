@@ -785,9 +785,27 @@ health_main_start(struct event_base *base, void *state)
 {
     health_state_t *hs = state;
     size_t n = 0;
-    for (size_t i = 0; i < hs->n; i++)
-        if (hs->up[i].active.on)
-            n += hs->snap->upstreams[i].npos;
+    for (size_t i = 0; i < hs->n; i++) {
+        const rp_upstream_t *u = &hs->snap->upstreams[i];
+        if (hs->up[i].active.on) {
+            n += u->npos;
+            continue;
+        }
+        /* No active checks here (any more, after a reload): what they
+         * said no longer keeps a backend out. */
+        for (size_t k = 0; k < u->npos; k++) {
+            rp_pos_t p;
+            if (!rp_upstream_pos(u, k, &p))
+                continue;
+            rp_bstate_t *bs = rp_bstate(p.id);
+            if (atomic_exchange(&bs->active_down, false))
+                rp_log(RP_LOG_INFO, NULL, "backend %s of upstream %s: no active checks any more; "
+                       "it takes traffic again unless passive checks keep it out",
+                       bs->addr.text, u->name);
+            bs->run_down = false;
+            bs->run_ok = bs->run_fail = 0;
+        }
+    }
     if (n == 0)
         return 0;
     /* Jitter that differs from one run (and one proxy) to the next. */

@@ -90,8 +90,8 @@ on_message_begin(llhttp_t *p)
     c->head_bytes = 0;
     c->trailer_bytes = 0;
     c->in_body = false;
-    if (c->state == RP_CONN_IDLE && c->requests > 0)
-        arm_timer(c, c->txn->snap->timeouts.client_header_ms);
+    if (c->state == RP_CONN_IDLE && (c->requests > 0 || c->drain_soft))
+        arm_timer(c, c->txn->snap->timeouts.client_header_ms);   /* (past a drain's grace too) */
     c->state = RP_CONN_HEAD;
     return 0;
 }

@@ -32,7 +32,7 @@
 #include "conn.h"
 #include "util.h"
 
-int rp_log_level = RP_LOG_INFO;
+_Atomic int rp_log_level = RP_LOG_INFO;
 
 #define LINE_MAX_BYTES 8192
 
@@ -55,7 +55,7 @@ static _Thread_local struct {
     struct event *timer;     /* flushes ACC_FLUSH_MS after the first line */
 } tl_acc;
 
-static bool text_format;
+static _Atomic bool text_format;
 
 static struct {
     pthread_mutex_t lock;

@@ -237,7 +237,8 @@ static void
 stop_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
-    if ((int)sig == SIGQUIT || drain.draining || drain.drain_ms == 0) {
+    if ((int)sig == SIGQUIT || drain.draining
+        || rp_reload_current()->timeouts.shutdown_drain_ms == 0) {
         rp_log(RP_LOG_INFO, NULL, "received %s%s: stopping now", strsignal((int)sig),
                drain.draining ? " again" : "");
         event_base_loopexit(arg, NULL);
@@ -245,6 +246,7 @@ stop_signal_cb(evutil_socket_t sig, short what, void *arg)
     }
     drain.draining = true;
     drain.since_us = rp_now_us();
+    drain.drain_ms = rp_reload_current()->timeouts.shutdown_drain_ms;   /* as reloaded */
     rp_log(RP_LOG_INFO, NULL, "received %s: draining (at most timeouts.shutdown_drain_ms %u ms)",
            strsignal((int)sig), drain.drain_ms);
     rp_notify("STOPPING=1");
@@ -524,6 +526,10 @@ main(int argc, char **argv)
     rp_admin_set_ready(true);
     drain.base = base;
     drain.drain_ms = snap->timeouts.shutdown_drain_ms;
+    /* From here the reload module holds the configuration in force: this
+     * first one is freed once a reload replaces it and its users end. */
+    rp_snapshot_unref(snap);
+    snap = NULL;
     event_base_dispatch(base);
     rp_admin_set_ready(false);
 

@@ -4,11 +4,12 @@
  *
  * The new snapshot is built completely (every module's configure, TLS
  * contexts) and checked against the one in force before anything
- * changes.  Then, in order: host names are resolved for it (the resolver
- * thread is restarted on the new set, waiting for its first round as at
- * start), the main thread's module work (active health checks) moves to
- * it, and each worker is handed a reference over its pipe, to switch at a
- * safe point of its own loop.  Transactions keep the snapshot they
+ * changes (listeners it adds are bound for every worker).  Then the main
+ * thread's module work (active health checks) moves to it, and each
+ * worker is handed a reference over its pipe, to switch at a safe point of
+ * its own loop.  Host-name backends are resolved by a thread set up for
+ * the names of the start: an upstream that has them cannot change by
+ * reload.  Transactions keep the snapshot they
  * started with; the old snapshot is freed when its last user drops it, on
  * whichever thread that is.  State keyed by identity (backend health and
  * pools, queues, retry budgets, counters, TLS ticket keys) is not part of
@@ -75,40 +76,31 @@ rp_reload_compatible(const rp_snapshot_t *old, const rp_snapshot_t *nw, rp_errs_
         || (old->admin.enabled && strcmp(old->admin.addr.text, nw->admin.addr.text) != 0))
         rp_errs_add(errs, "admin.address", "a reload cannot open, close or move the admin port "
                     "(its token may change); restart revproxy");
+    /* Host names are resolved by a thread set up at start for the names
+     * of that configuration: an upstream with one keeps its backends. */
+    for (int pass = 0; pass < 2; pass++) {
+        const rp_snapshot_t *a = pass == 0 ? old : nw, *b = pass == 0 ? nw : old;
+        for (size_t i = 0; i < a->nupstreams; i++) {
+            const rp_upstream_t *u = &a->upstreams[i];
+            if (u->resolve_interval_ms == 0)
+                continue;   /* no host-name backend */
+            const rp_upstream_t *v = rp_snapshot_upstream(b, u->name);
+            bool same = v != NULL && v->nbackends == u->nbackends
+                        && v->resolve_interval_ms == u->resolve_interval_ms;
+            for (size_t k = 0; same && k < u->nbackends; k++)
+                same = strcmp(u->backends[k].addr.text, v->backends[k].addr.text) == 0;
+            if (!same && (pass == 0 || v == NULL)) {
+                char p[128];
+                snprintf(p, sizeof p, "upstreams.%.64s.backends", u->name);
+                rp_errs_add(errs, p, "a reload cannot add, remove or change an upstream with "
+                            "host-name backends, nor its backends and resolve_interval_ms, yet; "
+                            "restart revproxy");
+            }
+        }
+    }
     if (old->access_log_off != nw->access_log_off || !same_str(old->access_log, nw->access_log))
         rp_errs_add(errs, "log.access_log", "a reload cannot change where access lines go; "
                     "restart revproxy");
-}
-
-/* Whether two snapshots name the same host-name backends. */
-static bool
-same_names(const rp_snapshot_t *a, const rp_snapshot_t *b)
-{
-    size_t na = 0, nb = 0;
-    for (size_t i = 0; i < a->nupstreams; i++)
-        for (size_t k = 0; k < a->upstreams[i].nbackends; k++)
-            na += a->upstreams[i].backends[k].name != NULL;
-    for (size_t i = 0; i < b->nupstreams; i++)
-        for (size_t k = 0; k < b->upstreams[i].nbackends; k++)
-            nb += b->upstreams[i].backends[k].name != NULL;
-    if (na != nb)
-        return false;
-    for (size_t i = 0; i < a->nupstreams; i++) {
-        const rp_upstream_t *u = &a->upstreams[i];
-        const rp_upstream_t *v = rp_snapshot_upstream(b, u->name);
-        for (size_t k = 0; k < u->nbackends; k++) {
-            if (u->backends[k].name == NULL)
-                continue;
-            bool found = false;
-            for (size_t j = 0; v != NULL && j < v->nbackends && !found; j++)
-                found = v->backends[j].name != NULL && v->backends[j].rname == u->backends[k].rname
-                        && v->resolve_interval_ms == u->resolve_interval_ms
-                        && v->nbackends == u->nbackends;
-            if (!found)
-                return false;
-        }
-    }
-    return true;
 }
 
 static uint64_t
@@ -156,10 +148,6 @@ rp_reload(const char *why, rp_errs_t *errs)
     for (size_t i = 0; i < next->warnings.count; i++)
         rp_log(RP_LOG_WARN, NULL, "%s", next->warnings.msgs[i]);
     /* Nothing can fail from here on. */
-    if (!same_names(R.cur, next)) {
-        rp_resolver_stop();
-        rp_resolver_start(next, 5000);
-    }
     rp_modules_main_stop(R.cur);
     if (rp_modules_main_start(R.base, next) < 0)
         rp_log(RP_LOG_ERROR, NULL, "reload: a module's main-thread work did not start (see above)");

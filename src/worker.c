@@ -90,6 +90,8 @@ fail:;
 static void
 set_accepting(rp_worker_t *w, bool on)
 {
+    if (w->draining)
+        return;   /* its listeners are closing or closed */
     for (size_t i = 0; i < w->nlisteners; i++) {
         if (on)
             evconnlistener_enable(w->listeners[i]);
@@ -630,7 +632,24 @@ rp_workers_publish_with(rp_snapshot_t *snap, int *fds)
         h->nfds = n;
         for (size_t j = 0; j < n; j++)
             h->fds[j] = fds != NULL ? fds[i * n + j] : -1;
-        handover_free(atomic_exchange(&workers[i].pending, h));   /* one not taken yet */
+        /* A hand-over the worker has not taken yet is replaced; sockets
+         * it bound for listeners this one keeps move over (the worker
+         * still runs without them). */
+        rp_handover_t *was = atomic_exchange(&workers[i].pending, NULL);
+        for (size_t k = 0; was != NULL && k < was->nfds; k++) {
+            if (was->fds[k] < 0)
+                continue;
+            for (size_t j = 0; j < n; j++) {
+                if (h->fds[j] < 0
+                    && strcmp(was->snap->listeners[k].addr.text, snap->listeners[j].addr.text) == 0) {
+                    h->fds[j] = was->fds[k];
+                    was->fds[k] = -1;
+                    break;
+                }
+            }
+        }
+        handover_free(was);
+        handover_free(atomic_exchange(&workers[i].pending, h));
         signal_stop(&workers[i], "r");
     }
     free(fds);

@@ -20,7 +20,8 @@ typedef enum rp_log_level {
     RP_LOG_DEBUG
 } rp_log_level_t;
 
-extern int rp_log_level;   /* lines above this level are not formatted */
+extern _Atomic int rp_log_level;   /* lines above this level are not formatted
+                                     (a reload may change it) */
 
 /* Log "msg" with the transaction's request id, client, route, upstream and
  * backend added when txn is not NULL. */

@@ -12,7 +12,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Backend, Client, Proxy, get, request_bytes, response, run  # noqa: E402
+from harness import (Backend, Client, Proxy, free_port, get, request_bytes, response,  # noqa: E402
+                     run)
 from test_proxy import assert_eq, access_lines  # noqa: E402
 
 
@@ -350,6 +351,55 @@ def test_sd07_pipelined_requests_served():
     assert_eq(p.proc.returncode, 0)
 
 
+def test_sd08_two_listeners_at_the_cap_and_a_slow_first_head():
+    """Serving a second listener's queue at the connection cap while the
+    first is closed already does not crash; a first request whose head
+    starts within the grace and ends after it is served."""
+    b = SlowBackend(0.5)
+    pa, pb = free_port(), free_port()
+    cfg = {"workers": 1, "listeners": [{"address": "127.0.0.1:%d" % pa},
+                                       {"address": "127.0.0.1:%d" % pb}],
+           "upstreams": {"app": {"backends": [{"address": b.addr}]}},
+           "routes": [{"path_prefix": "/", "upstream": "app"}],
+           "limits": {"max_connections": 1}}
+    p = Proxy(cfg, port=pa)
+    try:
+        s1 = socket.create_connection(("127.0.0.1", pa), timeout=10)
+        s1.sendall(request_bytes("/a"))
+        wait_for(lambda: b.got >= 1, 5, "the first request")
+        s2 = socket.create_connection(("127.0.0.1", pb), timeout=10)
+        s2.sendall(request_bytes("/b"))
+        time.sleep(0.1)
+        p.proc.send_signal(signal.SIGTERM)
+        assert_eq(Client(s1).read_response().status, 200)
+        assert_eq(Client(s2).read_response().status, 200)
+        s1.close()
+        s2.close()
+        p.proc.wait(10)
+    finally:
+        p.stop()
+        b.close()
+    assert_eq(p.proc.returncode, 0)
+    b = SlowBackend(0)
+    p = Proxy({"upstreams": {"app": {"backends": [{"address": b.addr}]}},
+               "routes": [{"path_prefix": "/", "upstream": "app"}]})
+    try:
+        s = p.connect()
+        time.sleep(0.1)
+        p.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        s.sendall(b"GET /late HTTP/1.1\r\nHost: a\r\n")
+        time.sleep(0.8)
+        s.sendall(b"\r\n")
+        r = Client(s).read_response()
+        assert_eq((r.status, r.header("connection")), (200, "close"))
+        s.close()
+        p.proc.wait(10)
+    finally:
+        p.stop()
+        b.close()
+
+
 if __name__ == "__main__":
     sys.exit(run([test_sd01_in_flight_requests_finish,
                   test_sd02_queued_connections_served_and_idle_closed,
@@ -357,4 +407,5 @@ if __name__ == "__main__":
                   test_sd04_ready_turns_503_while_draining,
                   test_sd05_http2_notice_then_goaway,
                   test_sd06_queue_past_the_cap_and_unused_connections,
-                  test_sd07_pipelined_requests_served]))
+                  test_sd07_pipelined_requests_served,
+                  test_sd08_two_listeners_at_the_cap_and_a_slow_first_head]))

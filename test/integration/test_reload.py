@@ -438,8 +438,77 @@ def test_rl07_connection_cap_follows_reload():
         a.close()
 
 
+def test_rl08_what_reload_keeps_or_refuses():
+    """Host-name upstreams cannot change by reload (refused whole); active
+    checks removed by reload no longer keep a backend out; a reloaded
+    shutdown_drain_ms is the one a drain uses."""
+    good = Backend(lambda req, ci, s: response(500 if req.target == "/check" else 200, b"A"))
+    aport = free_port()
+    base = {"admin": {"address": "127.0.0.1:%d" % aport},
+            "upstreams": {"app": {"backends": [{"address": good.addr}],
+                                  "health": {"active": {"path": "/check", "interval_ms": 100,
+                                                        "unhealthy_threshold": 1}}},
+                          "named": {"backends": [{"address": "localhost:%d" % good.port}]}},
+            "routes": [{"path_prefix": "/", "upstream": "app"},
+                       {"path_prefix": "/n/", "upstream": "named"}]}
+    p = Proxy(base)
+    try:
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            s = p.connect()
+            s.sendall(request_bytes("/"))
+            r = Client(s).read_response()
+            s.close()
+            if r.status == 503:
+                break
+            time.sleep(0.05)
+        assert_eq(r.status, 503)   # the active check takes it out
+        # a host-name upstream's backends: refused
+        cfg = json.loads(json.dumps(base))
+        cfg["upstreams"]["named"]["backends"].append({"address": "127.0.0.1:9"})
+        write(p, cfg)
+        r = admin(aport, "POST", "/reload")
+        assert_eq(r.status, 409)
+        assert_eq(json.loads(r.body)["errors"], [
+            "upstreams.named.backends: a reload cannot add, remove or change an upstream with "
+            "host-name backends, nor its backends and resolve_interval_ms, yet; restart revproxy"])
+        # active checks removed: the backend takes traffic again
+        cfg = json.loads(json.dumps(base))
+        del cfg["upstreams"]["app"]["health"]
+        cfg["timeouts"] = {"shutdown_drain_ms": 300}
+        write(p, cfg)
+        assert_eq(admin(aport, "POST", "/reload").status, 200)
+        s = p.connect()
+        s.sendall(request_bytes("/"))
+        assert_eq(Client(s).read_response().status, 200)
+        s.close()
+    finally:
+        good.close()
+    # the reloaded drain deadline holds: a request that never ends is cut
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(8)
+    cfg["upstreams"]["app"]["backends"] = [{"address": "127.0.0.1:%d" % hang.getsockname()[1]}]
+    cfg["timeouts"] = {"shutdown_drain_ms": 300, "upstream_response_ms": 60000, "request_ms": 0}
+    try:
+        write(p, cfg)
+        assert_eq(admin(aport, "POST", "/reload").status, 200)
+        s = p.connect()
+        s.sendall(request_bytes("/hang"))
+        time.sleep(0.3)
+        t0 = time.time()
+        p.proc.send_signal(signal.SIGTERM)
+        p.proc.wait(10)
+        took = time.time() - t0
+        s.close()
+    finally:
+        hang.close()
+        p.stop()
+    assert took < 1.5, took
+
+
 if __name__ == "__main__":
     sys.exit(run([test_rl01_reloads_under_load, test_rl02_bad_config_changes_nothing,
                   test_rl03_health_state_survives, test_rl04_hundred_reloads_leak_nothing,
                   test_rl05_diff_against, test_rl06_listener_added_and_removed,
-                  test_rl07_connection_cap_follows_reload]))
+                  test_rl07_connection_cap_follows_reload, test_rl08_what_reload_keeps_or_refuses]))
