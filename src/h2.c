@@ -66,7 +66,8 @@ struct rp_h2 {
     rp_transport_t   *tr;         /* owned */
     rp_peer_t         peer;
     nghttp2_session  *ng;         /* owned */
-    rp_snapshot_t    *snap;       /* ref: the limits this session was set up with */
+    unsigned          idle_ms;    /* timeouts of the configuration it started with */
+    unsigned          header_ms;
     struct event     *timer;      /* owned: preface/first request, then idle */
     struct event     *sweep;      /* owned: zero-window stalls */
     struct event     *run;        /* owned: deferred processing */
@@ -1016,8 +1017,7 @@ static void
 arm_idle(rp_h2_t *h)
 {
     if (h->nstreams == 0 && !h->closing && !h->close_armed) {
-        unsigned ms = h->got_headers ? h->snap->timeouts.client_idle_ms
-                                     : h->snap->timeouts.client_header_ms;
+        unsigned ms = h->got_headers ? h->idle_ms : h->header_ms;
         if (!evtimer_pending(h->timer, NULL))
             evtimer_add(h->timer, rp_timeout_tv(h->w->base, ms));
     }
@@ -1050,7 +1050,7 @@ h2_settle(rp_h2_t *h)
              * transport fares. */
             if (!h->close_armed) {
                 h->close_armed = true;
-                evtimer_add(h->timer, rp_timeout_tv(h->w->base, h->snap->timeouts.client_idle_ms));
+                evtimer_add(h->timer, rp_timeout_tv(h->w->base, h->idle_ms));
             }
         }
     }
@@ -1171,8 +1171,8 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     uint64_t now = rp_now_us();
-    uint64_t limit = (uint64_t)h->snap->timeouts.client_idle_ms * 1000u;
-    uint64_t head_limit = (uint64_t)h->snap->timeouts.client_header_ms * 1000u;
+    uint64_t limit = (uint64_t)h->idle_ms * 1000u;
+    uint64_t head_limit = (uint64_t)h->header_ms * 1000u;
     bool conn_stalled = nghttp2_session_get_remote_window_size(h->ng) <= 0;
     h2_stream_t *s, *next;
     for (s = TAILQ_FIRST(&h->streams); s != NULL; s = next) {
@@ -1254,7 +1254,9 @@ rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
     h->tr = tr;
     h->peer = *peer;
     h->peer.secure = tr->secure;
-    h->snap = rp_snapshot_ref(w->snap);
+    /* Not a reference: a connection may outlive many reloads. */
+    h->idle_ms = w->snap->timeouts.client_idle_ms;
+    h->header_ms = w->snap->timeouts.client_header_ms;
     h->budget = RP_H2_IDLE_FRAME_BUDGET;
     h->budget_at = rp_now_us();
     TAILQ_INIT(&h->streams);
@@ -1268,7 +1270,7 @@ rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
     /* The library's reset bucket starts full now (count_reset). */
     h->rl_tokens = RP_H2_RESET_BURST;
     h->rl_sec = rp_now_us() / 1000000u;
-    const rp_snapshot_t *s = h->snap;
+    const rp_snapshot_t *s = w->snap;
     nghttp2_settings_entry iv[] = {
         { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, s->limits.h2_max_concurrent_streams },
         { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, RP_H2_STREAM_WINDOW },
@@ -1360,7 +1362,6 @@ h2_free(rp_h2_t *h)
     event_free(h->sweep);
     event_free(h->run);
     rp_tr_free(h->tr, false);
-    rp_snapshot_unref(h->snap);
     TAILQ_REMOVE(&h->w->h2s, h, link);
     rp_worker_conn_closed(h->w, h->peer.listener);
     if (rp_log_level >= RP_LOG_DEBUG)
