@@ -236,7 +236,8 @@ metrics_on_complete(const rp_txn_t *txn, void *state)
         add(&m->retries, txn->attempts - 1);
     if ((unsigned)txn->error < RP_ERR_COUNT)
         add(&m->by_error[txn->error], 1);
-    uint64_t now = rp_now_us(), took = now > txn->start_us ? now - txn->start_us : 0;
+    uint64_t now = txn->end_us != 0 ? txn->end_us : rp_now_us();
+    uint64_t took = now > txn->start_us ? now - txn->start_us : 0;
     rp_route_metrics_t *r = txn->route != NULL ? entry(txn->worker_id, K_ROUTE, txn->route->ident)
                                                : NULL;
     if (r != NULL) {

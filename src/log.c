@@ -644,7 +644,7 @@ rp_log_access(const rp_txn_t *txn)
     size_t pos = 0;
     if (access_off)
         return;
-    uint64_t now = rp_now_us();
+    uint64_t now = txn->end_us != 0 ? txn->end_us : rp_now_us();   /* the metric's too */
     put_ts(buf, sizeof buf, &pos);
     PUT_LIT(buf, sizeof buf, &pos, ",\"level\":\"info\",\"msg\":\"access\"");
     put_txn(buf, sizeof buf, &pos, txn);

@@ -312,6 +312,7 @@ complete(rp_txn_t *t)
     if (t->completed)
         return;
     t->completed = 1;
+    t->end_us = rp_now_us();
     if (t->where == RP_TXN_READ_HEAD && t->state != RP_TXN_READ_HEAD)
         t->where = t->state;
     rp_modules_on_complete(t);

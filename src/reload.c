@@ -24,7 +24,6 @@
 #include "admin.h"
 #include "notify.h"
 #include "reload.h"
-#include "resolve.h"
 #include "worker.h"
 #include "util.h"
 

@@ -169,6 +169,8 @@ struct rp_txn {
     uint16_t        statuses[RP_TXN_RESULTS_MAX];  /* final status of each, 0: none */
     uint64_t        start_us;
     uint64_t        upstream_us; /* time spent in attempts, all of them */
+    uint64_t        end_us;      /* when it completed (rp_now_us), read once for
+                                    on_complete and the access line; 0: not yet */
     uint64_t        req_body_bytes, resp_body_bytes, bytes_out;
     uint64_t        req_content_length;   /* when req_has_cl */
     struct event   *timer;       /* owned: connect/response timer */
