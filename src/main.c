@@ -496,7 +496,7 @@ main(int argc, char **argv)
         evsignal_add(sigs[i], NULL);
 
     /* Host names get their first answer before traffic is served. */
-    bool resolving = rp_resolver_start(snap, 5000) == 0;
+    bool resolving = rp_resolver_update(snap, 5000) == 0;
     if (resolving)
         fd_budget(snap, false);
     bool admin_up = resolving && rp_admin_start(base, snap, start_unix_ms) == 0;

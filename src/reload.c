@@ -7,9 +7,9 @@
  * changes (listeners it adds are bound for every worker).  Then the main
  * thread's module work (active health checks) moves to it, and each
  * worker is handed a reference over its pipe, to switch at a safe point of
- * its own loop.  Host-name backends are resolved by a thread set up for
- * the names of the start: an upstream that has them cannot change by
- * reload.  Transactions keep the snapshot they
+ * its own loop.  Host names the new snapshot adds are resolved before it
+ * is published (up to RELOAD_RESOLVE_MS; the main thread waits, as at
+ * start).  Transactions keep the snapshot they
  * started with; the old snapshot is freed when its last user drops it, on
  * whichever thread that is.  State keyed by identity (backend health and
  * pools, queues, retry budgets, counters, TLS ticket keys) is not part of
@@ -24,8 +24,13 @@
 #include "admin.h"
 #include "notify.h"
 #include "reload.h"
+#include "resolve.h"
 #include "worker.h"
 #include "util.h"
+
+/* How long a reload waits for the host names it adds (the main thread's
+ * loop, with the admin port and active checks, waits with it). */
+#define RELOAD_RESOLVE_MS 2000u
 
 static struct {
     void             (*applied)(const rp_snapshot_t *);
@@ -75,28 +80,6 @@ rp_reload_compatible(const rp_snapshot_t *old, const rp_snapshot_t *nw, rp_errs_
         || (old->admin.enabled && strcmp(old->admin.addr.text, nw->admin.addr.text) != 0))
         rp_errs_add(errs, "admin.address", "a reload cannot open, close or move the admin port "
                     "(its token may change); restart revproxy");
-    /* Host names are resolved by a thread set up at start for the names
-     * of that configuration: an upstream with one keeps its backends. */
-    for (int pass = 0; pass < 2; pass++) {
-        const rp_snapshot_t *a = pass == 0 ? old : nw, *b = pass == 0 ? nw : old;
-        for (size_t i = 0; i < a->nupstreams; i++) {
-            const rp_upstream_t *u = &a->upstreams[i];
-            if (u->resolve_interval_ms == 0)
-                continue;   /* no host-name backend */
-            const rp_upstream_t *v = rp_snapshot_upstream(b, u->name);
-            bool same = v != NULL && v->nbackends == u->nbackends
-                        && v->resolve_interval_ms == u->resolve_interval_ms;
-            for (size_t k = 0; same && k < u->nbackends; k++)
-                same = strcmp(u->backends[k].addr.text, v->backends[k].addr.text) == 0;
-            if (!same && (pass == 0 || v == NULL)) {
-                char p[128];
-                snprintf(p, sizeof p, "upstreams.%.64s.backends", u->name);
-                rp_errs_add(errs, p, "a reload cannot add, remove or change an upstream with "
-                            "host-name backends, nor its backends and resolve_interval_ms, yet; "
-                            "restart revproxy");
-            }
-        }
-    }
     if (old->access_log_off != nw->access_log_off || !same_str(old->access_log, nw->access_log))
         rp_errs_add(errs, "log.access_log", "a reload cannot change where access lines go; "
                     "restart revproxy");
@@ -146,7 +129,10 @@ rp_reload(const char *why, rp_errs_t *errs)
         return failed(errs, next);
     for (size_t i = 0; i < next->warnings.count; i++)
         rp_log(RP_LOG_WARN, NULL, "%s", next->warnings.msgs[i]);
-    /* Nothing can fail from here on. */
+    /* Nothing can fail from here on.  New host names get their first
+     * answer before the snapshot that names them is published. */
+    if (rp_resolver_update(next, RELOAD_RESOLVE_MS) < 0)
+        rp_log(RP_LOG_ERROR, NULL, "reload: host-name backends will not resolve (see above)");
     rp_modules_main_stop(R.cur);
     if (rp_modules_main_start(R.base, next) < 0)
         rp_log(RP_LOG_ERROR, NULL, "reload: a module's main-thread work did not start (see above)");

@@ -29,6 +29,8 @@ typedef struct rname {
     bool        ever;       /* resolved once */
     char        err[160];   /* the last failure logged */
     uint64_t    warned_us;  /* when it was logged (monotonic) */
+    unsigned    tries;      /* lookups applied */
+    bool        live;       /* in the configuration in force */
     unsigned   *taken;      /* owned: identities of the upstream's numeric backends */
     size_t      ntaken;
 } rname_t;
@@ -200,7 +202,7 @@ taken_elsewhere(const rname_t *nm, unsigned self, unsigned id)
             return true;
     for (unsigned o = 0; o < nnames; o++) {
         const rname_t *other = name_get(o);
-        if (o == self || strcmp(other->upstream, nm->upstream) != 0)
+        if (o == self || !other->live || strcmp(other->upstream, nm->upstream) != 0)
             continue;
         for (unsigned k = 0; k < RP_NAME_ADDRS; k++)
             if (atomic_load(&other->slot[k]) == id + 1)
@@ -261,9 +263,13 @@ apply_one(unsigned id, rp_addr_t *addrs, size_t n, const char *err)
     }
     pthread_mutex_unlock(&names_lock);
     if (m == 0) {
-        name_warn(nm, nm->ever ? "resolves only to addresses its upstream has already; "
-                                 "keeping its last addresses"
-                               : "resolves only to addresses its upstream has already");
+        /* A definite answer, unlike a failure: the upstream reaches these
+         * addresses already (a reload may have made one numeric), so the
+         * name's positions empty rather than duplicate them. */
+        name_warn(nm, "resolves only to addresses its upstream has already");
+        nm->ever = true;
+        for (size_t i = 0; i < RP_NAME_ADDRS; i++)
+            atomic_store_explicit(&nm->slot[i], 0, memory_order_release);
         return;
     }
     nm->err[0] = '\0';   /* the next failure is news */
@@ -305,10 +311,11 @@ typedef struct due {
 static struct {
     pthread_t       thread;
     pthread_mutex_t lock;
-    pthread_cond_t  cond;
-    bool            running, stop;
-    bool            first_done;   /* every name resolved (or failed) once */
-    due_t          *dues;   /* owned */
+    pthread_cond_t  wake;     /* the thread waits on it */
+    pthread_cond_t  done;     /* a lookup was applied: waiters look again */
+    bool            inited, running, stop;
+    unsigned        epoch;    /* bumped when dues is replaced */
+    due_t          *dues;     /* owned: the names of the configuration in force */
     size_t          n;
 } R = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -318,6 +325,13 @@ mono_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void
+abs_time(uint64_t us, struct timespec *ts)
+{
+    ts->tv_sec = (time_t)(us / 1000000u);
+    ts->tv_nsec = (long)(us % 1000000u) * 1000;
 }
 
 static void *
@@ -331,14 +345,17 @@ resolver_main(void *arg)
     while (!R.stop) {
         uint64_t now = mono_us();
         uint64_t next = UINT64_MAX;
-        for (size_t i = 0; i < R.n && !R.stop; i++) {
+        bool replaced = false;
+        for (size_t i = 0; i < R.n && !R.stop && !replaced; i++) {
             if (R.dues[i].at_us <= now) {
                 /* The lookup may block for the resolver's timeouts: it runs
                  * unlocked, and what it found is applied under the lock
                  * unless revproxy is stopping by then (it does not wait for
-                 * a lookup, see rp_resolver_stop). */
-                rname_t *nm = name_get(R.dues[i].name);
-                unsigned name = R.dues[i].name;
+                 * a lookup, see rp_resolver_stop).  A reload may replace
+                 * the list meanwhile: the name is then found again by
+                 * identity, and the pass starts over. */
+                unsigned name = R.dues[i].name, epoch = R.epoch;
+                rname_t *nm = name_get(name);
                 rp_addr_t addrs[RP_NAME_ADDRS];
                 const char *err = NULL;
                 pthread_mutex_unlock(&R.lock);
@@ -346,91 +363,154 @@ resolver_main(void *arg)
                 pthread_mutex_lock(&R.lock);
                 if (R.stop)
                     break;
+                size_t at = i;
+                if (R.epoch != epoch) {
+                    replaced = true;
+                    for (at = 0; at < R.n && R.dues[at].name != name; at++)
+                        ;
+                    if (at == R.n)
+                        continue;   /* no longer configured: dropped */
+                }
                 apply_one(name, addrs, n, err);
+                nm->tries++;
+                pthread_cond_broadcast(&R.done);
                 now = mono_us();
-                R.dues[i].at_us = now + (uint64_t)R.dues[i].interval_ms * 1000u;
+                R.dues[at].at_us = now + (uint64_t)R.dues[at].interval_ms * 1000u;
+                if (replaced)
+                    break;
             }
             if (R.dues[i].at_us < next)
                 next = R.dues[i].at_us;
         }
         if (R.stop)
             break;
-        if (!R.first_done) {
-            R.first_done = true;
-            pthread_cond_broadcast(&R.cond);
+        if (replaced)
+            continue;
+        if (next == UINT64_MAX) {
+            pthread_cond_wait(&R.wake, &R.lock);
+        } else {
+            struct timespec ts;
+            abs_time(next, &ts);
+            pthread_cond_timedwait(&R.wake, &R.lock, &ts);
         }
-        struct timespec ts;
-        ts.tv_sec = (time_t)(next / 1000000u);
-        ts.tv_nsec = (long)(next % 1000000u) * 1000;
-        pthread_cond_timedwait(&R.cond, &R.lock, &ts);
     }
     pthread_mutex_unlock(&R.lock);
     return NULL;
 }
 
-int
-rp_resolver_start(const rp_snapshot_t *snap, unsigned wait_ms)
+static bool
+same_ids(const unsigned *a, size_t na, const unsigned *b, size_t nb)
 {
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
+}
+
+int
+rp_resolver_update(const rp_snapshot_t *snap, unsigned wait_ms)
+{
+    /* The new list of names, with what each must not resolve to: the
+     * numeric backends of its upstream. */
     size_t n = 0;
     due_t *dues = NULL;
+    struct { unsigned *ids; size_t n; } *taken = NULL;
     for (size_t i = 0; i < snap->nupstreams; i++) {
         const rp_upstream_t *u = &snap->upstreams[i];
         for (size_t k = 0; k < u->nbackends; k++) {
             const rp_backend_t *be = &u->backends[k];
             if (be->name == NULL)
                 continue;
-            rname_t *nm = name_get(be->rname);
-            free(nm->taken);
-            nm->taken = rp_xcalloc(u->nbackends, sizeof *nm->taken);
-            nm->ntaken = 0;
+            dues = rp_xrealloc(dues, (n + 1) * sizeof *dues);
+            taken = rp_xrealloc(taken, (n + 1) * sizeof *taken);
+            taken[n].ids = rp_xcalloc(u->nbackends, sizeof *taken[n].ids);
+            taken[n].n = 0;
             for (size_t j = 0; j < u->nbackends; j++)
                 if (u->backends[j].name == NULL)
-                    nm->taken[nm->ntaken++] = u->backends[j].id;
-            dues = rp_xrealloc(dues, (n + 1) * sizeof *dues);
+                    taken[n].ids[taken[n].n++] = u->backends[j].id;
             dues[n].name = be->rname;
             dues[n].interval_ms = u->resolve_interval_ms;
-            dues[n].at_us = 0;   /* now */
+            dues[n].at_us = 0;
             n++;
         }
     }
-    if (n == 0)
-        return 0;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&R.cond, &ca);
-    pthread_condattr_destroy(&ca);
+    if (!R.inited) {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&R.wake, &ca);
+        pthread_cond_init(&R.done, &ca);
+        pthread_condattr_destroy(&ca);
+        R.inited = true;   /* main thread only */
+    }
+    uint64_t now = mono_us();
+    unsigned *want = rp_xcalloc(n ? n : 1, sizeof *want);   /* tries to wait past; -1u: none */
+    bool any_wait = false;
+
+    pthread_mutex_lock(&R.lock);
+    for (unsigned o = 0; o < nnames; o++)
+        name_get(o)->live = false;
+    for (size_t j = 0; j < n; j++) {
+        rname_t *nm = name_get(dues[j].name);
+        nm->live = true;
+        /* A name configured before keeps its schedule (sooner if its
+         * interval shrank), unless what it must not resolve to changed;
+         * a new one is looked up now and waited for. */
+        const due_t *old = NULL;
+        for (size_t i = 0; i < R.n && old == NULL; i++)
+            if (R.dues[i].name == dues[j].name)
+                old = &R.dues[i];
+        bool kept = old != NULL && same_ids(nm->taken, nm->ntaken, taken[j].ids, taken[j].n);
+        if (kept) {
+            uint64_t soon = now + (uint64_t)dues[j].interval_ms * 1000u;
+            dues[j].at_us = old->at_us < soon ? old->at_us : soon;
+            want[j] = -1u;
+        } else {
+            want[j] = nm->tries;
+            any_wait = true;
+        }
+        free(nm->taken);
+        nm->taken = taken[j].ids;
+        nm->ntaken = taken[j].n;
+    }
+    free(taken);
+    free(R.dues);
     R.dues = dues;
     R.n = n;
-    R.stop = false;
-    R.first_done = false;
-    int e = pthread_create(&R.thread, NULL, resolver_main, NULL);
-    if (e != 0) {
-        rp_log(RP_LOG_ERROR, NULL, "cannot start the resolver thread: %s", strerror(e));
-        pthread_cond_destroy(&R.cond);
-        free(R.dues);
-        R.dues = NULL;
-        R.n = 0;
-        return -1;
+    R.epoch++;
+    pthread_cond_signal(&R.wake);
+    if (!R.running && n > 0) {
+        R.stop = false;
+        int e = pthread_create(&R.thread, NULL, resolver_main, NULL);
+        if (e != 0) {
+            pthread_mutex_unlock(&R.lock);
+            free(want);
+            rp_log(RP_LOG_ERROR, NULL, "cannot start the resolver thread: %s", strerror(e));
+            return -1;
+        }
+        R.running = true;
     }
-    R.running = true;
-    /* Serve once the names have had their first answer (or wait_ms has
-     * passed: a slow DNS server must not keep the service down). */
+    /* Serve once the names waited for have had their first answer (or
+     * wait_ms has passed: a slow DNS server must not keep the service
+     * down). */
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t until = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u
-                     + (uint64_t)wait_ms * 1000u;
-    ts.tv_sec = (time_t)(until / 1000000u);
-    ts.tv_nsec = (long)(until % 1000000u) * 1000;
-    pthread_mutex_lock(&R.lock);
-    while (!R.first_done) {
-        if (pthread_cond_timedwait(&R.cond, &R.lock, &ts) == ETIMEDOUT) {
+    abs_time(now + (uint64_t)wait_ms * 1000u, &ts);
+    while (any_wait) {
+        bool all = true;
+        for (size_t j = 0; j < n && all; j++)
+            all = want[j] == -1u || name_get(dues[j].name)->tries != want[j];
+        if (all)
+            break;
+        if (pthread_cond_timedwait(&R.done, &R.lock, &ts) == ETIMEDOUT) {
             rp_log(RP_LOG_WARN, NULL, "host names not all resolved within %u ms; serving, "
                    "their backends join as they resolve", wait_ms);
             break;
         }
     }
     pthread_mutex_unlock(&R.lock);
+    free(want);
     return 0;
 }
 
@@ -441,7 +521,7 @@ rp_resolver_stop(void)
         return;
     pthread_mutex_lock(&R.lock);
     R.stop = true;
-    pthread_cond_signal(&R.cond);
+    pthread_cond_signal(&R.wake);
     pthread_mutex_unlock(&R.lock);
     /* A lookup under way may block for the resolver's timeouts (seconds
      * per name server): after a second, leave the thread to it.  It
@@ -455,7 +535,6 @@ rp_resolver_stop(void)
         R.running = false;
         return;
     }
-    pthread_cond_destroy(&R.cond);
     free(R.dues);
     R.dues = NULL;
     R.n = 0;

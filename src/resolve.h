@@ -6,8 +6,8 @@
  * core-owned and never freed, so it outlives snapshots; the resolver
  * thread is its only writer and workers read its slots with atomics.
  *
- * The resolver thread resolves every name at start and again every
- * resolve_interval_ms of its upstream, with getaddrinfo (which may block:
+ * The resolver thread resolves every name of the configuration in force
+ * when it is new and again every resolve_interval_ms of its upstream, with getaddrinfo (which may block:
  * never on a worker, never on the main thread, whose event loop serves
  * signals).  A name that does not resolve keeps the addresses it had; one
  * that never resolved leaves its positions empty, so it takes no traffic.
@@ -31,10 +31,16 @@ size_t rp_resolve(const char *host, unsigned port, rp_addr_t *out, size_t max, c
 /* Addresses in the slots of name identity rname now. */
 unsigned rp_name_count(unsigned rname);
 
-/* Start the resolver thread for the named backends of snap (none: no
- * thread) and wait until every name has had its first answer, at most
- * wait_ms.  0, or -1 after logging why. */
-int rp_resolver_start(const rp_snapshot_t *snap, unsigned wait_ms);
+/* Make the named backends of snap the ones the resolver thread looks up
+ * (main thread, at start and at each reload), starting the thread the
+ * first time there is a name.  A name configured before keeps its
+ * addresses and schedule; a new one (or one whose upstream's numeric
+ * backends changed) is looked up at once, and the call waits until each
+ * has had its first answer, at most wait_ms.  Names no longer configured
+ * keep their last addresses for the snapshots still using them, are no
+ * longer looked up, and no longer hold their addresses against the
+ * others.  0, or -1 after logging why (the thread did not start). */
+int rp_resolver_update(const rp_snapshot_t *snap, unsigned wait_ms);
 /* Stop it and wait for it (a resolution under way finishes first). */
 void rp_resolver_stop(void);
 

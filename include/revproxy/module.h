@@ -96,7 +96,6 @@ typedef struct rp_module {
     rp_request_hook_fn *on_request, *select_backend, *on_response;
     void (*on_upstream_result)(rp_txn_t *txn, void *state, const rp_attempt_t *a);
     rp_notify_hook_fn *on_complete;
-    int  (*admin)(rp_admin_t *admin, void *state);
     int  (*main_start)(struct event_base *base, void *state);
     void (*main_stop)(void *state);
     void (*dump)(const void *state, json_t *root);

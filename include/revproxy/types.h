@@ -17,6 +17,5 @@ typedef struct rp_conn     rp_conn_t;       /* src/conn.h */
 typedef struct rp_peer     rp_peer_t;       /* txn.h */
 typedef struct rp_upconn   rp_upconn_t;     /* src/pool.h */
 typedef struct rp_worker   rp_worker_t;     /* src/worker.h */
-typedef struct rp_admin    rp_admin_t;      /* admin server, not built yet */
 
 #endif

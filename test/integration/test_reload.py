@@ -439,18 +439,15 @@ def test_rl07_connection_cap_follows_reload():
 
 
 def test_rl08_what_reload_keeps_or_refuses():
-    """Host-name upstreams cannot change by reload (refused whole); active
-    checks removed by reload no longer keep a backend out; a reloaded
-    shutdown_drain_ms is the one a drain uses."""
+    """Active checks removed by reload no longer keep a backend out; a
+    reloaded shutdown_drain_ms is the one a drain uses."""
     good = Backend(lambda req, ci, s: response(500 if req.target == "/check" else 200, b"A"))
     aport = free_port()
     base = {"admin": {"address": "127.0.0.1:%d" % aport},
             "upstreams": {"app": {"backends": [{"address": good.addr}],
                                   "health": {"active": {"path": "/check", "interval_ms": 100,
-                                                        "unhealthy_threshold": 1}}},
-                          "named": {"backends": [{"address": "localhost:%d" % good.port}]}},
-            "routes": [{"path_prefix": "/", "upstream": "app"},
-                       {"path_prefix": "/n/", "upstream": "named"}]}
+                                                        "unhealthy_threshold": 1}}}},
+            "routes": [{"path_prefix": "/", "upstream": "app"}]}
     p = Proxy(base)
     try:
         deadline = time.time() + 5
@@ -463,15 +460,6 @@ def test_rl08_what_reload_keeps_or_refuses():
                 break
             time.sleep(0.05)
         assert_eq(r.status, 503)   # the active check takes it out
-        # a host-name upstream's backends: refused
-        cfg = json.loads(json.dumps(base))
-        cfg["upstreams"]["named"]["backends"].append({"address": "127.0.0.1:9"})
-        write(p, cfg)
-        r = admin(aport, "POST", "/reload")
-        assert_eq(r.status, 409)
-        assert_eq(json.loads(r.body)["errors"], [
-            "upstreams.named.backends: a reload cannot add, remove or change an upstream with "
-            "host-name backends, nor its backends and resolve_interval_ms, yet; restart revproxy"])
         # active checks removed: the backend takes traffic again
         cfg = json.loads(json.dumps(base))
         del cfg["upstreams"]["app"]["health"]
@@ -507,8 +495,82 @@ def test_rl08_what_reload_keeps_or_refuses():
     assert took < 1.5, took
 
 
+def test_rl09_host_names_change_by_reload():
+    """An upstream's host-name backends can be added, changed and removed by
+    reload, starting the resolver when the first name appears: each new
+    name has its answer before the configuration naming it takes traffic,
+    so no request finds an upstream with nothing resolved yet."""
+    from test_health import localhost_backends
+    a = named_backend("A")
+    bs, cs = localhost_backends(), localhost_backends()
+    for b in bs:
+        b.handler = lambda req, ci, s: response(200, b"B")
+    for c in cs:
+        c.handler = lambda req, ci, s: response(200, b"C")
+    aport = free_port()
+    base = {"admin": {"address": "127.0.0.1:%d" % aport}, "log": {"level": "info"},
+            "routes": [{"path_prefix": "/", "upstream": "app"}]}
+    p = Proxy(dict(base, upstreams={"app": {"backends": [{"address": a.addr}]}}))
+    c1 = p.connect()   # a keep-alive client across every reload
+    k1 = Client(c1)
+
+    def bodies(n=10):
+        out = set()
+        for _ in range(n):
+            c1.sendall(request_bytes("/", close=False))
+            r = k1.read_response()
+            assert_eq(r.status, 200)
+            out.add(r.body)
+        return out
+
+    try:
+        assert_eq(bodies(), {b"A"})
+        steps = [
+            ({"backends": [{"address": "localhost:%d" % bs[0].port}], "resolve_interval_ms": 60000},
+             {b"B"}),
+            ({"backends": [{"address": "localhost:%d" % cs[0].port}], "resolve_interval_ms": 500},
+             {b"C"}),
+            ({"backends": [{"address": a.addr}, {"address": "localhost:%d" % bs[0].port}]},
+             {b"A", b"B"}),
+            ({"backends": [{"address": a.addr}]}, {b"A"}),
+            ({"backends": [{"address": "localhost:%d" % bs[0].port}], "resolve_interval_ms": 60000},
+             {b"B"}),
+            # A name whose address a reload makes numeric yields it, and
+            # takes it back when the numeric one goes (looked up again at
+            # once: its upstream's other backends changed).
+            ({"backends": [{"address": "127.0.0.1:%d" % bs[0].port},
+                           {"address": "localhost:%d" % bs[0].port}], "resolve_interval_ms": 60000},
+             {b"B"}),
+            ({"backends": [{"address": "localhost:%d" % bs[0].port}], "resolve_interval_ms": 60000},
+             {b"B"}),
+        ]
+        for i, (up, want) in enumerate(steps):
+            write(p, dict(base, upstreams={"app": up}))
+            r = admin(aport, "POST", "/reload")
+            assert_eq((i, r.status), (i, 200))
+            # At once: the reload waited for the new names' answers.
+            assert_eq((i, bodies(20)), (i, want))
+            st = json.loads(admin(aport, "GET", "/stats").body)
+            addrs = [b["address"] for b in st["upstreams"]["app"]["backends"]]
+            assert_eq((i, len(addrs)), (i, len(set(addrs))))   # no address twice
+        # localhost:B was looked up at its first reload and at the last
+        # two (its upstream's numeric backends changed), each time with
+        # news: its address given up, then taken back.
+        msgs = [l["msg"] for l in p.log_lines()
+                if "localhost:%d resolves" % bs[0].port in l.get("msg", "")]
+        assert len(msgs) == 3, msgs
+        assert not [l for l in p.log_lines() if l.get("level") == "error"]
+    finally:
+        c1.close()
+        p.stop()
+        a.close()
+        for b in bs + cs:
+            b.close()
+
+
 if __name__ == "__main__":
     sys.exit(run([test_rl01_reloads_under_load, test_rl02_bad_config_changes_nothing,
                   test_rl03_health_state_survives, test_rl04_hundred_reloads_leak_nothing,
                   test_rl05_diff_against, test_rl06_listener_added_and_removed,
-                  test_rl07_connection_cap_follows_reload, test_rl08_what_reload_keeps_or_refuses]))
+                  test_rl07_connection_cap_follows_reload, test_rl08_what_reload_keeps_or_refuses,
+                  test_rl09_host_names_change_by_reload]))
