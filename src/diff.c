@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include "revproxy/config.h"
 #include "diff.h"
+#include "tls.h"
 
 /* The identity of a list entry, or NULL when it has none. */
 static char *
@@ -204,5 +205,29 @@ rp_config_diff(FILE *out, const rp_snapshot_t *from, const rp_snapshot_t *to)
     size_t n = diff_value(out, "", a, b);
     json_decref(a);
     json_decref(b);
+    /* A certificate file renewed in place is the same key in both: what
+     * was loaded from it tells. */
+    for (size_t i = 0; i < to->nlisteners; i++) {
+        const rp_listener_t *l = &to->listeners[i];
+        const rp_listener_t *m = NULL;
+        for (size_t j = 0; j < from->nlisteners && m == NULL; j++)
+            if (strcmp(from->listeners[j].addr.text, l->addr.text) == 0)
+                m = &from->listeners[j];
+        if (l->tls == NULL || m == NULL || m->tls == NULL)
+            continue;
+        json_t *ca = rp_tls_ctx_certs(m->tls), *cb = rp_tls_ctx_certs(l->tls);
+        const char *file;
+        json_t *v;
+        json_object_foreach(cb, file, v) {
+            json_t *w = json_object_get(ca, file);
+            if (w == NULL || json_equal(v, w))
+                continue;
+            fprintf(out, "~ listeners[%s].tls.certificates[%s]: %s -> %s\n", l->addr.text, file,
+                    json_string_value(w), json_string_value(v));
+            n++;
+        }
+        json_decref(ca);
+        json_decref(cb);
+    }
     return n;
 }

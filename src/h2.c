@@ -52,6 +52,9 @@
 /* Free PINGs do not bank up: a client measuring bandwidth has one out
  * at a time. */
 #define H2_FREE_PINGS_MAX 4u
+
+/* The opaque data of the PING a drain sends with its shutdown notice. */
+static const uint8_t drain_ping[8] = { 'r', 'p', '-', 'd', 'r', 'a', 'i', 'n' };
 /* Bytes buffered per stream and direction before the producer pauses, and
  * the level at which it resumes. */
 #define H2_STREAM_HIGH (64u * 1024u)
@@ -85,6 +88,7 @@ struct rp_h2 {
     bool              input;      /* tr->in holds bytes not yet parsed */
     bool              close_armed;/* timer: closing ends at the latest then */
     bool              draining;   /* shutdown notice sent; GOAWAY follows */
+    bool              drain_ping; /* the PING sent with it awaits its ACK */
     struct event     *drain_ev;   /* owned: sends that GOAWAY */
     bool              goaway_sent;/* a GOAWAY went out, with goaway_last */
     uint64_t          owed;       /* DATA bytes sent, not yet credited back */
@@ -670,8 +674,18 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
         /* A PING per burst of DATA received is how clients measure the
          * bandwidth-delay product (gRPC does): free, one per DATA frame
          * sent and a few at most in reserve.  Any other is not. */
+        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && h->drain_ping
+            && memcmp(frame->ping.opaque_data, drain_ping, sizeof drain_ping) == 0) {
+            /* The round trip after the notice: GOAWAY now. */
+            h->drain_ping = false;
+            if (h->drain_ev != NULL) {
+                struct timeval now = { 0, 0 };
+                evtimer_add(h->drain_ev, &now);
+            }
+            return 0;
+        }
         if ((frame->hd.flags & NGHTTP2_FLAG_ACK) || h->free_pings == 0)
-            spend(h);   /* an ACK answers no PING of ours: none are sent */
+            spend(h);   /* an ACK that answers no PING of ours */
         else
             h->free_pings--;
         return 0;
@@ -1298,14 +1312,16 @@ rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
 }
 
 /* The second step of a drain: GOAWAY with the last stream processed, a
- * round trip after the notice, so that requests the client sent before it
- * saw the notice are served, not refused. */
+ * round trip after the notice (the ACK of the PING sent with it, or the
+ * timer when none comes), so that requests the client sent before it saw
+ * the notice are served, not refused. */
 static void
 drain_cb(evutil_socket_t fd, short what, void *arg)
 {
     rp_h2_t *h = arg;
     (void)fd;
     (void)what;
+    h->drain_ping = false;   /* a late ACK sends no second GOAWAY */
     if (!h->dead && !h->closing && nghttp2_session_want_read(h->ng))
         nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE,
                               nghttp2_session_get_last_proc_stream_id(h->ng), NGHTTP2_NO_ERROR,
@@ -1336,8 +1352,10 @@ rp_h2_drain(rp_h2_t *h)
     if (h->draining || h->dead)
         return;
     h->draining = true;
-    if (nghttp2_session_want_read(h->ng))
+    if (nghttp2_session_want_read(h->ng)) {
         nghttp2_submit_shutdown_notice(h->ng);
+        h->drain_ping = nghttp2_submit_ping(h->ng, NGHTTP2_FLAG_NONE, drain_ping) == 0;
+    }
     h->drain_ev = evtimer_new(h->w->base, drain_cb, h);
     if (h->drain_ev != NULL) {
         struct timeval tv = { 0, RP_H2_DRAIN_NOTICE_MS * 1000 };

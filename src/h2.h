@@ -26,10 +26,12 @@ int rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer);
 /* Close at once (worker stop): transactions are aborted, GOAWAY is sent
  * if the socket takes it. */
 unsigned rp_h2_stop(rp_h2_t *h);   /* returns the requests it cut */
-/* Graceful shutdown: a shutdown notice now, GOAWAY with the last stream
- * processed RP_H2_DRAIN_NOTICE_MS later; the connection closes once its
- * streams are done. */
-#define RP_H2_DRAIN_NOTICE_MS 500
+/* Graceful shutdown: a shutdown notice and a PING now, GOAWAY with the
+ * last stream processed when the PING's ACK comes back (a round trip: the
+ * requests the client sent before it saw the notice have arrived), or
+ * RP_H2_DRAIN_NOTICE_MS later if it does not; the connection closes once
+ * its streams are done. */
+#define RP_H2_DRAIN_NOTICE_MS 1000
 void rp_h2_drain(rp_h2_t *h);
 /* The same for the HTTP/2 connections of w from listener identity ident. */
 void rp_h2_drain_listener(rp_worker_t *w, unsigned ident);

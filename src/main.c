@@ -431,6 +431,11 @@ main(int argc, char **argv)
             rp_snapshot_unref(snap);
             return EXIT_CONFIG;
         }
+        /* The warnings --check alone would print, too. */
+        for (size_t i = 0; i < snap->warnings.count; i++)
+            fprintf(stderr, "revproxy: warning: %s\n", snap->warnings.msgs[i]);
+        check_names(snap);
+        fd_budget(snap, true);
         size_t n = rp_config_diff(stdout, cur, snap);
         rp_reload_compatible(cur, snap, &errs);
         rp_snapshot_unref(cur);

@@ -16,12 +16,15 @@
  * a snapshot and carries over.
  */
 #include "config.h"
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "revproxy/config.h"
 #include "revproxy/log.h"
 #include "revproxy/module.h"
 #include "admin.h"
+#include "diff.h"
 #include "notify.h"
 #include "reload.h"
 #include "resolve.h"
@@ -110,6 +113,45 @@ failed(rp_errs_t *errs, rp_snapshot_t *next)
     return -1;
 }
 
+/* At most this many lines say what a reload changed. */
+#define CHANGES_LOGGED 100
+
+/* What the reload from old to nw changes, a line each ("reload changes
+ * PATH: OLD -> NEW", "reload adds PATH = VALUE", "reload removes PATH"):
+ * the lines --diff-against prints, plus certificate files renewed in
+ * place, which only the running process can tell. */
+static void
+log_changes(const rp_snapshot_t *old, const rp_snapshot_t *nw)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (mem == NULL)
+        return;
+    size_t n = rp_config_diff(mem, old, nw);
+    if (fclose(mem) != 0) {
+        free(text);
+        return;
+    }
+    size_t shown = 0;
+    for (char *line = text, *nl; line != NULL && *line != '\0'; line = nl) {
+        nl = strchr(line, '\n');
+        if (nl != NULL)
+            *nl++ = '\0';
+        if (shown == CHANGES_LOGGED)
+            break;
+        const char *verb = line[0] == '+' ? "adds" : line[0] == '-' ? "removes" : "changes";
+        rp_log(RP_LOG_INFO, NULL, "reload %s %s", verb, line[0] != '\0' ? line + 2 : line);
+        shown++;
+    }
+    if (n > shown)
+        rp_log(RP_LOG_INFO, NULL, "reload: %zu more changes not listed (revproxy --check "
+               "--diff-against lists them all)", n - shown);
+    else if (n == 0)
+        rp_log(RP_LOG_INFO, NULL, "reload: the configuration is unchanged");
+    free(text);
+}
+
 int
 rp_reload(const char *why, rp_errs_t *errs)
 {
@@ -143,6 +185,7 @@ rp_reload(const char *why, rp_errs_t *errs)
     rp_admin_set_snapshot(next);
     rp_log_level = next->log_level;
     rp_log_set_text(next->log_text);
+    log_changes(R.cur, next);
     rp_snapshot_t *old = R.cur;
     R.cur = next;
     rp_snapshot_unref(old);

@@ -910,6 +910,30 @@ build_contexts(rp_tls_ctx_t *c, const char *path, rp_errs_t *errs, rp_errs_t *wa
     c->ctx = def;
 }
 
+json_t *
+rp_tls_ctx_certs(const rp_tls_ctx_t *c)
+{
+    json_t *o = json_object();
+    const sni_table_t *t = SSL_CTX_get_ex_data(c->ctx, sni_index);
+    for (size_t i = 0; t != NULL && i < t->ncerts && i < c->ncerts; i++) {
+        X509 *x = SSL_CTX_get0_certificate(t->ctxs[i]);
+        unsigned char d[EVP_MAX_MD_SIZE];
+        unsigned int dlen = 0;
+        char text[200], when[64];
+        size_t pos = (size_t)snprintf(text, sizeof text, "sha256 ");
+        if (x != NULL && X509_digest(x, EVP_sha256(), d, &dlen) == 1) {
+            for (unsigned k = 0; k < 8 && k < dlen; k++)
+                pos += (size_t)snprintf(text + pos, sizeof text - pos, "%02x", d[k]);
+            asn1_time_text(X509_get0_notAfter(x), when, sizeof when);
+            snprintf(text + pos, sizeof text - pos, "..., expires %s", when);
+        } else {
+            snprintf(text, sizeof text, "(unreadable certificate)");
+        }
+        json_object_set_new(o, c->certs[i], json_string(text));
+    }
+    return o;
+}
+
 int
 rp_tls_ctx_parse(const json_t *tls, const char *path, rp_tls_ctx_t **out,
                  rp_errs_t *errs, rp_errs_t *warns)

@@ -42,6 +42,11 @@ void rp_tls_ctx_free(rp_tls_ctx_t *c);
  * defaults filled in (the cipher lists OpenSSL resolved when unset). */
 json_t *rp_tls_ctx_dump(const rp_tls_ctx_t *c);
 
+/* What each certificate of c is, by its file name: the start of its
+ * SHA-256 fingerprint and its expiry ("sha256 0123456789abcdef..., expires
+ * 2027-01-01 00:00:00 UTC"), to tell a file renewed in place. */
+json_t *rp_tls_ctx_certs(const rp_tls_ctx_t *c);
+
 /* A server-side SSL for one accepted connection, or NULL (out of memory).
  * Any thread. */
 SSL *rp_tls_ssl_new(const rp_tls_ctx_t *c);

@@ -400,6 +400,52 @@ def test_sd08_two_listeners_at_the_cap_and_a_slow_first_head():
         b.close()
 
 
+def test_sd09_http2_goaway_after_ping_round_trip():
+    """HTTP/2 drain: the shutdown notice comes with a PING, and the final
+    GOAWAY follows as soon as its ACK comes back (a round trip), naming the
+    stream the client sent before the ACK; a client that never answers
+    gets it after RP_H2_DRAIN_NOTICE_MS (1 s, test_sd05)."""
+    from test_h2 import (ACK, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PING, RawH2, frame)
+    b = SlowBackend(0.3)
+    cfg = {"upstreams": {"app": {"backends": [{"address": b.addr}]}},
+           "routes": [{"path_prefix": "/", "upstream": "app"}]}
+    p = Proxy(cfg)
+    try:
+        c = RawH2(p)
+        hdrs = [(":method", "GET"), (":path", "/one"), (":scheme", "http"), (":authority", "a")]
+        c.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, c.block(hdrs)))
+        wait_for(lambda: b.got >= 1, 5, "the first stream at the backend")
+        p.proc.send_signal(signal.SIGTERM)
+        frames, _ = c.read_frames(timeout=3, until=lambda fs: any(
+            t == PING and not fl & ACK for t, fl, _, _ in fs))
+        pings = [pl for t, fl, _, pl in frames if t == PING and not fl & ACK]
+        assert_eq(len(pings), 1)
+        assert_eq(len(pings[0]), 8)
+        goaways = [int.from_bytes(pl[:4], "big") & 0x7FFFFFFF for t, _, _, pl in frames if t == GOAWAY]
+        assert_eq(goaways, [0x7FFFFFFF])
+        # A stream sent before the client saw the notice, then the ACK.
+        hdrs[1] = (":path", "/two")
+        c.send(frame(HEADERS, END_STREAM | END_HEADERS, 3, c.block(hdrs)) + frame(PING, ACK, 0, pings[0]))
+        t0 = time.time()
+        more, _ = c.read_frames(timeout=3, until=lambda fs: any(t == GOAWAY for t, _, _, _ in fs))
+        took = time.time() - t0
+        final = [int.from_bytes(pl[:4], "big") & 0x7FFFFFFF for t, _, _, pl in more if t == GOAWAY]
+        assert_eq(final, [3])
+        # Well before the 1 s that a silent client waits for.
+        assert took < 0.6, took
+        rest, closed = c.read_frames(timeout=5)
+        more += rest
+        c.close()
+        p.proc.wait(10)
+    finally:
+        p.stop()
+        b.close()
+    assert closed
+    ended = {sid for t, fl, sid, _ in frames + more if t in (0, 1) and fl & END_STREAM}
+    assert_eq(ended, {1, 3})
+    assert_eq(p.proc.returncode, 0)
+
+
 if __name__ == "__main__":
     sys.exit(run([test_sd01_in_flight_requests_finish,
                   test_sd02_queued_connections_served_and_idle_closed,
@@ -408,4 +454,5 @@ if __name__ == "__main__":
                   test_sd05_http2_notice_then_goaway,
                   test_sd06_queue_past_the_cap_and_unused_connections,
                   test_sd07_pipelined_requests_served,
-                  test_sd08_two_listeners_at_the_cap_and_a_slow_first_head]))
+                  test_sd08_two_listeners_at_the_cap_and_a_slow_first_head,
+                  test_sd09_http2_goaway_after_ping_round_trip]))

@@ -568,9 +568,91 @@ def test_rl09_host_names_change_by_reload():
             b.close()
 
 
+def test_rl10_reload_logs_changes_and_renewed_certificate():
+    """--diff-against prints the warnings --check prints; a reload logs what
+    it changed, including a certificate file renewed in place (same name,
+    another certificate: only the running process can tell), and serves
+    the new certificate."""
+    import hashlib
+    import shutil
+    import ssl
+    import tempfile
+    from harness import REVPROXY
+    d = tempfile.mkdtemp(prefix="rp-test-")
+
+    def selfsigned(name):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", name + ".key", "-out",
+                        name + ".crt", "-subj", "/CN=renew.example", "-days", "30"],
+                       cwd=d, check=True, capture_output=True)
+
+    def served_fingerprint(port):
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="renew.example") as t:
+                return hashlib.sha256(t.getpeercert(binary_form=True)).hexdigest()
+
+    def file_fingerprint(name):
+        der = subprocess.run(["openssl", "x509", "-in", os.path.join(d, name + ".crt"),
+                              "-outform", "DER"], capture_output=True, check=True).stdout
+        return hashlib.sha256(der).hexdigest()
+
+    b = named_backend("A")
+    p = None
+    try:
+        selfsigned("old")
+        selfsigned("next")
+        crt, key = os.path.join(d, "site.crt"), os.path.join(d, "site.key")
+        shutil.copy(os.path.join(d, "old.crt"), crt)
+        shutil.copy(os.path.join(d, "old.key"), key)
+        tport, aport = free_port(), free_port()
+        cfg = {"admin": {"address": "127.0.0.1:%d" % aport}, "log": {"level": "info"},
+               "upstreams": {"a": {"backends": [{"address": b.addr}]}},
+               "routes": [{"path_prefix": "/", "upstream": "a"}]}
+        p = Proxy(cfg)
+        cfg["listeners"] = p.config["listeners"] + [
+            {"address": "127.0.0.1:%d" % tport, "tls": {"certificates": [{"cert": crt, "key": key}]}}]
+        write(p, cfg)
+        assert_eq(admin(aport, "POST", "/reload").status, 200)
+        assert_eq(served_fingerprint(tport), file_fingerprint("old"))
+        # --diff-against warns as --check does.
+        new = os.path.join(d, "new.json")
+        with open(new, "w") as f:
+            full = dict(p.config)
+            full.update(cfg)
+            full["admin"] = {"address": "127.0.0.1:%d" % aport, "token": "short"}
+            json.dump(full, f)
+        r = subprocess.run([REVPROXY, "-t", "-c", new, "--diff-against", p.config_path],
+                           capture_output=True, timeout=10)
+        assert_eq(r.returncode, 0, r.stderr)
+        assert b"admin.token: 5 characters is short for a secret" in r.stderr, r.stderr
+        assert b'+ admin.token = "(a new token)"' in r.stdout, r.stdout
+        assert b"short" not in r.stdout, r.stdout
+        # Renewed in place, and a limit changed: the reload logs both.
+        shutil.copy(os.path.join(d, "next.crt"), crt)
+        shutil.copy(os.path.join(d, "next.key"), key)
+        cfg["limits"] = {"max_connections": 500}
+        write(p, cfg)
+        assert_eq(admin(aport, "POST", "/reload").status, 200)
+        assert_eq(served_fingerprint(tport), file_fingerprint("next"))
+        msgs = [l["msg"] for l in p.log_lines() if l.get("msg", "").startswith("reload changes ")]
+        assert "reload changes limits.max_connections: 10000 -> 500" in msgs, msgs
+        want = "reload changes listeners[127.0.0.1:%d].tls.certificates[%s]: sha256 %s..." % (
+            tport, crt, file_fingerprint("old")[:16])
+        got = [m for m in msgs if m.startswith(want)]
+        assert len(got) == 1 and ("-> sha256 %s..." % file_fingerprint("next")[:16]) in got[0], msgs
+    finally:
+        if p is not None:
+            p.stop()
+        b.close()
+        shutil.rmtree(d)
+
 if __name__ == "__main__":
     sys.exit(run([test_rl01_reloads_under_load, test_rl02_bad_config_changes_nothing,
                   test_rl03_health_state_survives, test_rl04_hundred_reloads_leak_nothing,
                   test_rl05_diff_against, test_rl06_listener_added_and_removed,
                   test_rl07_connection_cap_follows_reload, test_rl08_what_reload_keeps_or_refuses,
-                  test_rl09_host_names_change_by_reload]))
+                  test_rl09_host_names_change_by_reload,
+                  test_rl10_reload_logs_changes_and_renewed_certificate]))
