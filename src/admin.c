@@ -47,6 +47,7 @@ struct aconn {
     llhttp_t            parser;
     rp_http_head_t      head;
     bool                answering; /* an answer is going out; input waits */
+    bool                waiting;   /* for the reload it asked for to end */
     bool                close_after;
     bool                complete;  /* the request parsed whole */
     bool                value_at_end; /* the last value span ended where the
@@ -72,6 +73,7 @@ static struct {
     bool                   ready;
     bool                   draining;
     uint64_t               start_unix_ms;
+    aconn_t               *reload_waiter; /* its POST /reload waits */
 } A;
 
 static llhttp_settings_t settings;
@@ -196,6 +198,10 @@ set_accepting(void)
 static void
 conn_free(aconn_t *c)
 {
+    if (A.reload_waiter == c) {
+        rp_reload_forget(c);
+        A.reload_waiter = NULL;
+    }
     TAILQ_REMOVE(&A.conns, c, link);
     A.nconns--;
     bufferevent_free(c->bev);
@@ -328,34 +334,61 @@ ep_config(struct evbuffer *out, rp_snapshot_t *snap, const char **ctype, int *st
 }
 
 /* POST /reload: the result as JSON, with every error and its JSON path
- * (200 when it took effect, 409 when the old configuration stays). */
+ * (200 when it took effect, 409 when the old configuration stays).  A
+ * reload that waits for the host names it adds answers when it ends. */
 static void
-ep_reload(struct evbuffer *out, rp_snapshot_t *snap, const char **ctype, int *status)
+reload_answer(aconn_t *c, int rc, const rp_errs_t *errs)
 {
-    (void)snap;
-    *ctype = "application/json";
-    rp_errs_t errs = { 0 };
-    char why[96];
-    snprintf(why, sizeof why, "POST /reload on the admin port");
-    int rc = A.draining ? -1 : rp_reload(why, &errs);
-    if (A.draining)
-        rp_errs_add(&errs, "", "revproxy is draining: no reload");
     json_t *e = json_array();
-    for (size_t i = 0; i < errs.count; i++)
-        json_array_append_new(e, json_string(errs.msgs[i]));
-    rp_errs_free(&errs);
+    for (size_t i = 0; i < errs->count; i++)
+        json_array_append_new(e, json_string(errs->msgs[i]));
     json_t *root = json_pack("{s:s,s:I,s:o}", "result", rc == 0 ? "success" : "failure",
                              "generation", (json_int_t)rp_reload_current()->generation,
                              "errors", e);
     char *text = root != NULL ? json_dumps(root, JSON_INDENT(2)) : NULL;
     json_decref(root);
-    if (text == NULL) {
-        *status = 503;
+    struct evbuffer *b = text != NULL ? evbuffer_new() : NULL;
+    if (b == NULL) {
+        free(text);
+        c->close_after = true;
+        answer(c, 503, "text/plain; charset=utf-8", NULL, NULL, false);
         return;
     }
-    evbuffer_add_printf(out, "%s\n", text);
+    evbuffer_add_printf(b, "%s\n", text);
     free(text);
-    *status = rc == 0 ? 200 : 409;
+    answer(c, rc == 0 ? 200 : 409, "application/json", NULL, b, false);
+    evbuffer_free(b);
+}
+
+static void
+reload_done(int rc, const rp_errs_t *errs, void *arg)
+{
+    aconn_t *c = arg;
+    A.reload_waiter = NULL;
+    c->waiting = false;
+    reload_answer(c, rc, errs);
+}
+
+static void
+ep_reload(aconn_t *c)
+{
+    rp_errs_t errs = { 0 };
+    int rc = -1;
+    if (A.draining)
+        rp_errs_add(&errs, "", "revproxy is draining: no reload");
+    else
+        rc = rp_reload("POST /reload on the admin port", &errs, reload_done, c);
+    if (rc == 1) {
+        /* Input waits, and the answer must still leave in time. */
+        A.reload_waiter = c;
+        c->waiting = true;
+        c->answering = true;
+        bufferevent_disable(c->bev, EV_READ);
+        arm_timer(c);
+    } else {
+        reload_answer(c, rc, &errs);
+    }
+    rp_errs_free(&errs);
 }
 
 static const struct {
@@ -368,7 +401,7 @@ static const struct {
     { "/metrics", ep_metrics, false },
     { "/stats", ep_stats, false },
     { "/config", ep_config, false },
-    { "/reload", ep_reload, true },
+    { "/reload", NULL, true },
 };
 
 static void
@@ -405,6 +438,10 @@ serve(aconn_t *c)
                         "method not allowed\n", head_only);
             return;
         }
+        if (endpoints[i].fn == NULL) {
+            ep_reload(c);
+            return;
+        }
         struct evbuffer *b = evbuffer_new();
         if (b == NULL) {
             c->close_after = true;
@@ -414,7 +451,7 @@ serve(aconn_t *c)
         const char *ctype = "text/plain; charset=utf-8";
         int status = 200;
         endpoints[i].fn(b, A.snap, &ctype, &status);
-        if (status == 503 && endpoints[i].fn != ep_ready && endpoints[i].fn != ep_reload) {
+        if (status == 503 && endpoints[i].fn != ep_ready) {
             /* Out of memory: never a partial document with 200. */
             evbuffer_drain(b, evbuffer_get_length(b));
             evbuffer_add_printf(b, "out of memory\n");
@@ -506,7 +543,7 @@ static void
 write_cb(struct bufferevent *bev, void *arg)
 {
     aconn_t *c = arg;
-    if (evbuffer_get_length(bufferevent_get_output(bev)) > 0 || !c->answering)
+    if (evbuffer_get_length(bufferevent_get_output(bev)) > 0 || !c->answering || c->waiting)
         return;
     if (c->close_after) {
         conn_free(c);

@@ -815,6 +815,13 @@ parse_backend(const json_t *b, const char *p, rp_upstream_t *u, rp_errs_t *errs)
     if (named) {
         be->name = rp_xstrdup(host);
         be->rname = rp_name_identity(u->name, host, port);
+        if (be->rname == -1u) {
+            rp_errs_add(errs, ap, "too many distinct host-name backends since revproxy started "
+                        "(65536); restart revproxy");
+            free(be->name);
+            be->name = NULL;
+            return;
+        }
     }
     be->index = (unsigned)u->nbackends;
     be->id = rp_backend_identity(u->name, &be->addr);

@@ -214,22 +214,6 @@ typedef struct bview {
     rp_bstate_t         *bs;
 } bview_t;
 
-/* Whether identity id fills a position of u before k: the resolver
- * rewrites a name's positions one by one, so a scrape in the middle of
- * that may see an address twice. */
-static bool
-seen_before(const rp_upstream_t *u, size_t k, const rp_pos_t *at)
-{
-    if (at->be->name == NULL)
-        return false;   /* a numeric backend has one position */
-    for (size_t j = at->be->pos; j < k; j++) {
-        rp_pos_t p;
-        if (rp_upstream_pos(u, j, &p) && p.id == at->id)
-            return true;
-    }
-    return false;
-}
-
 /* Call fn for every filled position of every upstream of snap (each
  * backend identity once). */
 static void
@@ -239,8 +223,8 @@ each_backend(const rp_snapshot_t *snap, void (*fn)(const bview_t *b, void *arg),
         const rp_upstream_t *u = &snap->upstreams[i];
         for (size_t k = 0; k < u->npos; k++) {
             rp_pos_t p;
-            if (!rp_upstream_pos(u, k, &p) || seen_before(u, k, &p))
-                continue;
+            if (!rp_upstream_pos(u, k, &p))
+                continue;   /* empty, or an address another position holds */
             bview_t b = { u, p.be, rp_bstate(p.id) };
             fn(&b, arg);
         }
@@ -297,7 +281,7 @@ upstream_active(const rp_upstream_t *u)
     unsigned n = 0;
     for (size_t k = 0; k < u->npos; k++) {
         rp_pos_t p;
-        if (rp_upstream_pos(u, k, &p) && !seen_before(u, k, &p))
+        if (rp_upstream_pos(u, k, &p))
             n += atomic_load(&rp_bstate(p.id)->active);
     }
     return n;

@@ -30,6 +30,7 @@
 #include <event2/event.h>
 #include <llhttp.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/rand.h>
 #include "revproxy/config.h"
 #include "revproxy/log.h"
 #include "revproxy/metrics.h"
@@ -52,9 +53,6 @@
 /* Free PINGs do not bank up: a client measuring bandwidth has one out
  * at a time. */
 #define H2_FREE_PINGS_MAX 4u
-
-/* The opaque data of the PING a drain sends with its shutdown notice. */
-static const uint8_t drain_ping[8] = { 'r', 'p', '-', 'd', 'r', 'a', 'i', 'n' };
 /* Bytes buffered per stream and direction before the producer pauses, and
  * the level at which it resumes. */
 #define H2_STREAM_HIGH (64u * 1024u)
@@ -88,7 +86,9 @@ struct rp_h2 {
     bool              input;      /* tr->in holds bytes not yet parsed */
     bool              close_armed;/* timer: closing ends at the latest then */
     bool              draining;   /* shutdown notice sent; GOAWAY follows */
-    bool              drain_ping; /* the PING sent with it awaits its ACK */
+    bool              drain_notice; /* the notice is queued, not yet sent */
+    bool              drain_ping; /* the PING sent behind it awaits its ACK */
+    uint8_t           drain_opaque[8]; /* that PING's data (random) */
     struct event     *drain_ev;   /* owned: sends that GOAWAY */
     bool              goaway_sent;/* a GOAWAY went out, with goaway_last */
     uint64_t          owed;       /* DATA bytes sent, not yet credited back */
@@ -675,7 +675,7 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
          * bandwidth-delay product (gRPC does): free, one per DATA frame
          * sent and a few at most in reserve.  Any other is not. */
         if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && h->drain_ping
-            && memcmp(frame->ping.opaque_data, drain_ping, sizeof drain_ping) == 0) {
+            && memcmp(frame->ping.opaque_data, h->drain_opaque, sizeof h->drain_opaque) == 0) {
             /* The round trip after the notice: GOAWAY now. */
             h->drain_ping = false;
             if (h->drain_ev != NULL) {
@@ -846,7 +846,16 @@ on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
         return 0;
     }
     if (frame->hd.type == NGHTTP2_GOAWAY) {
-        rp_metrics_h2_goaway(((rp_h2_t *)arg)->w->id, frame->goaway.error_code);
+        rp_h2_t *h = arg;
+        rp_metrics_h2_goaway(h->w->id, frame->goaway.error_code);
+        if (h->drain_notice && frame->goaway.last_stream_id == INT32_MAX) {
+            /* The shutdown notice is out: the PING goes behind it, so its
+             * ACK proves the client has read the notice. */
+            h->drain_notice = false;
+            if (RAND_bytes(h->drain_opaque, sizeof h->drain_opaque) != 1)
+                memcpy(h->drain_opaque, "rp-drain", sizeof h->drain_opaque);
+            h->drain_ping = nghttp2_submit_ping(ng, NGHTTP2_FLAG_NONE, h->drain_opaque) == 0;
+        }
         return 0;
     }
     if (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS)
@@ -1322,6 +1331,7 @@ drain_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     h->drain_ping = false;   /* a late ACK sends no second GOAWAY */
+    h->drain_notice = false;
     if (!h->dead && !h->closing && nghttp2_session_want_read(h->ng))
         nghttp2_submit_goaway(h->ng, NGHTTP2_FLAG_NONE,
                               nghttp2_session_get_last_proc_stream_id(h->ng), NGHTTP2_NO_ERROR,
@@ -1352,13 +1362,11 @@ rp_h2_drain(rp_h2_t *h)
     if (h->draining || h->dead)
         return;
     h->draining = true;
-    if (nghttp2_session_want_read(h->ng)) {
-        nghttp2_submit_shutdown_notice(h->ng);
-        h->drain_ping = nghttp2_submit_ping(h->ng, NGHTTP2_FLAG_NONE, drain_ping) == 0;
-    }
+    if (nghttp2_session_want_read(h->ng))
+        h->drain_notice = nghttp2_submit_shutdown_notice(h->ng) == 0;
     h->drain_ev = evtimer_new(h->w->base, drain_cb, h);
     if (h->drain_ev != NULL) {
-        struct timeval tv = { 0, RP_H2_DRAIN_NOTICE_MS * 1000 };
+        struct timeval tv = { RP_H2_DRAIN_NOTICE_MS / 1000, (RP_H2_DRAIN_NOTICE_MS % 1000) * 1000 };
         evtimer_add(h->drain_ev, &tv);
     }
     h2_schedule(h);

@@ -244,6 +244,9 @@ stop_signal_cb(evutil_socket_t sig, short what, void *arg)
         event_base_loopexit(arg, NULL);
         return;
     }
+    /* A reload still waiting for host names is dropped: the drain uses
+     * the configuration in force. */
+    rp_reload_cancel("revproxy is draining: the reload under way is dropped");
     drain.draining = true;
     drain.since_us = rp_now_us();
     drain.drain_ms = rp_reload_current()->timeouts.shutdown_drain_ms;   /* as reloaded */
@@ -276,7 +279,7 @@ hup_signal_cb(evutil_socket_t sig, short what, void *arg)
     char why[64];
     snprintf(why, sizeof why, "received %s", strsignal((int)sig));
     rp_errs_t errs = { 0 };
-    rp_reload(why, &errs);
+    rp_reload(why, &errs, NULL, NULL);
     rp_errs_free(&errs);
 }
 
@@ -501,7 +504,11 @@ main(int argc, char **argv)
         evsignal_add(sigs[i], NULL);
 
     /* Host names get their first answer before traffic is served. */
-    bool resolving = rp_resolver_update(snap, 5000) == 0;
+    int names = rp_resolver_update(snap, NULL);
+    if (names == 1 && !rp_resolver_wait(5000))
+        rp_log(RP_LOG_WARN, NULL, "host names not all resolved within 5000 ms; serving, their "
+               "backends join as they resolve");
+    bool resolving = names >= 0;
     if (resolving)
         fd_budget(snap, false);
     bool admin_up = resolving && rp_admin_start(base, snap, start_unix_ms) == 0;
@@ -537,6 +544,7 @@ main(int argc, char **argv)
     snap = NULL;
     event_base_dispatch(base);
     rp_admin_set_ready(false);
+    rp_reload_cancel("revproxy is stopping: the reload under way is dropped");
 
     if (!drain.draining)
         rp_notify("STOPPING=1");

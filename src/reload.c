@@ -8,8 +8,9 @@
  * thread's module work (active health checks) moves to it, and each
  * worker is handed a reference over its pipe, to switch at a safe point of
  * its own loop.  Host names the new snapshot adds are resolved before it
- * is published (up to RELOAD_RESOLVE_MS; the main thread waits, as at
- * start).  Transactions keep the snapshot they
+ * is published (up to RELOAD_RESOLVE_MS; the main thread's loop goes on
+ * meanwhile, and the reload ends from an event).  Transactions keep the
+ * snapshot they
  * started with; the old snapshot is freed when its last user drops it, on
  * whichever thread that is.  State keyed by identity (backend health and
  * pools, queues, retry budgets, counters, TLS ticket keys) is not part of
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <event2/event.h>
 #include "revproxy/config.h"
 #include "revproxy/log.h"
 #include "revproxy/module.h"
@@ -31,8 +33,7 @@
 #include "worker.h"
 #include "util.h"
 
-/* How long a reload waits for the host names it adds (the main thread's
- * loop, with the admin port and active checks, waits with it). */
+/* How long a reload waits for the host names it adds. */
 #define RELOAD_RESOLVE_MS 2000u
 
 static struct {
@@ -42,6 +43,14 @@ static struct {
     rp_snapshot_t     *cur;     /* ref */
     unsigned           generation;
     rp_reload_stats_t  stats;
+    struct {                          /* a reload waiting for its new host names */
+        rp_snapshot_t     *next;      /* ref; NULL: none */
+        int               *fds;
+        rp_reload_done_fn *done;
+        void              *arg;
+        struct event      *resolved;  /* the resolver activates it */
+        struct event      *deadline;
+    } pend;
 } R = { .stats = { .last_ok = true } };
 
 void
@@ -126,11 +135,10 @@ log_changes(const rp_snapshot_t *old, const rp_snapshot_t *nw)
     char *text = NULL;
     size_t len = 0;
     FILE *mem = open_memstream(&text, &len);
-    if (mem == NULL)
-        return;
-    size_t n = rp_config_diff(mem, old, nw);
-    if (fclose(mem) != 0) {
+    size_t n = mem != NULL ? rp_config_diff(mem, old, nw) : 0;
+    if (mem == NULL || fclose(mem) != 0) {
         free(text);
+        rp_log(RP_LOG_WARN, NULL, "reload: out of memory listing what changed");
         return;
     }
     size_t shown = 0;
@@ -152,9 +160,89 @@ log_changes(const rp_snapshot_t *old, const rp_snapshot_t *nw)
     free(text);
 }
 
-int
-rp_reload(const char *why, rp_errs_t *errs)
+/* Switch to next (its listeners bound in fds): nothing can fail from
+ * here on. */
+static void
+publish(rp_snapshot_t *next, int *fds)
 {
+    rp_modules_main_stop(R.cur);
+    if (rp_modules_main_start(R.base, next) < 0)
+        rp_log(RP_LOG_ERROR, NULL, "reload: a module's main-thread work did not start (see above)");
+    next->generation = ++R.generation;
+    rp_workers_publish_with(next, fds);
+    if (R.applied != NULL)
+        R.applied(next);   /* limits the process applies itself */
+    rp_admin_set_snapshot(next);
+    rp_log_level = next->log_level;
+    rp_log_set_text(next->log_text);
+    if (rp_log_level >= RP_LOG_INFO)
+        log_changes(R.cur, next);
+    rp_snapshot_t *old = R.cur;
+    R.cur = next;
+    rp_snapshot_unref(old);
+    R.stats.success++;
+    R.stats.last_ok = true;
+    rp_log(RP_LOG_INFO, NULL, "configuration reloaded: generation %u (sha256 %s)",
+           next->generation, next->sha256);
+    char st[160];
+    snprintf(st, sizeof st, "READY=1\nSTATUS=generation %u in force", next->generation);
+    rp_notify(st);
+}
+
+/* The reload waiting for its new host names ends: published, or dropped
+ * (rc -1 and why) when revproxy stops first. */
+static void
+pending_end(int rc, const char *why)
+{
+    rp_resolver_forget_notify();
+    event_free(R.pend.resolved);
+    event_free(R.pend.deadline);
+    rp_snapshot_t *next = R.pend.next;
+    int *fds = R.pend.fds;
+    rp_reload_done_fn *done = R.pend.done;
+    void *arg = R.pend.arg;
+    memset(&R.pend, 0, sizeof R.pend);
+    rp_errs_t errs = { 0 };
+    if (rc == 0) {
+        publish(next, fds);
+    } else {
+        rp_workers_unbind(next, fds);
+        rp_errs_add(&errs, "", "%s", why);
+        failed(&errs, next);
+    }
+    if (done != NULL)
+        done(rc, &errs, arg);
+    rp_errs_free(&errs);
+}
+
+static void
+resolved_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    pending_end(0, NULL);
+}
+
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    rp_log(RP_LOG_WARN, NULL, "reload: host names not all resolved within %u ms; publishing, "
+           "their backends join as they resolve", RELOAD_RESOLVE_MS);
+    pending_end(0, NULL);
+}
+
+int
+rp_reload(const char *why, rp_errs_t *errs, rp_reload_done_fn *done, void *arg)
+{
+    if (R.pend.next != NULL) {
+        rp_errs_add(errs, "", "a reload is already under way (resolving the host names it adds)");
+        rp_log(RP_LOG_WARN, NULL, "%s: a reload is already under way; not reloading again", why);
+        return -1;
+    }
     R.stats.last_unix_ms = unix_ms();
     rp_notify("RELOADING=1");
     rp_log(RP_LOG_INFO, NULL, "%s: reloading %s", why, R.path);
@@ -171,37 +259,60 @@ rp_reload(const char *why, rp_errs_t *errs)
         return failed(errs, next);
     for (size_t i = 0; i < next->warnings.count; i++)
         rp_log(RP_LOG_WARN, NULL, "%s", next->warnings.msgs[i]);
-    /* Nothing can fail from here on.  New host names get their first
-     * answer before the snapshot that names them is published. */
-    if (rp_resolver_update(next, RELOAD_RESOLVE_MS) < 0)
-        rp_log(RP_LOG_ERROR, NULL, "reload: host-name backends will not resolve (see above)");
-    rp_modules_main_stop(R.cur);
-    if (rp_modules_main_start(R.base, next) < 0)
-        rp_log(RP_LOG_ERROR, NULL, "reload: a module's main-thread work did not start (see above)");
-    next->generation = ++R.generation;
-    rp_workers_publish_with(next, fds);
-    if (R.applied != NULL)
-        R.applied(next);   /* limits the process applies itself */
-    rp_admin_set_snapshot(next);
-    rp_log_level = next->log_level;
-    rp_log_set_text(next->log_text);
-    log_changes(R.cur, next);
-    rp_snapshot_t *old = R.cur;
-    R.cur = next;
-    rp_snapshot_unref(old);
-    R.stats.success++;
-    R.stats.last_ok = true;
-    rp_log(RP_LOG_INFO, NULL, "configuration reloaded: generation %u (sha256 %s)",
-           next->generation, next->sha256);
-    char st[160];
-    snprintf(st, sizeof st, "READY=1\nSTATUS=generation %u in force", next->generation);
-    rp_notify(st);
-    return 0;
+    /* Host names it adds get their first answer before it is published:
+     * the main thread's loop goes on meanwhile (signals, the admin port,
+     * active checks), for RELOAD_RESOLVE_MS at most. */
+    struct event *resolved = event_new(R.base, -1, 0, resolved_cb, NULL);
+    struct event *deadline = evtimer_new(R.base, deadline_cb, NULL);
+    int names = resolved != NULL && deadline != NULL ? rp_resolver_update(next, resolved)
+                                                     : rp_resolver_update(next, NULL);
+    if (names != 1 || resolved == NULL || deadline == NULL) {
+        rp_resolver_forget_notify();
+        if (resolved != NULL)
+            event_free(resolved);
+        if (deadline != NULL)
+            event_free(deadline);
+        if (names < 0)
+            rp_log(RP_LOG_ERROR, NULL, "reload: new host names are looked up on their schedule "
+                   "(see above)");
+        publish(next, fds);
+        return 0;
+    }
+    R.pend.next = next;
+    R.pend.fds = fds;
+    R.pend.done = done;
+    R.pend.arg = arg;
+    R.pend.resolved = resolved;
+    R.pend.deadline = deadline;
+    struct timeval tv = { RELOAD_RESOLVE_MS / 1000, (RELOAD_RESOLVE_MS % 1000) * 1000 };
+    evtimer_add(deadline, &tv);
+    return 1;
+}
+
+bool
+rp_reload_busy(void)
+{
+    return R.pend.next != NULL;
+}
+
+void
+rp_reload_cancel(const char *why)
+{
+    if (R.pend.next != NULL)
+        pending_end(-1, why);
+}
+
+void
+rp_reload_forget(void *arg)
+{
+    if (R.pend.next != NULL && R.pend.arg == arg)
+        R.pend.done = NULL;
 }
 
 void
 rp_reload_stop(void)
 {
+    rp_reload_cancel("revproxy is stopping");
     rp_snapshot_unref(R.cur);
     R.cur = NULL;
 }

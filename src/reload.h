@@ -20,9 +20,22 @@ void rp_reload_init(struct event_base *base, const char *path, rp_snapshot_t *sn
                     void (*applied)(const rp_snapshot_t *));
 rp_snapshot_t *rp_reload_current(void);
 
-/* Reload from the file.  0 on success; -1 with every error in errs
- * ("json.path: message") and the old snapshot still in force. */
-int rp_reload(const char *why, rp_errs_t *errs);
+/* How a reload that had to wait ended: rc 0 (in force) or -1 with errs. */
+typedef void rp_reload_done_fn(int rc, const rp_errs_t *errs, void *arg);
+
+/* Reload from the file.  0 when the new snapshot is in force; -1 with
+ * every error in errs ("json.path: message") and the old snapshot still in
+ * force (also while another reload is under way); 1 when it is built and
+ * waits for the first answers of the host names it adds (at most 2 s,
+ * the main loop running meanwhile): done(rc, errs, arg) is called when it
+ * ends, unless forgotten. */
+int rp_reload(const char *why, rp_errs_t *errs, rp_reload_done_fn *done, void *arg);
+/* Whether a reload is waiting. */
+bool rp_reload_busy(void);
+/* Drop a waiting reload (revproxy stops): done is called with -1 and why. */
+void rp_reload_cancel(const char *why);
+/* The waiting reload's done must not be called for arg (it went away). */
+void rp_reload_forget(void *arg);
 
 /* Counts for the admin port. */
 typedef struct rp_reload_stats {

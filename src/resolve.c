@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <event2/event.h>
 #include "revproxy/bstate.h"
 #include "revproxy/log.h"
 #include "revproxy/upstream.h"
@@ -25,14 +26,10 @@ typedef struct rname {
     char       *host;       /* owned */
     unsigned    port;
     atomic_uint slot[RP_NAME_ADDRS];   /* backend identity + 1; 0: empty */
-    /* the resolver thread's own */
-    bool        ever;       /* resolved once */
+    /* under R.lock */
+    bool        ever;       /* resolved once since it was (last) configured */
     char        err[160];   /* the last failure logged */
     uint64_t    warned_us;  /* when it was logged (monotonic) */
-    unsigned    tries;      /* lookups applied */
-    bool        live;       /* in the configuration in force */
-    unsigned   *taken;      /* owned: identities of the upstream's numeric backends */
-    size_t      ntaken;
 } rname_t;
 
 /* Backend identities a process may create: the table (bstate.c) holds a
@@ -66,8 +63,10 @@ rp_name_identity(const char *upstream, const char *host, unsigned port)
     }
     unsigned id = nnames;
     unsigned c = id / NAME_CHUNK;
-    if (c >= NAME_CHUNKS)
-        rp_die_oom();   /* names are bounded far below this */
+    if (c >= NAME_CHUNKS) {
+        pthread_mutex_unlock(&names_lock);
+        return -1u;
+    }
     if (atomic_load_explicit(&chunks[c], memory_order_acquire) == NULL) {
         rname_t *b = rp_xcalloc(NAME_CHUNK, sizeof *b);
         for (unsigned k = 0; k < NAME_CHUNK; k++)
@@ -100,8 +99,31 @@ rp_upstream_pos(const rp_upstream_t *u, size_t k, rp_pos_t *out)
         out->id = be->id;
         return true;
     }
-    out->id = rp_name_slot(be->rname, (unsigned)(k - be->pos));
-    return out->id != -1u;
+    unsigned id = rp_name_slot(be->rname, (unsigned)(k - be->pos));
+    out->id = id;
+    if (id == -1u)
+        return false;
+    /* One address is one backend, whatever entries lead to it: a name's
+     * address that is a numeric backend of the upstream, or that an
+     * earlier position holds (another name, or this one while the
+     * resolver rewrites it), leaves this position empty.  Decided here,
+     * per configuration, since a name's slots are shared by every
+     * configuration that names it. */
+    for (size_t j = 0; j < u->nbackends; j++) {
+        const rp_backend_t *o = &u->backends[j];
+        if (o->name == NULL) {
+            if (o->id == id)
+                return false;
+            continue;
+        }
+        if (o->pos > k)
+            continue;
+        size_t end = o->pos + RP_NAME_ADDRS < k ? o->pos + RP_NAME_ADDRS : k;
+        for (size_t q = o->pos; q < end; q++)
+            if (rp_name_slot(o->rname, (unsigned)(q - o->pos)) == id)
+                return false;
+    }
+    return true;
 }
 
 const rp_backend_t *
@@ -191,26 +213,6 @@ resolve_all(const char *host, unsigned port, rp_addr_t *out, size_t max, const c
 
 static uint64_t mono_us(void);
 
-/* Whether identity id is taken in nm's upstream already: a numeric
- * backend, or an address another name of the upstream resolves to.  One
- * address is one backend, whatever names lead to it. */
-static bool
-taken_elsewhere(const rname_t *nm, unsigned self, unsigned id)
-{
-    for (size_t i = 0; i < nm->ntaken; i++)
-        if (nm->taken[i] == id)
-            return true;
-    for (unsigned o = 0; o < nnames; o++) {
-        const rname_t *other = name_get(o);
-        if (o == self || !other->live || strcmp(other->upstream, nm->upstream) != 0)
-            continue;
-        for (unsigned k = 0; k < RP_NAME_ADDRS; k++)
-            if (atomic_load(&other->slot[k]) == id + 1)
-                return true;
-    }
-    return false;
-}
-
 /* A warning for name nm: once per distinct message, and again at most
  * once a minute (a name that flaps between answers must not flood the
  * log). */
@@ -225,10 +227,12 @@ name_warn(rname_t *nm, const char *msg)
     rp_log(RP_LOG_WARN, NULL, "upstream %s: %s:%u %s", nm->upstream, nm->host, nm->port, msg);
 }
 
-/* Publish what name id resolved to: n addresses, or the failure err
- * (resolver thread, with R.lock held: a stop never finds it half done). */
+/* Publish what name id resolved to: n addresses (sorted, distinct), or
+ * the failure err (with R.lock held: a stop never finds it half done).
+ * Which of them an upstream uses is decided per configuration
+ * (rp_upstream_pos). */
 static void
-apply_one(unsigned id, rp_addr_t *addrs, size_t n, const char *err)
+apply_one(unsigned id, const rp_addr_t *addrs, size_t n, const char *err)
 {
     rname_t *nm = name_get(id);
     if (n == 0) {
@@ -237,6 +241,9 @@ apply_one(unsigned id, rp_addr_t *addrs, size_t n, const char *err)
                                            : "does not resolve (%s); it takes no traffic until it does",
                  err);
         name_warn(nm, msg);
+        if (!nm->ever)
+            for (size_t i = 0; i < RP_NAME_ADDRS; i++)
+                atomic_store_explicit(&nm->slot[i], 0, memory_order_release);
         return;
     }
     /* Identities are never freed: a name whose addresses change without
@@ -252,40 +259,22 @@ apply_one(unsigned id, rp_addr_t *addrs, size_t n, const char *err)
         return;
     }
     unsigned ids[RP_NAME_ADDRS];
-    size_t m = 0;
-    pthread_mutex_lock(&names_lock);
-    for (size_t i = 0; i < n; i++) {
-        unsigned bid = rp_backend_identity(nm->upstream, &addrs[i]);
-        if (taken_elsewhere(nm, id, bid))
-            continue;
-        addrs[m] = addrs[i];
-        ids[m++] = bid;
-    }
-    pthread_mutex_unlock(&names_lock);
-    if (m == 0) {
-        /* A definite answer, unlike a failure: the upstream reaches these
-         * addresses already (a reload may have made one numeric), so the
-         * name's positions empty rather than duplicate them. */
-        name_warn(nm, "resolves only to addresses its upstream has already");
-        nm->ever = true;
-        for (size_t i = 0; i < RP_NAME_ADDRS; i++)
-            atomic_store_explicit(&nm->slot[i], 0, memory_order_release);
-        return;
-    }
+    for (size_t i = 0; i < n; i++)
+        ids[i] = rp_backend_identity(nm->upstream, &addrs[i]);
     nm->err[0] = '\0';   /* the next failure is news */
-    bool same = true;
-    for (size_t i = 0; i < m; i++)
+    bool same = nm->ever;
+    for (size_t i = 0; i < n; i++)
         same = same && atomic_load(&nm->slot[i]) == ids[i] + 1;
-    same = same && (m == RP_NAME_ADDRS || atomic_load(&nm->slot[m]) == 0);
+    same = same && (n == RP_NAME_ADDRS || atomic_load(&nm->slot[n]) == 0);
     nm->ever = true;
     if (same)
         return;
     for (size_t i = 0; i < RP_NAME_ADDRS; i++)
-        atomic_store_explicit(&nm->slot[i], i < m ? ids[i] + 1 : 0, memory_order_release);
+        atomic_store_explicit(&nm->slot[i], i < n ? ids[i] + 1 : 0, memory_order_release);
     char list[RP_NAME_ADDRS * 50];
     size_t pos = 0;
     list[0] = '\0';
-    for (size_t i = 0; i < m && pos < sizeof list; i++)
+    for (size_t i = 0; i < n && pos < sizeof list; i++)
         pos += (size_t)snprintf(list + pos, sizeof list - pos, "%s%s", i ? ", " : "", addrs[i].text);
     rp_log(RP_LOG_INFO, NULL, "upstream %s: %s:%u resolves to %s", nm->upstream, nm->host,
            nm->port, list);
@@ -300,7 +289,16 @@ rp_name_count(unsigned rname)
     return n;
 }
 
-/* ---- the thread ---- */
+/* ---- the threads ---- */
+
+/*
+ * The resolver thread looks names up again on their schedules.  A name
+ * new to the configuration gets its first lookup from a helper thread
+ * started for it (for all the names one update adds), so that it never
+ * waits behind a scheduled lookup that blocks on a slow name server; the
+ * helper then activates the event the main thread gave it, or wakes
+ * rp_resolver_wait().
+ */
 
 typedef struct due {
     unsigned name;
@@ -312,11 +310,15 @@ static struct {
     pthread_t       thread;
     pthread_mutex_t lock;
     pthread_cond_t  wake;     /* the thread waits on it */
-    pthread_cond_t  done;     /* a lookup was applied: waiters look again */
+    pthread_cond_t  done;     /* a helper ended: rp_resolver_wait looks again */
     bool            inited, running, stop;
     unsigned        epoch;    /* bumped when dues is replaced */
     due_t          *dues;     /* owned: the names of the configuration in force */
     size_t          n;
+    unsigned        helpers;  /* helper threads running */
+    unsigned        pending;  /* of them, those started by the last update */
+    unsigned        gen;      /* which update a helper belongs to */
+    struct event   *notify;   /* activated when the last update's helper ends */
 } R = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static uint64_t
@@ -334,13 +336,19 @@ abs_time(uint64_t us, struct timespec *ts)
     ts->tv_nsec = (long)(us % 1000000u) * 1000;
 }
 
+static void
+block_signals(void)
+{
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+}
+
 static void *
 resolver_main(void *arg)
 {
     (void)arg;
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    block_signals();
     pthread_mutex_lock(&R.lock);
     while (!R.stop) {
         uint64_t now = mono_us();
@@ -372,8 +380,6 @@ resolver_main(void *arg)
                         continue;   /* no longer configured: dropped */
                 }
                 apply_one(name, addrs, n, err);
-                nm->tries++;
-                pthread_cond_broadcast(&R.done);
                 now = mono_us();
                 R.dues[at].at_us = now + (uint64_t)R.dues[at].interval_ms * 1000u;
                 if (replaced)
@@ -398,44 +404,46 @@ resolver_main(void *arg)
     return NULL;
 }
 
-static bool
-same_ids(const unsigned *a, size_t na, const unsigned *b, size_t nb)
+typedef struct helper {
+    unsigned  gen;
+    size_t    n;
+    unsigned  names[];
+} helper_t;
+
+static void *
+helper_main(void *arg)
 {
-    if (na != nb)
-        return false;
-    for (size_t i = 0; i < na; i++)
-        if (a[i] != b[i])
-            return false;
-    return true;
+    helper_t *h = arg;
+    block_signals();
+    for (size_t i = 0; i < h->n; i++) {
+        rname_t *nm = name_get(h->names[i]);
+        rp_addr_t addrs[RP_NAME_ADDRS];
+        const char *err = NULL;
+        size_t n = rp_resolve(nm->host, nm->port, addrs, RP_NAME_ADDRS, &err);
+        pthread_mutex_lock(&R.lock);
+        bool stop = R.stop;
+        if (!stop)
+            apply_one(h->names[i], addrs, n, err);
+        pthread_mutex_unlock(&R.lock);
+        if (stop)
+            break;
+    }
+    pthread_mutex_lock(&R.lock);
+    R.helpers--;
+    if (h->gen == R.gen) {
+        R.pending = 0;
+        if (R.notify != NULL && !R.stop)
+            event_active(R.notify, EV_TIMEOUT, 1);
+    }
+    pthread_cond_broadcast(&R.done);
+    pthread_mutex_unlock(&R.lock);
+    free(h);
+    return NULL;
 }
 
 int
-rp_resolver_update(const rp_snapshot_t *snap, unsigned wait_ms)
+rp_resolver_update(const rp_snapshot_t *snap, struct event *notify)
 {
-    /* The new list of names, with what each must not resolve to: the
-     * numeric backends of its upstream. */
-    size_t n = 0;
-    due_t *dues = NULL;
-    struct { unsigned *ids; size_t n; } *taken = NULL;
-    for (size_t i = 0; i < snap->nupstreams; i++) {
-        const rp_upstream_t *u = &snap->upstreams[i];
-        for (size_t k = 0; k < u->nbackends; k++) {
-            const rp_backend_t *be = &u->backends[k];
-            if (be->name == NULL)
-                continue;
-            dues = rp_xrealloc(dues, (n + 1) * sizeof *dues);
-            taken = rp_xrealloc(taken, (n + 1) * sizeof *taken);
-            taken[n].ids = rp_xcalloc(u->nbackends, sizeof *taken[n].ids);
-            taken[n].n = 0;
-            for (size_t j = 0; j < u->nbackends; j++)
-                if (u->backends[j].name == NULL)
-                    taken[n].ids[taken[n].n++] = u->backends[j].id;
-            dues[n].name = be->rname;
-            dues[n].interval_ms = u->resolve_interval_ms;
-            dues[n].at_us = 0;
-            n++;
-        }
-    }
     if (!R.inited) {
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);
@@ -445,88 +453,139 @@ rp_resolver_update(const rp_snapshot_t *snap, unsigned wait_ms)
         pthread_condattr_destroy(&ca);
         R.inited = true;   /* main thread only */
     }
+    size_t n = 0;
+    due_t *dues = NULL;
+    for (size_t i = 0; i < snap->nupstreams; i++) {
+        const rp_upstream_t *u = &snap->upstreams[i];
+        for (size_t k = 0; k < u->nbackends; k++) {
+            const rp_backend_t *be = &u->backends[k];
+            if (be->name == NULL)
+                continue;
+            dues = rp_xrealloc(dues, (n + 1) * sizeof *dues);
+            dues[n].name = be->rname;
+            dues[n].interval_ms = u->resolve_interval_ms;
+            dues[n].at_us = 0;
+            n++;
+        }
+    }
     uint64_t now = mono_us();
-    unsigned *want = rp_xcalloc(n ? n : 1, sizeof *want);   /* tries to wait past; -1u: none */
-    bool any_wait = false;
+    helper_t *h = rp_xmalloc(sizeof *h + (n ? n : 1) * sizeof h->names[0]);
+    h->n = 0;
 
     pthread_mutex_lock(&R.lock);
-    for (unsigned o = 0; o < nnames; o++)
-        name_get(o)->live = false;
     for (size_t j = 0; j < n; j++) {
         rname_t *nm = name_get(dues[j].name);
-        nm->live = true;
-        /* A name configured before keeps its schedule (sooner if its
-         * interval shrank), unless what it must not resolve to changed;
-         * a new one is looked up now and waited for. */
         const due_t *old = NULL;
         for (size_t i = 0; i < R.n && old == NULL; i++)
             if (R.dues[i].name == dues[j].name)
                 old = &R.dues[i];
-        bool kept = old != NULL && same_ids(nm->taken, nm->ntaken, taken[j].ids, taken[j].n);
-        if (kept) {
-            uint64_t soon = now + (uint64_t)dues[j].interval_ms * 1000u;
+        /* A name configured before keeps its addresses and schedule
+         * (sooner if its interval shrank).  A new one, or one configured
+         * again after a time without, starts empty: its first answer comes
+         * from the helper, its next on its interval. */
+        uint64_t soon = now + (uint64_t)dues[j].interval_ms * 1000u;
+        if (old != NULL) {
             dues[j].at_us = old->at_us < soon ? old->at_us : soon;
-            want[j] = -1u;
-        } else {
-            want[j] = nm->tries;
-            any_wait = true;
+            continue;
         }
-        free(nm->taken);
-        nm->taken = taken[j].ids;
-        nm->ntaken = taken[j].n;
+        dues[j].at_us = soon;
+        bool dup = false;
+        for (size_t q = 0; q < h->n && !dup; q++)
+            dup = h->names[q] == dues[j].name;
+        if (dup)
+            continue;
+        nm->ever = false;
+        nm->err[0] = '\0';
+        for (size_t s = 0; s < RP_NAME_ADDRS; s++)
+            atomic_store_explicit(&nm->slot[s], 0, memory_order_release);
+        h->names[h->n++] = dues[j].name;
     }
-    free(taken);
     free(R.dues);
     R.dues = dues;
     R.n = n;
     R.epoch++;
+    R.gen++;
+    R.notify = notify;
+    R.pending = 0;
     pthread_cond_signal(&R.wake);
+    int rc = 0;
     if (!R.running && n > 0) {
         R.stop = false;
         int e = pthread_create(&R.thread, NULL, resolver_main, NULL);
         if (e != 0) {
-            pthread_mutex_unlock(&R.lock);
-            free(want);
             rp_log(RP_LOG_ERROR, NULL, "cannot start the resolver thread: %s", strerror(e));
-            return -1;
+            rc = -1;
+        } else {
+            R.running = true;
         }
-        R.running = true;
     }
-    /* Serve once the names waited for have had their first answer (or
-     * wait_ms has passed: a slow DNS server must not keep the service
-     * down). */
-    struct timespec ts;
-    abs_time(now + (uint64_t)wait_ms * 1000u, &ts);
-    while (any_wait) {
-        bool all = true;
-        for (size_t j = 0; j < n && all; j++)
-            all = want[j] == -1u || name_get(dues[j].name)->tries != want[j];
-        if (all)
-            break;
-        if (pthread_cond_timedwait(&R.done, &R.lock, &ts) == ETIMEDOUT) {
-            rp_log(RP_LOG_WARN, NULL, "host names not all resolved within %u ms; serving, "
-                   "their backends join as they resolve", wait_ms);
-            break;
+    if (h->n > 0) {
+        h->gen = R.gen;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        pthread_t t;
+        int e = pthread_create(&t, &at, helper_main, h);
+        pthread_attr_destroy(&at);
+        if (e != 0) {
+            /* Their first lookup comes on their schedule instead. */
+            rp_log(RP_LOG_ERROR, NULL, "cannot start a resolver thread: %s", strerror(e));
+            for (size_t j = 0; j < n; j++)
+                for (size_t q = 0; q < h->n; q++)
+                    if (R.dues[j].name == h->names[q])
+                        R.dues[j].at_us = 0;
+            free(h);
+            rc = -1;
+        } else {
+            R.helpers++;
+            R.pending = 1;
+            h = NULL;
+            if (rc == 0)
+                rc = 1;
         }
     }
     pthread_mutex_unlock(&R.lock);
-    free(want);
-    return 0;
+    free(h);
+    return rc;
+}
+
+void
+rp_resolver_forget_notify(void)
+{
+    pthread_mutex_lock(&R.lock);
+    R.notify = NULL;
+    pthread_mutex_unlock(&R.lock);
+}
+
+bool
+rp_resolver_wait(unsigned wait_ms)
+{
+    struct timespec ts;
+    abs_time(mono_us() + (uint64_t)wait_ms * 1000u, &ts);
+    pthread_mutex_lock(&R.lock);
+    while (R.pending > 0)
+        if (pthread_cond_timedwait(&R.done, &R.lock, &ts) == ETIMEDOUT)
+            break;
+    bool done = R.pending == 0;
+    pthread_mutex_unlock(&R.lock);
+    return done;
 }
 
 void
 rp_resolver_stop(void)
 {
-    if (!R.running)
-        return;
     pthread_mutex_lock(&R.lock);
     R.stop = true;
-    pthread_cond_signal(&R.wake);
+    R.notify = NULL;
+    if (R.inited)
+        pthread_cond_signal(&R.wake);
     pthread_mutex_unlock(&R.lock);
+    if (!R.running)
+        return;
     /* A lookup under way may block for the resolver's timeouts (seconds
      * per name server): after a second, leave the thread to it.  It
      * touches nothing once it sees the stop (it checks under the lock),
-     * and the process is exiting. */
+     * and the process is exiting.  Helpers are detached and do the same. */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += 1;

@@ -4,7 +4,7 @@
  * the backend identities its name resolves to, in RP_NAME_ADDRS slots
  * (include/revproxy/upstream.h).  Like the backend state table it is
  * core-owned and never freed, so it outlives snapshots; the resolver
- * thread is its only writer and workers read its slots with atomics.
+ * threads are its only writers and workers read its slots with atomics.
  *
  * The resolver thread resolves every name of the configuration in force
  * when it is new and again every resolve_interval_ms of its upstream, with getaddrinfo (which may block:
@@ -18,7 +18,9 @@
 #include <stdbool.h>
 #include "revproxy/config.h"
 
-/* The name identity of upstream + host:port (main thread, config). */
+/* The name identity of upstream + host:port (main thread, config), or
+ * -1u when the 65536 a process keeps are taken (identities are never
+ * freed: names come and go only by reload). */
 unsigned rp_name_identity(const char *upstream, const char *host, unsigned port);
 /* The backend identity in slot k of name identity rname, or -1u when
  * empty. */
@@ -31,16 +33,26 @@ size_t rp_resolve(const char *host, unsigned port, rp_addr_t *out, size_t max, c
 /* Addresses in the slots of name identity rname now. */
 unsigned rp_name_count(unsigned rname);
 
+struct event;
+
 /* Make the named backends of snap the ones the resolver thread looks up
  * (main thread, at start and at each reload), starting the thread the
  * first time there is a name.  A name configured before keeps its
- * addresses and schedule; a new one (or one whose upstream's numeric
- * backends changed) is looked up at once, and the call waits until each
- * has had its first answer, at most wait_ms.  Names no longer configured
- * keep their last addresses for the snapshots still using them, are no
- * longer looked up, and no longer hold their addresses against the
- * others.  0, or -1 after logging why (the thread did not start). */
-int rp_resolver_update(const rp_snapshot_t *snap, unsigned wait_ms);
+ * addresses and schedule.  A new one (or one configured again) starts
+ * with no address and gets its first lookup at once from a helper thread
+ * of its own, which then activates notify (when not NULL; any thread may
+ * activate it) and ends rp_resolver_wait().  Which addresses an upstream
+ * uses is decided per configuration (rp_upstream_pos): an address that
+ * is a numeric backend of the upstream, or that another of its names
+ * holds, counts once.  Returns 1 when new names are being looked up, 0
+ * when there is nothing to wait for, -1 after logging that a thread did
+ * not start (their lookups then come on schedule). */
+int rp_resolver_update(const rp_snapshot_t *snap, struct event *notify);
+/* Wait, at most wait_ms, until the names of the last update have had
+ * their first answer; whether they have. */
+bool rp_resolver_wait(unsigned wait_ms);
+/* The notify event of the last update is about to be freed. */
+void rp_resolver_forget_notify(void);
 /* Stop it and wait for it (a resolution under way finishes first). */
 void rp_resolver_stop(void);
 

@@ -925,7 +925,27 @@ rp_tls_ctx_certs(const rp_tls_ctx_t *c)
             for (unsigned k = 0; k < 8 && k < dlen; k++)
                 pos += (size_t)snprintf(text + pos, sizeof text - pos, "%02x", d[k]);
             asn1_time_text(X509_get0_notAfter(x), when, sizeof when);
-            snprintf(text + pos, sizeof text - pos, "..., expires %s", when);
+            pos += (size_t)snprintf(text + pos, sizeof text - pos, "..., expires %s", when);
+            /* The chain sent with it, as one digest: an intermediate
+             * renewed in the same file shows too. */
+            STACK_OF(X509) *chain = NULL;
+            SSL_CTX_get0_chain_certs(t->ctxs[i], &chain);
+            EVP_MD_CTX *md = chain != NULL && sk_X509_num(chain) > 0 ? EVP_MD_CTX_new() : NULL;
+            bool ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+            for (int k = 0; ok && k < sk_X509_num(chain); k++) {
+                unsigned char cd[EVP_MAX_MD_SIZE];
+                unsigned int cl = 0;
+                ok = X509_digest(sk_X509_value(chain, k), EVP_sha256(), cd, &cl) == 1
+                     && EVP_DigestUpdate(md, cd, cl) == 1;
+            }
+            unsigned int cl = 0;
+            if (ok && EVP_DigestFinal_ex(md, d, &cl) == 1 && pos < sizeof text) {
+                pos += (size_t)snprintf(text + pos, sizeof text - pos, ", chain of %d sha256 ",
+                                        sk_X509_num(chain));
+                for (unsigned k = 0; k < 8 && k < cl && pos < sizeof text; k++)
+                    pos += (size_t)snprintf(text + pos, sizeof text - pos, "%02x", d[k]);
+            }
+            EVP_MD_CTX_free(md);
         } else {
             snprintf(text, sizeof text, "(unreadable certificate)");
         }

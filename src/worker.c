@@ -622,6 +622,15 @@ rp_workers_bind_new(const rp_snapshot_t *cur, const rp_snapshot_t *next, rp_errs
 }
 
 void
+rp_workers_unbind(const rp_snapshot_t *next, int *fds)
+{
+    for (size_t k = 0; fds != NULL && k < nworkers * next->nlisteners; k++)
+        if (fds[k] >= 0)
+            close(fds[k]);
+    free(fds);
+}
+
+void
 rp_workers_publish_with(rp_snapshot_t *snap, int *fds)
 {
     size_t n = snap->nlisteners;

@@ -104,6 +104,9 @@ void rp_workers_publish(rp_snapshot_t *snap);
  * array, or NULL after adding "listeners[j].address: ..." to errs (then
  * nothing stays bound).  rp_workers_publish takes it over. */
 int *rp_workers_bind_new(const rp_snapshot_t *cur, const rp_snapshot_t *next, rp_errs_t *errs);
+/* Close and free what rp_workers_bind_new bound for next (a reload that
+ * is dropped). */
+void rp_workers_unbind(const rp_snapshot_t *next, int *fds);
 /* Publish with those sockets: listeners next adds start accepting, those
  * it drops accept what waits in their queues and close, and their
  * connections drain as at shutdown. */

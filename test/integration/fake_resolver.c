@@ -5,7 +5,9 @@
  * line of the file $FAKE_RESOLVER_FILE (separated by spaces; an empty line
  * or no file: the name does not resolve), after $FAKE_RESOLVER_DELAY_MS,
  * or after the milliseconds on the file's second line when it has one
- * (read before waiting).
+ * (read before waiting).  A name with a file of its own,
+ * $FAKE_RESOLVER_FILE.NAME (NAME without ".fake.test"), is answered from
+ * that file instead.
  * Every other name goes to the C library as usual.
  */
 #define _GNU_SOURCE
@@ -51,7 +53,15 @@ getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
     const char *d = getenv("FAKE_RESOLVER_DELAY_MS");
     long ms = d != NULL ? atol(d) : 0;
     const char *path = getenv("FAKE_RESOLVER_FILE");
-    FILE *f = path != NULL ? fopen(path, "r") : NULL;
+    FILE *f = NULL;
+    if (path != NULL) {
+        char own[1024];
+        int label = (int)(strlen(node) - strlen(SUFFIX));
+        snprintf(own, sizeof own, "%s.%.*s", path, label, node);
+        f = fopen(own, "r");
+        if (f == NULL)
+            f = fopen(path, "r");
+    }
     char line[1024] = "", second[64] = "";
     if (f != NULL) {
         if (fgets(line, sizeof line, f) == NULL)

@@ -403,8 +403,8 @@ def test_sd08_two_listeners_at_the_cap_and_a_slow_first_head():
 def test_sd09_http2_goaway_after_ping_round_trip():
     """HTTP/2 drain: the shutdown notice comes with a PING, and the final
     GOAWAY follows as soon as its ACK comes back (a round trip), naming the
-    stream the client sent before the ACK; a client that never answers
-    gets it after RP_H2_DRAIN_NOTICE_MS (1 s, test_sd05)."""
+    stream the client sent before the ACK (the PING goes out behind the
+    notice, so the ACK means the client has read it)."""
     from test_h2 import (ACK, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PING, RawH2, frame)
     b = SlowBackend(0.3)
     cfg = {"upstreams": {"app": {"backends": [{"address": b.addr}]}},
@@ -417,12 +417,15 @@ def test_sd09_http2_goaway_after_ping_round_trip():
         wait_for(lambda: b.got >= 1, 5, "the first stream at the backend")
         p.proc.send_signal(signal.SIGTERM)
         frames, _ = c.read_frames(timeout=3, until=lambda fs: any(
-            t == PING and not fl & ACK for t, fl, _, _ in fs))
+            t == PING and not fl & ACK for t, fl, _, _ in fs) and any(t == GOAWAY for t, _, _, _ in fs))
         pings = [pl for t, fl, _, pl in frames if t == PING and not fl & ACK]
         assert_eq(len(pings), 1)
         assert_eq(len(pings[0]), 8)
         goaways = [int.from_bytes(pl[:4], "big") & 0x7FFFFFFF for t, _, _, pl in frames if t == GOAWAY]
         assert_eq(goaways, [0x7FFFFFFF])
+        # The PING comes behind the notice: its ACK means the notice was read.
+        order = [t for t, fl, _, _ in frames if t in (GOAWAY, PING) and not fl & ACK]
+        assert_eq(order, [GOAWAY, PING])
         # A stream sent before the client saw the notice, then the ACK.
         hdrs[1] = (":path", "/two")
         c.send(frame(HEADERS, END_STREAM | END_HEADERS, 3, c.block(hdrs)) + frame(PING, ACK, 0, pings[0]))

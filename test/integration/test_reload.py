@@ -495,26 +495,77 @@ def test_rl08_what_reload_keeps_or_refuses():
     assert took < 1.5, took
 
 
+class Load:
+    """Keep-alive clients sending GETs until stopped; every status and
+    failure recorded."""
+
+    def __init__(self, p, n=2):
+        self.p, self.stop, self.lock = p, threading.Event(), threading.Lock()
+        self.statuses, self.errors = {}, []
+        self.threads = [threading.Thread(target=self.run) for _ in range(n)]
+        for t in self.threads:
+            t.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                s = self.p.connect()
+                c = Client(s)
+                for _ in range(100):
+                    if self.stop.is_set():
+                        break
+                    c.send(request_bytes("/load", close=False))
+                    r = c.read_response()
+                    with self.lock:
+                        self.statuses[r.status] = self.statuses.get(r.status, 0) + 1
+                s.close()
+            except Exception as e:   # noqa: BLE001
+                with self.lock:
+                    self.errors.append(repr(e))
+
+    def end(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+        return self.statuses, self.errors
+
+
+def dns_answer(dns, name, addr, delay_ms=None):
+    """What NAME.fake.test resolves to from now on (fake_resolver.c)."""
+    from test_health import answer
+    answer(dns + "." + name, *([addr] if addr else []), delay_ms=delay_ms)
+
+
 def test_rl09_host_names_change_by_reload():
-    """An upstream's host-name backends can be added, changed and removed by
-    reload, starting the resolver when the first name appears: each new
-    name has its answer before the configuration naming it takes traffic,
-    so no request finds an upstream with nothing resolved yet."""
-    from test_health import localhost_backends
+    """Host-name backends are added, changed and removed by reload under
+    load with no failed request: a new name is resolved before the
+    configuration naming it is published, while the admin port keeps
+    answering; an address that is also a numeric backend, or that another
+    name holds, counts once and never empties the configuration in force;
+    a name configured again after a time without does not come back with
+    its old addresses."""
+    from test_health import fake_resolver_env, localhost_backends
     a = named_backend("A")
     bs, cs = localhost_backends(), localhost_backends()
     for b in bs:
         b.handler = lambda req, ci, s: response(200, b"B")
     for c in cs:
         c.handler = lambda req, ci, s: response(200, b"C")
+    bport, cport = bs[0].port, cs[0].port
     aport = free_port()
-    base = {"admin": {"address": "127.0.0.1:%d" % aport}, "log": {"level": "info"},
+    import tempfile
+    dns = os.path.join(tempfile.mkdtemp(prefix="rp-dns-"), "answers")
+    dns_answer(dns, "slow", "127.0.0.1", delay_ms=600)
+    dns_answer(dns, "sib", "127.0.0.1")
+    dns_answer(dns, "gone", "127.0.0.1")
+    base = {"workers": 2, "admin": {"address": "127.0.0.1:%d" % aport}, "log": {"level": "info"},
             "routes": [{"path_prefix": "/", "upstream": "app"}]}
-    p = Proxy(dict(base, upstreams={"app": {"backends": [{"address": a.addr}]}}))
-    c1 = p.connect()   # a keep-alive client across every reload
+    p = Proxy(dict(base, upstreams={"app": {"backends": [{"address": a.addr}]}}),
+              env=fake_resolver_env(dns))
+    c1 = p.connect()
     k1 = Client(c1)
 
-    def bodies(n=10):
+    def bodies(n=20):
         out = set()
         for _ in range(n):
             c1.sendall(request_bytes("/", close=False))
@@ -523,50 +574,123 @@ def test_rl09_host_names_change_by_reload():
             out.add(r.body)
         return out
 
+    def reload(up):
+        write(p, dict(base, upstreams={"app": up}))
+        t0 = time.time()
+        r = admin(aport, "POST", "/reload")
+        assert_eq(r.status, 200, r.body)
+        st = json.loads(admin(aport, "GET", "/stats").body)
+        addrs = [b["address"] for b in st["upstreams"]["app"]["backends"]]
+        assert_eq(len(addrs), len(set(addrs)), addrs)   # no address twice
+        return time.time() - t0
+
+    load = Load(p)
     try:
         assert_eq(bodies(), {b"A"})
-        steps = [
-            ({"backends": [{"address": "localhost:%d" % bs[0].port}], "resolve_interval_ms": 60000},
-             {b"B"}),
-            ({"backends": [{"address": "localhost:%d" % cs[0].port}], "resolve_interval_ms": 500},
-             {b"C"}),
-            ({"backends": [{"address": a.addr}, {"address": "localhost:%d" % bs[0].port}]},
-             {b"A", b"B"}),
-            ({"backends": [{"address": a.addr}]}, {b"A"}),
-            ({"backends": [{"address": "localhost:%d" % bs[0].port}], "resolve_interval_ms": 60000},
-             {b"B"}),
-            # A name whose address a reload makes numeric yields it, and
-            # takes it back when the numeric one goes (looked up again at
-            # once: its upstream's other backends changed).
-            ({"backends": [{"address": "127.0.0.1:%d" % bs[0].port},
-                           {"address": "localhost:%d" % bs[0].port}], "resolve_interval_ms": 60000},
-             {b"B"}),
-            ({"backends": [{"address": "localhost:%d" % bs[0].port}], "resolve_interval_ms": 60000},
-             {b"B"}),
-        ]
-        for i, (up, want) in enumerate(steps):
-            write(p, dict(base, upstreams={"app": up}))
-            r = admin(aport, "POST", "/reload")
-            assert_eq((i, r.status), (i, 200))
-            # At once: the reload waited for the new names' answers.
-            assert_eq((i, bodies(20)), (i, want))
-            st = json.loads(admin(aport, "GET", "/stats").body)
-            addrs = [b["address"] for b in st["upstreams"]["app"]["backends"]]
-            assert_eq((i, len(addrs)), (i, len(set(addrs))))   # no address twice
-        # localhost:B was looked up at its first reload and at the last
-        # two (its upstream's numeric backends changed), each time with
-        # news: its address given up, then taken back.
-        msgs = [l["msg"] for l in p.log_lines()
-                if "localhost:%d resolves" % bs[0].port in l.get("msg", "")]
-        assert len(msgs) == 3, msgs
-        assert not [l for l in p.log_lines() if l.get("level") == "error"]
+        # A name that takes 600 ms to resolve: the reload answers when it
+        # has, the admin port answering meanwhile.
+        quick = []
+        th = threading.Thread(target=lambda: (time.sleep(0.2), quick.append(time.time()),
+                                              admin(aport, "GET", "/healthz"),
+                                              quick.append(time.time())))
+        th.start()
+        took = reload({"backends": [{"address": "slow.fake.test:%d" % bport}]})
+        th.join()
+        assert took >= 0.5, took
+        assert quick[1] - quick[0] < 0.3, quick
+        assert_eq(bodies(), {b"B"})
+        # The same address as a numeric backend and a name, and back.
+        reload({"backends": [{"address": "localhost:%d" % bport}], "resolve_interval_ms": 60000})
+        assert_eq(bodies(), {b"B"})
+        reload({"backends": [{"address": "127.0.0.1:%d" % bport},
+                             {"address": "localhost:%d" % bport}], "resolve_interval_ms": 60000})
+        assert_eq(bodies(), {b"B"})
+        reload({"backends": [{"address": "localhost:%d" % bport}], "resolve_interval_ms": 60000})
+        assert_eq(bodies(), {b"B"})
+        # Two names of one address; the one holding it goes.
+        reload({"backends": [{"address": "localhost:%d" % bport},
+                             {"address": "sib.fake.test:%d" % bport}], "resolve_interval_ms": 60000})
+        assert_eq(bodies(), {b"B"})
+        reload({"backends": [{"address": "sib.fake.test:%d" % bport}], "resolve_interval_ms": 60000})
+        assert_eq(bodies(), {b"B"})
+        # A name that goes, stops resolving, and comes back: no traffic to
+        # its old address.
+        reload({"backends": [{"address": a.addr}, {"address": "gone.fake.test:%d" % cport}]})
+        assert_eq(bodies(), {b"A", b"C"})
+        reload({"backends": [{"address": a.addr}]})
+        dns_answer(dns, "gone", None)
+        reload({"backends": [{"address": a.addr}, {"address": "gone.fake.test:%d" % cport}]})
+        assert_eq(bodies(), {b"A"})
     finally:
+        statuses, errors = load.end()
         c1.close()
         p.stop()
         a.close()
         for b in bs + cs:
             b.close()
+    assert_eq(errors, [])
+    assert_eq(list(statuses), [200])
+    assert statuses[200] > 100, statuses
+    print("    %d requests under load across 10 reloads, all 200" % statuses[200])
 
+
+def test_rl11_new_name_not_behind_a_slow_lookup():
+    """A reload's new name is looked up on its own, not behind a scheduled
+    lookup that a slow name server holds up; and a reload waiting for its
+    names does not delay a stop: SIGTERM refuses new connections at once
+    and drops the reload."""
+    from test_health import fake_resolver_env
+    a, b = named_backend("A"), named_backend("B")
+    aport = free_port()
+    import tempfile
+    dns = os.path.join(tempfile.mkdtemp(prefix="rp-dns-"), "answers")
+    dns_answer(dns, "stuck", "127.0.0.1", delay_ms=2500)
+    dns_answer(dns, "fresh", "127.0.0.1")
+    dns_answer(dns, "late", "127.0.0.1", delay_ms=1500)
+    base = {"admin": {"address": "127.0.0.1:%d" % aport}, "log": {"level": "info"},
+            "routes": [{"path_prefix": "/", "upstream": "app"},
+                       {"path_prefix": "/other/", "upstream": "other"}]}
+    other = {"backends": [{"address": "stuck.fake.test:%d" % a.port}], "resolve_interval_ms": 100}
+    p = Proxy(dict(base, upstreams={"app": {"backends": [{"address": a.addr}]}, "other": other}),
+              env=fake_resolver_env(dns))
+    try:
+        time.sleep(0.3)   # the scheduled lookup of stuck is under way again
+        write(p, dict(base, upstreams={
+            "app": {"backends": [{"address": "fresh.fake.test:%d" % b.port}]}, "other": other}))
+        t0 = time.time()
+        assert_eq(admin(aport, "POST", "/reload").status, 200)
+        took = time.time() - t0
+        assert took < 1.0, took
+        s = p.connect()
+        s.sendall(request_bytes("/"))
+        r = Client(s).read_response()
+        s.close()
+        assert_eq((r.status, r.body), (200, b"B"))
+        # A reload waiting for a slow name, then SIGTERM.
+        write(p, dict(base, upstreams={
+            "app": {"backends": [{"address": "late.fake.test:%d" % b.port}]}, "other": other}))
+        p.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.2)
+        p.proc.send_signal(signal.SIGTERM)
+        t0 = time.time()
+        deadline = t0 + 1.0
+        refused = False
+        while time.time() < deadline and not refused:
+            try:
+                socket.create_connection(("127.0.0.1", p.port), timeout=0.2).close()
+                time.sleep(0.02)
+            except OSError:
+                refused = True
+        assert refused, "still accepting %.2f s after SIGTERM" % (time.time() - t0)
+        p.proc.wait(10)
+        assert_eq(p.proc.returncode, 0)
+        msgs = [l.get("msg", "") for l in p.log_lines()]
+        assert any("the reload under way is dropped" in m for m in msgs), msgs
+        assert_eq(json.loads(json.dumps(msgs)).count("configuration reloaded: generation 3"), 0)
+    finally:
+        p.stop()
+        a.close()
+        b.close()
 
 def test_rl10_reload_logs_changes_and_renewed_certificate():
     """--diff-against prints the warnings --check prints; a reload logs what
@@ -655,4 +779,5 @@ if __name__ == "__main__":
                   test_rl05_diff_against, test_rl06_listener_added_and_removed,
                   test_rl07_connection_cap_follows_reload, test_rl08_what_reload_keeps_or_refuses,
                   test_rl09_host_names_change_by_reload,
-                  test_rl10_reload_logs_changes_and_renewed_certificate]))
+                  test_rl10_reload_logs_changes_and_renewed_certificate,
+                  test_rl11_new_name_not_behind_a_slow_lookup]))
