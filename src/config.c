@@ -898,6 +898,8 @@ parse_upstream(const char *name, const json_t *o, rp_upstream_t *u, rp_errs_t *e
             u->pos_entry[be->pos + k] = (unsigned)j;
         named = named || be->name != NULL;
     }
+    if (named)
+        u->pos_cache = rp_pos_cache_new(u->npos);
     if (json_object_get(o, "resolve_interval_ms") != NULL) {
         uint64_t v = 30000;
         rp_conf_uint(o, "resolve_interval_ms", p, 100, 86400000, &v, errs);
@@ -1148,6 +1150,7 @@ snapshot_free(rp_snapshot_t *s)
             free(s->upstreams[i].backends[k].name);
         free(s->upstreams[i].backends);
         free(s->upstreams[i].pos_entry);
+        free(s->upstreams[i].pos_cache);
     }
     free(s->upstreams);
     free(s->access_log);

@@ -51,6 +51,7 @@ static struct {
         struct event      *resolved;  /* the resolver activates it */
         struct event      *deadline;
     } pend;
+    bool               again;     /* a SIGHUP came while a reload waited */
 } R = { .stats = { .last_ok = true } };
 
 void
@@ -206,13 +207,26 @@ pending_end(int rc, const char *why)
     if (rc == 0) {
         publish(next, fds);
     } else {
+        /* Dropped, not failed: the file was good; nothing is counted. */
         rp_workers_unbind(next, fds);
+        rp_snapshot_unref(next);
         rp_errs_add(&errs, "", "%s", why);
-        failed(&errs, next);
+        rp_log(RP_LOG_WARN, NULL, "%s", why);
+        char st[160];
+        snprintf(st, sizeof st, "READY=1\nSTATUS=generation %u in force", R.cur->generation);
+        rp_notify(st);
     }
     if (done != NULL)
         done(rc, &errs, arg);
     rp_errs_free(&errs);
+    if (rc == 0 && R.again) {
+        /* A SIGHUP came while this one waited: the file may have changed
+         * since it was read. */
+        R.again = false;
+        rp_errs_t e2 = { 0 };
+        rp_reload("SIGHUP received while a reload waited", &e2, NULL, NULL);
+        rp_errs_free(&e2);
+    }
 }
 
 static void
@@ -240,7 +254,15 @@ rp_reload(const char *why, rp_errs_t *errs, rp_reload_done_fn *done, void *arg)
 {
     if (R.pend.next != NULL) {
         rp_errs_add(errs, "", "a reload is already under way (resolving the host names it adds)");
-        rp_log(RP_LOG_WARN, NULL, "%s: a reload is already under way; not reloading again", why);
+        if (done == NULL) {
+            /* A signal: reload again once that one is in force. */
+            R.again = true;
+            rp_log(RP_LOG_INFO, NULL, "%s: a reload is under way; reloading again once it ends",
+                   why);
+        } else {
+            rp_log(RP_LOG_WARN, NULL, "%s: a reload is already under way; not reloading again",
+                   why);
+        }
         return -1;
     }
     R.stats.last_unix_ms = unix_ms();
@@ -273,8 +295,16 @@ rp_reload(const char *why, rp_errs_t *errs, rp_reload_done_fn *done, void *arg)
         if (deadline != NULL)
             event_free(deadline);
         if (names < 0)
-            rp_log(RP_LOG_ERROR, NULL, "reload: new host names are looked up on their schedule "
-                   "(see above)");
+            rp_log(RP_LOG_ERROR, NULL, "reload: host-name backends will not resolve (see above)");
+        publish(next, fds);
+        return 0;
+    }
+    struct timeval tv = { RELOAD_RESOLVE_MS / 1000, (RELOAD_RESOLVE_MS % 1000) * 1000 };
+    if (evtimer_add(deadline, &tv) < 0) {
+        /* Cannot wait: published now. */
+        rp_resolver_forget_notify();
+        event_free(resolved);
+        event_free(deadline);
         publish(next, fds);
         return 0;
     }
@@ -284,20 +314,13 @@ rp_reload(const char *why, rp_errs_t *errs, rp_reload_done_fn *done, void *arg)
     R.pend.arg = arg;
     R.pend.resolved = resolved;
     R.pend.deadline = deadline;
-    struct timeval tv = { RELOAD_RESOLVE_MS / 1000, (RELOAD_RESOLVE_MS % 1000) * 1000 };
-    evtimer_add(deadline, &tv);
     return 1;
-}
-
-bool
-rp_reload_busy(void)
-{
-    return R.pend.next != NULL;
 }
 
 void
 rp_reload_cancel(const char *why)
 {
+    R.again = false;
     if (R.pend.next != NULL)
         pending_end(-1, why);
 }

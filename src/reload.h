@@ -25,14 +25,14 @@ typedef void rp_reload_done_fn(int rc, const rp_errs_t *errs, void *arg);
 
 /* Reload from the file.  0 when the new snapshot is in force; -1 with
  * every error in errs ("json.path: message") and the old snapshot still in
- * force (also while another reload is under way); 1 when it is built and
+ * force (also while another reload is under way: with done NULL, a
+ * signal's reload, it runs again once that one ends); 1 when it is built and
  * waits for the first answers of the host names it adds (at most 2 s,
  * the main loop running meanwhile): done(rc, errs, arg) is called when it
  * ends, unless forgotten. */
 int rp_reload(const char *why, rp_errs_t *errs, rp_reload_done_fn *done, void *arg);
-/* Whether a reload is waiting. */
-bool rp_reload_busy(void);
-/* Drop a waiting reload (revproxy stops): done is called with -1 and why. */
+/* Drop a waiting reload (revproxy stops): done is called with -1 and why;
+ * not counted as a failed reload (the file was valid). */
 void rp_reload_cancel(const char *why);
 /* The waiting reload's done must not be called for arg (it went away). */
 void rp_reload_forget(void *arg);

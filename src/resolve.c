@@ -27,6 +27,8 @@ typedef struct rname {
     unsigned    port;
     atomic_uint slot[RP_NAME_ADDRS];   /* backend identity + 1; 0: empty */
     /* under R.lock */
+    unsigned    incarnation;/* bumped when a reload configures it afresh: a
+                               lookup started before applies only if unchanged */
     bool        ever;       /* resolved once since it was (last) configured */
     char        err[160];   /* the last failure logged */
     uint64_t    warned_us;  /* when it was logged (monotonic) */
@@ -42,6 +44,33 @@ typedef struct rname {
 static _Atomic(rname_t *) chunks[NAME_CHUNKS];
 static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned nnames;
+
+/* Bumped (after the slots are written) whenever any name's slots change:
+ * an upstream's view of its positions is computed again then. */
+static _Atomic uint64_t slot_gen = 1;
+
+/* Which of an upstream's name positions repeat an address the upstream
+ * has already (rp_upstream_pos): computed once per slot_gen, by whichever
+ * thread asks first; the bits are read without a lock (a reader racing a
+ * recomputation may see a position of the moment before, as it would
+ * racing the resolver). */
+struct rp_pos_cache {
+    _Atomic uint64_t gen;
+    size_t           nwords;
+    _Atomic uint64_t dup[];
+};
+
+rp_pos_cache_t *
+rp_pos_cache_new(size_t npos)
+{
+    size_t nw = npos / 64 + 1;
+    rp_pos_cache_t *c = rp_xcalloc(1, sizeof *c + nw * sizeof c->dup[0]);
+    atomic_init(&c->gen, 0);
+    c->nwords = nw;
+    for (size_t i = 0; i < nw; i++)
+        atomic_init(&c->dup[i], 0);
+    return c;
+}
 
 static rname_t *
 name_get(unsigned id)
@@ -90,6 +119,55 @@ rp_name_slot(unsigned rname, unsigned k)
     return v == 0 ? -1u : v - 1;
 }
 
+/* Add id to the open-addressing set (cap a power of two, 0 = free slot
+ * holds id + 1); whether it was there. */
+static bool
+set_add(unsigned *set, size_t cap, unsigned id)
+{
+    size_t i = ((size_t)id * 2654435761u) & (cap - 1);
+    while (set[i] != 0) {
+        if (set[i] == id + 1)
+            return true;
+        i = (i + 1) & (cap - 1);
+    }
+    set[i] = id + 1;
+    return false;
+}
+
+/* One pass over u's positions: numeric backends first (they keep their
+ * address whatever the order), then name positions in order. */
+static void
+pos_cache_fill(const rp_upstream_t *u, rp_pos_cache_t *c, uint64_t g)
+{
+    size_t cap = 64;
+    while (cap < 2 * (u->nbackends + u->npos))
+        cap *= 2;
+    unsigned small[256];
+    unsigned *set = cap <= RP_ARRAY_LEN(small) ? small : calloc(cap, sizeof *set);
+    if (set == NULL)
+        return;   /* no duplicates skipped until memory allows */
+    memset(set, 0, cap * sizeof *set);
+    for (size_t j = 0; j < u->nbackends; j++)
+        if (u->backends[j].name == NULL)
+            set_add(set, cap, u->backends[j].id);
+    for (size_t w = 0; w < c->nwords; w++) {
+        uint64_t bits = 0;
+        for (size_t b = 0; b < 64 && w * 64 + b < u->npos; b++) {
+            size_t k = w * 64 + b;
+            const rp_backend_t *be = &u->backends[u->pos_entry[k]];
+            if (be->name == NULL)
+                continue;
+            unsigned id = rp_name_slot(be->rname, (unsigned)(k - be->pos));
+            if (id != -1u && set_add(set, cap, id))
+                bits |= (uint64_t)1 << b;
+        }
+        atomic_store_explicit(&c->dup[w], bits, memory_order_relaxed);
+    }
+    atomic_store_explicit(&c->gen, g, memory_order_release);
+    if (set != small)
+        free(set);
+}
+
 bool
 rp_upstream_pos(const rp_upstream_t *u, size_t k, rp_pos_t *out)
 {
@@ -105,25 +183,16 @@ rp_upstream_pos(const rp_upstream_t *u, size_t k, rp_pos_t *out)
         return false;
     /* One address is one backend, whatever entries lead to it: a name's
      * address that is a numeric backend of the upstream, or that an
-     * earlier position holds (another name, or this one while the
-     * resolver rewrites it), leaves this position empty.  Decided here,
-     * per configuration, since a name's slots are shared by every
+     * earlier position holds, leaves this position empty.  Decided per
+     * configuration, since a name's slots are shared by every
      * configuration that names it. */
-    for (size_t j = 0; j < u->nbackends; j++) {
-        const rp_backend_t *o = &u->backends[j];
-        if (o->name == NULL) {
-            if (o->id == id)
-                return false;
-            continue;
-        }
-        if (o->pos > k)
-            continue;
-        size_t end = o->pos + RP_NAME_ADDRS < k ? o->pos + RP_NAME_ADDRS : k;
-        for (size_t q = o->pos; q < end; q++)
-            if (rp_name_slot(o->rname, (unsigned)(q - o->pos)) == id)
-                return false;
-    }
-    return true;
+    rp_pos_cache_t *c = u->pos_cache;
+    if (c == NULL)
+        return true;
+    uint64_t g = atomic_load_explicit(&slot_gen, memory_order_acquire);
+    if (atomic_load_explicit(&c->gen, memory_order_acquire) != g)
+        pos_cache_fill(u, c, g);
+    return !((atomic_load_explicit(&c->dup[k / 64], memory_order_relaxed) >> (k % 64)) & 1u);
 }
 
 const rp_backend_t *
@@ -241,9 +310,11 @@ apply_one(unsigned id, const rp_addr_t *addrs, size_t n, const char *err)
                                            : "does not resolve (%s); it takes no traffic until it does",
                  err);
         name_warn(nm, msg);
-        if (!nm->ever)
+        if (!nm->ever) {
             for (size_t i = 0; i < RP_NAME_ADDRS; i++)
                 atomic_store_explicit(&nm->slot[i], 0, memory_order_release);
+            atomic_fetch_add_explicit(&slot_gen, 1, memory_order_release);
+        }
         return;
     }
     /* Identities are never freed: a name whose addresses change without
@@ -271,6 +342,7 @@ apply_one(unsigned id, const rp_addr_t *addrs, size_t n, const char *err)
         return;
     for (size_t i = 0; i < RP_NAME_ADDRS; i++)
         atomic_store_explicit(&nm->slot[i], i < n ? ids[i] + 1 : 0, memory_order_release);
+    atomic_fetch_add_explicit(&slot_gen, 1, memory_order_release);
     char list[RP_NAME_ADDRS * 50];
     size_t pos = 0;
     list[0] = '\0';
@@ -364,6 +436,7 @@ resolver_main(void *arg)
                  * identity, and the pass starts over. */
                 unsigned name = R.dues[i].name, epoch = R.epoch;
                 rname_t *nm = name_get(name);
+                unsigned inc = nm->incarnation;
                 rp_addr_t addrs[RP_NAME_ADDRS];
                 const char *err = NULL;
                 pthread_mutex_unlock(&R.lock);
@@ -379,7 +452,8 @@ resolver_main(void *arg)
                     if (at == R.n)
                         continue;   /* no longer configured: dropped */
                 }
-                apply_one(name, addrs, n, err);
+                if (nm->incarnation == inc)   /* else configured afresh since */
+                    apply_one(name, addrs, n, err);
                 now = mono_us();
                 R.dues[at].at_us = now + (uint64_t)R.dues[at].interval_ms * 1000u;
                 if (replaced)
@@ -404,40 +478,46 @@ resolver_main(void *arg)
     return NULL;
 }
 
-typedef struct helper {
-    unsigned  gen;
-    size_t    n;
+/* The first lookups of the names one update adds, shared by up to
+ * HELPERS_MAX threads: a slow name holds up one of them, not the others. */
+#define HELPERS_MAX 8u
+
+typedef struct batch {
+    unsigned  gen;      /* the update's */
+    size_t    n, next;  /* names; the next to take (under R.lock) */
+    unsigned  alive;    /* its threads still running */
     unsigned  names[];
-} helper_t;
+} batch_t;
 
 static void *
 helper_main(void *arg)
 {
-    helper_t *h = arg;
+    batch_t *b = arg;
     block_signals();
-    for (size_t i = 0; i < h->n; i++) {
-        rname_t *nm = name_get(h->names[i]);
+    pthread_mutex_lock(&R.lock);
+    while (!R.stop && b->next < b->n) {
+        unsigned name = b->names[b->next++];
+        rname_t *nm = name_get(name);
+        unsigned inc = nm->incarnation;
+        pthread_mutex_unlock(&R.lock);
         rp_addr_t addrs[RP_NAME_ADDRS];
         const char *err = NULL;
         size_t n = rp_resolve(nm->host, nm->port, addrs, RP_NAME_ADDRS, &err);
         pthread_mutex_lock(&R.lock);
-        bool stop = R.stop;
-        if (!stop)
-            apply_one(h->names[i], addrs, n, err);
-        pthread_mutex_unlock(&R.lock);
-        if (stop)
-            break;
+        if (!R.stop && nm->incarnation == inc)
+            apply_one(name, addrs, n, err);
     }
-    pthread_mutex_lock(&R.lock);
-    R.helpers--;
-    if (h->gen == R.gen) {
+    bool last = --b->alive == 0;
+    if (last && b->gen == R.gen) {
         R.pending = 0;
         if (R.notify != NULL && !R.stop)
             event_active(R.notify, EV_TIMEOUT, 1);
     }
+    R.helpers--;
     pthread_cond_broadcast(&R.done);
     pthread_mutex_unlock(&R.lock);
-    free(h);
+    if (last)
+        free(b);
     return NULL;
 }
 
@@ -469,8 +549,10 @@ rp_resolver_update(const rp_snapshot_t *snap, struct event *notify)
         }
     }
     uint64_t now = mono_us();
-    helper_t *h = rp_xmalloc(sizeof *h + (n ? n : 1) * sizeof h->names[0]);
+    batch_t *h = rp_xmalloc(sizeof *h + (n ? n : 1) * sizeof h->names[0]);
     h->n = 0;
+    h->next = 0;
+    h->alive = 0;
 
     pthread_mutex_lock(&R.lock);
     for (size_t j = 0; j < n; j++) {
@@ -482,7 +564,7 @@ rp_resolver_update(const rp_snapshot_t *snap, struct event *notify)
         /* A name configured before keeps its addresses and schedule
          * (sooner if its interval shrank).  A new one, or one configured
          * again after a time without, starts empty: its first answer comes
-         * from the helper, its next on its interval. */
+         * from a helper, its next on its interval. */
         uint64_t soon = now + (uint64_t)dues[j].interval_ms * 1000u;
         if (old != NULL) {
             dues[j].at_us = old->at_us < soon ? old->at_us : soon;
@@ -494,12 +576,15 @@ rp_resolver_update(const rp_snapshot_t *snap, struct event *notify)
             dup = h->names[q] == dues[j].name;
         if (dup)
             continue;
+        nm->incarnation++;   /* a lookup of its earlier life lands nowhere */
         nm->ever = false;
         nm->err[0] = '\0';
-        for (size_t s = 0; s < RP_NAME_ADDRS; s++)
-            atomic_store_explicit(&nm->slot[s], 0, memory_order_release);
+        for (size_t k = 0; k < RP_NAME_ADDRS; k++)
+            atomic_store_explicit(&nm->slot[k], 0, memory_order_release);
         h->names[h->n++] = dues[j].name;
     }
+    if (h->n > 0)
+        atomic_fetch_add_explicit(&slot_gen, 1, memory_order_release);
     free(R.dues);
     R.dues = dues;
     R.n = n;
@@ -521,25 +606,32 @@ rp_resolver_update(const rp_snapshot_t *snap, struct event *notify)
     }
     if (h->n > 0) {
         h->gen = R.gen;
+        unsigned want = h->n < HELPERS_MAX ? (unsigned)h->n : HELPERS_MAX;
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        pthread_t t;
-        int e = pthread_create(&t, &at, helper_main, h);
+        for (unsigned i = 0; i < want; i++) {
+            pthread_t t;
+            int e = pthread_create(&t, &at, helper_main, h);
+            if (e != 0) {
+                if (i == 0)
+                    rp_log(RP_LOG_ERROR, NULL, "cannot start a resolver thread: %s", strerror(e));
+                break;
+            }
+            h->alive++;
+            R.helpers++;
+        }
         pthread_attr_destroy(&at);
-        if (e != 0) {
-            /* Their first lookup comes on their schedule instead. */
-            rp_log(RP_LOG_ERROR, NULL, "cannot start a resolver thread: %s", strerror(e));
+        if (h->alive == 0) {
+            /* Their first lookup comes from the resolver thread instead. */
             for (size_t j = 0; j < n; j++)
                 for (size_t q = 0; q < h->n; q++)
                     if (R.dues[j].name == h->names[q])
                         R.dues[j].at_us = 0;
-            free(h);
-            rc = -1;
+            pthread_cond_signal(&R.wake);
         } else {
-            R.helpers++;
             R.pending = 1;
-            h = NULL;
+            h = NULL;   /* the helpers own it */
             if (rc == 0)
                 rc = 1;
         }

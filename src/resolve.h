@@ -4,7 +4,8 @@
  * the backend identities its name resolves to, in RP_NAME_ADDRS slots
  * (include/revproxy/upstream.h).  Like the backend state table it is
  * core-owned and never freed, so it outlives snapshots; the resolver
- * threads are its only writers and workers read its slots with atomics.
+ * threads write its slots (the main thread empties those of a name a
+ * reload configures afresh) and workers read them with atomics.
  *
  * The resolver thread resolves every name of the configuration in force
  * when it is new and again every resolve_interval_ms of its upstream, with getaddrinfo (which may block:
@@ -39,20 +40,28 @@ struct event;
  * (main thread, at start and at each reload), starting the thread the
  * first time there is a name.  A name configured before keeps its
  * addresses and schedule.  A new one (or one configured again) starts
- * with no address and gets its first lookup at once from a helper thread
- * of its own, which then activates notify (when not NULL; any thread may
- * activate it) and ends rp_resolver_wait().  Which addresses an upstream
+ * with no address and gets its first lookup at once from helper threads
+ * (up to 8 for the names of one update, so a slow name holds up only
+ * one), which activate notify when the last ends (when not NULL; any
+ * thread may activate it) and end rp_resolver_wait().  A lookup begun
+ * before a name was configured afresh is not applied.  Which addresses an upstream
  * uses is decided per configuration (rp_upstream_pos): an address that
  * is a numeric backend of the upstream, or that another of its names
  * holds, counts once.  Returns 1 when new names are being looked up, 0
- * when there is nothing to wait for, -1 after logging that a thread did
- * not start (their lookups then come on schedule). */
+ * when there is nothing to wait for (also when no helper could start:
+ * the resolver thread looks them up at once), -1 after logging that the
+ * resolver thread did not start. */
 int rp_resolver_update(const rp_snapshot_t *snap, struct event *notify);
 /* Wait, at most wait_ms, until the names of the last update have had
  * their first answer; whether they have. */
 bool rp_resolver_wait(unsigned wait_ms);
 /* The notify event of the last update is about to be freed. */
 void rp_resolver_forget_notify(void);
+
+/* An upstream's record of which name positions repeat an address
+ * (rp_upstream_pos), for upstreams with host-name backends: made with the
+ * snapshot, freed with free(). */
+rp_pos_cache_t *rp_pos_cache_new(size_t npos);
 /* Stop it and wait for it (a resolution under way finishes first). */
 void rp_resolver_stop(void);
 

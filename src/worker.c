@@ -64,7 +64,7 @@ static struct {
 } gate = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
 static int
-bind_listener(const rp_addr_t *a)
+bind_only(const rp_addr_t *a)
 {
     int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -77,14 +77,26 @@ bind_listener(const rp_addr_t *a)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0)
         goto fail;
-    if (listen(fd, 511) < 0)
-        goto fail;
     return fd;
 fail:;
     int e = errno;
     close(fd);
     errno = e;
     return -1;
+}
+
+/* Bound and listening. */
+static int
+bind_listener(const rp_addr_t *a)
+{
+    int fd = bind_only(a);
+    if (fd >= 0 && listen(fd, 511) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
 }
 
 static void
@@ -603,7 +615,9 @@ rp_workers_bind_new(const rp_snapshot_t *cur, const rp_snapshot_t *next, rp_errs
         for (size_t i = 0; i < cur->nlisteners && !known; i++)
             known = strcmp(cur->listeners[i].addr.text, next->listeners[j].addr.text) == 0;
         for (unsigned w = 0; w < nworkers && !known; w++) {
-            int fd = bind_listener(&next->listeners[j].addr);
+            /* Bound only: a connection must not queue on a socket that
+             * a dropped reload would close (it listens once published). */
+            int fd = bind_only(&next->listeners[j].addr);
             if (fd < 0) {
                 char p[64];
                 snprintf(p, sizeof p, "listeners[%zu].address", j);
@@ -634,6 +648,14 @@ void
 rp_workers_publish_with(rp_snapshot_t *snap, int *fds)
 {
     size_t n = snap->nlisteners;
+    for (size_t k = 0; fds != NULL && k < nworkers * n; k++) {
+        if (fds[k] >= 0 && listen(fds[k], 511) < 0) {
+            rp_log(RP_LOG_ERROR, NULL, "reload: cannot listen on %s: %s",
+                   snap->listeners[k % n].addr.text, strerror(errno));
+            close(fds[k]);
+            fds[k] = -1;
+        }
+    }
     for (unsigned i = 0; i < nworkers; i++) {
         rp_handover_t *h = rp_xcalloc(1, sizeof *h);
         h->snap = rp_snapshot_ref(snap);

@@ -68,6 +68,8 @@ typedef enum rp_balancer_kind {
     RP_BALANCER_LEAST_CONN,
 } rp_balancer_kind_t;
 
+typedef struct rp_pos_cache rp_pos_cache_t;
+
 struct rp_upstream {
     char         *name;               /* owned */
     unsigned      index;
@@ -80,6 +82,7 @@ struct rp_upstream {
     size_t        npos;               /* positions: one per numeric backend,
                                          RP_NAME_ADDRS per named one */
     unsigned     *pos_entry;          /* owned: backend index of each position */
+    struct rp_pos_cache *pos_cache;   /* owned: with host-name backends (src/resolve.c) */
     unsigned      resolve_interval_ms;   /* named backends: how often; 0 when none */
     unsigned      queue_size;         /* waiting requests, all workers; 0: no queue */
     unsigned      queue_timeout_ms;

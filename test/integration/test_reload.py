@@ -636,39 +636,70 @@ def test_rl09_host_names_change_by_reload():
 
 def test_rl11_new_name_not_behind_a_slow_lookup():
     """A reload's new name is looked up on its own, not behind a scheduled
-    lookup that a slow name server holds up; and a reload waiting for its
-    names does not delay a stop: SIGTERM refuses new connections at once
-    and drops the reload."""
+    lookup that a slow name server holds up, nor behind another new name
+    that is slow; a SIGHUP while a reload waits reloads again after it; and
+    a reload waiting for its names does not delay a stop: SIGTERM refuses
+    new connections at once and drops the reload, which is never
+    published, even when the drain outlasts the lookup."""
     from test_health import fake_resolver_env
     a, b = named_backend("A"), named_backend("B")
+    slow = Backend(lambda req, ci, s: (time.sleep(2.5), response(200, b"slow"))[1])
     aport = free_port()
     import tempfile
     dns = os.path.join(tempfile.mkdtemp(prefix="rp-dns-"), "answers")
     dns_answer(dns, "stuck", "127.0.0.1", delay_ms=2500)
     dns_answer(dns, "fresh", "127.0.0.1")
+    dns_answer(dns, "slowx", "127.0.0.1", delay_ms=3000)
+    dns_answer(dns, "fasty", "127.0.0.1")
     dns_answer(dns, "late", "127.0.0.1", delay_ms=1500)
     base = {"admin": {"address": "127.0.0.1:%d" % aport}, "log": {"level": "info"},
             "routes": [{"path_prefix": "/", "upstream": "app"},
-                       {"path_prefix": "/other/", "upstream": "other"}]}
+                       {"path_prefix": "/other/", "upstream": "other"},
+                       {"path_prefix": "/slow/", "upstream": "slow"}]}
     other = {"backends": [{"address": "stuck.fake.test:%d" % a.port}], "resolve_interval_ms": 100}
-    p = Proxy(dict(base, upstreams={"app": {"backends": [{"address": a.addr}]}, "other": other}),
-              env=fake_resolver_env(dns))
+    slow_up = {"backends": [{"address": slow.addr}]}
+
+    def cfg(app):
+        return dict(base, upstreams={"app": app, "other": other, "slow": slow_up})
+
+    def get_body(path="/"):
+        s = p.connect()
+        s.sendall(request_bytes(path))
+        r = Client(s).read_response()
+        s.close()
+        return r.status, r.body
+
+    p = Proxy(cfg({"backends": [{"address": a.addr}]}), env=fake_resolver_env(dns))
     try:
         time.sleep(0.3)   # the scheduled lookup of stuck is under way again
-        write(p, dict(base, upstreams={
-            "app": {"backends": [{"address": "fresh.fake.test:%d" % b.port}]}, "other": other}))
+        write(p, cfg({"backends": [{"address": "fresh.fake.test:%d" % b.port}]}))
         t0 = time.time()
         assert_eq(admin(aport, "POST", "/reload").status, 200)
         took = time.time() - t0
         assert took < 1.0, took
-        s = p.connect()
-        s.sendall(request_bytes("/"))
-        r = Client(s).read_response()
-        s.close()
-        assert_eq((r.status, r.body), (200, b"B"))
-        # A reload waiting for a slow name, then SIGTERM.
-        write(p, dict(base, upstreams={
-            "app": {"backends": [{"address": "late.fake.test:%d" % b.port}]}, "other": other}))
+        assert_eq(get_body(), (200, b"B"))
+        # Two new names, one slow: the fast one is there at once.
+        write(p, cfg({"backends": [{"address": "slowx.fake.test:%d" % a.port},
+                                   {"address": "fasty.fake.test:%d" % b.port}]}))
+        t0 = time.time()
+        assert_eq(admin(aport, "POST", "/reload").status, 200)
+        took = time.time() - t0
+        assert 1.8 < took < 2.8, took   # the deadline: slowx is still looking
+        assert_eq(get_body(), (200, b"B"))
+        # A SIGHUP while a reload waits: a second reload follows it.
+        write(p, cfg({"backends": [{"address": "late.fake.test:%d" % b.port}]}))
+        p.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.2)
+        p.proc.send_signal(signal.SIGHUP)
+        wait_generation(aport, 5, timeout=5)
+        # A reload waiting for a slow name, then SIGTERM, with a request in
+        # flight that keeps the drain going past the lookup.
+        dns_answer(dns, "later", "127.0.0.1", delay_ms=1500)
+        write(p, cfg({"backends": [{"address": "later.fake.test:%d" % b.port}]}))
+        inflight = []
+        th = threading.Thread(target=lambda: inflight.append(get_body("/slow/x")))
+        th.start()
+        time.sleep(0.2)
         p.proc.send_signal(signal.SIGHUP)
         time.sleep(0.2)
         p.proc.send_signal(signal.SIGTERM)
@@ -682,15 +713,20 @@ def test_rl11_new_name_not_behind_a_slow_lookup():
             except OSError:
                 refused = True
         assert refused, "still accepting %.2f s after SIGTERM" % (time.time() - t0)
+        th.join(10)
+        assert_eq(inflight, [(200, b"slow")])
         p.proc.wait(10)
         assert_eq(p.proc.returncode, 0)
         msgs = [l.get("msg", "") for l in p.log_lines()]
         assert any("the reload under way is dropped" in m for m in msgs), msgs
-        assert_eq(json.loads(json.dumps(msgs)).count("configuration reloaded: generation 3"), 0)
+        assert "configuration reloaded: generation 6" not in msgs, msgs
+        assert not [m for m in msgs if m.startswith("reload failed")], msgs
     finally:
         p.stop()
         a.close()
         b.close()
+        slow.close()
+
 
 def test_rl10_reload_logs_changes_and_renewed_certificate():
     """--diff-against prints the warnings --check prints; a reload logs what
@@ -773,6 +809,56 @@ def test_rl10_reload_logs_changes_and_renewed_certificate():
         b.close()
         shutil.rmtree(d)
 
+def test_rl12_late_lookup_and_new_listener_while_waiting():
+    """A lookup begun for a name that a later reload removes and adds
+    again lands nowhere (the name shows its new answer, not the old one);
+    and a listener a waiting reload adds takes no connection before the
+    reload is published (refused, not queued then reset)."""
+    from test_health import fake_resolver_env
+    a = named_backend("A")
+    aport, newport = free_port(), free_port()
+    import tempfile
+    dns = os.path.join(tempfile.mkdtemp(prefix="rp-dns-"), "answers")
+    dns_answer(dns, "x", "127.0.0.1", delay_ms=3000)
+    base = {"admin": {"address": "127.0.0.1:%d" % aport}, "log": {"level": "info"},
+            "routes": [{"path_prefix": "/", "upstream": "app"}]}
+    p = Proxy(dict(base, upstreams={"app": {"backends": [{"address": a.addr}]}}),
+              env=fake_resolver_env(dns))
+
+    def app_addrs():
+        st = json.loads(admin(aport, "GET", "/stats").body)
+        return sorted(b["address"] for b in st["upstreams"]["app"]["backends"])
+    try:
+        with_x = {"backends": [{"address": a.addr}, {"address": "x.fake.test:%d" % a.port}],
+                  "resolve_interval_ms": 60000}
+        listeners = p.config["listeners"] + [{"address": "127.0.0.1:%d" % newport}]
+        write(p, dict(base, upstreams={"app": with_x}, listeners=listeners))
+        t0 = time.time()
+        th = threading.Thread(target=lambda: admin(aport, "POST", "/reload"))
+        th.start()
+        time.sleep(0.5)
+        # Waiting: the new address is bound, not listening.
+        try:
+            socket.create_connection(("127.0.0.1", newport), timeout=1).close()
+            assert False, "the new listener took a connection before the reload was published"
+        except ConnectionRefusedError:
+            pass
+        th.join(10)   # published at the 2 s deadline, x still looking
+        socket.create_connection(("127.0.0.1", newport), timeout=1).close()
+        write(p, dict(base, upstreams={"app": {"backends": [{"address": a.addr}]}},
+                      listeners=listeners))
+        assert_eq(admin(aport, "POST", "/reload").status, 200)
+        dns_answer(dns, "x", "127.0.0.2")
+        write(p, dict(base, upstreams={"app": with_x}, listeners=listeners))
+        assert_eq(admin(aport, "POST", "/reload").status, 200)
+        assert_eq(app_addrs(), sorted([a.addr, "127.0.0.2:%d" % a.port]))
+        # The first lookup ends (3 s after it began) and changes nothing.
+        time.sleep(max(0, 3.4 - (time.time() - t0)))
+        assert_eq(app_addrs(), sorted([a.addr, "127.0.0.2:%d" % a.port]))
+    finally:
+        p.stop()
+        a.close()
+
 if __name__ == "__main__":
     sys.exit(run([test_rl01_reloads_under_load, test_rl02_bad_config_changes_nothing,
                   test_rl03_health_state_survives, test_rl04_hundred_reloads_leak_nothing,
@@ -780,4 +866,5 @@ if __name__ == "__main__":
                   test_rl07_connection_cap_follows_reload, test_rl08_what_reload_keeps_or_refuses,
                   test_rl09_host_names_change_by_reload,
                   test_rl10_reload_logs_changes_and_renewed_certificate,
-                  test_rl11_new_name_not_behind_a_slow_lookup]))
+                  test_rl11_new_name_not_behind_a_slow_lookup,
+                  test_rl12_late_lookup_and_new_listener_while_waiting]))
