@@ -195,6 +195,40 @@ rp_metrics_h2_goaway(unsigned worker, uint32_t code)
     add(&mine(worker)->h2_goaways[code < RP_H2_CODES - 1 ? code : RP_H2_CODES - 1], 1);
 }
 
+const unsigned rp_ws_codes[RP_WS_CODES - 1] = {
+    0, 1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011 };
+
+void
+rp_metrics_ws(unsigned worker, rp_ws_metric_t what, uint64_t value)
+{
+    rp_metrics_t *m = mine(worker);
+    switch (what) {
+    case RP_METRIC_WS_OPENED:
+        add(&m->ws_opened, 1);
+        break;
+    case RP_METRIC_WS_CLOSED: {
+        unsigned k = 0;
+        while (k < RP_WS_CODES - 1 && rp_ws_codes[k] != value)
+            k++;
+        add(&m->ws_codes[k], 1);
+        add(&m->ws_closed, 1);
+        break;
+    }
+    case RP_METRIC_WS_MSGS_IN:
+        add(&m->ws_msgs[0], value);
+        break;
+    case RP_METRIC_WS_MSGS_OUT:
+        add(&m->ws_msgs[1], value);
+        break;
+    case RP_METRIC_WS_BYTES_IN:
+        add(&m->ws_bytes[0], value);
+        break;
+    case RP_METRIC_WS_BYTES_OUT:
+        add(&m->ws_bytes[1], value);
+        break;
+    }
+}
+
 uint64_t
 rp_metrics_active_connections(const rp_metrics_t *m)
 {

@@ -79,7 +79,7 @@ rp_router_free(rp_router_t *r)
 }
 
 static const char *const route_keys[] = { "routes", "name", "host", "path", "path_prefix",
-    "upstream", "timeouts", "retry", NULL };
+    "upstream", "timeouts", "retry", "websocket", NULL };
 
 /* A route's own timeouts: those that start once a route is chosen.  The
  * others bound what happens before (reading the head, idle connections). */
@@ -135,7 +135,7 @@ parse_route(const json_t *o, const char *p, const rp_snapshot_t *snap, rp_route_
             rp_errs_t *errs)
 {
     const char *const *allowed = route_keys + 1;
-    static const char *const unsupported[] = { "websocket", NULL };
+    static const char *const unsupported[] = { NULL };
     char q[512];
     size_t before = errs->count;
     if (!json_is_object(o)) {
@@ -159,6 +159,7 @@ parse_route(const json_t *o, const char *p, const rp_snapshot_t *snap, rp_route_
     rp_conf_string(o, "path", p, &path, errs);
     rp_conf_string(o, "path_prefix", p, &prefix, errs);
     rp_conf_string(o, "upstream", p, &up, errs);
+    rp_conf_bool(o, "websocket", p, &rt->websocket, errs);
 
     if (host != NULL) {
         rp_conf_path(q, sizeof q, p, "host");
@@ -550,6 +551,7 @@ router_dump(const void *state, json_t *root)
             "upstream_response_ms", (json_int_t)rt->timeouts.upstream_response_ms,
             "request_ms", (json_int_t)rt->timeouts.request_ms));
         json_object_set_new(o, "retry", rp_retry_dump(&rt->retry));
+        json_object_set_new(o, "websocket", json_boolean(rt->websocket));
         json_array_append_new(arr, o);
     }
     json_object_set_new(root, "routes", arr);

@@ -15,7 +15,7 @@ CONFIGURE_FLAGS=${CONFIGURE_FLAGS:-}
 RP_BUILD_DEPS=(build-essential autoconf automake libtool pkg-config
                libevent-dev libssl-dev libnghttp2-dev libjansson-dev libwslay-dev
                node-llhttp check python3 curl mandoc
-               openssl nghttp2-client python3-h2)
+               openssl nghttp2-client python3-h2 python3-websockets)
 
 rp_install_deps() {
     local missing=()

@@ -476,7 +476,8 @@ rp_listener_identity(const char *address)
 /* ---- the keys each section accepts ---- */
 
 static const char *const root_keys[] = {
-    "workers", "listeners", "limits", "timeouts", "upstreams", "routes", "log", "admin", NULL };
+    "workers", "listeners", "limits", "timeouts", "upstreams", "routes", "log", "admin",
+    "websocket", NULL };
 static const char *const listener_keys[] = { "address", "tls", NULL };
 static const char *const limits_keys[] = {
     "max_connections", "max_header_bytes", "max_headers", "max_uri_bytes", "max_body_bytes",
@@ -562,6 +563,7 @@ static const char *const queue_keys[] = { "size", "timeout_ms", NULL };
 static const char *const pool_keys[] = { "max_idle_per_backend", "idle_timeout_ms", NULL };
 static const char *const log_keys[] = { "level", "format", "access_log", NULL };
 static const char *const admin_keys[] = { "address", "allow_remote", "token", NULL };
+static const char *const websocket_keys[] = { "max_message_bytes", "idle_timeout_ms", NULL };
 
 void
 rp_config_keys_foreach(void (*fn)(const char *key, void *arg), void *arg)
@@ -569,7 +571,7 @@ rp_config_keys_foreach(void (*fn)(const char *key, void *arg), void *arg)
     static const char *const *const core[] = {
         root_keys, listener_keys, rp_tls_keys, rp_tls_certificate_keys, limits_keys,
         timeouts_keys, upstream_keys, backend_keys, pool_keys, queue_keys, circuit_keys, retry_keys,
-        log_keys, admin_keys };
+        log_keys, admin_keys, websocket_keys };
     for (size_t i = 0; i < RP_ARRAY_LEN(core); i++)
         for (const char *const *k = core[i]; *k != NULL; k++)
             fn(*k, arg);
@@ -743,6 +745,20 @@ parse_timeouts(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
             rp_conf_uint(o, t[i].key, "timeouts", t[i].min, t[i].max, &v, errs);
         *(unsigned *)((char *)&s->timeouts + t[i].off) = (unsigned)v;
     }
+}
+
+static void
+parse_websocket(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
+{
+    uint64_t max = 1048576, idle = 60000;
+    const json_t *o = json_object_get(root, "websocket");
+    if (o != NULL && expect_object(o, "websocket", errs)) {
+        rp_conf_keys(o, "websocket", websocket_keys, NULL, errs);
+        rp_conf_uint(o, "max_message_bytes", "websocket", 1, 1073741824, &max, errs);
+        rp_conf_uint(o, "idle_timeout_ms", "websocket", 1000, 86400000, &idle, errs);
+    }
+    s->websocket.max_message_bytes = max;
+    s->websocket.idle_timeout_ms = (unsigned)idle;
 }
 
 static bool
@@ -1178,6 +1194,7 @@ rp_snapshot_build(const json_t *root, rp_snapshot_t **out, rp_errs_t *errs)
     parse_upstreams(root, s, errs);
     parse_log(root, s, errs);
     parse_admin(root, s, errs);
+    parse_websocket(root, s, errs);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     s->loaded_unix_ms = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
@@ -1323,6 +1340,9 @@ rp_snapshot_dump(const rp_snapshot_t *s)
         "upstream_connect_ms", ms(s->timeouts.upstream_connect_ms),
         "upstream_response_ms", ms(s->timeouts.upstream_response_ms),
         "shutdown_drain_ms", ms(s->timeouts.shutdown_drain_ms)));
+    json_object_set_new(root, "websocket", json_pack("{s:I,s:o}",
+        "max_message_bytes", (json_int_t)s->websocket.max_message_bytes,
+        "idle_timeout_ms", ms(s->websocket.idle_timeout_ms)));
     json_t *ups = json_object();
     for (size_t i = 0; i < s->nupstreams; i++) {
         const rp_upstream_t *u = &s->upstreams[i];

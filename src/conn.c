@@ -34,6 +34,7 @@
 #include "io.h"
 #include "proxy.h"
 #include "worker.h"
+#include "ws.h"
 #include "util.h"
 
 #define LINGER_MS 2000
@@ -899,9 +900,11 @@ h1_send_error(rp_txn_t *t)
     if (t->req.method == HTTP_CONNECT)
         keep = false;
     struct evbuffer *out = c->tr->out;
-    char ra[40] = "";
+    char ra[64] = "";
     if (t->retry_after > 0)
         snprintf(ra, sizeof ra, "Retry-After: %u\r\n", t->retry_after);
+    else if (t->error == RP_ERR_WS_VERSION)
+        snprintf(ra, sizeof ra, "Sec-WebSocket-Version: 13\r\n");   /* RFC 6455 4.4 */
     evbuffer_add_printf(out,
         "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
         "X-Request-Id: %s\r\n%sConnection: %s\r\n\r\n",
@@ -996,6 +999,171 @@ h1_client_gone(const rp_txn_t *t)
     return CONN(t)->peer_eof;
 }
 
+/* ---- a WebSocket tunnel over the connection ---- */
+
+/* What stays of an HTTP/1 connection once it carries a tunnel: its
+ * transport and its peer (the transaction's, until the tunnel ends).  It
+ * stays counted among the worker's connections. */
+typedef struct h1_tunnel {
+    rp_worker_t    *w;
+    rp_transport_t *tr;
+    rp_peer_t       peer;
+    rp_ws_t        *ws;
+    bool            closing;   /* flushing the last frames, then closed */
+    struct event   *linger;    /* owned: bounds the flush */
+    TAILQ_ENTRY(h1_tunnel) link;   /* in w->lingering while closing */
+} h1_tunnel_t;
+
+static void
+ht_free(h1_tunnel_t *ht, bool reset)
+{
+    if (ht->closing)
+        TAILQ_REMOVE(&ht->w->lingering, ht, link);
+    if (ht->linger != NULL)
+        event_free(ht->linger);
+    rp_tr_free(ht->tr, reset);
+    rp_worker_conn_closed(ht->w, ht->peer.listener);
+    free(ht);
+}
+
+static void
+ht_read_cb(void *arg)
+{
+    h1_tunnel_t *ht = arg;
+    if (ht->closing) {
+        evbuffer_drain(ht->tr->in, evbuffer_get_length(ht->tr->in));
+        rp_tr_drained(ht->tr);
+        return;
+    }
+    rp_ws_client_input(ht->ws);
+}
+
+static void
+ht_write_cb(void *arg)
+{
+    h1_tunnel_t *ht = arg;
+    if (ht->closing) {
+        if (evbuffer_get_length(ht->tr->out) == 0)
+            ht_free(ht, false);
+        return;
+    }
+    rp_ws_client_writable(ht->ws);
+}
+
+static void
+ht_event_cb(short what, void *arg)
+{
+    h1_tunnel_t *ht = arg;
+    if (ht->closing) {
+        ht_free(ht, false);
+        return;
+    }
+    rp_ws_client_gone(ht->ws, (what & BEV_EVENT_ERROR) != 0);
+}
+
+static void
+ht_linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ht_free(arg, false);
+}
+
+static void
+ht_read(void *ctx, bool on)
+{
+    h1_tunnel_t *ht = ctx;
+    rp_tr_read(ht->tr, on);
+    if (on)
+        rp_tr_drained(ht->tr);
+}
+
+static void
+ht_flush(void *ctx)
+{
+    h1_tunnel_t *ht = ctx;
+    rp_tr_flush(ht->tr);
+    rp_tr_drained(ht->tr);
+}
+
+static size_t
+ht_pending(void *ctx)
+{
+    (void)ctx;
+    return 0;   /* out is all there is */
+}
+
+static void
+ht_close(void *ctx, bool graceful)
+{
+    h1_tunnel_t *ht = ctx;
+    if (!graceful || evbuffer_get_length(ht->tr->out) == 0) {
+        ht_free(ht, false);
+        return;
+    }
+    /* Its last frames (a Close) go out first, for RP_WS_CLOSE_MS at most;
+     * the worker counts it till then (a drain waits, a stop frees it). */
+    ht->closing = true;
+    TAILQ_INSERT_TAIL(&ht->w->lingering, ht, link);
+    rp_tr_set_lowat(ht->tr, 0);
+    rp_tr_flush(ht->tr);
+    ht->linger = evtimer_new(ht->w->base, ht_linger_cb, ht);
+    struct timeval tv = { RP_WS_CLOSE_MS / 1000, (RP_WS_CLOSE_MS % 1000) * 1000 };
+    if (ht->linger == NULL) {
+        ht_free(ht, false);
+        return;
+    }
+    evtimer_add(ht->linger, &tv);
+}
+
+static const rp_ws_client_ops_t ht_ops = { ht_read, ht_flush, ht_pending, ht_close };
+
+void
+rp_conn_lingering_free(rp_worker_t *w)
+{
+    h1_tunnel_t *ht;
+    while ((ht = TAILQ_FIRST(&w->lingering)) != NULL)
+        ht_free(ht, false);
+}
+
+static int
+h1_tunnel(rp_txn_t *t)
+{
+    rp_conn_t *c = CONN(t);
+    h1_tunnel_t *ht = calloc(1, sizeof *ht);
+    if (ht == NULL)
+        return -1;
+    /* 101, with what the backend said of the protocol. */
+    rp_http_head_t *h = &t->resp;
+    head_builder_t b;
+    hb_begin(&b, c->tr->out, h->len + 4 * (size_t)h->nfields + HEAD_EXTRA);
+    HB_LIT(&b, "HTTP/1.1 101 Switching Protocols\r\n");
+    hb_fields(&b, h);
+    HB_LIT(&b, "X-Request-Id: ");
+    hb_str(&b, t->id);
+    HB_LIT(&b, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+    t->bytes_out += hb_end(&b);
+    /* The connection becomes the tunnel's client side. */
+    ht->w = c->w;
+    ht->tr = c->tr;
+    ht->peer = c->peer;
+    t->peer = &ht->peer;   /* rp_ws_start copies it */
+    t->ds_ctx = NULL;
+    c->txn = NULL;
+    c->tr = NULL;
+    event_free(c->timer);
+    event_free(c->resume);
+    TAILQ_REMOVE(&c->w->conns, c, link);
+    free(c);
+    rp_tr_setcb(ht->tr, ht_read_cb, ht_write_cb, ht_event_cb, ht);
+    rp_tr_read_timeout(ht->tr, 0);
+    /* A client that stops reading is bounded by the idle timeout. */
+    rp_tr_write_timeout(ht->tr, t->snap->websocket.idle_timeout_ms);
+    rp_tr_set_lowat(ht->tr, RP_WBUF_LOW);
+    ht->ws = rp_ws_start(t, &ht_ops, ht, ht->tr->in, ht->tr->out);
+    return 0;
+}
+
 const rp_downstream_ops_t rp_h1_downstream = {
     .name = "http/1",
     .send_head = h1_send_head,
@@ -1011,6 +1179,7 @@ const rp_downstream_ops_t rp_h1_downstream = {
     .check_body = h1_check_body,
     .done = h1_done,
     .client_gone = h1_client_gone,
+    .tunnel = h1_tunnel,
     .resp_high = RP_WBUF_HIGH,
     .resp_low = RP_WBUF_LOW,
     .req_high = RP_WBUF_HIGH,

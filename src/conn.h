@@ -74,6 +74,10 @@ void rp_conn_drain(rp_conn_t *c);
  * client_header_ms). */
 #define RP_DRAIN_GRACE_MS 1000
 
+/* Close the connections that carried a WebSocket tunnel and are still
+ * sending its last frames (worker stop). */
+void rp_conn_lingering_free(rp_worker_t *w);
+
 extern const rp_downstream_ops_t rp_h1_downstream;
 
 #endif

@@ -287,6 +287,18 @@ upstream_active(const rp_upstream_t *u)
     return n;
 }
 
+/* The label of WebSocket close-code slot k. */
+static void
+ws_code_name(unsigned k, char *out, size_t cap)
+{
+    if (k == RP_WS_CODES - 1)
+        snprintf(out, cap, "other");
+    else if (rp_ws_codes[k] == 0)
+        snprintf(out, cap, "none");
+    else
+        snprintf(out, cap, "%u", rp_ws_codes[k]);
+}
+
 static int prometheus(pout_t *o, const rp_snapshot_t *snap, uint64_t start_unix_ms);
 
 int
@@ -374,6 +386,34 @@ prometheus(pout_t *o, const rp_snapshot_t *snap, uint64_t start_unix_ms)
         h2_code_name(i, name, sizeof name);
         const char *l[] = { "code", name, NULL };
         sample_u(o, "revproxy_http2_goaways_total", l, m.h2_goaways[i]);
+    }
+
+    family(o, "revproxy_websocket_tunnels_open", "gauge", "WebSocket tunnels open now.");
+    sample_u(o, "revproxy_websocket_tunnels_open", NULL,
+             m.ws_opened > m.ws_closed ? m.ws_opened - m.ws_closed : 0);
+    family(o, "revproxy_websocket_tunnels_total", "counter", "WebSocket tunnels opened.");
+    sample_u(o, "revproxy_websocket_tunnels_total", NULL, m.ws_opened);
+    static const char *const dirs[2] = { "client_to_backend", "backend_to_client" };
+    family(o, "revproxy_websocket_messages_total", "counter",
+           "WebSocket messages relayed by ended tunnels, by direction.");
+    for (unsigned d = 0; d < 2; d++) {
+        const char *l[] = { "direction", dirs[d], NULL };
+        sample_u(o, "revproxy_websocket_messages_total", l, m.ws_msgs[d]);
+    }
+    family(o, "revproxy_websocket_payload_bytes_total", "counter",
+           "WebSocket payload bytes relayed by ended tunnels, by direction.");
+    for (unsigned d = 0; d < 2; d++) {
+        const char *l[] = { "direction", dirs[d], NULL };
+        sample_u(o, "revproxy_websocket_payload_bytes_total", l, m.ws_bytes[d]);
+    }
+    family(o, "revproxy_websocket_closes_total", "counter",
+           "WebSocket tunnels ended, by the close code recorded (\"none\": no Close, "
+           "\"other\": a code not listed).");
+    for (unsigned k = 0; k < RP_WS_CODES; k++) {
+        char code[16];
+        ws_code_name(k, code, sizeof code);
+        const char *l[] = { "code", code, NULL };
+        sample_u(o, "revproxy_websocket_closes_total", l, m.ws_codes[k]);
     }
 
     /* requests: each route's figures summed once, "none" last */
@@ -637,6 +677,20 @@ rp_expo_stats(struct evbuffer *out, const rp_snapshot_t *snap, uint64_t start_un
         h2_code_name(i, name, sizeof name);
         json_object_set_new(ga, name, json_integer((json_int_t)m.h2_goaways[i]));
     }
+    json_t *wsc = json_object();
+    for (unsigned k = 0; k < RP_WS_CODES; k++) {
+        char code[16];
+        ws_code_name(k, code, sizeof code);
+        json_object_set_new(wsc, code, json_integer((json_int_t)m.ws_codes[k]));
+    }
+    json_object_set_new(root, "websocket", json_pack("{s:I,s:I,s:{s:I,s:I},s:{s:I,s:I},s:o}",
+        "open", (json_int_t)(m.ws_opened > m.ws_closed ? m.ws_opened - m.ws_closed : 0),
+        "opened", (json_int_t)m.ws_opened,
+        "messages", "client_to_backend", (json_int_t)m.ws_msgs[0],
+        "backend_to_client", (json_int_t)m.ws_msgs[1],
+        "payload_bytes", "client_to_backend", (json_int_t)m.ws_bytes[0],
+        "backend_to_client", (json_int_t)m.ws_bytes[1],
+        "closes", wsc));
     json_object_set_new(root, "connections", json_pack("{s:I,s:I,s:o,s:o,s:o,s:o,s:I}",
         "active", (json_int_t)rp_metrics_active_connections(&m),
         "accepted", (json_int_t)m.connections_accepted,

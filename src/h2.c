@@ -30,6 +30,7 @@
 #include <event2/event.h>
 #include <llhttp.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include "revproxy/config.h"
 #include "revproxy/log.h"
@@ -39,6 +40,7 @@
 #include "io.h"
 #include "proxy.h"
 #include "worker.h"
+#include "ws.h"
 #include "mem.h"
 #include "util.h"
 
@@ -142,6 +144,15 @@ struct h2_stream {
     bool              queued;     /* on h->ready */
     bool              rejected;   /* reset as malformed (by us or the library):
                                    * never started, never fed again */
+    char              protocol[16]; /* :protocol of an extended CONNECT */
+    size_t            protocol_len;
+    bool              has_protocol;
+    bool              ws_connect; /* an extended CONNECT for WebSocket (RFC 8441):
+                                   * its DATA is the tunnel's, kept from the start */
+    bool              ws_gone;    /* END_STREAM told to the tunnel */
+    rp_ws_t          *ws;         /* the tunnel on this stream, once open */
+    uint64_t          received;   /* DATA bytes into body (tunnel streams) */
+    uint64_t          credited;   /* of them, given back to the client's window */
     TAILQ_ENTRY(h2_stream) link;
     TAILQ_ENTRY(h2_stream) ready_link;
 };
@@ -385,7 +396,7 @@ send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd,
     }
     if (s->txn != NULL)
         s->txn->bytes_out += length;
-    if (!s->drained && s->txn != NULL && s->txn->up_paused
+    if (!s->drained && ((s->txn != NULL && s->txn->up_paused) || s->ws != NULL)
         && evbuffer_get_length(s->resp) <= H2_STREAM_LOW) {
         s->drained = true;
         mark(s);
@@ -509,6 +520,12 @@ on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name, 
             memcpy(s->authority, v, vlen);
             s->authority_len = vlen;
             s->has_authority = true;
+        } else if (nlen == 9 && memcmp(n, ":protocol", 9) == 0) {
+            s->has_protocol = true;
+            s->protocol_len = vlen < sizeof s->protocol ? vlen : sizeof s->protocol;
+            memcpy(s->protocol, v, s->protocol_len);
+            if (vlen >= sizeof s->protocol)
+                s->protocol_len = 0;   /* too long to be one we know */
         } else if (nlen == 7 && memcmp(n, ":scheme", 7) == 0) {
             s->has_scheme = true;
             s->scheme_ok = (vlen == 4 && memcmp(v, "http", 4) == 0)
@@ -561,7 +578,31 @@ finish_head(h2_stream_t *s, bool end_stream)
     }
     if (s->error != 0)
         return 0;
-    if (m == HTTP_CONNECT) {
+    if (m == HTTP_CONNECT && s->has_protocol) {
+        /* An extended CONNECT (RFC 8441; nghttp2 has checked :scheme,
+         * :path and :authority): WebSocket is the one protocol served, as
+         * an HTTP/1.1 Upgrade towards the backend, with a key of our own
+         * (the HTTP/2 client sends none). */
+        if (s->protocol_len != 9 || memcmp(s->protocol, "websocket", 9) != 0) {
+            head_error(s, 400, RP_ERR_BAD_REQUEST, "extended CONNECT for a protocol other than websocket");
+            return 0;
+        }
+        s->ws_connect = true;
+        t->ws_h2 = 1;
+        m = HTTP_GET;
+        t->req.method = HTTP_GET;
+        uint8_t raw[16];
+        char key[25];
+        if (RAND_bytes(raw, sizeof raw) != 1
+            || EVP_EncodeBlock((unsigned char *)key, raw, sizeof raw) != 24) {
+            head_error(s, 500, RP_ERR_INTERNAL, "no random bytes for a WebSocket key");
+            return 0;
+        }
+        if (add_field(s, "upgrade", 7, "websocket", 9) < 0
+            || add_field(s, "connection", 10, "upgrade", 7) < 0
+            || add_field(s, "sec-websocket-key", 17, key, 24) < 0)
+            return 0;
+    } else if (m == HTTP_CONNECT) {
         /* A well-formed CONNECT (nghttp2 has checked: :authority only). */
         return 0;
     }
@@ -632,8 +673,8 @@ finish_head(h2_stream_t *s, bool end_stream)
         }
         t->req_has_cl = 1;
         t->req_content_length = n;
-    } else if (!end_stream) {
-        t->req_chunked = 1;
+    } else if (!end_stream && !s->ws_connect) {
+        t->req_chunked = 1;   /* a tunnel's DATA is no request body */
     }
     return 0;
 }
@@ -797,6 +838,14 @@ on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *dat
     (void)arg;
     (void)flags;
     h2_stream_t *s = nghttp2_session_get_stream_user_data(ng, id);
+    if (s != NULL && s->ws_connect && !s->rejected) {
+        /* Tunnel bytes, before the tunnel opens too: kept, bounded by
+         * the stream's window, which opens as the tunnel takes them. */
+        evbuffer_add(s->body, data, len);
+        s->received += len;
+        mark(s);
+        return 0;
+    }
     if (s == NULL || s->txn == NULL || s->txn->req_done || s->rejected) {
         /* Nobody wants these bytes (the exchange ended early). */
         nghttp2_session_consume(ng, id, len);
@@ -818,6 +867,10 @@ on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *arg)
     if (s == NULL)
         return 0;
     nghttp2_session_set_stream_user_data(ng, id, NULL);
+    if (s->ws != NULL) {
+        rp_ws_client_detach(s->ws);   /* the stream goes; the tunnel ends */
+        s->ws = NULL;
+    }
     if (s->txn != NULL) {
         if (s->rejected || !s->head_done)
             stream_drop_txn(s, RP_CLOSE_BAD_REQUEST, s->started ? RP_ERR_BAD_BODY : RP_ERR_BAD_REQUEST,
@@ -995,6 +1048,20 @@ process_streams(rp_h2_t *h)
         s->queued = false;
         if (h->calm || h->dead || h->closing || s->rejected)
             continue;
+        if (s->ws != NULL) {
+            /* A tunnel: its frames moved, or the client ended its side. */
+            bool drained = s->drained;
+            s->drained = false;
+            if (drained)
+                rp_ws_client_writable(s->ws);
+            if (s->ws != NULL)
+                rp_ws_client_input(s->ws);
+            if (s->ws != NULL && s->body_end && !s->ws_gone && evbuffer_get_length(s->body) == 0) {
+                s->ws_gone = true;
+                rp_ws_client_gone(s->ws, false);
+            }
+            continue;
+        }
         if (s->drained) {
             /* Its response buffer drained: the transaction reads on. */
             s->drained = false;
@@ -1299,6 +1366,7 @@ rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
         { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, RP_H2_STREAM_WINDOW },
         { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, s->limits.max_header_bytes },
         { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+        { NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1 },   /* RFC 8441 */
     };
     nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, RP_ARRAY_LEN(iv));
     nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0, RP_H2_CONN_WINDOW);
@@ -1377,6 +1445,10 @@ h2_free(rp_h2_t *h)
 {
     h2_stream_t *s;
     while ((s = TAILQ_FIRST(&h->streams)) != NULL) {
+        if (s->ws != NULL) {
+            rp_ws_client_detach(s->ws);
+            s->ws = NULL;
+        }
         stream_drop_txn(s, RP_CLOSE_CLIENT_ABORT, RP_ERR_CLIENT_CLOSED, "connection closed");
         stream_free(s);
     }
@@ -1630,6 +1702,94 @@ h2_client_gone(const rp_txn_t *t)
     return false;
 }
 
+/* ---- a WebSocket tunnel on a stream (RFC 8441) ---- */
+
+static void
+tun_read(void *ctx, bool on)
+{
+    (void)ctx;
+    (void)on;   /* the stream's window is the flow control: see tun_flush */
+}
+
+/* Frames went into resp, and input was taken from body: send, and give
+ * the client back the window of what was taken. */
+static void
+tun_flush(void *ctx)
+{
+    h2_stream_t *s = ctx;
+    uint64_t taken = s->received - evbuffer_get_length(s->body);
+    if (taken > s->credited) {
+        nghttp2_session_consume(s->h->ng, s->id, (size_t)(taken - s->credited));
+        s->credited = taken;
+    }
+    if (s->deferred && evbuffer_get_length(s->resp) > 0) {
+        s->deferred = false;
+        nghttp2_session_resume_data(s->h->ng, s->id);
+    }
+    h2_schedule(s->h);
+}
+
+static size_t
+tun_pending(void *ctx)
+{
+    (void)ctx;
+    return 0;   /* resp is all there is */
+}
+
+static void
+tun_close(void *ctx, bool graceful)
+{
+    h2_stream_t *s = ctx;
+    s->ws = NULL;
+    if (graceful) {
+        /* What is queued goes, then END_STREAM, and a reset (NO_ERROR)
+         * if the client has not ended its side. */
+        s->resp_end = true;
+        s->rst_after = !s->body_end;
+        if (s->deferred) {
+            s->deferred = false;
+            nghttp2_session_resume_data(s->h->ng, s->id);
+        }
+    } else {
+        s->cut = true;
+        nghttp2_submit_rst_stream(s->h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+    }
+    h2_schedule(s->h);
+}
+
+static const rp_ws_client_ops_t tun_ops = { tun_read, tun_flush, tun_pending, tun_close };
+
+static int
+h2_tunnel(rp_txn_t *t)
+{
+    h2_stream_t *s = STREAM(t);
+    rp_http_head_t *rh = &t->resp;
+    /* 200 (RFC 8441 5), with what the backend said of the protocol. */
+    nghttp2_nv nv[8];
+    size_t n = 0;
+    nv[n++] = NV_(":status", "200", 3);
+    for (unsigned i = 0; i < rh->nfields && n < RP_ARRAY_LEN(nv) - 1; i++) {
+        const rp_hfield_t *f = &rh->fields[i];
+        if (f->flags & RP_HF_DROP)
+            continue;
+        if (rp_hf_is(rh, f, "sec-websocket-protocol"))
+            nv[n++] = NV_("sec-websocket-protocol", rp_hf_value(rh, f), f->value_len);
+        else if (rp_hf_is(rh, f, "sec-websocket-extensions"))
+            nv[n++] = NV_("sec-websocket-extensions", rp_hf_value(rh, f), f->value_len);
+    }
+    nv[n++] = (nghttp2_nv){ (uint8_t *)"x-request-id", (uint8_t *)t->id, 12, strlen(t->id),
+                            NGHTTP2_NV_FLAG_NO_INDEX };
+    for (size_t i = 0; i < n; i++)
+        t->bytes_out += nv[i].namelen + nv[i].valuelen + 4;
+    submit(s, nv, n, true);
+    s->rst_after = false;   /* the stream carries the tunnel both ways */
+    if (s->cut)
+        return -1;
+    s->txn = NULL;
+    s->ws = rp_ws_start(t, &tun_ops, s, s->body, s->resp);
+    return 0;
+}
+
 const rp_downstream_ops_t rp_h2_downstream = {
     .name = "http/2",
     .send_head = h2_send_head,
@@ -1645,6 +1805,7 @@ const rp_downstream_ops_t rp_h2_downstream = {
     .check_body = h2_check_body,
     .done = h2_done,
     .client_gone = h2_client_gone,
+    .tunnel = h2_tunnel,
     .resp_high = H2_STREAM_HIGH,
     .resp_low = H2_STREAM_LOW,
     .req_high = H2_STREAM_HIGH,

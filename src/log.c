@@ -30,6 +30,7 @@
 #include "revproxy/route.h"
 #include "revproxy/txn.h"
 #include "conn.h"
+#include "ws.h"
 #include "util.h"
 
 _Atomic int rp_log_level = RP_LOG_INFO;
@@ -701,6 +702,16 @@ rp_log_access(const rp_txn_t *txn)
                 PUT_LIT(buf, sizeof buf, &pos, "null");
         }
         PUT_LIT(buf, sizeof buf, &pos, "]");
+    }
+    if (txn->ws_tunnel) {
+        PUT_LIT(buf, sizeof buf, &pos, ",\"websocket\":true,\"ws_close_code\":");
+        put_u64(buf, sizeof buf, &pos, txn->ws_close_code);
+        const char *by = rp_ws_closer_name(txn->ws_closed_by);
+        put_kv(buf, sizeof buf, &pos, "ws_closed_by", by, strlen(by));
+        PUT_LIT(buf, sizeof buf, &pos, ",\"ws_messages_in\":");
+        put_u64(buf, sizeof buf, &pos, txn->ws_msgs_in);
+        PUT_LIT(buf, sizeof buf, &pos, ",\"ws_messages_out\":");
+        put_u64(buf, sizeof buf, &pos, txn->ws_msgs_out);
     }
     if (txn->error != RP_ERR_NONE) {
         const char *e = rp_error_name(txn->error);

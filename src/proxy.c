@@ -41,6 +41,7 @@
 #include "proxy.h"
 #include "queue.h"
 #include "worker.h"
+#include "ws.h"
 #include "util.h"
 
 /* Response-side parser state, kept next to the txn. */
@@ -67,6 +68,7 @@ typedef struct rp_txn_ext {
     rp_qwait_t qw;             /* its place in the upstream's queue */
     bool      circuit_held;    /* one of the upstream's circuit places */
     bool      resp_retry;      /* the response head's status is retried */
+    bool      ws_switch;       /* a valid 101: the tunnel takes over after the head */
     bool      continue_sent;   /* the client got its 100 (Continue) */
     unsigned  retry_backoff;   /* ms, with resp_retry */
     bool      body_kept;       /* body_copy holds every body byte read */
@@ -96,8 +98,8 @@ static _Thread_local txn_cache_t txn_cache;
 static llhttp_settings_t resp_settings;
 
 static const char *const state_names[RP_TXN_STATE_COUNT] = {
-    "read_head", "decide", "pick", "queue", "retry", "connect", "wait_head", "relay", "error",
-    "done"
+    "read_head", "decide", "pick", "queue", "retry", "connect", "wait_head", "relay", "tunnel",
+    "error", "done"
 };
 
 const char *
@@ -518,8 +520,32 @@ write_request_head(rp_txn_t *t, struct evbuffer *out)
         host_len = strlen(host);
     }
 
+    /* A WebSocket upgrade keeps its Upgrade; extensions the relay cannot
+     * carry leave the offer. */
+    char exts[512];
+    size_t exts_len = 0;
+    if (t->ws) {
+        for (unsigned i = 0; i < h->nfields; i++) {
+            rp_hfield_t *f = &h->fields[i];
+            if (!rp_hf_is(h, f, "sec-websocket-extensions"))
+                continue;
+            f->flags |= RP_HF_DROP;
+            if (exts_len + 2 < sizeof exts) {
+                if (exts_len > 0) {
+                    memcpy(exts + exts_len, ", ", 2);
+                    exts_len += 2;
+                }
+                size_t n = rp_ws_filter_extensions(rp_hf_value(h, f), f->value_len,
+                                                   exts + exts_len, sizeof exts - exts_len);
+                if (n == 0 && exts_len >= 2)
+                    exts_len -= 2;
+                exts_len += n;
+            }
+        }
+    }
+
     head_builder_t b;
-    hb_begin(&b, out, h->len + 4 * (size_t)h->nfields + 2 * host_len + HEAD_EXTRA);
+    hb_begin(&b, out, h->len + 4 * (size_t)h->nfields + 2 * host_len + exts_len + HEAD_EXTRA);
     hb_str(&b, rp_http_method_str(h->method));
     HB_LIT(&b, " ");
     if (t->origin_len == 0 || t->origin[0] == '?')
@@ -552,6 +578,14 @@ write_request_head(rp_txn_t *t, struct evbuffer *out)
     HB_LIT(&b, "X-Request-Id: ");
     hb_str(&b, t->id);
     HB_LIT(&b, "\r\n");
+    if (t->ws) {
+        HB_LIT(&b, "Connection: Upgrade\r\nUpgrade: websocket\r\n");
+        if (exts_len > 0) {
+            HB_LIT(&b, "Sec-WebSocket-Extensions: ");
+            hb_put(&b, exts, exts_len);
+            HB_LIT(&b, "\r\n");
+        }
+    }
     if (t->req_chunked) {
         HB_LIT(&b, "Transfer-Encoding: chunked\r\n");
     } else if (t->req_has_cl) {
@@ -717,8 +751,20 @@ on_r_headers_complete(llhttp_t *p)
     t->resp.minor = p->http_minor;
     if (p->http_major != 1)
         return resp_bad(t, "response is not HTTP/1.x");
-    if (p->status_code == 101)
-        return resp_bad(t, "unrequested protocol switch (101)");
+    if (p->status_code == 101) {
+        if (!t->ws)
+            return resp_bad(t, "unrequested protocol switch (101)");
+        const char *why = NULL;
+        if (rp_ws_check_response(t, &why) < 0) {
+            x->resp_bad_error = RP_ERR_UPSTREAM_BAD_HANDSHAKE;
+            return resp_bad(t, why);
+        }
+        if (rp_modules_on_response(t) != RP_CONTINUE)
+            return resp_bad(t, "response refused by a module");
+        x->attempt_status = 101;
+        x->ws_switch = true;
+        return HPE_PAUSED;   /* what follows the head is WebSocket frames */
+    }
     if (p->status_code < 100 || p->status_code > 999)
         return resp_bad(t, "invalid status code");
     x->resp_in_body = true;
@@ -990,6 +1036,40 @@ response_done(rp_txn_t *t)
     finish(t);
 }
 
+/* The backend switched to WebSocket: the client gets its answer and the
+ * tunnel takes both connections and t. */
+static void
+open_tunnel(rp_txn_t *t)
+{
+    rp_txn_ext_t *x = EXT(t);
+    x->ws_switch = false;
+    evtimer_del(t->timer);
+    evtimer_del(t->deadline);   /* a tunnel has no request_ms */
+    end_attempt(t, RP_ATTEMPT_OK);
+    release_places(t);
+    t->status = 101;
+    static const char *const replaced[] = { "x-request-id", NULL };
+    rp_http_mark_hop_by_hop(&t->resp, replaced);
+    t->resp_head_sent = 1;
+    t->ws_tunnel = 1;
+    t->where = RP_TXN_TUNNEL;
+    rp_txn_set_state(t, RP_TXN_TUNNEL);
+    if (t->ds->tunnel == NULL || t->ds->tunnel(t) < 0) {
+        t->ws_tunnel = 0;
+        t->resp_head_sent = 0;
+        fail(t, 502, RP_CLOSE_UP_BAD, RP_ERR_UPSTREAM_BAD_HANDSHAKE,
+             "the client side cannot take the WebSocket tunnel");
+    }
+}
+
+void
+rp_txn_tunnel_done(rp_txn_t *t)
+{
+    t->where = RP_TXN_TUNNEL;
+    rp_txn_set_state(t, RP_TXN_DONE);
+    rp_txn_free(t);
+}
+
 static void
 up_process(rp_txn_t *t)
 {
@@ -1024,6 +1104,10 @@ up_process(rp_txn_t *t)
             }
             evbuffer_drain(in, used);
             rp_reader_drained(&t->up->rd);
+            if (x->ws_switch) {
+                open_tunnel(t);
+                return;   /* t belongs to the tunnel now, or is gone */
+            }
             if (x->resp_retry) {
                 x->resp_retry = false;
                 char why[48];
@@ -1476,6 +1560,17 @@ rp_txn_start(rp_txn_t *t)
             rp_txn_respond(t, t->status, RP_CLOSE_MODULE,
                            t->error != RP_ERR_NONE ? t->error : RP_ERR_MODULE_REFUSED,
                            t->reason != NULL ? t->reason : rp_http_reason(t->status));
+        return;
+    }
+    /* A WebSocket route: an upgrade must be a valid one.  An HTTP/2
+     * extended CONNECT has no plain-HTTP meaning elsewhere. */
+    if (t->ws_h2 && (t->route == NULL || !t->route->websocket)) {
+        rp_txn_respond(t, 400, RP_CLOSE_BAD_REQUEST, RP_ERR_BAD_WS_HANDSHAKE,
+                       "extended CONNECT for WebSocket on a route without websocket");
+        return;
+    }
+    if (t->route != NULL && t->route->websocket && rp_ws_check_request(t) < 0) {
+        rp_txn_respond(t, t->status, t->why, t->error, t->reason);
         return;
     }
     start_attempt(t);

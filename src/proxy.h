@@ -47,6 +47,9 @@ void rp_txn_client_error(rp_txn_t *t, int status, rp_close_t why, rp_error_t err
 /* The client went away: drop the upstream side, nothing more is sent. */
 void rp_txn_abort(rp_txn_t *t, rp_close_t why, rp_error_t err, const char *reason);
 void rp_txn_set_state(rp_txn_t *t, rp_txn_state_t s);
+/* A WebSocket tunnel that owned t ended: complete it (access line) and
+ * free it. */
+void rp_txn_tunnel_done(rp_txn_t *t);
 
 /* Free the calling worker thread's cache of transaction objects. */
 void rp_txn_cache_free(void);

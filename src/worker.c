@@ -31,6 +31,7 @@
 #include "queue.h"
 #include "worker.h"
 #include "mem.h"
+#include "ws.h"
 #include "util.h"
 
 atomic_uint rp_active_conns;
@@ -190,7 +191,8 @@ accept_error_cb(struct evconnlistener *l, void *arg)
 static bool
 worker_empty(const rp_worker_t *w)
 {
-    return TAILQ_EMPTY(&w->conns) && TAILQ_EMPTY(&w->h2s) && TAILQ_EMPTY(&w->handshakes);
+    return TAILQ_EMPTY(&w->conns) && TAILQ_EMPTY(&w->h2s) && TAILQ_EMPTY(&w->handshakes)
+           && TAILQ_EMPTY(&w->tunnels) && TAILQ_EMPTY(&w->lingering);
 }
 
 static void
@@ -257,6 +259,7 @@ worker_drain(rp_worker_t *w)
         rp_conn_drain(c);
     }
     rp_h2_drain_all(w);
+    rp_ws_going_away_all(w, false, 0);
     rp_pools_drain(w);
     w->drain_check = event_new(w->base, -1, EV_PERSIST, drain_check_cb, w);
     struct timeval tv = { 0, 20000 };
@@ -371,6 +374,7 @@ worker_switch(rp_worker_t *w, rp_handover_t *h)
                 rp_conn_drain(c);
         }
         rp_h2_drain_listener(w, gone[g]);
+        rp_ws_going_away_all(w, true, gone[g]);
     }
     free(gone);
     free(kept);
@@ -418,6 +422,8 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
     rp_h2_t *h;
     while ((h = TAILQ_FIRST(&w->h2s)) != NULL)
         w->cut += rp_h2_stop(h);
+    w->cut += rp_ws_stop_all(w);
+    rp_conn_lingering_free(w);
     rp_pools_free(w);
     event_base_loopbreak(w->base);
 }
@@ -504,6 +510,8 @@ rp_workers_start(rp_snapshot_t *snap)
         TAILQ_INIT(&w->conns);
         TAILQ_INIT(&w->handshakes);
         TAILQ_INIT(&w->h2s);
+        TAILQ_INIT(&w->tunnels);
+        TAILQ_INIT(&w->lingering);
         w->snap = rp_snapshot_ref(snap);
         struct event_config *ec = event_config_new();
         event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);

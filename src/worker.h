@@ -48,6 +48,9 @@ struct rp_worker {
     TAILQ_HEAD(, rp_conn) conns;         /* owned: HTTP/1 connections */
     TAILQ_HEAD(, rp_handshake) handshakes;  /* owned: TLS handshakes in progress */
     TAILQ_HEAD(, rp_h2) h2s;             /* owned: HTTP/2 connections */
+    TAILQ_HEAD(, rp_ws) tunnels;         /* owned: WebSocket tunnels */
+    TAILQ_HEAD(, h1_tunnel) lingering;   /* owned: their HTTP/1 connections sending
+                                            the last frames after the tunnel ended */
     unsigned              nconns;
     unsigned              active_txns;   /* transactions started and not freed */
     rp_pool_t            *pools;         /* owned: indexed by backend identity */

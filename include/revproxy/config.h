@@ -110,6 +110,12 @@ typedef struct rp_timeouts {
     unsigned shutdown_drain_ms;   /* graceful shutdown; 0: stop at once */
 } rp_timeouts_t;
 
+/* WebSocket tunnels (src/ws.c), on routes with "websocket": true. */
+typedef struct rp_ws_cfg {
+    uint64_t max_message_bytes;   /* a larger message closes the tunnel with 1009 */
+    unsigned idle_timeout_ms;     /* a client silent this long is closed (pinged at half) */
+} rp_ws_cfg_t;
+
 /* The admin port (src/admin.c); enabled only with an "admin" section. */
 typedef struct rp_admin_cfg {
     bool      enabled;
@@ -135,6 +141,7 @@ struct rp_snapshot {
     char          *access_log;     /* owned; NULL = stderr */
     bool           access_log_off; /* "off": no access lines */
     rp_admin_cfg_t admin;
+    rp_ws_cfg_t    websocket;
     char           sha256[65];     /* of the file it was loaded from ("" when built
                                       from a document in memory) */
     uint64_t       loaded_unix_ms; /* when it was built */

@@ -31,6 +31,16 @@ const char *rp_reject_name(rp_reject_t r);
  * any other. */
 #define RP_H2_CODES 15
 
+/* WebSocket close codes counted one by one (RFC 6455 7.4.1); others
+ * share the last slot. */
+#define RP_WS_CODES 13
+extern const unsigned rp_ws_codes[RP_WS_CODES - 1];
+
+typedef enum rp_ws_metric {
+    RP_METRIC_WS_OPENED, RP_METRIC_WS_CLOSED,   /* value: the close code */
+    RP_METRIC_WS_MSGS_IN, RP_METRIC_WS_MSGS_OUT, RP_METRIC_WS_BYTES_IN, RP_METRIC_WS_BYTES_OUT
+} rp_ws_metric_t;
+
 /* Duration histograms: upper bounds in microseconds (the exposition says
  * seconds), and one more bucket above the last. */
 #define RP_HIST_BOUNDS 15
@@ -60,6 +70,9 @@ typedef struct rp_metrics {
     uint64_t h2_goaways[RP_H2_CODES];  /* GOAWAY frames sent, by error code */
     uint64_t unrouted_by_class[6];     /* requests that matched no route (or
                                           failed before routing) */
+    uint64_t ws_closed, ws_opened;     /* tunnels (closed first: open = opened - closed) */
+    uint64_t ws_msgs[2], ws_bytes[2];  /* [0] client to backend, [1] backend to client */
+    uint64_t ws_codes[RP_WS_CODES];    /* tunnels by close code (rp_ws_codes, other) */
     rp_hist_t unrouted_duration;
 } rp_metrics_t;
 
@@ -107,6 +120,9 @@ void rp_metrics_rejected(unsigned worker, rp_reject_t why);
 void rp_metrics_h2_calm(unsigned worker);
 /* A GOAWAY with error code code went out. */
 void rp_metrics_h2_goaway(unsigned worker, uint32_t code);
+/* WebSocket tunnels: opened, closed (value: the close code), and what one
+ * carried, added when it ends. */
+void rp_metrics_ws(unsigned worker, rp_ws_metric_t what, uint64_t value);
 /* Client connections open now: the sum over workers of opened - closed. */
 uint64_t rp_metrics_active_connections(const rp_metrics_t *m);
 

@@ -47,6 +47,8 @@
     X(CLIENT_CLOSED,               "client_closed") \
     X(CLIENT_STALLED,              "client_stalled") \
     X(CLIENT_RESET,                "client_reset") \
+    X(BAD_WS_HANDSHAKE,            "bad_websocket_handshake") \
+    X(WS_VERSION,                  "websocket_version") \
     /* routing and modules */ \
     X(NO_ROUTE,                    "no_route") \
     X(NO_BACKEND,                  "no_backend") \
@@ -64,6 +66,12 @@
     X(UPSTREAM_BAD_RESPONSE,       "upstream_bad_response") \
     X(UPSTREAM_RESET,              "upstream_reset") \
     X(UPSTREAM_TRANSFER_CODING,    "upstream_transfer_coding") \
+    X(UPSTREAM_BAD_HANDSHAKE,      "upstream_bad_handshake") \
+    /* WebSocket tunnels */ \
+    X(WS_PROTOCOL,                 "websocket_protocol_error") \
+    X(WS_BAD_UTF8,                 "websocket_invalid_utf8") \
+    X(WS_TOO_BIG,                  "websocket_message_too_big") \
+    X(WS_IDLE,                     "websocket_idle_timeout") \
     /* the proxy */ \
     X(REQUEST_TIMEOUT,             "request_timeout") \
     X(SHUTDOWN,                    "shutdown") \

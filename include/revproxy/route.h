@@ -31,6 +31,7 @@ struct rp_route {
     char                 label[320]; /* "host path" for logs and metrics */
     unsigned             ident;      /* rp_route_identity(label) */
     bool                 named;      /* the label is its "name" */
+    bool                 websocket;  /* WebSocket upgrades are tunnelled (src/ws.c) */
 };
 
 typedef struct rp_router rp_router_t;

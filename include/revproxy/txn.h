@@ -25,6 +25,7 @@ typedef enum rp_txn_state {
     RP_TXN_CONNECT,       /* upstream conn pending, owned by the txn; connect timer */
     RP_TXN_WAIT_HEAD,     /* request head sent, body streaming; response timer */
     RP_TXN_RELAY,         /* response head sent to client; bodies flowing */
+    RP_TXN_TUNNEL,        /* a WebSocket tunnel (src/ws.c) owns it until it ends */
     RP_TXN_ERROR,         /* [transient] answer txn->status to the client */
     RP_TXN_DONE,          /* [transient] on_complete, log, free */
     RP_TXN_STATE_COUNT
@@ -113,7 +114,10 @@ typedef struct rp_resp_framing {
  *   reads again; req_high/req_low: the same for request body bytes queued
  *   towards the backend, pausing the downstream's body.  An HTTP/2 stream
  *   keeps them small, since a connection carries many.
- * (A tunnel (101 / extended CONNECT) joins this table with WebSocket.)
+ * tunnel: the backend switched to WebSocket (its 101 checked): answer the
+ *   client (101 on HTTP/1) and hand the client side and t over to
+ *   rp_ws_start (src/ws.h); the downstream no longer owns t.  -1 when it
+ *   cannot (nothing sent then; the transaction fails with 502).
  */
 typedef struct rp_downstream_ops {
     const char *name;
@@ -130,6 +134,7 @@ typedef struct rp_downstream_ops {
     int    (*check_body)(rp_txn_t *t);
     void   (*done)(rp_txn_t *t, bool reusable);
     bool   (*client_gone)(const rp_txn_t *t);
+    int    (*tunnel)(rp_txn_t *t);
     size_t resp_high, resp_low, req_high, req_low;
 } rp_downstream_ops_t;
 
@@ -181,7 +186,14 @@ struct rp_txn {
                     expect_continue:1, head_request:1,
                     resp_head_sent:1, resp_done:1, up_reusable:1, replayed:1,
                     close_client:1, client_paused:1, up_paused:1, completed:1,
-                    method_known:1, version_known:1;  /* the parser got that far */
+                    method_known:1, version_known:1,  /* the parser got that far */
+                    ws:1,          /* a valid WebSocket upgrade on a WebSocket route */
+                    ws_deflate:1,  /* the backend agreed to permessage-deflate */
+                    ws_h2:1,       /* an HTTP/2 extended CONNECT (RFC 8441) for WebSocket */
+                    ws_tunnel:1;   /* the tunnel opened (101 relayed) */
+    uint16_t        ws_close_code;     /* the tunnel's close code (0: none) */
+    uint8_t         ws_closed_by;      /* rp_ws_closer_t */
+    uint64_t        ws_msgs_in, ws_msgs_out;   /* messages from the client, to it */
     void           *mod[RP_MOD_COUNT];   /* each module's private slot */
 };
 

@@ -28,7 +28,7 @@ flags=(-g -O1 -Wall -Wextra -fsanitize=fuzzer,address,undefined -fno-sanitize-re
        $(pkg-config --cflags jansson libevent))
 pcmods="libevent libevent_openssl libevent_pthreads openssl libnghttp2 jansson"
 # shellcheck disable=SC2046,SC2086
-libs=(librevproxy.a libllhttp.a $(pkg-config --libs $pcmods) -lpthread)
+libs=(librevproxy.a libllhttp.a $(pkg-config --libs $pcmods) -lwslay -lpthread)
 
 # Seeds for fuzz_h1 (input format: the header comment of fuzz_h1.c): two
 # option bytes, the client bytes behind their 16-bit length, then replies,

@@ -1083,7 +1083,7 @@ def test_30_command_line():
         "upstream_connect_ms": eff["timeouts"]["upstream_connect_ms"],
         "upstream_response_ms": eff["timeouts"]["upstream_response_ms"],
         "request_ms": eff["timeouts"]["request_ms"]},
-        "retry": eff["upstreams"]["a"]["retry"]}])
+        "retry": eff["upstreams"]["a"]["retry"], "websocket": False}])
     assert_eq(eff["upstreams"]["a"]["retry"], {
         "max_retries": 2, "budget_percent": 20, "min_retries_per_s": 10, "backoff_base_ms": 25,
         "backoff_max_ms": 250, "on_status": [502, 503, 504], "max_body_bytes": 65536})
