@@ -1058,7 +1058,10 @@ ht_event_cb(short what, void *arg)
         ht_free(ht, false);
         return;
     }
-    rp_ws_client_gone(ht->ws, (what & BEV_EVENT_ERROR) != 0);
+    /* The end of its input is a half-close: what it sent is still
+     * relayed and it may still read.  Anything else (an error, a write
+     * timeout) leaves nothing to send it. */
+    rp_ws_client_gone(ht->ws, !((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING)));
 }
 
 static void
@@ -1116,7 +1119,8 @@ ht_close(void *ctx, bool graceful)
     evtimer_add(ht->linger, &tv);
 }
 
-static const rp_ws_client_ops_t ht_ops = { ht_read, ht_flush, ht_pending, ht_close };
+static const rp_ws_client_ops_t ht_ops = { ht_read, ht_flush, ht_pending, ht_close,
+                                            RP_WBUF_HIGH, RP_WBUF_LOW };
 
 void
 rp_conn_lingering_free(rp_worker_t *w)

@@ -550,6 +550,11 @@ on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name, 
         s->cookie_len += vlen;
         return 0;
     }
+    /* An extended CONNECT's key is the proxy's to make (RFC 8441 has
+     * none): one from the client is dropped.  Pseudo-headers come first,
+     * so :protocol is known here. */
+    if (s->has_protocol && nlen == 17 && memcmp(n, "sec-websocket-key", 17) == 0)
+        return 0;
     /* nghttp2 refuses pseudo-headers after regular ones, so the target
      * (:path) is always stored before the first field; a missing :path is
      * found when the head ends. */
@@ -687,6 +692,12 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
     switch (frame->hd.type) {
     case NGHTTP2_HEADERS:
         s = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
+        if (s != NULL && s->txn == NULL && s->ws_connect
+            && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+            s->body_end = true;   /* a tunnel's end, on trailer fields */
+            mark(s);
+            return 0;
+        }
         if (s == NULL || s->txn == NULL)
             return 0;
         if (!s->head_done) {
@@ -1275,7 +1286,7 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
             break;
         }
         if (s->txn != NULL && s->started && s->txn->req_head_sent && !s->body_end
-            && evbuffer_get_length(s->body) == 0 && now - s->since_us >= limit) {
+            && !s->ws_connect && evbuffer_get_length(s->body) == 0 && now - s->since_us >= limit) {
             rp_txn_client_error(s->txn, 408, RP_CLOSE_CLIENT_TIMEOUT, RP_ERR_BODY_TIMEOUT,
                                 "client sent no request body bytes for timeouts.client_idle_ms");
             continue;
@@ -1640,6 +1651,8 @@ h2_send_error(rp_txn_t *t)
         { (uint8_t *)"x-request-id", (uint8_t *)t->id, 12, strlen(t->id), NGHTTP2_NV_FLAG_NO_INDEX },
         NV_("retry-after", ra, (size_t)ral),
     };
+    if (t->error == RP_ERR_WS_VERSION)
+        nv[4] = NV_("sec-websocket-version", "13", 2);   /* RFC 6455 4.4 */
     bool body_too = !t->head_request;
     if (body_too) {
         evbuffer_add(s->resp, body, (size_t)blen);
@@ -1647,7 +1660,8 @@ h2_send_error(rp_txn_t *t)
     }
     s->resp_end = true;
     t->resp_head_sent = 1;
-    submit(s, nv, RP_ARRAY_LEN(nv) - (t->retry_after > 0 ? 0 : 1), body_too);
+    submit(s, nv, RP_ARRAY_LEN(nv) - (t->retry_after > 0 || t->error == RP_ERR_WS_VERSION ? 0 : 1),
+           body_too);
     s->txn = NULL;
     rp_txn_free(t);
 }
@@ -1726,6 +1740,9 @@ tun_flush(void *ctx)
         s->deferred = false;
         nghttp2_session_resume_data(s->h->ng, s->id);
     }
+    /* The client ended its side and the tunnel has taken the rest. */
+    if (s->body_end && !s->ws_gone && evbuffer_get_length(s->body) == 0)
+        mark(s);
     h2_schedule(s->h);
 }
 
@@ -1757,7 +1774,8 @@ tun_close(void *ctx, bool graceful)
     h2_schedule(s->h);
 }
 
-static const rp_ws_client_ops_t tun_ops = { tun_read, tun_flush, tun_pending, tun_close };
+static const rp_ws_client_ops_t tun_ops = { tun_read, tun_flush, tun_pending, tun_close,
+                                             H2_STREAM_HIGH, H2_STREAM_LOW };
 
 static int
 h2_tunnel(rp_txn_t *t)
@@ -1787,6 +1805,7 @@ h2_tunnel(rp_txn_t *t)
         return -1;
     s->txn = NULL;
     s->ws = rp_ws_start(t, &tun_ops, s, s->body, s->resp);
+    mark(s);   /* DATA or END_STREAM that came before it */
     return 0;
 }
 

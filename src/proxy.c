@@ -768,6 +768,12 @@ on_r_headers_complete(llhttp_t *p)
     if (p->status_code < 100 || p->status_code > 999)
         return resp_bad(t, "invalid status code");
     x->resp_in_body = true;
+    if (t->ws_h2 && p->status_code >= 200 && p->status_code < 300) {
+        /* A 2xx to an extended CONNECT would tell the HTTP/2 client its
+         * tunnel is open: without a 101 it is not. */
+        x->resp_bad_error = RP_ERR_UPSTREAM_BAD_HANDSHAKE;
+        return resp_bad(t, "a WebSocket upgrade answered 2xx without switching protocols");
+    }
     if (p->status_code < 200) {
         /* Interim responses are dropped: the proxy answered any Expect
          * itself, and 103 hints are optional.  A 1xx ends with its head

@@ -13,6 +13,8 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <wslay/wslay.h>
+#include <stdatomic.h>
+#include "revproxy/bstate.h"
 #include "revproxy/http.h"
 #include "revproxy/log.h"
 #include "revproxy/metrics.h"
@@ -332,6 +334,7 @@ struct rp_ws {
     void                     *cctx;
     struct evbuffer          *cin, *cout;
     rp_upconn_t              *up;
+    unsigned                  backend_id;   /* counted active while the tunnel is open */
     side_t                    c, u;   /* c faces the client, u the backend */
     struct event             *timer;  /* owned: idle checks, then the closing deadline */
     struct event             *kick;   /* owned: the first pump, from the loop */
@@ -341,6 +344,7 @@ struct rp_ws {
     bool                      started;          /* its first kick ran */
     bool                      closing;          /* the closing deadline is armed */
     bool                      finishing;        /* both sides done: flushing out */
+    bool                      end_graceful;     /* how to end once flushed */
     bool                      ended;
     bool                      in_call;          /* inside process(): no free */
     bool                      free_wanted;
@@ -367,6 +371,19 @@ static struct evbuffer *
 peer_out(const side_t *s)
 {
     return s->client ? s->ws->cout : bufferevent_get_output(s->ws->up->bev);
+}
+
+/* The watermarks of output to this peer. */
+static size_t
+high_of(const side_t *s)
+{
+    return s->client ? s->ws->cops->high : RP_WBUF_HIGH;
+}
+
+static size_t
+low_of(const side_t *s)
+{
+    return s->client ? s->ws->cops->low : RP_WBUF_LOW;
 }
 
 /* Bytes waiting to reach this peer. */
@@ -423,8 +440,10 @@ recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *
     /* The other way is full: stop here, the bytes wait in the input. */
     /* Either way full: its pongs and Close replies go to its own output,
      * a ping flood must not grow that either. */
-    if (pending_to(s->other) > RP_WBUF_HIGH || pending_to(s) > RP_WBUF_HIGH
-        || wslay_event_get_queued_msg_count(s->other->ctx) > MAX_QUEUED_MSGS) {
+    side_t *o = s->other;
+    bool o_open = wslay_event_get_write_enabled(o->ctx) && !wslay_event_get_close_sent(o->ctx);
+    if (pending_to(o) > high_of(o) || pending_to(s) > high_of(s)
+        || (o_open && wslay_event_get_queued_msg_count(o->ctx) > MAX_QUEUED_MSGS)) {
         s->paused = true;
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
@@ -757,10 +776,10 @@ pump(rp_ws_t *ws)
         recv_side(&ws->u);
         send_side(&ws->u);
         send_side(&ws->c);
-        if (!(ws->c.paused && pending_to(&ws->u) <= RP_WBUF_LOW
-              && pending_to(&ws->c) <= RP_WBUF_LOW)
-            && !(ws->u.paused && pending_to(&ws->c) <= RP_WBUF_LOW
-                 && pending_to(&ws->u) <= RP_WBUF_LOW))
+        if (!(ws->c.paused && pending_to(&ws->u) <= low_of(&ws->u)
+              && pending_to(&ws->c) <= low_of(&ws->c))
+            && !(ws->u.paused && pending_to(&ws->c) <= low_of(&ws->c)
+                 && pending_to(&ws->u) <= low_of(&ws->u)))
             break;
     }
     ws->in_call = false;
@@ -801,8 +820,9 @@ pump(rp_ws_t *ws)
         rp_reader_drained(&ws->up->rd);
     /* A side that stopped on the other's queue, which is free again, goes
      * on from the loop (nothing else would wake it). */
-    if ((ws->c.paused && pending_to(&ws->u) <= RP_WBUF_LOW && pending_to(&ws->c) <= RP_WBUF_LOW)
-        || (ws->u.paused && pending_to(&ws->c) <= RP_WBUF_LOW && pending_to(&ws->u) <= RP_WBUF_LOW))
+    if ((ws->c.paused && pending_to(&ws->u) <= low_of(&ws->u) && pending_to(&ws->c) <= low_of(&ws->c))
+        || (ws->u.paused && pending_to(&ws->c) <= low_of(&ws->c)
+            && pending_to(&ws->u) <= low_of(&ws->u)))
         event_active(ws->kick, 0, 0);
     return true;
 }
@@ -823,7 +843,7 @@ up_write(struct bufferevent *bev, void *arg)
         bufferevent_disable(bev, EV_WRITE);
     if (ws->finishing) {
         if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-            ws_end(ws, false);
+            ws_end(ws, ws->end_graceful);
         return;
     }
     pump(ws);
@@ -849,6 +869,10 @@ up_event(struct bufferevent *bev, short what, void *arg)
 void
 rp_ws_client_input(rp_ws_t *ws)
 {
+    /* Bytes from the client, read or not yet (a backend not reading
+     * holds them): a sign of life. */
+    ws->client_seen_us = rp_now_us();
+    ws->pinged = false;
     pump(ws);
 }
 
@@ -863,7 +887,8 @@ static void null_read(void *ctx, bool on) { (void)ctx; (void)on; }
 static void null_flush(void *ctx) { (void)ctx; }
 static size_t null_pending(void *ctx) { (void)ctx; return 0; }
 static void null_close(void *ctx, bool graceful) { (void)ctx; (void)graceful; }
-static const rp_ws_client_ops_t null_ops = { null_read, null_flush, null_pending, null_close };
+static const rp_ws_client_ops_t null_ops = { null_read, null_flush, null_pending, null_close,
+                                              RP_WBUF_HIGH, RP_WBUF_LOW };
 
 void
 rp_ws_client_detach(rp_ws_t *ws)
@@ -902,8 +927,12 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (ws->closing || ws->finishing) {
-        /* The closing handshake took too long: both sides close. */
-        ws_end(ws, false);
+        /* The closing handshake took too long: both sides close; a
+         * client whose side is done gets its last frames (and a clean
+         * end), not a reset. */
+        bool client_done = side_done(&ws->c) && !ws->c.eof;
+        ws->finishing = true;   /* no more waiting for the backend */
+        ws_end(ws, client_done);
         return;
     }
     unsigned idle_ms = ws->t->snap->websocket.idle_timeout_ms;
@@ -1005,6 +1034,10 @@ rp_ws_start(rp_txn_t *t, const rp_ws_client_ops_t *ops, void *ctx, struct evbuff
     t->peer = &ws->peer;
     ws->up = t->up;
     t->up = NULL;
+    /* A tunnel is work at its backend for as long as it is open: least_conn
+     * sees it. */
+    ws->backend_id = ws->up->backend_id;
+    atomic_fetch_add_explicit(&rp_bstate(ws->backend_id)->active, 1, memory_order_relaxed);
     ws->start_us = ws->client_seen_us = rp_now_us();
     ws->c.ws = ws->u.ws = ws;
     TAILQ_INSERT_TAIL(&ws->w->tunnels, ws, link);
@@ -1047,6 +1080,7 @@ ws_end(rp_ws_t *ws, bool graceful)
         && evbuffer_get_length(bufferevent_get_output(ws->up->bev)) > 0) {
         /* The backend's last frames (its Close) go first. */
         ws->finishing = true;
+        ws->end_graceful = true;
         rp_reader_disable(&ws->up->rd);
         arm_closing(ws);
         return;
@@ -1068,6 +1102,7 @@ ws_end(rp_ws_t *ws, bool graceful)
     rp_metrics_ws(ws->w->id, RP_METRIC_WS_BYTES_IN, ws->c.bytes);
     rp_metrics_ws(ws->w->id, RP_METRIC_WS_BYTES_OUT, ws->u.bytes);
     TAILQ_REMOVE(&ws->w->tunnels, ws, link);
+    atomic_fetch_sub_explicit(&rp_bstate(ws->backend_id)->active, 1, memory_order_relaxed);
     if (ws->timer != NULL)
         event_free(ws->timer);
     if (ws->kick != NULL)

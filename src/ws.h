@@ -85,6 +85,10 @@ typedef struct rp_ws_client_ops {
      * takes it (graceful) or dropped, then the client side ends (its
      * connection closes, or its stream ends).  Last call. */
     void   (*close)(void *ctx, bool graceful);
+    /* Bytes queued for the client above which the backend is not read,
+     * and at or below which it is again (an HTTP/2 stream keeps them
+     * small: a connection carries many). */
+    size_t high, low;
 } rp_ws_client_ops_t;
 
 /* Start the tunnel of t, whose backend answered 101 (on t->up, whose
@@ -94,7 +98,8 @@ typedef struct rp_ws_client_ops {
 rp_ws_t *rp_ws_start(rp_txn_t *t, const rp_ws_client_ops_t *ops, void *ctx,
                      struct evbuffer *in, struct evbuffer *out);
 /* From the downstream: client bytes were added to in; out fell to the low
- * watermark; the client side ended (EOF, error or reset). */
+ * watermark; the client side ended: error false for the end of its input
+ * (it may still read), true when nothing more can reach it. */
 void rp_ws_client_input(rp_ws_t *ws);
 void rp_ws_client_writable(rp_ws_t *ws);
 void rp_ws_client_gone(rp_ws_t *ws, bool error);

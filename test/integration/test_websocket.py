@@ -512,12 +512,24 @@ def test_ws11_metrics():
     aport = free_port()
     p = ws_proxy(b, admin={"address": "127.0.0.1:%d" % aport})
     try:
+        def backend_stats():
+            s = socket.create_connection(("127.0.0.1", aport), timeout=5)
+            s.sendall(b"GET /stats HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            st = json.loads(Client(s).read_response().body)
+            s.close()
+            return st["upstreams"]["ws"]["backends"][0]
+
         async def go():
             async with connect(p) as ws:
                 for i in range(3):
                     await ws.send("m%d" % i)
                     await ws.recv()
+                # An open tunnel is work at its backend (least_conn sees it).
+                be = backend_stats()
+                assert_eq((be["active_requests"], be["connections"]["active"]), (1, 1))
+            return True
         arun(go())
+        wait_for(lambda: backend_stats()["active_requests"] == 0, 5, "the tunnel to end")
         wait_for(lambda: tunnel_lines(p), 5, "the access line")
         s = socket.create_connection(("127.0.0.1", aport), timeout=5)
         s.sendall(b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
@@ -655,9 +667,9 @@ class H2Tunnel:
         if out:
             self.sock.sendall(out)
 
-    def open(self, sid, path="/chat", protocol="websocket", extra=()):
+    def open(self, sid, path="/chat", protocol="websocket", extra=(), version="13"):
         hdrs = [(":method", "CONNECT"), (":protocol", protocol), (":scheme", "https"),
-                (":path", path), (":authority", "a.example"), ("sec-websocket-version", "13")]
+                (":path", path), (":authority", "a.example"), ("sec-websocket-version", version)]
         self.conn.send_headers(sid, hdrs + list(extra), end_stream=False)
         self.sock.sendall(self.conn.data_to_send())
         while sid not in self.headers and sid not in self.reset:
@@ -1086,6 +1098,48 @@ def test_ws25_stop_with_output_pending_frees_everything():
         p.stop()
         b.close()
 
+def test_ws26_h2_handshake_edges():
+    """HTTP/2: a 2xx without a switch is 502 (never a tunnel the client
+    believes open); 426 carries sec-websocket-version; a slow 101 is not a
+    body timeout; END_STREAM right with the CONNECT reaches the backend as
+    a Close at once."""
+    mode = {"m": "200"}
+    got = []
+
+    def handler(req, ci, sock):
+        if mode["m"] == "200":
+            return response(200, b"<html>not a websocket</html>")
+        if mode["m"] == "slow":
+            time.sleep(1.2)
+        return raw_handler(req, ci, sock)
+    raw_handler = raw_ws_backend(got).handler
+    be = Backend(handler)
+    p = ws_proxy(be, timeouts={"client_idle_ms": 500, "upstream_response_ms": 5000})
+    try:
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+        t = H2Tunnel(s)
+        assert_eq(t.open(1).get(":status"), "502")
+        h = t.open(3, version="8")
+        assert_eq((h.get(":status"), h.get("sec-websocket-version")), ("426", "13"))
+        mode["m"] = "slow"
+        assert_eq(t.open(5).get(":status"), "200")
+        t.send(5, frame(1, b"after a slow 101"))
+        wait_for(lambda: any(g[1] == b"after a slow 101" for g in got), 5, "the message")
+        # END_STREAM with the CONNECT head: the backend gets a Close soon.
+        mode["m"] = "fast"
+        del got[:]
+        hdrs = [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "https"),
+                (":path", "/x"), (":authority", "a.example"), ("sec-websocket-version", "13")]
+        t.conn.send_headers(7, hdrs, end_stream=True)
+        t.sock.sendall(t.conn.data_to_send())
+        t0 = time.time()
+        wait_for(lambda: any(g[0] == 8 for g in got), 3, "the backend's Close")
+        assert time.time() - t0 < 2, time.time() - t0
+        s.close()
+    finally:
+        p.stop()
+        be.close()
+
 if __name__ == "__main__":
     sys.exit(run([test_ws01_echo_text_binary_fragments_big_ping_and_close,
                   test_ws02_permessage_deflate_passes_with_rsv1,
@@ -1111,4 +1165,5 @@ if __name__ == "__main__":
                   test_ws22_extension_offers_in_any_order,
                   test_ws23_one_close_frame_only,
                   test_ws24_a_slow_frame_is_not_idle,
-                  test_ws25_stop_with_output_pending_frees_everything]))
+                  test_ws25_stop_with_output_pending_frees_everything,
+                  test_ws26_h2_handshake_edges]))
