@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <openssl/evp.h>
 #include "revproxy/bstate.h"
+#include "revproxy/cidr.h"
 #include "revproxy/config.h"
 #include "revproxy/log.h"
 #include "revproxy/upstream.h"
@@ -477,7 +478,7 @@ rp_listener_identity(const char *address)
 
 static const char *const root_keys[] = {
     "workers", "listeners", "limits", "timeouts", "upstreams", "routes", "log", "admin",
-    "websocket", NULL };
+    "websocket", "trusted_proxies", "server_header", NULL };
 static const char *const listener_keys[] = { "address", "tls", NULL };
 static const char *const limits_keys[] = {
     "max_connections", "max_header_bytes", "max_headers", "max_uri_bytes", "max_body_bytes",
@@ -653,7 +654,8 @@ parse_listeners(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
         snprintf(p, sizeof p, "listeners[%zu]", i);
         if (!expect_object(l, p, errs))
             continue;
-        rp_conf_keys(l, p, allowed, NULL, errs);
+        static const char *const unsupported[] = { "proxy_protocol", NULL };
+        rp_conf_keys(l, p, allowed, unsupported, errs);
         rp_addr_t a;
         bool ok = parse_listener_address(l, p, s, &a, errs) == 0;
         /* TLS is checked (and its files loaded) whatever the address, so
@@ -745,6 +747,64 @@ parse_timeouts(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
             rp_conf_uint(o, t[i].key, "timeouts", t[i].min, t[i].max, &v, errs);
         *(unsigned *)((char *)&s->timeouts + t[i].off) = (unsigned)v;
     }
+}
+
+/* trusted_proxies: peers whose X-Forwarded-For is believed. */
+static void
+parse_trusted(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
+{
+    const json_t *a = json_object_get(root, "trusted_proxies");
+    if (a == NULL)
+        return;
+    if (!json_is_array(a)) {
+        rp_errs_add(errs, "trusted_proxies", "must be an array of addresses or CIDR blocks, not %s",
+                    rp_conf_type_name(a));
+        return;
+    }
+    if (json_array_size(a) > 1024) {
+        rp_errs_add(errs, "trusted_proxies", "at most 1024 entries");
+        return;
+    }
+    s->trusted = rp_xcalloc(json_array_size(a) + 1, sizeof *s->trusted);
+    size_t i;
+    const json_t *v;
+    json_array_foreach(a, i, v) {
+        char p[48];
+        snprintf(p, sizeof p, "trusted_proxies[%zu]", i);
+        const char *why = NULL;
+        if (!json_is_string(v)) {
+            rp_errs_add(errs, p, "must be a string, not %s", rp_conf_type_name(v));
+            continue;
+        }
+        if (rp_cidr_parse(json_string_value(v), &s->trusted[s->ntrusted], &why) < 0) {
+            rp_errs_add(errs, p, "%s", why);
+            continue;
+        }
+        s->ntrusted++;
+    }
+}
+
+/* server_header: a string, or false for none; "revproxy" by default. */
+static void
+parse_server_header(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
+{
+    const json_t *v = json_object_get(root, "server_header");
+    if (v == NULL) {
+        s->server_header = rp_xstrdup("revproxy");
+        return;
+    }
+    if (json_is_false(v))
+        return;
+    const char *t = json_string_value(v);
+    size_t n = t != NULL ? strlen(t) : 0;
+    bool ok = t != NULL && n >= 1 && n <= 128;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (unsigned char)t[i] >= 0x20 && (unsigned char)t[i] < 0x7f;
+    if (!ok) {
+        rp_errs_add(errs, "server_header", "must be false or 1 to 128 printable ASCII characters");
+        return;
+    }
+    s->server_header = rp_xstrdup(t);
 }
 
 static void
@@ -1171,6 +1231,8 @@ snapshot_free(rp_snapshot_t *s)
     free(s->upstreams);
     free(s->access_log);
     free(s->admin.token);
+    free(s->trusted);
+    free(s->server_header);
     rp_errs_free(&s->warnings);
     free(s);
 }
@@ -1195,6 +1257,8 @@ rp_snapshot_build(const json_t *root, rp_snapshot_t **out, rp_errs_t *errs)
     parse_log(root, s, errs);
     parse_admin(root, s, errs);
     parse_websocket(root, s, errs);
+    parse_trusted(root, s, errs);
+    parse_server_header(root, s, errs);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     s->loaded_unix_ms = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
@@ -1340,6 +1404,21 @@ rp_snapshot_dump(const rp_snapshot_t *s)
         "upstream_connect_ms", ms(s->timeouts.upstream_connect_ms),
         "upstream_response_ms", ms(s->timeouts.upstream_response_ms),
         "shutdown_drain_ms", ms(s->timeouts.shutdown_drain_ms)));
+    json_t *tp = json_array();
+    for (size_t i = 0; i < s->ntrusted; i++) {
+        char t[64], out[80];
+        rp_ip_text(&s->trusted[i].net, t, sizeof t);
+        if (s->trusted[i].v4)
+            snprintf(out, sizeof out, "%s/%u", t, s->trusted[i].bits - 96);
+        else if (rp_ip_is_v4(&s->trusted[i].net))
+            snprintf(out, sizeof out, "::ffff:%s/%u", t, s->trusted[i].bits);
+        else
+            snprintf(out, sizeof out, "%s/%u", t, s->trusted[i].bits);
+        json_array_append_new(tp, json_string(out));
+    }
+    json_object_set_new(root, "trusted_proxies", tp);
+    json_object_set_new(root, "server_header",
+                        s->server_header != NULL ? json_string(s->server_header) : json_false());
     json_object_set_new(root, "websocket", json_pack("{s:I,s:o}",
         "max_message_bytes", (json_int_t)s->websocket.max_message_bytes,
         "idle_timeout_ms", ms(s->websocket.idle_timeout_ms)));

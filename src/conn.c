@@ -905,10 +905,12 @@ h1_send_error(rp_txn_t *t)
         snprintf(ra, sizeof ra, "Retry-After: %u\r\n", t->retry_after);
     else if (t->error == RP_ERR_WS_VERSION)
         snprintf(ra, sizeof ra, "Sec-WebSocket-Version: 13\r\n");   /* RFC 6455 4.4 */
+    const char *srv = t->snap->server_header;
     evbuffer_add_printf(out,
-        "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+        "HTTP/1.1 %d %s\r\n%s%s%sContent-Type: text/plain\r\nContent-Length: %d\r\n"
         "X-Request-Id: %s\r\n%sConnection: %s\r\n\r\n",
-        status, rp_http_reason(status), blen, t->id, ra, keep ? "keep-alive" : "close");
+        status, rp_http_reason(status), srv != NULL ? "Server: " : "", srv != NULL ? srv : "",
+        srv != NULL ? "\r\n" : "", blen, t->id, ra, keep ? "keep-alive" : "close");
     /* A response to HEAD never has a body, error or not: the client
      * would read it as the start of the next response. */
     if (!t->head_request) {

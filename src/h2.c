@@ -1644,15 +1644,21 @@ h2_send_error(rp_txn_t *t)
     int cl = snprintf(clen, sizeof clen, "%d", blen);
     char ra[16];
     int ral = snprintf(ra, sizeof ra, "%u", t->retry_after);
-    nghttp2_nv nv[] = {
-        NV_(":status", status, 3),
-        NV_("content-type", "text/plain", 10),
-        NV_("content-length", clen, (size_t)cl),
-        { (uint8_t *)"x-request-id", (uint8_t *)t->id, 12, strlen(t->id), NGHTTP2_NV_FLAG_NO_INDEX },
-        NV_("retry-after", ra, (size_t)ral),
-    };
-    if (t->error == RP_ERR_WS_VERSION)
-        nv[4] = NV_("sec-websocket-version", "13", 2);   /* RFC 6455 4.4 */
+    nghttp2_nv nv[6];
+    size_t n = 0;
+    nv[n++] = NV_(":status", status, 3);
+    nv[n++] = NV_("content-type", "text/plain", 10);
+    nv[n++] = NV_("content-length", clen, (size_t)cl);
+    nv[n++] = (nghttp2_nv){ (uint8_t *)"x-request-id", (uint8_t *)t->id, 12, strlen(t->id),
+                            NGHTTP2_NV_FLAG_NO_INDEX };
+    if (t->retry_after > 0)
+        nv[n++] = NV_("retry-after", ra, (size_t)ral);
+    else if (t->error == RP_ERR_WS_VERSION)
+        nv[n++] = NV_("sec-websocket-version", "13", 2);   /* RFC 6455 4.4 */
+    const char *srv = t->snap->server_header;
+    if (srv != NULL)
+        nv[n++] = (nghttp2_nv){ (uint8_t *)"server", (uint8_t *)srv, 6, strlen(srv),
+                                NGHTTP2_NV_FLAG_NONE };
     bool body_too = !t->head_request;
     if (body_too) {
         evbuffer_add(s->resp, body, (size_t)blen);
@@ -1660,8 +1666,7 @@ h2_send_error(rp_txn_t *t)
     }
     s->resp_end = true;
     t->resp_head_sent = 1;
-    submit(s, nv, RP_ARRAY_LEN(nv) - (t->retry_after > 0 || t->error == RP_ERR_WS_VERSION ? 0 : 1),
-           body_too);
+    submit(s, nv, n, body_too);
     s->txn = NULL;
     rp_txn_free(t);
 }

@@ -264,6 +264,8 @@ put_txn(char *buf, size_t cap, size_t *pos, const rp_txn_t *txn)
         put_kv(buf, cap, pos, "trace_id", trace, 32);
     if (txn->peer != NULL)
         put_kv(buf, cap, pos, "client", txn->peer->text, strlen(txn->peer->text));
+    if (txn->client_ip[0] != '\0')
+        put_kv(buf, cap, pos, "client_ip", txn->client_ip, strlen(txn->client_ip));
     if (txn->route != NULL)
         put_kv(buf, cap, pos, "route", txn->route->label, strlen(txn->route->label));
     if (txn->upstream != NULL)

@@ -30,6 +30,7 @@
 #include <event2/event.h>
 #include <llhttp.h>
 #include "revproxy/bstate.h"
+#include "revproxy/cidr.h"
 #include "revproxy/config.h"
 #include "revproxy/log.h"
 #include "revproxy/module.h"
@@ -1535,6 +1536,45 @@ start_attempt(rp_txn_t *t)
     evtimer_add(t->timer, ms_tv(t, tmo(t)->upstream_connect_ms));
 }
 
+/* The client the request is attributed to: the peer, or, from a trusted
+ * proxy, the last untrusted address of its X-Forwarded-For. */
+static void
+client_address(rp_txn_t *t)
+{
+    t->client_ip[0] = '\0';
+    const rp_snapshot_t *s = t->snap;
+    if (s->ntrusted == 0)
+        return;
+    rp_ip_t peer, out;
+    if (rp_ip_parse(t->peer->ip, strlen(t->peer->ip), false, &peer) < 0)
+        return;
+    const rp_http_head_t *h = &t->req;
+    /* Every X-Forwarded-For field, in order, as one list. */
+    char joined[2048];
+    size_t len = 0;
+    bool any = false, cut = false;
+    for (unsigned i = 0; i < h->nfields; i++) {
+        const rp_hfield_t *f = &h->fields[i];
+        if (!rp_hf_is(h, f, "x-forwarded-for"))
+            continue;
+        if (len + 2 + f->value_len > sizeof joined) {
+            cut = true;   /* too long to believe any of it */
+            break;
+        }
+        if (any) {
+            memcpy(joined + len, ", ", 2);
+            len += 2;
+        }
+        memcpy(joined + len, rp_hf_value(h, f), f->value_len);
+        len += f->value_len;
+        any = true;
+    }
+    if (!any || cut)
+        return;
+    if (rp_client_address(&peer, s->trusted, s->ntrusted, joined, len, &out))
+        rp_ip_text(&out, t->client_ip, sizeof t->client_ip);
+}
+
 void
 rp_txn_start(rp_txn_t *t)
 {
@@ -1553,6 +1593,7 @@ rp_txn_start(rp_txn_t *t)
     }
     t->worker->active_txns++;
     EXT(t)->worker_counted = true;
+    client_address(t);
     rp_txn_set_state(t, RP_TXN_DECIDE);
     rp_verdict_t v = rp_modules_on_request(t);
     /* The deadline runs from here, by the route's timeouts once the router

@@ -142,6 +142,9 @@ struct rp_snapshot {
     bool           access_log_off; /* "off": no access lines */
     rp_admin_cfg_t admin;
     rp_ws_cfg_t    websocket;
+    struct rp_cidr *trusted;       /* owned: trusted_proxies */
+    size_t         ntrusted;
+    char          *server_header;  /* owned: Server on revproxy's own responses; NULL: none */
     char           sha256[65];     /* of the file it was loaded from ("" when built
                                       from a document in memory) */
     uint64_t       loaded_unix_ms; /* when it was built */

@@ -191,6 +191,8 @@ struct rp_txn {
                     ws_deflate:1,  /* the backend agreed to permessage-deflate */
                     ws_h2:1,       /* an HTTP/2 extended CONNECT (RFC 8441) for WebSocket */
                     ws_tunnel:1;   /* the tunnel opened (101 relayed) */
+    char            client_ip[48]; /* the client, from a trusted proxy's
+                                      X-Forwarded-For ("" when it is the peer) */
     uint16_t        ws_close_code;     /* the tunnel's close code (0: none) */
     uint8_t         ws_closed_by;      /* rp_ws_closer_t */
     uint64_t        ws_msgs_in, ws_msgs_out;   /* messages from the client, to it */
