@@ -14,6 +14,7 @@
 #include "revproxy/metrics.h"
 #include "revproxy/module.h"
 #include "accept.h"
+#include "ipcount.h"
 #include "conn.h"
 #include "h2.h"
 #include "io.h"
@@ -99,11 +100,21 @@ hs_release(rp_handshake_t *hs)
 }
 
 void
+rp_peer_release(rp_peer_t *p)
+{
+    if (p->ip_counted) {
+        p->ip_counted = false;
+        rp_ipcount_release(&p->addr);
+    }
+}
+
+void
 rp_handshake_free(rp_handshake_t *hs)
 {
     rp_worker_t *w = hs->w;
     rp_tr_free(hs->tr, false);
     unsigned listener = hs->peer.listener;
+    rp_peer_release(&hs->peer);
     hs_release(hs);
     rp_worker_conn_closed(w, listener);
 }
@@ -188,15 +199,31 @@ rp_accept(rp_worker_t *w, int fd, const struct sockaddr *sa, const rp_listener_t
     peer_from_sockaddr(&peer, sa);
     peer.accepted_us = rp_now_us();
     peer.listener = l->ident;
+    /* Connections open from one address, across workers: over the limit,
+     * closed before a byte is read. */
+    unsigned per_ip = w->snap->limits.max_connections_per_ip;
+    if (per_ip > 0 && rp_ip_parse(peer.ip, strlen(peer.ip), false, &peer.addr) == 0) {
+        if (!rp_ipcount_acquire(&peer.addr, per_ip)) {
+            close(fd);
+            rp_metrics_rejected(w->id, RP_REJECT_PER_IP);
+            return -1;
+        }
+        peer.ip_counted = true;
+    }
     if (rp_modules_on_accept(&peer, w->snap) != RP_CONTINUE) {
         close(fd);   /* refused by a module */
         rp_metrics_rejected(w->id, RP_REJECT_MODULE);
+        rp_peer_release(&peer);
         return -1;
     }
-    if (l->tls != NULL)
-        return start_tls(w, fd, &peer, l->tls);
-    rp_transport_t *tr = rp_tcp_transport_new(w->base, fd, RP_RBUF_HIGH);
-    if (tr == NULL)
-        return -1;
-    return rp_conn_new_transport(w, tr, &peer);
+    int rc;
+    if (l->tls != NULL) {
+        rc = start_tls(w, fd, &peer, l->tls);
+    } else {
+        rp_transport_t *tr = rp_tcp_transport_new(w->base, fd, RP_RBUF_HIGH);
+        rc = tr != NULL ? rp_conn_new_transport(w, tr, &peer) : -1;
+    }
+    if (rc < 0)
+        rp_peer_release(&peer);
+    return rc;
 }

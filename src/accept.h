@@ -27,6 +27,9 @@ typedef struct rp_handshake {
  * 0 when taken (it may be closed already), -1 when it could not be set up:
  * the socket is closed and the caller undoes the counting. */
 int rp_accept(rp_worker_t *w, int fd, const struct sockaddr *sa, const rp_listener_t *l);
+/* The connection of p closed: its place under limits.max_connections_per_ip
+ * is free (once; nothing when it was not counted). */
+void rp_peer_release(rp_peer_t *p);
 /* Close a handshake in progress (worker stop). */
 void rp_handshake_free(rp_handshake_t *hs);
 

@@ -482,7 +482,7 @@ static const char *const root_keys[] = {
 static const char *const listener_keys[] = { "address", "tls", NULL };
 static const char *const limits_keys[] = {
     "max_connections", "max_header_bytes", "max_headers", "max_uri_bytes", "max_body_bytes",
-    "h2_max_concurrent_streams", "max_active_requests_per_worker", NULL };
+    "h2_max_concurrent_streams", "max_active_requests_per_worker", "max_connections_per_ip", NULL };
 static const char *const timeouts_keys[] = {
     "client_header_ms", "client_idle_ms", "request_ms", "upstream_connect_ms",
     "upstream_response_ms", "shutdown_drain_ms", NULL };
@@ -683,8 +683,7 @@ static void
 parse_limits(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
 {
     const char *const *allowed = limits_keys;
-    static const char *const unsupported[] = {
-        "max_connections_per_ip", NULL };
+    static const char *const unsupported[] = { NULL };
     rp_limits_t *l = &s->limits;
     l->max_connections = 10000;
     l->max_header_bytes = 16384;
@@ -722,6 +721,9 @@ parse_limits(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
     v = 0;
     rp_conf_uint(o, "max_active_requests_per_worker", "limits", 0, 10000000, &v, errs);
     l->max_active_requests_per_worker = (unsigned)v;
+    v = 0;
+    rp_conf_uint(o, "max_connections_per_ip", "limits", 0, 1000000, &v, errs);
+    l->max_connections_per_ip = (unsigned)v;
 }
 
 static void
@@ -1389,14 +1391,15 @@ rp_snapshot_dump(const rp_snapshot_t *s)
         json_array_append_new(ls, l);
     }
     json_object_set_new(root, "listeners", ls);
-    json_object_set_new(root, "limits", json_pack("{s:o,s:o,s:o,s:o,s:I,s:o,s:o}",
+    json_object_set_new(root, "limits", json_pack("{s:o,s:o,s:o,s:o,s:I,s:o,s:o,s:o}",
         "max_connections", ms(s->limits.max_connections),
         "max_header_bytes", ms(s->limits.max_header_bytes),
         "max_headers", ms(s->limits.max_headers),
         "max_uri_bytes", ms(s->limits.max_uri_bytes),
         "max_body_bytes", (json_int_t)s->limits.max_body_bytes,
         "h2_max_concurrent_streams", ms(s->limits.h2_max_concurrent_streams),
-        "max_active_requests_per_worker", ms(s->limits.max_active_requests_per_worker)));
+        "max_active_requests_per_worker", ms(s->limits.max_active_requests_per_worker),
+        "max_connections_per_ip", ms(s->limits.max_connections_per_ip)));
     json_object_set_new(root, "timeouts", json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}",
         "client_header_ms", ms(s->timeouts.client_header_ms),
         "client_idle_ms", ms(s->timeouts.client_idle_ms),

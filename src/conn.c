@@ -28,6 +28,7 @@
 #include "revproxy/log.h"
 #include "revproxy/module.h"
 #include "revproxy/txn.h"
+#include "accept.h"
 #include "conn.h"
 #include "h2.h"
 #include "hbuild.h"
@@ -670,6 +671,7 @@ rp_conn_free(rp_conn_t *c)
     event_free(c->resume);
     rp_tr_free(c->tr, c->reset_soon);
     TAILQ_REMOVE(&c->w->conns, c, link);
+    rp_peer_release(&c->peer);
     rp_worker_conn_closed(c->w, c->peer.listener);
     free(c);
 }
@@ -1024,6 +1026,7 @@ ht_free(h1_tunnel_t *ht, bool reset)
     if (ht->linger != NULL)
         event_free(ht->linger);
     rp_tr_free(ht->tr, reset);
+    rp_peer_release(&ht->peer);
     rp_worker_conn_closed(ht->w, ht->peer.listener);
     free(ht);
 }

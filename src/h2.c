@@ -36,6 +36,7 @@
 #include "revproxy/log.h"
 #include "revproxy/metrics.h"
 #include "revproxy/txn.h"
+#include "accept.h"
 #include "h2.h"
 #include "io.h"
 #include "proxy.h"
@@ -1472,6 +1473,7 @@ h2_free(rp_h2_t *h)
     event_free(h->run);
     rp_tr_free(h->tr, false);
     TAILQ_REMOVE(&h->w->h2s, h, link);
+    rp_peer_release(&h->peer);
     rp_worker_conn_closed(h->w, h->peer.listener);
     if (rp_log_level >= RP_LOG_DEBUG)
         rp_log(RP_LOG_DEBUG, NULL, "HTTP/2 connection from %s closed (%u requests)",

@@ -99,6 +99,7 @@ typedef struct rp_limits {
     uint64_t max_body_bytes;
     unsigned h2_max_concurrent_streams;
     unsigned max_active_requests_per_worker;   /* 0: no limit */
+    unsigned max_connections_per_ip;           /* 0: no limit */
 } rp_limits_t;
 
 typedef struct rp_timeouts {

@@ -21,7 +21,8 @@
 /* Why a client connection was closed at accept, before any byte was read. */
 #define RP_REJECTS(X) \
     X(MAX_CONNECTIONS, "max_connections") \
-    X(MODULE,          "module_refused")
+    X(MODULE,          "module_refused") \
+    X(PER_IP,          "per_ip_limit")
 #define RP_REJECT_ENUM_(e, w) RP_REJECT_##e,
 typedef enum rp_reject { RP_REJECTS(RP_REJECT_ENUM_) RP_REJECT_COUNT } rp_reject_t;
 #undef RP_REJECT_ENUM_

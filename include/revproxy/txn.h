@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <event2/event.h>
 #include "revproxy/types.h"
+#include "revproxy/cidr.h"
 #include "revproxy/config.h"
 #include "revproxy/module.h"
 #include "revproxy/http.h"
@@ -70,6 +71,9 @@ struct rp_peer {
     bool secure;         /* the client spoke TLS */
     uint64_t accepted_us;/* when the connection was accepted (rp_now_us), 0: now */
     unsigned listener;   /* the listener's identity (rp_listener_identity) */
+    rp_ip_t  addr;       /* the address, for per-address limits */
+    bool     ip_counted; /* counted for limits.max_connections_per_ip (released
+                            once, by whoever holds the connection when it closes) */
 };
 
 /* How the response body is framed, for the downstream to express in its

@@ -7,7 +7,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Backend, Client, Proxy, response, run  # noqa: E402
+from harness import Backend, Client, Proxy, free_port, response, run  # noqa: E402
 from test_proxy import access_lines, assert_eq  # noqa: E402
 
 
@@ -74,6 +74,83 @@ def test_h02_server_header():
         b.close()
 
 
+def connect_from(p, source):
+    s = socket.socket()
+    s.bind((source, 0))
+    s.settimeout(5)
+    s.connect(("127.0.0.1", p.port))
+    return s
+
+
+def refused_at_once(s):
+    """Whether the proxy closed s without answering a request."""
+    try:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        return s.recv(100) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+
+
+def admin_get(port, path):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(("GET %s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % path).encode())
+    r = Client(s).read_response()
+    s.close()
+    return r
+
+
+def test_h03_connections_per_address_and_the_global_cap():
+    b = Backend(lambda req, ci, s: response(200, b"ok"))
+    aport = free_port()
+    p = Proxy({"upstreams": {"a": {"backends": [{"address": b.addr}]}},
+               "routes": [{"path_prefix": "/", "upstream": "a"}], "workers": 2,
+               "admin": {"address": "127.0.0.1:%d" % aport},
+               "limits": {"max_connections_per_ip": 3, "max_connections": 8}})
+    held = []
+    try:
+        held = [connect_from(p, "127.0.0.2") for _ in range(3)]
+        for s in held:   # each served
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert_eq(Client(s).read_response().status, 200)
+        extra = connect_from(p, "127.0.0.2")
+        assert refused_at_once(extra), "a fourth connection from one address was served"
+        extra.close()
+        assert_eq(ask(p, "127.0.0.3").status, 200)   # another address still connects
+        # One closes: the address may connect again.
+        held.pop().close()
+        deadline = time.time() + 5
+        while True:
+            s = connect_from(p, "127.0.0.2")
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            try:
+                r = Client(s).read_response()
+                s.close()
+                break
+            except (EOFError, ConnectionResetError):
+                s.close()
+                assert time.time() < deadline, "the closed connection's place never freed"
+                time.sleep(0.05)
+        assert_eq(r.status, 200)
+        m = admin_get(aport, "/metrics").body.decode()
+        assert 'revproxy_connections_rejected_total{reason="per_ip_limit"} ' in m, m[:200]
+        n = [l for l in m.split("\n")
+             if l.startswith('revproxy_connections_rejected_total{reason="per_ip_limit"}')]
+        assert int(n[0].split()[-1]) >= 1, n
+        # At max_connections (8) from many addresses, the admin port answers.
+        for i in range(8):
+            try:
+                held.append(connect_from(p, "127.0.1.%d" % (i + 1)))
+            except OSError:
+                break
+        time.sleep(0.2)
+        assert_eq(admin_get(aport, "/healthz").status, 200)
+    finally:
+        for s in held:
+            s.close()
+        p.stop()
+        b.close()
+
 if __name__ == "__main__":
     sys.exit(run([test_h01_forwarded_for_believed_only_from_trusted_peers,
-                  test_h02_server_header]))
+                  test_h02_server_header,
+                  test_h03_connections_per_address_and_the_global_cap]))

@@ -9,6 +9,7 @@
 #include <check.h>
 #include <string.h>
 #include "revproxy/cidr.h"
+#include "ipcount.h"
 
 #define NCASES(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -136,6 +137,47 @@ START_TEST(test_client)
 }
 END_TEST
 
+/* Connections per address: the limit, release, and entries freed when an
+ * address has none left. */
+START_TEST(test_ipcount)
+{
+    rp_ip_t a = ip("192.0.2.1"), b = ip("::ffff:192.0.2.2"), c = ip("2001:db8::1");
+    unsigned before = rp_ipcount_addresses();
+    ck_assert(rp_ipcount_acquire(&a, 2));
+    ck_assert(rp_ipcount_acquire(&a, 2));
+    ck_assert(!rp_ipcount_acquire(&a, 2));   /* at its limit */
+    ck_assert(rp_ipcount_acquire(&b, 2));    /* another address */
+    ck_assert(rp_ipcount_acquire(&c, 1));
+    ck_assert(!rp_ipcount_acquire(&c, 1));
+    ck_assert_uint_eq(rp_ipcount_get(&a), 2);
+    ck_assert_uint_eq(rp_ipcount_addresses(), before + 3);
+    rp_ipcount_release(&a);
+    ck_assert(rp_ipcount_acquire(&a, 2));    /* a place freed */
+    rp_ipcount_release(&a);
+    rp_ipcount_release(&a);
+    rp_ipcount_release(&b);
+    rp_ipcount_release(&c);
+    ck_assert_uint_eq(rp_ipcount_get(&a), 0);
+    ck_assert_uint_eq(rp_ipcount_addresses(), before);
+    /* Many addresses share shards and buckets: each counted on its own. */
+    for (unsigned i = 0; i < 5000; i++) {
+        rp_ip_t x = a;
+        x.b[14] = (uint8_t)(i >> 8);
+        x.b[15] = (uint8_t)i;
+        ck_assert(rp_ipcount_acquire(&x, 1));
+    }
+    ck_assert_uint_eq(rp_ipcount_addresses(), before + 5000);
+    for (unsigned i = 0; i < 5000; i++) {
+        rp_ip_t x = a;
+        x.b[14] = (uint8_t)(i >> 8);
+        x.b[15] = (uint8_t)i;
+        ck_assert(!rp_ipcount_acquire(&x, 1));
+        rp_ipcount_release(&x);
+    }
+    ck_assert_uint_eq(rp_ipcount_addresses(), before);
+}
+END_TEST
+
 static Suite *
 cidr_suite(void)
 {
@@ -145,6 +187,7 @@ cidr_suite(void)
     tcase_add_loop_test(tc, test_bad_cidr, 0, NCASES(bad_cidrs));
     tcase_add_loop_test(tc, test_match, 0, NCASES(match_cases));
     tcase_add_loop_test(tc, test_client, 0, NCASES(client_cases));
+    tcase_add_test(tc, test_ipcount);
     suite_add_tcase(s, tc);
     return s;
 }

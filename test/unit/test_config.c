@@ -476,8 +476,10 @@ static const bad_case_t bad_cases[] = {
       { "limits.max_uri_bytes: must not exceed limits.max_header_bytes (2048)" } },
     { WITH("\"limits\": {\"max_body_bytes\": -5}"),
       { "limits.max_body_bytes: must be between 0 and 1125899906842624, not -5" } },
-    { WITH("\"limits\": {\"max_connections_per_ip\": 10}"),
-      { "limits.max_connections_per_ip: not supported yet" } },
+    { WITH("\"limits\": {\"max_connections_per_ip\": -1}"),
+      { "limits.max_connections_per_ip: must be between 0 and 1000000, not -1" } },
+    { WITH_LST("[{\"address\": \"127.0.0.1:80\", \"proxy_protocol\": \"v1\"}]"),
+      { "listeners[0].proxy_protocol: not supported yet" } },
     { WITH("\"limits\": {\"h2_max_concurrent_streams\": 0}"),
       { "limits.h2_max_concurrent_streams: must be between 1 and 1000, not 0" } },
     { WITH("\"limits\": {\"max_conns\": 10}"), { "limits.max_conns: unknown key" } },
@@ -728,7 +730,7 @@ START_TEST(test_all_errors_reported)
 {
     json_t *root = parse(
         "{\"workers\": -1, \"listeners\": [{\"address\": \"127.0.0.1\"}, {\"address\": \"x:1\"}],"
-        " \"limits\": {\"max_headers\": 0, \"max_connections_per_ip\": 1},"
+        " \"limits\": {\"max_headers\": 0, \"max_connections_per_ip\": -1},"
         " \"upstreams\": {\"app\": {\"backends\": [{\"address\": \"127.0.0.1:9000\", \"weight\": 0}]}},"
         " \"routes\": [{\"upstream\": \"app\"}], \"log\": {\"format\": \"TEXT\"}, \"extra\": 1}");
     static const char *const want[] = {
@@ -737,7 +739,7 @@ START_TEST(test_all_errors_reported)
         "listeners[0].address: must be host:port",
         "listeners[1].address: host must be a numeric IPv4 or [IPv6] address",
         "limits.max_headers: must be between 1 and 1000, not 0",
-        "limits.max_connections_per_ip: not supported yet",
+        "limits.max_connections_per_ip: must be between 0 and 1000000, not -1",
         "upstreams.app.backends[0].weight: must be between 1 and 1000, not 0",
         "log.format: must be \"json\" or \"text\", not \"TEXT\"",
     };
