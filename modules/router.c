@@ -79,7 +79,7 @@ rp_router_free(rp_router_t *r)
 }
 
 static const char *const route_keys[] = { "routes", "name", "host", "path", "path_prefix",
-    "upstream", "timeouts", "retry", "websocket", NULL };
+    "upstream", "timeouts", "retry", "websocket", "ratelimit", NULL };
 
 /* A route's own timeouts: those that start once a route is chosen.  The
  * others bound what happens before (reading the head, idle connections). */

@@ -478,7 +478,7 @@ rp_listener_identity(const char *address)
 
 static const char *const root_keys[] = {
     "workers", "listeners", "limits", "timeouts", "upstreams", "routes", "log", "admin",
-    "websocket", "trusted_proxies", "server_header", NULL };
+    "websocket", "trusted_proxies", "server_header", "ratelimit", NULL };
 static const char *const listener_keys[] = { "address", "tls", NULL };
 static const char *const limits_keys[] = {
     "max_connections", "max_header_bytes", "max_headers", "max_uri_bytes", "max_body_bytes",
@@ -1243,7 +1243,7 @@ int
 rp_snapshot_build(const json_t *root, rp_snapshot_t **out, rp_errs_t *errs)
 {
     const char *const *allowed = root_keys;
-    static const char *const unsupported[] = { "ratelimit", "health", "tls", NULL };
+    static const char *const unsupported[] = { "health", "tls", NULL };
     size_t before = errs->count;
     if (!json_is_object(root)) {
         rp_errs_add(errs, "", "the configuration must be a JSON object");

@@ -18,6 +18,7 @@
 #include "revproxy/config.h"
 #include "revproxy/log.h"
 #include "revproxy/metrics.h"
+#include "revproxy/ratelimit.h"
 #include "revproxy/route.h"
 #include "revproxy/txn.h"
 #include "revproxy/upstream.h"
@@ -683,6 +684,7 @@ rp_expo_stats(struct evbuffer *out, const rp_snapshot_t *snap, uint64_t start_un
         ws_code_name(k, code, sizeof code);
         json_object_set_new(wsc, code, json_integer((json_int_t)m.ws_codes[k]));
     }
+    json_object_set_new(root, "ratelimit", rp_ratelimit_stats(snap));
     json_object_set_new(root, "websocket", json_pack("{s:I,s:I,s:{s:I,s:I},s:{s:I,s:I},s:o}",
         "open", (json_int_t)(m.ws_opened > m.ws_closed ? m.ws_opened - m.ws_closed : 0),
         "opened", (json_int_t)m.ws_opened,

@@ -13,10 +13,11 @@
 
 struct event_base;
 
-/* The order of this list is the order hooks run in.  ratelimit takes its
- * slot when it is built. */
+/* The order of this list is the order hooks run in: ratelimit after the
+ * router, so that a route may have its own limit. */
 #define RP_MODULES(X) \
     X(router, ROUTER) \
+    X(ratelimit, RATELIMIT) \
     X(health, HEALTH) \
     X(balancer, BALANCER) \
     X(metrics, METRICS)

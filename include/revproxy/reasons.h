@@ -59,6 +59,7 @@
     X(RETRY_BUDGET_EXHAUSTED,      "retry_budget_exhausted") \
     X(WORKER_OVERLOADED,           "worker_overloaded") \
     X(MODULE_REFUSED,              "module_refused") \
+    X(RATE_LIMITED,                "rate_limited") \
     /* the backend */ \
     X(UPSTREAM_CONNECT_FAILED,     "upstream_connect_failed") \
     X(UPSTREAM_CONNECT_TIMEOUT,    "upstream_connect_timeout") \

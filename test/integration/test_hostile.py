@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Hostile clients (in progress): whose X-Forwarded-For is believed
 (trusted_proxies), and what revproxy says of itself (server_header)."""
+import json
 import os
 import socket
 import sys
@@ -150,7 +151,55 @@ def test_h03_connections_per_address_and_the_global_cap():
         p.stop()
         b.close()
 
+def test_h04_rate_limit_per_address_and_per_route():
+    b = Backend(lambda req, ci, s: response(200, b"ok"))
+    aport = free_port()
+    p = Proxy({"upstreams": {"a": {"backends": [{"address": b.addr}]}},
+               "routes": [{"path_prefix": "/", "upstream": "a"},
+                          {"path_prefix": "/free/", "upstream": "a", "ratelimit": False},
+                          {"path_prefix": "/strict/", "upstream": "a",
+                           "ratelimit": {"requests_per_second": 1, "burst": 1}}],
+               "admin": {"address": "127.0.0.1:%d" % aport},
+               "trusted_proxies": ["127.0.0.9"],
+               "ratelimit": {"per_ip": {"requests_per_second": 1, "burst": 5},
+                             "max_tracked_addresses": 1000}})
+    try:
+        t0 = time.time()
+        codes = [ask(p, "127.0.0.2").status for _ in range(20)]
+        elapsed = time.time() - t0
+        ok = codes.count(200)
+        assert 5 <= ok <= 5 + int(elapsed) + 1, (ok, elapsed, codes)
+        assert codes.count(429) == 20 - ok, codes
+        r = ask(p, "127.0.0.2")
+        assert_eq(r.status, 429)
+        assert int(r.header("retry-after")) >= 1, r.headers
+        assert b"error: rate_limited" in r.body, r.body
+        assert_eq(ask(p, "127.0.0.3").status, 200)   # another address
+        assert_eq([ask(p, "127.0.0.2", path="/free/x").status for _ in range(10)], [200] * 10)
+        # The route's own limit, on a table of its own.
+        assert_eq([ask(p, "127.0.0.4", path="/strict/x").status for _ in range(3)],
+                  [200, 429, 429])
+        assert_eq(ask(p, "127.0.0.4").status, 200)   # the global one is untouched
+        # 10,000 clients behind a trusted proxy: the table stays at 1,000.
+        s = socket.socket()
+        s.bind(("127.0.0.9", 0))
+        s.settimeout(10)
+        s.connect(("127.0.0.1", p.port))
+        c = Client(s)
+        for i in range(10000):
+            s.sendall(("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.%d.%d.%d\r\n\r\n"
+                       % (i >> 16, (i >> 8) & 255, i & 255)).encode())
+            assert_eq(c.read_response().status, 200)
+        s.close()
+        st = json.loads(admin_get(aport, "/stats").body)
+        assert_eq(st["ratelimit"]["per_ip"]["tracked_addresses"], 1000)
+        # A client forgotten (evicted) starts with a full bucket again.
+    finally:
+        p.stop()
+        b.close()
+
 if __name__ == "__main__":
     sys.exit(run([test_h01_forwarded_for_believed_only_from_trusted_peers,
                   test_h02_server_header,
-                  test_h03_connections_per_address_and_the_global_cap]))
+                  test_h03_connections_per_address_and_the_global_cap,
+                  test_h04_rate_limit_per_address_and_per_route]))

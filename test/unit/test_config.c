@@ -398,7 +398,16 @@ static const bad_case_t bad_cases[] = {
     { "{\"listeners\": [{\"address\": \"0.0.0.0:8080\"}], " UPS ", " RTS
       ", \"admin\": {\"address\": \"127.0.0.1:8080\"}}",
       { "admin.address: 127.0.0.1:8080 overlaps listeners[0] (0.0.0.0:8080)" } },
-    { WITH("\"ratelimit\": {}"), { "ratelimit: not supported yet" } },
+    { WITH("\"ratelimit\": {\"per_ip\": {\"burst\": 5}}"),
+      { "ratelimit.per_ip.requests_per_second: required" } },
+    { WITH("\"ratelimit\": {\"per_ip\": {\"requests_per_second\": 0}, \"ipv6_prefix\": 0}"),
+      { "ratelimit.per_ip.requests_per_second: must be between 1 and 1000000, not 0",
+        "ratelimit.ipv6_prefix: must be between 1 and 128, not 0" } },
+    { WITH("\"ratelimit\": []"), { "ratelimit: must be an object, not an array" } },
+    { WITH_RTS("[{\"upstream\": \"app\", \"ratelimit\": true}]"),
+      { "routes[0].ratelimit: must be an object or false, not true" } },
+    { WITH_RTS("[{\"upstream\": \"app\", \"ratelimit\": {\"requests_per_second\": 5, \"rate\": 1}}]"),
+      { "routes[0].ratelimit.rate: unknown key" } },
     { WITH("\"health\": {}"), { "health: not supported yet" } },
     { WITH("\"tls\": {}"), { "tls: not supported yet" } },
 
