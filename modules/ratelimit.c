@@ -77,17 +77,6 @@ struct rp_rltable {
     atomic_uint count;
 };
 
-static uint64_t
-key_hash(const rp_ip_t *k)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (unsigned i = 0; i < 16; i++) {
-        h ^= k->b[i];
-        h *= 1099511628211ull;
-    }
-    return h ^ (h >> 29);
-}
-
 rp_rltable_t *
 rp_rltable_new(unsigned max)
 {
@@ -158,7 +147,7 @@ bool
 rp_rltable_take(rp_rltable_t *t, const rp_ip_t *key, unsigned rate, unsigned burst,
                 uint64_t now_us, unsigned *retry_s)
 {
-    uint64_t h = key_hash(key);
+    uint64_t h = rp_ip_hash(key);
     rlshard_t *s = &t->shard[h % SHARDS];
     pthread_mutex_lock(&s->lock);
     uint32_t *head = &s->heads[(h / SHARDS) & (s->nheads - 1)];
@@ -173,7 +162,7 @@ rp_rltable_take(rp_rltable_t *t, const rp_ip_t *key, unsigned rate, unsigned bur
             /* Full: the least recently used address goes. */
             i = s->lru_tail;
             lru_unlink(s, i);
-            uint64_t oh = key_hash(&s->nodes[i].key);
+            uint64_t oh = rp_ip_hash(&s->nodes[i].key);
             uint32_t *p = &s->heads[(oh / SHARDS) & (s->nheads - 1)];
             while (*p != i)
                 p = &s->nodes[*p].chain;

@@ -73,6 +73,17 @@ rp_ip_parse(const char *s, size_t len, bool ports, rp_ip_t *out)
     return 0;
 }
 
+uint64_t
+rp_ip_hash(const rp_ip_t *ip)
+{
+    uint64_t h = 1469598103934665603ull;   /* FNV-1a, mixed once more */
+    for (unsigned i = 0; i < 16; i++) {
+        h ^= ip->b[i];
+        h *= 1099511628211ull;
+    }
+    return h ^ (h >> 29);
+}
+
 void
 rp_ip_text(const rp_ip_t *ip, char *out, size_t cap)
 {

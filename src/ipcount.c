@@ -33,23 +33,12 @@ init(void)
         pthread_mutex_init(&shards[i].lock, NULL);
 }
 
-static uint64_t
-hash(const rp_ip_t *ip)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (unsigned i = 0; i < 16; i++) {
-        h ^= ip->b[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 /* The shard of ip, locked, and the head of its bucket. */
 static node_t **
 find(const rp_ip_t *ip, struct shard **sh)
 {
     pthread_once(&once, init);
-    uint64_t h = hash(ip);
+    uint64_t h = rp_ip_hash(ip);
     *sh = &shards[h % SHARDS];
     pthread_mutex_lock(&(*sh)->lock);
     node_t **p = &(*sh)->bucket[(h / SHARDS) % BUCKETS];

@@ -29,6 +29,8 @@ typedef struct rp_cidr {
 int rp_ip_parse(const char *s, size_t len, bool ports, rp_ip_t *out);
 /* Whether ip is an IPv4(-mapped) address. */
 bool rp_ip_is_v4(const rp_ip_t *ip);
+/* A hash of ip, for tables keyed by address. */
+uint64_t rp_ip_hash(const rp_ip_t *ip);
 /* Text of ip (IPv4 as a dotted quad) into out (at least 46 bytes). */
 void rp_ip_text(const rp_ip_t *ip, char *out, size_t cap);
 
