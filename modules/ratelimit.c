@@ -38,8 +38,10 @@ rp_bucket_take(rp_bucket_t *b, unsigned rate, unsigned burst, uint64_t now_us, u
 {
     uint64_t cap = (uint64_t)burst * RP_TOKEN;
     if (now_us > b->last_us) {
-        uint64_t add = (now_us - b->last_us) * rate;   /* millionths: rate per µs */
-        b->tokens = b->tokens + add < cap && add < cap ? b->tokens + add : cap;
+        uint64_t elapsed = now_us - b->last_us;
+        /* millionths: rate per µs (a long pause fills it, no overflow) */
+        uint64_t add = elapsed >= cap / rate + 1 ? cap : elapsed * rate;
+        b->tokens = b->tokens + add < cap ? b->tokens + add : cap;
         b->last_us = now_us;
     }
     if (b->tokens >= RP_TOKEN) {
@@ -74,6 +76,7 @@ typedef struct rlshard {
 
 struct rp_rltable {
     rlshard_t   shard[SHARDS];
+    unsigned    nshards;   /* SHARDS, or max when smaller */
     atomic_uint count;
 };
 
@@ -81,20 +84,16 @@ rp_rltable_t *
 rp_rltable_new(unsigned max)
 {
     rp_rltable_t *t = rp_xcalloc(1, sizeof *t);
-    for (unsigned i = 0; i < SHARDS; i++) {
-        /* max split exactly (a shard holds one at least). */
-        uint32_t per = max / SHARDS + (i < max % SHARDS ? 1 : 0);
-        if (per == 0)
-            per = 1;
+    t->nshards = max < SHARDS ? (max > 0 ? max : 1) : SHARDS;
+    for (unsigned i = 0; i < t->nshards; i++) {
+        /* max split exactly; a shard's memory is taken at its first use
+         * (a configuration only checked, or never used, costs nothing). */
+        uint32_t per = max / t->nshards + (i < max % t->nshards ? 1 : 0);
         uint32_t nh = 1;
         while (nh < 2 * per)
             nh *= 2;
         rlshard_t *s = &t->shard[i];
         pthread_mutex_init(&s->lock, NULL);
-        s->nodes = rp_xcalloc(per, sizeof *s->nodes);
-        s->heads = rp_xmalloc(nh * sizeof *s->heads);
-        for (uint32_t h = 0; h < nh; h++)
-            s->heads[h] = NIL;
         s->cap = per;
         s->nheads = nh;
         s->lru_head = s->lru_tail = NIL;
@@ -108,7 +107,7 @@ rp_rltable_free(rp_rltable_t *t)
 {
     if (t == NULL)
         return;
-    for (unsigned i = 0; i < SHARDS; i++) {
+    for (unsigned i = 0; i < t->nshards; i++) {
         pthread_mutex_destroy(&t->shard[i].lock);
         free(t->shard[i].nodes);
         free(t->shard[i].heads);
@@ -148,8 +147,22 @@ rp_rltable_take(rp_rltable_t *t, const rp_ip_t *key, unsigned rate, unsigned bur
                 uint64_t now_us, unsigned *retry_s)
 {
     uint64_t h = rp_ip_hash(key);
-    rlshard_t *s = &t->shard[h % SHARDS];
+    rlshard_t *s = &t->shard[h % t->nshards];
     pthread_mutex_lock(&s->lock);
+    if (s->nodes == NULL) {
+        s->nodes = calloc(s->cap, sizeof *s->nodes);
+        s->heads = malloc(s->nheads * sizeof *s->heads);
+        if (s->nodes == NULL || s->heads == NULL) {
+            free(s->nodes);
+            free(s->heads);
+            s->nodes = NULL;
+            s->heads = NULL;
+            pthread_mutex_unlock(&s->lock);
+            return true;   /* out of memory: not limited rather than refused */
+        }
+        for (uint32_t k = 0; k < s->nheads; k++)
+            s->heads[k] = NIL;
+    }
     uint32_t *head = &s->heads[(h / SHARDS) & (s->nheads - 1)];
     uint32_t i = *head;
     while (i != NIL && memcmp(s->nodes[i].key.b, key->b, 16) != 0)
@@ -163,7 +176,7 @@ rp_rltable_take(rp_rltable_t *t, const rp_ip_t *key, unsigned rate, unsigned bur
             i = s->lru_tail;
             lru_unlink(s, i);
             uint64_t oh = rp_ip_hash(&s->nodes[i].key);
-            uint32_t *p = &s->heads[(oh / SHARDS) & (s->nheads - 1)];
+            uint32_t *p = &s->heads[(oh / SHARDS) & (s->nheads - 1)];   /* same divisor */
             while (*p != i)
                 p = &s->nodes[*p].chain;
             *p = s->nodes[i].chain;
@@ -212,7 +225,7 @@ static shared_t *registry;
 static shared_t *
 table_get(const char *scope, unsigned rate, unsigned burst, unsigned prefix, unsigned max)
 {
-    char name[512];
+    char name[9100];
     snprintf(name, sizeof name, "%s\n%u\n%u\n%u\n%u", scope, rate, burst, prefix, max);
     pthread_mutex_lock(&reg_lock);
     shared_t *s;
@@ -361,11 +374,19 @@ rl_configure(const json_t *root, rp_snapshot_t *snap, void **state, rp_errs_t *e
             l->shared = NULL;   /* the global table */
             continue;
         }
-        char scope[64];
-        snprintf(scope, sizeof scope, "route %zu", i);
-        const char *name = json_string_value(json_object_get(json_array_get(routes, i), "name"));
+        /* A route's table is known by its name, or by its host and path
+         * (unique among routes), so a reload that moves it keeps it. */
+        const json_t *ro = json_array_get(routes, i);
+        const char *name = json_string_value(json_object_get(ro, "name"));
+        const char *host = json_string_value(json_object_get(ro, "host"));
+        const char *path = json_string_value(json_object_get(ro, "path"));
+        const char *prefix = json_string_value(json_object_get(ro, "path_prefix"));
+        char scope[9000];
         if (name != NULL)
-            snprintf(scope, sizeof scope, "route %s", name);
+            snprintf(scope, sizeof scope, "name %s", name);
+        else
+            snprintf(scope, sizeof scope, "host %s %s %s", host != NULL ? host : "*",
+                     path != NULL ? "path" : "prefix", path != NULL ? path : prefix != NULL ? prefix : "/");
         l->shared = table_get(scope, l->rate, l->burst, st->ipv6_prefix, st->max);
     }
     *state = st;

@@ -522,10 +522,10 @@ router_on_request(rp_txn_t *txn, void *state)
 {
     const rp_route_t *rt = rp_router_match(state, txn->host, txn->path, txn->path_len);
     if (rt == NULL) {
-        txn->status = 404;
-        txn->error = RP_ERR_NO_ROUTE;
-        txn->reason = "no route matches the host and path";
-        return RP_RESPOND;
+        /* No route: the core answers 404 once the modules after this one
+         * (the rate limit) have seen the request. */
+        txn->route = NULL;
+        return RP_CONTINUE;
     }
     txn->route = rt;
     txn->upstream = rt->upstream;

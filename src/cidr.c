@@ -37,7 +37,8 @@ rp_ip_parse(const char *s, size_t len, bool ports, rp_ip_t *out)
         if (end == NULL)
             return -1;
         size_t rest = len - (size_t)(end - s) - 1;
-        if (rest > 0 && !(ports && end[1] == ':' && rest <= 6 && all_digits(end + 2, rest - 1)))
+        if (rest > 0 && !(ports && end[1] == ':' && rest <= 6 && all_digits(end + 2, rest - 1)
+                          && atoi(end + 2) <= 65535))
             return -1;
         len = (size_t)(end - s) - 1;
         s++;
@@ -54,7 +55,8 @@ rp_ip_parse(const char *s, size_t len, bool ports, rp_ip_t *out)
     const char *colon = strchr(buf, ':');
     if (colon != NULL && strchr(colon + 1, ':') == NULL) {
         /* One colon: an IPv4 address and a port. */
-        if (!ports || !all_digits(colon + 1, strlen(colon + 1)) || strlen(colon + 1) > 5)
+        if (!ports || !all_digits(colon + 1, strlen(colon + 1)) || strlen(colon + 1) > 5
+            || atoi(colon + 1) > 65535)
             return -1;
         buf[colon - buf] = '\0';
     }

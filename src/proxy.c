@@ -1549,29 +1549,42 @@ client_address(rp_txn_t *t)
     if (rp_ip_parse(t->peer->ip, strlen(t->peer->ip), false, &peer) < 0)
         return;
     const rp_http_head_t *h = &t->req;
-    /* Every X-Forwarded-For field, in order, as one list. */
+    /* Every X-Forwarded-For field, in order, as one list; only its right
+     * end matters (the trusted proxies append there), so it is filled
+     * from the right, and a longer list keeps its last 2 KiB, cut to
+     * whole elements. */
     char joined[2048];
-    size_t len = 0;
-    bool any = false, cut = false;
-    for (unsigned i = 0; i < h->nfields; i++) {
+    size_t start = sizeof joined;
+    bool any = false, full = false;
+    for (unsigned i = h->nfields; i-- > 0 && !full;) {
         const rp_hfield_t *f = &h->fields[i];
         if (!rp_hf_is(h, f, "x-forwarded-for"))
             continue;
-        if (len + 2 + f->value_len > sizeof joined) {
-            cut = true;   /* too long to believe any of it */
-            break;
+        size_t sep = any ? 2 : 0;
+        const char *v = rp_hf_value(h, f);
+        size_t vl = f->value_len;
+        if (vl + sep > start) {
+            /* The part that fits, from its first whole element on. */
+            size_t room = start > sep ? start - sep : 0;
+            const char *tail = v + vl - room;
+            const char *comma = memchr(tail, ',', room);
+            size_t keep = comma != NULL ? (size_t)(v + vl - comma - 1) : 0;
+            vl = keep;
+            v = v + f->value_len - keep;
+            full = true;
         }
         if (any) {
-            memcpy(joined + len, ", ", 2);
-            len += 2;
+            start -= 2;
+            memcpy(joined + start, ", ", 2);
         }
-        memcpy(joined + len, rp_hf_value(h, f), f->value_len);
-        len += f->value_len;
+        start -= vl;
+        memcpy(joined + start, v, vl);
         any = true;
     }
-    if (!any || cut)
+    if (!any)
         return;
-    if (rp_client_address(&peer, s->trusted, s->ntrusted, joined, len, &out))
+    if (rp_client_address(&peer, s->trusted, s->ntrusted, joined + start, sizeof joined - start,
+                          &out))
         rp_ip_text(&out, t->client_ip, sizeof t->client_ip);
 }
 
@@ -1607,6 +1620,11 @@ rp_txn_start(rp_txn_t *t)
             rp_txn_respond(t, t->status, RP_CLOSE_MODULE,
                            t->error != RP_ERR_NONE ? t->error : RP_ERR_MODULE_REFUSED,
                            t->reason != NULL ? t->reason : rp_http_reason(t->status));
+        return;
+    }
+    if (t->route == NULL) {
+        t->decided_by = RP_MOD_ROUTER;
+        rp_txn_respond(t, 404, RP_CLOSE_MODULE, RP_ERR_NO_ROUTE, "no route matches the host and path");
         return;
     }
     /* A WebSocket route: an upgrade must be a valid one.  An HTTP/2

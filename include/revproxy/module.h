@@ -59,7 +59,8 @@ typedef void rp_notify_hook_fn(const rp_txn_t *txn, void *state);
  * on_accept: a client connection was accepted (before any TLS handshake
  *   or byte of HTTP); RP_RESPOND closes it at once.
  * on_request: the request head is complete and valid.  RP_RESPOND answers
- *   with txn->status at once.
+ *   with txn->status at once.  The router leaves txn->route NULL when no
+ *   route matches and the core answers 404 after the other modules.
  * select_backend: a backend is needed; set txn->backend.  Called again for
  *   every new attempt.  RP_RESPOND with 503 when none can be used.
  *   RP_PARK when eligible backends exist but every one is at its

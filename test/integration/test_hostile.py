@@ -198,8 +198,45 @@ def test_h04_rate_limit_per_address_and_per_route():
         p.stop()
         b.close()
 
+def test_h05_forwarded_for_edges_unrouted_and_route_tables():
+    b = Backend(lambda req, ci, s: response(200, b"ok"))
+    p = Proxy({"upstreams": {"a": {"backends": [{"address": b.addr}]}},
+               "routes": [{"path": "/r0", "upstream": "a"},
+                          {"path": "/r1", "upstream": "a"},
+                          {"path": "/r2", "upstream": "a"},
+                          {"path": "/r3", "upstream": "a",
+                           "ratelimit": {"requests_per_second": 1, "burst": 1}},
+                          {"name": "3", "path": "/named", "upstream": "a",
+                           "ratelimit": {"requests_per_second": 1, "burst": 1}}],
+               "trusted_proxies": ["127.0.0.9"],
+               "ratelimit": {"per_ip": {"requests_per_second": 1, "burst": 2}}})
+    try:
+        # A padded X-Forwarded-For: its right end still names the client.
+        pad = ", ".join("10.0.%d.%d" % (i >> 8, i & 255) for i in range(250))
+        assert_eq(ask(p, "127.0.0.9", "X-Forwarded-For: %s, 6.6.6.6\r\n" % pad,
+                      path="/r0").status, 200)
+        # Several fields: one list, read from the right.
+        assert_eq(ask(p, "127.0.0.9", "X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 7.7.7.7\r\n",
+                      path="/r0").status, 200)
+        deadline = time.time() + 5
+        while len(access_lines(p)) < 2 and time.time() < deadline:
+            time.sleep(0.02)
+        assert_eq([l.get("client_ip") for l in access_lines(p)[:2]], ["6.6.6.6", "7.7.7.7"])
+        # Requests that match no route are limited too.
+        codes = [ask(p, "127.0.0.5", path="/nowhere").status for _ in range(4)]
+        assert_eq(codes, [404, 404, 429, 429])
+        # Two routes with their own limits: tables of their own, whatever
+        # their names look like.
+        assert_eq(ask(p, "127.0.0.6", path="/r3").status, 200)
+        assert_eq(ask(p, "127.0.0.6", path="/named").status, 200)
+        assert_eq(ask(p, "127.0.0.6", path="/r3").status, 429)
+    finally:
+        p.stop()
+        b.close()
+
 if __name__ == "__main__":
     sys.exit(run([test_h01_forwarded_for_believed_only_from_trusted_peers,
                   test_h02_server_header,
                   test_h03_connections_per_address_and_the_global_cap,
-                  test_h04_rate_limit_per_address_and_per_route]))
+                  test_h04_rate_limit_per_address_and_per_route,
+                  test_h05_forwarded_for_edges_unrouted_and_route_tables]))
