@@ -8,12 +8,16 @@
 #
 #   bench/run.sh [--duration SECONDS] [--connections N] [--rounds N]
 #                [--revproxy PATH] [--backend PATH] [--no-haproxy]
-#                [--only-nginx] [--access-log] [--keep]
+#                [--only-nginx] [--access-log] [--ratelimit] [--keep]
 #
 # --access-log: nginx writes its access log (its default, unbuffered) and
 # revproxy is measured twice, writing access lines to a file (revproxy)
 # and with them off (revproxy_nolog); haproxy (which logs to syslog) is
 # left out.  The ratios then compare CPU time per request too.
+#
+# --ratelimit: revproxy is measured with a rate limit on every request
+# (ratelimit.per_ip, set high enough never to refuse) and without
+# (revproxy_norl): the cost of the ratelimit module.
 #
 # The proxy under test runs on CPU 0; the backend and wrk share CPU 1.
 # Every port is a free loopback port chosen at start-up, every config and
@@ -38,6 +42,7 @@ ONLY_NGINX=0
 WITH_HAPROXY=1
 KEEP_TMP=0
 ACCESS_LOG=0
+RATELIMIT=0
 
 usage() {
     cat <<EOF
@@ -52,6 +57,8 @@ usage: ${0##*/} [options]
                        built from tools/rp-backend.c when missing)
   --only-nginx         measure only the backend directly and nginx
   --no-haproxy         leave haproxy out (it is measured by default)
+  --ratelimit          revproxy with and without a rate limit on every request
+                       (revproxy_norl), to measure the ratelimit module
   --access-log         access logs on in nginx and revproxy, and revproxy
                        measured with them off too (revproxy_nolog)
   --keep               keep the temp dir (configs, logs, raw wrk output)
@@ -125,6 +132,10 @@ parse_args() {
             --access-log)
                 ACCESS_LOG=1
                 WITH_HAPROXY=0
+                shift
+                ;;
+            --ratelimit)
+                RATELIMIT=1
                 shift
                 ;;
             *)
@@ -301,21 +312,24 @@ CFG
     await haproxy "$HAPROXY_PID" "$dir/stderr.log" "http://127.0.0.1:$port/" -f
 }
 
-# start_revproxy [NAME ACCESS]: NAME (default revproxy) sets NAME_PID and
-# NAME_PORT (upper case); ACCESS is the access_log setting (default off).
+# start_revproxy [NAME ACCESS [RATELIMIT]]: NAME (default revproxy) sets
+# NAME_PID and NAME_PORT (upper case); ACCESS is the access_log setting
+# (default off); RATELIMIT 1 limits every request (never refusing one).
 start_revproxy() {
-    local name=${1:-revproxy} access=${2:-off}
+    local name=${1:-revproxy} access=${2:-off} rl=${3:-0} rlconf=""
     local dir="$TMP/$name" port
     pick_port
     port=$PORT
     mkdir -p "$dir"
     [[ $access == file ]] && access="$dir/access.log"
+    ((rl)) && rlconf='"ratelimit": { "per_ip": { "requests_per_second": 1000000, "burst": 1000000 } },'
+
     cat >"$dir/revproxy.json" <<EOF
 { "workers": 1,
   "listeners": [ { "address": "127.0.0.1:$port" } ],
   "upstreams": { "bench": { "backends": [ { "address": "127.0.0.1:$BACKEND_PORT" } ],
                             "pool": { "max_idle_per_backend": 64, "idle_timeout_ms": 60000 } } },
-  "routes": [ { "path_prefix": "/", "upstream": "bench" } ],
+  "routes": [ { "path_prefix": "/", "upstream": "bench" } ], $rlconf
   "log": { "level": "warn", "access_log": "$access" } }
 EOF
     # Access lines as for nginx above; other log lines stay on disk for
@@ -389,6 +403,11 @@ main() {
             start_revproxy revproxy_nolog off
             check_body revproxy_nolog "http://127.0.0.1:$REVPROXY_NOLOG_PORT/"
             targets+=(revproxy_nolog)
+        elif ((RATELIMIT)); then
+            start_revproxy revproxy off 1
+            start_revproxy revproxy_norl off 0
+            check_body revproxy_norl "http://127.0.0.1:$REVPROXY_NORL_PORT/"
+            targets+=(revproxy_norl)
         else
             start_revproxy
         fi
@@ -405,6 +424,7 @@ main() {
                 haproxy) url="http://127.0.0.1:$HAPROXY_PORT/" ;;
                 revproxy) url="http://127.0.0.1:$REVPROXY_PORT/" ;;
                 revproxy_nolog) url="http://127.0.0.1:$REVPROXY_NOLOG_PORT/" ;;
+                revproxy_norl) url="http://127.0.0.1:$REVPROXY_NORL_PORT/" ;;
             esac
             measure "$target" "$url"
             runs[$target]+="$RESULT_RPS $RESULT_P50 $RESULT_P99 ${RESULT_CPU// /_}"$'\n'
@@ -414,6 +434,7 @@ main() {
     if ((WITH_HAPROXY)); then halt "$HAPROXY_PID"; fi
     ((ONLY_NGINX)) || halt "$REVPROXY_PID"
     if ((ACCESS_LOG)); then halt "$REVPROXY_NOLOG_PID"; fi
+    if ((RATELIMIT)); then halt "$REVPROXY_NORL_PID"; fi
 
     # The median run by req/s stands for each target.
     local line
@@ -448,7 +469,7 @@ main() {
         for j in "${!names[@]}"; do
             [[ ${names[$j]} == revproxy ]] && r=$j
         done
-        for other in nginx haproxy revproxy_nolog; do
+        for other in nginx haproxy revproxy_nolog revproxy_norl; do
             for j in "${!names[@]}"; do
                 [[ ${names[$j]} == "$other" ]] || continue
                 awk -v rr="${rps[$r]}" -v nr="${rps[$j]}" -v o="$other" \
@@ -469,7 +490,7 @@ main() {
         # CPU time per request against each other target.
         local rus other_us
         rus=$(cpu_us revproxy "${cpu0[@]}")
-        for other in nginx haproxy revproxy_nolog; do
+        for other in nginx haproxy revproxy_nolog revproxy_norl; do
             other_us=$(cpu_us "$other" "${cpu0[@]}")
             [[ -n $rus && -n $other_us ]] || continue
             awk -v a="$rus" -v b="$other_us" -v o="$other" \
