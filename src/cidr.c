@@ -4,9 +4,13 @@
  */
 #include "config.h"
 #include <arpa/inet.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include "revproxy/cidr.h"
 
 static const uint8_t v4_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
@@ -75,15 +79,32 @@ rp_ip_parse(const char *s, size_t len, bool ports, rp_ip_t *out)
     return 0;
 }
 
+/* A random seed, so that nobody can choose addresses that fall into one
+ * chain of a table (every request of the shard would walk it). */
+static uint64_t hash_seed;
+static pthread_once_t seed_once = PTHREAD_ONCE_INIT;
+
+static void
+seed_init(void)
+{
+    uint64_t s = 0;
+    if (getrandom(&s, sizeof s, 0) != (ssize_t)sizeof s)
+        s = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&s;
+    hash_seed = s;
+}
+
 uint64_t
 rp_ip_hash(const rp_ip_t *ip)
 {
-    uint64_t h = 1469598103934665603ull;   /* FNV-1a, mixed once more */
+    pthread_once(&seed_once, seed_init);
+    uint64_t h = 1469598103934665603ull ^ hash_seed;   /* FNV-1a, seeded, mixed once more */
     for (unsigned i = 0; i < 16; i++) {
         h ^= ip->b[i];
         h *= 1099511628211ull;
     }
-    return h ^ (h >> 29);
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    return h ^ (h >> 32);
 }
 
 void
