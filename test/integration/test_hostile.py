@@ -234,13 +234,6 @@ def test_h05_forwarded_for_edges_unrouted_and_route_tables():
         p.stop()
         b.close()
 
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
 
 def test_h06_memory_per_connection_under_a_slow_header_flood():
     """500 connections each holding an unfinished 15 KiB head (under
@@ -256,14 +249,14 @@ def test_h06_memory_per_connection_under_a_slow_header_flood():
                "timeouts": {"client_header_ms": 60000}})
     held = []
     try:
-        base = rss_kib(p.proc.pid)
+        base = p.rss_kb()
         head = b"GET / HTTP/1.1\r\nHost: a\r\nX-Pad: " + b"p" * (15 * 1024)
         for i in range(500):
             s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
             s.sendall(head)   # no end of head: it waits for more
             held.append(s)
         time.sleep(0.5)
-        per = (rss_kib(p.proc.pid) - base) / 500
+        per = (p.rss_kb() - base) / 500
         print("    500 unfinished 15 KiB heads: %.1f KiB per connection" % per)
         # The sanitizers' allocator adds its own redzones and quarantine.
         assert per < (80 if "ASAN_OPTIONS" in os.environ else 40), per

@@ -546,13 +546,6 @@ def test_ws11_metrics():
         b.close()
 
 
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
 
 def test_ws12_a_thousand_tunnels():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -565,7 +558,7 @@ def test_ws12_a_thousand_tunnels():
     try:
         async def go():
             socks = []
-            base = rss_kib(p.proc.pid)
+            base = p.rss_kb()
             for i in range(0, n, 100):
                 socks += await asyncio.gather(*[websockets.connect(
                     "ws://127.0.0.1:%d/t%d" % (p.port, i + k), compression=None,
@@ -573,7 +566,7 @@ def test_ws12_a_thousand_tunnels():
             for ws in socks[::50]:
                 await ws.send("alive")
                 assert_eq(await ws.recv(), "alive")
-            held = rss_kib(p.proc.pid)
+            held = p.rss_kb()
             await asyncio.gather(*[ws.close() for ws in socks])
             return base, held
         base, held = arun(go(), timeout=120)
@@ -606,9 +599,9 @@ def test_ws13_slow_reader_bounds_memory():
         s, c, r = raw_handshake(p)
         assert_eq(r[1], 101)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        base = rss_kib(p.proc.pid)
+        base = p.rss_kb()
         time.sleep(2)
-        grown = rss_kib(p.proc.pid) - base
+        grown = p.rss_kb() - base
         got = 0
         while got < count * len(chunk):
             f = read_frame(c, timeout=10)
@@ -862,7 +855,7 @@ def test_ws17_ping_flood_is_bounded():
         assert_eq(r[1], 101)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         s.setblocking(False)
-        base = rss_kib(p.proc.pid)
+        base = p.rss_kb()
         ping = frame(9, b"p" * 125)
         burst = ping * 512
         sent, end, pending = 0, time.time() + 2, b""
@@ -875,7 +868,7 @@ def test_ws17_ping_flood_is_bounded():
                 sent += n
             except BlockingIOError:
                 time.sleep(0.01)
-        grown = rss_kib(p.proc.pid) - base
+        grown = p.rss_kb() - base
         s.close()
         print("    %d MiB of pings, never read: proxy RSS grew %d KiB" % (sent >> 20, grown))
         assert grown < 16 * 1024, grown
