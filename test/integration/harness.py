@@ -356,6 +356,21 @@ class Proxy:
                 out.append({"raw": line})
         return out
 
+    def unread_bytes(self, client_sock):
+        """Bytes the kernel holds for the proxy on its side of
+        client_sock that the proxy has not read (rx_queue in
+        /proc/net/tcp), or None when the socket is not found."""
+        host, port = client_sock.getsockname()[:2]
+        want_local = "%08X:%04X" % (0x0100007F, self.port)
+        want_rem = "%08X:%04X" % (0x0100007F, port)
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                if cols[1] == want_local and cols[2] == want_rem:
+                    return int(cols[4].split(":")[1], 16)
+        return None
+
     def rss_kb(self):
         with open("/proc/%d/status" % self.proc.pid) as f:
             for line in f:
