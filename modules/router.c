@@ -113,10 +113,16 @@ parse_route_timeouts(const json_t *o, const char *p, const rp_snapshot_t *snap, 
             rp_conf_path(k, sizeof k, q, key);
             rp_errs_add(errs, k, "not a route's: it applies before a route is chosen; "
                         "set it in the top-level timeouts");
+        } else if (strcmp(key, "client_min_bytes_per_s") == 0) {
+            char k[600];
+            rp_conf_path(k, sizeof k, q, key);
+            rp_errs_add(errs, k, "not a route's: it measures the whole client connection; "
+                        "set it in the top-level timeouts");
         }
     }
     static const char *const before_route[] = { "client_header_ms", "client_idle_ms",
-                                                "shutdown_drain_ms", NULL };
+                                                "shutdown_drain_ms", "client_min_bytes_per_s",
+                                                NULL };
     /* Keys reported above are not reported again as unknown. */
     json_t *rest = json_deep_copy(to);
     for (const char *const *k = before_route; *k != NULL; k++)

@@ -485,7 +485,7 @@ static const char *const limits_keys[] = {
     "h2_max_concurrent_streams", "max_active_requests_per_worker", "max_connections_per_ip", NULL };
 static const char *const timeouts_keys[] = {
     "client_header_ms", "client_idle_ms", "request_ms", "upstream_connect_ms",
-    "upstream_response_ms", "shutdown_drain_ms", NULL };
+    "upstream_response_ms", "shutdown_drain_ms", "client_min_bytes_per_s", NULL };
 static const char *const upstream_keys[] = { "balancer", "backends", "pool", "health", "queue",
     "resolve_interval_ms", "circuit", "retry", NULL };
 static const char *const circuit_keys[] = { "max_active_requests", NULL };
@@ -738,6 +738,8 @@ parse_timeouts(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
         { "upstream_connect_ms", offsetof(rp_timeouts_t, upstream_connect_ms), 2000, 1, 86400000 },
         { "upstream_response_ms", offsetof(rp_timeouts_t, upstream_response_ms), 15000, 1, 86400000 },
         { "shutdown_drain_ms", offsetof(rp_timeouts_t, shutdown_drain_ms), 30000, 0, 3600000 },
+        { "client_min_bytes_per_s", offsetof(rp_timeouts_t, client_min_bytes_per_s), 500, 0,
+          100000000 },
     };
     const json_t *o = json_object_get(root, "timeouts");
     bool have = o != NULL && expect_object(o, "timeouts", errs);
@@ -1400,13 +1402,14 @@ rp_snapshot_dump(const rp_snapshot_t *s)
         "h2_max_concurrent_streams", ms(s->limits.h2_max_concurrent_streams),
         "max_active_requests_per_worker", ms(s->limits.max_active_requests_per_worker),
         "max_connections_per_ip", ms(s->limits.max_connections_per_ip)));
-    json_object_set_new(root, "timeouts", json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}",
+    json_object_set_new(root, "timeouts", json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
         "client_header_ms", ms(s->timeouts.client_header_ms),
         "client_idle_ms", ms(s->timeouts.client_idle_ms),
         "request_ms", ms(s->timeouts.request_ms),
         "upstream_connect_ms", ms(s->timeouts.upstream_connect_ms),
         "upstream_response_ms", ms(s->timeouts.upstream_response_ms),
-        "shutdown_drain_ms", ms(s->timeouts.shutdown_drain_ms)));
+        "shutdown_drain_ms", ms(s->timeouts.shutdown_drain_ms),
+        "client_min_bytes_per_s", ms(s->timeouts.client_min_bytes_per_s)));
     json_t *tp = json_array();
     for (size_t i = 0; i < s->ntrusted; i++) {
         char t[64], out[80];

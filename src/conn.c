@@ -63,8 +63,45 @@ conn_snap(const rp_conn_t *c)
     return c->txn != NULL ? c->txn->snap : c->w->snap;
 }
 
+/* ---- slow clients (rate.h): both meters share c->timer while a
+ * transaction runs, the only time it is not the header or idle timer ---- */
+
+static unsigned
+min_rate(const rp_conn_t *c)
+{
+    return c->txn != NULL ? c->txn->snap->timeouts.client_min_bytes_per_s : 0;
+}
+
+static void
+slow_stop(rp_conn_t *c)
+{
+    rp_rate_stop(&c->body_rate);
+    rp_rate_stop(&c->out_rate);
+}
+
+/* The timer fires when the earlier running window is due.  Not one of the
+ * shared timeouts (rp_timeout_tv): the time left differs every time. */
+static void
+slow_arm(rp_conn_t *c)
+{
+    uint64_t now = rp_now_us();
+    unsigned ms = 0;
+    if (rp_rate_running(&c->body_rate))
+        ms = rp_rate_due_ms(&c->body_rate, now);
+    if (rp_rate_running(&c->out_rate)) {
+        unsigned o = rp_rate_due_ms(&c->out_rate, now);
+        if (ms == 0 || o < ms)
+            ms = o;
+    }
+    if (ms == 0)
+        return;
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    evtimer_add(c->timer, &tv);
+}
+
 /* Write what is queued now; remember the most ever queued, a figure the
- * debug log reports when the connection closes. */
+ * debug log reports when the connection closes.  What the socket cannot
+ * take now waits on the client: its reading is measured from then on. */
 static void
 conn_flush(rp_conn_t *c)
 {
@@ -72,6 +109,52 @@ conn_flush(rp_conn_t *c)
     if (n > c->out_peak)
         c->out_peak = n;
     rp_tr_flush(c->tr);
+    if (c->state == RP_CONN_TXN && !rp_rate_running(&c->out_rate)
+        && evbuffer_get_length(c->tr->out) > 0 && min_rate(c) > 0) {
+        rp_rate_start(&c->out_rate, rp_now_us(), rp_fd_bytes_acked(rp_tr_fd(c->tr)));
+        slow_arm(c);
+    }
+}
+
+/* c->timer while a transaction runs.  Returns true when c was freed. */
+static bool
+slow_check(rp_conn_t *c)
+{
+    rp_txn_t *t = c->txn;
+    if (t == NULL) {
+        slow_stop(c);
+        return false;
+    }
+    unsigned min = min_rate(c);
+    uint64_t now = rp_now_us();
+    if (rp_rate_running(&c->body_rate)) {
+        if (!rp_txn_wants_body(t)) {
+            /* Ended, or paused by a backend that is slower than the client:
+             * resume_body begins a new window. */
+            rp_rate_stop(&c->body_rate);
+        } else if (evbuffer_get_length(c->tr->in) > 0) {
+            rp_rate_start(&c->body_rate, now, t->req_body_bytes);   /* ours to take */
+        } else if (rp_rate_too_slow(&c->body_rate, now, t->req_body_bytes, min)) {
+            slow_stop(c);
+            rp_txn_client_error(t, 408, RP_CLOSE_CLIENT_TIMEOUT, RP_ERR_BODY_TOO_SLOW,
+                                "client sent the request body slower than "
+                                "timeouts.client_min_bytes_per_s");
+            return false;
+        }
+    }
+    if (rp_rate_running(&c->out_rate)) {
+        if (evbuffer_get_length(c->tr->out) == 0) {
+            rp_rate_stop(&c->out_rate);   /* caught up: the next backlog starts anew */
+        } else if (rp_rate_too_slow(&c->out_rate, now, rp_fd_bytes_acked(rp_tr_fd(c->tr)), min)) {
+            rp_txn_abort(t, RP_CLOSE_CLIENT_TIMEOUT, RP_ERR_CLIENT_TOO_SLOW,
+                         "client read the response slower than timeouts.client_min_bytes_per_s");
+            c->reset_soon = true;   /* drop what its kernel still holds */
+            rp_conn_free(c);
+            return true;
+        }
+    }
+    slow_arm(c);
+    return false;
 }
 
 static rp_txn_t *
@@ -589,6 +672,9 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
     case RP_CONN_CLOSING:
         rp_conn_free(c);
         return;
+    case RP_CONN_TXN:
+        slow_check(c);
+        return;
     default:
         return;
     }
@@ -681,6 +767,7 @@ close_after_flush(rp_conn_t *c)
 {
     c->state = RP_CONN_CLOSING;
     c->closing_now = false;
+    slow_stop(c);
     evtimer_del(c->timer);
     rp_tr_set_lowat(c->tr, 0);
     rp_tr_read_timeout(c->tr, 0);
@@ -721,6 +808,7 @@ conn_txn_done(rp_conn_t *c, bool keepalive)
 {
     rp_txn_t *t = c->txn;
     conn_flush(c);
+    slow_stop(c);
     if (c->drain_soft && !drain_more(c))
         c->close_after = true;   /* its head went out before the drain */
     bool body_pending = t->req_head_sent ? !t->req_done
@@ -931,6 +1019,12 @@ h1_resume_body(rp_txn_t *t)
         /* The body is read now: the client may not pause longer than
          * client_idle_ms between two reads. */
         rp_tr_read_timeout(c->tr, t->snap->timeouts.client_idle_ms);
+        /* From now the client is waited on: a window begins (again after
+         * a pause that was the backend's doing). */
+        if (min_rate(c) > 0) {
+            rp_rate_start(&c->body_rate, rp_now_us(), t->req_body_bytes);
+            slow_arm(c);
+        }
     }
     conn_resume(c);
 }

@@ -18,6 +18,7 @@
 #include <llhttp.h>
 #include "revproxy/txn.h"
 #include "revproxy/types.h"
+#include "rate.h"
 #include "transport.h"
 
 typedef enum rp_conn_state {
@@ -58,6 +59,9 @@ struct rp_conn {
     bool                resp_close_delimited;/* response body ends with the connection */
     bool                close_after;         /* no further exchange */
     bool                drain_soft;          /* draining: serve what is received, then close */
+    /* timeouts.client_min_bytes_per_s while a transaction runs (c->timer). */
+    rp_rate_t           body_rate;   /* request body bytes received */
+    rp_rate_t           out_rate;    /* response bytes the client acknowledged */
     TAILQ_ENTRY(rp_conn) link;
 };
 

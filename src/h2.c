@@ -40,6 +40,7 @@
 #include "h2.h"
 #include "io.h"
 #include "proxy.h"
+#include "rate.h"
 #include "worker.h"
 #include "ws.h"
 #include "mem.h"
@@ -72,6 +73,8 @@ struct rp_h2 {
     nghttp2_session  *ng;         /* owned */
     unsigned          idle_ms;    /* timeouts of the configuration it started with */
     unsigned          header_ms;
+    unsigned          min_rate;   /* timeouts.client_min_bytes_per_s */
+    rp_rate_t         out_rate;   /* on what the client acknowledges */
     struct event     *timer;      /* owned: preface/first request, then idle */
     struct event     *sweep;      /* owned: zero-window stalls */
     struct event     *run;        /* owned: deferred processing */
@@ -85,6 +88,7 @@ struct rp_h2 {
     bool              calm;       /* abuse: GOAWAY ENHANCE_YOUR_CALM */
     bool              closing;    /* flush what is queued, then close */
     bool              dead;       /* close now */
+    bool              reset_soon; /* close abortively: drop what is queued */
     bool              scheduled;
     bool              input;      /* tr->in holds bytes not yet parsed */
     bool              close_armed;/* timer: closing ends at the latest then */
@@ -152,7 +156,8 @@ struct h2_stream {
                                    * its DATA is the tunnel's, kept from the start */
     bool              ws_gone;    /* END_STREAM told to the tunnel */
     rp_ws_t          *ws;         /* the tunnel on this stream, once open */
-    uint64_t          received;   /* DATA bytes into body (tunnel streams) */
+    uint64_t          received;   /* DATA bytes into body */
+    rp_rate_t         body_rate;  /* timeouts.client_min_bytes_per_s on them */
     uint64_t          credited;   /* of them, given back to the client's window */
     TAILQ_ENTRY(h2_stream) link;
     TAILQ_ENTRY(h2_stream) ready_link;
@@ -866,6 +871,7 @@ on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *dat
     /* Bounded by the stream's receive window, which opens again only as
      * the bytes are handed on. */
     evbuffer_add(s->body, data, len);
+    s->received += len;
     s->since_us = rp_now_us();
     mark(s);
     return 0;
@@ -1266,6 +1272,60 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
     h2_settle(h);
 }
 
+/* timeouts.client_min_bytes_per_s on a request body, measured while the
+ * stream's body is wanted and all received has been handed on (else the
+ * backend is the slower one and the window waits).  True when the stream
+ * got its answer. */
+static bool
+slow_body(h2_stream_t *s, uint64_t now)
+{
+    rp_txn_t *t = s->txn;
+    unsigned min = s->h->min_rate;
+    if (min == 0 || t == NULL || !s->started || s->ws_connect || s->body_end
+        || !rp_txn_wants_body(t)) {
+        rp_rate_stop(&s->body_rate);
+        return false;
+    }
+    if (evbuffer_get_length(s->body) > 0 || !rp_rate_running(&s->body_rate)) {
+        rp_rate_start(&s->body_rate, now, s->received);
+        return false;
+    }
+    if (!rp_rate_too_slow(&s->body_rate, now, s->received, min))
+        return false;
+    rp_rate_stop(&s->body_rate);
+    rp_txn_client_error(t, 408, RP_CLOSE_CLIENT_TIMEOUT, RP_ERR_BODY_TOO_SLOW,
+                        "client sent the request body slower than timeouts.client_min_bytes_per_s");
+    return true;
+}
+
+/* timeouts.client_min_bytes_per_s on what the client reads: measured while
+ * frames wait that the socket cannot take, by what the client's kernel
+ * acknowledges.  Too slow: every exchange is cut with the connection
+ * (freed: true). */
+static bool
+slow_reader(rp_h2_t *h, uint64_t now)
+{
+    if (h->min_rate == 0 || evbuffer_get_length(h->tr->out) == 0) {
+        rp_rate_stop(&h->out_rate);
+        return false;
+    }
+    uint64_t acked = rp_fd_bytes_acked(rp_tr_fd(h->tr));
+    if (!rp_rate_running(&h->out_rate)) {
+        rp_rate_start(&h->out_rate, now, acked);
+        return false;
+    }
+    if (!rp_rate_too_slow(&h->out_rate, now, acked, h->min_rate))
+        return false;
+    h2_stream_t *s;
+    TAILQ_FOREACH(s, &h->streams, link)
+        stream_drop_txn(s, RP_CLOSE_CLIENT_TIMEOUT, RP_ERR_CLIENT_TOO_SLOW,
+                        "client read responses slower than timeouts.client_min_bytes_per_s");
+    h->reset_soon = true;
+    h->dead = true;
+    h2_free(h);
+    return true;
+}
+
 static void
 sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1276,9 +1336,12 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
     uint64_t limit = (uint64_t)h->idle_ms * 1000u;
     uint64_t head_limit = (uint64_t)h->header_ms * 1000u;
     bool conn_stalled = nghttp2_session_get_remote_window_size(h->ng) <= 0;
+    bool tunnels = false;
     h2_stream_t *s, *next;
     for (s = TAILQ_FIRST(&h->streams); s != NULL; s = next) {
         next = TAILQ_NEXT(s, link);
+        if (s->ws_connect)
+            tunnels = true;
         if (!s->head_done && s->txn != NULL && now - s->since_us >= head_limit) {
             /* A head that never ends blocks the whole connection (the
              * library waits for its CONTINUATION): close it. */
@@ -1292,6 +1355,8 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
                                 "client sent no request body bytes for timeouts.client_idle_ms");
             continue;
         }
+        if (slow_body(s, now))
+            continue;
         bool waiting = evbuffer_get_length(s->resp) > 0
                        && (conn_stalled || nghttp2_session_get_stream_remote_window_size(h->ng, s->id) <= 0);
         if (!waiting) {
@@ -1309,6 +1374,8 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
             nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
         }
     }
+    if (!tunnels && !h->closing && slow_reader(h, now))
+        return;   /* freed */
     if (h->nstreams > 0)
         evtimer_add(h->sweep, rp_timeout_tv(h->w->base, H2_SWEEP_MS));
     h2_settle(h);
@@ -1359,6 +1426,7 @@ rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
     /* Not a reference: a connection may outlive many reloads. */
     h->idle_ms = w->snap->timeouts.client_idle_ms;
     h->header_ms = w->snap->timeouts.client_header_ms;
+    h->min_rate = w->snap->timeouts.client_min_bytes_per_s;
     h->budget = RP_H2_IDLE_FRAME_BUDGET;
     h->budget_at = rp_now_us();
     TAILQ_INIT(&h->streams);
@@ -1471,7 +1539,7 @@ h2_free(rp_h2_t *h)
         event_free(h->drain_ev);
     event_free(h->sweep);
     event_free(h->run);
-    rp_tr_free(h->tr, false);
+    rp_tr_free(h->tr, h->reset_soon);
     TAILQ_REMOVE(&h->w->h2s, h, link);
     rp_peer_release(&h->peer);
     rp_worker_conn_closed(h->w, h->peer.listener);

@@ -2,9 +2,12 @@
 /* Reading sockets into bufferevent input buffers (see io.h). */
 #include "config.h"
 #include <errno.h>
+#include <stddef.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <linux/tcp.h>
 #include <event2/buffer.h>
 #include "io.h"
 
@@ -148,6 +151,20 @@ rp_fd_reset_on_close(int fd)
 {
     struct linger lg = { 1, 0 };
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
+uint64_t
+rp_fd_bytes_acked(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+        return 0;
+    /* An older kernel fills less of the structure. */
+    if (len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked)
+        return 0;
+    return ti.tcpi_bytes_acked;
 }
 
 const struct timeval *

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -73,6 +74,12 @@ void rp_bev_flush(struct bufferevent *bev);
  * what is still queued and the peer sees a reset, never a clean end of a
  * message cut short. */
 void rp_fd_reset_on_close(int fd);
+
+/* Bytes of what was written to the TCP socket fd that its peer has
+ * acknowledged (its kernel has them), from TCP_INFO; 0 when the kernel
+ * cannot tell.  Unlike what leaves a user-space buffer, it moves as the
+ * peer reads, however full the socket's send buffer is. */
+uint64_t rp_fd_bytes_acked(int fd);
 
 /* Before the bufferevent is freed. */
 void rp_reader_release(rp_reader_t *r);

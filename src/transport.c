@@ -103,6 +103,12 @@ tcp_free(rp_transport_t *tr, bool reset)
     free(t);
 }
 
+static int
+tcp_fd(rp_transport_t *tr)
+{
+    return (int)bufferevent_getfd(TCP(tr)->bev);
+}
+
 static const rp_transport_ops_t tcp_ops = {
     .name = "tcp",
     .read = tcp_read,
@@ -113,6 +119,7 @@ static const rp_transport_ops_t tcp_ops = {
     .flush = tcp_flush,
     .shutdown = tcp_shutdown,
     .free = tcp_free,
+    .fd = tcp_fd,
 };
 
 rp_transport_t *

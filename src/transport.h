@@ -41,6 +41,7 @@ typedef struct rp_transport_ops {
     void (*flush)(rp_transport_t *tr);
     void (*shutdown)(rp_transport_t *tr);                /* no more output (after flush) */
     void (*free)(rp_transport_t *tr, bool reset);        /* close; reset: abortive (RST) */
+    int  (*fd)(rp_transport_t *tr);                      /* the socket */
 } rp_transport_ops_t;
 
 struct rp_transport {
@@ -75,6 +76,7 @@ static inline void rp_tr_write_timeout(rp_transport_t *tr, unsigned ms) { tr->op
 static inline void rp_tr_set_lowat(rp_transport_t *tr, size_t lowat) { tr->ops->set_lowat(tr, lowat); }
 static inline void rp_tr_flush(rp_transport_t *tr) { tr->ops->flush(tr); }
 static inline void rp_tr_shutdown(rp_transport_t *tr) { tr->ops->shutdown(tr); }
+static inline int rp_tr_fd(rp_transport_t *tr) { return tr->ops->fd(tr); }
 static inline void rp_tr_free(rp_transport_t *tr, bool reset) { tr->ops->free(tr, reset); }
 
 #endif

@@ -488,6 +488,12 @@ tls_free(rp_transport_t *tr, bool reset)
     free(t);
 }
 
+static int
+tls_fd(rp_transport_t *tr)
+{
+    return ((tls_transport_t *)tr)->fd;
+}
+
 static const rp_transport_ops_t tls_ops = {
     .name = "tls",
     .read = tls_read,
@@ -498,6 +504,7 @@ static const rp_transport_ops_t tls_ops = {
     .flush = tls_flush,
     .shutdown = tls_shutdown,
     .free = tls_free,
+    .fd = tls_fd,
 };
 
 rp_transport_t *

@@ -109,6 +109,10 @@ typedef struct rp_timeouts {
     unsigned upstream_connect_ms;
     unsigned upstream_response_ms;
     unsigned shutdown_drain_ms;   /* graceful shutdown; 0: stop at once */
+    /* Slowest a client may send a request body or read a response while
+     * revproxy waits on it, over RP_RATE_WINDOW_MS windows; 0: no minimum.
+     * The whole connection's: routes do not override it. */
+    unsigned client_min_bytes_per_s;
 } rp_timeouts_t;
 
 /* WebSocket tunnels (src/ws.c), on routes with "websocket": true. */

@@ -44,8 +44,10 @@
     X(EXPECTATION_FAILED,          "expectation_failed") \
     X(HEADER_TIMEOUT,              "header_timeout") \
     X(BODY_TIMEOUT,                "body_timeout") \
+    X(BODY_TOO_SLOW,               "body_too_slow") \
     X(CLIENT_CLOSED,               "client_closed") \
     X(CLIENT_STALLED,              "client_stalled") \
+    X(CLIENT_TOO_SLOW,             "client_too_slow") \
     X(CLIENT_RESET,                "client_reset") \
     X(BAD_WS_HANDSHAKE,            "bad_websocket_handshake") \
     X(WS_VERSION,                  "websocket_version") \

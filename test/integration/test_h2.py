@@ -40,8 +40,15 @@ class H2:
     """A python3-h2 client on a raw socket to the proxy.  Validation of
     what we send is off, so tests can send what a hostile client would."""
 
-    def __init__(self, proxy, window=16 << 20):
-        self.sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+    def __init__(self, proxy, window=16 << 20, rcvbuf=None):
+        if rcvbuf:
+            # Before connecting, so the window it offers stays small.
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(10)
+            self.sock.connect(("127.0.0.1", proxy.port))
+        else:
+            self.sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         cfg = h2.config.H2Configuration(client_side=True, validate_outbound_headers=False,
                                         normalize_outbound_headers=False,

@@ -267,10 +267,213 @@ def test_h06_memory_per_connection_under_a_slow_header_flood():
         p.stop()
         b.close()
 
+BIG = 64 << 20   # what /big* answer with: far more than any socket buffer
+
+
+def big_handler(req, ci, s):
+    """/big*: a large answer, written until the proxy stops taking it;
+    anything else: its body's length."""
+    if req.target.startswith("/big"):
+        try:
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % BIG)
+            chunk = b"x" * 65536
+            for _ in range(BIG // len(chunk)):
+                s.sendall(chunk)
+        except OSError:
+            pass
+        return None
+    return response(200, b"%d" % len(req.body))
+
+
+def slow_body_h1(p, path, result):
+    """A body at 400 bytes/s: the answer comes while it is still sent."""
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=30)
+    s.sendall(("POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n" % path).encode())
+    t0 = time.time()
+    s.setblocking(False)
+    got = b""
+    while time.time() - t0 < 25 and b"\r\n\r\n" not in got:
+        try:
+            s.send(b"y" * 200)
+        except OSError:
+            pass
+        time.sleep(0.5)
+        try:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+        except BlockingIOError:
+            pass
+        except OSError:
+            break
+    result[path] = (got.split(b"\r\n")[0], time.time() - t0)
+    s.close()
+
+
+def slow_reader_h1(p, path, result):
+    """Reads a large answer at 1,000 bytes/s through a small buffer."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(5)
+    s.connect(("127.0.0.1", p.port))
+    s.sendall(("GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % path).encode())
+    result[path] = trickle_read(s)
+    s.close()
+
+
+def trickle_read(s):
+    """Read 500 bytes every 0.5 s until the proxy ends the connection (30 s
+    at most): how it ended, the bytes read, and when."""
+    s.settimeout(5)
+    t0 = time.time()
+    total = 0
+    end = "running"
+    while time.time() - t0 < 30:
+        try:
+            d = s.recv(500)
+        except ConnectionResetError:
+            end = "reset"
+            break
+        except socket.timeout:
+            continue
+        if not d:
+            end = "closed"
+            break
+        total += len(d)
+        time.sleep(0.5)
+    return end, total, time.time() - t0
+
+
+def slow_body_h2(p, path, result):
+    from test_h2 import H2
+    c = H2(p)
+    sid = c.request(path, method="POST", open_=True)
+    t0 = time.time()
+    while time.time() - t0 < 25 and sid not in c.headers and not c.closed:
+        try:
+            c.conn.send_data(sid, b"y" * 200)
+            c.flush()
+        except Exception:
+            pass
+        c.pump(0.5)
+    result[path] = (c.headers.get(sid, {}).get(":status"), time.time() - t0)
+    c.close()
+
+
+def slow_reader_h2(p, path, result):
+    """Windows wide open, but the socket read at 1,000 bytes/s."""
+    import h2.settings
+    from test_h2 import H2
+    c = H2(p, window=(1 << 31) - 1 - 65535, rcvbuf=4096)
+    c.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: (1 << 31) - 1})
+    c.flush()
+    c.request(path)
+    result[path] = trickle_read(c.sock)
+    c.close()
+
+
+def test_h07_slow_clients_cut_at_the_minimum_rate():
+    """timeouts.client_min_bytes_per_s 4000, judged over 10 s windows, with
+    client_idle_ms far above: a body sent at 400 B/s gets 408 body_too_slow
+    (HTTP/1 and HTTP/2), a response read at 1,000 B/s is cut with
+    client_too_slow (HTTP/1 and HTTP/2), each after about one window."""
+    import threading
+    b = Backend(big_handler)
+    p = Proxy({"upstreams": {"a": {"backends": [{"address": b.addr}]}},
+               "routes": [{"path_prefix": "/", "upstream": "a"}],
+               "timeouts": {"client_min_bytes_per_s": 4000, "client_idle_ms": 60000,
+                            "upstream_response_ms": 60000, "request_ms": 60000}})
+    try:
+        result = {}
+        ts = [threading.Thread(target=f, args=(p, path, result)) for f, path in
+              ((slow_body_h1, "/up1"), (slow_reader_h1, "/big1"),
+               (slow_body_h2, "/up2"), (slow_reader_h2, "/big2"))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(40)
+        print("    %r" % result)
+        status, took = result["/up1"]
+        assert status.startswith(b"HTTP/1.1 408"), status
+        assert 9 < took < 16, took
+        status, took = result["/up2"]
+        assert_eq(status, "408")
+        assert 9 < took < 17, took
+        for path in ("/big1", "/big2"):
+            end, total, took = result[path]
+            assert end in ("reset", "closed"), (path, end)
+            assert 9 < took < 17 and total < 1 << 20, (path, total, took)
+        deadline = time.time() + 5
+        while len(access_lines(p)) < 4 and time.time() < deadline:
+            time.sleep(0.05)
+        by = dict((l["target"], l) for l in access_lines(p))
+        for path in ("/up1", "/up2"):
+            assert_eq((by[path]["status"], by[path]["error"]), (408, "body_too_slow"))
+        for path in ("/big1", "/big2"):
+            assert_eq((by[path]["status"], by[path]["error"]), (200, "client_too_slow"))
+        assert_eq(ask(p, "127.0.0.2", path="/ok").status, 200)
+    finally:
+        p.stop()
+        b.close()
+
+
+def test_h08_pauses_and_stalls_are_not_cut_for_rate():
+    """The same minimum (4000 B/s): a body sent in bursts with 4 s pauses
+    is served, and so is one that stalls completely for 12 s (longer than
+    a window, shorter than client_idle_ms) and then comes whole, over
+    HTTP/1 and HTTP/2: a complete stall is client_idle_ms's to end."""
+    import threading
+    from test_h2 import H2
+    b = Backend(big_handler)
+    p = Proxy({"upstreams": {"a": {"backends": [{"address": b.addr}]}},
+               "routes": [{"path_prefix": "/", "upstream": "a"}],
+               "timeouts": {"client_min_bytes_per_s": 4000, "client_idle_ms": 20000,
+                            "upstream_response_ms": 60000, "request_ms": 60000}})
+    result = {}
+
+    def h1(path, parts, pause):
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=30)
+        total = sum(len(x) for x in parts)
+        s.sendall(("POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n"
+                   % (path, total)).encode())
+        for i, part in enumerate(parts):
+            if i > 0 or pause == "first":
+                time.sleep(12 if pause == "first" else 4)
+            s.sendall(part)
+        r = Client(s).read_response()
+        result[path] = (r.status, r.body)
+        s.close()
+
+    def h2_stall(path):
+        c = H2(p)
+        sid = c.request(path, method="POST", open_=True)
+        time.sleep(12)
+        c.send_body(sid, b"z" * 100000)
+        c.wait(lambda: sid in c.ended or sid in c.resets, timeout=15)
+        result[path] = (c.headers.get(sid, {}).get(":status"), bytes(c.bodies.get(sid, b"")))
+        c.close()
+    try:
+        ts = [threading.Thread(target=h1, args=("/bursts", [b"a" * 40000] * 3, "between")),
+              threading.Thread(target=h1, args=("/stall", [b"b" * 100000], "first")),
+              threading.Thread(target=h2_stall, args=("/stall2",))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(40)
+        assert_eq(result, {"/bursts": (200, b"120000"), "/stall": (200, b"100000"),
+                           "/stall2": ("200", b"100000")})
+    finally:
+        p.stop()
+        b.close()
+
+
 if __name__ == "__main__":
     sys.exit(run([test_h01_forwarded_for_believed_only_from_trusted_peers,
                   test_h02_server_header,
                   test_h03_connections_per_address_and_the_global_cap,
                   test_h04_rate_limit_per_address_and_per_route,
                   test_h05_forwarded_for_edges_unrouted_and_route_tables,
-                  test_h06_memory_per_connection_under_a_slow_header_flood]))
+                  test_h06_memory_per_connection_under_a_slow_header_flood,
+                  test_h07_slow_clients_cut_at_the_minimum_rate,
+                  test_h08_pauses_and_stalls_are_not_cut_for_rate]))

@@ -2,12 +2,14 @@
 /*
  * Unit tests for the ratelimit module's arithmetic, on a clock the tests
  * set: a bucket's burst, its refill, Retry-After, and the bounded table's
- * least-recently-used eviction and IPv6 aggregation.
+ * least-recently-used eviction and IPv6 aggregation; and the slow-client
+ * meter of timeouts.client_min_bytes_per_s (rate.h).
  */
 #include "config.h"
 #include <check.h>
 #include <string.h>
 #include "revproxy/ratelimit.h"
+#include "rate.h"
 
 static rp_ip_t
 ip(const char *s)
@@ -85,6 +87,59 @@ START_TEST(test_keys_v6_prefix)
 }
 END_TEST
 
+/* The slow-client meter, on times the test sets (µs). */
+START_TEST(test_slow_meter)
+{
+    rp_rate_t m;
+    memset(&m, 0, sizeof m);
+    const uint64_t W = (uint64_t)RP_RATE_WINDOW_MS * 1000u;
+    uint64_t t = 5000000;
+    ck_assert(!rp_rate_running(&m));
+    ck_assert(!rp_rate_too_slow(&m, t, 0, 1000));   /* not running: never */
+    rp_rate_start(&m, t, 100);
+    ck_assert(rp_rate_running(&m));
+    ck_assert_uint_eq(rp_rate_due_ms(&m, t), RP_RATE_WINDOW_MS);
+    ck_assert_uint_eq(rp_rate_due_ms(&m, t + 2500000), RP_RATE_WINDOW_MS - 2500);
+    /* Not judged before the window ends, however little moved. */
+    ck_assert(!rp_rate_too_slow(&m, t + W - 1, 101, 1000));
+    /* 10 s at 1000 B/s: 10,000 bytes pass, 9,999 do not. */
+    ck_assert(rp_rate_too_slow(&m, t + W, 100 + 9999, 1000));
+    rp_rate_start(&m, t, 100);
+    ck_assert(!rp_rate_too_slow(&m, t + W, 100 + 10000, 1000));
+    /* A window passed begins anew from there. */
+    ck_assert_uint_eq(m.since_us, t + W);
+    ck_assert_uint_eq(m.base, 10100);
+    ck_assert(rp_rate_too_slow(&m, t + 2 * W, 10100 + 5000, 1000));
+    /* Nothing moved: a stall, left to client_idle_ms; the window goes on,
+     * and a trickle after it is judged over all the time since. */
+    rp_rate_start(&m, t, 0);
+    ck_assert(!rp_rate_too_slow(&m, t + W, 0, 1000));
+    ck_assert_uint_eq(rp_rate_due_ms(&m, t + W), RP_RATE_WINDOW_MS);   /* not at once again */
+    ck_assert(!rp_rate_too_slow(&m, t + 2 * W - 1, 5, 1000));
+    ck_assert(!rp_rate_too_slow(&m, t + 2 * W, 0, 1000));
+    ck_assert_uint_eq(m.since_us, t);
+    ck_assert(rp_rate_too_slow(&m, t + 3 * W, 29999, 1000));   /* 30 s: 30,000 needed */
+    rp_rate_start(&m, t, 0);
+    ck_assert(!rp_rate_too_slow(&m, t + W, 0, 1000));
+    ck_assert(!rp_rate_too_slow(&m, t + 2 * W, 0, 1000));
+    ck_assert(!rp_rate_too_slow(&m, t + 3 * W, 30000, 1000));
+    /* 0: no minimum. */
+    rp_rate_start(&m, t, 0);
+    ck_assert(!rp_rate_too_slow(&m, t + W, 1, 0));
+    /* The largest minimum over a day, and counts going backwards (a
+     * counter the kernel reset), do not wrap. */
+    rp_rate_start(&m, t, 0);
+    ck_assert(rp_rate_too_slow(&m, t + 86400ull * 1000000u, 1, 100000000));
+    rp_rate_start(&m, t, 500);
+    ck_assert(!rp_rate_too_slow(&m, t + W, 10, 1000));
+    rp_rate_stop(&m);
+    ck_assert(!rp_rate_running(&m));
+    /* A start at time 0 still runs. */
+    rp_rate_start(&m, 0, 0);
+    ck_assert(rp_rate_running(&m));
+}
+END_TEST
+
 int
 main(void)
 {
@@ -93,6 +148,7 @@ main(void)
     tcase_add_test(tc, test_bucket);
     tcase_add_test(tc, test_table_lru);
     tcase_add_test(tc, test_keys_v6_prefix);
+    tcase_add_test(tc, test_slow_meter);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
