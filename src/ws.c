@@ -441,7 +441,8 @@ recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *
     /* Either way full: its pongs and Close replies go to its own output,
      * a ping flood must not grow that either. */
     side_t *o = s->other;
-    bool o_open = wslay_event_get_write_enabled(o->ctx) && !wslay_event_get_close_sent(o->ctx);
+    bool o_open = !o->eof && wslay_event_get_write_enabled(o->ctx)
+                  && !wslay_event_get_close_sent(o->ctx);
     if (pending_to(o) > high_of(o) || pending_to(s) > high_of(s)
         || (o_open && wslay_event_get_queued_msg_count(o->ctx) > MAX_QUEUED_MSGS)) {
         s->paused = true;
@@ -533,6 +534,16 @@ want_close(side_t *s, uint16_t code, const char *reason, size_t rlen, bool urgen
     }
 }
 
+/* s's connection ended or failed: nothing more either way, and what
+ * waited to be sent to it never leaves. */
+static void
+side_gone(side_t *s)
+{
+    s->eof = true;
+    s->qlen = 0;
+    evbuffer_drain(s->stage, evbuffer_get_length(s->stage));
+}
+
 static void
 arm_closing(rp_ws_t *ws)
 {
@@ -594,8 +605,8 @@ chunk_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_chu
         return;
     side_t *o = s->other;
     s->bytes += a->data_length;
-    if (s->dropping || o->close_wanted || o->qlen == 0)
-        return;   /* the other way is closing: dropped */
+    if (s->dropping || o->close_wanted || o->eof || o->qlen == 0)
+        return;   /* the other way is closing or gone: dropped */
     wmsg_t *m = q_at(o, o->qlen - 1);
     evbuffer_add(o->stage, a->data, a->data_length);
     m->known += a->data_length;
@@ -691,7 +702,7 @@ send_side(side_t *s)
             s->close_wanted = false;
         }
         if (wslay_event_want_write(s->ctx) && wslay_event_send(s->ctx) < 0)
-            s->eof = true;   /* cannot write to it any more */
+            side_gone(s);   /* cannot write to it any more */
     }
     flush_to(s);
 }
@@ -713,9 +724,11 @@ side_done(side_t *s)
 static void
 recv_side(side_t *s)
 {
+    /* A side that can read no more is not waiting to: left marked as
+     * paused, it would have the loop kick the tunnel for ever. */
+    s->paused = false;
     if (s->eof || !wslay_event_want_read(s->ctx))
         return;
-    s->paused = false;
     if (wslay_event_recv(s->ctx) < 0) {
         /* A frame wslay cannot even read as one (a control frame
          * fragmented or over 125 bytes, a length over 2^63): it gives up
@@ -861,7 +874,7 @@ up_event(struct bufferevent *bev, short what, void *arg)
     if ((what & BEV_EVENT_READING) && (what & BEV_EVENT_EOF))
         ws->u.rd_end = true;   /* what it sent before is still relayed */
     else
-        ws->u.eof = true;      /* an error: nothing more either way */
+        side_gone(&ws->u);     /* an error: nothing more either way */
     rp_reader_disable(&ws->up->rd);
     pump(ws);
 }
@@ -901,7 +914,7 @@ rp_ws_client_detach(rp_ws_t *ws)
         rp_die_oom();
     ws->cin = ws->own_in;
     ws->cout = ws->own_out;
-    ws->c.eof = true;
+    side_gone(&ws->c);
     event_active(ws->kick, 0, 0);
 }
 
@@ -909,7 +922,7 @@ void
 rp_ws_client_gone(rp_ws_t *ws, bool error)
 {
     if (error)
-        ws->c.eof = true;
+        side_gone(&ws->c);
     else
         ws->c.rd_end = true;
     ws->cops->read(ws->cctx, false);

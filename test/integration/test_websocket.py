@@ -582,18 +582,23 @@ def test_ws12_a_thousand_tunnels():
         b.close()
 
 
+def flooder(chunk, count):
+    """A backend handler: count binary messages of chunk at once, then
+    wait for the client's close."""
+    async def flood(ws):
+        for _ in range(count):
+            await ws.send(chunk)
+        await ws.recv()   # until the client closes
+    return flood
+
+
 def test_ws13_slow_reader_bounds_memory():
     """A backend that sends 32 MiB to a client that does not read: the
     proxy stops reading the backend (watermarks), its memory stays flat,
     and every byte arrives once the client reads."""
     chunk = os.urandom(65536)
     count = 512
-
-    async def flood(ws):
-        for _ in range(count):
-            await ws.send(chunk)
-        await ws.recv()   # until the client closes
-    b = WSBackend(flood)
+    b = WSBackend(flooder(chunk, count))
     p = ws_proxy(b)
     try:
         s, c, r = raw_handshake(p)
@@ -635,10 +640,10 @@ class H2Tunnel:
         while 0x8 not in self.settings:
             self.pump()
 
-    def pump(self, timeout=5):
+    def pump(self, timeout=5, size=65536):
         import h2.events
         self.sock.settimeout(timeout)
-        d = self.sock.recv(65536)
+        d = self.sock.recv(size)
         if not d:
             raise EOFError("connection closed")
         for ev in self.conn.receive_data(d):
@@ -1133,6 +1138,124 @@ def test_ws26_h2_handshake_edges():
         p.stop()
         be.close()
 
+def small_buffer_tunnel(p):
+    """An RFC 8441 tunnel (stream 1) on a connection with a 4 KiB receive
+    buffer and flow-control windows wide open: the socket is all that
+    holds the proxy back."""
+    import h2.settings
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", p.port))
+    t = H2Tunnel(s)
+    t.conn.increment_flow_control_window((1 << 31) - 1 - 65535)
+    t.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: (1 << 31) - 1})
+    s.sendall(t.conn.data_to_send())
+    assert_eq(t.open(1).get(":status"), "200")
+    return s, t
+
+
+def test_ws27_tunnels_are_not_held_to_the_minimum_rate():
+    """timeouts.client_min_bytes_per_s applies to requests and responses,
+    not to tunnels (their idle timeout bounds them): a client that reads
+    4 MiB of messages at 4 KB/s for 12 s through a small buffer, over
+    HTTP/1 and over HTTP/2, keeps its tunnel and then gets every byte."""
+    chunk = os.urandom(65536)
+    count = 64
+    b = WSBackend(flooder(chunk, count))
+    p = ws_proxy(b, timeouts={"client_min_bytes_per_s": 100000, "client_idle_ms": 60000})
+    result = {}
+
+    def over_h1():
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", p.port))
+        s.sendall(b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  b"Sec-WebSocket-Version: 13\r\n\r\n")
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += s.recv(1)
+        got = 0
+        t0 = time.time()
+        while time.time() - t0 < 12:
+            got += len(s.recv(2000))
+            time.sleep(0.5)
+        # Frame heads towards the client add at least 4 bytes a message.
+        while got < count * (len(chunk) + 4):
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            got += len(d)
+        result["h1"] = got
+        s.close()
+
+    def over_h2():
+        s, t = small_buffer_tunnel(p)
+        t0 = time.time()
+        while time.time() - t0 < 12:
+            t.pump(10, size=2000)
+            time.sleep(0.5)
+        while len(t.data.get(1, b"")) < count * (len(chunk) + 4):
+            t.pump(10)
+        result["h2"] = len(t.data.get(1, b""))
+        s.close()
+    try:
+        ts = [threading.Thread(target=f) for f in (over_h1, over_h2)]
+        for th in ts:
+            th.start()
+        for th in ts:
+            th.join(40)
+        assert_eq(sorted(result), ["h1", "h2"])
+        assert min(result.values()) >= count * (len(chunk) + 4), result
+        assert not [l for l in access_lines(p) if l.get("error") == "client_too_slow"]
+    finally:
+        p.stop()
+        b.close()
+
+
+def cpu_ticks(pid):
+    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])   # utime + stime
+
+
+def test_ws28_client_gone_while_its_side_waits():
+    """A client whose output is full (so its own reading waits) vanishes
+    mid-flood, over HTTP/2 (connection closed) and over HTTP/1 (reset):
+    the tunnel ends, the backend gets 1001, and the worker does not spin
+    on a side that can never read again."""
+    import struct as st
+    b = WSBackend(flooder(os.urandom(65536), 64))
+    p = ws_proxy(b)
+    try:
+        s, t = small_buffer_tunnel(p)
+        # A ping from the client whose pong cannot leave: its side waits.
+        t.send(1, frame(9, b"p"))
+        time.sleep(1)
+        s.close()
+        s, c, r = raw_handshake(p)
+        assert_eq(r[1], 101)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(frame(9, b"p"))
+        time.sleep(1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, st.pack("ii", 1, 0))
+        s.close()
+        wait_for(lambda: len(b.closes) == 2, 5, "both backend connections closed")
+        assert_eq(b.closes, [1001, 1001])
+        before = cpu_ticks(p.proc.pid)
+        time.sleep(2)
+        spent = cpu_ticks(p.proc.pid) - before
+        assert spent < 50, "the worker spun: %d ticks in 2 s" % spent
+        # And it still works.
+        s, c, r = raw_handshake(p)
+        assert_eq(r[1], 101)
+        s.close()
+    finally:
+        p.stop()
+        b.close()
+
+
 if __name__ == "__main__":
     sys.exit(run([test_ws01_echo_text_binary_fragments_big_ping_and_close,
                   test_ws02_permessage_deflate_passes_with_rsv1,
@@ -1159,4 +1282,6 @@ if __name__ == "__main__":
                   test_ws23_one_close_frame_only,
                   test_ws24_a_slow_frame_is_not_idle,
                   test_ws25_stop_with_output_pending_frees_everything,
-                  test_ws26_h2_handshake_edges]))
+                  test_ws26_h2_handshake_edges,
+                  test_ws27_tunnels_are_not_held_to_the_minimum_rate,
+                  test_ws28_client_gone_while_its_side_waits]))
