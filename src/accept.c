@@ -2,7 +2,9 @@
 /* From an accepted socket to an HTTP connection (see accept.h). */
 #include "config.h"
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include "conn.h"
 #include "h2.h"
 #include "io.h"
+#include "proxyproto.h"
 #include "tls.h"
 #include "transport_tls.h"
 #include "worker.h"
@@ -96,6 +99,8 @@ hs_release(rp_handshake_t *hs)
 {
     TAILQ_REMOVE(&hs->w->handshakes, hs, link);
     event_free(hs->timer);
+    if (hs->pp_ev != NULL)
+        event_free(hs->pp_ev);
     free(hs);
 }
 
@@ -112,7 +117,10 @@ void
 rp_handshake_free(rp_handshake_t *hs)
 {
     rp_worker_t *w = hs->w;
-    rp_tr_free(hs->tr, false);
+    if (hs->tr != NULL)
+        rp_tr_free(hs->tr, false);
+    else
+        close(hs->fd);
     unsigned listener = hs->peer.listener;
     rp_peer_release(&hs->peer);
     hs_release(hs);
@@ -183,11 +191,154 @@ start_tls(rp_worker_t *w, int fd, const rp_peer_t *peer, const rp_tls_ctx_t *ctx
     hs->tr = tr;
     hs->peer = *peer;
     hs->peer.secure = true;
+    hs->fd = -1;
     hs->timer = evtimer_new(w->base, hs_timer_cb, hs);
     TAILQ_INSERT_TAIL(&w->handshakes, hs, link);
     rp_tr_setcb(tr, hs_read_cb, hs_write_cb, hs_event_cb, hs);
-    evtimer_add(hs->timer, rp_timeout_tv(w->base, w->snap->timeouts.client_header_ms));
+    /* What a PROXY header left of client_header_ms (a plain timer then,
+     * since it differs each time). */
+    unsigned full = w->snap->timeouts.client_header_ms;
+    unsigned ms = rp_ms_left(full, peer->accepted_us);
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    evtimer_add(hs->timer, ms + 1 >= full ? rp_timeout_tv(w->base, full) : &tv);
     rp_tls_transport_start(tr);
+    return 0;
+}
+
+/* Past the PROXY header, if any: the per-address limit, the modules, then
+ * TLS or HTTP.  Returns -1 (socket closed, nothing counted) when refused. */
+static int
+accept_go(rp_worker_t *w, int fd, rp_peer_t *peer, const rp_listener_t *l)
+{
+    /* Connections open from one address, across workers: over the limit,
+     * closed before a byte of TLS or HTTP is read. */
+    unsigned per_ip = w->snap->limits.max_connections_per_ip;
+    if (per_ip > 0 && rp_ip_parse(peer->ip, strlen(peer->ip), false, &peer->addr) == 0) {
+        if (!rp_ipcount_acquire(&peer->addr, per_ip)) {
+            close(fd);
+            rp_metrics_rejected(w->id, RP_REJECT_PER_IP);
+            return -1;
+        }
+        peer->ip_counted = true;
+    }
+    if (rp_modules_on_accept(peer, w->snap) != RP_CONTINUE) {
+        close(fd);   /* refused by a module */
+        rp_metrics_rejected(w->id, RP_REJECT_MODULE);
+        rp_peer_release(peer);
+        return -1;
+    }
+    int rc;
+    if (l->tls != NULL) {
+        rc = start_tls(w, fd, peer, l->tls);
+    } else {
+        rp_transport_t *tr = rp_tcp_transport_new(w->base, fd, RP_RBUF_HIGH);
+        rc = tr != NULL ? rp_conn_new_transport(w, tr, peer) : -1;
+    }
+    if (rc < 0)
+        rp_peer_release(peer);
+    return rc;
+}
+
+/* ---- the PROXY protocol header ---- */
+
+static void
+pp_failed(rp_handshake_t *hs, const char *why)
+{
+    rp_metrics_rejected(hs->w->id, RP_REJECT_PP_INVALID);
+    /* Debug only, like TLS failures: the peers are trusted balancers, but
+     * what they relay is not. */
+    rp_log(RP_LOG_DEBUG, NULL, "PROXY protocol v%u header from %s refused: %s", hs->pp,
+           hs->peer.text, why);
+    rp_handshake_free(hs);
+}
+
+static void
+pp_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pp_failed(arg, "not complete within timeouts.client_header_ms");
+}
+
+/* Look at what has arrived; once the header is whole and valid, take
+ * exactly its bytes and go on as that client's connection. */
+static void
+pp_try(rp_handshake_t *hs)
+{
+    unsigned char buf[RP_PP_V2_MAX];
+    ssize_t n = recv(hs->fd, buf, sizeof buf, MSG_PEEK);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            pp_failed(hs, strerror(errno));
+        return;
+    }
+    if (n == 0) {
+        pp_failed(hs, "closed before the header");
+        return;
+    }
+    rp_pp_t pp;
+    const char *why;
+    int len = rp_pp_parse(buf, (size_t)n, (int)hs->pp, &pp, &why);
+    if (len == 0)
+        return;   /* more to come: the next arrival wakes us (edge-triggered) */
+    if (len < 0) {
+        pp_failed(hs, why);
+        return;
+    }
+    if (recv(hs->fd, buf, (size_t)len, 0) != len) {
+        pp_failed(hs, "could not take the header");
+        return;
+    }
+    rp_worker_t *w = hs->w;
+    int fd = hs->fd;
+    rp_peer_t peer = hs->peer;
+    const rp_listener_t *l = NULL;
+    for (size_t i = 0; i < w->snap->nlisteners && l == NULL; i++)
+        if (w->snap->listeners[i].ident == peer.listener)
+            l = &w->snap->listeners[i];
+    if (l == NULL) {
+        pp_failed(hs, "its listener was removed by a reload meanwhile");
+        return;
+    }
+    if (pp.has_src) {
+        char was[sizeof peer.text];
+        memcpy(was, peer.text, sizeof was);
+        peer_from_sockaddr(&peer, (const struct sockaddr *)&pp.src);
+        if (rp_log_level >= RP_LOG_DEBUG)
+            rp_log(RP_LOG_DEBUG, NULL, "PROXY protocol: %s is %s", was, peer.text);
+    }
+    hs->fd = -1;
+    hs_release(hs);
+    if (accept_go(w, fd, &peer, l) < 0)
+        rp_worker_conn_closed(w, peer.listener);
+}
+
+static void
+pp_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pp_try(arg);
+}
+
+static int
+pp_wait(rp_worker_t *w, int fd, const rp_peer_t *peer, unsigned version)
+{
+    rp_handshake_t *hs = rp_xcalloc(1, sizeof *hs);
+    hs->w = w;
+    hs->fd = fd;
+    hs->pp = version;
+    hs->peer = *peer;
+    hs->timer = evtimer_new(w->base, pp_timer_cb, hs);
+    /* Edge-triggered: a header only partly there is peeked at again only
+     * once more bytes arrive, not on every turn of the loop. */
+    hs->pp_ev = event_new(w->base, fd, EV_READ | EV_PERSIST | EV_ET, pp_read_cb, hs);
+    if (hs->timer == NULL || hs->pp_ev == NULL)
+        rp_die_oom();
+    TAILQ_INSERT_TAIL(&w->handshakes, hs, link);
+    evtimer_add(hs->timer, rp_timeout_tv(w->base, w->snap->timeouts.client_header_ms));
+    event_add(hs->pp_ev, NULL);
+    pp_try(hs);   /* it usually comes with the connection's first bytes */
     return 0;
 }
 
@@ -199,31 +350,19 @@ rp_accept(rp_worker_t *w, int fd, const struct sockaddr *sa, const rp_listener_t
     peer_from_sockaddr(&peer, sa);
     peer.accepted_us = rp_now_us();
     peer.listener = l->ident;
-    /* Connections open from one address, across workers: over the limit,
-     * closed before a byte is read. */
-    unsigned per_ip = w->snap->limits.max_connections_per_ip;
-    if (per_ip > 0 && rp_ip_parse(peer.ip, strlen(peer.ip), false, &peer.addr) == 0) {
-        if (!rp_ipcount_acquire(&peer.addr, per_ip)) {
+    if (l->proxy_protocol != 0) {
+        /* Only a balancer listed in trusted_proxies may say whose a
+         * connection is; anyone else is closed unread. */
+        rp_ip_t ip;
+        if (rp_ip_parse(peer.ip, strlen(peer.ip), false, &ip) != 0
+            || !rp_cidr_any(w->snap->trusted, w->snap->ntrusted, &ip)) {
             close(fd);
-            rp_metrics_rejected(w->id, RP_REJECT_PER_IP);
+            rp_metrics_rejected(w->id, RP_REJECT_PP_UNTRUSTED);
+            rp_log(RP_LOG_DEBUG, NULL, "connection from %s refused: not in trusted_proxies, "
+                   "on a listener with proxy_protocol", peer.text);
             return -1;
         }
-        peer.ip_counted = true;
+        return pp_wait(w, fd, &peer, l->proxy_protocol);
     }
-    if (rp_modules_on_accept(&peer, w->snap) != RP_CONTINUE) {
-        close(fd);   /* refused by a module */
-        rp_metrics_rejected(w->id, RP_REJECT_MODULE);
-        rp_peer_release(&peer);
-        return -1;
-    }
-    int rc;
-    if (l->tls != NULL) {
-        rc = start_tls(w, fd, &peer, l->tls);
-    } else {
-        rp_transport_t *tr = rp_tcp_transport_new(w->base, fd, RP_RBUF_HIGH);
-        rc = tr != NULL ? rp_conn_new_transport(w, tr, &peer) : -1;
-    }
-    if (rc < 0)
-        rp_peer_release(&peer);
-    return rc;
+    return accept_go(w, fd, &peer, l);
 }

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * From an accepted socket to a connection that speaks HTTP: the accept
- * hooks of the modules, then, on a TLS listener, the handshake (bounded by
- * timeouts.client_header_ms), after which ALPN picks the HTTP/2 session
+ * From an accepted socket to a connection that speaks HTTP: on a listener
+ * with proxy_protocol, the header that names the client (from a trusted
+ * peer only); the per-address limit and the accept hooks of the modules;
+ * then, on a TLS listener, the handshake (all bounded by
+ * timeouts.client_header_ms from the accept), after which ALPN picks the HTTP/2 session
  * (h2.c) or the HTTP/1 connection (conn.c).  On a plain listener the
  * HTTP/1 connection recognises the HTTP/2 connection preface itself.
  */
@@ -15,11 +17,16 @@
 #include "revproxy/txn.h"
 #include "transport.h"
 
+/* A connection not yet speaking HTTP: its PROXY protocol header awaited
+ * (tr NULL, fd owned), or its TLS handshake in progress. */
 typedef struct rp_handshake {
     rp_worker_t    *w;         /* borrowed */
     rp_transport_t *tr;        /* owned until handed over */
     rp_peer_t       peer;
     struct event   *timer;     /* owned: client_header_ms */
+    int             fd;        /* owned while the PROXY header is awaited */
+    struct event   *pp_ev;     /* owned: its bytes arriving (edge-triggered) */
+    unsigned        pp;        /* the header version awaited */
     TAILQ_ENTRY(rp_handshake) link;
 } rp_handshake_t;
 

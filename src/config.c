@@ -479,7 +479,7 @@ rp_listener_identity(const char *address)
 static const char *const root_keys[] = {
     "workers", "listeners", "limits", "timeouts", "upstreams", "routes", "log", "admin",
     "websocket", "trusted_proxies", "server_header", "ratelimit", NULL };
-static const char *const listener_keys[] = { "address", "tls", NULL };
+static const char *const listener_keys[] = { "address", "tls", "proxy_protocol", NULL };
 static const char *const limits_keys[] = {
     "max_connections", "max_header_bytes", "max_headers", "max_uri_bytes", "max_body_bytes",
     "h2_max_concurrent_streams", "max_active_requests_per_worker", "max_connections_per_ip", NULL };
@@ -654,10 +654,31 @@ parse_listeners(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
         snprintf(p, sizeof p, "listeners[%zu]", i);
         if (!expect_object(l, p, errs))
             continue;
-        static const char *const unsupported[] = { "proxy_protocol", NULL };
+        static const char *const unsupported[] = { NULL };
         rp_conf_keys(l, p, allowed, unsupported, errs);
         rp_addr_t a;
         bool ok = parse_listener_address(l, p, s, &a, errs) == 0;
+        unsigned pp = 0;
+        const json_t *ppv = json_object_get(l, "proxy_protocol");
+        if (ppv != NULL) {
+            char pq[512];
+            rp_conf_path(pq, sizeof pq, p, "proxy_protocol");
+            const char *v = json_string_value(ppv);
+            const json_t *tp = json_object_get(root, "trusted_proxies");
+            if (v != NULL && strcmp(v, "v1") == 0) {
+                pp = 1;
+            } else if (v != NULL && strcmp(v, "v2") == 0) {
+                pp = 2;
+            } else {
+                rp_errs_add(errs, pq, "must be \"v1\" or \"v2\"");
+                ok = false;
+            }
+            if (pp != 0 && !(json_is_array(tp) && json_array_size(tp) > 0)) {
+                rp_errs_add(errs, pq, "needs trusted_proxies: the header is believed only "
+                            "from the load balancers listed there");
+                ok = false;
+            }
+        }
         /* TLS is checked (and its files loaded) whatever the address, so
          * that one pass reports everything. */
         rp_tls_ctx_t *tls = NULL;
@@ -675,6 +696,7 @@ parse_listeners(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
         s->listeners[s->nlisteners].addr = a;
         s->listeners[s->nlisteners].tls = tls;
         s->listeners[s->nlisteners].ident = rp_listener_identity(a.text);
+        s->listeners[s->nlisteners].proxy_protocol = pp;
         s->nlisteners++;
     }
 }
@@ -1390,6 +1412,9 @@ rp_snapshot_dump(const rp_snapshot_t *s)
         json_t *l = json_pack("{s:s}", "address", s->listeners[i].addr.text);
         if (s->listeners[i].tls != NULL)
             json_object_set_new(l, "tls", rp_tls_ctx_dump(s->listeners[i].tls));
+        if (s->listeners[i].proxy_protocol != 0)
+            json_object_set_new(l, "proxy_protocol",
+                                json_string(s->listeners[i].proxy_protocol == 1 ? "v1" : "v2"));
         json_array_append_new(ls, l);
     }
     json_object_set_new(root, "listeners", ls);

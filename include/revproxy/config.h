@@ -46,6 +46,7 @@ typedef struct rp_listener {
     rp_addr_t     addr;
     rp_tls_ctx_t *tls;    /* owned */
     unsigned      ident;  /* rp_listener_identity */
+    unsigned      proxy_protocol;   /* 0: none; 1 or 2: the header version expected */
 } rp_listener_t;
 
 /* A backend as configured.  One given by host name ("host:port") has

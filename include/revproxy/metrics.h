@@ -18,11 +18,14 @@
 
 #define RP_METRICS_MAX_WORKERS 256
 
-/* Why a client connection was closed at accept, before any byte was read. */
+/* Why a client connection was closed at accept, before a byte of TLS or
+ * HTTP was read. */
 #define RP_REJECTS(X) \
     X(MAX_CONNECTIONS, "max_connections") \
     X(MODULE,          "module_refused") \
-    X(PER_IP,          "per_ip_limit")
+    X(PER_IP,          "per_ip_limit") \
+    X(PP_UNTRUSTED,    "proxy_protocol_untrusted") \
+    X(PP_INVALID,      "proxy_protocol_invalid")
 #define RP_REJECT_ENUM_(e, w) RP_REJECT_##e,
 typedef enum rp_reject { RP_REJECTS(RP_REJECT_ENUM_) RP_REJECT_COUNT } rp_reject_t;
 #undef RP_REJECT_ENUM_

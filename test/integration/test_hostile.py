@@ -4,6 +4,7 @@
 import json
 import os
 import socket
+import struct
 import sys
 import time
 
@@ -468,6 +469,142 @@ def test_h08_pauses_and_stalls_are_not_cut_for_rate():
         b.close()
 
 
+V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def pp_v2(src, sport, dst="10.0.0.1", dport=443, local=False, tlv=b""):
+    """A PROXY protocol v2 header for TCP from src:sport."""
+    import ipaddress
+    a, b = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    fam = 0x11 if a.version == 4 else 0x21
+    body = a.packed + b.packed + struct.pack("!HH", sport, dport) + tlv
+    return V2_SIG + bytes([0x20 if local else 0x21, fam]) + struct.pack("!H", len(body)) + body
+
+
+def pp_exchange(port, source, parts, pause=0.0):
+    """Connect from source, send parts (with pause between them) and a
+    request: its response, or None when the proxy closed unanswered."""
+    s = socket.socket()
+    s.bind((source, 0))
+    s.settimeout(5)
+    s.connect(("127.0.0.1", port))
+    try:
+        for i, part in enumerate(parts):
+            if i > 0 and pause:
+                time.sleep(pause)
+            s.sendall(part)
+        s.sendall(b"GET /pp HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        return Client(s).read_response()
+    except (EOFError, ConnectionResetError, BrokenPipeError):
+        return None
+    finally:
+        s.close()
+
+
+def test_h09_proxy_protocol_v1_and_v2():
+    """Listeners with proxy_protocol v1 and v2 behind a trusted balancer
+    (127.0.0.2): the header's address is the client in the access line,
+    in X-Forwarded-For and for max_connections_per_ip; UNKNOWN and LOCAL
+    keep the balancer's; a header in two pieces is waited for; a missing,
+    malformed, wrong-version or unfinished header, or one from a peer not
+    in trusted_proxies, closes the connection unanswered."""
+    b = Backend(lambda req, ci, s: response(200, (req.header("x-forwarded-for") or "").encode()))
+    p0, p1, p2 = free_port(), free_port(), free_port()
+    aport = free_port()
+    p = Proxy({"listeners": [{"address": "127.0.0.1:%d" % p0},
+                             {"address": "127.0.0.1:%d" % p1, "proxy_protocol": "v1"},
+                             {"address": "127.0.0.1:%d" % p2, "proxy_protocol": "v2"}],
+               "upstreams": {"a": {"backends": [{"address": b.addr}]}},
+               "routes": [{"path_prefix": "/", "upstream": "a"}],
+               "trusted_proxies": ["127.0.0.2"],
+               "admin": {"address": "127.0.0.1:%d" % aport},
+               "timeouts": {"client_header_ms": 1500},
+               "limits": {"max_connections_per_ip": 2}}, port=p0)
+    try:
+        lb = "127.0.0.2"
+        ok = [
+            (p1, [b"PROXY TCP4 203.0.113.7 10.0.0.1 56324 443\r\n"], "203.0.113.7", "203.0.113.7:56324"),
+            (p1, [b"PROXY TCP6 2001:db8::5 2001:db8::1 4000 443\r\n"], "2001:db8::5", "[2001:db8::5]:4000"),
+            (p1, [b"PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n"], lb, None),
+            (p1, [b"PROXY TCP4 198.51.100.1 10.0.", b"0.1 1000 80\r\n"], "198.51.100.1", "198.51.100.1:1000"),
+            (p2, [pp_v2("203.0.113.8", 40000)], "203.0.113.8", "203.0.113.8:40000"),
+            (p2, [pp_v2("2001:db8::9", 40001, "2001:db8::1", tlv=b"\x04\x00\x02ab")], "2001:db8::9",
+             "[2001:db8::9]:40001"),
+            (p2, [pp_v2("203.0.113.9", 1, local=True)], lb, None),
+            (p2, [pp_v2("203.0.113.10", 2)[:10], pp_v2("203.0.113.10", 2)[10:]], "203.0.113.10",
+             "203.0.113.10:2"),
+        ]
+        for port, parts, xff, client in ok:
+            r = pp_exchange(port, lb, parts, pause=0.3)
+            assert r is not None, parts
+            assert_eq((r.status, r.body.decode()), (200, xff), parts)
+        deadline = time.time() + 5
+        while len(access_lines(p)) < len(ok) and time.time() < deadline:
+            time.sleep(0.05)
+        clients = [l["client"] for l in access_lines(p)]
+        for (port, parts, xff, client), got in zip(ok, clients):
+            if client is None:
+                assert got.startswith("127.0.0.2:"), (parts, got)
+            else:
+                assert_eq(got, client, parts)
+        bad = [
+            (p1, lb, [b""]),                                               # no header
+            (p1, lb, [b"PROXY TCP4 999.0.113.7 10.0.0.1 1 2\r\n"]),       # bad address
+            (p1, lb, [b"PROXY TCP4 203.0.113.7 10.0.0.1 1 65536\r\n"]),   # bad port
+            (p1, lb, [b"PROXY TCP4  203.0.113.7 10.0.0.1 1 2\r\n"]),      # two spaces
+            (p1, lb, [b"PROXY TCP4 203.0.113.7 10.0.0.1 1 2\n"]),          # no CR
+            (p1, lb, [b"PROXY " + b"A" * 120]),                            # too long
+            (p1, lb, [pp_v2("203.0.113.7", 1)]),                           # v2 on v1
+            (p2, lb, [b"PROXY TCP4 203.0.113.7 10.0.0.1 1 2\r\n"]),       # v1 on v2
+            (p2, lb, [V2_SIG + b"\x22\x11\x00\x0c" + b"\x00" * 12]),       # command 2
+            (p2, lb, [V2_SIG + b"\x21\x11\x00\x04" + b"\x00" * 4]),        # addresses short
+            (p1, "127.0.0.3", [b"PROXY TCP4 203.0.113.7 10.0.0.1 1 2\r\n"]),   # untrusted peer
+            (p2, "127.0.0.3", [pp_v2("203.0.113.7", 1)]),
+        ]
+        for port, source, parts in bad:
+            assert pp_exchange(port, source, parts) is None, (port, source, parts)
+        # A header that never ends: closed at client_header_ms.
+        s = socket.socket()
+        s.bind((lb, 0))
+        s.settimeout(5)
+        s.connect(("127.0.0.1", p1))
+        s.sendall(b"PROXY TCP4 203.0.113.7")
+        t0 = time.time()
+        try:
+            assert_eq(s.recv(10), b"")
+        except ConnectionResetError:
+            pass   # (what it sent is unread: the close is a reset)
+        assert 1.0 < time.time() - t0 < 4, time.time() - t0
+        s.close()
+        # The header's address is what max_connections_per_ip counts.
+        held = []
+        for _ in range(2):
+            h = socket.socket()
+            h.bind((lb, 0))
+            h.settimeout(5)
+            h.connect(("127.0.0.1", p1))
+            h.sendall(b"PROXY TCP4 192.0.2.50 10.0.0.1 1000 80\r\n")
+            held.append(h)
+        time.sleep(0.3)
+        assert pp_exchange(p1, lb, [b"PROXY TCP4 192.0.2.50 10.0.0.1 1001 80\r\n"]) is None
+        r = pp_exchange(p1, lb, [b"PROXY TCP4 192.0.2.51 10.0.0.1 1002 80\r\n"])
+        assert_eq(r.status, 200)
+        for h in held:
+            h.close()
+        m = admin_get(aport, "/metrics").body.decode()
+        counts = dict((reason, int(l.split()[-1])) for l in m.split("\n")
+                      for reason in ("proxy_protocol_invalid", "proxy_protocol_untrusted",
+                                     "per_ip_limit")
+                      if l.startswith('revproxy_connections_rejected_total{reason="%s"}' % reason))
+        assert_eq(counts, {"proxy_protocol_invalid": 11, "proxy_protocol_untrusted": 2,
+                           "per_ip_limit": 1})
+        # The plain listener is as before.
+        assert_eq(ask(p, "127.0.0.3", path="/plain").status, 200)
+    finally:
+        p.stop()
+        b.close()
+
+
 if __name__ == "__main__":
     sys.exit(run([test_h01_forwarded_for_believed_only_from_trusted_peers,
                   test_h02_server_header,
@@ -476,4 +613,5 @@ if __name__ == "__main__":
                   test_h05_forwarded_for_edges_unrouted_and_route_tables,
                   test_h06_memory_per_connection_under_a_slow_header_flood,
                   test_h07_slow_clients_cut_at_the_minimum_rate,
-                  test_h08_pauses_and_stalls_are_not_cut_for_rate]))
+                  test_h08_pauses_and_stalls_are_not_cut_for_rate,
+                  test_h09_proxy_protocol_v1_and_v2]))

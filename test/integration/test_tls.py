@@ -478,6 +478,75 @@ def test_t12_pipelined_records_past_the_read_watermark():
         s.close()
 
 
+def test_t13_proxy_protocol_in_front_of_tls():
+    """A TLS listener behind a balancer: the PROXY v2 header comes before
+    the ClientHello; the client it names is the one in X-Forwarded-For and
+    the access line, over HTTP/1.1 and HTTP/2; without it the handshake
+    never starts."""
+    from test_hostile import pp_v2
+    c = make_certs()
+
+    def handler(req, ci, sock):
+        return response(200, ("%s %s" % (req.header("x-forwarded-for"),
+                                         req.header("x-forwarded-proto"))).encode())
+    b = Backend(handler)
+    plain, tport = free_port(), free_port()
+    base = upstream_config(b)
+    base["trusted_proxies"] = ["127.0.0.0/8"]
+    base["listeners"] = [{"address": "127.0.0.1:%d" % plain},
+                         {"address": "127.0.0.1:%d" % tport, "proxy_protocol": "v2",
+                          "tls": {"certificates": [{"cert": c["a"][0], "key": c["a"][1]}]}}]
+    p = Proxy(base, port=plain)
+    try:
+        ctx = ssl.create_default_context(cafile=c["ca"])
+        ctx.set_alpn_protocols(["http/1.1"])
+        raw = socket.create_connection(("127.0.0.1", tport), timeout=10)
+        raw.sendall(pp_v2("203.0.113.20", 5555))
+        s = ctx.wrap_socket(raw, server_hostname="a.example")
+        head, body = http1_get(s)
+        assert_eq(body, b"203.0.113.20 https")
+        s.close()
+        # HTTP/2 by ALPN, from an IPv6 client.
+        ctx2 = ssl.create_default_context(cafile=c["ca"])
+        ctx2.set_alpn_protocols(["h2"])
+        raw = socket.create_connection(("127.0.0.1", tport), timeout=10)
+        raw.sendall(pp_v2("2001:db8::20", 6666, "2001:db8::1"))
+        s = ctx2.wrap_socket(raw, server_hostname="a.example")
+        assert_eq(s.selected_alpn_protocol(), "h2")
+        conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        conn.send_headers(1, [(":method", "GET"), (":path", "/"), (":scheme", "https"),
+                              (":authority", "a.example")], end_stream=True)
+        s.sendall(conn.data_to_send())
+        got = b""
+        done = False
+        while not done:
+            for ev in conn.receive_data(s.recv(65536)):
+                if isinstance(ev, h2.events.DataReceived):
+                    got += ev.data
+                elif isinstance(ev, h2.events.StreamEnded):
+                    done = True
+            s.sendall(conn.data_to_send())
+        assert_eq(got, b"2001:db8::20 https")
+        s.close()
+        # No header: the ClientHello is not one, and the connection closes.
+        raw = socket.create_connection(("127.0.0.1", tport), timeout=10)
+        try:
+            ctx.wrap_socket(raw, server_hostname="a.example")
+            assert False, "a handshake without the header succeeded"
+        except (ssl.SSLError, ConnectionResetError, OSError):
+            pass
+        raw.close()
+        deadline = time.time() + 5
+        while len(access_lines(p)) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        assert_eq(sorted(l["client"] for l in access_lines(p)),
+                  ["203.0.113.20:5555", "[2001:db8::20]:6666"])
+    finally:
+        p.stop()
+        b.close()
+
+
 if __name__ == "__main__":
     tests = [v for k, v in sorted(globals().items()) if k.startswith("test_") and callable(v)]
     sys.exit(run(tests))
