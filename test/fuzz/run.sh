@@ -2,13 +2,13 @@
 # SPDX-License-Identifier: MIT
 # Build the libFuzzer targets with clang (ASan+UBSan) and run each for a
 # while.  Usage: test/fuzz/run.sh [SECONDS per target, default 60]
-#   FUZZ_TARGETS  which targets, default "config http h1 h2"
+#   FUZZ_TARGETS  which targets, default "config http h1 h2 proxyproto"
 #   FUZZ_DIR      build directory, default build-fuzz in the source tree
 # Needs: clang (Debian's clang-14 ships libFuzzer) and the build deps.
 set -euo pipefail
 export LC_ALL=C
 secs=${1:-60}
-targets=${FUZZ_TARGETS:-config http h1 h2}
+targets=${FUZZ_TARGETS:-config http h1 h2 proxyproto}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=${FUZZ_DIR:-$top/build-fuzz}
 command -v clang >/dev/null || { echo "clang not found (apt-get install clang)" >&2; exit 1; }
@@ -169,6 +169,13 @@ for t in $targets; do
             extra=(-close_fd_mask=2) ;;
     h2)     h2_seeds
             extra=(-close_fd_mask=2) ;;
+    proxyproto)
+            printf '\001PROXY TCP4 203.0.113.7 10.0.0.1 56324 443\r\nGET / HTTP/1.1\r\n' > corpus_$t/v1-tcp4
+            printf '\001PROXY TCP6 2001:db8::5 ::1 4000 443\r\n' > corpus_$t/v1-tcp6
+            printf '\001PROXY UNKNOWN\r\n' > corpus_$t/v1-unknown
+            printf '\000\r\n\r\n\000\r\nQUIT\n\041\021\000\014\313\000\161\010\012\000\000\001\234\100\001\273' \
+                > corpus_$t/v2-tcp4
+            printf '\000\r\n\r\n\000\r\nQUIT\n\040\000\000\000' > corpus_$t/v2-local ;;
     esac
     # Inputs that once found a defect are replayed first, each once.
     if [ -d "$top/test/fuzz/regress/$t" ]; then
