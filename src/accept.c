@@ -101,6 +101,8 @@ hs_release(rp_handshake_t *hs)
     event_free(hs->timer);
     if (hs->pp_ev != NULL)
         event_free(hs->pp_ev);
+    if (hs->pp_snap != NULL)
+        rp_snapshot_unref(hs->pp_snap);
     free(hs);
 }
 
@@ -242,9 +244,10 @@ accept_go(rp_worker_t *w, int fd, rp_peer_t *peer, const rp_listener_t *l)
 /* ---- the PROXY protocol header ---- */
 
 static void
-pp_failed(rp_handshake_t *hs, const char *why)
+pp_failed(rp_handshake_t *hs, const char *why, bool count)
 {
-    rp_metrics_rejected(hs->w->id, RP_REJECT_PP_INVALID);
+    if (count)
+        rp_metrics_rejected(hs->w->id, RP_REJECT_PP_INVALID);
     /* Debug only, like TLS failures: the peers are trusted balancers, but
      * what they relay is not. */
     rp_log(RP_LOG_DEBUG, NULL, "PROXY protocol v%u header from %s refused: %s", hs->pp,
@@ -257,88 +260,102 @@ pp_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    pp_failed(arg, "not complete within timeouts.client_header_ms");
+    pp_failed(arg, "not complete within timeouts.client_header_ms", true);
 }
 
 /* Look at what has arrived; once the header is whole and valid, take
- * exactly its bytes and go on as that client's connection. */
+ * exactly its bytes and go on as that client's connection.  closed: the
+ * client has ended its side (a header still incomplete never will be). */
 static void
-pp_try(rp_handshake_t *hs)
+pp_try(rp_handshake_t *hs, bool closed)
 {
     unsigned char buf[RP_PP_V2_MAX];
     ssize_t n = recv(hs->fd, buf, sizeof buf, MSG_PEEK);
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            pp_failed(hs, strerror(errno));
+            pp_failed(hs, strerror(errno), true);
+        else if (closed)
+            pp_failed(hs, "closed before the header", true);
         return;
     }
     if (n == 0) {
-        pp_failed(hs, "closed before the header");
+        /* Connected and closed without a byte: a balancer's TCP check,
+         * not worth a count. */
+        pp_failed(hs, "closed before the header", false);
         return;
     }
     rp_pp_t pp;
     const char *why;
     int len = rp_pp_parse(buf, (size_t)n, (int)hs->pp, &pp, &why);
-    if (len == 0)
-        return;   /* more to come: the next arrival wakes us (edge-triggered) */
+    if (len == 0) {
+        /* More to come: the next arrival wakes us (edge-triggered), unless
+         * the client has closed. */
+        if (closed)
+            pp_failed(hs, "closed before the header was complete", true);
+        return;
+    }
     if (len < 0) {
-        pp_failed(hs, why);
+        pp_failed(hs, why, true);
         return;
     }
     if (recv(hs->fd, buf, (size_t)len, 0) != len) {
-        pp_failed(hs, "could not take the header");
+        pp_failed(hs, "could not take the header", true);
         return;
     }
     rp_worker_t *w = hs->w;
     int fd = hs->fd;
     rp_peer_t peer = hs->peer;
-    const rp_listener_t *l = NULL;
-    for (size_t i = 0; i < w->snap->nlisteners && l == NULL; i++)
-        if (w->snap->listeners[i].ident == peer.listener)
-            l = &w->snap->listeners[i];
-    if (l == NULL) {
-        pp_failed(hs, "its listener was removed by a reload meanwhile");
-        return;
-    }
+    /* The listener as configured when the connection was accepted: one a
+     * reload removed meanwhile still serves it (its connections then close
+     * after one exchange, as queued ones do). */
+    rp_snapshot_t *snap = rp_snapshot_ref(hs->pp_snap);
+    const rp_listener_t *l = hs->pp_l;
     if (pp.has_src) {
         char was[sizeof peer.text];
         memcpy(was, peer.text, sizeof was);
         peer_from_sockaddr(&peer, (const struct sockaddr *)&pp.src);
         if (rp_log_level >= RP_LOG_DEBUG)
             rp_log(RP_LOG_DEBUG, NULL, "PROXY protocol: %s is %s", was, peer.text);
+    } else {
+        /* The balancer's own address stands, but its trust does not pass
+         * to whoever it relays. */
+        peer.unnamed = true;
     }
     hs->fd = -1;
     hs_release(hs);
     if (accept_go(w, fd, &peer, l) < 0)
         rp_worker_conn_closed(w, peer.listener);
+    rp_snapshot_unref(snap);
 }
 
 static void
 pp_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
-    (void)what;
-    pp_try(arg);
+    pp_try(arg, (what & EV_CLOSED) != 0);
 }
 
 static int
-pp_wait(rp_worker_t *w, int fd, const rp_peer_t *peer, unsigned version)
+pp_wait(rp_worker_t *w, int fd, const rp_peer_t *peer, const rp_listener_t *l)
 {
     rp_handshake_t *hs = rp_xcalloc(1, sizeof *hs);
     hs->w = w;
     hs->fd = fd;
-    hs->pp = version;
+    hs->pp = l->proxy_protocol;
+    hs->pp_snap = rp_snapshot_ref(w->snap);
+    hs->pp_l = l;
     hs->peer = *peer;
     hs->timer = evtimer_new(w->base, pp_timer_cb, hs);
-    /* Edge-triggered: a header only partly there is peeked at again only
-     * once more bytes arrive, not on every turn of the loop. */
-    hs->pp_ev = event_new(w->base, fd, EV_READ | EV_PERSIST | EV_ET, pp_read_cb, hs);
+    /* Edge-triggered (epoll): a header only partly there is peeked at again
+     * only once more bytes arrive, or the client closes, not on every turn
+     * of the loop. */
+    hs->pp_ev = event_new(w->base, fd, EV_READ | EV_CLOSED | EV_PERSIST | EV_ET, pp_read_cb, hs);
     if (hs->timer == NULL || hs->pp_ev == NULL)
         rp_die_oom();
     TAILQ_INSERT_TAIL(&w->handshakes, hs, link);
     evtimer_add(hs->timer, rp_timeout_tv(w->base, w->snap->timeouts.client_header_ms));
     event_add(hs->pp_ev, NULL);
-    pp_try(hs);   /* it usually comes with the connection's first bytes */
+    pp_try(hs, false);   /* it usually comes with the connection's first bytes */
     return 0;
 }
 
@@ -362,7 +379,7 @@ rp_accept(rp_worker_t *w, int fd, const struct sockaddr *sa, const rp_listener_t
                    "on a listener with proxy_protocol", peer.text);
             return -1;
         }
-        return pp_wait(w, fd, &peer, l->proxy_protocol);
+        return pp_wait(w, fd, &peer, l);
     }
     return accept_go(w, fd, &peer, l);
 }

@@ -27,6 +27,10 @@ typedef struct rp_handshake {
     int             fd;        /* owned while the PROXY header is awaited */
     struct event   *pp_ev;     /* owned: its bytes arriving (edge-triggered) */
     unsigned        pp;        /* the header version awaited */
+    rp_snapshot_t  *pp_snap;   /* a reference: the configuration it was accepted
+                                * under, whose listener (pp_l) it goes on with
+                                * even if a reload removed it meanwhile */
+    const rp_listener_t *pp_l;
     TAILQ_ENTRY(rp_handshake) link;
 } rp_handshake_t;
 

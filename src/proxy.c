@@ -1543,7 +1543,7 @@ client_address(rp_txn_t *t)
 {
     t->client_ip[0] = '\0';
     const rp_snapshot_t *s = t->snap;
-    if (s->ntrusted == 0)
+    if (s->ntrusted == 0 || t->peer->unnamed)
         return;
     rp_ip_t peer, out;
     if (rp_ip_parse(t->peer->ip, strlen(t->peer->ip), false, &peer) < 0)
@@ -1569,9 +1569,11 @@ client_address(rp_txn_t *t)
             const char *tail = v + vl - room;
             const char *comma = memchr(tail, ',', room);
             size_t keep = comma != NULL ? (size_t)(v + vl - comma - 1) : 0;
+            full = true;
+            if (keep == 0)
+                break;   /* not one whole element fits, nor its separator */
             vl = keep;
             v = v + f->value_len - keep;
-            full = true;
         }
         if (any) {
             start -= 2;

@@ -73,6 +73,8 @@ parse_v1(const unsigned char *b, size_t len, rp_pp_t *out, const char **why)
                 break;   /* its LF may follow */
             if (b[i + 1] != '\n')
                 return bad(why, "CR without LF in the header");
+            if (i + 2 > RP_PP_V1_MAX)
+                break;   /* its CRLF would end past byte 107 */
             end = i;
             found = true;
             break;
@@ -82,9 +84,12 @@ parse_v1(const unsigned char *b, size_t len, rp_pp_t *out, const char **why)
     }
     if (!found)
         return len >= RP_PP_V1_MAX ? bad(why, "header longer than 107 bytes") : 0;
-    /* The fields after "PROXY ", one space apart. */
     const char *line = (const char *)b + 6;
     size_t n = end - 6;
+    memset(out, 0, sizeof *out);
+    if (n >= 7 && memcmp(line, "UNKNOWN", 7) == 0 && (n == 7 || line[7] == ' '))
+        return (int)end + 2;   /* whatever follows: the connection's own addresses */
+    /* The fields after "PROXY ", one space apart. */
     const char *f[6];
     size_t fl[6];
     size_t nf = 0, start = 0;
@@ -98,9 +103,6 @@ parse_v1(const unsigned char *b, size_t len, rp_pp_t *out, const char **why)
             start = i + 1;
         }
     }
-    memset(out, 0, sizeof *out);
-    if (fl[0] == 7 && memcmp(f[0], "UNKNOWN", 7) == 0)
-        return (int)end + 2;   /* whatever follows: the connection's own addresses */
     int family;
     if (fl[0] == 4 && memcmp(f[0], "TCP4", 4) == 0)
         family = AF_INET;
@@ -180,11 +182,33 @@ parse_v2(const unsigned char *b, size_t len, rp_pp_t *out, const char **why)
     return (int)total;
 }
 
+/* An IPv4 client that a dual-stack balancer names in IPv6's mapped form
+ * (::ffff:a.b.c.d) is an IPv4 client, as if it had connected directly. */
+static void
+unmap(rp_pp_t *out)
+{
+    if (!out->has_src || out->src.ss_family != AF_INET6)
+        return;
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&out->src;
+    if (!IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+        return;
+    struct sockaddr_in s4;
+    memset(&s4, 0, sizeof s4);
+    s4.sin_family = AF_INET;
+    s4.sin_port = s6->sin6_port;
+    memcpy(&s4.sin_addr, s6->sin6_addr.s6_addr + 12, 4);
+    memset(&out->src, 0, sizeof out->src);
+    memcpy(&out->src, &s4, sizeof s4);
+}
+
 int
 rp_pp_parse(const unsigned char *buf, size_t len, int version, rp_pp_t *out, const char **why)
 {
     *why = "";
     if (len == 0)
         return 0;
-    return version == 2 ? parse_v2(buf, len, out, why) : parse_v1(buf, len, out, why);
+    int n = version == 2 ? parse_v2(buf, len, out, why) : parse_v1(buf, len, out, why);
+    if (n > 0)
+        unmap(out);
+    return n;
 }

@@ -23,7 +23,8 @@ typedef struct rp_pp {
      * version 2 LOCAL command such as the balancer's health check, or an
      * address family other than TCP over IPv4 or IPv6). */
     bool                    has_src;
-    struct sockaddr_storage src;   /* the client, with its port */
+    struct sockaddr_storage src;   /* the client, with its port (an IPv4-mapped
+                                      IPv6 address as IPv4) */
 } rp_pp_t;
 
 /* Parse the bytes that start a connection as a header of version (1 or 2).

@@ -46,7 +46,8 @@ struct rp_worker {
     struct event         *stop_ev;       /* owned: reads stop_pipe[0] */
     int                   stop_pipe[2];  /* owned: the main thread writes a byte to stop */
     TAILQ_HEAD(, rp_conn) conns;         /* owned: HTTP/1 connections */
-    TAILQ_HEAD(, rp_handshake) handshakes;  /* owned: TLS handshakes in progress */
+    TAILQ_HEAD(, rp_handshake) handshakes;  /* owned: PROXY headers awaited and TLS
+                                               handshakes in progress */
     TAILQ_HEAD(, rp_h2) h2s;             /* owned: HTTP/2 connections */
     TAILQ_HEAD(, rp_ws) tunnels;         /* owned: WebSocket tunnels */
     TAILQ_HEAD(, h1_tunnel) lingering;   /* owned: their HTTP/1 connections sending

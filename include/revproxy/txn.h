@@ -74,6 +74,8 @@ struct rp_peer {
     rp_ip_t  addr;       /* the address, for per-address limits */
     bool     ip_counted; /* counted for limits.max_connections_per_ip (released
                             once, by whoever holds the connection when it closes) */
+    bool     unnamed;    /* relayed by a balancer whose PROXY header named no
+                            client: its X-Forwarded-For is never believed */
 };
 
 /* How the response body is framed, for the downstream to express in its

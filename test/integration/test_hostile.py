@@ -219,10 +219,21 @@ def test_h05_forwarded_for_edges_unrouted_and_route_tables():
         # Several fields: one list, read from the right.
         assert_eq(ask(p, "127.0.0.9", "X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 7.7.7.7\r\n",
                       path="/r0").status, 200)
+        # A last field that fills the 2 KiB alone, or all but a byte or two
+        # of it: the fields before are left out whole (no separator is
+        # written past the buffer), from trusted and untrusted peers.
+        # (Each request from a client of its own: the rate limit is 1/s.)
+        for k, n in enumerate((2048, 2047, 2046)):
+            last = "x" * (n - 9) + ", 7.7.7.%d" % k
+            assert_eq(len(last), n)
+            for peer in ("127.0.0.9", "127.0.0.%d" % (20 + k)):
+                assert_eq(ask(p, peer, "X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-For: %s\r\n"
+                              % last, path="/r0").status, 200)
         deadline = time.time() + 5
-        while len(access_lines(p)) < 2 and time.time() < deadline:
+        while len(access_lines(p)) < 8 and time.time() < deadline:
             time.sleep(0.02)
-        assert_eq([l.get("client_ip") for l in access_lines(p)[:2]], ["6.6.6.6", "7.7.7.7"])
+        assert_eq([l.get("client_ip") for l in access_lines(p)[:8]],
+                  ["6.6.6.6", "7.7.7.7", "7.7.7.0", None, "7.7.7.1", None, "7.7.7.2", None])
         # Requests that match no route are limited too.
         codes = [ask(p, "127.0.0.5", path="/nowhere").status for _ in range(4)]
         assert_eq(codes, [404, 404, 429, 429])
@@ -481,7 +492,7 @@ def pp_v2(src, sport, dst="10.0.0.1", dport=443, local=False, tlv=b""):
     return V2_SIG + bytes([0x20 if local else 0x21, fam]) + struct.pack("!H", len(body)) + body
 
 
-def pp_exchange(port, source, parts, pause=0.0):
+def pp_exchange(port, source, parts, pause=0.0, headers=""):
     """Connect from source, send parts (with pause between them) and a
     request: its response, or None when the proxy closed unanswered."""
     s = socket.socket()
@@ -493,7 +504,8 @@ def pp_exchange(port, source, parts, pause=0.0):
             if i > 0 and pause:
                 time.sleep(pause)
             s.sendall(part)
-        s.sendall(b"GET /pp HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        s.sendall(("GET /pp HTTP/1.1\r\nHost: a\r\n%sConnection: close\r\n\r\n"
+                   % headers).encode())
         return Client(s).read_response()
     except (EOFError, ConnectionResetError, BrokenPipeError):
         return None
@@ -533,7 +545,15 @@ def test_h09_proxy_protocol_v1_and_v2():
             (p2, [pp_v2("203.0.113.9", 1, local=True)], lb, None),
             (p2, [pp_v2("203.0.113.10", 2)[:10], pp_v2("203.0.113.10", 2)[10:]], "203.0.113.10",
              "203.0.113.10:2"),
+            # An IPv4 client in IPv6's mapped form is an IPv4 client.
+            (p1, [b"PROXY TCP6 ::ffff:203.0.113.11 ::ffff:10.0.0.1 7 80\r\n"], "203.0.113.11",
+             "203.0.113.11:7"),
+            (p2, [pp_v2("::ffff:203.0.113.12", 8, "::ffff:10.0.0.1")], "203.0.113.12",
+             "203.0.113.12:8"),
+            # UNKNOWN ignores whatever follows it; 107 bytes is the most.
+            (p1, [b"PROXY UNKNOWN " + b"x " * 45 + b"x\r\n"], lb, None),
         ]
+        assert_eq(len(ok[-1][1][0]), 107)
         for port, parts, xff, client in ok:
             r = pp_exchange(port, lb, parts, pause=0.3)
             assert r is not None, parts
@@ -554,6 +574,7 @@ def test_h09_proxy_protocol_v1_and_v2():
             (p1, lb, [b"PROXY TCP4  203.0.113.7 10.0.0.1 1 2\r\n"]),      # two spaces
             (p1, lb, [b"PROXY TCP4 203.0.113.7 10.0.0.1 1 2\n"]),          # no CR
             (p1, lb, [b"PROXY " + b"A" * 120]),                            # too long
+            (p1, lb, [b"PROXY UNKNOWN " + b"x " * 45 + b"xy\r\n"]),         # 108 bytes
             (p1, lb, [pp_v2("203.0.113.7", 1)]),                           # v2 on v1
             (p2, lb, [b"PROXY TCP4 203.0.113.7 10.0.0.1 1 2\r\n"]),       # v1 on v2
             (p2, lb, [V2_SIG + b"\x22\x11\x00\x0c" + b"\x00" * 12]),       # command 2
@@ -591,15 +612,86 @@ def test_h09_proxy_protocol_v1_and_v2():
         assert_eq(r.status, 200)
         for h in held:
             h.close()
+        # A client that closes mid-header is let go at once (not held
+        # until client_header_ms); one that connects and closes without a
+        # byte (a balancer's TCP check) is not counted.
+        s = socket.socket()
+        s.bind((lb, 0))
+        s.settimeout(5)
+        s.connect(("127.0.0.1", p1))
+        s.sendall(b"PROXY TCP4 203.0.113.7")
+        s.shutdown(socket.SHUT_WR)
+        t0 = time.time()
+        try:
+            s.recv(10)
+        except ConnectionResetError:
+            pass
+        assert time.time() - t0 < 0.8, time.time() - t0
+        s.close()
+        s = socket.socket()
+        s.bind((lb, 0))
+        s.connect(("127.0.0.1", p2))
+        s.close()
+        time.sleep(0.3)
+        # A header that names no client: the balancer's address stands, but
+        # the X-Forwarded-For of whoever it relays is not believed.
+        for port, parts in ((p1, [b"PROXY UNKNOWN\r\n"]), (p2, [pp_v2("203.0.113.9", 1, local=True)]),
+                            (p2, [V2_SIG + b"\x21\x31\x00\xd8" + b"\x00" * 216])):
+            r = pp_exchange(port, lb, parts, headers="X-Forwarded-For: 6.6.6.6\r\n")
+            assert_eq((r.status, r.body.decode()), (200, "6.6.6.6, 127.0.0.2"))
+        deadline = time.time() + 5
+        while len(access_lines(p)) < len(ok) + 4 and time.time() < deadline:
+            time.sleep(0.05)
+        assert_eq([l.get("client_ip") for l in access_lines(p)[-3:]], [None] * 3)
         m = admin_get(aport, "/metrics").body.decode()
         counts = dict((reason, int(l.split()[-1])) for l in m.split("\n")
                       for reason in ("proxy_protocol_invalid", "proxy_protocol_untrusted",
                                      "per_ip_limit")
                       if l.startswith('revproxy_connections_rejected_total{reason="%s"}' % reason))
-        assert_eq(counts, {"proxy_protocol_invalid": 11, "proxy_protocol_untrusted": 2,
+        assert_eq(counts, {"proxy_protocol_invalid": 13, "proxy_protocol_untrusted": 2,
                            "per_ip_limit": 1})
         # The plain listener is as before.
         assert_eq(ask(p, "127.0.0.3", path="/plain").status, 200)
+    finally:
+        p.stop()
+        b.close()
+
+
+def test_h10_header_awaited_across_a_reload_removing_its_listener():
+    """A connection waiting for the rest of its PROXY header when a reload
+    removes its listener goes on under the listener it was accepted on:
+    served once (Connection: close), not reset."""
+    import signal
+    b = Backend(lambda req, ci, s: response(200, (req.header("x-forwarded-for") or "").encode()))
+    p0, p1, aport = free_port(), free_port(), free_port()
+    cfg = {"listeners": [{"address": "127.0.0.1:%d" % p0},
+                         {"address": "127.0.0.1:%d" % p1, "proxy_protocol": "v1"}],
+           "upstreams": {"a": {"backends": [{"address": b.addr}]}},
+           "routes": [{"path_prefix": "/", "upstream": "a"}],
+           "trusted_proxies": ["127.0.0.2"],
+           "admin": {"address": "127.0.0.1:%d" % aport}}
+    p = Proxy(cfg, port=p0)
+    try:
+        s = socket.socket()
+        s.bind(("127.0.0.2", 0))
+        s.settimeout(5)
+        s.connect(("127.0.0.1", p1))
+        s.sendall(b"PROXY TCP4 203.0.113.30 10.0.0.1 ")
+        time.sleep(0.2)
+        cfg2 = dict(p.config)
+        cfg2["listeners"] = [{"address": "127.0.0.1:%d" % p0}]
+        with open(p.config_path + ".tmp", "w") as f:
+            json.dump(cfg2, f)
+        os.rename(p.config_path + ".tmp", p.config_path)
+        p.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 5
+        while json.loads(admin_get(aport, "/config").body)["generation"] != 2:
+            assert time.time() < deadline, "the reload did not happen"
+            time.sleep(0.05)
+        s.sendall(b"1000 80\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        r = Client(s).read_response()
+        assert_eq((r.status, r.body, r.header("connection")), (200, b"203.0.113.30", "close"))
+        s.close()
     finally:
         p.stop()
         b.close()
@@ -614,4 +706,5 @@ if __name__ == "__main__":
                   test_h06_memory_per_connection_under_a_slow_header_flood,
                   test_h07_slow_clients_cut_at_the_minimum_rate,
                   test_h08_pauses_and_stalls_are_not_cut_for_rate,
-                  test_h09_proxy_protocol_v1_and_v2]))
+                  test_h09_proxy_protocol_v1_and_v2,
+                  test_h10_header_awaited_across_a_reload_removing_its_listener]))

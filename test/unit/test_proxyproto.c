@@ -63,6 +63,26 @@ START_TEST(test_v1)
         "PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n";
     ck_assert_uint_eq(sizeof longest - 1, 104);
     ck_assert_int_eq(P1(longest, &pp, &why), 104);
+    /* 107 bytes with its CRLF pass, 108 do not, however they arrive. */
+    char line[120];
+    memset(line, 'x', sizeof line);
+    memcpy(line, "PROXY UNKNOWN ", 14);
+    memcpy(line + 105, "\r\n", 2);
+    ck_assert_int_eq(parse(line, 107, 1, &pp, &why), 107);
+    ck_assert_int_eq(parse(line, 120, 1, &pp, &why), 107);
+    memset(line, 'x', sizeof line);
+    memcpy(line, "PROXY UNKNOWN ", 14);
+    memcpy(line + 106, "\r\n", 2);
+    ck_assert_int_eq(parse(line, 107, 1, &pp, &why), -1);
+    ck_assert_int_eq(parse(line, 108, 1, &pp, &why), -1);
+    ck_assert_str_eq(why, "header longer than 107 bytes");
+    /* UNKNOWN: whatever follows, however many fields. */
+    ck_assert_int_eq(P1("PROXY UNKNOWN a b c d e f g h\r\n", &pp, &why), 31);
+    ck_assert(!pp.has_src);
+    ck_assert_int_eq(P1("PROXY UNKNOWNX 1.2.3.4 1.2.3.4 1 2\r\n", &pp, &why), -1);
+    /* An IPv4-mapped IPv6 client is an IPv4 client. */
+    ck_assert_int_eq(P1("PROXY TCP6 ::ffff:203.0.113.11 ::1 7 80\r\n", &pp, &why), 41);
+    check_v4(&pp, "203.0.113.11", 7);
 }
 END_TEST
 
@@ -147,6 +167,12 @@ START_TEST(test_v2)
     n = v2(b, 0x21, 0x21, in6, sizeof in6);
     ck_assert_int_eq(rp_pp_parse(b, n, 2, &pp, &why), (int)n);
     check_v6(&pp, "2001:db8::9", 40001);
+    /* Mapped IPv4 in version 2 too. */
+    in6[0] = 0; in6[1] = 0; in6[2] = 0; in6[3] = 0; in6[15] = 0;
+    in6[10] = 0xff; in6[11] = 0xff; in6[12] = 198; in6[13] = 51; in6[14] = 100; in6[15] = 4;
+    n = v2(b, 0x21, 0x21, in6, 36);
+    ck_assert_int_eq(rp_pp_parse(b, n, 2, &pp, &why), 52);
+    check_v4(&pp, "198.51.100.4", 40001);
     /* LOCAL, UNSPEC, UDP, UNIX: the connection's own addresses. */
     n = v2(b, 0x20, 0x11, in4, sizeof in4);
     ck_assert_int_eq(rp_pp_parse(b, n, 2, &pp, &why), 28);
