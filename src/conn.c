@@ -63,13 +63,22 @@ conn_snap(const rp_conn_t *c)
     return c->txn != NULL ? c->txn->snap : c->w->snap;
 }
 
-/* ---- slow clients (rate.h): both meters share c->timer while a
- * transaction runs, the only time it is not the header or idle timer ---- */
+/* ---- slow clients (rate.h): both meters use c->timer while a
+ * transaction runs, and the response meter while a connection closing
+ * flushes its last response: the times it is not the header, idle or
+ * linger timer ---- */
 
 static unsigned
 min_rate(const rp_conn_t *c)
 {
-    return c->txn != NULL ? c->txn->snap->timeouts.client_min_bytes_per_s : 0;
+    const rp_snapshot_t *s = c->txn != NULL ? c->txn->snap : c->w->snap;
+    return s->timeouts.client_min_bytes_per_s;
+}
+
+static uint64_t
+acked(rp_conn_t *c)
+{
+    return rp_fd_bytes_acked(rp_tr_fd(c->tr));
 }
 
 static void
@@ -99,6 +108,14 @@ slow_arm(rp_conn_t *c)
     evtimer_add(c->timer, &tv);
 }
 
+/* Whether the response meter may run: a transaction's response, or the
+ * last one still leaving a closing connection. */
+static bool
+out_metered(const rp_conn_t *c)
+{
+    return c->state == RP_CONN_TXN || (c->state == RP_CONN_CLOSING && !c->closing_now);
+}
+
 /* Write what is queued now; remember the most ever queued, a figure the
  * debug log reports when the connection closes.  What the socket cannot
  * take now waits on the client: its reading is measured from then on. */
@@ -109,32 +126,28 @@ conn_flush(rp_conn_t *c)
     if (n > c->out_peak)
         c->out_peak = n;
     rp_tr_flush(c->tr);
-    if (c->state == RP_CONN_TXN && !rp_rate_running(&c->out_rate)
+    if (!rp_rate_running(&c->out_rate) && out_metered(c)
         && evbuffer_get_length(c->tr->out) > 0 && min_rate(c) > 0) {
-        rp_rate_start(&c->out_rate, rp_now_us(), rp_fd_bytes_acked(rp_tr_fd(c->tr)));
+        rp_rate_resume(&c->out_rate, rp_now_us(), acked(c));
         slow_arm(c);
     }
 }
 
-/* c->timer while a transaction runs.  Returns true when c was freed. */
+/* c->timer while a meter runs.  Returns true when c was freed. */
 static bool
 slow_check(rp_conn_t *c)
 {
     rp_txn_t *t = c->txn;
-    if (t == NULL) {
-        slow_stop(c);
-        return false;
-    }
     unsigned min = min_rate(c);
     uint64_t now = rp_now_us();
     if (rp_rate_running(&c->body_rate)) {
-        if (!rp_txn_wants_body(t)) {
-            /* Ended, or paused by a backend that is slower than the client:
-             * resume_body begins a new window. */
-            rp_rate_stop(&c->body_rate);
+        if (t == NULL || !rp_txn_wants_body(t)) {
+            /* Ended, or paused by a backend slower than the client:
+             * resume_body goes on with the window. */
+            rp_rate_pause(&c->body_rate, now, c->body_wire);
         } else if (evbuffer_get_length(c->tr->in) > 0) {
-            rp_rate_start(&c->body_rate, now, t->req_body_bytes);   /* ours to take */
-        } else if (rp_rate_too_slow(&c->body_rate, now, t->req_body_bytes, min)) {
+            rp_rate_start(&c->body_rate, now, c->body_wire);   /* ours to take */
+        } else if (rp_rate_too_slow(&c->body_rate, now, c->body_wire, min)) {
             slow_stop(c);
             rp_txn_client_error(t, 408, RP_CLOSE_CLIENT_TIMEOUT, RP_ERR_BODY_TOO_SLOW,
                                 "client sent the request body slower than "
@@ -143,11 +156,17 @@ slow_check(rp_conn_t *c)
         }
     }
     if (rp_rate_running(&c->out_rate)) {
-        if (evbuffer_get_length(c->tr->out) == 0) {
-            rp_rate_stop(&c->out_rate);   /* caught up: the next backlog starts anew */
-        } else if (rp_rate_too_slow(&c->out_rate, now, rp_fd_bytes_acked(rp_tr_fd(c->tr)), min)) {
-            rp_txn_abort(t, RP_CLOSE_CLIENT_TIMEOUT, RP_ERR_CLIENT_TOO_SLOW,
-                         "client read the response slower than timeouts.client_min_bytes_per_s");
+        if (evbuffer_get_length(c->tr->out) == 0 || !out_metered(c)) {
+            rp_rate_pause(&c->out_rate, now, acked(c));   /* caught up */
+        } else if (rp_rate_too_slow(&c->out_rate, now, acked(c), min)) {
+            if (t != NULL)
+                rp_txn_abort(t, RP_CLOSE_CLIENT_TIMEOUT, RP_ERR_CLIENT_TOO_SLOW,
+                             "client read the response slower than "
+                             "timeouts.client_min_bytes_per_s");
+            else if (rp_log_level >= RP_LOG_DEBUG)
+                rp_log(RP_LOG_DEBUG, NULL, "connection from %s reset: the end of its last "
+                       "response read slower than timeouts.client_min_bytes_per_s",
+                       c->peer.text);
             c->reset_soon = true;   /* drop what its kernel still holds */
             rp_conn_free(c);
             return true;
@@ -469,6 +488,8 @@ conn_parse(rp_conn_t *c)
             return;
         }
         evbuffer_drain(in, used);
+        if (c->state == RP_CONN_TXN)
+            c->body_wire += used;   /* chunk framing and trailers count too */
         if (c->head_complete) {
             c->head_complete = false;
             head_done(c);
@@ -593,9 +614,14 @@ static void
 write_cb(void *arg)
 {
     rp_conn_t *c = arg;
+    /* The client took what was queued, down to the low mark: waiting on it
+     * ends for now (the next backlog goes on with the window). */
+    if (rp_rate_running(&c->out_rate))
+        rp_rate_pause(&c->out_rate, rp_now_us(), acked(c));
     if (c->state == RP_CONN_CLOSING) {
         if (evbuffer_get_length(c->tr->out) == 0 && !c->closing_now) {
             /* Flushed: half-close and linger until the client closes. */
+            rp_rate_stop(&c->out_rate);
             c->closing_now = true;
             rp_tr_shutdown(c->tr);
             c->head_bytes = 0;
@@ -668,8 +694,14 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
         }
         rp_conn_free(c);
         return;
-    case RP_CONN_IDLE:
     case RP_CONN_CLOSING:
+        if (!c->closing_now && rp_rate_running(&c->out_rate)) {
+            slow_check(c);   /* its last response still leaving */
+            return;
+        }
+        rp_conn_free(c);
+        return;
+    case RP_CONN_IDLE:
         rp_conn_free(c);
         return;
     case RP_CONN_TXN:
@@ -767,7 +799,7 @@ close_after_flush(rp_conn_t *c)
 {
     c->state = RP_CONN_CLOSING;
     c->closing_now = false;
-    slow_stop(c);
+    rp_rate_stop(&c->body_rate);
     evtimer_del(c->timer);
     rp_tr_set_lowat(c->tr, 0);
     rp_tr_read_timeout(c->tr, 0);
@@ -776,6 +808,8 @@ close_after_flush(rp_conn_t *c)
     conn_flush(c);
     if (evbuffer_get_length(c->tr->out) == 0)
         write_cb(c);
+    else
+        slow_arm(c);   /* the response meter, if the response waits on the client */
     /* else write_cb runs when the output is flushed */
 }
 
@@ -808,7 +842,10 @@ conn_txn_done(rp_conn_t *c, bool keepalive)
 {
     rp_txn_t *t = c->txn;
     conn_flush(c);
-    slow_stop(c);
+    /* The body is done with; the response meter goes on only if the
+     * connection closes behind this response (kept alive, the idle timer
+     * bounds what is left). */
+    rp_rate_stop(&c->body_rate);
     if (c->drain_soft && !drain_more(c))
         c->close_after = true;   /* its head went out before the drain */
     bool body_pending = t->req_head_sent ? !t->req_done
@@ -825,6 +862,7 @@ conn_txn_done(rp_conn_t *c, bool keepalive)
         return;
     }
     c->state = RP_CONN_IDLE;
+    rp_rate_stop(&c->out_rate);
     rp_tr_read_timeout(c->tr, 0);   /* the idle timer takes over */
     c->head_bytes = 0;
     c->parse_error = 0;
@@ -1022,7 +1060,7 @@ h1_resume_body(rp_txn_t *t)
         /* From now the client is waited on: a window begins (again after
          * a pause that was the backend's doing). */
         if (min_rate(c) > 0) {
-            rp_rate_start(&c->body_rate, rp_now_us(), t->req_body_bytes);
+            rp_rate_resume(&c->body_rate, rp_now_us(), c->body_wire);
             slow_arm(c);
         }
     }

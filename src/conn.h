@@ -61,6 +61,7 @@ struct rp_conn {
     bool                drain_soft;          /* draining: serve what is received, then close */
     /* timeouts.client_min_bytes_per_s while a transaction runs (c->timer). */
     rp_rate_t           body_rate;   /* request body bytes received */
+    uint64_t            body_wire;   /* bytes parsed while a request body is read */
     rp_rate_t           out_rate;    /* response bytes the client acknowledged */
     TAILQ_ENTRY(rp_conn) link;
 };

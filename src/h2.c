@@ -73,8 +73,8 @@ struct rp_h2 {
     nghttp2_session  *ng;         /* owned */
     unsigned          idle_ms;    /* timeouts of the configuration it started with */
     unsigned          header_ms;
-    unsigned          min_rate;   /* timeouts.client_min_bytes_per_s */
-    rp_rate_t         out_rate;   /* on what the client acknowledges */
+    rp_rate_t         out_rate;   /* timeouts.client_min_bytes_per_s on what
+                                   * the client acknowledges */
     struct event     *timer;      /* owned: preface/first request, then idle */
     struct event     *sweep;      /* owned: zero-window stalls */
     struct event     *run;        /* owned: deferred processing */
@@ -1272,6 +1272,14 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
     h2_settle(h);
 }
 
+/* timeouts.client_min_bytes_per_s as the worker's configuration has it
+ * now: a reload applies to connections already open. */
+static unsigned
+min_rate(const rp_h2_t *h)
+{
+    return h->w->snap->timeouts.client_min_bytes_per_s;
+}
+
 /* timeouts.client_min_bytes_per_s on a request body, measured while the
  * stream's body is wanted and all received has been handed on (else the
  * backend is the slower one and the window waits).  True when the stream
@@ -1280,14 +1288,23 @@ static bool
 slow_body(h2_stream_t *s, uint64_t now)
 {
     rp_txn_t *t = s->txn;
-    unsigned min = s->h->min_rate;
-    if (min == 0 || t == NULL || !s->started || s->ws_connect || s->body_end
-        || !rp_txn_wants_body(t)) {
+    rp_h2_t *h = s->h;
+    unsigned min = min_rate(h);
+    if (min == 0 || t == NULL || !s->started || s->ws_connect || s->body_end) {
         rp_rate_stop(&s->body_rate);
         return false;
     }
-    if (evbuffer_get_length(s->body) > 0 || !rp_rate_running(&s->body_rate)) {
-        rp_rate_start(&s->body_rate, now, s->received);
+    /* Not waiting on the client: the backend is slower (the body waits,
+     * or the exchange paused it), or our windows, the stream's or the
+     * connection's (other streams' bodies waiting), leave it no room. */
+    if (!rp_txn_wants_body(t) || evbuffer_get_length(s->body) > 0
+        || nghttp2_session_get_local_window_size(h->ng) <= 0
+        || nghttp2_session_get_stream_local_window_size(h->ng, s->id) <= 0) {
+        rp_rate_pause(&s->body_rate, now, s->received);
+        return false;
+    }
+    if (!rp_rate_running(&s->body_rate)) {
+        rp_rate_resume(&s->body_rate, now, s->received);
         return false;
     }
     if (!rp_rate_too_slow(&s->body_rate, now, s->received, min))
@@ -1305,16 +1322,22 @@ slow_body(h2_stream_t *s, uint64_t now)
 static bool
 slow_reader(rp_h2_t *h, uint64_t now)
 {
-    if (h->min_rate == 0 || evbuffer_get_length(h->tr->out) == 0) {
+    unsigned min = min_rate(h);
+    if (min == 0) {
         rp_rate_stop(&h->out_rate);
+        return false;
+    }
+    if (evbuffer_get_length(h->tr->out) == 0) {
+        if (rp_rate_running(&h->out_rate))   /* caught up, for now */
+            rp_rate_pause(&h->out_rate, now, rp_fd_bytes_acked(rp_tr_fd(h->tr)));
         return false;
     }
     uint64_t acked = rp_fd_bytes_acked(rp_tr_fd(h->tr));
     if (!rp_rate_running(&h->out_rate)) {
-        rp_rate_start(&h->out_rate, now, acked);
+        rp_rate_resume(&h->out_rate, now, acked);
         return false;
     }
-    if (!rp_rate_too_slow(&h->out_rate, now, acked, h->min_rate))
+    if (!rp_rate_too_slow(&h->out_rate, now, acked, min))
         return false;
     h2_stream_t *s;
     TAILQ_FOREACH(s, &h->streams, link)
@@ -1374,8 +1397,14 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
             nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
         }
     }
-    if (!tunnels && !h->closing && slow_reader(h, now))
+    /* A connection carrying a tunnel is not measured (tunnels are bounded
+     * by their idle timeout, and their output cannot be told apart). */
+    if (tunnels || h->closing) {
+        if (rp_rate_running(&h->out_rate))
+            rp_rate_pause(&h->out_rate, now, rp_fd_bytes_acked(rp_tr_fd(h->tr)));
+    } else if (slow_reader(h, now)) {
         return;   /* freed */
+    }
     if (h->nstreams > 0)
         evtimer_add(h->sweep, rp_timeout_tv(h->w->base, H2_SWEEP_MS));
     h2_settle(h);
@@ -1426,7 +1455,6 @@ rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
     /* Not a reference: a connection may outlive many reloads. */
     h->idle_ms = w->snap->timeouts.client_idle_ms;
     h->header_ms = w->snap->timeouts.client_header_ms;
-    h->min_rate = w->snap->timeouts.client_min_bytes_per_s;
     h->budget = RP_H2_IDLE_FRAME_BUDGET;
     h->budget_at = rp_now_us();
     TAILQ_INIT(&h->streams);

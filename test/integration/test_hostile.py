@@ -294,6 +294,17 @@ def big_handler(req, ci, s):
         except OSError:
             pass
         return None
+    if req.target.startswith("/bursty"):
+        t0 = time.time()
+        # 150 kB, a pause until 9.8 s, then 1 MB more.
+        try:
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % 1150000)
+            s.sendall(b"b" * 150000)
+            time.sleep(max(0.0, 9.8 - (time.time() - t0)))
+            s.sendall(b"b" * 1000000)
+        except OSError:
+            pass
+        return None
     return response(200, b"%d" % len(req.body))
 
 
@@ -310,6 +321,34 @@ def slow_body_h1(p, path, result):
         except OSError:
             pass
         time.sleep(0.5)
+        try:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+        except BlockingIOError:
+            pass
+        except OSError:
+            break
+    result[path] = (got.split(b"\r\n")[0], time.time() - t0)
+    s.close()
+
+
+def chunk_trickle_h1(p, path, result):
+    """A chunked body whose bytes are nearly all framing: a chunk-size line
+    with an extension, a byte every 2 s."""
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=30)
+    s.sendall(("POST %s HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;e=" % path)
+              .encode())
+    t0 = time.time()
+    s.setblocking(False)
+    got = b""
+    while time.time() - t0 < 25 and b"\r\n\r\n" not in got:
+        try:
+            s.send(b"x")
+        except OSError:
+            pass
+        time.sleep(2)
         try:
             d = s.recv(65536)
             if not d:
@@ -400,7 +439,8 @@ def test_h07_slow_clients_cut_at_the_minimum_rate():
         result = {}
         ts = [threading.Thread(target=f, args=(p, path, result)) for f, path in
               ((slow_body_h1, "/up1"), (slow_reader_h1, "/big1"),
-               (slow_body_h2, "/up2"), (slow_reader_h2, "/big2"))]
+               (slow_body_h2, "/up2"), (slow_reader_h2, "/big2"),
+               (chunk_trickle_h1, "/up3"))]
         for t in ts:
             t.start()
         for t in ts:
@@ -412,15 +452,19 @@ def test_h07_slow_clients_cut_at_the_minimum_rate():
         status, took = result["/up2"]
         assert_eq(status, "408")
         assert 9 < took < 17, took
+        # Chunk framing counts: a trickle of it is as slow as one of data.
+        status, took = result["/up3"]
+        assert status.startswith(b"HTTP/1.1 408"), status
+        assert 9 < took < 17, took
         for path in ("/big1", "/big2"):
             end, total, took = result[path]
             assert end in ("reset", "closed"), (path, end)
             assert 9 < took < 17 and total < 1 << 20, (path, total, took)
         deadline = time.time() + 5
-        while len(access_lines(p)) < 4 and time.time() < deadline:
+        while len(access_lines(p)) < 5 and time.time() < deadline:
             time.sleep(0.05)
         by = dict((l["target"], l) for l in access_lines(p))
-        for path in ("/up1", "/up2"):
+        for path in ("/up1", "/up2", "/up3"):
             assert_eq((by[path]["status"], by[path]["error"]), (408, "body_too_slow"))
         for path in ("/big1", "/big2"):
             assert_eq((by[path]["status"], by[path]["error"]), (200, "client_too_slow"))
@@ -457,6 +501,48 @@ def test_h08_pauses_and_stalls_are_not_cut_for_rate():
         result[path] = (r.status, r.body)
         s.close()
 
+    def steady_after_stall(path):
+        """12 s of nothing, then 6,000 B/s (1.5 times the minimum)."""
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=30)
+        s.sendall(("POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: 60000\r\n\r\n" % path).encode())
+        time.sleep(12)
+        for _ in range(20):
+            s.sendall(b"c" * 3000)
+            time.sleep(0.5)
+        r = Client(s).read_response()
+        result[path] = (r.status, r.body)
+        s.close()
+
+    def bursty_fast_reader(path):
+        """A client reading at 100 kB/s, five times the minimum there, from
+        a backend that pauses for most of 10 s in the middle: the pause is
+        not the client's, and the window counts only the time spent waiting
+        on it."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        s.settimeout(20)
+        s.connect(("127.0.0.1", fast.port))
+        s.sendall(("GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % path).encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += s.recv(65536)
+        head, _, body = buf.partition(b"\r\n\r\n")
+        got = len(body)
+        t0 = time.time()
+        try:
+            while got < 1150000:
+                d = s.recv(2000)
+                if not d:
+                    break
+                got += len(d)
+                ahead = got / 1e5 - (time.time() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
+        except OSError:
+            pass
+        result[path] = (head.split(b"\r\n")[0], got)
+        s.close()
+
     def h2_stall(path):
         c = H2(p)
         sid = c.request(path, method="POST", open_=True)
@@ -465,18 +551,26 @@ def test_h08_pauses_and_stalls_are_not_cut_for_rate():
         c.wait(lambda: sid in c.ended or sid in c.resets, timeout=15)
         result[path] = (c.headers.get(sid, {}).get(":status"), bytes(c.bodies.get(sid, b"")))
         c.close()
+    fast = Proxy({"upstreams": {"a": {"backends": [{"address": b.addr}]}},
+                  "routes": [{"path_prefix": "/", "upstream": "a"}],
+                  "timeouts": {"client_min_bytes_per_s": 20000, "client_idle_ms": 20000,
+                               "upstream_response_ms": 60000, "request_ms": 60000}})
     try:
         ts = [threading.Thread(target=h1, args=("/bursts", [b"a" * 40000] * 3, "between")),
               threading.Thread(target=h1, args=("/stall", [b"b" * 100000], "first")),
-              threading.Thread(target=h2_stall, args=("/stall2",))]
+              threading.Thread(target=h2_stall, args=("/stall2",)),
+              threading.Thread(target=steady_after_stall, args=("/steady",)),
+              threading.Thread(target=bursty_fast_reader, args=("/bursty",))]
         for t in ts:
             t.start()
         for t in ts:
             t.join(40)
         assert_eq(result, {"/bursts": (200, b"120000"), "/stall": (200, b"100000"),
-                           "/stall2": ("200", b"100000")})
+                           "/stall2": ("200", b"100000"), "/steady": (200, b"60000"),
+                           "/bursty": (b"HTTP/1.1 200 OK", 1150000)})
     finally:
         p.stop()
+        fast.stop()
         b.close()
 
 

@@ -92,7 +92,7 @@ START_TEST(test_slow_meter)
 {
     rp_rate_t m;
     memset(&m, 0, sizeof m);
-    const uint64_t W = (uint64_t)RP_RATE_WINDOW_MS * 1000u;
+    const uint64_t W = RP_RATE_WINDOW_US;
     uint64_t t = 5000000;
     ck_assert(!rp_rate_running(&m));
     ck_assert(!rp_rate_too_slow(&m, t, 0, 1000));   /* not running: never */
@@ -110,23 +110,43 @@ START_TEST(test_slow_meter)
     ck_assert_uint_eq(m.since_us, t + W);
     ck_assert_uint_eq(m.base, 10100);
     ck_assert(rp_rate_too_slow(&m, t + 2 * W, 10100 + 5000, 1000));
-    /* Nothing moved: a stall, left to client_idle_ms; the window goes on,
-     * and a trickle after it is judged over all the time since. */
+    /* Nothing moved: a stall, left to client_idle_ms; the window begins
+     * anew, so a client that then goes at the minimum is not cut for the
+     * pause, while a trickle after it is judged on its own window. */
     rp_rate_start(&m, t, 0);
     ck_assert(!rp_rate_too_slow(&m, t + W, 0, 1000));
-    ck_assert_uint_eq(rp_rate_due_ms(&m, t + W), RP_RATE_WINDOW_MS);   /* not at once again */
-    ck_assert(!rp_rate_too_slow(&m, t + 2 * W - 1, 5, 1000));
-    ck_assert(!rp_rate_too_slow(&m, t + 2 * W, 0, 1000));
+    ck_assert_uint_eq(m.since_us, t + W);
+    ck_assert(!rp_rate_too_slow(&m, t + 3 * W, 0, 1000));
+    ck_assert(!rp_rate_too_slow(&m, t + 4 * W, 10000, 1000));   /* resumed at the minimum */
+    rp_rate_start(&m, t, 0);
+    ck_assert(!rp_rate_too_slow(&m, t + W, 0, 1000));
+    ck_assert(rp_rate_too_slow(&m, t + 2 * W, 1, 1000));       /* one byte in a window */
+    /* Paused (the backend was the slower one): its time does not count. */
+    rp_rate_start(&m, t, 0);
+    rp_rate_pause(&m, t + 4000000, 2000);                  /* 4 s, 2000 bytes */
+    ck_assert(!rp_rate_running(&m));
+    ck_assert(!rp_rate_too_slow(&m, t + W, 2000, 1000));   /* paused: not judged */
+    rp_rate_resume(&m, t + 60000000, 5000);                 /* a minute later */
+    ck_assert_uint_eq(rp_rate_due_ms(&m, t + 60000000), 6000);
+    ck_assert(!rp_rate_too_slow(&m, t + 60000000 + 5999999, 5000, 1000));
+    /* 10 s waited, 2000 + 7000 moved: too slow; 2000 + 8000: not. */
+    ck_assert(rp_rate_too_slow(&m, t + 66000000, 12000, 1000));
+    rp_rate_start(&m, t, 0);
+    rp_rate_pause(&m, t + 4000000, 2000);
+    rp_rate_resume(&m, t + 60000000, 5000);
+    ck_assert(!rp_rate_too_slow(&m, t + 66000000, 13000, 1000));
+    /* Resuming a running meter changes nothing; stop forgets the spans. */
+    rp_rate_start(&m, t, 0);
+    rp_rate_resume(&m, t + 5000000, 777);
     ck_assert_uint_eq(m.since_us, t);
-    ck_assert(rp_rate_too_slow(&m, t + 3 * W, 29999, 1000));   /* 30 s: 30,000 needed */
-    rp_rate_start(&m, t, 0);
-    ck_assert(!rp_rate_too_slow(&m, t + W, 0, 1000));
-    ck_assert(!rp_rate_too_slow(&m, t + 2 * W, 0, 1000));
-    ck_assert(!rp_rate_too_slow(&m, t + 3 * W, 30000, 1000));
+    rp_rate_pause(&m, t + 5000000, 10);
+    rp_rate_stop(&m);
+    rp_rate_resume(&m, t + 6000000, 10);
+    ck_assert_uint_eq(rp_rate_due_ms(&m, t + 6000000), RP_RATE_WINDOW_MS);
     /* 0: no minimum. */
     rp_rate_start(&m, t, 0);
     ck_assert(!rp_rate_too_slow(&m, t + W, 1, 0));
-    /* The largest minimum over a day, and counts going backwards (a
+    /* The largest minimum late by a day, and counts going backwards (a
      * counter the kernel reset), do not wrap. */
     rp_rate_start(&m, t, 0);
     ck_assert(rp_rate_too_slow(&m, t + 86400ull * 1000000u, 1, 100000000));
