@@ -308,19 +308,18 @@ def big_handler(req, ci, s):
     return response(200, b"%d" % len(req.body))
 
 
-def slow_body_h1(p, path, result):
-    """A body at 400 bytes/s: the answer comes while it is still sent."""
-    s = socket.create_connection(("127.0.0.1", p.port), timeout=30)
-    s.sendall(("POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n" % path).encode())
+def trickle_send(s, piece, every):
+    """Send piece every `every` seconds until an answer's head comes back
+    (25 s at most): its status line, and when."""
     t0 = time.time()
     s.setblocking(False)
     got = b""
     while time.time() - t0 < 25 and b"\r\n\r\n" not in got:
         try:
-            s.send(b"y" * 200)
+            s.send(piece)
         except OSError:
             pass
-        time.sleep(0.5)
+        time.sleep(every)
         try:
             d = s.recv(65536)
             if not d:
@@ -330,7 +329,14 @@ def slow_body_h1(p, path, result):
             pass
         except OSError:
             break
-    result[path] = (got.split(b"\r\n")[0], time.time() - t0)
+    return got.split(b"\r\n")[0], time.time() - t0
+
+
+def slow_body_h1(p, path, result):
+    """A body at 400 bytes/s: the answer comes while it is still sent."""
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=30)
+    s.sendall(("POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n" % path).encode())
+    result[path] = trickle_send(s, b"y" * 200, 0.5)
     s.close()
 
 
@@ -340,25 +346,7 @@ def chunk_trickle_h1(p, path, result):
     s = socket.create_connection(("127.0.0.1", p.port), timeout=30)
     s.sendall(("POST %s HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;e=" % path)
               .encode())
-    t0 = time.time()
-    s.setblocking(False)
-    got = b""
-    while time.time() - t0 < 25 and b"\r\n\r\n" not in got:
-        try:
-            s.send(b"x")
-        except OSError:
-            pass
-        time.sleep(2)
-        try:
-            d = s.recv(65536)
-            if not d:
-                break
-            got += d
-        except BlockingIOError:
-            pass
-        except OSError:
-            break
-    result[path] = (got.split(b"\r\n")[0], time.time() - t0)
+    result[path] = trickle_send(s, b"x", 2)
     s.close()
 
 
