@@ -28,12 +28,22 @@ atexit.register(shutil.rmtree, TMP_ROOT, True)
 REVPROXY = os.environ.get("REVPROXY") or os.path.join(HERE, "..", "..", "src", "revproxy")
 
 
+_handed_out = set()
+
+
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
-    s = socket.socket(family, socket.SOCK_STREAM)
-    s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port free now and never handed out before by this process: the
+    kernel may give a port just released again, and a test asking for two
+    (a listener and the admin port) must get two."""
+    for _ in range(100):
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.bind((host, 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise AssertionError("no fresh port in 100 tries")
 
 
 class Request:
