@@ -272,8 +272,9 @@ pp_try(rp_handshake_t *hs, bool closed)
     unsigned char buf[RP_PP_V2_MAX];
     ssize_t n = recv(hs->fd, buf, sizeof buf, MSG_PEEK);
     if (n < 0) {
+        /* A reset before a byte came: a balancer's TCP check too. */
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            pp_failed(hs, strerror(errno), true);
+            pp_failed(hs, strerror(errno), hs->pp_seen);
         else if (closed)
             pp_failed(hs, "closed before the header", true);
         return;
@@ -281,9 +282,10 @@ pp_try(rp_handshake_t *hs, bool closed)
     if (n == 0) {
         /* Connected and closed without a byte: a balancer's TCP check,
          * not worth a count. */
-        pp_failed(hs, "closed before the header", false);
+        pp_failed(hs, "closed before the header", hs->pp_seen);
         return;
     }
+    hs->pp_seen = true;
     rp_pp_t pp;
     const char *why;
     int len = rp_pp_parse(buf, (size_t)n, (int)hs->pp, &pp, &why);

@@ -27,6 +27,7 @@ typedef struct rp_handshake {
     int             fd;        /* owned while the PROXY header is awaited */
     struct event   *pp_ev;     /* owned: its bytes arriving (edge-triggered) */
     unsigned        pp;        /* the header version awaited */
+    bool            pp_seen;   /* some of it arrived */
     rp_snapshot_t  *pp_snap;   /* a reference: the configuration it was accepted
                                 * under, whose listener (pp_l) it goes on with
                                 * even if a reload removed it meanwhile */

@@ -140,6 +140,10 @@ slow_check(rp_conn_t *c)
     rp_txn_t *t = c->txn;
     unsigned min = min_rate(c);
     uint64_t now = rp_now_us();
+    if (min == 0) {
+        slow_stop(c);   /* a reload turned it off */
+        return false;
+    }
     if (rp_rate_running(&c->body_rate)) {
         if (t == NULL || !rp_txn_wants_body(t)) {
             /* Ended, or paused by a backend slower than the client:
@@ -583,8 +587,15 @@ conn_process(rp_conn_t *c)
         if (c->peer_eof && after_peer_eof(c))
             return;
         rp_txn_t *t = c->txn;
-        if (t == NULL || c->state != RP_CONN_TXN || !rp_txn_push_body(t))
+        if (t == NULL || c->state != RP_CONN_TXN)
             return;
+        if (!rp_txn_push_body(t)) {
+            /* The backend is slower than the client for now: its time does
+             * not count against the client (resume_body goes on). */
+            if (t->client_paused && rp_rate_running(&c->body_rate))
+                rp_rate_pause(&c->body_rate, rp_now_us(), c->body_wire);
+            return;
+        }
     }
 }
 

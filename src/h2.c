@@ -1407,6 +1407,8 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (h->nstreams > 0)
         evtimer_add(h->sweep, rp_timeout_tv(h->w->base, H2_SWEEP_MS));
+    else if (rp_rate_running(&h->out_rate))   /* no sweep until the next stream */
+        rp_rate_pause(&h->out_rate, now, rp_fd_bytes_acked(rp_tr_fd(h->tr)));
     h2_settle(h);
 }
 

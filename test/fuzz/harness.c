@@ -230,6 +230,15 @@ ft_free(rp_transport_t *tr, bool reset)
     H.progress++;
 }
 
+/* No socket: the slow-client meter reads no acknowledged bytes from it
+ * (rp_fd_bytes_acked gives 0) and never judges a reader. */
+static int
+ft_fd(rp_transport_t *tr)
+{
+    (void)tr;
+    return -1;
+}
+
 static const rp_transport_ops_t fake_ops = {
     .name = "fake",
     .read = ft_read,
@@ -240,6 +249,7 @@ static const rp_transport_ops_t fake_ops = {
     .flush = ft_flush,
     .shutdown = ft_shutdown,
     .free = ft_free,
+    .fd = ft_fd,
 };
 
 static fake_tr_t *

@@ -714,6 +714,11 @@ def test_h09_proxy_protocol_v1_and_v2():
         s.bind((lb, 0))
         s.connect(("127.0.0.1", p2))
         s.close()
+        s = socket.socket()   # nor one closing with a reset
+        s.bind((lb, 0))
+        s.connect(("127.0.0.1", p1))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
         time.sleep(0.3)
         # A header that names no client: the balancer's address stands, but
         # the X-Forwarded-For of whoever it relays is not believed.
