@@ -2,13 +2,13 @@
 # SPDX-License-Identifier: MIT
 # Build the libFuzzer targets with clang (ASan+UBSan) and run each for a
 # while.  Usage: test/fuzz/run.sh [SECONDS per target, default 60]
-#   FUZZ_TARGETS  which targets, default "config http h1 h2 proxyproto"
+#   FUZZ_TARGETS  which targets, default "config http h1 h2 proxyproto path"
 #   FUZZ_DIR      build directory, default build-fuzz in the source tree
 # Needs: clang (Debian's clang-14 ships libFuzzer) and the build deps.
 set -euo pipefail
 export LC_ALL=C
 secs=${1:-60}
-targets=${FUZZ_TARGETS:-config http h1 h2 proxyproto}
+targets=${FUZZ_TARGETS:-config http h1 h2 proxyproto path}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=${FUZZ_DIR:-$top/build-fuzz}
 command -v clang >/dev/null || { echo "clang not found (apt-get install clang)" >&2; exit 1; }
@@ -176,6 +176,9 @@ for t in $targets; do
             printf '\000\r\n\r\n\000\r\nQUIT\n\041\021\000\014\313\000\161\010\012\000\000\001\234\100\001\273' \
                 > corpus_$t/v2-tcp4
             printf '\000\r\n\r\n\000\r\nQUIT\n\040\000\000\000' > corpus_$t/v2-local ;;
+    path)   printf '/a/b/../c/./d?x=/../y' > corpus_$t/dots
+            printf '/%%2e%%2E/%%41%%2f%%7e%%zz' > corpus_$t/escapes
+            printf '/a//b/%%2e%%2e/%%2E' > corpus_$t/slashes ;;
     esac
     # Inputs that once found a defect are replayed first, each once.
     if [ -d "$top/test/fuzz/regress/$t" ]; then
