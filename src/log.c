@@ -274,7 +274,8 @@ put_txn(char *buf, size_t cap, size_t *pos, const rp_txn_t *txn)
         put_kv(buf, cap, pos, "backend", txn->backend->addr.text, strlen(txn->backend->addr.text));
 }
 
-static void
+/* Whether it was all written. */
+static bool
 write_all(int fd, const char *p, size_t len)
 {
     while (len > 0) {
@@ -282,11 +283,25 @@ write_all(int fd, const char *p, size_t len)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return;
+            return false;
         }
         p += n;
         len -= (size_t)n;
     }
+    return true;
+}
+
+/* Lines the output refused (a full disk, /dev/full, a closed pipe): lost,
+ * counted with the dropped ones, and said in the error log once a second
+ * at most.  Writer thread only. */
+static atomic_ulong lost;
+static int lost_errno;
+
+static void
+count_lost(unsigned long n, int err)
+{
+    atomic_fetch_add_explicit(&lost, n, memory_order_relaxed);
+    lost_errno = err;
 }
 
 static void
@@ -755,6 +770,25 @@ report_dropped(void)
     reported = now_dropped;
 }
 
+/* Lines lost to a failing output since the last report, once a second at
+ * most (the report itself may go to the output that fails). */
+static void
+report_lost(void)
+{
+    static unsigned long reported;
+    static uint64_t last_us;
+    unsigned long now_lost = atomic_load(&lost);
+    uint64_t now = rp_now_us();
+    if (now_lost == reported || (last_us != 0 && now - last_us < 1000000u))
+        return;
+    char extra[96];
+    snprintf(extra, sizeof extra, "\"lost\":%lu,\"lost_total\":%lu", now_lost - reported,
+             now_lost);
+    direct_line(RP_LOG_WARN, extra, "log write failed (%s): lines lost", strerror(lost_errno));
+    reported = now_lost;
+    last_us = now;
+}
+
 /* Writer thread, lock held: open the access log anew (after rotation). */
 static void
 reopen_access_log(void)
@@ -808,15 +842,18 @@ writer_main(void *arg)
         int afd = lq.access_fd;
         pthread_mutex_unlock(&lq.lock);
         report_dropped();
+        report_lost();
         /* Write runs of lines going to the same descriptor with writev. */
         while (batch != NULL) {
             struct iovec iov[64];
+            unsigned nl[64];   /* the lines each holds */
             int n = 0;
             int access = batch->access;
             line_t *l = batch;
             while (l != NULL && n < 64 && l->access == access) {
                 iov[n].iov_base = l->data;
                 iov[n].iov_len = l->len;
+                nl[n] = l->nlines > 0 ? l->nlines : 1;
                 n++;
                 l = l->next;
             }
@@ -825,15 +862,22 @@ writer_main(void *arg)
             for (int i = 0; i < n; i++)
                 total += (ssize_t)iov[i].iov_len;
             ssize_t w = writev(fd, iov, n);
-            if (w >= 0 && w < total) {
-                /* Short write: finish line by line. */
-                ssize_t skip = w;
+            if (w < 0 && errno != EINTR) {
+                unsigned long lines = 0;
+                for (int i = 0; i < n; i++)
+                    lines += nl[i];
+                count_lost(lines, errno);
+            } else if (w < total) {
+                /* Short write (or interrupted): finish line by line. */
+                ssize_t skip = w > 0 ? w : 0;
                 for (int i = 0; i < n; i++) {
                     if (skip >= (ssize_t)iov[i].iov_len) {
                         skip -= (ssize_t)iov[i].iov_len;
                         continue;
                     }
-                    write_all(fd, (char *)iov[i].iov_base + skip, iov[i].iov_len - (size_t)skip);
+                    if (!write_all(fd, (char *)iov[i].iov_base + skip,
+                                   iov[i].iov_len - (size_t)skip))
+                        count_lost(nl[i], errno);   /* (a line cut short counts whole) */
                     skip = 0;
                 }
             }
@@ -895,6 +939,7 @@ rp_log_stop(void)
     lq.running = false;
     pthread_mutex_unlock(&lq.lock);
     report_dropped();
+    report_lost();
     if (lq.access_fd >= 0) {
         close(lq.access_fd);
         lq.access_fd = -1;
@@ -906,7 +951,7 @@ rp_log_stop(void)
 unsigned long
 rp_log_dropped(void)
 {
-    return atomic_load(&dropped);
+    return atomic_load(&dropped) + atomic_load(&lost);
 }
 
 size_t

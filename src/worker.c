@@ -183,8 +183,16 @@ accept_error_cb(struct evconnlistener *l, void *arg)
     int e = EVUTIL_SOCKET_ERROR();
     (void)l;
     /* EMFILE/ENFILE/ENOBUFS: back off instead of spinning on a full
-     * descriptor table. */
-    rp_log(RP_LOG_WARN, NULL, "accept: %s; pausing accepts for 100 ms", strerror(e));
+     * descriptor table; said once a second at most (per worker), with the
+     * pauses since. */
+    w->accept_errors++;
+    uint64_t now = rp_now_us();
+    if (w->accept_error_logged_us == 0 || now - w->accept_error_logged_us >= 1000000u) {
+        rp_log(RP_LOG_WARN, NULL, "accept: %s; pausing accepts for 100 ms (%u time%s since the "
+               "last line)", strerror(e), w->accept_errors, w->accept_errors == 1 ? "" : "s");
+        w->accept_errors = 0;
+        w->accept_error_logged_us = now;
+    }
     set_accepting(w, false);
 }
 

@@ -43,6 +43,8 @@ struct rp_worker {
     size_t                nlisteners;
     struct event         *accept_timer;  /* owned: re-enables paused listeners */
     bool                  accept_paused;
+    unsigned              accept_errors;          /* accept failures not yet logged */
+    uint64_t              accept_error_logged_us; /* the last line about them */
     struct event         *stop_ev;       /* owned: reads stop_pipe[0] */
     int                   stop_pipe[2];  /* owned: the main thread writes a byte to stop */
     TAILQ_HEAD(, rp_conn) conns;         /* owned: HTTP/1 connections */
