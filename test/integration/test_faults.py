@@ -11,14 +11,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Backend, Client, Proxy, free_port, response, run  # noqa: E402
 from test_proxy import assert_eq  # noqa: E402
-
-
-def admin_get(port, path):
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(("GET %s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % path).encode())
-    r = Client(s).read_response()
-    s.close()
-    return r
+from test_hostile import admin_get  # noqa: E402
 
 
 def test_f01_access_log_on_a_full_device():
