@@ -10,7 +10,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Backend, Client, Proxy, free_port, response, run  # noqa: E402
-from test_proxy import assert_eq  # noqa: E402
+from test_proxy import access_lines, assert_eq  # noqa: E402
 from test_hostile import admin_get  # noqa: E402
 
 
@@ -103,6 +103,60 @@ def test_f02_out_of_descriptors_pauses_accepting():
         b.close()
 
 
+def test_f03_answers_at_the_timeout_boundary():
+    """upstream_response_ms 40 against a backend answering after 30 to 50 ms,
+    and a route with request_ms 1: every request gets exactly one answer
+    (200 or 504, or 504 for the 1 ms route) and one access line; nothing is
+    completed twice (the sanitizer build checks the memory side)."""
+    import random
+    import threading
+
+    def handler(req, ci, s):
+        time.sleep(random.uniform(0.030, 0.050))
+        return response(200, b"ok")
+    b = Backend(handler)
+    p = Proxy({"upstreams": {"a": {"backends": [{"address": b.addr}],
+                                   "retry": {"max_retries": 0}}},
+               "routes": [{"path_prefix": "/tiny", "upstream": "a", "timeouts": {"request_ms": 1}},
+                          {"path_prefix": "/", "upstream": "a"}],
+               "timeouts": {"upstream_response_ms": 40}})
+    statuses = []
+    lock = threading.Lock()
+
+    def client(k):
+        for i in range(25):
+            path = "/tiny/%d/%d" % (k, i) if i % 5 == 0 else "/b/%d/%d" % (k, i)
+            s = p.connect(timeout=10)
+            s.sendall(("GET %s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" % path).encode())
+            r = Client(s).read_response()
+            s.close()
+            with lock:
+                statuses.append((path, r.status))
+    try:
+        ts = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        assert_eq(len(statuses), 200)
+        for path, st in statuses:
+            assert st in ((504,) if path.startswith("/tiny") else (200, 504)), (path, st)
+        deadline = time.time() + 5
+        while len(access_lines(p)) < 200 and time.time() < deadline:
+            time.sleep(0.05)
+        lines = access_lines(p)
+        assert_eq(sorted(l["target"] for l in lines), sorted(path for path, st in statuses))
+        got = dict((l["target"], l["status"]) for l in lines)
+        assert_eq(got, dict(statuses))
+        n504 = sum(1 for _, st in statuses if st == 504)
+        print("    %d of 200 at 504 (40 of them the 1 ms route)" % n504)
+        assert p.proc.poll() is None
+    finally:
+        p.stop()
+        b.close()
+
+
 if __name__ == "__main__":
     sys.exit(run([test_f01_access_log_on_a_full_device,
-                  test_f02_out_of_descriptors_pauses_accepting]))
+                  test_f02_out_of_descriptors_pauses_accepting,
+                  test_f03_answers_at_the_timeout_boundary]))
