@@ -45,12 +45,18 @@ struct rp_swrr {
 rp_swrr_t *
 rp_swrr_new(const unsigned *weights, size_t n, unsigned rows)
 {
-    rp_swrr_t *s = rp_xcalloc(1, sizeof *s);
+    rp_swrr_t *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
     s->n = n;
     s->rows = rows ? rows : 1;
     s->stride = (n + 7) & ~(size_t)7;
-    s->weight = rp_xcalloc(n, sizeof *s->weight);
-    s->current = rp_xcalloc(s->rows * s->stride, sizeof *s->current);
+    s->weight = calloc(n ? n : 1, sizeof *s->weight);
+    s->current = calloc(s->rows * s->stride + 1, sizeof *s->current);
+    if (s->weight == NULL || s->current == NULL) {
+        rp_swrr_free(s);
+        return NULL;
+    }
     for (size_t i = 0; i < n; i++) {
         s->weight[i] = weights[i];
         s->total += weights[i];
@@ -133,22 +139,34 @@ typedef struct balancer_state {
     rp_swrr_t **by_upstream;   /* owned: one per upstream, by index */
 } balancer_state_t;
 
+static void balancer_release(void *state);
+
 static int
 balancer_configure(const json_t *root, rp_snapshot_t *snap, void **state, rp_errs_t *errs)
 {
     (void)root;
-    (void)errs;
-    balancer_state_t *b = rp_xcalloc(1, sizeof *b);
+    balancer_state_t *b = calloc(1, sizeof *b);
+    if (b == NULL || (b->by_upstream = calloc(snap->nupstreams + 1, sizeof *b->by_upstream)) == NULL) {
+        free(b);
+        rp_errs_add(errs, "upstreams", "out of memory");
+        return -1;
+    }
     b->n = snap->nupstreams;
     b->rows = snap->workers;
-    b->by_upstream = rp_xcalloc(b->n, sizeof *b->by_upstream);
     for (size_t i = 0; i < b->n; i++) {
         const rp_upstream_t *u = &snap->upstreams[i];
-        unsigned *w = rp_xcalloc(u->npos, sizeof *w);
-        for (size_t k = 0; k < u->npos; k++)
-            w[k] = u->backends[u->pos_entry[k]].weight;
-        b->by_upstream[i] = rp_swrr_new(w, u->npos, snap->workers);
-        free(w);
+        unsigned *w = calloc(u->npos ? u->npos : 1, sizeof *w);
+        if (w != NULL) {
+            for (size_t k = 0; k < u->npos; k++)
+                w[k] = u->backends[u->pos_entry[k]].weight;
+            b->by_upstream[i] = rp_swrr_new(w, u->npos, snap->workers);
+            free(w);
+        }
+        if (b->by_upstream[i] == NULL) {
+            balancer_release(b);
+            rp_errs_add(errs, "upstreams", "out of memory");
+            return -1;
+        }
     }
     *state = b;
     return 0;

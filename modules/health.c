@@ -220,8 +220,8 @@ parse_active(const json_t *a, const char *q, rp_active_cfg_t *c, rp_errs_t *errs
         if (!ok)
             rp_errs_add(errs, k, "must start with / and be printable ASCII without spaces "
                         "or #, under 1024 bytes");
-        else
-            c->path = rp_xstrdup(path);
+        else if ((c->path = strdup(path)) == NULL)
+            rp_errs_add(errs, k, "out of memory");
     }
     if (rp_conf_string(a, "host", q, &host, errs) == 0 && host != NULL) {
         rp_conf_path(k, sizeof k, q, "host");
@@ -231,8 +231,8 @@ parse_active(const json_t *a, const char *q, rp_active_cfg_t *c, rp_errs_t *errs
         if (!ok)
             rp_errs_add(errs, k, "must be a host name or address, with an optional port "
                         "(letters, digits and - . : [ ] _)");
-        else
-            c->host = rp_xstrdup(host);
+        else if ((c->host = strdup(host)) == NULL)
+            rp_errs_add(errs, k, "out of memory");
     }
     conf_unsigned(a, "interval_ms", q, 100, 86400000, &c->interval_ms, errs);
     if (json_object_get(a, "timeout_ms") == NULL && c->timeout_ms >= c->interval_ms)
@@ -314,9 +314,13 @@ static int
 health_configure(const json_t *root, rp_snapshot_t *snap, void **state, rp_errs_t *errs)
 {
     size_t before = errs->count;
-    health_state_t *hs = rp_xcalloc(1, sizeof *hs);
+    health_state_t *hs = calloc(1, sizeof *hs);
+    if (hs == NULL || (hs->up = calloc(snap->nupstreams + 1, sizeof *hs->up)) == NULL) {
+        free(hs);
+        rp_errs_add(errs, "upstreams", "out of memory");
+        return -1;
+    }
     hs->n = snap->nupstreams;
-    hs->up = rp_xcalloc(hs->n ? hs->n : 1, sizeof *hs->up);
     const json_t *ups = json_object_get(root, "upstreams");
     for (size_t i = 0; i < hs->n; i++) {
         up_health_t *uh = &hs->up[i];
@@ -813,8 +817,10 @@ health_main_start(struct event_base *base, void *state)
     if (RAND_bytes((unsigned char *)&seed, sizeof seed) != 1)
         seed = (unsigned)rp_now_us() ^ (unsigned)getpid();
     srandom(seed);
-    hs->checks = rp_xcalloc(n, sizeof *hs->checks);
+    hs->checks = calloc(n, sizeof *hs->checks);
     hs->nchecks = 0;
+    if (hs->checks == NULL)
+        return -1;   /* logged by the caller: no active checks */
     for (size_t i = 0; i < hs->n; i++) {
         up_health_t *uh = &hs->up[i];
         if (!uh->active.on)
@@ -831,8 +837,10 @@ health_main_start(struct event_base *base, void *state)
             llhttp_settings_init(&c->settings);
             c->settings.on_headers_complete = check_on_headers_complete;
             c->timer = evtimer_new(base, check_timer_cb, c);
-            if (c->timer == NULL)
-                rp_die_oom();
+            if (c->timer == NULL) {
+                hs->nchecks--;   /* the checks started go on; the caller logs */
+                return -1;
+            }
             /* The first checks spread over one interval. */
             unsigned ms = (unsigned)(random() % (uh->active.interval_ms + 1));
             struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };

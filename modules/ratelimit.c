@@ -83,7 +83,9 @@ struct rp_rltable {
 rp_rltable_t *
 rp_rltable_new(unsigned max)
 {
-    rp_rltable_t *t = rp_xcalloc(1, sizeof *t);
+    rp_rltable_t *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
     t->nshards = max < SHARDS ? (max > 0 ? max : 1) : SHARDS;
     for (unsigned i = 0; i < t->nshards; i++) {
         /* max split exactly; a shard's memory is taken at its first use
@@ -232,9 +234,17 @@ table_get(const char *scope, unsigned rate, unsigned burst, unsigned prefix, uns
     for (s = registry; s != NULL && strcmp(s->name, name) != 0; s = s->next)
         ;
     if (s == NULL) {
-        s = rp_xcalloc(1, sizeof *s);
-        s->name = rp_xstrdup(name);
-        s->table = rp_rltable_new(max);
+        s = calloc(1, sizeof *s);
+        if (s != NULL && ((s->name = strdup(name)) == NULL
+                          || (s->table = rp_rltable_new(max)) == NULL)) {
+            free(s->name);
+            free(s);
+            s = NULL;
+        }
+        if (s == NULL) {
+            pthread_mutex_unlock(&reg_lock);
+            return NULL;   /* out of memory */
+        }
         s->next = registry;
         registry = s;
     }
@@ -314,7 +324,11 @@ rl_configure(const json_t *root, rp_snapshot_t *snap, void **state, rp_errs_t *e
 {
     (void)snap;
     size_t before = errs->count;
-    rl_state_t *st = rp_xcalloc(1, sizeof *st);
+    rl_state_t *st = calloc(1, sizeof *st);
+    if (st == NULL) {
+        rp_errs_add(errs, "ratelimit", "out of memory");
+        return -1;
+    }
     st->ipv6_prefix = 64;
     st->max = 100000;
     const json_t *o = json_object_get(root, "ratelimit");
@@ -338,8 +352,14 @@ rl_configure(const json_t *root, rp_snapshot_t *snap, void **state, rp_errs_t *e
         }
     }
     const json_t *routes = json_object_get(root, "routes");
-    st->nroutes = json_is_array(routes) ? json_array_size(routes) : 0;
-    st->routes = rp_xcalloc(st->nroutes + 1, sizeof *st->routes);
+    size_t nroutes = json_is_array(routes) ? json_array_size(routes) : 0;
+    st->routes = calloc(nroutes + 1, sizeof *st->routes);
+    if (st->routes == NULL) {
+        rp_errs_add(errs, "ratelimit", "out of memory");
+        rl_release(st);
+        return -1;
+    }
+    st->nroutes = nroutes;
     for (size_t i = 0; i < st->nroutes; i++) {
         const json_t *r = json_object_get(json_array_get(routes, i), "ratelimit");
         limit_t *l = &st->routes[i];
@@ -363,9 +383,13 @@ rl_configure(const json_t *root, rp_snapshot_t *snap, void **state, rp_errs_t *e
         return -1;
     }
     /* The tables: the global one, and one per route with its own. */
-    if (st->global.on)
-        st->global.shared = table_get("per_ip", st->global.rate, st->global.burst,
-                                      st->ipv6_prefix, st->max);
+    if (st->global.on
+        && (st->global.shared = table_get("per_ip", st->global.rate, st->global.burst,
+                                          st->ipv6_prefix, st->max)) == NULL) {
+        rp_errs_add(errs, "ratelimit.per_ip", "out of memory");
+        rl_release(st);
+        return -1;
+    }
     for (size_t i = 0; i < st->nroutes; i++) {
         limit_t *l = &st->routes[i];
         if (!l->on)
@@ -388,6 +412,12 @@ rl_configure(const json_t *root, rp_snapshot_t *snap, void **state, rp_errs_t *e
             snprintf(scope, sizeof scope, "host %s %s %s", host != NULL ? host : "*",
                      path != NULL ? "path" : "prefix", path != NULL ? path : prefix != NULL ? prefix : "/");
         l->shared = table_get(scope, l->rate, l->burst, st->ipv6_prefix, st->max);
+        if (l->shared == NULL) {
+            rp_errs_add(errs, "routes", "out of memory");
+            l->own = false;   /* nothing to give back */
+            rl_release(st);
+            return -1;
+        }
     }
     *state = st;
     return 0;

@@ -187,8 +187,8 @@ parse_route(const json_t *o, const char *p, const rp_snapshot_t *snap, rp_route_
                 rp_errs_add(errs, q, "a wildcard must be written *.domain");
             else if (lower[0] != '*' && !valid_host_label_chars(lower))
                 rp_errs_add(errs, q, "invalid host name \"%s\"", host);
-            else
-                rt->host = rp_xstrdup(lower);
+            else if ((rt->host = strdup(lower)) == NULL)
+                rp_errs_add(errs, q, "out of memory");
         }
     }
     if (path != NULL && prefix != NULL) {
@@ -220,7 +220,8 @@ parse_route(const json_t *o, const char *p, const rp_snapshot_t *snap, rp_route_
                     rp_errs_add(errs, q, "not in normal form: requests are matched as \"%.*s\"",
                                 (int)nlen, norm);
             }
-            rt->path = rp_xstrdup(v);
+            if ((rt->path = strdup(v)) == NULL)
+                rp_errs_add(errs, q, "out of memory");
             rt->path_len = strlen(v);
             rt->prefix = path == NULL;
         }
@@ -291,7 +292,10 @@ group_for(rp_router_t *r, const rp_route_t *rt)
     for (size_t i = 0; i < *n; i++)
         if (strcmp((*arr)[i].host, key) == 0)
             return &(*arr)[i];
-    *arr = rp_xrealloc(*arr, (*n + 1) * sizeof **arr);
+    host_group_t *more = realloc(*arr, (*n + 1) * sizeof **arr);
+    if (more == NULL)
+        return NULL;
+    *arr = more;
     host_group_t *g = &(*arr)[(*n)++];
     memset(g, 0, sizeof *g);
     g->host = key;
@@ -299,16 +303,18 @@ group_for(rp_router_t *r, const rp_route_t *rt)
     return g;
 }
 
-static void
+/* -1 when memory ran out. */
+static int
 group_add(host_group_t *g, rp_route_t *rt)
 {
-    if (rt->prefix) {
-        g->prefix = rp_xrealloc(g->prefix, (g->nprefix + 1) * sizeof *g->prefix);
-        g->prefix[g->nprefix++] = rt;
-    } else {
-        g->exact = rp_xrealloc(g->exact, (g->nexact + 1) * sizeof *g->exact);
-        g->exact[g->nexact++] = rt;
-    }
+    rp_route_t ***arr = rt->prefix ? &g->prefix : &g->exact;
+    size_t *n = rt->prefix ? &g->nprefix : &g->nexact;
+    rp_route_t **more = realloc(*arr, (*n + 1) * sizeof **arr);
+    if (more == NULL)
+        return -1;
+    *arr = more;
+    (*arr)[(*n)++] = rt;
+    return 0;
 }
 
 /* Routes sorted by path: equal neighbours are duplicates; the later one in
@@ -343,7 +349,11 @@ cmp_label(const void *a, const void *b)
 static void
 report_same_labels(rp_router_t *r, rp_errs_t *errs)
 {
-    rp_route_t **by = rp_xcalloc(r->nroutes, sizeof *by);
+    rp_route_t **by = calloc(r->nroutes, sizeof *by);
+    if (by == NULL) {
+        rp_errs_add(errs, "routes", "out of memory");
+        return;
+    }
     for (size_t i = 0; i < r->nroutes; i++)
         by[i] = &r->routes[i];
     qsort(by, r->nroutes, sizeof *by, cmp_label);
@@ -395,8 +405,12 @@ rp_router_build(const json_t *root, const rp_snapshot_t *snap, rp_errs_t *errs)
         return NULL;
     }
     size_t before = errs->count;
-    rp_router_t *r = rp_xcalloc(1, sizeof *r);
-    r->routes = rp_xcalloc(json_array_size(arr), sizeof *r->routes);
+    rp_router_t *r = calloc(1, sizeof *r);
+    if (r == NULL || (r->routes = calloc(json_array_size(arr), sizeof *r->routes)) == NULL) {
+        free(r);
+        rp_errs_add(errs, "routes", "out of memory");
+        return NULL;
+    }
     r->nroutes = json_array_size(arr);
     size_t i;
     const json_t *o;
@@ -410,8 +424,14 @@ rp_router_build(const json_t *root, const rp_snapshot_t *snap, rp_errs_t *errs)
         rp_router_free(r);
         return NULL;
     }
-    for (i = 0; i < r->nroutes; i++)
-        group_add(group_for(r, &r->routes[i]), &r->routes[i]);
+    for (i = 0; i < r->nroutes; i++) {
+        host_group_t *g = group_for(r, &r->routes[i]);
+        if (g == NULL || group_add(g, &r->routes[i]) < 0) {
+            rp_errs_add(errs, "routes", "out of memory");
+            rp_router_free(r);
+            return NULL;
+        }
+    }
     if (r->nexact > 1)
         qsort(r->exact, r->nexact, sizeof *r->exact, cmp_group_host);
     if (r->nwild > 1)
@@ -428,8 +448,14 @@ rp_router_build(const json_t *root, const rp_snapshot_t *snap, rp_errs_t *errs)
         return NULL;
     }
     /* Only a valid route set takes identities. */
-    for (i = 0; i < r->nroutes; i++)
+    for (i = 0; i < r->nroutes; i++) {
         r->routes[i].ident = rp_route_identity(r->routes[i].label);
+        if (r->routes[i].ident == RP_IDENT_NOMEM) {
+            rp_errs_add(errs, "routes", "out of memory");
+            rp_router_free(r);
+            return NULL;
+        }
+    }
     return r;
 }
 

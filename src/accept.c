@@ -171,10 +171,10 @@ hs_event_cb(short what, void *arg)
     rp_peer_t peer = hs->peer;
     rp_alpn_t alpn = rp_tls_alpn(rp_tls_transport_ssl(tr));
     hs_release(hs);
-    if (alpn == RP_ALPN_H2)
-        rp_h2_new(w, tr, &peer);
-    else
-        rp_conn_new_transport(w, tr, &peer);
+    if ((alpn == RP_ALPN_H2 ? rp_h2_new(w, tr, &peer) : rp_conn_new_transport(w, tr, &peer)) < 0) {
+        rp_peer_release(&peer);
+        rp_worker_conn_closed(w, peer.listener);
+    }
 }
 
 static int
@@ -188,13 +188,20 @@ start_tls(rp_worker_t *w, int fd, const rp_peer_t *peer, const rp_tls_ctx_t *ctx
     rp_transport_t *tr = rp_tls_transport_new(w->base, fd, ssl, RP_RBUF_HIGH);
     if (tr == NULL)
         return -1;
-    rp_handshake_t *hs = rp_xcalloc(1, sizeof *hs);
+    rp_handshake_t *hs = calloc(1, sizeof *hs);
+    struct event *timer = hs != NULL ? evtimer_new(w->base, hs_timer_cb, hs) : NULL;
+    if (timer == NULL) {
+        free(hs);
+        rp_tr_free(tr, true);
+        rp_oom_note("a TLS handshake");
+        return -1;
+    }
     hs->w = w;
     hs->tr = tr;
     hs->peer = *peer;
     hs->peer.secure = true;
     hs->fd = -1;
-    hs->timer = evtimer_new(w->base, hs_timer_cb, hs);
+    hs->timer = timer;
     TAILQ_INSERT_TAIL(&w->handshakes, hs, link);
     rp_tr_setcb(tr, hs_read_cb, hs_write_cb, hs_event_cb, hs);
     /* What a PROXY header left of client_header_ms (a plain timer then,
@@ -340,20 +347,31 @@ pp_read_cb(evutil_socket_t fd, short what, void *arg)
 static int
 pp_wait(rp_worker_t *w, int fd, const rp_peer_t *peer, const rp_listener_t *l)
 {
-    rp_handshake_t *hs = rp_xcalloc(1, sizeof *hs);
+    rp_handshake_t *hs = calloc(1, sizeof *hs);
+    if (hs != NULL) {
+        hs->timer = evtimer_new(w->base, pp_timer_cb, hs);
+        /* Edge-triggered (epoll): a header only partly there is peeked at
+         * again only once more bytes arrive, or the client closes, not on
+         * every turn of the loop. */
+        hs->pp_ev = event_new(w->base, fd, EV_READ | EV_CLOSED | EV_PERSIST | EV_ET, pp_read_cb,
+                              hs);
+    }
+    if (hs == NULL || hs->timer == NULL || hs->pp_ev == NULL) {
+        if (hs != NULL && hs->timer != NULL)
+            event_free(hs->timer);
+        if (hs != NULL && hs->pp_ev != NULL)
+            event_free(hs->pp_ev);
+        free(hs);
+        close(fd);
+        rp_oom_note("a PROXY protocol header");
+        return -1;
+    }
     hs->w = w;
     hs->fd = fd;
     hs->pp = l->proxy_protocol;
     hs->pp_snap = rp_snapshot_ref(w->snap);
     hs->pp_l = l;
     hs->peer = *peer;
-    hs->timer = evtimer_new(w->base, pp_timer_cb, hs);
-    /* Edge-triggered (epoll): a header only partly there is peeked at again
-     * only once more bytes arrive, or the client closes, not on every turn
-     * of the loop. */
-    hs->pp_ev = event_new(w->base, fd, EV_READ | EV_CLOSED | EV_PERSIST | EV_ET, pp_read_cb, hs);
-    if (hs->timer == NULL || hs->pp_ev == NULL)
-        rp_die_oom();
     TAILQ_INSERT_TAIL(&w->handshakes, hs, link);
     evtimer_add(hs->timer, rp_timeout_tv(w->base, w->snap->timeouts.client_header_ms));
     event_add(hs->pp_ev, NULL);

@@ -36,6 +36,7 @@
 #include "revproxy/log.h"
 #include <jansson.h>
 #include "admin.h"
+#include "failmalloc.h"
 #include "reload.h"
 #include "util.h"
 
@@ -391,6 +392,44 @@ ep_reload(aconn_t *c)
     rp_errs_free(&errs);
 }
 
+#ifdef RP_FAILMALLOC
+/* POST /failmalloc?after=N[&count=K][&scope=workers|reload] (a
+ * --enable-failmalloc build only): arms allocation-failure injection and
+ * answers what the previous arming counted and failed; after=0 disarms. */
+static void
+ep_failmalloc(aconn_t *c, const char *q, size_t ql)
+{
+    long after = -1, count = 1;
+    enum rp_fm_scope scope = RP_FM_WORKERS;
+    char query[128];
+    if (ql >= sizeof query)
+        ql = sizeof query - 1;
+    memcpy(query, q, ql);
+    query[ql] = '\0';
+    char *save = NULL;
+    for (char *kv = strtok_r(query, "&", &save); kv != NULL; kv = strtok_r(NULL, "&", &save)) {
+        if (strncmp(kv, "after=", 6) == 0)
+            after = strtol(kv + 6, NULL, 10);
+        else if (strncmp(kv, "count=", 6) == 0)
+            count = strtol(kv + 6, NULL, 10);
+        else if (strcmp(kv, "scope=reload") == 0)
+            scope = RP_FM_RELOAD;
+        else if (strcmp(kv, "scope=workers") != 0)
+            after = -1;
+    }
+    if (after < 0) {
+        answer_text(c, 400, NULL, "usage: POST /failmalloc?after=N[&count=K][&scope=workers|reload]\n",
+                    false);
+        return;
+    }
+    unsigned long counted, failed;
+    rp_fm_arm(after, count, scope, &counted, &failed);
+    char text[96];
+    snprintf(text, sizeof text, "{\"counted\": %lu, \"failed\": %lu}\n", counted, failed);
+    answer_text(c, 200, NULL, text, false);
+}
+#endif
+
 static const struct {
     const char  *path;
     endpoint_fn *fn;
@@ -429,6 +468,12 @@ serve(aconn_t *c)
                     head_only);
         return;
     }
+#ifdef RP_FAILMALLOC
+    if (pl == 11 && memcmp(target, "/failmalloc", 11) == 0 && c->head.method == HTTP_POST) {
+        ep_failmalloc(c, q != NULL ? q + 1 : "", q != NULL ? tl - pl - 1 : 0);
+        return;
+    }
+#endif
     for (size_t i = 0; i < RP_ARRAY_LEN(endpoints); i++) {
         if (strlen(endpoints[i].path) != pl || memcmp(endpoints[i].path, target, pl) != 0)
             continue;

@@ -17,16 +17,18 @@
 
 static _Atomic(rp_bstate_t *) chunks[BSTATE_CHUNKS];
 
-void
+bool
 rp_bstate_ensure(unsigned id)
 {
     unsigned c = id / BSTATE_CHUNK;
     if (c >= BSTATE_CHUNKS)
-        rp_die_oom();   /* identities are bounded far below this */
+        return false;   /* identities are bounded far below this */
     for (unsigned i = 0; i <= c; i++) {
         if (atomic_load_explicit(&chunks[i], memory_order_acquire) != NULL)
             continue;
-        rp_bstate_t *b = rp_xcalloc(BSTATE_CHUNK, sizeof *b);
+        rp_bstate_t *b = calloc(BSTATE_CHUNK, sizeof *b);
+        if (b == NULL)
+            return false;
         for (unsigned k = 0; k < BSTATE_CHUNK; k++) {
             atomic_init(&b[k].active, 0);
             atomic_init(&b[k].conns, 0);
@@ -44,6 +46,7 @@ rp_bstate_ensure(unsigned id)
         }
         atomic_store_explicit(&chunks[i], b, memory_order_release);
     }
+    return true;
 }
 
 rp_bstate_t *

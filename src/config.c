@@ -33,6 +33,52 @@
 
 /* ---- errors ---- */
 
+/* jansson goes on after an allocation fails inside its parser, with a
+ * string cut short or a token lost: a file read while memory ran out
+ * could pass for another configuration.  Its allocations go through
+ * here, and a parse that saw one fail is refused. */
+static _Thread_local bool json_alloc_failed;
+
+static void *
+json_alloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p == NULL)
+        json_alloc_failed = true;
+    return p;
+}
+
+void
+rp_json_alloc_install(void)
+{
+    json_set_alloc_funcs(json_alloc, free);
+}
+
+/* Allocations of a configuration being built: on failure an error "out
+ * of memory" at path, and NULL. */
+static void *
+cfg_calloc(rp_errs_t *errs, const char *path, size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (p == NULL)
+        rp_errs_add(errs, path, "out of memory");
+    return p;
+}
+
+static char *
+cfg_strdup(rp_errs_t *errs, const char *path, const char *s)
+{
+    char *p = strdup(s);
+    if (p == NULL)
+        rp_errs_add(errs, path, "out of memory");
+    return p;
+}
+
+/* What an error list holds when memory for its messages ran out (never
+ * freed, never written). */
+static char errs_oom_text[] = "out of memory";
+static char *errs_oom_list[1] = { errs_oom_text };
+
 void
 rp_errs_add(rp_errs_t *e, const char *path, const char *fmt, ...)
 {
@@ -42,12 +88,29 @@ rp_errs_add(rp_errs_t *e, const char *path, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     size_t n = strlen(path) + strlen(msg) + 3;
-    char *line = rp_xmalloc(n);
+    if (e->msgs == errs_oom_list)
+        return;   /* already short of memory: that one error stands */
+    char *line = malloc(n);
+    char **msgs = line != NULL ? realloc(e->msgs, (e->count + 1) * sizeof *e->msgs) : NULL;
+    if (msgs == NULL) {
+        /* Out of memory: an error is recorded all the same, so that what
+         * was being checked never passes for valid. */
+        free(line);
+        if (e->count == 0) {
+            free(e->msgs);
+            e->msgs = errs_oom_list;
+            e->count = 1;
+        } else if (e->msgs[e->count - 1] != errs_oom_text) {
+            free(e->msgs[e->count - 1]);
+            e->msgs[e->count - 1] = errs_oom_text;
+        }
+        return;
+    }
     if (path[0] != '\0')
         snprintf(line, n, "%s: %s", path, msg);
     else
         snprintf(line, n, "%s", msg);
-    e->msgs = rp_xrealloc(e->msgs, (e->count + 1) * sizeof *e->msgs);
+    e->msgs = msgs;
     e->msgs[e->count++] = line;
 }
 
@@ -55,8 +118,10 @@ void
 rp_errs_free(rp_errs_t *e)
 {
     for (size_t i = 0; i < e->count; i++)
-        free(e->msgs[i]);
-    free(e->msgs);
+        if (e->msgs[i] != errs_oom_text)
+            free(e->msgs[i]);
+    if (e->msgs != errs_oom_list)
+        free(e->msgs);
     e->msgs = NULL;
     e->count = 0;
 }
@@ -356,9 +421,16 @@ upstream_identity_locked(const char *name)
     for (unsigned i = 0; i < n; i++)
         if (strcmp(uident_keys[i], name) == 0)
             return i;
-    uident_keys = rp_xrealloc(uident_keys, (n + 1) * sizeof *uident_keys);
-    uident_keys[n] = rp_xstrdup(name);
-    rp_uq_ensure(n);
+    char **keys = realloc(uident_keys, (n + 1) * sizeof *uident_keys);
+    if (keys == NULL)
+        return RP_IDENT_NOMEM;
+    uident_keys = keys;
+    if ((uident_keys[n] = strdup(name)) == NULL)
+        return RP_IDENT_NOMEM;
+    if (!rp_uq_ensure(n)) {
+        free(uident_keys[n]);
+        return RP_IDENT_NOMEM;
+    }
     atomic_store(&uident_count, n + 1);
     return n;
 }
@@ -391,10 +463,18 @@ rp_backend_identity(const char *upstream, const rp_addr_t *addr)
             return i;
         }
     }
-    ident_keys = rp_xrealloc(ident_keys, (n + 1) * sizeof *ident_keys);
-    ident_keys[n] = rp_xstrdup(key);
-    rp_bstate_ensure(n);   /* before anyone can see the identity */
-    rp_bstate(n)->uq = upstream_identity_locked(upstream);
+    char **keys = realloc(ident_keys, (n + 1) * sizeof *ident_keys);
+    unsigned uq = RP_IDENT_NOMEM;
+    if (keys != NULL) {
+        ident_keys = keys;
+        uq = upstream_identity_locked(upstream);
+    }
+    /* The state before anyone can see the identity. */
+    if (uq == RP_IDENT_NOMEM || !rp_bstate_ensure(n) || (ident_keys[n] = strdup(key)) == NULL) {
+        pthread_mutex_unlock(&ident_lock);
+        return RP_IDENT_NOMEM;
+    }
+    rp_bstate(n)->uq = uq;
     rp_bstate(n)->addr = *addr;
     atomic_store(&ident_count, n + 1);
     pthread_mutex_unlock(&ident_lock);
@@ -435,7 +515,11 @@ name_identity(names_t *t, const char *key)
     pthread_mutex_lock(&ident_lock);
     if ((t->n + 1) * 2 > t->nslots) {
         size_t ns = t->nslots ? t->nslots * 2 : 64;
-        unsigned *slot = rp_xcalloc(ns, sizeof *slot);
+        unsigned *slot = calloc(ns, sizeof *slot);
+        if (slot == NULL) {
+            pthread_mutex_unlock(&ident_lock);
+            return RP_IDENT_NOMEM;
+        }
         for (unsigned i = 0; i < t->n; i++) {
             size_t h = name_hash(t->keys[i]) & (ns - 1);
             while (slot[h] != 0)
@@ -451,10 +535,19 @@ name_identity(names_t *t, const char *key)
         h = (h + 1) & (t->nslots - 1);
     if (t->slot[h] == 0) {
         if (t->n == t->cap) {
-            t->cap = t->cap ? t->cap * 2 : 64;
-            t->keys = rp_xrealloc(t->keys, t->cap * sizeof *t->keys);
+            unsigned cap = t->cap ? t->cap * 2 : 64;
+            char **keys = realloc(t->keys, cap * sizeof *t->keys);
+            if (keys == NULL) {
+                pthread_mutex_unlock(&ident_lock);
+                return RP_IDENT_NOMEM;
+            }
+            t->keys = keys;
+            t->cap = cap;
         }
-        t->keys[t->n] = rp_xstrdup(key);
+        if ((t->keys[t->n] = strdup(key)) == NULL) {
+            pthread_mutex_unlock(&ident_lock);
+            return RP_IDENT_NOMEM;
+        }
         t->slot[h] = ++t->n;
     }
     unsigned id = t->slot[h] - 1;
@@ -647,7 +740,9 @@ parse_listeners(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
         rp_errs_add(errs, "listeners", "at most 64 listeners");
         return;
     }
-    s->listeners = rp_xcalloc(json_array_size(arr), sizeof *s->listeners);
+    s->listeners = cfg_calloc(errs, "listeners", json_array_size(arr), sizeof *s->listeners);
+    if (s->listeners == NULL)
+        return;
     size_t i;
     const json_t *l;
     json_array_foreach(arr, i, l) {
@@ -696,6 +791,8 @@ parse_listeners(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
         s->listeners[s->nlisteners].addr = a;
         s->listeners[s->nlisteners].tls = tls;
         s->listeners[s->nlisteners].ident = rp_listener_identity(a.text);
+        if (s->listeners[s->nlisteners].ident == RP_IDENT_NOMEM)
+            rp_errs_add(errs, p, "out of memory");   /* the snapshot is not used */
         s->listeners[s->nlisteners].proxy_protocol = pp;
         s->nlisteners++;
     }
@@ -791,7 +888,9 @@ parse_trusted(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
         rp_errs_add(errs, "trusted_proxies", "at most 1024 entries");
         return;
     }
-    s->trusted = rp_xcalloc(json_array_size(a) + 1, sizeof *s->trusted);
+    s->trusted = cfg_calloc(errs, "trusted_proxies", json_array_size(a) + 1, sizeof *s->trusted);
+    if (s->trusted == NULL)
+        return;
     size_t i;
     const json_t *v;
     json_array_foreach(a, i, v) {
@@ -816,7 +915,7 @@ parse_server_header(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
 {
     const json_t *v = json_object_get(root, "server_header");
     if (v == NULL) {
-        s->server_header = rp_xstrdup("revproxy");
+        s->server_header = cfg_strdup(errs, "server_header", "revproxy");
         return;
     }
     if (json_is_false(v))
@@ -830,7 +929,7 @@ parse_server_header(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
         rp_errs_add(errs, "server_header", "must be false or 1 to 128 printable ASCII characters");
         return;
     }
-    s->server_header = rp_xstrdup(t);
+    s->server_header = cfg_strdup(errs, "server_header", t);
 }
 
 static void
@@ -915,11 +1014,14 @@ parse_backend(const json_t *b, const char *p, rp_upstream_t *u, rp_errs_t *errs)
     if (mc > 0)
         u->limited = true;
     if (named) {
-        be->name = rp_xstrdup(host);
-        be->rname = rp_name_identity(u->name, host, port);
-        if (be->rname == -1u) {
-            rp_errs_add(errs, ap, "too many distinct host-name backends since revproxy started "
-                        "(65536); restart revproxy");
+        be->name = strdup(host);
+        be->rname = be->name != NULL ? rp_name_identity(u->name, host, port) : RP_IDENT_NOMEM;
+        if (be->rname == RP_NAME_FULL || be->rname == RP_IDENT_NOMEM) {
+            if (be->rname == RP_NAME_FULL)
+                rp_errs_add(errs, ap, "too many distinct host-name backends since revproxy "
+                            "started (65536); restart revproxy");
+            else
+                rp_errs_add(errs, ap, "out of memory");
             free(be->name);
             be->name = NULL;
             return;
@@ -927,6 +1029,12 @@ parse_backend(const json_t *b, const char *p, rp_upstream_t *u, rp_errs_t *errs)
     }
     be->index = (unsigned)u->nbackends;
     be->id = rp_backend_identity(u->name, &be->addr);
+    if (be->id == RP_IDENT_NOMEM) {
+        rp_errs_add(errs, ap, "out of memory");
+        free(be->name);
+        be->name = NULL;
+        return;
+    }
     be->pos = (unsigned)u->npos;
     u->npos += be->name != NULL ? RP_NAME_ADDRS : 1;
     u->nbackends++;
@@ -940,11 +1048,17 @@ parse_upstream(const char *name, const json_t *o, rp_upstream_t *u, rp_errs_t *e
     const char *const *pool_allowed = pool_keys;
     char p[512], q[512];
     snprintf(p, sizeof p, "upstreams.%s", name);
-    u->name = rp_xstrdup(name);
+    u->name = cfg_strdup(errs, p, name);
+    if (u->name == NULL)
+        return;
     u->max_idle_per_backend = 32;
     u->idle_timeout_ms = 4000;
     u->queue_timeout_ms = 1000;
     u->uq = rp_upstream_identity(name);
+    if (u->uq == RP_IDENT_NOMEM) {
+        rp_errs_add(errs, p, "out of memory");
+        return;
+    }
     static const rp_retry_cfg_t retry_defaults = {
         .max_retries = 2, .budget_percent = 20, .min_retries_per_s = 10,
         .backoff_base_ms = 25, .backoff_max_ms = 250, .max_body_bytes = 65536,
@@ -976,10 +1090,10 @@ parse_upstream(const char *name, const json_t *o, rp_upstream_t *u, rp_errs_t *e
     } else if (json_array_size(arr) > 1024) {
         rp_errs_add(errs, q, "at most 1024 backends");
     } else {
-        u->backends = rp_xcalloc(json_array_size(arr), sizeof *u->backends);
+        u->backends = cfg_calloc(errs, q, json_array_size(arr), sizeof *u->backends);
         size_t i;
         const json_t *b;
-        json_array_foreach(arr, i, b) {
+        if (u->backends != NULL) json_array_foreach(arr, i, b) {
             char bp[512];
             snprintf(bp, sizeof bp, "%s[%zu]", q, i);
             parse_backend(b, bp, u, errs);
@@ -991,7 +1105,11 @@ parse_upstream(const char *name, const json_t *o, rp_upstream_t *u, rp_errs_t *e
         rp_errs_add(errs, q, "at most 4096 addresses (a backend given by host name counts for %u)",
                     RP_NAME_ADDRS);
     }
-    u->pos_entry = rp_xcalloc(u->npos ? u->npos : 1, sizeof *u->pos_entry);
+    u->pos_entry = cfg_calloc(errs, p, u->npos ? u->npos : 1, sizeof *u->pos_entry);
+    if (u->pos_entry == NULL) {
+        u->npos = 0;   /* (the modules still look at the upstream) */
+        return;
+    }
     bool named = false;
     for (size_t j = 0; j < u->nbackends; j++) {
         const rp_backend_t *be = &u->backends[j];
@@ -1000,8 +1118,8 @@ parse_upstream(const char *name, const json_t *o, rp_upstream_t *u, rp_errs_t *e
             u->pos_entry[be->pos + k] = (unsigned)j;
         named = named || be->name != NULL;
     }
-    if (named)
-        u->pos_cache = rp_pos_cache_new(u->npos);
+    if (named && (u->pos_cache = rp_pos_cache_new(u->npos)) == NULL)
+        rp_errs_add(errs, p, "out of memory");
     if (json_object_get(o, "resolve_interval_ms") != NULL) {
         uint64_t v = 30000;
         rp_conf_uint(o, "resolve_interval_ms", p, 100, 86400000, &v, errs);
@@ -1083,11 +1201,17 @@ parse_upstreams(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
         rp_errs_add(errs, "upstreams", "must contain at least one upstream");
         return;
     }
-    s->upstreams = rp_xcalloc(json_object_size(o), sizeof *s->upstreams);
+    s->upstreams = cfg_calloc(errs, "upstreams", json_object_size(o), sizeof *s->upstreams);
+    if (s->upstreams == NULL)
+        return;
     const char *name;
     const json_t *u;
-    json_object_foreach((json_t *)o, name, u)
-        parse_upstream(name, u, &s->upstreams[s->nupstreams++], errs);
+    json_object_foreach((json_t *)o, name, u) {
+        rp_upstream_t *up = &s->upstreams[s->nupstreams];
+        parse_upstream(name, u, up, errs);
+        if (up->name != NULL)
+            s->nupstreams++;   /* (nothing else is held without it) */
+    }
     qsort(s->upstreams, s->nupstreams, sizeof *s->upstreams, upstream_cmp);
     for (size_t i = 0; i < s->nupstreams; i++)
         s->upstreams[i].index = (unsigned)i;
@@ -1126,7 +1250,7 @@ parse_log(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
         else if (v[0] != '/')
             rp_errs_add(errs, "log.access_log", "must be an absolute path, \"stderr\" or \"off\"");
         else
-            s->access_log = rp_xstrdup(v);
+            s->access_log = cfg_strdup(errs, "log.access_log", v);
     }
 }
 
@@ -1192,7 +1316,7 @@ parse_admin(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
             rp_errs_add(errs, "admin.token", "must be 1 to 256 characters of letters, digits "
                         "and -._~+/= (a bearer token)");
         else
-            a->token = rp_xstrdup(tok);
+            a->token = cfg_strdup(errs, "admin.token", tok);
     }
     const char *addr = NULL;
     if (json_object_get(o, "address") == NULL) {
@@ -1273,7 +1397,9 @@ rp_snapshot_build(const json_t *root, rp_snapshot_t **out, rp_errs_t *errs)
         rp_errs_add(errs, "", "the configuration must be a JSON object");
         return -1;
     }
-    rp_snapshot_t *s = rp_xcalloc(1, sizeof *s);
+    rp_snapshot_t *s = cfg_calloc(errs, "", 1, sizeof *s);
+    if (s == NULL)
+        return -1;
     rp_conf_keys(root, "", allowed, unsupported, errs);
     parse_workers(root, s, errs);
     parse_listeners(root, s, errs);
@@ -1310,8 +1436,13 @@ rp_snapshot_load(const char *path, rp_snapshot_t **out, rp_errs_t *errs)
         return -1;
     }
     size_t cap = 65536, len = 0;
-    char *text = rp_xmalloc(cap);
+    char *text = malloc(cap);
     for (;;) {
+        if (text == NULL) {
+            fclose(f);
+            rp_errs_add(errs, "", "%s: out of memory reading it", path);
+            return -1;
+        }
         size_t n = fread(text + len, 1, cap - len, f);
         len += n;
         if (len < cap)
@@ -1325,7 +1456,10 @@ rp_snapshot_load(const char *path, rp_snapshot_t **out, rp_errs_t *errs)
             return -1;
         }
         cap *= 2;
-        text = rp_xrealloc(text, cap);
+        char *more = realloc(text, cap);
+        if (more == NULL)
+            free(text);
+        text = more;
     }
     bool bad = ferror(f) != 0;
     int saved = errno;
@@ -1338,12 +1472,22 @@ rp_snapshot_load(const char *path, rp_snapshot_t **out, rp_errs_t *errs)
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
     char hex[65] = "";
-    if (EVP_Digest(text, len, md, &mdlen, EVP_sha256(), NULL) == 1 && mdlen == 32)
-        for (unsigned i = 0; i < 32; i++)
-            snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    if (EVP_Digest(text, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
+        free(text);
+        rp_errs_add(errs, "", "%s: out of memory hashing it", path);
+        return -1;
+    }
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
     json_error_t jerr;
+    json_alloc_failed = false;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     free(text);
+    if (json_alloc_failed) {
+        json_decref(root);
+        rp_errs_add(errs, "", "%s: out of memory parsing it", path);
+        return -1;
+    }
     if (root == NULL) {
         if (jerr.line <= 0)
             rp_errs_add(errs, "", "%s: %s", path, jerr.text);

@@ -50,6 +50,7 @@ static llhttp_settings_t probe_settings;
 static void conn_process(rp_conn_t *c);
 static void close_after_flush(rp_conn_t *c);
 static void conn_txn_done(rp_conn_t *c, bool keepalive);
+static int limit_error(rp_conn_t *c, int status, rp_error_t word, const char *reason);
 
 static void
 arm_timer(rp_conn_t *c, unsigned ms)
@@ -195,6 +196,8 @@ on_message_begin(llhttp_t *p)
     if (c->txn != NULL)
         return HPE_INTERNAL;   /* cannot happen: parsing pauses between requests */
     c->txn = conn_txn_new(c);
+    if (c->txn == NULL)
+        return limit_error(c, 503, RP_ERR_OUT_OF_MEMORY, "out of memory for a request");
     c->head_bytes = 0;
     c->trailer_bytes = 0;
     c->in_body = false;
@@ -215,6 +218,10 @@ limit_error(rp_conn_t *c, int status, rp_error_t word, const char *reason)
 
 #define HEAD_TOO_LARGE(c) \
     limit_error((c), 431, RP_ERR_HEADERS_TOO_LARGE, "request head larger than limits.max_header_bytes")
+/* A head function failed (rc): too large, or out of memory. */
+#define HEAD_ERROR(c, rc) \
+    ((rc) == RP_HEAD_NOMEM ? limit_error((c), 503, RP_ERR_OUT_OF_MEMORY, "out of memory for the request head") \
+                           : HEAD_TOO_LARGE(c))
 
 static int
 on_method_complete(llhttp_t *p)
@@ -251,8 +258,9 @@ on_url(llhttp_t *p, const char *at, size_t len)
     if (t->req.target_len + len > t->snap->limits.max_uri_bytes)
         return limit_error(c, 414, RP_ERR_URI_TOO_LONG,
                            "request target longer than limits.max_uri_bytes");
-    if (rp_http_head_add_target(&t->req, at, len) < 0)
-        return HEAD_TOO_LARGE(c);
+    int rc = rp_http_head_add_target(&t->req, at, len);
+    if (rc < 0)
+        return HEAD_ERROR(c, rc);
     return 0;
 }
 
@@ -279,8 +287,9 @@ on_header_field(llhttp_t *p, const char *at, size_t len)
     if (t->req.last_cb != 1 && t->req.nfields >= t->snap->limits.max_headers)
         return limit_error(c, 431, RP_ERR_HEADERS_TOO_LARGE,
                            "more header fields than limits.max_headers");
-    if (rp_http_head_add_name(&t->req, at, len) < 0)
-        return HEAD_TOO_LARGE(c);
+    int rc = rp_http_head_add_name(&t->req, at, len);
+    if (rc < 0)
+        return HEAD_ERROR(c, rc);
     return 0;
 }
 
@@ -296,8 +305,9 @@ on_header_value(llhttp_t *p, const char *at, size_t len)
     c->value_cut = at + len < c->exec_end;
     if (c->in_body || c->txn == NULL)
         return trailer(c, len);
-    if (rp_http_head_add_value(&c->txn->req, at, len) < 0)
-        return HEAD_TOO_LARGE(c);
+    int rc = rp_http_head_add_value(&c->txn->req, at, len);
+    if (rc < 0)
+        return HEAD_ERROR(c, rc);
     return 0;
 }
 
@@ -315,8 +325,9 @@ on_headers_complete(llhttp_t *p)
     rp_conn_t *c = p->data;
     rp_txn_t *t = c->txn;
     if (t->req.last_cb == 2 || t->req.last_cb == 1 || t->req.target_len > 0) {
-        if (rp_http_head_finish(&t->req) < 0)
-            return HEAD_TOO_LARGE(c);
+        int rc = rp_http_head_finish(&t->req);
+        if (rc < 0)
+            return HEAD_ERROR(c, rc);
     }
     if (!rp_http_names_ok(&t->req))
         return limit_error(c, 400, RP_ERR_BAD_REQUEST, "header field without a name");
@@ -340,7 +351,10 @@ on_body(llhttp_t *p, const char *at, size_t len)
     rp_conn_t *c = p->data;
     if (c->txn == NULL)
         return 0;   /* discarding what is left of a request already answered */
-    if (rp_txn_req_body(c->txn, at, len) < 0)
+    int rc = rp_txn_req_body(c->txn, at, len);
+    if (rc == RP_BODY_NOMEM)
+        return limit_error(c, 503, RP_ERR_OUT_OF_MEMORY, "out of memory for the request body");
+    if (rc < 0)
         return limit_error(c, 413, RP_ERR_BODY_TOO_LARGE,
                            "request body larger than limits.max_body_bytes");
     return 0;
@@ -421,6 +435,13 @@ parse_failed(rp_conn_t *c, llhttp_errno_t err)
     if (c->txn == NULL)
         c->txn = conn_txn_new(c);
     rp_txn_t *t = c->txn;
+    if (t == NULL) {
+        /* No memory to answer with: the connection closes. */
+        rp_oom_note("a request (connection closed)");
+        c->keepalive = false;
+        close_after_flush(c);
+        return;
+    }
     rp_close_t why = status == 400 ? RP_CLOSE_BAD_REQUEST : RP_CLOSE_LIMIT;
     if (c->state == RP_CONN_TXN) {
         /* Body phase: the transaction is under way. */
@@ -571,7 +592,10 @@ conn_to_h2(rp_conn_t *c)
         rp_txn_free(c->txn);
     TAILQ_REMOVE(&w->conns, c, link);
     free(c);
-    rp_h2_new(w, tr, &peer);
+    if (rp_h2_new(w, tr, &peer) < 0) {
+        rp_peer_release(&peer);
+        rp_worker_conn_closed(w, peer.listener);
+    }
 }
 
 static void
@@ -749,15 +773,29 @@ rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, init_settings);
-    rp_conn_t *c = rp_xcalloc(1, sizeof *c);
+    rp_conn_t *c = calloc(1, sizeof *c);
+    if (c != NULL) {
+        c->timer = evtimer_new(w->base, timer_cb, c);
+        c->resume = event_new(w->base, -1, 0, resume_cb, c);
+    }
+    if (c == NULL || c->timer == NULL || c->resume == NULL) {
+        /* Out of memory: the connection is closed (the caller releases
+         * what it counted). */
+        if (c != NULL && c->timer != NULL)
+            event_free(c->timer);
+        if (c != NULL && c->resume != NULL)
+            event_free(c->resume);
+        free(c);
+        rp_tr_free(tr, true);
+        rp_oom_note("an HTTP/1 connection");
+        return -1;
+    }
     c->w = w;
     c->tr = tr;
     c->peer = *peer;
     c->peer.secure = tr->secure;
     llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);
     c->parser.data = c;
-    c->timer = evtimer_new(w->base, timer_cb, c);
-    c->resume = event_new(w->base, -1, 0, resume_cb, c);
     c->state = RP_CONN_IDLE;
     c->h2_probe = !tr->secure;   /* prior-knowledge h2c on plain listeners */
     /* Draining, or its listener dropped by a reload: one request,
@@ -930,7 +968,10 @@ h1_send_head(rp_txn_t *t, const rp_resp_framing_t *f)
         rlen = strlen(reason);
     }
     head_builder_t b;
-    hb_begin(&b, c->tr->out, h->len + 4 * (size_t)h->nfields + rlen + f->codings_len + HEAD_EXTRA);
+    if (!hb_begin(&b, c->tr->out, h->len + 4 * (size_t)h->nfields + rlen + f->codings_len + HEAD_EXTRA)) {
+        c->resp_chunked = c->resp_close_delimited = false;
+        return RP_SEND_NOMEM;
+    }
     HB_LIT(&b, "HTTP/1.1 ");
     hb_uint(&b, (uint64_t)h->status);
     HB_LIT(&b, " ");
@@ -964,17 +1005,22 @@ h1_send_head(rp_txn_t *t, const rp_resp_framing_t *f)
     return 0;
 }
 
-static void
+static int
 h1_send_body(rp_txn_t *t, const char *at, size_t len)
 {
     rp_conn_t *c = CONN(t);
     struct evbuffer *out = c->tr->out;
     if (c->resp_chunked) {
-        t->bytes_out += rp_chunk_add(out, at, len);
+        size_t n = rp_chunk_add(out, at, len);
+        if (n == 0)
+            return -1;
+        t->bytes_out += n;
     } else {
-        evbuffer_add(out, at, len);
+        if (evbuffer_add(out, at, len) < 0)
+            return -1;
         t->bytes_out += len;
     }
+    return 0;
 }
 
 static void
@@ -982,7 +1028,14 @@ h1_end(rp_txn_t *t)
 {
     rp_conn_t *c = CONN(t);
     if (c->resp_chunked) {
-        evbuffer_add(c->tr->out, "0\r\n\r\n", 5);
+        if (evbuffer_add(c->tr->out, "0\r\n\r\n", 5) < 0) {
+            /* Out of memory: the body stays unterminated and the
+             * connection is cut behind it, never reused. */
+            rp_oom_note("the end of a response (connection reset)");
+            c->close_after = true;
+            c->reset_soon = true;
+            return;
+        }
         t->bytes_out += 5;
     }
 }
@@ -1045,15 +1098,20 @@ h1_send_error(rp_txn_t *t)
     else if (t->error == RP_ERR_WS_VERSION)
         snprintf(ra, sizeof ra, "Sec-WebSocket-Version: 13\r\n");   /* RFC 6455 4.4 */
     const char *srv = t->snap->server_header;
-    evbuffer_add_printf(out,
+    int hlen = evbuffer_add_printf(out,
         "HTTP/1.1 %d %s\r\n%s%s%sContent-Type: text/plain\r\nContent-Length: %d\r\n"
         "X-Request-Id: %s\r\n%sConnection: %s\r\n\r\n",
         status, rp_http_reason(status), srv != NULL ? "Server: " : "", srv != NULL ? srv : "",
         srv != NULL ? "\r\n" : "", blen, t->id, ra, keep ? "keep-alive" : "close");
     /* A response to HEAD never has a body, error or not: the client
      * would read it as the start of the next response. */
-    if (!t->head_request) {
-        evbuffer_add(out, body, (size_t)blen);
+    if (hlen < 0 || (!t->head_request && evbuffer_add(out, body, (size_t)blen) < 0)) {
+        /* Out of memory: no answer, or one cut short; the connection is
+         * reset behind what went out. */
+        rp_oom_note("an error response (connection reset)");
+        keep = false;
+        c->reset_soon = true;
+    } else if (!t->head_request) {
         t->bytes_out += (uint64_t)blen;
     }
     t->resp_head_sent = 1;
@@ -1284,11 +1342,14 @@ h1_tunnel(rp_txn_t *t)
     rp_conn_t *c = CONN(t);
     h1_tunnel_t *ht = calloc(1, sizeof *ht);
     if (ht == NULL)
-        return -1;
+        return RP_SEND_NOMEM;
     /* 101, with what the backend said of the protocol. */
     rp_http_head_t *h = &t->resp;
     head_builder_t b;
-    hb_begin(&b, c->tr->out, h->len + 4 * (size_t)h->nfields + HEAD_EXTRA);
+    if (!hb_begin(&b, c->tr->out, h->len + 4 * (size_t)h->nfields + HEAD_EXTRA)) {
+        free(ht);
+        return RP_SEND_NOMEM;
+    }
     HB_LIT(&b, "HTTP/1.1 101 Switching Protocols\r\n");
     hb_fields(&b, h);
     HB_LIT(&b, "X-Request-Id: ");
@@ -1312,7 +1373,10 @@ h1_tunnel(rp_txn_t *t)
     /* A client that stops reading is bounded by the idle timeout. */
     rp_tr_write_timeout(ht->tr, t->snap->websocket.idle_timeout_ms);
     rp_tr_set_lowat(ht->tr, RP_WBUF_LOW);
-    ht->ws = rp_ws_start(t, &ht_ops, ht, ht->tr->in, ht->tr->out);
+    /* On failure rp_ws_start has closed ht already (ht_close). */
+    rp_ws_t *ws = rp_ws_start(t, &ht_ops, ht, ht->tr->in, ht->tr->out);
+    if (ws != NULL)
+        ht->ws = ws;
     return 0;
 }
 

@@ -128,14 +128,18 @@ diff_array(FILE *out, const char *path, const json_t *a, const json_t *b)
         }
         return n;
     }
+    /* (An entry whose key cannot be made, memory running out, is left
+     * out: this only reports.) */
     json_array_foreach((json_t *)a, i, v) {
         char *k = entry_key(v);
+        if (k == NULL)
+            continue;
         join(p, sizeof p, path, k, true);
         size_t j;
         json_t *w, *match = NULL;
         json_array_foreach((json_t *)b, j, w) {
             char *kb = entry_key(w);
-            if (strcmp(k, kb) == 0)
+            if (kb != NULL && strcmp(k, kb) == 0)
                 match = w;
             free(kb);
             if (match != NULL)
@@ -151,12 +155,14 @@ diff_array(FILE *out, const char *path, const json_t *a, const json_t *b)
     }
     json_array_foreach((json_t *)b, i, v) {
         char *k = entry_key(v);
+        if (k == NULL)
+            continue;
         bool found = false;
         size_t j;
         json_t *w;
         json_array_foreach((json_t *)a, j, w) {
             char *ka = entry_key(w);
-            found = found || strcmp(k, ka) == 0;
+            found = found || (ka != NULL && strcmp(k, ka) == 0);
             free(ka);
         }
         if (!found) {

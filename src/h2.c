@@ -135,6 +135,7 @@ struct h2_stream {
     bool              head_done;  /* HEADERS (and CONTINUATIONs) complete */
     bool              started;    /* the transaction was started */
     bool              body_end;   /* END_STREAM received */
+    bool              body_lost;  /* body bytes dropped (out of memory) */
     bool              body_ended; /* rp_txn_req_end called */
     bool              resp_submitted;
     bool              resp_end;   /* the response body is complete */
@@ -220,11 +221,16 @@ stream_new(rp_h2_t *h, int32_t id)
         body = s->body;
         resp = s->resp;
     } else {
-        s = rp_xmalloc(sizeof *s);
-        body = evbuffer_new();
-        resp = evbuffer_new();
-        if (body == NULL || resp == NULL)
-            rp_die_oom();
+        s = malloc(sizeof *s);
+        body = s != NULL ? evbuffer_new() : NULL;
+        resp = body != NULL ? evbuffer_new() : NULL;
+        if (resp == NULL) {
+            if (body != NULL)
+                evbuffer_free(body);
+            free(s);
+            rp_oom_note("an HTTP/2 stream (reset)");
+            return NULL;
+        }
     }
     memset(s, 0, sizeof *s);
     s->h = h;
@@ -444,7 +450,14 @@ on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
     if (h->calm)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     h2_stream_t *s = stream_new(h, frame->hd.stream_id);
+    if (s == NULL)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* the stream is reset */
     s->txn = rp_txn_new(h->w, &rp_h2_downstream, s, &h->peer);
+    if (s->txn == NULL) {
+        stream_free(s);
+        rp_oom_note("an HTTP/2 request (stream reset)");
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
     nghttp2_session_set_stream_user_data(ng, s->id, s);
     s->since_us = rp_now_us();
     if (h->got_headers)
@@ -462,6 +475,16 @@ head_error(h2_stream_t *s, int status, rp_error_t word, const char *reason)
     }
 }
 
+/* A head function failed (rc): too large, or out of memory. */
+static void
+head_fail(h2_stream_t *s, int rc)
+{
+    if (rc == RP_HEAD_NOMEM)
+        head_error(s, 503, RP_ERR_OUT_OF_MEMORY, "out of memory for the request head");
+    else
+        head_error(s, 431, RP_ERR_HEADERS_TOO_LARGE, "request head larger than limits.max_header_bytes");
+}
+
 static int
 add_field(h2_stream_t *s, const char *name, size_t nlen, const char *value, size_t vlen)
 {
@@ -470,10 +493,11 @@ add_field(h2_stream_t *s, const char *name, size_t nlen, const char *value, size
         head_error(s, 431, RP_ERR_HEADERS_TOO_LARGE, "more header fields than limits.max_headers");
         return -1;
     }
-    if (rp_http_head_add_name(&t->req, name, nlen) < 0
-        || rp_http_head_add_value(&t->req, value, vlen) < 0) {
-        head_error(s, 431, RP_ERR_HEADERS_TOO_LARGE,
-                   "request head larger than limits.max_header_bytes");
+    int rc = rp_http_head_add_name(&t->req, name, nlen);
+    if (rc == 0)
+        rc = rp_http_head_add_value(&t->req, value, vlen);
+    if (rc < 0) {
+        head_fail(s, rc);
         return -1;
     }
     return 0;
@@ -512,9 +536,9 @@ on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name, 
                 head_error(s, 414, RP_ERR_URI_TOO_LONG, "request target longer than limits.max_uri_bytes");
                 return 0;
             }
-            if (rp_http_head_add_target(&t->req, v, vlen) < 0) {
-                head_error(s, 431, RP_ERR_HEADERS_TOO_LARGE,
-                           "request head larger than limits.max_header_bytes");
+            int rc = rp_http_head_add_target(&t->req, v, vlen);
+            if (rc < 0) {
+                head_fail(s, rc);
                 return 0;
             }
             s->has_path = true;
@@ -547,7 +571,12 @@ on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name, 
                        "request head larger than limits.max_header_bytes");
             return 0;
         }
-        s->cookie = rp_xrealloc(s->cookie, need + 1);
+        char *cookie = realloc(s->cookie, need + 1);
+        if (cookie == NULL) {
+            head_fail(s, RP_HEAD_NOMEM);
+            return 0;
+        }
+        s->cookie = cookie;
         if (s->cookie_len > 0) {
             memcpy(s->cookie + s->cookie_len, "; ", 2);
             s->cookie_len += 2;
@@ -659,8 +688,9 @@ finish_head(h2_stream_t *s, bool end_stream)
         return 0;
     if (s->cookie_len > 0 && add_field(s, "cookie", 6, s->cookie, s->cookie_len) < 0)
         return 0;
-    if (rp_http_head_finish(rq) < 0) {
-        head_error(s, 431, RP_ERR_HEADERS_TOO_LARGE, "request head larger than limits.max_header_bytes");
+    int hrc = rp_http_head_finish(rq);
+    if (hrc < 0) {
+        head_fail(s, hrc);
         return 0;
     }
     /* Body framing towards the backend: Content-Length when the client
@@ -848,6 +878,19 @@ unpack_extension(nghttp2_session *ng, void **payload, const nghttp2_frame_hd *hd
     return NGHTTP2_ERR_CANCEL;   /* ignored, as RFC 9113 5.5 asks */
 }
 
+/* Body bytes that could not be kept (out of memory): the stream is reset,
+ * so that what went on never passes for the whole body. */
+static int
+data_lost(nghttp2_session *ng, h2_stream_t *s, size_t len)
+{
+    nghttp2_session_consume_connection(ng, len);
+    rp_oom_note("an HTTP/2 request body (stream reset)");
+    /* The body must never end normally now (pump_body). */
+    s->body_lost = true;
+    mark(s);
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+}
+
 static int
 on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
               size_t len, void *arg)
@@ -858,7 +901,8 @@ on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *dat
     if (s != NULL && s->ws_connect && !s->rejected) {
         /* Tunnel bytes, before the tunnel opens too: kept, bounded by
          * the stream's window, which opens as the tunnel takes them. */
-        evbuffer_add(s->body, data, len);
+        if (evbuffer_add(s->body, data, len) < 0)
+            return data_lost(ng, s, len);
         s->received += len;
         mark(s);
         return 0;
@@ -870,7 +914,8 @@ on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *dat
     }
     /* Bounded by the stream's receive window, which opens again only as
      * the bytes are handed on. */
-    evbuffer_add(s->body, data, len);
+    if (evbuffer_add(s->body, data, len) < 0)
+        return data_lost(ng, s, len);
     s->received += len;
     s->since_us = rp_now_us();
     mark(s);
@@ -995,17 +1040,29 @@ pump_body(h2_stream_t *s)
 {
     rp_txn_t *t = s->txn;
     rp_h2_t *h = s->h;
+    if (t != NULL && s->body_lost && !t->completed) {
+        /* Part of the body was lost: the backend's request is cut. */
+        evbuffer_drain(s->body, evbuffer_get_length(s->body));
+        rp_txn_client_error(t, 503, RP_CLOSE_INTERNAL, RP_ERR_OUT_OF_MEMORY,
+                            "out of memory for the request body");
+        return;
+    }
     for (;;) {
         while (s->txn != NULL && evbuffer_get_length(s->body) > 0 && rp_txn_wants_body(t)) {
             struct evbuffer_iovec v;
             if (evbuffer_peek(s->body, -1, NULL, &v, 1) < 1)
                 break;
             size_t n = v.iov_len;
-            if (rp_txn_req_body(t, v.iov_base, n) < 0) {
+            int rc = rp_txn_req_body(t, v.iov_base, n);
+            if (rc < 0) {
                 evbuffer_drain(s->body, n);
                 nghttp2_session_consume(h->ng, s->id, n);
-                rp_txn_client_error(t, 413, RP_CLOSE_LIMIT, RP_ERR_BODY_TOO_LARGE,
-                                    "request body larger than limits.max_body_bytes");
+                if (rc == RP_BODY_NOMEM)
+                    rp_txn_client_error(t, 503, RP_CLOSE_INTERNAL, RP_ERR_OUT_OF_MEMORY,
+                                        "out of memory for the request body");
+                else
+                    rp_txn_client_error(t, 413, RP_CLOSE_LIMIT, RP_ERR_BODY_TOO_LARGE,
+                                        "request body larger than limits.max_body_bytes");
                 return;
             }
             evbuffer_drain(s->body, n);
@@ -1449,7 +1506,27 @@ rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, init_once);
-    rp_h2_t *h = rp_xcalloc(1, sizeof *h);
+    rp_h2_t *h = calloc(1, sizeof *h);
+    if (h != NULL) {
+        h->timer = evtimer_new(w->base, timer_cb, h);
+        h->sweep = evtimer_new(w->base, sweep_cb, h);
+        h->run = event_new(w->base, -1, 0, run_cb, h);
+    }
+    if (h == NULL || h->timer == NULL || h->sweep == NULL || h->run == NULL
+        || nghttp2_session_server_new3(&h->ng, callbacks, h, options, rp_mem_nghttp2()) != 0) {
+        if (h != NULL) {
+            if (h->timer != NULL)
+                event_free(h->timer);
+            if (h->sweep != NULL)
+                event_free(h->sweep);
+            if (h->run != NULL)
+                event_free(h->run);
+            free(h);
+        }
+        rp_tr_free(tr, true);
+        rp_oom_note("an HTTP/2 connection");
+        return -1;
+    }
     h->w = w;
     h->tr = tr;
     h->peer = *peer;
@@ -1461,12 +1538,7 @@ rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
     h->budget_at = rp_now_us();
     TAILQ_INIT(&h->streams);
     TAILQ_INIT(&h->ready);
-    h->timer = evtimer_new(w->base, timer_cb, h);
-    h->sweep = evtimer_new(w->base, sweep_cb, h);
-    h->run = event_new(w->base, -1, 0, run_cb, h);
     TAILQ_INSERT_TAIL(&w->h2s, h, link);
-    if (nghttp2_session_server_new3(&h->ng, callbacks, h, options, rp_mem_nghttp2()) != 0)
-        rp_die_oom();
     /* The library's reset bucket starts full now (count_reset). */
     h->rl_tokens = RP_H2_RESET_BURST;
     h->rl_sec = rp_now_us() / 1000000u;
@@ -1613,7 +1685,7 @@ submit(h2_stream_t *s, nghttp2_nv *nv, size_t nnv, bool body)
     if (!s->body_end)
         s->rst_after = true;
     refund(s->h, RP_H2_IDLE_FRAME_REFUND);
-    if (nghttp2_submit_response(s->h->ng, s->id, nv, nnv, body ? &dp : NULL) != 0) {
+    if (nv == NULL || nghttp2_submit_response(s->h->ng, s->id, nv, nnv, body ? &dp : NULL) != 0) {
         /* Out of memory, or the stream is going: no response then. */
         s->cut = true;
         nghttp2_submit_rst_stream(s->h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
@@ -1637,9 +1709,18 @@ h2_send_head(rp_txn_t *t, const rp_resp_framing_t *f)
     /* On the stack for the usual head (nghttp2 copies what it is given). */
     char lc_stack[1024];
     nghttp2_nv nv_stack[40];
-    char *lc = names + 1 <= sizeof lc_stack ? lc_stack : rp_xmalloc(names + 1);
+    char *lc = names + 1 <= sizeof lc_stack ? lc_stack : malloc(names + 1);
     nghttp2_nv *nv = rh->nfields + 4 <= RP_ARRAY_LEN(nv_stack)
-                         ? nv_stack : rp_xmalloc((rh->nfields + 4) * sizeof *nv);
+                         ? nv_stack : malloc((rh->nfields + 4) * sizeof *nv);
+    if (lc == NULL || nv == NULL) {
+        if (nv != nv_stack)
+            free(nv);
+        if (lc != lc_stack)
+            free(lc);
+        rp_oom_note("an HTTP/2 response head (stream reset)");
+        submit(s, NULL, 0, false);   /* fails: the stream is reset */
+        return 0;
+    }
     size_t n = 0, off = 0;
     char status[3], clen[24];
     unsigned st = (unsigned)rh->status % 1000;
@@ -1684,15 +1765,17 @@ h2_send_head(rp_txn_t *t, const rp_resp_framing_t *f)
     return 0;
 }
 
-static void
+static int
 h2_send_body(rp_txn_t *t, const char *at, size_t len)
 {
     h2_stream_t *s = STREAM(t);
-    evbuffer_add(s->resp, at, len);
+    if (evbuffer_add(s->resp, at, len) < 0)
+        return -1;
     if (s->deferred) {
         s->deferred = false;
         nghttp2_session_resume_data(s->h->ng, s->id);
     }
+    return 0;
 }
 
 static void

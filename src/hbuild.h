@@ -7,6 +7,7 @@
 #define RP_HBUILD_H
 
 #include <assert.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,13 +23,16 @@ typedef struct head_builder {
     char                 *p;
 } head_builder_t;
 
-static inline void
+/* False when the buffer could not grow (out of memory): nothing is
+ * written then, and the caller gives up the message. */
+static inline bool __attribute__((warn_unused_result))
 hb_begin(head_builder_t *b, struct evbuffer *out, size_t max)
 {
     b->out = out;
     if (evbuffer_reserve_space(out, (ev_ssize_t)max, &b->v, 1) < 1)
-        abort();   /* allocation failure inside libevent */
+        return false;
     b->p = b->v.iov_base;
+    return true;
 }
 
 static inline void
@@ -83,7 +87,9 @@ hb_end(head_builder_t *b)
 }
 
 /* Append len body bytes as one chunk of a chunked body (len > 0: a
- * zero-size chunk would end the body).  Returns the bytes added. */
+ * zero-size chunk would end the body).  Returns the bytes added, or 0
+ * when memory ran out: the body's framing is broken then, and the caller
+ * must cut the message. */
 static inline size_t
 rp_chunk_add(struct evbuffer *out, const char *at, size_t len)
 {
@@ -97,9 +103,9 @@ rp_chunk_add(struct evbuffer *out, const char *at, size_t len)
         v >>= 4;
     } while (v != 0);
     size_t n = (size_t)(hdr + sizeof hdr - p);
-    evbuffer_add(out, p, n);
-    evbuffer_add(out, at, len);
-    evbuffer_add(out, "\r\n", 2);
+    if (evbuffer_add(out, p, n) < 0 || evbuffer_add(out, at, len) < 0
+        || evbuffer_add(out, "\r\n", 2) < 0)
+        return 0;
     return n + len + 2;
 }
 

@@ -60,7 +60,10 @@ append(rp_http_head_t *h, const char *at, size_t len)
             cap *= 2;
         if (cap > h->limit + 1)
             cap = h->limit + 1;
-        h->buf = rp_xrealloc(h->buf, cap);
+        char *buf = realloc(h->buf, cap);
+        if (buf == NULL)
+            return RP_HEAD_NOMEM;
+        h->buf = buf;
         h->cap = cap;
     }
     memcpy(h->buf + h->len, at, len);
@@ -75,8 +78,9 @@ terminate(rp_http_head_t *h)
 {
     if (h->len + 1 > h->limit)
         return -1;
-    if (append(h, "", 0) < 0)
-        return -1;
+    int rc = append(h, "", 0);
+    if (rc < 0)
+        return rc;
     h->buf[h->len++] = '\0';
     return 0;
 }
@@ -86,8 +90,9 @@ rp_http_head_add_target(rp_http_head_t *h, const char *at, size_t len)
 {
     if (h->target_len == 0)
         h->target_off = (uint32_t)h->len;
-    if (append(h, at, len) < 0)
-        return -1;
+    int rc = append(h, at, len);
+    if (rc < 0)
+        return rc;
     h->target_len += (uint32_t)len;
     return 0;
 }
@@ -97,19 +102,25 @@ rp_http_head_add_name(rp_http_head_t *h, const char *at, size_t len)
 {
     if (h->last_cb != 1) {
         /* A new field starts: close the previous string (target or value). */
-        if (terminate(h) < 0)
-            return -1;
+        int rc = terminate(h);
+        if (rc < 0)
+            return rc;
         if (h->nfields == h->cap_fields) {
-            h->cap_fields = h->cap_fields ? h->cap_fields * 2 : 16;
-            h->fields = rp_xrealloc(h->fields, h->cap_fields * sizeof *h->fields);
+            unsigned cap = h->cap_fields ? h->cap_fields * 2 : 16;
+            rp_hfield_t *fields = realloc(h->fields, cap * sizeof *h->fields);
+            if (fields == NULL)
+                return RP_HEAD_NOMEM;
+            h->fields = fields;
+            h->cap_fields = cap;
         }
         rp_hfield_t *f = &h->fields[h->nfields++];
         memset(f, 0, sizeof *f);
         f->name_off = (uint32_t)h->len;
         h->last_cb = 1;
     }
-    if (append(h, at, len) < 0)
-        return -1;
+    int rc = append(h, at, len);
+    if (rc < 0)
+        return rc;
     h->fields[h->nfields - 1].name_len += (uint32_t)len;
     return 0;
 }
@@ -121,13 +132,15 @@ rp_http_head_add_value(rp_http_head_t *h, const char *at, size_t len)
         return -1;
     rp_hfield_t *f = &h->fields[h->nfields - 1];
     if (h->last_cb != 2) {
-        if (terminate(h) < 0)
-            return -1;
+        int rc = terminate(h);
+        if (rc < 0)
+            return rc;
         f->value_off = (uint32_t)h->len;
         h->last_cb = 2;
     }
-    if (append(h, at, len) < 0)
-        return -1;
+    int rc = append(h, at, len);
+    if (rc < 0)
+        return rc;
     f->value_len += (uint32_t)len;
     return 0;
 }
@@ -135,8 +148,9 @@ rp_http_head_add_value(rp_http_head_t *h, const char *at, size_t len)
 int
 rp_http_head_finish(rp_http_head_t *h)
 {
-    if (terminate(h) < 0)
-        return -1;
+    int rc = terminate(h);
+    if (rc < 0)
+        return rc;
     for (unsigned i = 0; i < h->nfields; i++) {
         rp_hfield_t *f = &h->fields[i];
         /* The value ends before trailing whitespace (RFC 9112 5: OWS

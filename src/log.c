@@ -315,12 +315,13 @@ submit(const char *buf, size_t len, int access)
         return;
     }
     size_t need = sizeof(line_t) + len;
-    if (lq.bytes + need > RP_LOG_QUEUE_MAX_BYTES) {
+    line_t *l = lq.bytes + need > RP_LOG_QUEUE_MAX_BYTES ? NULL : malloc(need);
+    if (l == NULL) {
+        /* The queue is full, or memory ran out: the line is dropped. */
         pthread_mutex_unlock(&lq.lock);
         atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
         return;
     }
-    line_t *l = rp_xmalloc(need);
     l->next = NULL;
     l->access = access;
     l->nlines = 1;
@@ -961,4 +962,19 @@ rp_log_queue_peak(void)
     size_t peak = lq.peak;
     pthread_mutex_unlock(&lq.lock);
     return peak;
+}
+
+void
+rp_oom_note(const char *what)
+{
+    static atomic_long last_sec;
+    static atomic_ulong since;
+    unsigned long n = atomic_fetch_add(&since, 1) + 1;
+    long now = (long)time(NULL);
+    long was = atomic_load(&last_sec);
+    if (was == now || !atomic_compare_exchange_strong(&last_sec, &was, now))
+        return;
+    atomic_fetch_sub(&since, n);
+    rp_log(RP_LOG_ERROR, NULL, "out of memory: %s given up (%lu since the last such line)", what,
+           n);
 }

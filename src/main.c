@@ -357,6 +357,7 @@ main(int argc, char **argv)
     };
     /* Before libevent allocates anything. */
     rp_mem_install();
+    rp_json_alloc_install();
     struct timespec started;
     clock_gettime(CLOCK_REALTIME, &started);
     uint64_t start_unix_ms = (uint64_t)started.tv_sec * 1000u + (uint64_t)started.tv_nsec / 1000000u;

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <event2/event.h>
+#include "failmalloc.h"
 #include "mem.h"
 #include "util.h"
 
@@ -167,10 +168,22 @@ static void *ng_realloc(void *p, size_t n, void *ud) { (void)ud; return rp_mem_r
 
 static nghttp2_mem ng_mem = { NULL, ng_malloc, ng_free, ng_calloc, ng_realloc };
 
+#ifdef RP_FAILMALLOC
+/* With failure injection, nghttp2 allocates through the C library's
+ * functions, which the binary's link sends to the injecting wrappers. */
+static void *fm_malloc(size_t n, void *ud) { (void)ud; return malloc(n); }
+static void fm_free(void *p, void *ud) { (void)ud; free(p); }
+static void *fm_calloc(size_t nmemb, size_t size, void *ud) { (void)ud; return calloc(nmemb, size); }
+static void *fm_realloc(void *p, size_t n, void *ud) { (void)ud; return realloc(p, n); }
+static nghttp2_mem fm_mem = { NULL, fm_malloc, fm_free, fm_calloc, fm_realloc };
+#endif
+
 void
 rp_mem_install(void)
 {
-#if !defined(RP_ASAN)
+#if defined(RP_FAILMALLOC)
+    rp_fm_install();   /* no cache: every allocation goes to the wrappers */
+#elif !defined(RP_ASAN)
     event_set_mem_functions(rp_mem_malloc, rp_mem_realloc, rp_mem_free);
     installed = true;
 #endif
@@ -179,5 +192,11 @@ rp_mem_install(void)
 nghttp2_mem *
 rp_mem_nghttp2(void)
 {
+#ifdef RP_FAILMALLOC
+    (void)ng_mem;
+    (void)installed;
+    return &fm_mem;
+#else
     return installed ? &ng_mem : NULL;
+#endif
 }

@@ -141,7 +141,13 @@ rp_upconn_connect(rp_worker_t *w, const rp_backend_t *be)
         errno = e ? e : ECONNREFUSED;
         return NULL;
     }
-    rp_upconn_t *up = rp_xcalloc(1, sizeof *up);
+    rp_upconn_t *up = calloc(1, sizeof *up);
+    if (up == NULL) {
+        bufferevent_free(bev);
+        unreserve(w, bs);
+        errno = ENOMEM;
+        return NULL;
+    }
     up->w = w;
     up->bev = bev;
     up->state = RP_UP_CONNECTING;

@@ -55,6 +55,7 @@ typedef struct rp_txn_ext {
     bool      resp_bad;
     rp_error_t resp_bad_error; /* the word when resp_bad */
     const char *resp_bad_reason;
+    bool        resp_oom;          /* resp_bad because memory ran out */
     bool      resp_started;    /* a response byte arrived on this attempt */
     bool      resp_in_body;    /* head done: header callbacks are trailers */
     bool      attempt_open;    /* started and not yet reported */
@@ -218,8 +219,9 @@ rp_txn_new(rp_worker_t *w, const rp_downstream_ops_t *ds, void *ds_ctx, const rp
         memset(x, 0, sizeof *x);
         req.limit = resp.limit = limit;
     } else {
-        x = rp_xmalloc(sizeof *x);
-        memset(x, 0, sizeof *x);
+        x = calloc(1, sizeof *x);
+        if (x == NULL)
+            return NULL;
         rp_http_head_init(&req, limit);
         rp_http_head_init(&resp, limit);
     }
@@ -488,8 +490,9 @@ rp_txn_client_error(rp_txn_t *t, int status, rp_close_t why, rp_error_t err, con
 
 /* ---- request side ---- */
 
-/* Serialise the request head for the backend. */
-static void
+/* Serialise the request head for the backend: -1 when out of memory
+ * (nothing written). */
+static int
 write_request_head(rp_txn_t *t, struct evbuffer *out)
 {
     static const char *const replaced[] = {
@@ -546,7 +549,8 @@ write_request_head(rp_txn_t *t, struct evbuffer *out)
     }
 
     head_builder_t b;
-    hb_begin(&b, out, h->len + 4 * (size_t)h->nfields + 2 * host_len + exts_len + HEAD_EXTRA);
+    if (!hb_begin(&b, out, h->len + 4 * (size_t)h->nfields + 2 * host_len + exts_len + HEAD_EXTRA))
+        return -1;
     hb_str(&b, rp_http_method_str(h->method));
     HB_LIT(&b, " ");
     if (t->origin_len == 0 || t->origin[0] == '?')
@@ -596,6 +600,7 @@ write_request_head(rp_txn_t *t, struct evbuffer *out)
     }
     HB_LIT(&b, "\r\n");
     hb_end(&b);
+    return 0;
 }
 
 bool
@@ -632,10 +637,9 @@ rp_txn_req_body(rp_txn_t *t, const char *at, size_t len)
     if (t->up == NULL)
         return 0;
     struct evbuffer *out = bufferevent_get_output(t->up->bev);
-    if (t->req_chunked) {
-        rp_chunk_add(out, at, len);
-    } else {
-        evbuffer_add(out, at, len);
+    if (t->req_chunked ? rp_chunk_add(out, at, len) == 0 : evbuffer_add(out, at, len) < 0) {
+        rp_oom_note("a request body (answered 503)");
+        return RP_BODY_NOMEM;
     }
     if (evbuffer_get_length(out) > t->ds->req_high)
         t->client_paused = 1;
@@ -661,8 +665,13 @@ void
 rp_txn_req_end(rp_txn_t *t)
 {
     t->req_done = 1;
-    if (t->up != NULL && t->req_chunked)
-        evbuffer_add(bufferevent_get_output(t->up->bev), "0\r\n\r\n", 5);
+    if (t->up != NULL && t->req_chunked
+        && evbuffer_add(bufferevent_get_output(t->up->bev), "0\r\n\r\n", 5) < 0) {
+        rp_oom_note("the end of a request body (answered 503)");
+        end_attempt(t, RP_ATTEMPT_LOCAL_ERROR);
+        fail(t, 503, RP_CLOSE_INTERNAL, RP_ERR_OUT_OF_MEMORY, "out of memory for the request body");
+        return;
+    }
     if (EXT(t)->resp_msg_done) {
         /* The backend answered before the body ended and the response is
          * complete: now the exchange is over. */
@@ -682,6 +691,18 @@ resp_bad(rp_txn_t *t, const char *reason)
     EXT(t)->resp_bad = true;
     EXT(t)->resp_bad_reason = reason;
     return HPE_USER;
+}
+
+/* A response head function failed (rc): too large, or no memory for it
+ * (the proxy's failing, not the backend's). */
+static int
+resp_head_error(rp_txn_t *t, int rc)
+{
+    if (rc == RP_HEAD_NOMEM) {
+        EXT(t)->resp_oom = true;
+        return resp_bad(t, "out of memory for the response head");
+    }
+    return resp_bad(t, "response head larger than limits.max_header_bytes");
 }
 
 static int
@@ -709,8 +730,9 @@ static int
 on_r_status(llhttp_t *p, const char *at, size_t len)
 {
     rp_txn_t *t = p->data;
-    if (rp_http_head_add_target(&t->resp, at, len) < 0)
-        return resp_bad(t, "response head larger than limits.max_header_bytes");
+    int rc = rp_http_head_add_target(&t->resp, at, len);
+    if (rc < 0)
+        return resp_head_error(t, rc);
     return 0;
 }
 
@@ -722,8 +744,9 @@ on_r_header_field(llhttp_t *p, const char *at, size_t len)
         return resp_trailer(t, len);
     if (t->resp.last_cb != 1 && t->resp.nfields >= t->snap->limits.max_headers)
         return resp_bad(t, "response has more header fields than limits.max_headers");
-    if (rp_http_head_add_name(&t->resp, at, len) < 0)
-        return resp_bad(t, "response head larger than limits.max_header_bytes");
+    int rc = rp_http_head_add_name(&t->resp, at, len);
+    if (rc < 0)
+        return resp_head_error(t, rc);
     return 0;
 }
 
@@ -733,8 +756,9 @@ on_r_header_value(llhttp_t *p, const char *at, size_t len)
     rp_txn_t *t = p->data;
     if (EXT(t)->resp_in_body)
         return resp_trailer(t, len);
-    if (rp_http_head_add_value(&t->resp, at, len) < 0)
-        return resp_bad(t, "response head larger than limits.max_header_bytes");
+    int rc = rp_http_head_add_value(&t->resp, at, len);
+    if (rc < 0)
+        return resp_head_error(t, rc);
     return 0;
 }
 
@@ -743,8 +767,9 @@ on_r_headers_complete(llhttp_t *p)
 {
     rp_txn_t *t = p->data;
     rp_txn_ext_t *x = EXT(t);
-    if (rp_http_head_finish(&t->resp) < 0)
-        return resp_bad(t, "response head larger than limits.max_header_bytes");
+    int hrc = rp_http_head_finish(&t->resp);
+    if (hrc < 0)
+        return resp_head_error(t, hrc);
     if (!rp_http_names_ok(&t->resp))
         return resp_bad(t, "response header field without a name");
     t->resp.status = p->status_code;
@@ -756,7 +781,12 @@ on_r_headers_complete(llhttp_t *p)
         if (!t->ws)
             return resp_bad(t, "unrequested protocol switch (101)");
         const char *why = NULL;
-        if (rp_ws_check_response(t, &why) < 0) {
+        int rc = rp_ws_check_response(t, &why);
+        if (rc == RP_WS_NOMEM) {
+            x->resp_oom = true;
+            return resp_bad(t, why);
+        }
+        if (rc < 0) {
             x->resp_bad_error = RP_ERR_UPSTREAM_BAD_HANDSHAKE;
             return resp_bad(t, why);
         }
@@ -838,7 +868,12 @@ on_r_headers_complete(llhttp_t *p)
         x->body_copy = NULL;
         x->body_kept = false;
     }
-    if (t->ds->send_head(t, &f) < 0) {
+    int sent = t->ds->send_head(t, &f);
+    if (sent == RP_SEND_NOMEM) {
+        x->resp_oom = true;
+        return resp_bad(t, "out of memory for the response head");
+    }
+    if (sent < 0) {
         x->resp_bad = true;
         x->resp_bad_error = RP_ERR_UPSTREAM_TRANSFER_CODING;
         x->resp_bad_reason = "response transfer-coding the client cannot take";
@@ -859,7 +894,10 @@ on_r_body(llhttp_t *p, const char *at, size_t len)
         return 0;
     if (!t->resp_head_sent)
         return resp_bad(t, "response body before a final response head");
-    t->ds->send_body(t, at, len);
+    if (t->ds->send_body(t, at, len) < 0) {
+        EXT(t)->resp_oom = true;
+        return resp_bad(t, "out of memory for the response body");
+    }
     t->resp_body_bytes += len;
     return 0;
 }
@@ -1061,11 +1099,17 @@ open_tunnel(rp_txn_t *t)
     t->ws_tunnel = 1;
     t->where = RP_TXN_TUNNEL;
     rp_txn_set_state(t, RP_TXN_TUNNEL);
-    if (t->ds->tunnel == NULL || t->ds->tunnel(t) < 0) {
+    int rc = t->ds->tunnel != NULL ? t->ds->tunnel(t) : -1;
+    if (rc < 0) {
         t->ws_tunnel = 0;
         t->resp_head_sent = 0;
-        fail(t, 502, RP_CLOSE_UP_BAD, RP_ERR_UPSTREAM_BAD_HANDSHAKE,
-             "the client side cannot take the WebSocket tunnel");
+        if (rc == RP_SEND_NOMEM) {
+            rp_oom_note("a WebSocket tunnel (answered 503)");
+            fail(t, 503, RP_CLOSE_INTERNAL, RP_ERR_OUT_OF_MEMORY, "out of memory for the tunnel");
+        } else {
+            fail(t, 502, RP_CLOSE_UP_BAD, RP_ERR_UPSTREAM_BAD_HANDSHAKE,
+                 "the client side cannot take the WebSocket tunnel");
+        }
     }
 }
 
@@ -1100,6 +1144,13 @@ up_process(rp_txn_t *t)
                 used = (size_t)(llhttp_get_error_pos(&x->rp) - data);
             if (err != HPE_OK && err != HPE_PAUSED) {
                 const char *why = x->resp_bad ? x->resp_bad_reason : llhttp_get_error_reason(&x->rp);
+                if (x->resp_oom) {
+                    /* Not the backend's fault: nothing counts against it. */
+                    rp_oom_note("a response head");
+                    end_attempt(t, RP_ATTEMPT_LOCAL_ERROR);
+                    fail(t, 503, RP_CLOSE_INTERNAL, RP_ERR_OUT_OF_MEMORY, why);
+                    return;
+                }
                 rp_log(RP_LOG_WARN, t, "malformed response from backend: %s", why ? why : "parse error");
                 end_attempt(t, RP_ATTEMPT_BAD_RESPONSE);
                 if (x->resp_bad && x->resp_bad_error != RP_ERR_NONE)
@@ -1177,21 +1228,34 @@ send_request(rp_txn_t *t)
         return;
     }
     struct evbuffer *out = bufferevent_get_output(ub);
-    write_request_head(t, out);
+    if (write_request_head(t, out) < 0) {
+        rp_oom_note("a request head for a backend (answered 503)");
+        end_attempt(t, RP_ATTEMPT_LOCAL_ERROR);
+        fail(t, 503, RP_CLOSE_INTERNAL, RP_ERR_OUT_OF_MEMORY, "out of memory for the request head");
+        return;
+    }
     rp_txn_ext_t *xb = EXT(t);
     size_t kept = xb->body_copy != NULL ? evbuffer_get_length(xb->body_copy) : 0;
     if (kept > 0) {
         /* A retry: the body read so far goes again, the rest follows. */
         const char *at = (const char *)evbuffer_pullup(xb->body_copy, -1);
-        if (t->req_chunked)
-            rp_chunk_add(out, at, kept);
-        else
-            evbuffer_add(out, at, kept);
+        if (at == NULL || (t->req_chunked ? rp_chunk_add(out, at, kept) == 0
+                                          : evbuffer_add(out, at, kept) < 0)) {
+            rp_oom_note("a request body sent again (answered 503)");
+            end_attempt(t, RP_ATTEMPT_LOCAL_ERROR);
+            fail(t, 503, RP_CLOSE_INTERNAL, RP_ERR_OUT_OF_MEMORY, "out of memory for the request body");
+            return;
+        }
         if (evbuffer_get_length(out) > t->ds->req_high)
             t->client_paused = 1;
     }
-    if (t->req_done && t->req_chunked)
-        evbuffer_add(out, "0\r\n\r\n", 5);   /* the end of a body sent again (or empty) */
+    /* The end of a body sent again (or empty). */
+    if (t->req_done && t->req_chunked && evbuffer_add(out, "0\r\n\r\n", 5) < 0) {
+        rp_oom_note("the end of a request body (answered 503)");
+        end_attempt(t, RP_ATTEMPT_LOCAL_ERROR);
+        fail(t, 503, RP_CLOSE_INTERNAL, RP_ERR_OUT_OF_MEMORY, "out of memory for the request body");
+        return;
+    }
     EXT(t)->req_queued = evbuffer_get_length(bufferevent_get_output(ub));
     t->req_head_sent = 1;
     rp_txn_set_state(t, RP_TXN_WAIT_HEAD);
@@ -1217,7 +1281,16 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     rp_txn_t *t = arg;
     rp_txn_ext_t *x = EXT(t);
+    int read_errno = errno;
     (void)bev;
+    if ((what & BEV_EVENT_ERROR) && (what & BEV_EVENT_READING) && read_errno == ENOMEM) {
+        /* No memory to read into (io.c): the proxy's failing, not the
+         * backend's. */
+        rp_oom_note("a backend response (answered 503)");
+        end_attempt(t, RP_ATTEMPT_LOCAL_ERROR);
+        fail(t, 503, RP_CLOSE_INTERNAL, RP_ERR_OUT_OF_MEMORY, "out of memory reading the backend");
+        return;
+    }
     if (what & BEV_EVENT_CONNECTED) {
         evtimer_del(t->timer);
         bufferevent_disable(t->up->bev, EV_WRITE);
@@ -1494,6 +1567,7 @@ start_attempt(rp_txn_t *t)
     x->resp_started = false;
     x->resp_msg_done = false;
     x->resp_bad = false;
+    x->resp_oom = false;
     x->resp_bad_error = RP_ERR_NONE;
     x->interim = false;
     x->interim_done = false;
@@ -1521,7 +1595,10 @@ start_attempt(rp_txn_t *t)
                      || connect_errno == ENOBUFS || connect_errno == ENOMEM
                      || connect_errno == EADDRNOTAVAIL;
         end_attempt(t, local ? RP_ATTEMPT_LOCAL_ERROR : RP_ATTEMPT_CONNECT_ERROR);
-        if (local)
+        if (connect_errno == ENOMEM)
+            fail(t, 503, RP_CLOSE_INTERNAL, RP_ERR_OUT_OF_MEMORY,
+                 "out of memory connecting to the backend");
+        else if (local)
             fail(t, 502, RP_CLOSE_UP_CONNECT, RP_ERR_UPSTREAM_CONNECT_FAILED,
                  "backend connect failed");
         else

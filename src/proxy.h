@@ -28,8 +28,10 @@ void rp_txn_start(rp_txn_t *t);
  * involving a backend: logs why and calls the downstream's send_error. */
 void rp_txn_respond(rp_txn_t *t, int status, rp_close_t why, rp_error_t err,
                     const char *reason);
-/* Request body bytes (already de-chunked).  Returns 0, or -1 when
- * max_body_bytes is exceeded. */
+/* Request body bytes (already de-chunked).  Returns 0, -1 when
+ * max_body_bytes is exceeded, or RP_BODY_NOMEM when memory ran out (the
+ * caller answers 503). */
+#define RP_BODY_NOMEM (-2)
 int rp_txn_req_body(rp_txn_t *t, const char *at, size_t len);
 /* The request body ended. */
 void rp_txn_req_end(rp_txn_t *t);

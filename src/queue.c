@@ -42,16 +42,18 @@ typedef struct rp_uq {
 
 static _Atomic(rp_uq_t *) chunks[UQ_CHUNKS];
 
-void
+bool
 rp_uq_ensure(unsigned uq)
 {
     unsigned c = uq / UQ_CHUNK;
     if (c >= UQ_CHUNKS)
-        rp_die_oom();   /* identities are bounded far below this */
+        return false;   /* identities are bounded far below this */
     for (unsigned i = 0; i <= c; i++) {
         if (atomic_load_explicit(&chunks[i], memory_order_acquire) != NULL)
             continue;
-        rp_uq_t *q = rp_xcalloc(UQ_CHUNK, sizeof *q);
+        rp_uq_t *q = calloc(UQ_CHUNK, sizeof *q);
+        if (q == NULL)
+            return false;
         for (unsigned k = 0; k < UQ_CHUNK; k++) {
             atomic_init(&q[k].queued, 0);
             atomic_init(&q[k].active, 0);
@@ -65,6 +67,7 @@ rp_uq_ensure(unsigned uq)
         }
         atomic_store_explicit(&chunks[i], q, memory_order_release);
     }
+    return true;
 }
 
 static rp_uq_t *

@@ -72,8 +72,8 @@ typedef struct rp_qlist {
 } rp_qlist_t;
 
 /* Make sure the queue of upstream identity 0..uq exists (with
- * the identity). */
-void rp_uq_ensure(unsigned uq);
+ * the identity); false when memory ran out. */
+bool rp_uq_ensure(unsigned uq);
 
 /* Places taken in the queue of uq, all workers. */
 unsigned rp_queue_len(unsigned uq);

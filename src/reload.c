@@ -28,6 +28,7 @@
 #include "admin.h"
 #include "diff.h"
 #include "notify.h"
+#include "failmalloc.h"
 #include "reload.h"
 #include "resolve.h"
 #include "worker.h"
@@ -249,8 +250,8 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
     pending_end(0, NULL);
 }
 
-int
-rp_reload(const char *why, rp_errs_t *errs, rp_reload_done_fn *done, void *arg)
+static int
+reload_run(const char *why, rp_errs_t *errs, rp_reload_done_fn *done, void *arg)
 {
     if (R.pend.next != NULL) {
         rp_errs_add(errs, "", "a reload is already under way (resolving the host names it adds)");
@@ -287,8 +288,18 @@ rp_reload(const char *why, rp_errs_t *errs, rp_reload_done_fn *done, void *arg)
     struct event *resolved = event_new(R.base, -1, 0, resolved_cb, NULL);
     struct event *deadline = evtimer_new(R.base, deadline_cb, NULL);
     int names = resolved != NULL && deadline != NULL ? rp_resolver_update(next, resolved)
-                                                     : rp_resolver_update(next, NULL);
-    if (names != 1 || resolved == NULL || deadline == NULL) {
+                                                     : RP_RESOLVE_NOMEM;
+    if (names == RP_RESOLVE_NOMEM) {
+        /* Nothing changed yet: the reload is refused as a whole. */
+        if (resolved != NULL)
+            event_free(resolved);
+        if (deadline != NULL)
+            event_free(deadline);
+        rp_workers_unbind(next, fds);
+        rp_errs_add(errs, "", "out of memory preparing the host-name backends");
+        return failed(errs, next);
+    }
+    if (names != 1) {
         rp_resolver_forget_notify();
         if (resolved != NULL)
             event_free(resolved);
@@ -315,6 +326,16 @@ rp_reload(const char *why, rp_errs_t *errs, rp_reload_done_fn *done, void *arg)
     R.pend.resolved = resolved;
     R.pend.deadline = deadline;
     return 1;
+}
+
+int
+rp_reload(const char *why, rp_errs_t *errs, rp_reload_done_fn *done, void *arg)
+{
+    /* Allocation failures injected into a reload (tests) hit this part. */
+    rp_fm_reload_scope(true);
+    int rc = reload_run(why, errs, done, arg);
+    rp_fm_reload_scope(false);
+    return rc;
 }
 
 void

@@ -64,7 +64,9 @@ rp_pos_cache_t *
 rp_pos_cache_new(size_t npos)
 {
     size_t nw = npos / 64 + 1;
-    rp_pos_cache_t *c = rp_xcalloc(1, sizeof *c + nw * sizeof c->dup[0]);
+    rp_pos_cache_t *c = calloc(1, sizeof *c + nw * sizeof c->dup[0]);
+    if (c == NULL)
+        return NULL;
     atomic_init(&c->gen, 0);
     c->nwords = nw;
     for (size_t i = 0; i < nw; i++)
@@ -94,18 +96,31 @@ rp_name_identity(const char *upstream, const char *host, unsigned port)
     unsigned c = id / NAME_CHUNK;
     if (c >= NAME_CHUNKS) {
         pthread_mutex_unlock(&names_lock);
-        return -1u;
+        return RP_NAME_FULL;
+    }
+    char *up = strdup(upstream), *hs = strdup(host);
+    if (up == NULL || hs == NULL) {
+        free(up);
+        free(hs);
+        pthread_mutex_unlock(&names_lock);
+        return RP_IDENT_NOMEM;
     }
     if (atomic_load_explicit(&chunks[c], memory_order_acquire) == NULL) {
-        rname_t *b = rp_xcalloc(NAME_CHUNK, sizeof *b);
+        rname_t *b = calloc(NAME_CHUNK, sizeof *b);
+        if (b == NULL) {
+            free(up);
+            free(hs);
+            pthread_mutex_unlock(&names_lock);
+            return RP_IDENT_NOMEM;
+        }
         for (unsigned k = 0; k < NAME_CHUNK; k++)
             for (unsigned s = 0; s < RP_NAME_ADDRS; s++)
                 atomic_init(&b[k].slot[s], 0);
         atomic_store_explicit(&chunks[c], b, memory_order_release);
     }
     rname_t *n = name_get(id);
-    n->upstream = rp_xstrdup(upstream);
-    n->host = rp_xstrdup(host);
+    n->upstream = up;
+    n->host = hs;
     n->port = port;
     nnames++;
     pthread_mutex_unlock(&names_lock);
@@ -330,8 +345,15 @@ apply_one(unsigned id, const rp_addr_t *addrs, size_t n, const char *err)
         return;
     }
     unsigned ids[RP_NAME_ADDRS];
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         ids[i] = rp_backend_identity(nm->upstream, &addrs[i]);
+        if (ids[i] == RP_IDENT_NOMEM) {
+            /* The addresses in use stay; the next lookup tries again. */
+            rp_log(RP_LOG_ERROR, NULL, "upstream %s: %s:%u: out of memory for its addresses",
+                   nm->upstream, nm->host, nm->port);
+            return;
+        }
+    }
     nm->err[0] = '\0';   /* the next failure is news */
     bool same = nm->ever;
     for (size_t i = 0; i < n; i++)
@@ -541,7 +563,12 @@ rp_resolver_update(const rp_snapshot_t *snap, struct event *notify)
             const rp_backend_t *be = &u->backends[k];
             if (be->name == NULL)
                 continue;
-            dues = rp_xrealloc(dues, (n + 1) * sizeof *dues);
+            due_t *more = realloc(dues, (n + 1) * sizeof *dues);
+            if (more == NULL) {
+                free(dues);
+                return RP_RESOLVE_NOMEM;
+            }
+            dues = more;
             dues[n].name = be->rname;
             dues[n].interval_ms = u->resolve_interval_ms;
             dues[n].at_us = 0;
@@ -549,7 +576,11 @@ rp_resolver_update(const rp_snapshot_t *snap, struct event *notify)
         }
     }
     uint64_t now = mono_us();
-    batch_t *h = rp_xmalloc(sizeof *h + (n ? n : 1) * sizeof h->names[0]);
+    batch_t *h = malloc(sizeof *h + (n ? n : 1) * sizeof h->names[0]);
+    if (h == NULL) {
+        free(dues);
+        return RP_RESOLVE_NOMEM;
+    }
     h->n = 0;
     h->next = 0;
     h->alive = 0;

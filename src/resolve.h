@@ -19,9 +19,10 @@
 #include <stdbool.h>
 #include "revproxy/config.h"
 
-/* The name identity of upstream + host:port (main thread, config), or
- * -1u when the 65536 a process keeps are taken (identities are never
- * freed: names come and go only by reload). */
+/* The name identity of upstream + host:port (main thread, config),
+ * RP_NAME_FULL when the 65536 a process keeps are taken (identities are
+ * never freed: names come and go only by reload), or RP_IDENT_NOMEM. */
+#define RP_NAME_FULL (~0u - 1)
 unsigned rp_name_identity(const char *upstream, const char *host, unsigned port);
 /* The backend identity in slot k of name identity rname, or -1u when
  * empty. */
@@ -50,7 +51,9 @@ struct event;
  * holds, counts once.  Returns 1 when new names are being looked up, 0
  * when there is nothing to wait for (also when no helper could start:
  * the resolver thread looks them up at once), -1 after logging that the
- * resolver thread did not start. */
+ * resolver thread did not start, or RP_RESOLVE_NOMEM when memory ran out
+ * before anything changed. */
+#define RP_RESOLVE_NOMEM (-2)
 int rp_resolver_update(const rp_snapshot_t *snap, struct event *notify);
 /* Wait, at most wait_ms, until the names of the last update have had
  * their first answer; whether they have. */

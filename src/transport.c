@@ -130,7 +130,11 @@ rp_tcp_transport_new(struct event_base *base, int fd, size_t read_high)
         close(fd);
         return NULL;
     }
-    tcp_transport_t *t = rp_xcalloc(1, sizeof *t);
+    tcp_transport_t *t = calloc(1, sizeof *t);
+    if (t == NULL) {
+        bufferevent_free(bev);   /* closes fd */
+        return NULL;
+    }
     t->tr.ops = &tcp_ops;
     t->tr.in = bufferevent_get_input(bev);
     t->tr.out = bufferevent_get_output(bev);

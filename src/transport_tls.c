@@ -524,15 +524,25 @@ rp_tls_transport_new(struct event_base *base, int fd, SSL *ssl, size_t read_high
      * for waits in the SSL (SSL_has_pending), where the socket's events
      * cannot see it: every path that resumes reading checks for it. */
     SSL_set_read_ahead(ssl, 1);
-    tls_transport_t *t = rp_xcalloc(1, sizeof *t);
+    tls_transport_t *t = calloc(1, sizeof *t);
+    if (t != NULL) {
+        t->in = evbuffer_new();
+        t->out = evbuffer_new();
+    }
+    if (t == NULL || t->in == NULL || t->out == NULL) {
+        if (t != NULL && t->in != NULL)
+            evbuffer_free(t->in);
+        if (t != NULL && t->out != NULL)
+            evbuffer_free(t->out);
+        free(t);
+        SSL_free(ssl);
+        close(fd);
+        return NULL;
+    }
     t->tr.ops = &tls_ops;
     t->tr.secure = true;
     t->ssl = ssl;
     t->fd = fd;
-    t->in = evbuffer_new();
-    t->out = evbuffer_new();
-    if (t->in == NULL || t->out == NULL)
-        rp_die_oom();
     t->tr.in = t->in;
     t->tr.out = t->out;
     t->high = read_high;

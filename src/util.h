@@ -18,6 +18,10 @@ char *rp_xstrndup(const char *s, size_t n);
 
 /* Out of memory where no caller could do better: log and abort. */
 void rp_die_oom(void) __attribute__((noreturn));
+/* An allocation on the request path failed and `what` was given up (a
+ * connection closed, a request answered 503): logged a line a second at
+ * most, with how many happened since the last line (log.c). */
+void rp_oom_note(const char *what);
 
 /* Monotonic clock in microseconds. */
 uint64_t rp_now_us(void);

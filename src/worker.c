@@ -30,6 +30,7 @@
 #include "proxy.h"
 #include "queue.h"
 #include "worker.h"
+#include "failmalloc.h"
 #include "mem.h"
 #include "ws.h"
 #include "util.h"
@@ -286,8 +287,46 @@ handover_free(rp_handover_t *h)
         if (h->fds[j] >= 0)
             close(h->fds[j]);
     free(h->fds);
-    rp_snapshot_unref(h->snap);
+    free(h->ls);
+    free(h->lc);
+    if (h->snap != NULL)
+        rp_snapshot_unref(h->snap);
     free(h);
+}
+
+/* A hand-over for a snapshot of n listeners (no snapshot, no sockets
+ * yet), or NULL when out of memory. */
+static rp_handover_t *
+handover_new(size_t n)
+{
+    rp_handover_t *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        return NULL;
+    h->fds = malloc((n + 1) * sizeof *h->fds);
+    h->ls = calloc(RP_MAX_LISTENERS + 1, sizeof *h->ls);
+    h->lc = calloc(RP_MAX_LISTENERS + 1, sizeof *h->lc);
+    h->nfds = n;
+    for (size_t j = 0; h->fds != NULL && j < n; j++)
+        h->fds[j] = -1;
+    if (h->fds == NULL || h->ls == NULL || h->lc == NULL) {
+        h->nfds = 0;
+        handover_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+/* The hand-overs of the reload being prepared, one per worker
+ * (rp_workers_bind_new), taken by rp_workers_publish_with. */
+static rp_handover_t **prepared;
+
+static void
+prepared_free(void)
+{
+    for (unsigned i = 0; prepared != NULL && i < nworkers; i++)
+        handover_free(prepared[i]);
+    free(prepared);
+    prepared = NULL;
 }
 
 bool
@@ -307,8 +346,8 @@ worker_switch(rp_worker_t *w, rp_handover_t *h)
 {
     rp_snapshot_t *old = w->snap, *next = h->snap;
     size_t n = next->nlisteners;
-    bool *kept = rp_xcalloc(w->nlisteners + 1, sizeof *kept);
-    int *from = rp_xcalloc(n + 1, sizeof *from);   /* old position + 1, 0: new */
+    bool *kept = h->kept;   /* (zeroed, room for RP_MAX_LISTENERS) */
+    int *from = h->from;    /* old position + 1, 0: new */
     for (size_t j = 0; j < n; j++)
         for (size_t i = 0; i < w->nlisteners && from[j] == 0; i++)
             if (!kept[i] && strcmp(old->listeners[w->lctx[i].index].addr.text,
@@ -325,8 +364,10 @@ worker_switch(rp_worker_t *w, rp_handover_t *h)
             accept_queue(w, i);
         }
     }
-    struct evconnlistener **ls = rp_xcalloc(n + 1, sizeof *ls);
-    rp_listen_ctx_t *lc = rp_xcalloc(n + 1, sizeof *lc);
+    struct evconnlistener **ls = h->ls;
+    rp_listen_ctx_t *lc = h->lc;
+    h->ls = NULL;
+    h->lc = NULL;
     size_t nl = 0;
     for (size_t j = 0; j < n && !w->draining; j++) {
         struct evconnlistener *l = NULL;
@@ -355,7 +396,7 @@ worker_switch(rp_worker_t *w, rp_handover_t *h)
     }
     for (size_t i = 0; i < nl; i++)
         evconnlistener_set_cb(ls[i], accept_cb, &lc[i]);
-    unsigned *gone = rp_xcalloc(w->nlisteners + 1, sizeof *gone);
+    unsigned *gone = h->gone;
     size_t ngone = 0;
     for (size_t i = 0; i < w->nlisteners; i++) {
         if (kept[i] && !w->draining)
@@ -384,9 +425,6 @@ worker_switch(rp_worker_t *w, rp_handover_t *h)
         rp_h2_drain_listener(w, gone[g]);
         rp_ws_going_away_all(w, true, gone[g]);
     }
-    free(gone);
-    free(kept);
-    free(from);
     handover_free(h);
     rp_snapshot_unref(old);   /* freed here if nothing else holds it */
 }
@@ -450,6 +488,7 @@ worker_main(void *arg)
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
+    rp_fm_worker_thread();
     /* Without its buffer a worker's access lines go one by one. */
     if (rp_log_worker_start(w->base) < 0)
         rp_log(RP_LOG_WARN, NULL, "worker %u: no access log buffer; access lines go one by one",
@@ -623,7 +662,18 @@ int *
 rp_workers_bind_new(const rp_snapshot_t *cur, const rp_snapshot_t *next, rp_errs_t *errs)
 {
     size_t n = next->nlisteners;
-    int *fds = rp_xmalloc((nworkers * n + 1) * sizeof *fds);
+    prepared_free();
+    int *fds = malloc((nworkers * n + 1) * sizeof *fds);
+    prepared = calloc(nworkers, sizeof *prepared);
+    for (unsigned i = 0; prepared != NULL && i < nworkers; i++)
+        if ((prepared[i] = handover_new(n)) == NULL)
+            break;
+    if (fds == NULL || prepared == NULL || (nworkers > 0 && prepared[nworkers - 1] == NULL)) {
+        free(fds);
+        prepared_free();
+        rp_errs_add(errs, "", "out of memory preparing the workers' switch");
+        return NULL;
+    }
     for (size_t k = 0; k < nworkers * n; k++)
         fds[k] = -1;
     for (size_t j = 0; j < n; j++) {
@@ -643,6 +693,7 @@ rp_workers_bind_new(const rp_snapshot_t *cur, const rp_snapshot_t *next, rp_errs
                     if (fds[k] >= 0)
                         close(fds[k]);
                 free(fds);
+                prepared_free();
                 return NULL;
             }
             fds[w * n + j] = fd;
@@ -658,6 +709,7 @@ rp_workers_unbind(const rp_snapshot_t *next, int *fds)
         if (fds[k] >= 0)
             close(fds[k]);
     free(fds);
+    prepared_free();
 }
 
 void
@@ -673,10 +725,12 @@ rp_workers_publish_with(rp_snapshot_t *snap, int *fds)
         }
     }
     for (unsigned i = 0; i < nworkers; i++) {
-        rp_handover_t *h = rp_xcalloc(1, sizeof *h);
+        rp_handover_t *h = prepared != NULL ? prepared[i] : NULL;
+        if (prepared != NULL)
+            prepared[i] = NULL;
+        else if ((h = handover_new(n)) == NULL)
+            rp_die_oom();   /* (a publication without rp_workers_bind_new) */
         h->snap = rp_snapshot_ref(snap);
-        h->fds = rp_xmalloc((n + 1) * sizeof *h->fds);
-        h->nfds = n;
         for (size_t j = 0; j < n; j++)
             h->fds[j] = fds != NULL ? fds[i * n + j] : -1;
         /* A hand-over the worker has not taken yet is replaced; sockets
@@ -700,6 +754,7 @@ rp_workers_publish_with(rp_snapshot_t *snap, int *fds)
         signal_stop(&workers[i], "r");
     }
     free(fds);
+    prepared_free();
 }
 
 void

@@ -22,16 +22,25 @@ typedef struct rp_pool rp_pool_t;
 /* A reload's hand-over to one worker: the snapshot (a reference) and, for
  * each of its listeners, a socket bound for this worker when the listener
  * is new (-1 otherwise). */
-typedef struct rp_handover {
-    rp_snapshot_t *snap;
-    int           *fds;
-    size_t         nfds;   /* snap's listeners */
-} rp_handover_t;
-typedef struct rp_qlist rp_qlist_t;
 typedef struct rp_listen_ctx {
     rp_worker_t *w;
     size_t       index;   /* in snap->listeners */
 } rp_listen_ctx_t;
+/* A configuration has at most this many listeners (config.c). */
+#define RP_MAX_LISTENERS 64
+/* Everything a worker's switch to a new snapshot needs, allocated before
+ * the snapshot is published (a switch cannot fail half-way). */
+typedef struct rp_handover {
+    rp_snapshot_t          *snap;
+    int                    *fds;
+    size_t                  nfds;   /* snap's listeners */
+    struct evconnlistener **ls;     /* the worker's new listener arrays */
+    rp_listen_ctx_t        *lc;
+    bool                    kept[RP_MAX_LISTENERS + 1];
+    int                     from[RP_MAX_LISTENERS + 1];
+    unsigned                gone[RP_MAX_LISTENERS + 1];
+} rp_handover_t;
+typedef struct rp_qlist rp_qlist_t;
 
 struct rp_worker {
     unsigned              id;

@@ -121,7 +121,7 @@ rp_ws_check_request(rp_txn_t *t)
     return 1;
 }
 
-void
+bool
 rp_ws_accept_value(const char *key, size_t len, char out[29])
 {
     static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -133,9 +133,12 @@ rp_ws_accept_value(const char *key, size_t len, char out[29])
               && EVP_DigestUpdate(md, guid, sizeof guid - 1) == 1
               && EVP_DigestFinal_ex(md, d, &dl) == 1 && dl == sizeof d;
     EVP_MD_CTX_free(md);
-    if (!ok || EVP_EncodeBlock((unsigned char *)out, d, sizeof d) != 28)
+    if (!ok || EVP_EncodeBlock((unsigned char *)out, d, sizeof d) != 28) {
         memset(out, 0, 29);   /* matches no Accept value */
+        return false;
+    }
     out[28] = '\0';
+    return true;
 }
 
 /* The next element of a comma-separated value (spaces trimmed), from *i. */
@@ -219,7 +222,10 @@ rp_ws_check_response(rp_txn_t *t, const char **why)
         *why = "101 without one Sec-WebSocket-Accept";
         return -1;
     }
-    rp_ws_accept_value(key, klen, want);
+    if (!rp_ws_accept_value(key, klen, want)) {
+        *why = "out of memory checking Sec-WebSocket-Accept";
+        return RP_WS_NOMEM;
+    }
     if (len != 28 || memcmp(acc, want, 28) != 0) {
         *why = "Sec-WebSocket-Accept does not match the key";
         return -1;
@@ -417,7 +423,9 @@ q_push(side_t *s)
 {
     if (s->qlen == s->qcap) {
         unsigned cap = s->qcap ? s->qcap * 2 : 8;
-        wmsg_t *q = rp_xmalloc(cap * sizeof *q);
+        wmsg_t *q = malloc(cap * sizeof *q);
+        if (q == NULL)
+            return NULL;
         for (unsigned i = 0; i < s->qlen; i++)
             q[i] = *q_at(s, i);
         free(s->q);
@@ -554,6 +562,21 @@ arm_closing(rp_ws_t *ws)
     evtimer_add(ws->timer, &tv);
 }
 
+/* Memory for a message from s ran out: it cannot be relayed whole, so
+ * the tunnel closes, 1011 both ways. */
+static void
+oom_close(rp_ws_t *ws, side_t *s)
+{
+    rp_oom_note("a WebSocket message (tunnel closed with 1011)");
+    record(ws, RP_WS_BY_PROXY, RP_WS_SERVER_ERROR, RP_ERR_OUT_OF_MEMORY);
+    wslay_event_shutdown_read(s->ctx);
+    wslay_event_queue_close(s->ctx, RP_WS_SERVER_ERROR, NULL, 0);
+    want_close(s->other, RP_WS_SERVER_ERROR, "", 0, true);
+    s->data_frame = false;
+    s->dropping = true;
+    arm_closing(ws);
+}
+
 static void
 frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *a,
                void *arg)
@@ -579,6 +602,10 @@ frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_re
                       || wslay_event_get_close_sent(o->ctx);
         if (!s->dropping) {
             wmsg_t *m = q_push(o);
+            if (m == NULL) {
+                oom_close(ws, s);
+                return;
+            }
             m->opcode = a->opcode;
             m->rsv = a->rsv;
         }
@@ -608,7 +635,10 @@ chunk_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_chu
     if (s->dropping || o->close_wanted || o->eof || o->qlen == 0)
         return;   /* the other way is closing or gone: dropped */
     wmsg_t *m = q_at(o, o->qlen - 1);
-    evbuffer_add(o->stage, a->data, a->data_length);
+    if (evbuffer_add(o->stage, a->data, a->data_length) < 0) {
+        oom_close(s->ws, s);
+        return;
+    }
     m->known += a->data_length;
     if (!m->queued) {
         struct wslay_event_fragmented_msg fm;
@@ -910,8 +940,14 @@ rp_ws_client_detach(rp_ws_t *ws)
     ws->cctx = NULL;
     ws->own_in = evbuffer_new();
     ws->own_out = evbuffer_new();
-    if (ws->own_in == NULL || ws->own_out == NULL)
-        rp_die_oom();
+    if (ws->own_in == NULL || ws->own_out == NULL) {
+        /* No buffers to stand in for the client's: the tunnel ends now,
+         * the backend cut without its Close. */
+        rp_oom_note("a WebSocket tunnel whose client went (backend connection closed)");
+        record(ws, RP_WS_BY_CLIENT, RP_WS_ABNORMAL, RP_ERR_CLIENT_CLOSED);
+        ws_end(ws, false);
+        return;
+    }
     ws->cin = ws->own_in;
     ws->cout = ws->own_out;
     side_gone(&ws->c);
@@ -1036,7 +1072,21 @@ rp_ws_t *
 rp_ws_start(rp_txn_t *t, const rp_ws_client_ops_t *ops, void *ctx, struct evbuffer *in,
             struct evbuffer *out)
 {
-    rp_ws_t *ws = rp_xcalloc(1, sizeof *ws);
+    rp_ws_t *ws = calloc(1, sizeof *ws);
+    if (ws == NULL) {
+        /* The 101 went out: the tunnel closes both ways at once. */
+        rp_oom_note("a WebSocket tunnel (closed)");
+        rp_upconn_abort(t->up);
+        t->up = NULL;
+        t->why = RP_CLOSE_INTERNAL;
+        t->error = RP_ERR_OUT_OF_MEMORY;
+        t->reason = "out of memory for the tunnel";
+        t->ws_close_code = RP_WS_ABNORMAL;
+        t->ws_closed_by = RP_WS_BY_PROXY;
+        rp_txn_tunnel_done(t);   /* the access line; t->peer is the client's */
+        ops->close(ctx, false);
+        return NULL;
+    }
     ws->t = t;
     ws->w = t->worker;
     ws->cops = ops;

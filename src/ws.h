@@ -61,8 +61,9 @@ const char *rp_ws_closer_name(int c);
 int rp_ws_check_request(rp_txn_t *t);
 
 /* The Sec-WebSocket-Accept value for a key: base64(SHA-1(key GUID)),
- * 28 characters and a NUL. */
-void rp_ws_accept_value(const char *key, size_t len, char out[29]);
+ * 28 characters and a NUL; false (out matching nothing) when memory for
+ * the digest ran out. */
+bool rp_ws_accept_value(const char *key, size_t len, char out[29]);
 
 /* The elements of a Sec-WebSocket-Extensions value the relay can carry
  * (permessage-deflate, with its parameters), joined with ", " into out;
@@ -70,7 +71,9 @@ void rp_ws_accept_value(const char *key, size_t len, char out[29]);
 size_t rp_ws_filter_extensions(const char *v, size_t len, char *out, size_t cap);
 
 /* Check the backend's 101 for t: 0 (t->ws_deflate set when
- * permessage-deflate was agreed) or -1 with *why set. */
+ * permessage-deflate was agreed), or -1 (RP_WS_NOMEM: out of memory) with
+ * *why set. */
+#define RP_WS_NOMEM (-2)
 int rp_ws_check_response(rp_txn_t *t, const char **why);
 
 /* ---- the tunnel ---- */

@@ -15,6 +15,7 @@
 
 typedef struct rp_swrr rp_swrr_t;
 
+/* NULL when out of memory. */
 rp_swrr_t *rp_swrr_new(const unsigned *weights, size_t n, unsigned rows);
 void rp_swrr_free(rp_swrr_t *s);
 /* Index of the next backend for this row (worker), by the weights given

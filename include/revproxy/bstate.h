@@ -59,8 +59,8 @@ typedef struct rp_bstate {
 /* The state of backend identity id (created by rp_backend_identity). */
 rp_bstate_t *rp_bstate(unsigned id);
 /* Make sure the state of identities 0..id exists (with the
- * identity). */
-void rp_bstate_ensure(unsigned id);
+ * identity); false when memory ran out. */
+bool rp_bstate_ensure(unsigned id);
 
 /* Whether traffic may go to it now (now_us: rp_now_us). */
 static inline bool

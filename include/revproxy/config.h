@@ -207,9 +207,15 @@ int rp_conf_keys(const json_t *obj, const char *path, const char *const *allowed
 /* Join a path and a key ("a.b" + "c" -> "a.b.c"; "" + "c" -> "c"). */
 void rp_conf_path(char *buf, size_t cap, const char *path, const char *key);
 
+/* Route jansson's allocations through a check (first thing in main): a
+ * configuration parsed while memory ran out is refused, never half read. */
+void rp_json_alloc_install(void);
+
 /* Stable identity of a backend across snapshots (upstream name + address):
  * the same pair always gets the same small integer, and keeps addr (see
- * rp_backend_addr).  Any thread. */
+ * rp_backend_addr).  Any thread.  These identity functions return
+ * RP_IDENT_NOMEM when memory for a new identity ran out. */
+#define RP_IDENT_NOMEM (~0u)
 unsigned rp_backend_identity(const char *upstream, const rp_addr_t *addr);
 /* Parse "name:port" with a DNS host name (letters, digits, '-', labels of
  * 1 to 63 separated by dots, 253 at most, not all digits).  0, or -1 with

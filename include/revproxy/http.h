@@ -40,10 +40,14 @@ void rp_http_head_reset(rp_http_head_t *h);
 void rp_http_head_free(rp_http_head_t *h);
 /* Append bytes to the target, the current header name or value.  Return 0,
  * or -1 when the head would exceed its limit. */
+/* The head functions return 0, -1 when the head would pass its limit, or
+ * RP_HEAD_NOMEM when memory for it ran out. */
+#define RP_HEAD_NOMEM (-2)
 int rp_http_head_add_target(rp_http_head_t *h, const char *at, size_t len);
 int rp_http_head_add_name(rp_http_head_t *h, const char *at, size_t len);
 int rp_http_head_add_value(rp_http_head_t *h, const char *at, size_t len);
-/* The head is complete: NUL-terminate the last string.  0, or -1 over the limit. */
+/* The head is complete: NUL-terminate the last string.  0, -1 over the
+ * limit, or RP_HEAD_NOMEM. */
 int rp_http_head_finish(rp_http_head_t *h);
 
 static inline const char *rp_hf_name(const rp_http_head_t *h, const rp_hfield_t *f)

@@ -32,7 +32,7 @@ bool rp_bucket_take(rp_bucket_t *b, unsigned rate, unsigned burst, uint64_t now_
  * recently used one is dropped.  Any thread (sharded, a lock a shard);
  * nothing is allocated after it is made. */
 typedef struct rp_rltable rp_rltable_t;
-rp_rltable_t *rp_rltable_new(unsigned max);
+rp_rltable_t *rp_rltable_new(unsigned max);   /* NULL when out of memory */
 void rp_rltable_free(rp_rltable_t *t);
 bool rp_rltable_take(rp_rltable_t *t, const rp_ip_t *key, unsigned rate, unsigned burst,
                      uint64_t now_us, unsigned *retry_s);

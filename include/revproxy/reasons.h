@@ -78,6 +78,7 @@
     /* the proxy */ \
     X(REQUEST_TIMEOUT,             "request_timeout") \
     X(SHUTDOWN,                    "shutdown") \
+    X(OUT_OF_MEMORY,               "out_of_memory") \
     X(INTERNAL,                    "internal_error")
 
 #define RP_CLOSE_ENUM_(e, w) RP_CLOSE_##e,

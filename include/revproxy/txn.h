@@ -95,8 +95,10 @@ typedef struct rp_resp_framing {
  * after send_error, abort or done it has been freed.
  *
  * send_head: the response head; -1 when this client cannot be given it
- *   (e.g. transfer-codings to an HTTP/1.0 client), nothing sent then.
- * send_body/end: response body bytes (de-chunked), and its end.
+ *   (e.g. transfer-codings to an HTTP/1.0 client), RP_SEND_NOMEM when
+ *   memory for it ran out; nothing sent then.
+ * send_body/end: response body bytes (de-chunked), and its end;
+ *   send_body returns -1 when memory ran out (the response is cut then).
  * abort: the response cannot complete; make sure the client cannot
  *   mistake what it got for a complete response (close the HTTP/1
  *   connection abortively, reset the HTTP/2 stream).
@@ -123,12 +125,14 @@ typedef struct rp_resp_framing {
  * tunnel: the backend switched to WebSocket (its 101 checked): answer the
  *   client (101 on HTTP/1) and hand the client side and t over to
  *   rp_ws_start (src/ws.h); the downstream no longer owns t.  -1 when it
- *   cannot (nothing sent then; the transaction fails with 502).
+ *   cannot (nothing sent then; the transaction fails with 502), or
+ *   RP_SEND_NOMEM when memory ran out (503).
  */
+#define RP_SEND_NOMEM (-2)
 typedef struct rp_downstream_ops {
     const char *name;
     int    (*send_head)(rp_txn_t *t, const rp_resp_framing_t *f);
-    void   (*send_body)(rp_txn_t *t, const char *at, size_t len);
+    int    (*send_body)(rp_txn_t *t, const char *at, size_t len);
     void   (*end)(rp_txn_t *t);
     void   (*abort)(rp_txn_t *t);
     void   (*send_continue)(rp_txn_t *t);

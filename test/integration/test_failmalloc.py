@@ -1,0 +1,352 @@
+# SPDX-License-Identifier: MIT
+"""Allocation failure, walked over a request's whole path.
+
+Needs a binary built with --enable-failmalloc (test/failmalloc.sh builds
+one, with ASan and UBSan, and runs this file).  POST /failmalloc?after=N on
+the admin port makes the Nth allocation after it fail (see
+src/failmalloc.h for what is counted).  Each walk arms N = 1, 2, 3, ...,
+runs one exchange, disarms, and stops at the first N that no allocation of
+the exchange reached.  At every step: revproxy is still running, what the
+client got is either the right answer, a 503 whose word is out_of_memory,
+or a connection (stream) cut so that it cannot pass for a whole answer,
+never a malformed or silently shortened one and never a hang; the next
+exchange succeeds.  At the end revproxy stops cleanly with no
+LeakSanitizer or other sanitizer report (Proxy.stop)."""
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+from collections import Counter
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Backend, Client, Proxy, free_port, response, run  # noqa: E402
+from test_h2 import H2  # noqa: E402
+from test_hostile import admin_get  # noqa: E402
+from test_proxy import assert_eq  # noqa: E402
+from test_websocket import WSBackend, frame, raw_handshake, read_frame  # noqa: E402
+
+CUT = (EOFError, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+# A connection whose read or timer event could not be registered is left
+# to the timers that could: short ones bound how long that takes.
+TIMEOUTS = {"client_header_ms": 1000, "client_idle_ms": 2000, "upstream_response_ms": 2000}
+UP = b"u" * 3000
+DOWN = bytes(range(256)) * 64   # 16 KiB
+
+
+def admin_post(port, path):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(("POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+               % path).encode())
+    r = Client(s).read_response()
+    s.close()
+    return r
+
+
+def arm(aport, n, scope="workers"):
+    r = admin_post(aport, "/failmalloc?after=%d&scope=%s" % (n, scope))
+    assert_eq(r.status, 200)
+
+
+def disarm(aport):
+    r = admin_post(aport, "/failmalloc?after=0")
+    assert_eq(r.status, 200)
+    return json.loads(r.body)
+
+
+def backend_handler(req, ci, s):
+    if req.target.startswith("/up"):
+        return response(200, b"got %d" % len(req.body))
+    # The download: chunked, in pieces.
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    body = b"".join(b"%x\r\n%s\r\n" % (len(DOWN[i:i + 4096]), DOWN[i:i + 4096])
+                    for i in range(0, len(DOWN), 4096))
+    return head + body + b"0\r\n\r\n"
+
+
+def check_error(status, body):
+    assert status == 503, "status %d (only 200 or a 503 out_of_memory may come)" % status
+    assert b"out_of_memory" in body, body
+
+
+def walk(p, aport, exchange, check, scope="workers", limit=3000):
+    """Walk N over the allocations of exchange(); check() must succeed
+    after each step.  Returns (steps, Counter of outcomes).  With
+    FAILMALLOC_LOG=FILE in the environment, the proxy's log goes there
+    when a step fails (run revproxy with REVPROXY_FAILMALLOC_TRACE=1 to
+    have the stack of each failed allocation in it)."""
+    try:
+        return walk_(p, aport, exchange, check, scope, limit)
+    except BaseException:
+        if os.environ.get("FAILMALLOC_LOG"):
+            with open(os.environ["FAILMALLOC_LOG"], "w") as f:
+                f.write(p.logs())
+        raise
+
+
+def walk_(p, aport, exchange, check, scope, limit):
+    outcomes = Counter()
+    n = 1
+    while n <= limit:
+        arm(aport, n, scope)
+        try:
+            outcome = exchange()
+        except socket.timeout:
+            raise AssertionError("step %d: the exchange hung" % n)
+        except AssertionError as e:
+            raise AssertionError("step %d: %s" % (n, e))
+        rep = disarm(aport)
+        assert p.proc.poll() is None, "revproxy died at step %d" % n
+        outcomes[outcome] += 1
+        check()
+        if rep["failed"] == 0:
+            return n, outcomes
+        n += 1
+    raise AssertionError("more than %d allocations in one exchange" % limit)
+
+
+def http1_exchange(p):
+    """A new connection: a chunked upload, then a chunked download on the
+    same connection.  Returns how it went."""
+    try:
+        s = p.connect(timeout=5)
+    except CUT:
+        return "cut"
+    c = Client(s)
+    try:
+        body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(UP), UP)
+        c.send(b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+        r = c.read_response()
+        if r.status != 200:
+            check_error(r.status, r.body)
+            if (r.header("connection") or "").lower() == "close":
+                return "503"
+        else:
+            assert_eq(r.body, b"got %d" % len(UP))
+        c.send(b"GET /down HTTP/1.1\r\nHost: a\r\n\r\n")
+        r2 = c.read_response()
+        if r2.status != 200:
+            check_error(r2.status, r2.body)
+            return "503"
+        assert r2.body == DOWN, "a shortened or altered download (%d bytes)" % len(r2.body)
+        return "ok" if r.status == 200 else "503"
+    except CUT:
+        return "cut"
+    finally:
+        s.close()
+
+
+def http1_ok(p):
+    s = p.connect(timeout=5)
+    try:
+        c = Client(s)
+        c.send(b"GET /down HTTP/1.1\r\nHost: a\r\n\r\n")
+        r = c.read_response()
+        assert_eq(r.status, 200)
+        assert r.body == DOWN
+    finally:
+        s.close()
+
+
+def setup(extra=None, backend=None):
+    b = backend or Backend(backend_handler)
+    aport = free_port()
+    cfg = {"upstreams": {"a": {"backends": [{"address": b.addr}]}},
+           "routes": [{"path_prefix": "/", "upstream": "a"}],
+           "admin": {"address": "127.0.0.1:%d" % aport}, "timeouts": TIMEOUTS}
+    cfg.update(extra or {})
+    p = Proxy(cfg)
+    r = admin_post(aport, "/failmalloc?after=0")
+    assert r.status == 200, "this binary was not built with --enable-failmalloc"
+    return b, aport, p
+
+
+def test_fm01_http1_walk():
+    """HTTP/1.1: accept, parse, route, connect (then the pooled connection),
+    upload and download relay, access line."""
+    b, aport, p = setup()
+    try:
+        http1_ok(p)   # the backend pool warms up
+        steps, seen = walk(p, aport, lambda: http1_exchange(p), lambda: http1_ok(p))
+        print("  http1: %d steps %s" % (steps, dict(seen)))
+        assert steps > 10 and seen["ok"] >= 1 and seen["503"] + seen["cut"] >= 1, seen
+    finally:
+        p.stop()
+        b.close()
+
+
+def h2_exchange(p):
+    try:
+        h = H2(p)
+    except CUT:
+        return "cut"
+    try:
+        up = h.request("/up", method="POST", body=UP)
+        down = h.request("/down")
+        h.wait(lambda: (h.done(up) and h.done(down)) or h.closed or h.goaway is not None,
+               timeout=5)
+        if h.closed and not (h.done(up) and h.done(down)):
+            return "cut"
+        kinds = []
+        for sid, want in ((up, b"got %d" % len(UP)), (down, DOWN)):
+            if sid in h.resets or sid not in h.ended:
+                kinds.append("cut")
+                continue
+            status = int(h.headers[sid][":status"])
+            body = bytes(h.bodies.get(sid, b""))
+            if status != 200:
+                check_error(status, body)
+                kinds.append("503")
+            else:
+                assert body == want, "stream %d: a shortened or altered body" % sid
+                kinds.append("ok")
+        return "+".join(kinds)
+    except CUT:
+        return "cut"
+    except AssertionError as e:
+        if "timed out" in str(e):
+            raise socket.timeout(str(e))
+        raise
+    finally:
+        h.close()
+
+
+def h2_ok(p):
+    h = H2(p)
+    try:
+        sid = h.request("/down")
+        h.wait(lambda: h.done(sid), timeout=5)
+        assert_eq(h.headers[sid][":status"], "200")
+        assert bytes(h.bodies[sid]) == DOWN
+    finally:
+        h.close()
+
+
+def test_fm02_http2_walk():
+    """HTTP/2 (h2c): the session, two streams (an upload and a download)."""
+    b, aport, p = setup()
+    try:
+        h2_ok(p)
+        steps, seen = walk(p, aport, lambda: h2_exchange(p), lambda: h2_ok(p))
+        print("  http2: %d steps %s" % (steps, dict(seen)))
+        assert steps > 10 and seen["ok+ok"] >= 1 and len(seen) >= 2, seen
+    finally:
+        p.stop()
+        b.close()
+
+
+def ws_exchange(p):
+    s = None
+    try:
+        s, c, (version, status, reason, headers) = raw_handshake(p)
+        s.settimeout(5)
+        if status != 101:
+            body = c.buf
+            # The error body follows its head (Content-Length).
+            n = int(dict((k.lower(), v) for k, v in headers).get("content-length", "0"))
+            while len(body) < n:
+                d = s.recv(65536)
+                if not d:
+                    break
+                body += d
+            check_error(status, body)
+            return "503"
+        s.sendall(frame(1, b"hello over the tunnel"))
+        f = read_frame(c, timeout=5)
+        if f is None:
+            return "cut"
+        if f[0] == 8:
+            return "closed %d" % (struct.unpack("!H", f[1][:2])[0] if len(f[1]) >= 2 else 1005)
+        assert_eq(f, (1, b"hello over the tunnel"))
+        s.sendall(frame(8, struct.pack("!H", 1000)))
+        return "ok"
+    except CUT:
+        return "cut"
+    finally:
+        if s is not None:
+            s.close()
+
+
+def ws_ok(p):
+    s, c, head = raw_handshake(p)
+    try:
+        assert_eq(head[1], 101)
+        s.sendall(frame(1, b"check"))
+        assert_eq(read_frame(c, timeout=5), (1, b"check"))
+    finally:
+        s.close()
+
+
+def test_fm03_websocket_walk():
+    """WebSocket: the upgrade, the backend's 101, the tunnel and a message
+    each way (wslay's own allocations are out of sight)."""
+    wb = WSBackend()
+    aport = free_port()
+    p = Proxy({"upstreams": {"ws": {"backends": [{"address": wb.addr}]}},
+               "routes": [{"path_prefix": "/", "upstream": "ws", "websocket": True}],
+               "admin": {"address": "127.0.0.1:%d" % aport}, "timeouts": TIMEOUTS,
+               "websocket": {"idle_timeout_ms": 2000}})
+    try:
+        ws_ok(p)
+        steps, seen = walk(p, aport, lambda: ws_exchange(p), lambda: ws_ok(p))
+        print("  websocket: %d steps %s" % (steps, dict(seen)))
+        assert steps > 10 and seen["ok"] >= 1 and len(seen) >= 2, seen
+    finally:
+        p.stop()
+        wb.close()
+
+
+def test_fm04_reload_walk():
+    """A reload (POST /reload) whose building runs out of memory is refused
+    as a whole (409, the old configuration serving); one that gets through
+    is in force.  Two configurations alternate, told apart by a route."""
+    b = Backend(backend_handler)
+    aport = free_port()
+    base = {"upstreams": {"a": {"backends": [{"address": b.addr}],
+                                "health": {"active": {"path": "/up", "interval_ms": 60000}}}},
+            "admin": {"address": "127.0.0.1:%d" % aport}, "timeouts": TIMEOUTS,
+            "ratelimit": {"per_ip": {"requests_per_second": 1000, "burst": 1000}}}
+    configs = [dict(base, routes=[{"path_prefix": "/", "upstream": "a"}]),
+               dict(base, routes=[{"path_prefix": "/down", "upstream": "a"},
+                                  {"host": "other.example", "path_prefix": "/", "upstream": "a"}])]
+    p = Proxy(configs[0])
+    try:
+        assert admin_post(aport, "/failmalloc?after=0").status == 200
+        gen = json.loads(admin_get(aport, "/stats").body)["config"]["generation"]
+        state = {"next": 1, "gen": gen}
+
+        def exchange():
+            with open(p.config_path, "w") as f:
+                json.dump(dict(configs[state["next"]], listeners=p.config["listeners"],
+                               workers=1), f)
+            r = admin_post(aport, "/reload")
+            now = json.loads(admin_get(aport, "/stats").body)["config"]["generation"]
+            if r.status == 200:
+                assert_eq(now, state["gen"] + 1)
+                state["gen"] = now
+                state["next"] ^= 1
+                return "ok"
+            assert_eq(r.status, 409)
+            assert_eq(now, state["gen"])   # the old one serves
+            return "refused"
+
+        def check():
+            http1_ok(p)
+
+        steps, seen = walk(p, aport, exchange, check, scope="reload")
+        print("  reload: %d steps %s" % (steps, dict(seen)))
+        assert steps > 20 and seen["ok"] >= 1 and seen["refused"] >= 1, seen
+        # And a signal's reload after all that.
+        p.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        http1_ok(p)
+    finally:
+        p.stop()
+        b.close()
+
+
+if __name__ == "__main__":
+    sys.exit(run([test_fm01_http1_walk, test_fm02_http2_walk, test_fm03_websocket_walk,
+                  test_fm04_reload_walk]))
