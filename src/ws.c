@@ -676,6 +676,57 @@ frame_end_cb(wslay_event_context_ptr ctx, void *arg)
     }
 }
 
+/* Fail the connection of s with code, at once: wslay writes nothing more
+ * to it (a Close of its own, queued, stays unsent) and the Close goes by
+ * hand, never a second one; the other side is told we go away. */
+static void
+fail_by_hand(side_t *s, uint16_t code, rp_error_t err)
+{
+    wslay_event_shutdown_write(s->ctx);
+    uint8_t f[8] = { 0x88, 0x02, (uint8_t)(code >> 8), (uint8_t)(code & 0xff) };
+    size_t n = 4;
+    if (!s->client) {
+        /* To a server, masked. */
+        uint8_t key[4] = { 0 };
+        RAND_bytes(key, sizeof key);
+        f[1] = 0x82;
+        memcpy(f + 2, key, 4);
+        f[6] = (uint8_t)((code >> 8) ^ key[0]);
+        f[7] = (uint8_t)((code & 0xff) ^ key[1]);
+        n = 8;
+    }
+    if (!s->eof && !wslay_event_get_close_sent(s->ctx))
+        evbuffer_add(peer_out(s), f, n);
+    s->closed_by_hand = true;
+    s->failed = true;
+    record(s->ws, RP_WS_BY_PROXY, code, err);
+    want_close(s->other, RP_WS_GOING_AWAY, "", 0, true);
+    arm_closing(s->ws);
+}
+
+/* Whether p[0, n) is UTF-8 (RFC 3629: shortest forms, no surrogates,
+ * nothing past U+10FFFF). */
+static bool
+utf8_valid(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        uint8_t c = p[i++];
+        if (c < 0x80)
+            continue;
+        unsigned more = c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2
+                        : c >= 0xf0 && c <= 0xf4 ? 3 : 0;
+        if (more == 0 || n - i < more)
+            return false;
+        uint8_t lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+        uint8_t hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+        for (unsigned k = 0; k < more; k++, lo = 0x80, hi = 0xbf)
+            if (p[i + k] < lo || p[i + k] > hi)
+                return false;
+        i += more;
+    }
+    return true;
+}
+
 /* Whole control messages: a Close goes through to the other side (ping
  * and pong stay on their side; wslay answers pings itself). */
 static void
@@ -686,6 +737,14 @@ msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a,
     (void)ctx;
     if (a->opcode != WSLAY_CONNECTION_CLOSE)
         return;
+    if (a->msg_length > 2 && !utf8_valid(a->msg + 2, a->msg_length - 2)) {
+        /* wslay checks a Close's reason piece by piece as it is read, from
+         * the third byte of each piece: one read a byte or two at a time
+         * is not checked at all.  A reason that is not UTF-8 fails the
+         * connection (1007) and goes no further. */
+        fail_by_hand(s, RP_WS_BAD_DATA, RP_ERR_WS_BAD_UTF8);
+        return;
+    }
     uint16_t code = a->status_code;
     record(ws, s->client ? RP_WS_BY_CLIENT : RP_WS_BY_BACKEND, code ? code : RP_WS_NO_STATUS,
            RP_ERR_NONE);
@@ -718,6 +777,10 @@ flush_to(side_t *s)
 static void
 send_side(side_t *s)
 {
+    /* Nothing reaches a side whose connection failed: a flush would arm
+     * its write event again, and the error with it, pass after pass. */
+    if (s->eof)
+        return;
     if (s->closed_by_hand) {
         flush_to(s);
         return;
@@ -764,26 +827,7 @@ recv_side(side_t *s)
          * fragmented or over 125 bytes, a length over 2^63): it gives up
          * on the peer with an empty Close.  The peer gets 1002 instead,
          * written here, and nothing more. */
-        wslay_event_shutdown_write(s->ctx);
-        uint8_t f[8] = { 0x88, 0x02, RP_WS_PROTOCOL >> 8, RP_WS_PROTOCOL & 0xff };
-        size_t n = 4;
-        if (!s->client) {
-            /* To a server, masked. */
-            uint8_t key[4] = { 0 };
-            RAND_bytes(key, sizeof key);
-            f[1] = 0x82;
-            memcpy(f + 2, key, 4);
-            f[6] = (uint8_t)((RP_WS_PROTOCOL >> 8) ^ key[0]);
-            f[7] = (uint8_t)((RP_WS_PROTOCOL & 0xff) ^ key[1]);
-            n = 8;
-        }
-        if (!s->eof && !wslay_event_get_close_sent(s->ctx))
-            evbuffer_add(peer_out(s), f, n);   /* never a second Close */
-        s->closed_by_hand = true;
-        s->failed = true;
-        record(s->ws, RP_WS_BY_PROXY, RP_WS_PROTOCOL, RP_ERR_WS_PROTOCOL);
-        want_close(s->other, RP_WS_GOING_AWAY, "", 0, true);
-        arm_closing(s->ws);
+        fail_by_hand(s, RP_WS_PROTOCOL, RP_ERR_WS_PROTOCOL);
         return;
     }
     if (!wslay_event_get_read_enabled(s->ctx) && !wslay_event_get_close_received(s->ctx)

@@ -2,13 +2,13 @@
 # SPDX-License-Identifier: MIT
 # Build the libFuzzer targets with clang (ASan+UBSan) and run each for a
 # while.  Usage: test/fuzz/run.sh [SECONDS per target, default 60]
-#   FUZZ_TARGETS  which targets, default "config http h1 h2 proxyproto path"
+#   FUZZ_TARGETS  which targets, default "config http h1 h2 ws proxyproto path"
 #   FUZZ_DIR      build directory, default build-fuzz in the source tree
 # Needs: clang (Debian's clang-14 ships libFuzzer) and the build deps.
 set -euo pipefail
 export LC_ALL=C
 secs=${1:-60}
-targets=${FUZZ_TARGETS:-config http h1 h2 proxyproto path}
+targets=${FUZZ_TARGETS:-config http h1 h2 ws proxyproto path}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out=${FUZZ_DIR:-$top/build-fuzz}
 command -v clang >/dev/null || { echo "clang not found (apt-get install clang)" >&2; exit 1; }
@@ -153,12 +153,81 @@ seed("p-trailers", bytes([0x00, 0x09, 0, 0x20, 0x02, 0, 3, 0x03, 0]), [reply()],
 PY
 }
 
+# Seeds for fuzz_ws (input format: the header comment of fuzz_ws.c): four
+# option bytes, the client's section behind its 16-bit length, then the
+# backend's; each section a sequence of frame records (the frame's first
+# byte, its length field, the payload: the target masks the client's).
+ws_seeds() {
+    python3 - "corpus_ws" <<'PY'
+import struct, sys
+out = sys.argv[1]
+FIN, RSV1 = 0x80, 0x40
+CONT, TEXT, BIN, CLOSE, PING, PONG = 0, 1, 2, 8, 9, 10
+def rec(b0, payload=b"", wrong=False, length=None):
+    n = len(payload) if length is None else length
+    w = 0x80 if wrong else 0
+    if n < 126:
+        hdr = bytes([b0, w | n])
+    elif n < 65536:
+        hdr = bytes([b0, w | 126]) + struct.pack(">H", n)
+    else:
+        hdr = bytes([b0, w | 127]) + struct.pack(">Q", n)
+    return hdr + payload
+def close(code=None, reason=b""):
+    return rec(FIN | CLOSE, b"" if code is None else struct.pack(">H", code) + reason)
+def seed(name, client=b"", backend=b"", o0=0, o1=0, o2=0, o3=0):
+    with open(out + "/" + name, "wb") as f:
+        f.write(bytes([o0, o1, o2, o3]) + struct.pack("<H", len(client)) + client + backend)
+hello = rec(FIN | TEXT, "h\u00e9llo".encode())
+seed("text", hello + close(1000), rec(FIN | TEXT, b"world") + close(1000))
+seed("binary", rec(FIN | BIN, bytes(range(256))), rec(FIN | BIN, b"\x00\xff" * 40), o0=0x01, o2=0x01)
+seed("fragmented", rec(TEXT, b"frag") + rec(PING, b"p") + rec(CONT, b"men") + rec(FIN | CONT, b"ted"),
+     rec(BIN, b"a" * 30) + rec(FIN | CONT, b"b" * 30), o0=0x02, o2=0x08)
+seed("ping", rec(FIN | PING, b"are you there") + rec(FIN | PONG, b"x"), rec(FIN | PING, b"backend"))
+seed("close-code", close(1001, b"going"), o1=0x02)
+seed("close-no-code", close(), close(), o2=0x04)
+seed("over-limit", rec(FIN | BIN, b"z" * 100, length=5000), rec(FIN | TEXT, b"y" * 100), o2=0x04)
+seed("over-limit-b", rec(FIN | TEXT, b"q" * 80), rec(BIN, b"r" * 40) + rec(FIN | CONT, b"s" * 40), o0=0x80)
+seed("bad-utf8", rec(FIN | TEXT, b"ok\xc3\x28"), rec(TEXT, b"\xe2\x82") + rec(FIN | CONT, b"\xac!"), o0=0x01)
+seed("unmasked", rec(FIN | TEXT, b"plain", wrong=True), rec(FIN | TEXT, b"masked", wrong=True), o2=0x80)
+seed("reserved-opcode", rec(FIN | 3, b"?"), rec(FIN | 0xb, b"!"), o2=0x08)
+seed("rsv-bits", rec(FIN | RSV1 | TEXT, b"deflated?"), rec(FIN | 0x20 | BIN, b"x"))
+seed("backend-close", rec(FIN | TEXT, b"hi"), rec(FIN | TEXT, b"bye") + close(4000, b"done"), o1=0x40, o2=0x04)
+seed("backend-close-with-101", b"", rec(FIN | TEXT, b"early") + close(1000), o1=0x01, o2=0x0c)
+seed("backend-reset", rec(FIN | TEXT, b"x" * 10), rec(TEXT, b"half"), o1=0x81, o2=0x05)
+seed("eager-client", rec(FIN | TEXT, b"before the 101") + close(1000), rec(FIN | TEXT, b"ok"), o2=0x10)
+seed("idle", b"", b"", o1=0x03)
+seed("idle-b", rec(FIN | PONG, b"revproxy"), b"", o0=0x80, o1=0x07)
+seed("slow-client", rec(FIN | TEXT, b"t"), rec(FIN | BIN, b"w" * 3000), o0=0x30 | 0x04, o1=0x0b, o2=0x01)
+seed("drain", rec(TEXT, b"part"), rec(FIN | TEXT, b"b"), o1=0x11)
+seed("reset-client", rec(FIN | TEXT, b"a"), rec(FIN | TEXT, b"b"), o0=0x40, o1=0x20)
+seed("raw", b"\x81\x85\x01\x02\x03\x04" + bytes(c ^ k for c, k in zip(b"hello", b"\x01\x02\x03\x04\x01")),
+     b"\x81\x03abc\x88\x02\x03\xe8", o2=0x60)
+# permessage-deflate agreed: RSV1 marks a message (relayed as it is); offered
+# and declined: RSV1 is refused.
+seed("deflate", rec(FIN | RSV1 | TEXT, b"\xf2\x48\xcd\xc9\xc9\x07\x00") + rec(FIN | TEXT, b"plain"),
+     rec(RSV1 | BIN, b"\x01\x02") + rec(FIN | CONT, b"\x03"), o3=0x81)
+seed("deflate-declined", rec(FIN | RSV1 | TEXT, b"\xf2\x48"), rec(FIN | RSV1 | BIN, b"x"), o3=0x01)
+# Many copies, the backend's in one write: the slow client holds the
+# backend back (write watermarks), then lets it go on.
+seed("flood", rec(FIN | TEXT, b"c" * 100), rec(FIN | BIN, b"f" * 4000), o0=0x10, o3=0x0e | 0x30)
+PY
+}
+
 rc=0
 for t in $targets; do
     srcs=("$top/test/fuzz/fuzz_$t.c")
-    # fuzz_h1 and fuzz_h2 share their transport, backend and checks.
-    case $t in h1|h2) srcs+=("$top/test/fuzz/harness.c") ;; esac
-    clang "${flags[@]}" "${srcs[@]}" "${libs[@]}" -o "fuzz_$t"
+    link=()
+    # fuzz_h1, fuzz_h2 and fuzz_ws share their transport, loop and end of
+    # an input; fuzz_ws moves the clock revproxy reads (rp_now_us) on when
+    # it fires a timer, and runs the loop pass by pass (event_base_loop) to
+    # catch one that spins.
+    case $t in
+    h1|h2) srcs+=("$top/test/fuzz/harness.c") ;;
+    ws)    srcs+=("$top/test/fuzz/harness.c")
+           link=(-Wl,--wrap=rp_now_us,--wrap=event_base_loop) ;;
+    esac
+    clang "${flags[@]}" "${srcs[@]}" "${libs[@]}" "${link[@]}" -o "fuzz_$t"
     mkdir -p "corpus_$t"
     extra=()
     case $t in
@@ -169,6 +238,10 @@ for t in $targets; do
             extra=(-close_fd_mask=2) ;;
     h2)     h2_seeds
             extra=(-close_fd_mask=2) ;;
+    ws)     ws_seeds
+            # An input runs in well under a second: one that hangs (a
+            # loop that never returns) is reported after 30 s, not 20 min.
+            extra=(-close_fd_mask=2 -timeout=30) ;;
     proxyproto)
             printf '\001PROXY TCP4 203.0.113.7 10.0.0.1 56324 443\r\nGET / HTTP/1.1\r\n' > corpus_$t/v1-tcp4
             printf '\001PROXY TCP6 2001:db8::5 ::1 4000 443\r\n' > corpus_$t/v1-tcp6

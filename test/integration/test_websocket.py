@@ -1256,6 +1256,28 @@ def test_ws28_client_gone_while_its_side_waits():
         b.close()
 
 
+def test_ws29_close_reason_not_utf8_sent_a_byte_at_a_time():
+    """A Close whose reason is not UTF-8, sent a byte at a time (so no
+    piece of it is checked by the frame parser as it arrives): the client
+    gets 1007, the reason never reaches the backend, which is told 1001."""
+    b = WSBackend()
+    p = ws_proxy(b)
+    try:
+        s, c, r = raw_handshake(p)
+        assert_eq(r[1], 101)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for byte in frame(8, b"\x03\xe8\xff\xfe\xfd"):
+            s.sendall(bytes([byte]))
+            time.sleep(0.01)
+        assert_eq(read_close(c), 1007)
+        wait_for(lambda: len(b.closes) == 1, 5, "the backend connection closed")
+        assert_eq(b.closes, [1001])
+        s.close()
+    finally:
+        p.stop()
+        b.close()
+
+
 if __name__ == "__main__":
     sys.exit(run([test_ws01_echo_text_binary_fragments_big_ping_and_close,
                   test_ws02_permessage_deflate_passes_with_rsv1,
@@ -1284,4 +1306,5 @@ if __name__ == "__main__":
                   test_ws25_stop_with_output_pending_frees_everything,
                   test_ws26_h2_handshake_edges,
                   test_ws27_tunnels_are_not_held_to_the_minimum_rate,
-                  test_ws28_client_gone_while_its_side_waits]))
+                  test_ws28_client_gone_while_its_side_waits,
+                  test_ws29_close_reason_not_utf8_sent_a_byte_at_a_time]))
