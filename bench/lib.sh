@@ -386,6 +386,27 @@ start_backend() {
         "http://127.0.0.1:$BACKEND_PORT/" "$@"
 }
 
+# start_bench_revproxy [PATH]: revproxy (REVPROXY), one worker on the
+# proxy CPU, in front of the backend on BACKEND_PORT with access lines off;
+# PROXY_PORT and PROXY_PID are set, and it is waited for until PATH (/ by
+# default) answers.
+start_bench_revproxy() {
+    pick_port
+    PROXY_PORT=$PORT
+    cat >"$TMP/revproxy.json" <<EOF
+{ "workers": 1,
+  "listeners": [ { "address": "127.0.0.1:$PROXY_PORT" } ],
+  "upstreams": { "bench": { "backends": [ { "address": "127.0.0.1:$BACKEND_PORT" } ],
+                            "pool": { "max_idle_per_backend": 64, "idle_timeout_ms": 60000 } } },
+  "routes": [ { "path_prefix": "/", "upstream": "bench" } ],
+  "log": { "level": "warn", "access_log": "off" } }
+EOF
+    spawn "$TMP/revproxy.out" "$TMP/revproxy.err" "${PIN_PROXY[@]}" "$REVPROXY" \
+        --config "$TMP/revproxy.json"
+    PROXY_PID=$SPAWNED
+    await revproxy "$PROXY_PID" "$TMP/revproxy.err" "http://127.0.0.1:$PROXY_PORT${1:-/}" -f
+}
+
 # check_config NAME FILE LOG CMD...: CMD checks NAME's config FILE; if it
 # fails, show its output (kept in LOG) and stop.
 check_config() {

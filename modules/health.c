@@ -313,7 +313,7 @@ health_release(void *state)
 static int
 health_configure(const json_t *root, rp_snapshot_t *snap, void **state, rp_errs_t *errs)
 {
-    size_t before = errs->count;
+    size_t before = errs->total;
     health_state_t *hs = calloc(1, sizeof *hs);
     if (hs == NULL || (hs->up = calloc(snap->nupstreams + 1, sizeof *hs->up)) == NULL) {
         free(hs);
@@ -344,7 +344,7 @@ health_configure(const json_t *root, rp_snapshot_t *snap, void **state, rp_errs_
         parse_health(h, p, uh, errs);
     }
     hs->snap = snap;
-    if (errs->count > before) {
+    if (errs->total > before) {
         health_release(hs);
         return -1;
     }

@@ -323,7 +323,7 @@ static int
 rl_configure(const json_t *root, rp_snapshot_t *snap, void **state, rp_errs_t *errs)
 {
     (void)snap;
-    size_t before = errs->count;
+    size_t before = errs->total;
     rl_state_t *st = calloc(1, sizeof *st);
     if (st == NULL) {
         rp_errs_add(errs, "ratelimit", "out of memory");
@@ -378,7 +378,7 @@ rl_configure(const json_t *root, rp_snapshot_t *snap, void **state, rp_errs_t *e
         parse_limit(r, p, l, errs);
         l->own = true;
     }
-    if (errs->count != before) {
+    if (errs->total != before) {
         rl_release(st);
         return -1;
     }

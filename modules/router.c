@@ -143,7 +143,7 @@ parse_route(const json_t *o, const char *p, const rp_snapshot_t *snap, rp_route_
     const char *const *allowed = route_keys + 1;
     static const char *const unsupported[] = { NULL };
     char q[512];
-    size_t before = errs->count;
+    size_t before = errs->total;
     if (!json_is_object(o)) {
         rp_errs_add(errs, p, "must be an object");
         return -1;
@@ -246,7 +246,7 @@ parse_route(const json_t *o, const char *p, const rp_snapshot_t *snap, rp_route_
         snprintf(rt->label, sizeof rt->label, "%s %s%s", rt->host ? rt->host : "*",
                  rt->path ? rt->path : "/", rt->prefix ? "*" : "");
     rt->named = name != NULL;
-    return errs->count == before ? 0 : -1;
+    return errs->total == before ? 0 : -1;
 }
 
 static int
@@ -404,7 +404,7 @@ rp_router_build(const json_t *root, const rp_snapshot_t *snap, rp_errs_t *errs)
         rp_errs_add(errs, "routes", "at most 100000 routes");
         return NULL;
     }
-    size_t before = errs->count;
+    size_t before = errs->total;
     rp_router_t *r = calloc(1, sizeof *r);
     if (r == NULL || (r->routes = calloc(json_array_size(arr), sizeof *r->routes)) == NULL) {
         free(r);
@@ -420,7 +420,7 @@ rp_router_build(const json_t *root, const rp_snapshot_t *snap, rp_errs_t *errs)
         r->routes[i].index = (unsigned)i;
         parse_route(o, p, snap, &r->routes[i], errs);
     }
-    if (errs->count != before) {
+    if (errs->total != before) {
         rp_router_free(r);
         return NULL;
     }
@@ -441,9 +441,9 @@ rp_router_build(const json_t *root, const rp_snapshot_t *snap, rp_errs_t *errs)
     for (i = 0; i < r->nwild; i++)
         group_sort(&r->wild[i], errs);
     group_sort(&r->any, errs);
-    if (errs->count == before)
+    if (errs->total == before)
         report_same_labels(r, errs);   /* duplicates have one label too: said once */
-    if (errs->count != before) {
+    if (errs->total != before) {
         rp_router_free(r);
         return NULL;
     }

@@ -350,13 +350,13 @@ reload_answer(aconn_t *c, int rc, const rp_errs_t *errs)
     json_decref(root);
     struct evbuffer *b = text != NULL ? evbuffer_new() : NULL;
     if (b == NULL) {
-        free(text);
+        rp_json_free(text);
         c->close_after = true;
         answer(c, 503, "text/plain; charset=utf-8", NULL, NULL, false);
         return;
     }
     evbuffer_add_printf(b, "%s\n", text);
-    free(text);
+    rp_json_free(text);
     answer(c, rc == 0 ? 200 : 409, "application/json", NULL, b, false);
     evbuffer_free(b);
 }

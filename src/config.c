@@ -14,7 +14,10 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,25 +36,105 @@
 
 /* ---- errors ---- */
 
-/* jansson goes on after an allocation fails inside its parser, with a
- * string cut short or a token lost: a file read while memory ran out
- * could pass for another configuration.  Its allocations go through
- * here, and a parse that saw one fail is refused. */
-static _Thread_local bool json_alloc_failed;
+/* jansson's parser goes on after one of its allocations fails, with its
+ * token buffer short of what it then writes into it: a heap overflow, or
+ * a string cut short and a different configuration.  So a parse is never
+ * let go on: the first allocation that fails during one leaves it
+ * (longjmp back to parse_json), and every block the parse allocated and
+ * had not freed is freed there.  To know them, each of jansson's blocks
+ * carries a header; during a parse it is linked in the parse's list, and
+ * a block made at any other time is marked by pointing at itself. */
+typedef struct jblock {
+    struct jblock *next, *prev;   /* next == self: not in a parse's list */
+} jblock_t;
+_Static_assert(sizeof(jblock_t) % _Alignof(max_align_t) == 0, "blocks keep malloc's alignment");
+
+static _Thread_local jblock_t *parse_blocks;    /* this thread's parse, if any */
+static _Thread_local jmp_buf *parse_escape;     /* set while parsing */
 
 static void *
 json_alloc(size_t n)
 {
-    void *p = malloc(n);
+    jblock_t *b = n <= SIZE_MAX - sizeof *b ? malloc(sizeof *b + n) : NULL;
+    if (b == NULL) {
+        if (parse_escape != NULL)
+            longjmp(*parse_escape, 1);
+        return NULL;
+    }
+    if (parse_escape != NULL) {
+        b->prev = NULL;
+        b->next = parse_blocks;
+        if (parse_blocks != NULL)
+            parse_blocks->prev = b;
+        parse_blocks = b;
+    } else {
+        b->next = b->prev = b;
+    }
+    return b + 1;
+}
+
+static void
+json_free(void *p)
+{
     if (p == NULL)
-        json_alloc_failed = true;
-    return p;
+        return;
+    jblock_t *b = (jblock_t *)p - 1;
+    if (b->next != b) {
+        if (b->prev != NULL)
+            b->prev->next = b->next;
+        else
+            parse_blocks = b->next;
+        if (b->next != NULL)
+            b->next->prev = b->prev;
+    }
+    free(b);
 }
 
 void
 rp_json_alloc_install(void)
 {
-    json_set_alloc_funcs(json_alloc, free);
+    json_set_alloc_funcs(json_alloc, json_free);
+}
+
+void
+rp_json_free(void *p)
+{
+    json_malloc_t m;
+    json_free_t f;
+    json_get_alloc_funcs(&m, &f);
+    f(p);
+}
+
+/* json_loadb, left at the first allocation that fails (*oom then). */
+static json_t *
+parse_json(const char *text, size_t len, json_error_t *jerr, bool *oom)
+{
+    jmp_buf escape;
+    json_t *volatile root = NULL;
+    *oom = false;
+    parse_blocks = NULL;
+    if (setjmp(escape) == 0) {
+        parse_escape = &escape;
+        root = json_loadb(text, len, JSON_REJECT_DUPLICATES, jerr);
+        parse_escape = NULL;
+        /* What it made lives on outside the parse. */
+        jblock_t *b = parse_blocks, *next;
+        for (; b != NULL; b = next) {
+            next = b->next;
+            b->next = b->prev = b;
+        }
+    } else {
+        parse_escape = NULL;
+        jblock_t *b = parse_blocks, *next;
+        for (; b != NULL; b = next) {
+            next = b->next;
+            free(b);
+        }
+        *oom = true;
+        root = NULL;
+    }
+    parse_blocks = NULL;
+    return root;
 }
 
 /* Allocations of a configuration being built: on failure an error "out
@@ -88,6 +171,7 @@ rp_errs_add(rp_errs_t *e, const char *path, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     size_t n = strlen(path) + strlen(msg) + 3;
+    e->total++;
     if (e->msgs == errs_oom_list)
         return;   /* already short of memory: that one error stands */
     char *line = malloc(n);
@@ -124,6 +208,7 @@ rp_errs_free(rp_errs_t *e)
         free(e->msgs);
     e->msgs = NULL;
     e->count = 0;
+    e->total = 0;
 }
 
 /* ---- generic helpers ---- */
@@ -588,9 +673,9 @@ static const char *const retry_keys[] = { "max_retries", "budget_percent", "min_
 int
 rp_retry_parse(const json_t *o, const char *path, rp_retry_cfg_t *c, rp_errs_t *errs)
 {
-    size_t before = errs->count;
+    size_t before = errs->total;
     if (!expect_object(o, path, errs))
-        return (int)(errs->count - before);
+        return (int)(errs->total - before);
     rp_conf_keys(o, path, retry_keys, NULL, errs);
     uint64_t v = c->max_retries;
     rp_conf_uint(o, "max_retries", path, 0, 10, &v, errs);
@@ -636,7 +721,7 @@ rp_retry_parse(const json_t *o, const char *path, rp_retry_cfg_t *c, rp_errs_t *
             }
         }
     }
-    return (int)(errs->count - before);
+    return (int)(errs->total - before);
 }
 
 json_t *
@@ -1392,7 +1477,7 @@ rp_snapshot_build(const json_t *root, rp_snapshot_t **out, rp_errs_t *errs)
 {
     const char *const *allowed = root_keys;
     static const char *const unsupported[] = { "health", "tls", NULL };
-    size_t before = errs->count;
+    size_t before = errs->total;
     if (!json_is_object(root)) {
         rp_errs_add(errs, "", "the configuration must be a JSON object");
         return -1;
@@ -1416,7 +1501,7 @@ rp_snapshot_build(const json_t *root, rp_snapshot_t **out, rp_errs_t *errs)
     s->loaded_unix_ms = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
     /* Modules check their sections even when the core ones had errors, so
      * that one pass reports everything. */
-    if (rp_modules_configure(root, s, errs) < 0 || errs->count != before) {
+    if (rp_modules_configure(root, s, errs) < 0 || errs->total != before) {
         rp_modules_release(s);
         snapshot_free(s);
         return -1;
@@ -1480,11 +1565,10 @@ rp_snapshot_load(const char *path, rp_snapshot_t **out, rp_errs_t *errs)
     for (unsigned i = 0; i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
     json_error_t jerr;
-    json_alloc_failed = false;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    bool oom;
+    json_t *root = parse_json(text, len, &jerr, &oom);
     free(text);
-    if (json_alloc_failed) {
-        json_decref(root);
+    if (oom) {
         rp_errs_add(errs, "", "%s: out of memory parsing it", path);
         return -1;
     }

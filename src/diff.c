@@ -55,7 +55,7 @@ show(FILE *out, const json_t *v, const char *path)
         fprintf(out, "%.200s...", s);
     else
         fputs(s, out);
-    free(s);
+    rp_json_free(s);
 }
 
 static size_t diff_value(FILE *out, const char *path, const json_t *a, const json_t *b);

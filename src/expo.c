@@ -571,7 +571,7 @@ dump_json(struct evbuffer *out, json_t *root)
     if (text == NULL)
         return -1;
     int rc = evbuffer_add(out, text, strlen(text)) == 0 && evbuffer_add(out, "\n", 1) == 0 ? 0 : -1;
-    free(text);
+    rp_json_free(text);
     return rc;
 }
 

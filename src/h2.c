@@ -296,11 +296,22 @@ stream_drop_txn(h2_stream_t *s, rp_close_t why, rp_error_t err, const char *reas
     rp_txn_free(t);
 }
 
+/* Reset stream id.  A reset that cannot be queued (out of memory) would
+ * leave the stream waiting for ever: the whole connection goes then. */
+static void
+rst(rp_h2_t *h, int32_t id, uint32_t code)
+{
+    if (nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, id, code) != 0) {
+        rp_oom_note("an HTTP/2 stream reset (connection closed)");
+        h->dead = true;
+    }
+}
+
 static void
 reset_stream(h2_stream_t *s, uint32_t code)
 {
     s->rejected = true;
-    nghttp2_submit_rst_stream(s->h->ng, NGHTTP2_FLAG_NONE, s->id, code);
+    rst(s->h, s->id, code);
     h2_schedule(s->h);
 }
 
@@ -883,12 +894,16 @@ unpack_extension(nghttp2_session *ng, void **payload, const nghttp2_frame_hd *hd
 static int
 data_lost(nghttp2_session *ng, h2_stream_t *s, size_t len)
 {
-    nghttp2_session_consume_connection(ng, len);
+    nghttp2_session_consume(ng, s->id, len);
     rp_oom_note("an HTTP/2 request body (stream reset)");
-    /* The body must never end normally now (pump_body). */
+    /* The body must never end normally now (pump_body answers 503 and
+     * cuts the backend's request); a tunnel's byte stream is broken, so
+     * the stream is reset, which ends the tunnel (on_stream_close). */
     s->body_lost = true;
+    if (s->ws != NULL || s->ws_connect)
+        reset_stream(s, NGHTTP2_INTERNAL_ERROR);
     mark(s);
-    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    return 0;
 }
 
 static int
@@ -981,7 +996,7 @@ on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
     h2_stream_t *s = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
     if (s != NULL && s->rst_after) {
         /* The response is out; the client need not finish its body. */
-        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+        rst(s->h, s->id, NGHTTP2_NO_ERROR);
     }
     return 0;
 }
@@ -1154,7 +1169,7 @@ process_streams(rp_h2_t *h)
                                 "stream above the last stream id of a GOAWAY");
                 /* Our refusal: not charged to the client's budget. */
                 s->refused = true;
-                nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_REFUSED_STREAM);
+                rst(h, s->id, NGHTTP2_REFUSED_STREAM);
                 continue;
             }
             if (hold) {
@@ -1451,7 +1466,7 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
                             "client window stayed closed for timeouts.client_idle_ms");
             s->cut = true;
             s->stall_since = 0;
-            nghttp2_submit_rst_stream(h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+            rst(h, s->id, NGHTTP2_CANCEL);
         }
     }
     /* A connection carrying a tunnel is not measured (tunnels are bounded
@@ -1688,7 +1703,7 @@ submit(h2_stream_t *s, nghttp2_nv *nv, size_t nnv, bool body)
     if (nv == NULL || nghttp2_submit_response(s->h->ng, s->id, nv, nnv, body ? &dp : NULL) != 0) {
         /* Out of memory, or the stream is going: no response then. */
         s->cut = true;
-        nghttp2_submit_rst_stream(s->h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+        rst(s->h, s->id, NGHTTP2_INTERNAL_ERROR);
     }
     h2_schedule(s->h);
 }
@@ -1717,9 +1732,7 @@ h2_send_head(rp_txn_t *t, const rp_resp_framing_t *f)
             free(nv);
         if (lc != lc_stack)
             free(lc);
-        rp_oom_note("an HTTP/2 response head (stream reset)");
-        submit(s, NULL, 0, false);   /* fails: the stream is reset */
-        return 0;
+        return RP_SEND_NOMEM;   /* nothing sent: the transaction answers 503 */
     }
     size_t n = 0, off = 0;
     char status[3], clen[24];
@@ -1843,10 +1856,19 @@ h2_send_error(rp_txn_t *t)
         nv[n++] = (nghttp2_nv){ (uint8_t *)"server", (uint8_t *)srv, 6, strlen(srv),
                                 NGHTTP2_NV_FLAG_NONE };
     bool body_too = !t->head_request;
-    if (body_too) {
-        evbuffer_add(s->resp, body, (size_t)blen);
-        t->bytes_out += (uint64_t)blen;
+    if (body_too && evbuffer_add(s->resp, body, (size_t)blen) < 0) {
+        /* No room for the body its content-length announces: no answer,
+         * the stream is reset. */
+        rp_oom_note("an HTTP/2 error response (stream reset)");
+        s->resp_end = true;
+        t->resp_head_sent = 1;
+        submit(s, NULL, 0, false);
+        s->txn = NULL;
+        rp_txn_free(t);
+        return;
     }
+    if (body_too)
+        t->bytes_out += (uint64_t)blen;
     s->resp_end = true;
     t->resp_head_sent = 1;
     submit(s, nv, n, body_too);
@@ -1957,7 +1979,7 @@ tun_close(void *ctx, bool graceful)
         }
     } else {
         s->cut = true;
-        nghttp2_submit_rst_stream(s->h->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+        rst(s->h, s->id, NGHTTP2_CANCEL);
     }
     h2_schedule(s->h);
 }

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
+#include <sys/types.h>
 #include <openssl/rand.h>
 #include <llhttp.h>
 #include "revproxy/http.h"
@@ -317,9 +319,11 @@ rp_request_id_new(char out[33])
     static _Thread_local unsigned char pool[4096];
     static _Thread_local size_t left;
     if (left < 16) {
-        if (RAND_bytes(pool, sizeof pool) != 1) {
-            /* The DRBG failing is not an input error; never hand out a
-             * predictable id silently. */
+        if (RAND_bytes(pool, sizeof pool) != 1
+            && getrandom(pool, sizeof pool, 0) != (ssize_t)sizeof pool) {
+            /* The DRBG failing (it allocates when it reseeds) falls back
+             * on the kernel's; both failing is not an input error, and a
+             * predictable id is never handed out silently. */
             abort();
         }
         left = sizeof pool;

@@ -444,7 +444,7 @@ main(int argc, char **argv)
         rp_reload_compatible(cur, snap, &errs);
         rp_snapshot_unref(cur);
         int rc = 0;
-        if (errs.count > 0) {
+        if (errs.total > 0) {
             printf("revproxy: a reload from %s cannot apply %s; restart revproxy for it:\n",
                    against, path);
             for (size_t i = 0; i < errs.count; i++)

@@ -53,7 +53,26 @@ static struct {
         struct event      *deadline;
     } pend;
     bool               again;     /* a SIGHUP came while a reload waited */
+    struct event      *restart;   /* main-thread module work failed to start: again */
 } R = { .stats = { .last_ok = true } };
+
+/* The modules' main-thread work (active health checks) of the
+ * configuration in force did not start (out of memory): tried again each
+ * second until it does, rather than left off until the next reload. */
+static void
+restart_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    rp_modules_main_stop(R.cur);   /* what did start, stopped */
+    if (rp_modules_main_start(R.base, R.cur) < 0) {
+        struct timeval tv = { 1, 0 };
+        evtimer_add(R.restart, &tv);
+    } else {
+        rp_log(RP_LOG_INFO, NULL, "reload: the modules' main-thread work started");
+    }
+}
 
 void
 rp_reload_init(struct event_base *base, const char *path, rp_snapshot_t *snap,
@@ -64,6 +83,7 @@ rp_reload_init(struct event_base *base, const char *path, rp_snapshot_t *snap,
     R.path = path;
     R.cur = rp_snapshot_ref(snap);
     snap->generation = ++R.generation;
+    R.restart = evtimer_new(base, restart_cb, NULL);
 }
 
 rp_snapshot_t *
@@ -168,8 +188,15 @@ static void
 publish(rp_snapshot_t *next, int *fds)
 {
     rp_modules_main_stop(R.cur);
-    if (rp_modules_main_start(R.base, next) < 0)
-        rp_log(RP_LOG_ERROR, NULL, "reload: a module's main-thread work did not start (see above)");
+    if (R.restart != NULL)
+        evtimer_del(R.restart);
+    if (rp_modules_main_start(R.base, next) < 0) {
+        rp_log(RP_LOG_ERROR, NULL, "reload: a module's main-thread work did not start (see "
+               "above); trying again each second");
+        struct timeval tv = { 1, 0 };
+        if (R.restart != NULL)
+            evtimer_add(R.restart, &tv);
+    }
     next->generation = ++R.generation;
     rp_workers_publish_with(next, fds);
     if (R.applied != NULL)
@@ -273,7 +300,7 @@ reload_run(const char *why, rp_errs_t *errs, rp_reload_done_fn *done, void *arg)
     if (rp_snapshot_load(R.path, &next, errs) < 0)
         return failed(errs, NULL);
     rp_reload_compatible(R.cur, next, errs);
-    if (errs->count > 0)
+    if (errs->total > 0)
         return failed(errs, next);
     /* Listeners it adds are bound (for every worker) before anything
      * changes. */
@@ -357,6 +384,10 @@ void
 rp_reload_stop(void)
 {
     rp_reload_cancel("revproxy is stopping");
+    if (R.restart != NULL) {
+        event_free(R.restart);
+        R.restart = NULL;
+    }
     rp_snapshot_unref(R.cur);
     R.cur = NULL;
 }

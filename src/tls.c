@@ -304,11 +304,17 @@ names_add(rp_tls_names_t *out, const unsigned char *s, int slen)
         if (!ok)
             return;
     }
-    char *n = rp_xmalloc(len + 1);
+    char *n = malloc(len + 1);
+    char **names = n != NULL ? realloc(out->names, (out->count + 1) * sizeof *out->names) : NULL;
+    if (names == NULL) {
+        free(n);
+        out->oom = true;
+        return;
+    }
     for (size_t i = 0; i < len; i++)
         n[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : (char)s[i];
     n[len] = '\0';
-    out->names = rp_xrealloc(out->names, (out->count + 1) * sizeof *out->names);
+    out->names = names;
     out->names[out->count++] = n;
 }
 
@@ -499,7 +505,11 @@ parse_ciphers(const json_t *tls, const char *path, SSL_CTX *scratch, char **out,
         rp_errs_add(errs, p, "must be 1 to %d characters", MAX_CIPHER_STRING);
         return -1;
     }
-    char *copy = rp_xstrdup(v), *save = NULL;
+    char *copy = strdup(v), *save = NULL;
+    if (copy == NULL) {
+        rp_errs_add(errs, p, "out of memory");
+        return -1;
+    }
     int bad = 0;
     static const char seps[] = ":, ;";   /* OpenSSL's separators */
     for (char *tok = strtok_r(copy, seps, &save); tok != NULL; tok = strtok_r(NULL, seps, &save)) {
@@ -516,8 +526,10 @@ parse_ciphers(const json_t *tls, const char *path, SSL_CTX *scratch, char **out,
         rp_errs_add(errs, p, "selects no TLS 1.2 cipher (%s)", ssl_error_text());
         bad = -1;
     }
-    if (bad == 0)
-        *out = rp_xstrdup(v);
+    if (bad == 0 && (*out = strdup(v)) == NULL) {
+        rp_errs_add(errs, p, "out of memory");
+        bad = -1;
+    }
     return bad;
 }
 
@@ -534,7 +546,11 @@ parse_ciphersuites(const json_t *tls, const char *path, SSL_CTX *scratch, char *
         rp_errs_add(errs, p, "must be 1 to %d characters", MAX_CIPHER_STRING);
         return -1;
     }
-    char *copy = rp_xstrdup(v), *save = NULL;
+    char *copy = strdup(v), *save = NULL;
+    if (copy == NULL) {
+        rp_errs_add(errs, p, "out of memory");
+        return -1;
+    }
     int bad = 0;
     for (char *tok = strtok_r(copy, ":", &save); tok != NULL; tok = strtok_r(NULL, ":", &save)) {
         size_t i = 0;
@@ -550,8 +566,10 @@ parse_ciphersuites(const json_t *tls, const char *path, SSL_CTX *scratch, char *
         rp_errs_add(errs, p, "selects no TLS 1.3 cipher suite (%s)", ssl_error_text());
         bad = -1;
     }
-    if (bad == 0)
-        *out = rp_xstrdup(v);
+    if (bad == 0 && (*out = strdup(v)) == NULL) {
+        rp_errs_add(errs, p, "out of memory");
+        bad = -1;
+    }
     return bad;
 }
 
@@ -815,8 +833,12 @@ parse_certificates(const json_t *tls, const char *path, rp_tls_ctx_t *c, rp_errs
         return;
     }
     size_t n = json_array_size(arr);
-    c->certs = rp_xcalloc(n, sizeof *c->certs);
-    c->keys = rp_xcalloc(n, sizeof *c->keys);
+    c->certs = calloc(n, sizeof *c->certs);
+    c->keys = calloc(n, sizeof *c->keys);
+    if (c->certs == NULL || c->keys == NULL) {
+        rp_errs_add(errs, p, "out of memory");
+        return;
+    }
     size_t i;
     const json_t *e;
     json_array_foreach(arr, i, e) {
@@ -844,8 +866,15 @@ parse_certificates(const json_t *tls, const char *path, rp_tls_ctx_t *c, rp_errs
         }
         if (!ok)
             continue;
-        c->certs[c->ncerts] = rp_xstrdup(files[0]);
-        c->keys[c->ncerts] = rp_xstrdup(files[1]);
+        char *cf = strdup(files[0]), *kf = strdup(files[1]);
+        if (cf == NULL || kf == NULL) {
+            free(cf);
+            free(kf);
+            rp_errs_add(errs, ep, "out of memory");
+            continue;
+        }
+        c->certs[c->ncerts] = cf;
+        c->keys[c->ncerts] = kf;
         c->ncerts++;
     }
 }
@@ -857,9 +886,16 @@ build_contexts(rp_tls_ctx_t *c, const char *path, rp_errs_t *errs, rp_errs_t *wa
     char p[512], ep[600];
     rp_conf_path(p, sizeof p, path, "certificates");
     pthread_once(&sni_once, sni_index_init);
-    sni_table_t *t = rp_xcalloc(1, sizeof *t);
-    t->ctxs = rp_xcalloc(c->ncerts, sizeof *t->ctxs);
-    t->names = rp_xcalloc(c->ncerts, sizeof *t->names);
+    sni_table_t *t = calloc(1, sizeof *t);
+    if (t != NULL) {
+        t->ctxs = calloc(c->ncerts + 1, sizeof *t->ctxs);
+        t->names = calloc(c->ncerts + 1, sizeof *t->names);
+    }
+    if (t == NULL || t->ctxs == NULL || t->names == NULL) {
+        sni_table_free(t);
+        rp_errs_add(errs, path, "out of memory");
+        return;
+    }
     bool ok = sni_index >= 0;
     for (size_t i = 0; i < c->ncerts; i++) {
         snprintf(ep, sizeof ep, "%s[%zu]", p, i);
@@ -870,6 +906,10 @@ build_contexts(rp_tls_ctx_t *c, const char *path, rp_errs_t *errs, rp_errs_t *wa
         }
         t->ctxs[t->ncerts] = ctx;
         cert_names(SSL_CTX_get0_certificate(ctx), &t->names[t->ncerts]);
+        if (t->names[t->ncerts].oom) {
+            rp_errs_add(errs, ep, "out of memory");
+            ok = false;
+        }
         if (i > 0 && t->names[t->ncerts].count == 0) {
             char cp[700];
             snprintf(cp, sizeof cp, "%s.cert", ep);
@@ -958,13 +998,17 @@ int
 rp_tls_ctx_parse(const json_t *tls, const char *path, rp_tls_ctx_t **out,
                  rp_errs_t *errs, rp_errs_t *warns)
 {
-    size_t before = errs->count;
+    size_t before = errs->total;
     if (!json_is_object(tls)) {
         rp_errs_add(errs, path, "must be an object, not %s", rp_conf_type_name(tls));
         return -1;
     }
     rp_conf_keys(tls, path, rp_tls_keys, NULL, errs);
-    rp_tls_ctx_t *c = rp_xcalloc(1, sizeof *c);
+    rp_tls_ctx_t *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        rp_errs_add(errs, path, "out of memory");
+        return -1;
+    }
     c->min_version = TLS1_2_VERSION;
     c->alpn = &alpn_prefs[0];
     parse_min_version(tls, path, c, errs);
@@ -983,8 +1027,8 @@ rp_tls_ctx_parse(const json_t *tls, const char *path, rp_tls_ctx_t **out,
     if (c->ncerts > 0)
         build_contexts(c, path, errs, warns);
     ERR_clear_error();
-    if (errs->count != before || c->ctx == NULL) {
-        if (errs->count == before)
+    if (errs->total != before || c->ctx == NULL) {
+        if (errs->total == before)
             rp_errs_add(errs, path, "cannot set up TLS");
         rp_tls_ctx_free(c);
         return -1;
@@ -1017,7 +1061,9 @@ cipher_names(SSL_CTX *ctx, bool tls13)
 {
     STACK_OF(SSL_CIPHER) *sk = SSL_CTX_get_ciphers(ctx);
     size_t cap = 256, len = 0;
-    char *buf = rp_xmalloc(cap);
+    char *buf = malloc(cap);
+    if (buf == NULL)
+        return NULL;
     buf[0] = '\0';
     for (int i = 0; i < sk_SSL_CIPHER_num(sk); i++) {
         const SSL_CIPHER *ci = sk_SSL_CIPHER_value(sk, i);
@@ -1027,7 +1073,12 @@ cipher_names(SSL_CTX *ctx, bool tls13)
         size_t n = strlen(name);
         if (len + n + 2 > cap) {
             cap = (len + n + 2) * 2;
-            buf = rp_xrealloc(buf, cap);
+            char *more = realloc(buf, cap);
+            if (more == NULL) {
+                free(buf);
+                return NULL;
+            }
+            buf = more;
         }
         if (len > 0)
             buf[len++] = ':';

@@ -73,6 +73,7 @@ const char *rp_tls_failure_reason(unsigned long err);
 typedef struct rp_tls_names {
     char  **names;   /* owned */
     size_t  count;
+    bool    oom;     /* a name was lost: memory ran out */
 } rp_tls_names_t;
 
 /* The certificate for a requested server name (SNI), compared without

@@ -646,11 +646,18 @@ chunk_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_chu
         fm.opcode = m->opcode;
         fm.source.data = o;
         fm.read_callback = read_cb;
-        m->queued = wslay_event_queue_fragmented_msg_ex(o->ctx, &fm, m->rsv) == 0;
+        int rv = wslay_event_queue_fragmented_msg_ex(o->ctx, &fm, m->rsv);
+        m->queued = rv == 0;
         if (!m->queued) {
-            /* The other side no longer takes messages (closing). */
+            /* The other side no longer takes messages (closing), or
+             * memory ran out (then the tunnel closes: the message can go
+             * neither whole nor into another). */
             o->qlen--;
             evbuffer_drain(o->stage, evbuffer_get_length(o->stage));
+            if (rv == WSLAY_ERR_NOMEM)
+                oom_close(s->ws, s);
+            else
+                s->dropping = true;   /* what is left of it has nowhere to go */
         }
     }
 }
@@ -671,8 +678,10 @@ frame_end_cb(wslay_event_context_ptr ctx, void *arg)
     if (!m->queued) {
         /* An empty message: whole, at once. */
         struct wslay_event_msg em = { m->opcode, NULL, 0 };
-        wslay_event_queue_msg_ex(o->ctx, &em, m->rsv);
+        int rv = wslay_event_queue_msg_ex(o->ctx, &em, m->rsv);
         o->qlen--;
+        if (rv == WSLAY_ERR_NOMEM)
+            oom_close(s->ws, s);
     }
 }
 

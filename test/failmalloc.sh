@@ -14,5 +14,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 . "$RP_TOP/scripts/setup.sh"
 rp_install_deps
 rp_build
+# The Python configure chose (the one with the test modules).
+py=$(sed -n 's/^PYTHON3 = //p' "$BUILD_DIR/Makefile")
 cd "$RP_TOP/test/integration"
-REVPROXY=$BUILD_DIR/src/revproxy exec python3 test_failmalloc.py "$@"
+REVPROXY=$BUILD_DIR/src/revproxy exec "${py:-python3}" test_failmalloc.py "$@"

@@ -21,8 +21,11 @@
 
 /* Every validation error, each "json.path: message". */
 struct rp_errs {
-    size_t count;
-    char **msgs;   /* owned */
+    size_t count;   /* messages in msgs */
+    char **msgs;    /* owned */
+    size_t total;   /* errors added, those whose message memory ran out
+                     * for included: compare this to tell whether a step
+                     * found errors */
 };
 void rp_errs_add(rp_errs_t *e, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -210,6 +213,8 @@ void rp_conf_path(char *buf, size_t cap, const char *path, const char *key);
 /* Route jansson's allocations through a check (first thing in main): a
  * configuration parsed while memory ran out is refused, never half read. */
 void rp_json_alloc_install(void);
+/* Free what jansson handed out to be freed by its caller (json_dumps). */
+void rp_json_free(void *p);
 
 /* Stable identity of a backend across snapshots (upstream name + address):
  * the same pair always gets the same small integer, and keeps addr (see

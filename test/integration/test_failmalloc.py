@@ -45,8 +45,8 @@ def admin_post(port, path):
     return r
 
 
-def arm(aport, n, scope="workers"):
-    r = admin_post(aport, "/failmalloc?after=%d&scope=%s" % (n, scope))
+def arm(aport, n, scope="workers", count=1):
+    r = admin_post(aport, "/failmalloc?after=%d&count=%d&scope=%s" % (n, count, scope))
     assert_eq(r.status, 200)
 
 
@@ -71,14 +71,16 @@ def check_error(status, body):
     assert b"out_of_memory" in body, body
 
 
-def walk(p, aport, exchange, check, scope="workers", limit=3000):
+def walk(p, aport, exchange, check, scope="workers", limit=3000, count=1, stride=1):
     """Walk N over the allocations of exchange(); check() must succeed
     after each step.  Returns (steps, Counter of outcomes).  With
     FAILMALLOC_LOG=FILE in the environment, the proxy's log goes there
     when a step fails (run revproxy with REVPROXY_FAILMALLOC_TRACE=1 to
-    have the stack of each failed allocation in it)."""
+    have the stack of each failed allocation in it).  stride > 1 fails
+    every stride-th allocation only (a sample, for paths of many thousand
+    allocations)."""
     try:
-        return walk_(p, aport, exchange, check, scope, limit)
+        return walk_(p, aport, exchange, check, scope, limit, count, stride)
     except BaseException:
         if os.environ.get("FAILMALLOC_LOG"):
             with open(os.environ["FAILMALLOC_LOG"], "w") as f:
@@ -86,11 +88,11 @@ def walk(p, aport, exchange, check, scope="workers", limit=3000):
         raise
 
 
-def walk_(p, aport, exchange, check, scope, limit):
+def walk_(p, aport, exchange, check, scope, limit, count, stride):
     outcomes = Counter()
     n = 1
     while n <= limit:
-        arm(aport, n, scope)
+        arm(aport, n, scope, count)
         try:
             outcome = exchange()
         except socket.timeout:
@@ -103,7 +105,7 @@ def walk_(p, aport, exchange, check, scope, limit):
         check()
         if rep["failed"] == 0:
             return n, outcomes
-        n += 1
+        n += stride
     raise AssertionError("more than %d allocations in one exchange" % limit)
 
 
@@ -169,9 +171,11 @@ def test_fm01_http1_walk():
     b, aport, p = setup()
     try:
         http1_ok(p)   # the backend pool warms up
-        steps, seen = walk(p, aport, lambda: http1_exchange(p), lambda: http1_ok(p))
-        print("  http1: %d steps %s" % (steps, dict(seen)))
-        assert steps > 10 and seen["ok"] >= 1 and seen["503"] + seen["cut"] >= 1, seen
+        for count in (1, 3):   # one failure, then a burst of three in a row
+            steps, seen = walk(p, aport, lambda: http1_exchange(p), lambda: http1_ok(p),
+                               count=count)
+            print("  http1, %d at a time: %d steps %s" % (count, steps, dict(seen)))
+            assert steps > 10 and seen["ok"] >= 1 and seen["503"] + seen["cut"] >= 1, seen
     finally:
         p.stop()
         b.close()
@@ -229,9 +233,10 @@ def test_fm02_http2_walk():
     b, aport, p = setup()
     try:
         h2_ok(p)
-        steps, seen = walk(p, aport, lambda: h2_exchange(p), lambda: h2_ok(p))
-        print("  http2: %d steps %s" % (steps, dict(seen)))
-        assert steps > 10 and seen["ok+ok"] >= 1 and len(seen) >= 2, seen
+        for count in (1, 3):
+            steps, seen = walk(p, aport, lambda: h2_exchange(p), lambda: h2_ok(p), count=count)
+            print("  http2, %d at a time: %d steps %s" % (count, steps, dict(seen)))
+            assert steps > 10 and seen["ok+ok"] >= 1 and len(seen) >= 2, seen
     finally:
         p.stop()
         b.close()
@@ -290,20 +295,29 @@ def test_fm03_websocket_walk():
                "websocket": {"idle_timeout_ms": 2000}})
     try:
         ws_ok(p)
-        steps, seen = walk(p, aport, lambda: ws_exchange(p), lambda: ws_ok(p))
-        print("  websocket: %d steps %s" % (steps, dict(seen)))
-        assert steps > 10 and seen["ok"] >= 1 and len(seen) >= 2, seen
+        for count in (1, 3):
+            steps, seen = walk(p, aport, lambda: ws_exchange(p), lambda: ws_ok(p), count=count)
+            print("  websocket, %d at a time: %d steps %s" % (count, steps, dict(seen)))
+            assert steps > 10 and seen["ok"] >= 1 and len(seen) >= 2, seen
     finally:
         p.stop()
         wb.close()
 
 
-def test_fm04_reload_walk():
+def reload_walk(tls=False, count=1, stride=1):
     """A reload (POST /reload) whose building runs out of memory is refused
     as a whole (409, the old configuration serving); one that gets through
-    is in force.  Two configurations alternate, told apart by a route."""
+    is in force.  Two configurations alternate, told apart by a route;
+    with tls, a TLS listener (certificates loaded at each reload)."""
     b = Backend(backend_handler)
     aport = free_port()
+    extra_listeners = []
+    if tls:
+        from test_tls import make_certs
+        c = make_certs()
+        extra_listeners = [{"address": "127.0.0.1:%d" % free_port(),
+                            "tls": {"certificates": [{"cert": c[n][0], "key": c[n][1]}
+                                                     for n in ("default", "a", "w")]}}]
     base = {"upstreams": {"a": {"backends": [{"address": b.addr}],
                                 "health": {"active": {"path": "/up", "interval_ms": 60000}}}},
             "admin": {"address": "127.0.0.1:%d" % aport}, "timeouts": TIMEOUTS,
@@ -311,7 +325,9 @@ def test_fm04_reload_walk():
     configs = [dict(base, routes=[{"path_prefix": "/", "upstream": "a"}]),
                dict(base, routes=[{"path_prefix": "/down", "upstream": "a"},
                                   {"host": "other.example", "path_prefix": "/", "upstream": "a"}])]
-    p = Proxy(configs[0])
+    plain = free_port()
+    listeners = [{"address": "127.0.0.1:%d" % plain}] + extra_listeners
+    p = Proxy(dict(configs[0], listeners=listeners), port=plain)
     try:
         assert admin_post(aport, "/failmalloc?after=0").status == 200
         gen = json.loads(admin_get(aport, "/stats").body)["config"]["generation"]
@@ -335,8 +351,10 @@ def test_fm04_reload_walk():
         def check():
             http1_ok(p)
 
-        steps, seen = walk(p, aport, exchange, check, scope="reload")
-        print("  reload: %d steps %s" % (steps, dict(seen)))
+        steps, seen = walk(p, aport, exchange, check, scope="reload", count=count,
+                           stride=stride, limit=100000)
+        print("  reload%s, %d at a time: %d steps %s" % (" with TLS" if tls else "", count, steps,
+                                                         dict(seen)))
         assert steps > 20 and seen["ok"] >= 1 and seen["refused"] >= 1, seen
         # And a signal's reload after all that.
         p.proc.send_signal(signal.SIGHUP)
@@ -347,6 +365,85 @@ def test_fm04_reload_walk():
         b.close()
 
 
+def test_fm04_reload_walk():
+    reload_walk()
+
+
+def test_fm05_reload_walk_a_burst_at_a_time():
+    """Three failures in a row: the parser, the identities and the modules
+    meet failures after failures."""
+    reload_walk(count=3)
+
+
+def test_fm06_reload_walk_with_tls():
+    """Certificates, keys, cipher lists and the SNI table loaded by a
+    reload that runs out of memory: refused whole, never an abort.  OpenSSL
+    makes thousands of allocations loading them: every 7th is failed
+    (FAILMALLOC_TLS_STRIDE=1 walks them all)."""
+    reload_walk(tls=True, stride=int(os.environ.get("FAILMALLOC_TLS_STRIDE", "7")))
+
+
+def test_fm07_http2_websocket_walk():
+    """WebSocket over HTTP/2 (RFC 8441): a tunnel whose DATA cannot be kept
+    is reset, never carries on with a message missing."""
+    from test_websocket import H2Tunnel
+    wb = WSBackend()
+    aport = free_port()
+    p = Proxy({"upstreams": {"ws": {"backends": [{"address": wb.addr}]}},
+               "routes": [{"path_prefix": "/", "upstream": "ws", "websocket": True}],
+               "admin": {"address": "127.0.0.1:%d" % aport}, "timeouts": TIMEOUTS,
+               "websocket": {"idle_timeout_ms": 2000}})
+
+    def exchange():
+        try:
+            s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+            t = H2Tunnel(s)
+            h = t.open(1)
+            if h is None or h.get(":status") != "200":
+                if h is not None:
+                    check_error(int(h[":status"]), t.data.get(1, b""))
+                s.close()
+                return "refused"
+            sent = [b"m%d-" % i + os.urandom(3000) for i in range(3)]
+            for m in sent:
+                t.send(1, frame(2, m))
+            got, part = [], None
+            while len(got) < 3:
+                f = t.frame(1, timeout=5)
+                if f is None or f[0] == 8:
+                    break
+                part = f[1] if f[0] != 0 else part + f[1]   # frames joined
+                if t.last_fin:
+                    got.append(part)
+            s.close()
+            # What arrived is what was sent, in order, none missing between.
+            assert got == sent[:len(got)], "a message lost or altered in the tunnel: %r" % (
+                [(g[:3], len(g)) for g in got],)
+            return "ok" if len(got) == 3 else "cut"
+        except CUT:
+            return "cut"
+        except socket.timeout:
+            return "cut"   # (the proxy's idle timers end what it cannot serve)
+
+    def check():
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+        t = H2Tunnel(s)
+        assert_eq(t.open(1).get(":status"), "200")
+        t.send(1, frame(1, b"check"))
+        assert_eq(t.frame(1), (1, b"check"))
+        s.close()
+
+    try:
+        check()
+        steps, seen = walk(p, aport, exchange, check)
+        print("  websocket over http/2: %d steps %s" % (steps, dict(seen)))
+        assert steps > 10 and seen["ok"] >= 1 and len(seen) >= 2, seen
+    finally:
+        p.stop()
+        wb.close()
+
+
 if __name__ == "__main__":
     sys.exit(run([test_fm01_http1_walk, test_fm02_http2_walk, test_fm03_websocket_walk,
-                  test_fm04_reload_walk]))
+                  test_fm04_reload_walk, test_fm05_reload_walk_a_burst_at_a_time,
+                  test_fm06_reload_walk_with_tls, test_fm07_http2_websocket_walk]))

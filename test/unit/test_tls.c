@@ -555,7 +555,7 @@ static char *names_1[] = { "*.example.com", "www.example.org" };
 static char *names_2[] = { "api.example.com" };
 static char *names_3[] = { "*.b.example.com" };
 static const rp_tls_names_t sni_certs[] = {
-    { names_0, 1 }, { names_1, 2 }, { names_2, 1 }, { names_3, 1 },
+    { names_0, 1, false }, { names_1, 2, false }, { names_2, 1, false }, { names_3, 1, false },
 };
 
 static const struct { const char *name; size_t want; } sni_cases[] = {
@@ -585,7 +585,7 @@ END_TEST
 START_TEST(test_sni_pick_first_wins)
 {
     static char *w1[] = { "*.example.com" }, *w2[] = { "*.example.com", "x.example.com" };
-    static const rp_tls_names_t certs[] = { { NULL, 0 }, { w1, 1 }, { w2, 2 } };
+    static const rp_tls_names_t certs[] = { { NULL, 0, false }, { w1, 1, false }, { w2, 2, false } };
     ck_assert_uint_eq(rp_tls_sni_pick(certs, 3, "y.example.com"), 1);
     ck_assert_uint_eq(rp_tls_sni_pick(certs, 3, "x.example.com"), 2);
     ck_assert_uint_eq(rp_tls_sni_pick(certs, 0, "x.example.com"), 0);
