@@ -393,13 +393,14 @@ ep_reload(aconn_t *c)
 }
 
 #ifdef RP_FAILMALLOC
-/* POST /failmalloc?after=N[&count=K][&scope=workers|reload] (a
+/* POST /failmalloc?after=N[&count=K][&scope=workers|reload][&only=own] (a
  * --enable-failmalloc build only): arms allocation-failure injection and
  * answers what the previous arming counted and failed; after=0 disarms. */
 static void
 ep_failmalloc(aconn_t *c, const char *q, size_t ql)
 {
     long after = -1, count = 1;
+    bool own = false;
     enum rp_fm_scope scope = RP_FM_WORKERS;
     char query[128];
     if (ql >= sizeof query)
@@ -414,16 +415,18 @@ ep_failmalloc(aconn_t *c, const char *q, size_t ql)
             count = strtol(kv + 6, NULL, 10);
         else if (strcmp(kv, "scope=reload") == 0)
             scope = RP_FM_RELOAD;
+        else if (strcmp(kv, "only=own") == 0)
+            own = true;
         else if (strcmp(kv, "scope=workers") != 0)
             after = -1;
     }
     if (after < 0) {
-        answer_text(c, 400, NULL, "usage: POST /failmalloc?after=N[&count=K][&scope=workers|reload]\n",
-                    false);
+        answer_text(c, 400, NULL, "usage: POST /failmalloc?after=N[&count=K]"
+                    "[&scope=workers|reload][&only=own]\n", false);
         return;
     }
     unsigned long counted, failed;
-    rp_fm_arm(after, count, scope, &counted, &failed);
+    rp_fm_arm(after, count, scope, own, &counted, &failed);
     char text[96];
     snprintf(text, sizeof text, "{\"counted\": %lu, \"failed\": %lu}\n", counted, failed);
     answer_text(c, 200, NULL, text, false);

@@ -12,6 +12,10 @@
 
 static _Thread_local bool is_worker;
 static _Thread_local bool in_reload;
+static _Thread_local volatile bool in_library;   /* inside OpenSSL's allocator hook (volatile:
+                                                  * a compiler may take malloc for
+                                                  * one that cannot see it) */
+static atomic_bool own_only;            /* count revproxy's own calls only */
 
 static atomic_int  scope;          /* 0: disarmed */
 static atomic_long to_skip;        /* counted allocations still to pass */
@@ -33,10 +37,11 @@ rp_fm_reload_scope(bool inside)
 }
 
 void
-rp_fm_arm(long after, long count, enum rp_fm_scope sc, unsigned long *counted,
+rp_fm_arm(long after, long count, enum rp_fm_scope sc, bool own, unsigned long *counted,
           unsigned long *failed)
 {
     atomic_store(&scope, 0);
+    atomic_store(&own_only, own);
     *counted = atomic_exchange(&n_counted, 0);
     *failed = atomic_exchange(&n_failed, 0);
     if (after <= 0)
@@ -53,6 +58,8 @@ rp_fm_fail_now(void)
     if (sc == 0)
         return false;
     if (!(sc == RP_FM_WORKERS ? is_worker : in_reload && !is_worker))
+        return false;
+    if (in_library && atomic_load_explicit(&own_only, memory_order_relaxed))
         return false;
     atomic_fetch_add(&n_counted, 1);
     if (atomic_fetch_sub(&to_skip, 1) > 0)
@@ -78,12 +85,26 @@ rp_fm_fail_now(void)
 static void *ev_malloc(size_t n) { return malloc(n); }
 static void *ev_realloc(void *p, size_t n) { return realloc(p, n); }
 static void ev_free(void *p) { free(p); }
-static void *ssl_malloc(size_t n, const char *f, int l) { (void)f; (void)l; return malloc(n); }
-static void *ssl_realloc(void *p, size_t n, const char *f, int l)
+static void *
+ssl_malloc(size_t n, const char *f, int l)
 {
     (void)f;
     (void)l;
-    return realloc(p, n);
+    in_library = true;
+    void *p = malloc(n);
+    in_library = false;
+    return p;
+}
+
+static void *
+ssl_realloc(void *p, size_t n, const char *f, int l)
+{
+    (void)f;
+    (void)l;
+    in_library = true;
+    void *q = realloc(p, n);
+    in_library = false;
+    return q;
 }
 static void ssl_free(void *p, const char *f, int l) { (void)f; (void)l; free(p); }
 

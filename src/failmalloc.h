@@ -30,9 +30,10 @@ void rp_fm_worker_thread(void);
 /* The main thread enters or leaves the building part of a reload. */
 void rp_fm_reload_scope(bool inside);
 /* Arm: after `after` counted allocations (0 disarms), fail `count` in a
- * row.  The previous arming's report is returned: how many allocations
- * it counted and how many it failed. */
-void rp_fm_arm(long after, long count, enum rp_fm_scope scope,
+ * row; own: count revproxy's own calls only, not OpenSSL's (a TLS
+ * reload makes thousands).  The previous arming's report is returned:
+ * how many allocations it counted and how many it failed. */
+void rp_fm_arm(long after, long count, enum rp_fm_scope scope, bool own,
                unsigned long *counted, unsigned long *failed);
 /* Whether the allocation being made should fail (the wrappers ask). */
 bool rp_fm_fail_now(void);

@@ -45,8 +45,9 @@ def admin_post(port, path):
     return r
 
 
-def arm(aport, n, scope="workers", count=1):
-    r = admin_post(aport, "/failmalloc?after=%d&count=%d&scope=%s" % (n, count, scope))
+def arm(aport, n, scope="workers", count=1, own=False):
+    r = admin_post(aport, "/failmalloc?after=%d&count=%d&scope=%s%s"
+                   % (n, count, scope, "&only=own" if own else ""))
     assert_eq(r.status, 200)
 
 
@@ -71,16 +72,17 @@ def check_error(status, body):
     assert b"out_of_memory" in body, body
 
 
-def walk(p, aport, exchange, check, scope="workers", limit=3000, count=1, stride=1):
+def walk(p, aport, exchange, check, scope="workers", limit=3000, count=1, stride=1,
+         own=False):
     """Walk N over the allocations of exchange(); check() must succeed
     after each step.  Returns (steps, Counter of outcomes).  With
     FAILMALLOC_LOG=FILE in the environment, the proxy's log goes there
     when a step fails (run revproxy with REVPROXY_FAILMALLOC_TRACE=1 to
     have the stack of each failed allocation in it).  stride > 1 fails
     every stride-th allocation only (a sample, for paths of many thousand
-    allocations)."""
+    allocations); own: revproxy's own allocations only, not OpenSSL's."""
     try:
-        return walk_(p, aport, exchange, check, scope, limit, count, stride)
+        return walk_(p, aport, exchange, check, scope, limit, count, stride, own)
     except BaseException:
         if os.environ.get("FAILMALLOC_LOG"):
             with open(os.environ["FAILMALLOC_LOG"], "w") as f:
@@ -88,11 +90,11 @@ def walk(p, aport, exchange, check, scope="workers", limit=3000, count=1, stride
         raise
 
 
-def walk_(p, aport, exchange, check, scope, limit, count, stride):
+def walk_(p, aport, exchange, check, scope, limit, count, stride, own):
     outcomes = Counter()
     n = 1
     while n <= limit:
-        arm(aport, n, scope, count)
+        arm(aport, n, scope, count, own)
         try:
             outcome = exchange()
         except socket.timeout:
@@ -304,7 +306,7 @@ def test_fm03_websocket_walk():
         wb.close()
 
 
-def reload_walk(tls=False, count=1, stride=1):
+def reload_walk(tls=False, count=1, stride=1, own=False):
     """A reload (POST /reload) whose building runs out of memory is refused
     as a whole (409, the old configuration serving); one that gets through
     is in force.  Two configurations alternate, told apart by a route;
@@ -318,7 +320,10 @@ def reload_walk(tls=False, count=1, stride=1):
         extra_listeners = [{"address": "127.0.0.1:%d" % free_port(),
                             "tls": {"certificates": [{"cert": c[n][0], "key": c[n][1]}
                                                      for n in ("default", "a", "w")]}}]
-    base = {"upstreams": {"a": {"backends": [{"address": b.addr}],
+    # First in the file, a string of 14 characters: where jansson's lexer
+    # once wrote past its buffer after a failed allocation.
+    base = {"server_header": "abcdefghijklmn",
+            "upstreams": {"a": {"backends": [{"address": b.addr}],
                                 "health": {"active": {"path": "/up", "interval_ms": 60000}}}},
             "admin": {"address": "127.0.0.1:%d" % aport}, "timeouts": TIMEOUTS,
             "ratelimit": {"per_ip": {"requests_per_second": 1000, "burst": 1000}}}
@@ -352,9 +357,10 @@ def reload_walk(tls=False, count=1, stride=1):
             http1_ok(p)
 
         steps, seen = walk(p, aport, exchange, check, scope="reload", count=count,
-                           stride=stride, limit=100000)
-        print("  reload%s, %d at a time: %d steps %s" % (" with TLS" if tls else "", count, steps,
-                                                         dict(seen)))
+                           stride=stride, limit=100000, own=own)
+        print("  reload%s, %d at a time%s%s: %d steps %s"
+              % (" with TLS" if tls else "", count, ", every %dth" % stride if stride > 1 else "",
+                 ", revproxy's own" if own else "", steps, dict(seen)))
         assert steps > 20 and seen["ok"] >= 1 and seen["refused"] >= 1, seen
         # And a signal's reload after all that.
         p.proc.send_signal(signal.SIGHUP)
@@ -370,16 +376,19 @@ def test_fm04_reload_walk():
 
 
 def test_fm05_reload_walk_a_burst_at_a_time():
-    """Three failures in a row: the parser, the identities and the modules
-    meet failures after failures."""
+    """Two and three failures in a row: the parser, the identities and the
+    modules meet failures after failures."""
+    reload_walk(count=2)
     reload_walk(count=3)
 
 
 def test_fm06_reload_walk_with_tls():
     """Certificates, keys, cipher lists and the SNI table loaded by a
     reload that runs out of memory: refused whole, never an abort.  OpenSSL
-    makes thousands of allocations loading them: every 7th is failed
-    (FAILMALLOC_TLS_STRIDE=1 walks them all)."""
+    makes thousands of allocations loading them: revproxy's own are walked
+    one by one, then every 7th of all (FAILMALLOC_TLS_STRIDE=1 walks them
+    all)."""
+    reload_walk(tls=True, own=True)   # every one of revproxy's own
     reload_walk(tls=True, stride=int(os.environ.get("FAILMALLOC_TLS_STRIDE", "7")))
 
 
