@@ -29,7 +29,10 @@ pool_for(rp_worker_t *w, unsigned id)
         unsigned n = rp_backend_identity_count();
         if (n <= id)
             n = id + 1;
-        w->pools = rp_xrealloc(w->pools, n * sizeof *w->pools);
+        rp_pool_t *more = realloc(w->pools, n * sizeof *w->pools);
+        if (more == NULL)
+            return NULL;   /* out of memory: only ever for a new identity */
+        w->pools = more;
         /* The heads moved: the first connection of each list points back
          * at its head, and an empty head at itself. */
         for (unsigned i = 0; i < w->npools; i++) {
@@ -202,6 +205,8 @@ rp_pool_acquire(rp_worker_t *w, const rp_backend_t *be, uint64_t max_idle_us)
     rp_pool_t *p = pool_for(w, be->id);
     rp_upconn_t *up;
     uint64_t now = rp_now_us();
+    if (p == NULL)
+        return NULL;   /* out of memory: a new connection then */
     while ((up = TAILQ_FIRST(&p->idle)) != NULL) {
         /* Most recently used first: when this one has been idle too long
          * for the caller, so have all the others. */
@@ -227,7 +232,7 @@ void
 rp_pool_release(rp_upconn_t *up, const rp_upstream_t *u)
 {
     rp_pool_t *p = pool_for(up->w, up->backend_id);
-    if (u->max_idle_per_backend == 0 || up->w->draining
+    if (p == NULL || u->max_idle_per_backend == 0 || up->w->draining
         || evbuffer_get_length(bufferevent_get_input(up->bev)) != 0
         || evbuffer_get_length(bufferevent_get_output(up->bev)) != 0) {
         rp_upconn_close(up);

@@ -90,7 +90,10 @@ qlist(rp_worker_t *w, unsigned uq)
         unsigned n = rp_upstream_identity_count();
         if (n <= uq)
             n = uq + 1;
-        w->qlists = rp_xrealloc(w->qlists, n * sizeof *w->qlists);
+        rp_qlist_t *more = realloc(w->qlists, n * sizeof *w->qlists);
+        if (more == NULL)
+            return NULL;   /* out of memory: only ever for a new identity */
+        w->qlists = more;
         /* The heads moved: the first waiter of each list points back at
          * its head, and an empty head at itself. */
         for (unsigned i = 0; i < w->nqlists; i++) {
@@ -134,6 +137,9 @@ bool
 rp_queue_enter(rp_worker_t *w, rp_qwait_t *q, const rp_upstream_t *u, unsigned size)
 {
     rp_uq_t *uqs = uq_get(u->uq);
+    rp_qlist_t *list = qlist(w, u->uq);
+    if (list == NULL)
+        return false;   /* out of memory: refused as a full queue */
     unsigned n = atomic_load(&uqs->queued);
     do {
         if (n >= size)
@@ -145,7 +151,7 @@ rp_queue_enter(rp_worker_t *w, rp_qwait_t *q, const rp_upstream_t *u, unsigned s
     if (q->since == 0)
         q->since = 1;
     q->counted = true;
-    TAILQ_INSERT_TAIL(&qlist(w, u->uq)->waiters, q, link);
+    TAILQ_INSERT_TAIL(&list->waiters, q, link);
     q->listed = true;
     atomic_fetch_add(&uqs->per[w->id].waiting, 1);
     publish_oldest(w, u->uq);
