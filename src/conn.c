@@ -1029,9 +1029,10 @@ h1_end(rp_txn_t *t)
     rp_conn_t *c = CONN(t);
     if (c->resp_chunked) {
         if (evbuffer_add(c->tr->out, "0\r\n\r\n", 5) < 0) {
-            /* Out of memory: the body stays unterminated and the
-             * connection is cut behind it, never reused. */
-            rp_oom_note("the end of a response (connection reset)");
+            /* Out of memory: the body stays unterminated (what the
+             * client holds cannot pass for whole) and the connection
+             * closes behind it, never reused. */
+            rp_oom_note("the end of a response (connection closed)");
             c->close_after = true;
             c->reset_soon = true;
             return;

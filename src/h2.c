@@ -1565,8 +1565,14 @@ rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
         { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
         { NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1 },   /* RFC 8441 */
     };
-    nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, RP_ARRAY_LEN(iv));
-    nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0, RP_H2_CONN_WINDOW);
+    if (nghttp2_submit_settings(h->ng, NGHTTP2_FLAG_NONE, iv, RP_ARRAY_LEN(iv)) != 0
+        || nghttp2_session_set_local_window_size(h->ng, NGHTTP2_FLAG_NONE, 0,
+                                                 RP_H2_CONN_WINDOW) != 0) {
+        /* Out of memory: without its SETTINGS the client would wait for
+         * ever; the connection goes at the first turn (h2_settle). */
+        rp_oom_note("an HTTP/2 connection's SETTINGS (connection closed)");
+        h->dead = true;
+    }
     rp_tr_setcb(tr, read_cb, write_cb, event_cb, h);
     rp_tr_set_lowat(tr, H2_OUT_LOW);
     rp_tr_write_timeout(tr, s->timeouts.client_idle_ms);

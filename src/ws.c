@@ -1162,7 +1162,7 @@ rp_ws_start(rp_txn_t *t, const rp_ws_client_ops_t *ops, void *ctx, struct evbuff
     ws->kick = event_new(ws->w->base, -1, 0, kick_cb, ws);
     if (ws->timer == NULL || ws->kick == NULL || side_init(ws, &ws->c, &ws->u, true) < 0
         || side_init(ws, &ws->u, &ws->c, false) < 0) {
-        record(ws, RP_WS_BY_PROXY, RP_WS_ABNORMAL, RP_ERR_INTERNAL);
+        record(ws, RP_WS_BY_PROXY, RP_WS_ABNORMAL, RP_ERR_OUT_OF_MEMORY);   /* (all it can be) */
         ws_end(ws, false);
         return NULL;
     }
