@@ -48,6 +48,7 @@
 #include "revproxy/health.h"
 #include "revproxy/upstream.h"
 #include "../src/util.h"
+#include "io.h"
 
 static const char *const health_keys[] = {
     "health", "passive", "consecutive_failures", "ejection_ms", "max_ejection_ms",
@@ -647,7 +648,7 @@ check_end(checker_t *c, bool ok, const char *why)
     unsigned ms = jittered(c->uh->active.interval_ms);
     struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
     evtimer_del(c->timer);
-    evtimer_add(c->timer, &tv);
+    rp_event_add(c->timer, &tv);
 }
 
 static int
@@ -743,7 +744,7 @@ check_start(checker_t *c)
         unsigned ms = jittered(c->uh->active.interval_ms);
         struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
         evtimer_del(c->timer);
-        evtimer_add(c->timer, &tv);
+        rp_event_add(c->timer, &tv);
         return;
     }
     llhttp_init(&c->parser, HTTP_RESPONSE, &c->settings);
@@ -769,7 +770,7 @@ check_start(checker_t *c)
     unsigned ms = c->uh->active.timeout_ms;
     struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
     evtimer_del(c->timer);
-    evtimer_add(c->timer, &tv);
+    rp_event_add(c->timer, &tv);
 }
 
 static void
@@ -844,7 +845,7 @@ health_main_start(struct event_base *base, void *state)
             /* The first checks spread over one interval. */
             unsigned ms = (unsigned)(random() % (uh->active.interval_ms + 1));
             struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-            evtimer_add(c->timer, &tv);
+            rp_event_add(c->timer, &tv);
         }
     }
     return 0;

@@ -209,7 +209,7 @@ start_tls(rp_worker_t *w, int fd, const rp_peer_t *peer, const rp_tls_ctx_t *ctx
     unsigned full = w->snap->timeouts.client_header_ms;
     unsigned ms = rp_ms_left(full, peer->accepted_us);
     struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-    evtimer_add(hs->timer, ms + 1 >= full ? rp_timeout_tv(w->base, full) : &tv);
+    rp_event_add(hs->timer, ms + 1 >= full ? rp_timeout_tv(w->base, full) : &tv);
     rp_tls_transport_start(tr);
     return 0;
 }
@@ -223,9 +223,13 @@ accept_go(rp_worker_t *w, int fd, rp_peer_t *peer, const rp_listener_t *l)
      * closed before a byte of TLS or HTTP is read. */
     unsigned per_ip = w->snap->limits.max_connections_per_ip;
     if (per_ip > 0 && rp_ip_parse(peer->ip, strlen(peer->ip), false, &peer->addr) == 0) {
-        if (!rp_ipcount_acquire(&peer->addr, per_ip)) {
+        int rc = rp_ipcount_acquire(&peer->addr, per_ip);
+        if (rc < 0) {
             close(fd);
-            rp_metrics_rejected(w->id, RP_REJECT_PER_IP);
+            if (rc == RP_IPCOUNT_NOMEM)
+                rp_oom_note("a client address's connection count (connection closed)");
+            rp_metrics_rejected(w->id, rc == RP_IPCOUNT_NOMEM ? RP_REJECT_OUT_OF_MEMORY
+                                                              : RP_REJECT_PER_IP);
             return -1;
         }
         peer->ip_counted = true;
@@ -243,8 +247,11 @@ accept_go(rp_worker_t *w, int fd, rp_peer_t *peer, const rp_listener_t *l)
         rp_transport_t *tr = rp_tcp_transport_new(w->base, fd, RP_RBUF_HIGH);
         rc = tr != NULL ? rp_conn_new_transport(w, tr, peer) : -1;
     }
-    if (rc < 0)
+    if (rc < 0) {
+        /* (Every failure above is an allocation's: the socket is closed.) */
         rp_peer_release(peer);
+        rp_metrics_rejected(w->id, RP_REJECT_OUT_OF_MEMORY);
+    }
     return rc;
 }
 
@@ -373,8 +380,8 @@ pp_wait(rp_worker_t *w, int fd, const rp_peer_t *peer, const rp_listener_t *l)
     hs->pp_l = l;
     hs->peer = *peer;
     TAILQ_INSERT_TAIL(&w->handshakes, hs, link);
-    evtimer_add(hs->timer, rp_timeout_tv(w->base, w->snap->timeouts.client_header_ms));
-    event_add(hs->pp_ev, NULL);
+    rp_event_add(hs->timer, rp_timeout_tv(w->base, w->snap->timeouts.client_header_ms));
+    rp_event_add(hs->pp_ev, NULL);
     pp_try(hs, false);   /* it usually comes with the connection's first bytes */
     return 0;
 }

@@ -39,6 +39,7 @@
 #include "failmalloc.h"
 #include "reload.h"
 #include "util.h"
+#include "io.h"
 
 typedef struct aconn aconn_t;
 struct aconn {
@@ -216,7 +217,7 @@ static void
 arm_timer(aconn_t *c)
 {
     struct timeval tv = { RP_ADMIN_TIMEOUT_MS / 1000, (RP_ADMIN_TIMEOUT_MS % 1000) * 1000 };
-    evtimer_add(c->timer, &tv);
+    rp_event_add(c->timer, &tv);
 }
 
 /* Queue an answer; the connection reads again once it is out (or closes
@@ -690,7 +691,7 @@ accept_error_cb(struct evconnlistener *l, void *arg)
     A.starved = true;
     set_accepting();
     struct timeval tv = { 0, 100000 };
-    evtimer_add(A.retry, &tv);
+    rp_event_add(A.retry, &tv);
 }
 
 int

@@ -821,8 +821,8 @@ parse_listeners(const json_t *root, rp_snapshot_t *s, rp_errs_t *errs)
         rp_errs_add(errs, "listeners", "must contain at least one listener");
         return;
     }
-    if (json_array_size(arr) > 64) {
-        rp_errs_add(errs, "listeners", "at most 64 listeners");
+    if (json_array_size(arr) > RP_MAX_LISTENERS) {
+        rp_errs_add(errs, "listeners", "at most %d listeners", RP_MAX_LISTENERS);
         return;
     }
     s->listeners = cfg_calloc(errs, "listeners", json_array_size(arr), sizeof *s->listeners);

@@ -55,7 +55,7 @@ static int limit_error(rp_conn_t *c, int status, rp_error_t word, const char *re
 static void
 arm_timer(rp_conn_t *c, unsigned ms)
 {
-    evtimer_add(c->timer, rp_timeout_tv(c->w->base, ms));
+    rp_event_add(c->timer, rp_timeout_tv(c->w->base, ms));
 }
 
 static const rp_snapshot_t *
@@ -106,7 +106,7 @@ slow_arm(rp_conn_t *c)
     if (ms == 0)
         return;
     struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-    evtimer_add(c->timer, &tv);
+    rp_event_add(c->timer, &tv);
 }
 
 /* Whether the response meter may run: a transaction's response, or the
@@ -442,7 +442,8 @@ parse_failed(rp_conn_t *c, llhttp_errno_t err)
         close_after_flush(c);
         return;
     }
-    rp_close_t why = status == 400 ? RP_CLOSE_BAD_REQUEST : RP_CLOSE_LIMIT;
+    rp_close_t why = status == 400 ? RP_CLOSE_BAD_REQUEST
+                     : word == RP_ERR_OUT_OF_MEMORY ? RP_CLOSE_INTERNAL : RP_CLOSE_LIMIT;
     if (c->state == RP_CONN_TXN) {
         /* Body phase: the transaction is under way. */
         if (word == RP_ERR_BAD_REQUEST)
@@ -815,7 +816,7 @@ rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
          * each time, so a plain timer, not one of the shared timeouts. */
         unsigned ms = rp_ms_left(s->timeouts.client_header_ms, peer->accepted_us);
         struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-        evtimer_add(c->timer, &tv);
+        rp_event_add(c->timer, &tv);
     }
     return 0;
 }
@@ -1323,7 +1324,7 @@ ht_close(void *ctx, bool graceful)
         ht_free(ht, false);
         return;
     }
-    evtimer_add(ht->linger, &tv);
+    rp_event_add(ht->linger, &tv);
 }
 
 static const rp_ws_client_ops_t ht_ops = { ht_read, ht_flush, ht_pending, ht_close,

@@ -84,6 +84,9 @@ struct rp_h2 {
     unsigned          requests;   /* streams that became transactions */
     unsigned          budget;     /* frames that do no work still tolerated */
     uint64_t          budget_at;  /* µs: last refill by time */
+    unsigned          own_resets; /* streams reset for want of memory, with
+                                   * no stream state to say so: their
+                                   * resets are not the client's doing */
     bool              got_headers;/* a request head has arrived */
     bool              calm;       /* abuse: GOAWAY ENHANCE_YOUR_CALM */
     bool              closing;    /* flush what is queued, then close */
@@ -461,12 +464,18 @@ on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
     if (h->calm)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     h2_stream_t *s = stream_new(h, frame->hd.stream_id);
-    if (s == NULL)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* the stream is reset */
-    s->txn = rp_txn_new(h->w, &rp_h2_downstream, s, &h->peer);
-    if (s->txn == NULL) {
-        stream_free(s);
-        rp_oom_note("an HTTP/2 request (stream reset)");
+    if (s != NULL) {
+        s->txn = rp_txn_new(h->w, &rp_h2_downstream, s, &h->peer);
+        if (s->txn == NULL) {
+            stream_free(s);
+            s = NULL;
+            rp_oom_note("an HTTP/2 request (stream reset)");
+        }
+    }
+    if (s == NULL) {
+        /* The library resets the stream; the reset is ours, not charged
+         * to the client's budget (on_frame_send). */
+        h->own_resets++;
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     nghttp2_session_set_stream_user_data(ng, s->id, s);
@@ -779,7 +788,7 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
             h->drain_ping = false;
             if (h->drain_ev != NULL) {
                 struct timeval now = { 0, 0 };
-                evtimer_add(h->drain_ev, &now);
+                rp_event_add(h->drain_ev, &now);
             }
             return 0;
         }
@@ -971,8 +980,11 @@ on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
         /* A stream we reset before answering it (malformed, refused, a
          * window overflow, DATA beyond its content-length): the client
          * can provoke these as cheaply as it sends its own resets. */
+        rp_h2_t *h = arg;
         h2_stream_t *s = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
-        if (s == NULL || (!s->answered && !s->refused))
+        if (s == NULL && h->own_resets > 0)
+            h->own_resets--;
+        else if (s == NULL || (!s->answered && !s->refused))
             spend(arg);
         return 0;
     }
@@ -1107,7 +1119,8 @@ start_stream(h2_stream_t *s)
     s->h->requests++;
     if (s->error != 0) {
         rp_txn_respond(t, s->error,
-                       s->error == 400 ? RP_CLOSE_BAD_REQUEST : RP_CLOSE_LIMIT,
+                       s->error == 400 ? RP_CLOSE_BAD_REQUEST
+                       : s->error_word == RP_ERR_OUT_OF_MEMORY ? RP_CLOSE_INTERNAL : RP_CLOSE_LIMIT,
                        s->error_word, s->error_reason);
         return;
     }
@@ -1199,7 +1212,7 @@ arm_idle(rp_h2_t *h)
     if (h->nstreams == 0 && !h->closing && !h->close_armed) {
         unsigned ms = h->got_headers ? h->idle_ms : h->header_ms;
         if (!evtimer_pending(h->timer, NULL))
-            evtimer_add(h->timer, rp_timeout_tv(h->w->base, ms));
+            rp_event_add(h->timer, rp_timeout_tv(h->w->base, ms));
     }
 }
 
@@ -1230,7 +1243,7 @@ h2_settle(rp_h2_t *h)
              * transport fares. */
             if (!h->close_armed) {
                 h->close_armed = true;
-                evtimer_add(h->timer, rp_timeout_tv(h->w->base, h->idle_ms));
+                rp_event_add(h->timer, rp_timeout_tv(h->w->base, h->idle_ms));
             }
         }
     }
@@ -1241,7 +1254,7 @@ h2_settle(rp_h2_t *h)
     if (h->nstreams == 0)
         arm_idle(h);
     if (!evtimer_pending(h->sweep, NULL) && h->nstreams > 0)
-        evtimer_add(h->sweep, rp_timeout_tv(h->w->base, H2_SWEEP_MS));
+        rp_event_add(h->sweep, rp_timeout_tv(h->w->base, H2_SWEEP_MS));
     if (h->scheduled)
         event_active(h->run, 0, 0);
     return true;
@@ -1478,7 +1491,7 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
         return;   /* freed */
     }
     if (h->nstreams > 0)
-        evtimer_add(h->sweep, rp_timeout_tv(h->w->base, H2_SWEEP_MS));
+        rp_event_add(h->sweep, rp_timeout_tv(h->w->base, H2_SWEEP_MS));
     else if (rp_rate_running(&h->out_rate))   /* no sweep until the next stream */
         rp_rate_pause(&h->out_rate, now, rp_fd_bytes_acked(rp_tr_fd(h->tr)));
     h2_settle(h);
@@ -1581,7 +1594,7 @@ rp_h2_new(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
     /* A value of its own each time: a plain timer, not a shared timeout. */
     unsigned first_ms = rp_ms_left(s->timeouts.client_header_ms, peer->accepted_us);
     struct timeval first_tv = { first_ms / 1000, (first_ms % 1000) * 1000 };
-    evtimer_add(h->timer, &first_tv);
+    rp_event_add(h->timer, &first_tv);
     /* Our SETTINGS go out, and bytes that came with the preface are
      * parsed, on the next turn: never from inside the caller. */
     h->input = evbuffer_get_length(tr->in) > 0;
@@ -1638,7 +1651,7 @@ rp_h2_drain(rp_h2_t *h)
     h->drain_ev = evtimer_new(h->w->base, drain_cb, h);
     if (h->drain_ev != NULL) {
         struct timeval tv = { RP_H2_DRAIN_NOTICE_MS / 1000, (RP_H2_DRAIN_NOTICE_MS % 1000) * 1000 };
-        evtimer_add(h->drain_ev, &tv);
+        rp_event_add(h->drain_ev, &tv);
     }
     h2_schedule(h);
 }

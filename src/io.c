@@ -10,6 +10,7 @@
 #include <linux/tcp.h>
 #include <event2/buffer.h>
 #include "io.h"
+#include "util.h"
 
 /* Reads start small (most requests and responses are) and grow while
  * they fill up, as a body streams. */
@@ -22,7 +23,7 @@ arm(rp_reader_t *r)
     bool want = r->enabled
         && evbuffer_get_length(bufferevent_get_input(r->bev)) < r->high;
     if (want)
-        event_add(&r->ev, r->has_timeout ? &r->timeout : NULL);
+        rp_event_add(&r->ev, r->has_timeout ? &r->timeout : NULL);
     else if (r->armed)
         event_del(&r->ev);
     r->armed = want;
@@ -167,6 +168,19 @@ rp_fd_bytes_acked(int fd)
     return ti.tcpi_bytes_acked;
 }
 
+int
+rp_event_add(struct event *ev, const struct timeval *tv)
+{
+    errno = 0;
+    int rc = event_add(ev, tv);
+    if (rc < 0) {
+        int err = errno != 0 ? errno : ENOMEM;
+        rp_event_note(err);
+        event_active(ev, EV_TIMEOUT, 1);
+    }
+    return rc;
+}
+
 const struct timeval *
 rp_timeout_tv(struct event_base *base, unsigned ms)
 {
@@ -217,7 +231,7 @@ rp_reader_set_timeout(rp_reader_t *r, unsigned ms)
     if (!r->armed)
         return;
     if (r->has_timeout)
-        event_add(&r->ev, &r->timeout);
+        rp_event_add(&r->ev, &r->timeout);
     else if (had)
         event_remove_timer(&r->ev);   /* event_add(NULL) would keep it */
 }

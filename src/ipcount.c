@@ -47,16 +47,16 @@ find(const rp_ip_t *ip, struct shard **sh)
     return p;
 }
 
-bool
+int
 rp_ipcount_acquire(const rp_ip_t *ip, unsigned limit)
 {
     struct shard *sh;
     node_t **p = find(ip, &sh);
-    bool ok = true;
+    int rc = 0;
     if (*p == NULL) {
         node_t *n = malloc(sizeof *n);
         if (n == NULL) {
-            ok = false;   /* out of memory: refused like a limit */
+            rc = RP_IPCOUNT_NOMEM;
         } else {
             n->ip = *ip;
             n->n = 1;
@@ -65,12 +65,12 @@ rp_ipcount_acquire(const rp_ip_t *ip, unsigned limit)
             atomic_fetch_add(&naddrs, 1);
         }
     } else if ((*p)->n >= limit) {
-        ok = false;
+        rc = RP_IPCOUNT_FULL;
     } else {
         (*p)->n++;
     }
     pthread_mutex_unlock(&sh->lock);
-    return ok;
+    return rc;
 }
 
 void

@@ -13,8 +13,11 @@
 #include "revproxy/cidr.h"
 
 /* Count one more connection from ip unless limit are open already:
- * whether it was counted. */
-bool rp_ipcount_acquire(const rp_ip_t *ip, unsigned limit);
+ * 0 counted, RP_IPCOUNT_FULL at the limit, RP_IPCOUNT_NOMEM without
+ * memory for the address's entry (not counted either). */
+#define RP_IPCOUNT_FULL  (-1)
+#define RP_IPCOUNT_NOMEM (-2)
+int rp_ipcount_acquire(const rp_ip_t *ip, unsigned limit);
 /* One of ip's counted connections closed. */
 void rp_ipcount_release(const rp_ip_t *ip);
 /* Connections open from ip now (tests, /stats). */

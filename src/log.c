@@ -32,6 +32,7 @@
 #include "conn.h"
 #include "ws.h"
 #include "util.h"
+#include "io.h"
 
 _Atomic int rp_log_level = RP_LOG_INFO;
 
@@ -439,7 +440,7 @@ acc_put(const char *line, size_t len)
     memcpy(c->data + c->len, line, len);
     if (c->len == 0) {
         struct timeval tv = { 0, ACC_FLUSH_MS * 1000 };
-        evtimer_add(tl_acc.timer, &tv);
+        rp_event_add(tl_acc.timer, &tv);
     }
     c->len += len;
     c->nlines++;
@@ -964,17 +965,39 @@ rp_log_queue_peak(void)
     return peak;
 }
 
+/* Whether a line may go out now (one a second, whatever the thread); n:
+ * the events counted since the last one, this one included. */
+static bool
+once_a_second(atomic_long *last_sec, atomic_ulong *since, unsigned long *n)
+{
+    *n = atomic_fetch_add(since, 1) + 1;
+    long now = (long)time(NULL);
+    long was = atomic_load(last_sec);
+    if (was == now || !atomic_compare_exchange_strong(last_sec, &was, now))
+        return false;
+    atomic_fetch_sub(since, *n);
+    return true;
+}
+
 void
 rp_oom_note(const char *what)
 {
     static atomic_long last_sec;
     static atomic_ulong since;
-    unsigned long n = atomic_fetch_add(&since, 1) + 1;
-    long now = (long)time(NULL);
-    long was = atomic_load(&last_sec);
-    if (was == now || !atomic_compare_exchange_strong(&last_sec, &was, now))
-        return;
-    atomic_fetch_sub(&since, n);
-    rp_log(RP_LOG_ERROR, NULL, "out of memory: %s given up (%lu since the last such line)", what,
-           n);
+    unsigned long n;
+    if (once_a_second(&last_sec, &since, &n))
+        rp_log(RP_LOG_ERROR, NULL, "out of memory: %s given up (%lu since the last such line)",
+               what, n);
+}
+
+void
+rp_event_note(int err)
+{
+    static atomic_long last_sec;
+    static atomic_ulong since;
+    unsigned long n;
+    if (once_a_second(&last_sec, &since, &n))
+        rp_log(RP_LOG_ERROR, NULL,
+               "an event could not be registered (%s): it fires as a timeout"
+               " (%lu since the last such line)", strerror(err), n);
 }

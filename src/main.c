@@ -37,6 +37,7 @@
 #include "worker.h"
 #include "mem.h"
 #include "util.h"
+#include "io.h"
 
 #define EXIT_USAGE 64
 #define EXIT_CONFIG 78
@@ -263,8 +264,8 @@ stop_signal_cb(evutil_socket_t sig, short what, void *arg)
         event_base_loopexit(arg, NULL);   /* cannot wait: stop now */
         return;
     }
-    evtimer_add(drain.check, &every);
-    evtimer_add(drain.deadline, &dl);
+    rp_event_add(drain.check, &every);
+    rp_event_add(drain.deadline, &dl);
 }
 
 static void

@@ -669,6 +669,10 @@ rp_txn_req_end(rp_txn_t *t)
         && evbuffer_add(bufferevent_get_output(t->up->bev), "0\r\n\r\n", 5) < 0) {
         rp_oom_note("the end of a request body (answered 503)");
         end_attempt(t, RP_ATTEMPT_LOCAL_ERROR);
+        /* The backend has the body without its end: an abortive close,
+         * as for any unfinished body (drop_upstream goes by req_done). */
+        rp_upconn_abort(t->up);
+        t->up = NULL;
         fail(t, 503, RP_CLOSE_INTERNAL, RP_ERR_OUT_OF_MEMORY, "out of memory for the request body");
         return;
     }
@@ -679,7 +683,7 @@ rp_txn_req_end(rp_txn_t *t)
         return;
     }
     if (t->state == RP_TXN_WAIT_HEAD && !t->resp_head_sent) {
-        evtimer_add(t->timer, ms_tv(t, tmo(t)->upstream_response_ms));
+        rp_event_add(t->timer, ms_tv(t, tmo(t)->upstream_response_ms));
     }
 }
 
@@ -1041,7 +1045,7 @@ retry_schedule(rp_txn_t *t, unsigned backoff_ms, const char *why)
            rcfg(t)->max_retries + 1, backoff_ms, why);
     rp_txn_set_state(t, RP_TXN_RETRY);
     struct timeval tv = { backoff_ms / 1000, (backoff_ms % 1000) * 1000 };
-    evtimer_add(t->timer, &tv);
+    rp_event_add(t->timer, &tv);
 }
 
 /* An attempt failed before any response reached the client (it was
@@ -1253,6 +1257,10 @@ send_request(rp_txn_t *t)
     if (t->req_done && t->req_chunked && evbuffer_add(out, "0\r\n\r\n", 5) < 0) {
         rp_oom_note("the end of a request body (answered 503)");
         end_attempt(t, RP_ATTEMPT_LOCAL_ERROR);
+        /* The backend has the body without its end: an abortive close,
+         * as for any unfinished body (drop_upstream goes by req_done). */
+        rp_upconn_abort(t->up);
+        t->up = NULL;
         fail(t, 503, RP_CLOSE_INTERNAL, RP_ERR_OUT_OF_MEMORY, "out of memory for the request body");
         return;
     }
@@ -1271,7 +1279,7 @@ send_request(rp_txn_t *t)
     }
     if (t->req_done) {
         /* No body, or a replay of a request already read. */
-        evtimer_add(t->timer, rt);
+        rp_event_add(t->timer, rt);
     }
     t->ds->resume_body(t);
 }
@@ -1459,7 +1467,7 @@ park(rp_txn_t *t, bool behind, rp_error_t full_err)
             return true;
         }
         x->qw.wake = queue_woken;
-        evtimer_add(t->timer, ms_tv(t, u->queue_timeout_ms));
+        rp_event_add(t->timer, ms_tv(t, u->queue_timeout_ms));
         rp_log(RP_LOG_DEBUG, t, "queued for upstream %s on worker %u (%u waiting)", u->name,
                t->worker_id, rp_queue_len(u->uq));
     }
@@ -1610,7 +1618,7 @@ start_attempt(rp_txn_t *t)
     bufferevent_setcb(fresh->bev, NULL, up_write_cb, up_event_cb, t);
     rp_reader_setcb(&fresh->rd, up_read_cb, up_event_cb, t);
     rp_txn_set_state(t, RP_TXN_CONNECT);
-    evtimer_add(t->timer, ms_tv(t, tmo(t)->upstream_connect_ms));
+    rp_event_add(t->timer, ms_tv(t, tmo(t)->upstream_connect_ms));
 }
 
 /* The client the request is attributed to: the peer, or, from a trusted
@@ -1691,7 +1699,7 @@ rp_txn_start(rp_txn_t *t)
     /* The deadline runs from here, by the route's timeouts once the router
      * chose one. */
     if (tmo(t)->request_ms > 0)
-        evtimer_add(t->deadline, ms_tv(t, tmo(t)->request_ms));
+        rp_event_add(t->deadline, ms_tv(t, tmo(t)->request_ms));
     if (v != RP_CONTINUE) {
         if (v == RP_FAIL || v == RP_PARK)
             rp_txn_respond(t, 500, RP_CLOSE_MODULE, RP_ERR_INTERNAL, "internal error in a module");

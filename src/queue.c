@@ -19,6 +19,7 @@
 #include "queue.h"
 #include "worker.h"
 #include "util.h"
+#include "io.h"
 
 typedef struct uq_worker {
     atomic_uint   waiting;   /* listed on that worker */
@@ -129,7 +130,7 @@ sweep_arm(rp_worker_t *w)
 {
     if (w->q_sweep != NULL && !evtimer_pending(w->q_sweep, NULL)) {
         struct timeval tv = { 0, SWEEP_MS * 1000 };
-        evtimer_add(w->q_sweep, &tv);
+        rp_event_add(w->q_sweep, &tv);
     }
 }
 
@@ -202,10 +203,17 @@ post(unsigned to, unsigned uq)
         return;   /* already there: it will read the counts */
     pthread_mutex_lock(&y->mb_lock);
     if (y->mb_n == y->mb_cap) {
-        y->mb_cap = y->mb_cap ? y->mb_cap * 2 : 8;
-        y->mb = rp_xrealloc(y->mb, y->mb_cap * sizeof *y->mb);
+        size_t cap = y->mb_cap ? y->mb_cap * 2 : 8;
+        unsigned *mb = realloc(y->mb, cap * sizeof *mb);
+        if (mb != NULL) {
+            y->mb = mb;
+            y->mb_cap = cap;
+        }
     }
-    y->mb[y->mb_n++] = uq;
+    if (y->mb_n < y->mb_cap)
+        y->mb[y->mb_n++] = uq;
+    else
+        y->mb_scan = true;   /* the flag stays set: found by a scan */
     pthread_mutex_unlock(&y->mb_lock);
     uint64_t one = 1;
     while (write(y->mb_fd, &one, sizeof one) < 0 && errno == EINTR)
@@ -418,12 +426,25 @@ mailbox_cb(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_lock(&w->mb_lock);
     unsigned *list = w->mb;
     size_t n = w->mb_n;
+    bool scan = w->mb_scan;
     w->mb = NULL;
     w->mb_n = w->mb_cap = 0;
+    w->mb_scan = false;
     pthread_mutex_unlock(&w->mb_lock);
     for (size_t i = 0; i < n; i++)
         handle(w, list[i]);
     free(list);
+    /* Without memory for the list, a poster left the identity flagged
+     * and said so: every flagged identity is handled (a flag cleared
+     * above was handled already). */
+    for (unsigned c = 0; scan && c < UQ_CHUNKS; c++) {
+        rp_uq_t *q = atomic_load_explicit(&chunks[c], memory_order_acquire);
+        if (q == NULL)
+            break;
+        for (unsigned k = 0; k < UQ_CHUNK; k++)
+            if (atomic_load(&q[k].per[w->id].flagged))
+                handle(w, c * UQ_CHUNK + k);
+    }
 }
 
 int

@@ -33,6 +33,7 @@
 #include "resolve.h"
 #include "worker.h"
 #include "util.h"
+#include "io.h"
 
 /* How long a reload waits for the host names it adds. */
 #define RELOAD_RESOLVE_MS 2000u
@@ -68,7 +69,7 @@ restart_cb(evutil_socket_t fd, short what, void *arg)
     rp_modules_main_stop(R.cur);   /* what did start, stopped */
     if (rp_modules_main_start(R.base, R.cur) < 0) {
         struct timeval tv = { 1, 0 };
-        evtimer_add(R.restart, &tv);
+        rp_event_add(R.restart, &tv);
     } else {
         rp_log(RP_LOG_INFO, NULL, "reload: the modules' main-thread work started");
     }
@@ -195,7 +196,7 @@ publish(rp_snapshot_t *next, int *fds)
                "above); trying again each second");
         struct timeval tv = { 1, 0 };
         if (R.restart != NULL)
-            evtimer_add(R.restart, &tv);
+            rp_event_add(R.restart, &tv);
     }
     next->generation = ++R.generation;
     rp_workers_publish_with(next, fds);

@@ -81,11 +81,11 @@ set_ev(struct event *ev, bool *armed, bool *timed, bool want, const struct timev
     }
     if (tv != NULL) {
         if (!*armed || !*timed || restart)
-            event_add(ev, tv);
+            rp_event_add(ev, tv);
         *timed = true;
     } else {
         if (!*armed)
-            event_add(ev, NULL);
+            rp_event_add(ev, NULL);
         else if (*timed)
             event_remove_timer(ev);
         *timed = false;

@@ -22,6 +22,9 @@ void rp_die_oom(void) __attribute__((noreturn));
  * connection closed, a request answered 503): logged a line a second at
  * most, with how many happened since the last line (log.c). */
 void rp_oom_note(const char *what);
+/* The same for an event libevent could not register (rp_event_add), with
+ * the errno it left. */
+void rp_event_note(int err);
 
 /* Monotonic clock in microseconds. */
 uint64_t rp_now_us(void);

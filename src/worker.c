@@ -34,6 +34,7 @@
 #include "mem.h"
 #include "ws.h"
 #include "util.h"
+#include "io.h"
 
 atomic_uint rp_active_conns;
 _Atomic unsigned rp_max_conns;
@@ -115,7 +116,7 @@ set_accepting(rp_worker_t *w, bool on)
     w->accept_paused = !on;
     if (!on) {
         struct timeval tv = { 0, 100000 };
-        evtimer_add(w->accept_timer, &tv);
+        rp_event_add(w->accept_timer, &tv);
     }
 }
 
@@ -273,7 +274,7 @@ worker_drain(rp_worker_t *w)
     w->drain_check = event_new(w->base, -1, EV_PERSIST, drain_check_cb, w);
     struct timeval tv = { 0, 20000 };
     if (w->drain_check != NULL)
-        evtimer_add(w->drain_check, &tv);
+        rp_event_add(w->drain_check, &tv);
     else
         atomic_store(&w->drained, worker_empty(w));
 }
@@ -543,7 +544,12 @@ int
 rp_workers_start(rp_snapshot_t *snap)
 {
     nworkers = snap->workers;
-    workers = rp_xcalloc(nworkers, sizeof *workers);
+    workers = calloc(nworkers, sizeof *workers);
+    if (workers == NULL) {
+        rp_log(RP_LOG_ERROR, NULL, "out of memory for %u workers", nworkers);
+        nworkers = 0;
+        return -1;
+    }
     /* Every worker's descriptors read "none" before any is created: a
      * failure part way cleans up all of them. */
     for (unsigned i = 0; i < nworkers; i++) {
@@ -574,13 +580,20 @@ rp_workers_start(rp_snapshot_t *snap)
             goto fail;
         }
         w->stop_ev = event_new(w->base, w->stop_pipe[0], EV_READ | EV_PERSIST, stop_cb, w);
-        event_add(w->stop_ev, NULL);
+        if (w->accept_timer == NULL || w->stop_ev == NULL || event_add(w->stop_ev, NULL) < 0) {
+            rp_log(RP_LOG_ERROR, NULL, "worker %u: cannot create its events", i);
+            goto fail;
+        }
         if (rp_queue_worker_init(w) < 0) {
             rp_log(RP_LOG_ERROR, NULL, "worker %u: mailbox: %s", i, strerror(errno));
             goto fail;
         }
-        w->listeners = rp_xcalloc(snap->nlisteners, sizeof *w->listeners);
-        w->lctx = rp_xcalloc(snap->nlisteners, sizeof *w->lctx);
+        w->listeners = calloc(snap->nlisteners, sizeof *w->listeners);
+        w->lctx = calloc(snap->nlisteners, sizeof *w->lctx);
+        if (w->listeners == NULL || w->lctx == NULL) {
+            rp_log(RP_LOG_ERROR, NULL, "worker %u: out of memory", i);
+            goto fail;
+        }
         for (size_t j = 0; j < snap->nlisteners; j++) {
             int fd = bind_listener(&snap->listeners[j].addr);
             if (fd < 0) {

@@ -26,8 +26,6 @@ typedef struct rp_listen_ctx {
     rp_worker_t *w;
     size_t       index;   /* in snap->listeners */
 } rp_listen_ctx_t;
-/* A configuration has at most this many listeners (config.c). */
-#define RP_MAX_LISTENERS 64
 /* Everything a worker's switch to a new snapshot needs, allocated before
  * the snapshot is published (a switch cannot fail half-way). */
 typedef struct rp_handover {
@@ -74,6 +72,8 @@ struct rp_worker {
     pthread_mutex_t       mb_lock;
     unsigned             *mb;            /* owned */
     size_t                mb_n, mb_cap;
+    bool                  mb_scan;       /* the list could not grow: look
+                                          * at every identity's flag */
     int                   mb_fd;         /* owned */
     struct event         *mb_ev;         /* owned */
     struct event         *q_sweep;       /* owned: queue sweep while it has waiters */

@@ -559,7 +559,7 @@ arm_closing(rp_ws_t *ws)
         return;
     ws->closing = true;
     struct timeval tv = { RP_WS_CLOSE_MS / 1000, (RP_WS_CLOSE_MS % 1000) * 1000 };
-    evtimer_add(ws->timer, &tv);
+    rp_event_add(ws->timer, &tv);
 }
 
 /* Memory for a message from s ran out: it cannot be relayed whole, so
@@ -1059,7 +1059,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
                               : (uint64_t)idle_ms * 500u > quiet ? (uint64_t)idle_ms * 500u - quiet
                                                                  : (uint64_t)idle_ms * 1000u - quiet;
     struct timeval tv = { (time_t)(due / 1000000u), (suseconds_t)(due % 1000000u) };
-    evtimer_add(ws->timer, &tv);
+    rp_event_add(ws->timer, &tv);
 }
 
 static void going_away(rp_ws_t *ws);
@@ -1175,7 +1175,7 @@ rp_ws_start(rp_txn_t *t, const rp_ws_client_ops_t *ops, void *ctx, struct evbuff
     ops->read(ctx, true);
     unsigned idle_ms = t->snap->websocket.idle_timeout_ms;
     struct timeval tv = { idle_ms / 2000, (idle_ms / 2 % 1000) * 1000 };
-    evtimer_add(ws->timer, &tv);
+    rp_event_add(ws->timer, &tv);
     /* Frames that came with the 101, or before it from the client: from
      * the loop, not from inside the callback that opened the tunnel. */
     event_active(ws->kick, 0, 0);

@@ -167,6 +167,8 @@ struct rp_snapshot {
 
 /* The largest configuration file read. */
 #define RP_CONFIG_MAX_BYTES (64u << 20)
+/* A configuration has at most this many listeners. */
+#define RP_MAX_LISTENERS 64
 
 /* Build a snapshot from a parsed document.  On success *out holds one
  * reference and 0 is returned, with any warnings in (*out)->warnings; on

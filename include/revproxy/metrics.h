@@ -25,7 +25,8 @@
     X(MODULE,          "module_refused") \
     X(PER_IP,          "per_ip_limit") \
     X(PP_UNTRUSTED,    "proxy_protocol_untrusted") \
-    X(PP_INVALID,      "proxy_protocol_invalid")
+    X(PP_INVALID,      "proxy_protocol_invalid") \
+    X(OUT_OF_MEMORY,   "out_of_memory")
 #define RP_REJECT_ENUM_(e, w) RP_REJECT_##e,
 typedef enum rp_reject { RP_REJECTS(RP_REJECT_ENUM_) RP_REJECT_COUNT } rp_reject_t;
 #undef RP_REJECT_ENUM_

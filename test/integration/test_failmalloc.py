@@ -72,6 +72,20 @@ def check_error(status, body):
     assert b"out_of_memory" in body, body
 
 
+def check_oom_lines(p):
+    """An out_of_memory answer is the proxy's own failing: its access line
+    says termination internal, never a client's limit (a tunnel's says
+    the proxy closed it).  Returns how many."""
+    lines = [l for l in p.log_lines()
+             if l.get("msg") == "access" and l.get("error") == "out_of_memory"]
+    bad = [l for l in lines
+           if (l.get("ws_closed_by") != "proxy" if l.get("status") == 101
+               else l.get("termination") != "internal")]
+    assert not bad, "out_of_memory logged as %r: %r" % (
+        sorted({l.get("termination") for l in bad}), bad[0])
+    return len(lines)
+
+
 def walk(p, aport, exchange, check, scope="workers", limit=3000, count=1, stride=1,
          own=False):
     """Walk N over the allocations of exchange(); check() must succeed
@@ -169,8 +183,9 @@ def setup(extra=None, backend=None):
 
 def test_fm01_http1_walk():
     """HTTP/1.1: accept, parse, route, connect (then the pooled connection),
-    upload and download relay, access line."""
-    b, aport, p = setup()
+    upload and download relay, access line; a per-address connection
+    count without memory refuses the connection, counted as such."""
+    b, aport, p = setup({"limits": {"max_connections_per_ip": 100}})
     try:
         http1_ok(p)   # the backend pool warms up
         for count in (1, 3):   # one failure, then a burst of three in a row
@@ -178,6 +193,10 @@ def test_fm01_http1_walk():
                                count=count)
             print("  http1, %d at a time: %d steps %s" % (count, steps, dict(seen)))
             assert steps > 10 and seen["ok"] >= 1 and seen["503"] + seen["cut"] >= 1, seen
+        print("  out_of_memory access lines: %d" % check_oom_lines(p))
+        m = admin_get(aport, "/metrics").body.decode()
+        assert 'revproxy_connections_rejected_total{reason="out_of_memory"} ' in m, m[:300]
+        assert 'rejected_total{reason="per_ip_limit"} 0' in m
     finally:
         p.stop()
         b.close()
@@ -239,6 +258,7 @@ def test_fm02_http2_walk():
             steps, seen = walk(p, aport, lambda: h2_exchange(p), lambda: h2_ok(p), count=count)
             print("  http2, %d at a time: %d steps %s" % (count, steps, dict(seen)))
             assert steps > 10 and seen["ok+ok"] >= 1 and len(seen) >= 2, seen
+        print("  out_of_memory access lines: %d" % check_oom_lines(p))
     finally:
         p.stop()
         b.close()
@@ -301,6 +321,7 @@ def test_fm03_websocket_walk():
             steps, seen = walk(p, aport, lambda: ws_exchange(p), lambda: ws_ok(p), count=count)
             print("  websocket, %d at a time: %d steps %s" % (count, steps, dict(seen)))
             assert steps > 10 and seen["ok"] >= 1 and len(seen) >= 2, seen
+        print("  out_of_memory access lines: %d" % check_oom_lines(p))
     finally:
         p.stop()
         wb.close()
@@ -447,6 +468,7 @@ def test_fm07_http2_websocket_walk():
         steps, seen = walk(p, aport, exchange, check)
         print("  websocket over http/2: %d steps %s" % (steps, dict(seen)))
         assert steps > 10 and seen["ok"] >= 1 and len(seen) >= 2, seen
+        print("  out_of_memory access lines: %d" % check_oom_lines(p))
     finally:
         p.stop()
         wb.close()

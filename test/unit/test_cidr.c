@@ -143,16 +143,16 @@ START_TEST(test_ipcount)
 {
     rp_ip_t a = ip("192.0.2.1"), b = ip("::ffff:192.0.2.2"), c = ip("2001:db8::1");
     unsigned before = rp_ipcount_addresses();
-    ck_assert(rp_ipcount_acquire(&a, 2));
-    ck_assert(rp_ipcount_acquire(&a, 2));
-    ck_assert(!rp_ipcount_acquire(&a, 2));   /* at its limit */
-    ck_assert(rp_ipcount_acquire(&b, 2));    /* another address */
-    ck_assert(rp_ipcount_acquire(&c, 1));
-    ck_assert(!rp_ipcount_acquire(&c, 1));
+    ck_assert_int_eq(rp_ipcount_acquire(&a, 2), 0);
+    ck_assert_int_eq(rp_ipcount_acquire(&a, 2), 0);
+    ck_assert_int_eq(rp_ipcount_acquire(&a, 2), RP_IPCOUNT_FULL);   /* at its limit */
+    ck_assert_int_eq(rp_ipcount_acquire(&b, 2), 0);    /* another address */
+    ck_assert_int_eq(rp_ipcount_acquire(&c, 1), 0);
+    ck_assert_int_eq(rp_ipcount_acquire(&c, 1), RP_IPCOUNT_FULL);
     ck_assert_uint_eq(rp_ipcount_get(&a), 2);
     ck_assert_uint_eq(rp_ipcount_addresses(), before + 3);
     rp_ipcount_release(&a);
-    ck_assert(rp_ipcount_acquire(&a, 2));    /* a place freed */
+    ck_assert_int_eq(rp_ipcount_acquire(&a, 2), 0);    /* a place freed */
     rp_ipcount_release(&a);
     rp_ipcount_release(&a);
     rp_ipcount_release(&b);
@@ -164,14 +164,14 @@ START_TEST(test_ipcount)
         rp_ip_t x = a;
         x.b[14] = (uint8_t)(i >> 8);
         x.b[15] = (uint8_t)i;
-        ck_assert(rp_ipcount_acquire(&x, 1));
+        ck_assert_int_eq(rp_ipcount_acquire(&x, 1), 0);
     }
     ck_assert_uint_eq(rp_ipcount_addresses(), before + 5000);
     for (unsigned i = 0; i < 5000; i++) {
         rp_ip_t x = a;
         x.b[14] = (uint8_t)(i >> 8);
         x.b[15] = (uint8_t)i;
-        ck_assert(!rp_ipcount_acquire(&x, 1));
+        ck_assert_int_eq(rp_ipcount_acquire(&x, 1), RP_IPCOUNT_FULL);
         rp_ipcount_release(&x);
     }
     ck_assert_uint_eq(rp_ipcount_addresses(), before);

@@ -20,6 +20,7 @@
 #include <jansson.h>
 #include "revproxy/config.h"
 #include "revproxy/log.h"
+#include "io.h"
 #include "worker.h"
 
 static unsigned port;
@@ -179,6 +180,49 @@ START_TEST(test_module_start_failure_fails_start_up)
 }
 END_TEST
 
+/* An event libevent cannot register (here epoll_ctl refuses a closed
+ * descriptor; in service, no memory for its timer heap or descriptor map)
+ * fires as a timeout at the next loop turn, never waits for nothing. */
+static short fired_what;
+static int fired;
+
+static void
+on_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)arg;
+    fired++;
+    fired_what = what;
+}
+
+START_TEST(test_event_add_failure_fires_as_timeout)
+{
+    struct event_base *base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    close(sv[1]);
+    struct event *ok = event_new(base, sv[0], EV_READ, on_event, NULL);
+    struct timeval tv = { 60, 0 };
+    ck_assert_int_eq(rp_event_add(ok, &tv), 0);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_int_eq(fired, 1);   /* the peer's close: readable */
+    ck_assert(fired_what & EV_READ);
+    event_free(ok);
+    fired = 0;
+    int fd = sv[0];
+    close(fd);   /* registered afterwards: epoll_ctl fails (EBADF) */
+    struct event *bad = event_new(base, fd, EV_READ | EV_PERSIST, on_event, NULL);
+    ck_assert_int_lt(rp_event_add(bad, &tv), 0);
+    ck_assert_int_eq(fired, 0);   /* not from inside the call */
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_int_eq(fired, 1);
+    ck_assert_int_eq(fired_what, EV_TIMEOUT);
+    event_free(bad);
+    event_base_free(base);
+}
+END_TEST
+
 static Suite *
 worker_suite(void)
 {
@@ -188,6 +232,9 @@ worker_suite(void)
     tcase_add_test(tc, test_start_and_stop);
     tcase_add_test(tc, test_module_start_failure_fails_start_up);
     suite_add_tcase(s, tc);
+    TCase *ev = tcase_create("events");
+    tcase_add_test(ev, test_event_add_failure_fires_as_timeout);
+    suite_add_tcase(s, ev);
     return s;
 }
 
