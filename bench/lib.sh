@@ -48,6 +48,21 @@ positive_int() {
     printf '%d\n' "$((10#$2))"
 }
 
+# opt_value ARG [NEXT...]: for parse_args, the value of an option given
+# as `--name VALUE` (two words) or `--name=VALUE` (one): sets OPTVAL to
+# the value and OPTN to the words it took; fails when the value is missing.
+# shellcheck disable=SC2034 # OPTVAL and OPTN are for the scripts
+opt_value() {
+    if [[ $1 == *=* ]]; then
+        OPTVAL=${1#*=}
+        OPTN=1
+    else
+        (($# >= 2)) || die "$1 needs a value"
+        OPTVAL=$2
+        OPTN=2
+    fi
+}
+
 # help_or_unknown ARG: for -h or --help, the help and exit; for anything
 # else, the help on standard error and an error naming ARG.
 help_or_unknown() {

@@ -70,78 +70,21 @@ EOF
 
 parse_args() {
     while (($# > 0)); do
+        OPTN=1
         case $1 in
-            --duration)
-                (($# >= 2)) || die "--duration needs a value"
-                DURATION=$2
-                shift 2
-                ;;
-            --duration=*)
-                DURATION=${1#*=}
-                shift
-                ;;
-            --connections)
-                (($# >= 2)) || die "--connections needs a value"
-                CONNECTIONS=$2
-                shift 2
-                ;;
-            --connections=*)
-                CONNECTIONS=${1#*=}
-                shift
-                ;;
-            --revproxy)
-                (($# >= 2)) || die "--revproxy needs a path"
-                REVPROXY=$(abs_path "$2")
-                shift 2
-                ;;
-            --revproxy=*)
-                REVPROXY=$(abs_path "${1#*=}")
-                shift
-                ;;
-            --backend)
-                (($# >= 2)) || die "--backend needs a path"
-                BACKEND=$(abs_path "$2")
-                shift 2
-                ;;
-            --backend=*)
-                BACKEND=$(abs_path "${1#*=}")
-                shift
-                ;;
-            --rounds)
-                (($# >= 2)) || die "--rounds needs a value"
-                ROUNDS=$2
-                shift 2
-                ;;
-            --rounds=*)
-                ROUNDS=${1#*=}
-                shift
-                ;;
-            --no-haproxy)
-                WITH_HAPROXY=0
-                shift
-                ;;
-            --only-nginx)
-                ONLY_NGINX=1
-                WITH_HAPROXY=0
-                shift
-                ;;
-            --keep)
-                KEEP_TMP=1
-                shift
-                ;;
-            --access-log)
-                ACCESS_LOG=1
-                WITH_HAPROXY=0
-                shift
-                ;;
-            --ratelimit)
-                RATELIMIT=1
-                shift
-                ;;
-            *)
-                help_or_unknown "$1"
-                ;;
+            --duration | --duration=*) opt_value "$@" && DURATION=$OPTVAL ;;
+            --connections | --connections=*) opt_value "$@" && CONNECTIONS=$OPTVAL ;;
+            --rounds | --rounds=*) opt_value "$@" && ROUNDS=$OPTVAL ;;
+            --revproxy | --revproxy=*) opt_value "$@" && REVPROXY=$(abs_path "$OPTVAL") ;;
+            --backend | --backend=*) opt_value "$@" && BACKEND=$(abs_path "$OPTVAL") ;;
+            --no-haproxy) WITH_HAPROXY=0 ;;
+            --only-nginx) ONLY_NGINX=1 WITH_HAPROXY=0 ;;
+            --keep) KEEP_TMP=1 ;;
+            --access-log) ACCESS_LOG=1 WITH_HAPROXY=0 ;;
+            --ratelimit) RATELIMIT=1 ;;
+            *) help_or_unknown "$1" ;;
         esac
+        shift "$OPTN"
     done
     DURATION=$(positive_int --duration "$DURATION" seconds)
     CONNECTIONS=$(positive_int --connections "$CONNECTIONS")

@@ -99,42 +99,15 @@ EOF
 
 parse_args() {
     while (($# > 0)); do
+        OPTN=1
         case $1 in
-            --duration)
-                (($# >= 2)) || die "--duration needs a value"
-                DURATION=$2
-                shift 2
-                ;;
-            --duration=*)
-                DURATION=${1#*=}
-                shift
-                ;;
-            --revproxy)
-                (($# >= 2)) || die "--revproxy needs a path"
-                REVPROXY=$(abs_path "$2")
-                shift 2
-                ;;
-            --revproxy=*)
-                REVPROXY=$(abs_path "${1#*=}")
-                shift
-                ;;
-            --out)
-                (($# >= 2)) || die "--out needs a directory"
-                OUT=$(abs_path "$2")
-                shift 2
-                ;;
-            --out=*)
-                OUT=$(abs_path "${1#*=}")
-                shift
-                ;;
-            --sanitizers)
-                SANITIZERS=1
-                shift
-                ;;
-            *)
-                help_or_unknown "$1"
-                ;;
+            --duration | --duration=*) opt_value "$@" && DURATION=$OPTVAL ;;
+            --revproxy | --revproxy=*) opt_value "$@" && REVPROXY=$(abs_path "$OPTVAL") ;;
+            --out | --out=*) opt_value "$@" && OUT=$(abs_path "$OPTVAL") ;;
+            --sanitizers) SANITIZERS=1 ;;
+            *) help_or_unknown "$1" ;;
         esac
+        shift "$OPTN"
     done
     DURATION=$(positive_int --duration "$DURATION" seconds)
     ((DURATION >= 60)) || die "--duration must be at least 60 seconds"

@@ -146,26 +146,31 @@ class HTTPBackend:
     def read_body(c, hdr, buf, take):
         """Reads the request body into take(); returns what follows it,
         or None when the connection ended first."""
+        def line(buf):
+            """The next CRLF-ended line and what follows, or None."""
+            while b"\r\n" not in buf:
+                data = c.recv(65536)
+                if not data:
+                    return None
+                buf += data
+            got, _, buf = buf.partition(b"\r\n")
+            return got, buf
+
         if "chunked" in hdr.get("transfer-encoding", "").lower():
             while True:
-                while b"\r\n" not in buf:
-                    data = c.recv(65536)
-                    if not data:
-                        return None
-                    buf += data
-                line, _, buf = buf.partition(b"\r\n")
-                size = int(line.split(b";")[0], 16)
+                r = line(buf)
+                if r is None:
+                    return None
+                size, buf = int(r[0].split(b";")[0], 16), r[1]
                 if size == 0:
                     # trailers, if any, up to the empty line
                     while True:
-                        while b"\r\n" not in buf:
-                            data = c.recv(65536)
-                            if not data:
-                                return None
-                            buf += data
-                        line, _, buf = buf.partition(b"\r\n")
-                        if not line:
-                            return buf
+                        r = line(buf)
+                        if r is None:
+                            return None
+                        if not r[0]:
+                            return r[1]
+                        buf = r[1]
                 while len(buf) < size + 2:
                     data = c.recv(max(65536, size + 2 - len(buf)))
                     if not data:

@@ -270,7 +270,10 @@ def h1_error(ctx, e, rid, **kw):
     ctx.rec.error(e.cls, **kw)
 
 
-def loop_h1ka(ctx, th):
+def h1_keepalive(ctx, th, per_conn, pause, exchange):
+    """Keep-alive connections of per_conn requests each, while the run
+    lasts: exchange(c, n, rid) makes one request, raising H1Error; a
+    connection is given up at an error other than a status."""
     n = 0
     while ctx.running():
         try:
@@ -280,29 +283,34 @@ def loop_h1ka(ctx, th):
             ctx.pause(1)
             continue
         try:
-            for _ in range(100):
+            for _ in range(per_conn):
                 if not ctx.running() or not c.open:
                     break
                 n += 1
                 rid = ctx.rid(th, n)
                 try:
-                    if n % 5 == 0:
-                        body = os.urandom(2048)
-                        c.send("POST", "/app/echo/%d" % n, rid, body)
-                    else:
-                        c.send("GET", "/app/item/%d?th=%d" % (n, th), rid)
-                    status, _, resp = c.response()
-                    check_status(status, resp)
-                    if not resp.startswith(b"ok "):
-                        raise H1Error("bad_body", resp[:60].decode("latin-1"), status)
-                    ctx.rec.success(1, len(resp))
+                    exchange(c, n, rid)
                 except H1Error as e:
                     h1_error(ctx, e, rid)
                     if e.cls != "status":
                         break
-                ctx.pause(0.03)
+                ctx.pause(pause)
         finally:
             c.close()
+
+
+def loop_h1ka(ctx, th):
+    def exchange(c, n, rid):
+        if n % 5 == 0:
+            c.send("POST", "/app/echo/%d" % n, rid, os.urandom(2048))
+        else:
+            c.send("GET", "/app/item/%d?th=%d" % (n, th), rid)
+        status, _, resp = c.response()
+        check_status(status, resp)
+        if not resp.startswith(b"ok "):
+            raise H1Error("bad_body", resp[:60].decode("latin-1"), status)
+        ctx.rec.success(1, len(resp))
+    h1_keepalive(ctx, th, 100, 0.03, exchange)
 
 
 def loop_h1close(ctx, th):
@@ -329,42 +337,22 @@ def loop_h1close(ctx, th):
 
 
 def loop_bulk(ctx, th):
-    n = 0
-    while ctx.running():
-        try:
-            c = H1(ctx.a.port, ctx.a.src)
-        except H1Error as e:
-            h1_error(ctx, e, None)
-            ctx.pause(1)
-            continue
-        try:
-            for _ in range(20):
-                if not ctx.running() or not c.open:
-                    break
-                n += 1
-                rid = ctx.rid(th, n)
-                try:
-                    if n % 2:
-                        c.send("GET", "/bulk/dl?bytes=%d" % MIB, rid)
-                        status, _, resp = c.response()
-                        check_status(status, resp)
-                        if resp != BIG:
-                            raise H1Error("bad_body", "1 MiB download differs", status)
-                        ctx.rec.success(1, len(resp))
-                    else:
-                        c.send("POST", "/bulk/up", rid, BIG)
-                        status, _, resp = c.response()
-                        check_status(status, resp)
-                        if resp != BIG_UP_ANSWER:
-                            raise H1Error("bad_body", resp[:60].decode("latin-1"), status)
-                        ctx.rec.success(1, MIB)
-                except H1Error as e:
-                    h1_error(ctx, e, rid)
-                    if e.cls != "status":
-                        break
-                ctx.pause(0.3)
-        finally:
-            c.close()
+    def exchange(c, n, rid):
+        if n % 2:
+            c.send("GET", "/bulk/dl?bytes=%d" % MIB, rid)
+            status, _, resp = c.response()
+            check_status(status, resp)
+            if resp != BIG:
+                raise H1Error("bad_body", "1 MiB download differs", status)
+            ctx.rec.success(1, len(resp))
+        else:
+            c.send("POST", "/bulk/up", rid, BIG)
+            status, _, resp = c.response()
+            check_status(status, resp)
+            if resp != BIG_UP_ANSWER:
+                raise H1Error("bad_body", resp[:60].decode("latin-1"), status)
+            ctx.rec.success(1, MIB)
+    h1_keepalive(ctx, th, 20, 0.3, exchange)
 
 
 def _crc_answer():

@@ -888,21 +888,6 @@ k_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int 
     H.progress++;
 }
 
-/* Connections the proxy opened and left before they were accepted. */
-static void
-k_backlog(void)
-{
-    int lfd = evconnlistener_get_fd(K.lst);
-    for (;;) {
-        int fd = accept(lfd, NULL, NULL);
-        if (fd < 0)
-            return;
-        struct linger lg = { 1, 0 };
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-        close(fd);
-    }
-}
-
 /* ---- one input's plan ---- */
 
 typedef struct plan {
@@ -1287,7 +1272,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* The backend, fresh. */
     k_drop(true);
-    k_backlog();
+    refuse_backlog(K.lst);
     K.conns = 0;
     K.head_done = K.proxy_closed = K.proxy_reset = K.ended = false;
     K.head.len = 0;
@@ -1371,7 +1356,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     H.in_cleanup = false;
     k_drop(true);
     harness_end();
-    k_backlog();
+    refuse_backlog(K.lst);
 
     /* What each side received. */
     bool clean = H.freed_by_proxy && !H.freed_reset && !H.freed_pending && !H.client_gone

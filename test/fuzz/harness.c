@@ -806,11 +806,12 @@ backends_close_all(void)
         be_close(b, true);
 }
 
-/* Connections the proxy opened and gave up before they were accepted. */
-static void
-drain_backlog(void)
+/* Connections the proxy opened and gave up before they were accepted:
+ * reset. */
+void
+refuse_backlog(struct evconnlistener *l)
 {
-    int lfd = evconnlistener_get_fd(B.lst);
+    int lfd = evconnlistener_get_fd(l);
     for (;;) {
         int fd = accept(lfd, NULL, NULL);
         if (fd < 0)
@@ -1267,13 +1268,13 @@ harness_end(void)
     while ((c = TAILQ_FIRST(&H.w.conns)) != NULL)
         rp_conn_free(c);
     rp_pools_free(&H.w);
-    drain_backlog();
+    refuse_backlog(B.lst);
     backends_close_all();
     /* Let libevent finish freeing what was closed. */
     event_base_loop(H.base, EVLOOP_NONBLOCK);
     event_base_loop(H.base, EVLOOP_NONBLOCK);
     backends_close_all();
-    drain_backlog();
+    refuse_backlog(B.lst);
     rp_txn_cache_free();
     rp_h2_cache_free();
     H.in_cleanup = false;

@@ -121,6 +121,10 @@ void client_end_try(void);
 /* The client closes (or resets) as soon as it can be seen. */
 void finish_client(bool reset);
 
+struct evconnlistener;
+/* Resets the connections waiting in l's accept queue (ones the proxy
+ * opened and gave up before they were accepted). */
+void refuse_backlog(struct evconnlistener *l);
 /* Runs the loop without blocking until nothing moves. */
 void pump(void);
 /* pump, the slow client's turn, the end of input if due, pump. */
