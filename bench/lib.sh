@@ -422,6 +422,91 @@ EOF
     await revproxy "$PROXY_PID" "$TMP/revproxy.err" "http://127.0.0.1:$PROXY_PORT${1:-/}" -f
 }
 
+# start_peer_nginx [ACCESS]: nginx as an HTTP/1.1 reverse proxy in front
+# of the backend on BACKEND_PORT, one worker on the proxy CPU, keep-alive
+# both ways (64 idle upstream connections), PEER_CONNECTIONS client
+# connections at most (default 4096); ACCESS 1 writes its access log.
+# Sets NGINX_PID and NGINX_PORT.
+# shellcheck disable=SC2034 # NGINX_PID and NGINX_PORT are for the scripts
+start_peer_nginx() {
+    local dir="$TMP/nginx" port access=${1:-0}
+    pick_port
+    port=$PORT
+    mkdir -p "$dir/logs" "$dir/tmp"
+    {
+        nginx_conf_head "$dir" "${PEER_CONNECTIONS:-4096}"
+        cat <<EOF
+
+    # Steady-state proxying: do not recycle connections every 1000
+    # requests on either side.
+    keepalive_requests 1000000;
+
+    upstream bench {
+        server 127.0.0.1:$BACKEND_PORT;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+
+    server {
+        listen 127.0.0.1:$port;
+        $( ((access)) && echo "access_log $dir/logs/access.log;" )
+
+        location / {
+            proxy_pass http://bench;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+    } >"$dir/nginx.conf"
+    nginx_checked nginx "$dir"
+    spawn "$dir/logs/stderr.log" "$dir/logs/stderr.log" "${PIN_PROXY[@]}" \
+        "$NGINX" -p "$dir/" "${NGINX_EFLAG[@]}" -c "$dir/nginx.conf"
+    NGINX_PID=$SPAWNED
+    NGINX_PORT=$port
+    await nginx "$NGINX_PID" "$dir/logs/error.log" "http://127.0.0.1:$port/" -f
+}
+
+# start_peer_haproxy: haproxy doing the same job (one thread, keep-alive
+# both ways, idle server connections reused by any request, no logging).
+# Sets HAPROXY_PID and HAPROXY_PORT.
+# shellcheck disable=SC2034 # HAPROXY_PID and HAPROXY_PORT are for the scripts
+start_peer_haproxy() {
+    local dir="$TMP/haproxy" port
+    pick_port
+    port=$PORT
+    mkdir -p "$dir"
+    cat >"$dir/haproxy.cfg" <<CFG
+global
+    nbthread 1
+    maxconn ${PEER_CONNECTIONS:-4096}
+    pidfile $dir/haproxy.pid
+
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+
+frontend bench
+    bind 127.0.0.1:$port
+    default_backend bench
+
+backend bench
+    server backend 127.0.0.1:$BACKEND_PORT
+CFG
+    check_config haproxy "$dir/haproxy.cfg" "$dir/check.log" \
+        "$HAPROXY" -c -q -f "$dir/haproxy.cfg"
+    spawn "$dir/stdout.log" "$dir/stderr.log" "${PIN_PROXY[@]}" \
+        "$HAPROXY" -db -f "$dir/haproxy.cfg"
+    HAPROXY_PID=$SPAWNED
+    HAPROXY_PORT=$port
+    await haproxy "$HAPROXY_PID" "$dir/stderr.log" "http://127.0.0.1:$port/" -f
+}
+
 # check_config NAME FILE LOG CMD...: CMD checks NAME's config FILE; if it
 # fails, show its output (kept in LOG) and stop.
 check_config() {

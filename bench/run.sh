@@ -178,83 +178,6 @@ measure() {
 # Each proxy is started on the proxy CPU on a free port, X_PORT, with X_PID
 # its PID, and must answer on / before it is measured.
 
-start_nginx() {
-    local dir="$TMP/nginx" port
-    pick_port
-    port=$PORT
-    mkdir -p "$dir/logs" "$dir/tmp"
-    {
-        nginx_conf_head "$dir" 4096
-        cat <<EOF
-
-    # Steady-state proxying: do not recycle connections every 1000
-    # requests on either side.
-    keepalive_requests 1000000;
-
-    upstream bench {
-        server 127.0.0.1:$BACKEND_PORT;
-        keepalive 64;
-        keepalive_requests 1000000;
-    }
-
-    server {
-        listen 127.0.0.1:$port;
-        $( ((ACCESS_LOG)) && echo "access_log $dir/logs/access.log;" )
-
-        location / {
-            proxy_pass http://bench;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOF
-    } >"$dir/nginx.conf"
-    nginx_checked nginx "$dir"
-    spawn "$dir/logs/stderr.log" "$dir/logs/stderr.log" "${PIN_PROXY[@]}" \
-        "$NGINX" -p "$dir/" "${NGINX_EFLAG[@]}" -c "$dir/nginx.conf"
-    NGINX_PID=$SPAWNED
-    NGINX_PORT=$port
-    await nginx "$NGINX_PID" "$dir/logs/error.log" "http://127.0.0.1:$port/" -f
-}
-
-start_haproxy() {
-    local dir="$TMP/haproxy" port
-    pick_port
-    port=$PORT
-    mkdir -p "$dir"
-    # One thread, keep-alive both ways, idle server connections reused by
-    # any request, no logging: the same job as the other two proxies.
-    cat >"$dir/haproxy.cfg" <<CFG
-global
-    nbthread 1
-    maxconn 4096
-    pidfile $dir/haproxy.pid
-
-defaults
-    mode http
-    option http-keep-alive
-    http-reuse always
-    timeout connect 2s
-    timeout client 60s
-    timeout server 60s
-
-frontend bench
-    bind 127.0.0.1:$port
-    default_backend bench
-
-backend bench
-    server backend 127.0.0.1:$BACKEND_PORT
-CFG
-    check_config haproxy "$dir/haproxy.cfg" "$dir/check.log" \
-        "$HAPROXY" -c -q -f "$dir/haproxy.cfg"
-    spawn "$dir/stdout.log" "$dir/stderr.log" "${PIN_PROXY[@]}" \
-        "$HAPROXY" -db -f "$dir/haproxy.cfg"
-    HAPROXY_PID=$SPAWNED
-    HAPROXY_PORT=$port
-    await haproxy "$HAPROXY_PID" "$dir/stderr.log" "http://127.0.0.1:$port/" -f
-}
-
 # start_revproxy [NAME ACCESS [RATELIMIT]]: NAME (default revproxy) sets
 # NAME_PID and NAME_PORT (upper case); ACCESS is the access_log setting
 # (default off); RATELIMIT 1 limits every request (never refusing one).
@@ -333,10 +256,10 @@ main() {
     # Both proxies run side by side (each idle while the other is measured)
     # and the targets are measured in turn, round after round, so slow
     # drifts of a shared machine hit all of them alike.
-    start_nginx
+    start_peer_nginx "$ACCESS_LOG"
     check_body nginx "http://127.0.0.1:$NGINX_PORT/"
     if ((WITH_HAPROXY)); then
-        start_haproxy
+        start_peer_haproxy
         check_body haproxy "http://127.0.0.1:$HAPROXY_PORT/"
         targets+=(haproxy)
     fi

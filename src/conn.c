@@ -52,10 +52,51 @@ static void close_after_flush(rp_conn_t *c);
 static void conn_txn_done(rp_conn_t *c, bool keepalive);
 static int limit_error(rp_conn_t *c, int status, rp_error_t word, const char *reason);
 
+/* Whether c is idle and whole, waiting to be compacted (counted per
+ * worker). */
+static void
+set_grace(rp_conn_t *c, bool on)
+{
+    if (c->idle_grace == on)
+        return;
+    c->idle_grace = on;
+    if (on)
+        c->w->idle_whole++;
+    else
+        c->w->idle_whole--;
+}
+
 static void
 arm_timer(rp_conn_t *c, unsigned ms)
 {
+    set_grace(c, false);
     rp_event_add(c->timer, rp_timeout_tv(c->w->base, ms));
+}
+
+static bool conn_compact(rp_conn_t *c, unsigned left_ms);
+
+/* Between requests: client_idle_ms, in two steps where the connection
+ * may give up all but its socket after the first (conn_compact). */
+static void
+arm_idle(rp_conn_t *c)
+{
+    unsigned ms = c->w->snap->timeouts.client_idle_ms;
+    if (ms <= RP_IDLE_COMPACT_MS || !rp_tr_is_tcp(c->tr)) {
+        arm_timer(c, ms);
+        return;
+    }
+    if (c->w->idle_whole >= RP_IDLE_WHOLE_MAX) {
+        /* Enough whole ones: compacted as soon as the caller is done with
+         * it (timer_cb, this loop turn), else idle as usual. */
+        arm_timer(c, ms);
+        set_grace(c, true);
+        c->idle_left_ms = ms;
+        event_active(c->timer, EV_TIMEOUT, 1);
+        return;
+    }
+    arm_timer(c, RP_IDLE_COMPACT_MS);
+    set_grace(c, true);
+    c->idle_left_ms = ms - RP_IDLE_COMPACT_MS;
 }
 
 static const rp_snapshot_t *
@@ -586,6 +627,7 @@ conn_to_h2(rp_conn_t *c)
     rp_worker_t *w = c->w;
     rp_transport_t *tr = c->tr;
     rp_peer_t peer = c->peer;
+    set_grace(c, false);
     evtimer_del(c->timer);
     event_free(c->timer);
     event_free(c->resume);
@@ -738,6 +780,13 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
         rp_conn_free(c);
         return;
     case RP_CONN_IDLE:
+        if (c->idle_grace) {
+            /* The rest of client_idle_ms with only the socket kept. */
+            unsigned left = c->idle_left_ms;
+            if (!conn_compact(c, left))
+                arm_timer(c, left);
+            return;
+        }
         rp_conn_free(c);
         return;
     case RP_CONN_TXN:
@@ -769,8 +818,10 @@ conn_resume(rp_conn_t *c)
     event_active(c->resume, 0, 0);
 }
 
-int
-rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
+/* A connection on tr; requests > 0: one woken from idle (rp_idle_t) that
+ * has served that many. */
+static int
+conn_setup(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer, unsigned requests)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, init_settings);
@@ -798,7 +849,9 @@ rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
     llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);
     c->parser.data = c;
     c->state = RP_CONN_IDLE;
-    c->h2_probe = !tr->secure;   /* prior-knowledge h2c on plain listeners */
+    c->requests = requests;
+    /* Prior-knowledge h2c on plain listeners, in a connection's first bytes. */
+    c->h2_probe = !tr->secure && requests == 0;
     /* Draining, or its listener dropped by a reload: one request,
      * answered with Connection: close. */
     c->close_after = w->draining || rp_worker_listener_gone(w, peer->listener);
@@ -809,6 +862,11 @@ rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
     rp_tr_set_lowat(tr, RP_WBUF_LOW);
     rp_tr_write_timeout(tr, s->timeouts.client_idle_ms);
     rp_tr_read(tr, true);
+    if (requests > 0) {
+        /* Woken by bytes (or their end): a request head is on its way. */
+        arm_timer(c, s->timeouts.client_header_ms);
+        return 0;
+    }
     /* The first request gets client_header_ms from the accept on (a TLS
      * handshake used part of it). */
     {
@@ -821,6 +879,115 @@ rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
     return 0;
 }
 
+int
+rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
+{
+    return conn_setup(w, tr, peer, 0);
+}
+
+/* ---- idle connections (conn.h) ---- */
+
+struct rp_idle {
+    struct event ev;       /* EV_READ on the socket; timeout: the rest of client_idle_ms */
+    rp_worker_t *w;        /* borrowed */
+    unsigned     requests;
+    rp_peer_t    peer;
+    TAILQ_ENTRY(rp_idle) link;
+};
+
+static void
+log_closed(const rp_peer_t *peer, unsigned requests, size_t out_peak)
+{
+    if (rp_log_level >= RP_LOG_DEBUG) {
+        char extra[160];
+        snprintf(extra, sizeof extra, "\"requests\":%u,\"output_peak\":%zu", requests, out_peak);
+        rp_log_fields(RP_LOG_DEBUG, NULL, extra, "connection from %s closed", peer->text);
+    }
+}
+
+static void
+idle_free(rp_idle_t *i)
+{
+    rp_worker_t *w = i->w;
+    event_del(&i->ev);
+    close(event_get_fd(&i->ev));
+    TAILQ_REMOVE(&w->idles, i, link);
+    log_closed(&i->peer, i->requests, 0);
+    rp_peer_release(&i->peer);
+    rp_worker_conn_closed(w, i->peer.listener);
+    free(i);
+}
+
+static void
+idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rp_idle_t *i = arg;
+    if (what & EV_TIMEOUT) {
+        idle_free(i);   /* client_idle_ms is over */
+        return;
+    }
+    /* Bytes, or the end of them: a whole connection again.  Its reader
+     * is added before the idle event is removed (no system call either);
+     * the socket is readable, so it reads on the next turn. */
+    rp_worker_t *w = i->w;
+    rp_transport_t *tr = rp_tcp_transport_new(w->base, (int)fd, RP_RBUF_HIGH);
+    int rc = tr != NULL ? conn_setup(w, tr, &i->peer, i->requests) : -1;
+    /* (A failure closed the socket: removing the event of a closed
+     * descriptor is quiet in libevent.) */
+    event_del(&i->ev);
+    TAILQ_REMOVE(&w->idles, i, link);
+    if (rc < 0) {
+        rp_oom_note("an idle connection woken (connection closed)");
+        rp_peer_release(&i->peer);
+        rp_worker_conn_closed(w, i->peer.listener);
+    }
+    free(i);
+}
+
+/* c has been idle RP_IDLE_COMPACT_MS: keep its socket, peer and count
+ * only, for left_ms more.  False (c untouched) when c must stay whole:
+ * TLS (OpenSSL frees its own buffers between records), bytes buffered
+ * either way, a drain or close under way, or no memory. */
+static bool
+conn_compact(rp_conn_t *c, unsigned left_ms)
+{
+    rp_worker_t *w = c->w;
+    if (c->state != RP_CONN_IDLE || c->txn != NULL || c->requests == 0 || !rp_tr_is_tcp(c->tr)
+        || c->peer_eof || c->drain_soft || c->close_after || w->draining
+        || evbuffer_get_length(c->tr->in) > 0 || evbuffer_get_length(c->tr->out) > 0)
+        return false;
+    rp_idle_t *i = malloc(sizeof *i);
+    if (i == NULL)
+        return false;
+    i->w = w;
+    i->requests = c->requests;
+    i->peer = c->peer;
+    /* The idle event is added while the reader's still holds the socket
+     * in epoll, and the reader's removed after: neither is a system call. */
+    int fd = rp_tr_fd(c->tr);
+    event_assign(&i->ev, w->base, fd, EV_READ | EV_PERSIST, idle_cb, i);
+    TAILQ_INSERT_TAIL(&w->idles, i, link);
+    rp_event_add(&i->ev, rp_timeout_tv(w->base, left_ms));
+    set_grace(c, false);
+    rp_tcp_transport_detach(c->tr);
+    event_free(c->timer);
+    event_free(c->resume);
+    TAILQ_REMOVE(&w->conns, c, link);
+    free(c);
+    return true;
+}
+
+void
+rp_conn_idles_close(rp_worker_t *w, bool all, unsigned listener)
+{
+    rp_idle_t *i, *next;
+    for (i = TAILQ_FIRST(&w->idles); i != NULL; i = next) {
+        next = TAILQ_NEXT(i, link);
+        if (all || i->peer.listener == listener)
+            idle_free(i);
+    }
+}
+
 void
 rp_conn_free(rp_conn_t *c)
 {
@@ -829,12 +996,8 @@ rp_conn_free(rp_conn_t *c)
         rp_txn_free(c->txn);
         c->txn = NULL;
     }
-    if (rp_log_level >= RP_LOG_DEBUG) {
-        char extra[160];
-        snprintf(extra, sizeof extra, "\"requests\":%u,\"output_peak\":%zu", c->requests,
-                 c->out_peak);
-        rp_log_fields(RP_LOG_DEBUG, NULL, extra, "connection from %s closed", c->peer.text);
-    }
+    log_closed(&c->peer, c->requests, c->out_peak);
+    set_grace(c, false);
     event_free(c->timer);
     event_free(c->resume);
     rp_tr_free(c->tr, c->reset_soon);
@@ -920,7 +1083,7 @@ conn_txn_done(rp_conn_t *c, bool keepalive)
     c->parse_reason = NULL;
     if (!c->peer_eof)
         rp_tr_read(c->tr, true);
-    arm_timer(c, c->w->snap->timeouts.client_idle_ms);
+    arm_idle(c);
     if (evbuffer_get_length(c->tr->in) > 0)
         conn_resume(c);
 }

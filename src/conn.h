@@ -59,6 +59,8 @@ struct rp_conn {
     bool                resp_close_delimited;/* response body ends with the connection */
     bool                close_after;         /* no further exchange */
     bool                drain_soft;          /* draining: serve what is received, then close */
+    bool                idle_grace;  /* idle, whole: c->timer compacts it (w->idle_whole) */
+    unsigned            idle_left_ms;/* then, what is left of client_idle_ms */
     /* timeouts.client_min_bytes_per_s while a transaction runs (c->timer). */
     rp_rate_t           body_rate;   /* request body bytes received */
     uint64_t            body_wire;   /* bytes parsed while a request body is read */
@@ -69,6 +71,22 @@ struct rp_conn {
 /* An HTTP/1 connection over an accepted client transport (taken over),
  * counted in the worker's connections.  Returns 0. */
 int rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer);
+
+/* A plain-TCP keep-alive connection idle for RP_IDLE_COMPACT_MS (when
+ * timeouts.client_idle_ms is longer) keeps only its socket, its peer and
+ * one event, in an rp_idle_t of about 0.3 KiB: its parser, transaction
+ * state, bufferevent, buffers and timers are freed, as nginx frees an
+ * idle connection's buffers.  Its next bytes (or their end) make it a
+ * whole connection again; the rest of client_idle_ms closes it.  While a
+ * worker has RP_IDLE_WHOLE_MAX whole idle connections, one going idle is
+ * compacted at once: those stay whole for the busy keep-alive clients,
+ * which never pay the switch, and a crowd of idle ones never costs more.
+ * The switch makes no system call (the socket stays in epoll). */
+#define RP_IDLE_COMPACT_MS 1000u
+#define RP_IDLE_WHOLE_MAX 64u
+typedef struct rp_idle rp_idle_t;
+/* Close w's idle connections: all of them, or those of one listener. */
+void rp_conn_idles_close(rp_worker_t *w, bool all, unsigned listener);
 /* Close at once, aborting any transaction. */
 void rp_conn_free(rp_conn_t *c);
 /* Graceful shutdown: no further exchange; an idle keep-alive connection

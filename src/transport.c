@@ -122,6 +122,25 @@ static const rp_transport_ops_t tcp_ops = {
     .fd = tcp_fd,
 };
 
+bool
+rp_tr_is_tcp(const rp_transport_t *tr)
+{
+    return tr->ops == &tcp_ops;
+}
+
+int
+rp_tcp_transport_detach(rp_transport_t *tr)
+{
+    tcp_transport_t *t = TCP(tr);
+    int fd = (int)bufferevent_getfd(t->bev);
+    rp_reader_release(&t->rd);
+    /* The bufferevent closes its descriptor when freed: it has none. */
+    bufferevent_setfd(t->bev, -1);
+    bufferevent_free(t->bev);
+    free(t);
+    return fd;
+}
+
 rp_transport_t *
 rp_tcp_transport_new(struct event_base *base, int fd, size_t read_high)
 {

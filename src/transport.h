@@ -58,6 +58,12 @@ struct rp_transport {
 /* Plain TCP over an accepted, non-blocking socket (owned from now on; closed
  * by free).  NULL when it cannot be set up (the socket is closed). */
 rp_transport_t *rp_tcp_transport_new(struct event_base *base, int fd, size_t read_high);
+/* Whether tr is a plain TCP transport. */
+bool rp_tr_is_tcp(const rp_transport_t *tr);
+/* Free a plain TCP transport, its buffers (which must be empty) and its
+ * events, but not its socket: returned, still open, for the caller to
+ * watch with less (an idle connection, conn.c). */
+int rp_tcp_transport_detach(rp_transport_t *tr);
 
 static inline void
 rp_tr_setcb(rp_transport_t *tr, rp_tr_cb_fn *read_cb, rp_tr_cb_fn *write_cb,

@@ -201,7 +201,7 @@ accept_error_cb(struct evconnlistener *l, void *arg)
 static bool
 worker_empty(const rp_worker_t *w)
 {
-    return TAILQ_EMPTY(&w->conns) && TAILQ_EMPTY(&w->h2s) && TAILQ_EMPTY(&w->handshakes)
+    return TAILQ_EMPTY(&w->conns) && TAILQ_EMPTY(&w->idles) && TAILQ_EMPTY(&w->h2s) && TAILQ_EMPTY(&w->handshakes)
            && TAILQ_EMPTY(&w->tunnels) && TAILQ_EMPTY(&w->lingering);
 }
 
@@ -268,6 +268,7 @@ worker_drain(rp_worker_t *w)
         next = TAILQ_NEXT(c, link);
         rp_conn_drain(c);
     }
+    rp_conn_idles_close(w, true, 0);   /* idle keep-alive: closed at once */
     rp_h2_drain_all(w);
     rp_ws_going_away_all(w, false, 0);
     rp_pools_drain(w);
@@ -423,6 +424,7 @@ worker_switch(rp_worker_t *w, rp_handover_t *h)
             if (c->peer.listener == gone[g])
                 rp_conn_drain(c);
         }
+        rp_conn_idles_close(w, false, gone[g]);
         rp_h2_drain_listener(w, gone[g]);
         rp_ws_going_away_all(w, true, gone[g]);
     }
@@ -463,6 +465,7 @@ stop_cb(evutil_socket_t fd, short what, void *arg)
         }
         rp_conn_free(c);
     }
+    rp_conn_idles_close(w, true, 0);
     rp_handshake_t *hs;
     while ((hs = TAILQ_FIRST(&w->handshakes)) != NULL)
         rp_handshake_free(hs);
@@ -561,6 +564,7 @@ rp_workers_start(rp_snapshot_t *snap)
         rp_worker_t *w = &workers[i];
         w->id = i;
         TAILQ_INIT(&w->conns);
+        TAILQ_INIT(&w->idles);
         TAILQ_INIT(&w->handshakes);
         TAILQ_INIT(&w->h2s);
         TAILQ_INIT(&w->tunnels);

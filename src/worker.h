@@ -55,6 +55,8 @@ struct rp_worker {
     struct event         *stop_ev;       /* owned: reads stop_pipe[0] */
     int                   stop_pipe[2];  /* owned: the main thread writes a byte to stop */
     TAILQ_HEAD(, rp_conn) conns;         /* owned: HTTP/1 connections */
+    TAILQ_HEAD(, rp_idle) idles;         /* owned: HTTP/1 connections idle long
+                                          * enough to keep only their socket */
     TAILQ_HEAD(, rp_handshake) handshakes;  /* owned: PROXY headers awaited and TLS
                                                handshakes in progress */
     TAILQ_HEAD(, rp_h2) h2s;             /* owned: HTTP/2 connections */
@@ -62,6 +64,7 @@ struct rp_worker {
     TAILQ_HEAD(, h1_tunnel) lingering;   /* owned: their HTTP/1 connections sending
                                             the last frames after the tunnel ended */
     unsigned              nconns;
+    unsigned              idle_whole;    /* HTTP/1 connections idle, not yet compact (conn.c) */
     unsigned              active_txns;   /* transactions started and not freed */
     rp_pool_t            *pools;         /* owned: indexed by backend identity */
     unsigned              npools;
