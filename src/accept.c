@@ -92,6 +92,53 @@ peer_from_sockaddr(rp_peer_t *p, const struct sockaddr *sa)
     }
 }
 
+bool
+rp_peer_pack(const rp_peer_t *p, rp_peer_packed_t *out)
+{
+    memset(out, 0, sizeof *out);
+    const char *colon = strrchr(p->text, ':');
+    if (colon == NULL)
+        return false;
+    char *end;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (*end != '\0' || port > 65535)
+        return false;
+    if (p->text[0] == '[') {
+        out->u.sin6.sin6_family = AF_INET6;
+        out->u.sin6.sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, p->ip, &out->u.sin6.sin6_addr) != 1)
+            return false;
+    } else {
+        out->u.sin.sin_family = AF_INET;
+        out->u.sin.sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, p->ip, &out->u.sin.sin_addr) != 1)
+            return false;
+    }
+    out->accepted_us = p->accepted_us;
+    out->addr = p->addr;
+    out->listener = p->listener;
+    out->secure = p->secure;
+    out->ip_counted = p->ip_counted;
+    out->unnamed = p->unnamed;
+    /* The same text and address back, or the peer stays whole. */
+    rp_peer_t back;
+    rp_peer_unpack(out, &back);
+    return strcmp(back.text, p->text) == 0 && strcmp(back.ip, p->ip) == 0;
+}
+
+void
+rp_peer_unpack(const rp_peer_packed_t *in, rp_peer_t *p)
+{
+    memset(p, 0, sizeof *p);
+    peer_from_sockaddr(p, &in->u.sa);
+    p->accepted_us = in->accepted_us;
+    p->addr = in->addr;
+    p->listener = in->listener;
+    p->secure = in->secure;
+    p->ip_counted = in->ip_counted;
+    p->unnamed = in->unnamed;
+}
+
 /* ---- TLS handshakes ---- */
 
 static void

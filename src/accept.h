@@ -35,6 +35,23 @@ typedef struct rp_handshake {
     TAILQ_ENTRY(rp_handshake) link;
 } rp_handshake_t;
 
+/* A peer in fewer bytes (an idle connection's, conn.c): its address as a
+ * socket address, from which the text is made again. */
+typedef struct rp_peer_packed {
+    union {
+        struct sockaddr     sa;
+        struct sockaddr_in  sin;
+        struct sockaddr_in6 sin6;
+    } u;
+    uint64_t accepted_us;
+    rp_ip_t  addr;
+    unsigned listener;
+    bool     secure, ip_counted, unnamed;
+} rp_peer_packed_t;
+/* False when p's text would not come back the same (then keep p whole). */
+bool rp_peer_pack(const rp_peer_t *p, rp_peer_packed_t *out);
+void rp_peer_unpack(const rp_peer_packed_t *in, rp_peer_t *p);
+
 /* Take an accepted socket (counted in the worker's connections).  Returns
  * 0 when taken (it may be closed already), -1 when it could not be set up:
  * the socket is closed and the caller undoes the counting. */

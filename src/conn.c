@@ -888,10 +888,10 @@ rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
 /* ---- idle connections (conn.h) ---- */
 
 struct rp_idle {
-    struct event ev;       /* EV_READ on the socket; timeout: the rest of client_idle_ms */
-    rp_worker_t *w;        /* borrowed */
-    unsigned     requests;
-    rp_peer_t    peer;
+    struct event     ev;   /* EV_READ on the socket; timeout: the rest of client_idle_ms */
+    rp_worker_t     *w;    /* borrowed */
+    unsigned         requests;
+    rp_peer_packed_t peer;
     TAILQ_ENTRY(rp_idle) link;
 };
 
@@ -905,16 +905,19 @@ log_closed(const rp_peer_t *peer, unsigned requests, size_t out_peak)
     }
 }
 
+/* The idle connection is over: its socket closed (and its counts). */
 static void
 idle_free(rp_idle_t *i)
 {
     rp_worker_t *w = i->w;
+    rp_peer_t peer;
+    rp_peer_unpack(&i->peer, &peer);
     event_del(&i->ev);
     close(event_get_fd(&i->ev));
     TAILQ_REMOVE(&w->idles, i, link);
-    log_closed(&i->peer, i->requests, 0);
-    rp_peer_release(&i->peer);
-    rp_worker_conn_closed(w, i->peer.listener);
+    log_closed(&peer, i->requests, 0);
+    rp_peer_release(&peer);
+    rp_worker_conn_closed(w, peer.listener);
     free(i);
 }
 
@@ -930,16 +933,20 @@ idle_cb(evutil_socket_t fd, short what, void *arg)
      * is added before the idle event is removed (no system call either);
      * the socket is readable, so it reads on the next turn. */
     rp_worker_t *w = i->w;
+    rp_peer_t peer;
+    rp_peer_unpack(&i->peer, &peer);
     rp_transport_t *tr = rp_tcp_transport_new(w->base, (int)fd, RP_RBUF_HIGH);
-    int rc = tr != NULL ? conn_setup(w, tr, &i->peer, i->requests) : -1;
+    int rc = tr != NULL ? conn_setup(w, tr, &peer, i->requests) : -1;
     /* (A failure closed the socket: removing the event of a closed
      * descriptor is quiet in libevent.) */
     event_del(&i->ev);
     TAILQ_REMOVE(&w->idles, i, link);
     if (rc < 0) {
         rp_oom_note("an idle connection woken (connection closed)");
-        rp_peer_release(&i->peer);
-        rp_worker_conn_closed(w, i->peer.listener);
+        rp_peer_release(&peer);
+        rp_worker_conn_closed(w, peer.listener);
+    } else if (rp_log_level >= RP_LOG_DEBUG) {
+        rp_log(RP_LOG_DEBUG, NULL, "connection from %s: whole again", peer.text);
     }
     free(i);
 }
@@ -959,9 +966,14 @@ conn_compact(rp_conn_t *c, unsigned left_ms)
     rp_idle_t *i = malloc(sizeof *i);
     if (i == NULL)
         return false;
+    if (!rp_peer_pack(&c->peer, &i->peer)) {
+        free(i);
+        return false;
+    }
     i->w = w;
     i->requests = c->requests;
-    i->peer = c->peer;
+    if (rp_log_level >= RP_LOG_DEBUG)
+        rp_log(RP_LOG_DEBUG, NULL, "connection from %s idle: only its socket kept", c->peer.text);
     /* The idle event is added while the reader's still holds the socket
      * in epoll, and the reader's removed after: neither is a system call. */
     int fd = rp_tr_fd(c->tr);

@@ -474,7 +474,71 @@ def test_fm07_http2_websocket_walk():
         wb.close()
 
 
+def test_fm08_idle_connection_walk():
+    """An idle keep-alive connection compacted to its socket (at once: 64
+    whole idle ones are held open) and woken by its next request: every
+    allocation of the compaction and of the wake."""
+    b, aport, p = setup({"log": {"level": "debug"}})
+    holders = []
+    try:
+        for _ in range(64):
+            s = p.connect(timeout=5)
+            c = Client(s)
+            c.send(b"GET /up HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert_eq(c.read_response().status, 200)
+            holders.append(s)
+
+        def exchange():
+            try:
+                s = p.connect(timeout=5)
+            except CUT:
+                return "cut"
+            c = Client(s)
+            try:
+                kinds = []
+                for path in (b"/up/1", b"/up/2"):   # compacted after the first
+                    c.send(b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % path)
+                    r = c.read_response()
+                    if r.status != 200:
+                        check_error(r.status, r.body)
+                        kinds.append("503")
+                        if (r.header("connection") or "").lower() == "close":
+                            break
+                    else:
+                        assert_eq(r.body, b"got 0")
+                        kinds.append("ok")
+                return "+".join(kinds)
+            except CUT:
+                return "cut"
+            finally:
+                s.close()
+
+        def check():
+            s = p.connect(timeout=5)
+            try:
+                c = Client(s)
+                for _ in range(2):
+                    c.send(b"GET /up HTTP/1.1\r\nHost: a\r\n\r\n")
+                    assert_eq(c.read_response().status, 200)
+            finally:
+                s.close()
+
+        check()
+        woken = sum(1 for l in p.log_lines() if l.get("msg", "").endswith(": whole again"))
+        assert woken >= 1, "no connection was compacted and woken"
+        steps, seen = walk(p, aport, exchange, check)
+        print("  idle connection: %d steps %s" % (steps, dict(seen)))
+        assert steps > 10 and seen["ok+ok"] >= 1 and len(seen) >= 2, seen
+        print("  out_of_memory access lines: %d" % check_oom_lines(p))
+    finally:
+        for s in holders:
+            s.close()
+        p.stop()
+        b.close()
+
+
 if __name__ == "__main__":
     sys.exit(run([test_fm01_http1_walk, test_fm02_http2_walk, test_fm03_websocket_walk,
                   test_fm04_reload_walk, test_fm05_reload_walk_a_burst_at_a_time,
-                  test_fm06_reload_walk_with_tls, test_fm07_http2_websocket_walk]))
+                  test_fm06_reload_walk_with_tls, test_fm07_http2_websocket_walk,
+                  test_fm08_idle_connection_walk]))

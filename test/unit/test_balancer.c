@@ -397,6 +397,9 @@ balancer_suite(void)
     TCase *tc;
 
     tc = tcase_create("distribution");
+    /* Millions of picks for the largest tables: no time limit a loaded
+     * machine (or the sanitizers) could miss by a few seconds. */
+    tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_distribution_exact, 0, NCASES(tables));
     tcase_add_loop_test(tc, test_sequence_periodic, 0, NCASES(tables));
     tcase_add_test(tc, test_weights_copied);

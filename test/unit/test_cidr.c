@@ -9,6 +9,7 @@
 #include <check.h>
 #include <string.h>
 #include "revproxy/cidr.h"
+#include "accept.h"
 #include "ipcount.h"
 
 #define NCASES(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -178,6 +179,57 @@ START_TEST(test_ipcount)
 }
 END_TEST
 
+/* An idle connection's peer, packed into a socket address and back: the
+ * same text and address for IPv4, IPv6 and IPv4-mapped IPv6; a text that
+ * would not come back the same is refused (the connection stays whole). */
+START_TEST(test_peer_pack)
+{
+    static const struct { const char *text, *ip; } ok[] = {
+        { "192.0.2.7:51234", "192.0.2.7" },
+        { "[2001:db8::5]:443", "2001:db8::5" },
+        { "[::ffff:192.0.2.9]:80", "::ffff:192.0.2.9" },
+        { "[::1]:0", "::1" },
+        { "0.0.0.0:65535", "0.0.0.0" },
+    };
+    for (int i = 0; i < NCASES(ok); i++) {
+        rp_peer_t p, back;
+        memset(&p, 0, sizeof p);
+        strcpy(p.text, ok[i].text);
+        strcpy(p.ip, ok[i].ip);
+        p.accepted_us = 12345;
+        p.listener = 7;
+        p.ip_counted = true;
+        p.unnamed = i % 2;
+        p.addr = ip(ok[i].ip);
+        rp_peer_packed_t k;
+        ck_assert_msg(rp_peer_pack(&p, &k), "pack %s", ok[i].text);
+        rp_peer_unpack(&k, &back);
+        ck_assert_str_eq(back.text, p.text);
+        ck_assert_str_eq(back.ip, p.ip);
+        ck_assert_uint_eq(back.accepted_us, 12345);
+        ck_assert_uint_eq(back.listener, 7);
+        ck_assert(back.ip_counted);
+        ck_assert_int_eq(back.unnamed, p.unnamed);
+        ck_assert(memcmp(&back.addr, &p.addr, sizeof p.addr) == 0);
+    }
+    static const struct { const char *text, *ip; } bad[] = {
+        { "192.0.2.7", "192.0.2.7" },               /* no port */
+        { "192.0.2.7:99999", "192.0.2.7" },         /* out of range */
+        { "192.0.2.7:80", "192.0.2.8" },            /* text and address differ */
+        { "[2001:DB8::5]:443", "2001:DB8::5" },     /* not the canonical form */
+        { "[2001:db8::5]:443x", "2001:db8::5" },
+    };
+    for (int i = 0; i < NCASES(bad); i++) {
+        rp_peer_t p;
+        memset(&p, 0, sizeof p);
+        strcpy(p.text, bad[i].text);
+        strcpy(p.ip, bad[i].ip);
+        rp_peer_packed_t k;
+        ck_assert_msg(!rp_peer_pack(&p, &k), "pack %s", bad[i].text);
+    }
+}
+END_TEST
+
 static Suite *
 cidr_suite(void)
 {
@@ -188,6 +240,7 @@ cidr_suite(void)
     tcase_add_loop_test(tc, test_match, 0, NCASES(match_cases));
     tcase_add_loop_test(tc, test_client, 0, NCASES(client_cases));
     tcase_add_test(tc, test_ipcount);
+    tcase_add_test(tc, test_peer_pack);
     suite_add_tcase(s, tc);
     return s;
 }
