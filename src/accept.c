@@ -221,6 +221,7 @@ hs_event_cb(short what, void *arg)
     if ((alpn == RP_ALPN_H2 ? rp_h2_new(w, tr, &peer) : rp_conn_new_transport(w, tr, &peer)) < 0) {
         rp_peer_release(&peer);
         rp_worker_conn_closed(w, peer.listener);
+        rp_metrics_rejected(w->id, RP_REJECT_OUT_OF_MEMORY);
     }
 }
 
@@ -418,6 +419,7 @@ pp_wait(rp_worker_t *w, int fd, const rp_peer_t *peer, const rp_listener_t *l)
         free(hs);
         close(fd);
         rp_oom_note("a PROXY protocol header");
+        rp_metrics_rejected(w->id, RP_REJECT_OUT_OF_MEMORY);
         return -1;
     }
     hs->w = w;

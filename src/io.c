@@ -22,10 +22,13 @@ arm(rp_reader_t *r)
 {
     bool want = r->enabled
         && evbuffer_get_length(bufferevent_get_input(r->bev)) < r->high;
-    if (want)
-        rp_event_add(&r->ev, r->has_timeout ? &r->timeout : NULL);
-    else if (r->armed)
+    if (want) {
+        /* Not registered: not armed, so the next enable tries again. */
+        if (rp_event_add(&r->ev, r->has_timeout ? &r->timeout : NULL) < 0)
+            want = false;
+    } else if (r->armed) {
         event_del(&r->ev);
+    }
     r->armed = want;
 }
 
@@ -171,13 +174,12 @@ rp_fd_bytes_acked(int fd)
 int
 rp_event_add(struct event *ev, const struct timeval *tv)
 {
+    int saved = errno;
     errno = 0;
     int rc = event_add(ev, tv);
-    if (rc < 0) {
-        int err = errno != 0 ? errno : ENOMEM;
-        rp_event_note(err);
-        event_active(ev, EV_TIMEOUT, 1);
-    }
+    if (rc < 0)
+        rp_event_note(errno != 0 ? errno : ENOMEM);
+    errno = saved;
     return rc;
 }
 

@@ -63,13 +63,15 @@ void rp_reader_drained(rp_reader_t *r);
  * by event_add(); valid on base only. */
 const struct timeval *rp_timeout_tv(struct event_base *base, unsigned ms);
 
-/* event_add() that never leaves ev waiting for nothing.  libevent fails
- * to register an event when it cannot grow its timer heap or its
- * descriptor map, or when epoll_ctl() fails (ENOMEM, ENOSPC); ev is then
- * made active as a timeout instead, so its owner's timeout path runs on
- * the next loop turn and closes what it guards, rather than a connection
- * or transaction waiting forever for an event that never comes.  Logged
- * once a second at most.  Returns event_add()'s result. */
+/* event_add() whose failure is said.  libevent fails to register an
+ * event when it cannot grow its timer heap or its descriptor map, or
+ * when epoll_ctl() fails (ENOMEM, ENOSPC); that is logged, a line a
+ * second at most, and what the event guards is left to its other timers
+ * (a connection's and a transaction's own timers are shared timeouts,
+ * which never allocate).  The event is not fired in its stead: a
+ * callback re-arming its own event would spin while memory stays short,
+ * and a local failure would pass for a backend's timeout.  Returns
+ * event_add()'s result. */
 int rp_event_add(struct event *ev, const struct timeval *tv);
 
 /* Write what bev has queued now, without waiting for the next loop

@@ -998,6 +998,6 @@ rp_event_note(int err)
     unsigned long n;
     if (once_a_second(&last_sec, &since, &n))
         rp_log(RP_LOG_ERROR, NULL,
-               "an event could not be registered (%s): it fires as a timeout"
+               "an event could not be registered (%s): left to the timers that were"
                " (%lu since the last such line)", strerror(err), n);
 }

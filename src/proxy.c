@@ -667,13 +667,19 @@ rp_txn_req_end(rp_txn_t *t)
     t->req_done = 1;
     if (t->up != NULL && t->req_chunked
         && evbuffer_add(bufferevent_get_output(t->up->bev), "0\r\n\r\n", 5) < 0) {
-        rp_oom_note("the end of a request body (answered 503)");
-        end_attempt(t, RP_ATTEMPT_LOCAL_ERROR);
-        /* The backend has the body without its end: an abortive close,
-         * as for any unfinished body (drop_upstream goes by req_done). */
+        rp_oom_note("the end of a request body (backend connection reset)");
+        /* The backend may have part of the body without its end: an
+         * abortive close, as for any unfinished body (drop_upstream goes
+         * by req_done, set above). */
+        bool answered = EXT(t)->resp_msg_done;
+        end_attempt(t, answered ? RP_ATTEMPT_OK : RP_ATTEMPT_LOCAL_ERROR);
         rp_upconn_abort(t->up);
         t->up = NULL;
-        fail(t, 503, RP_CLOSE_INTERNAL, RP_ERR_OUT_OF_MEMORY, "out of memory for the request body");
+        if (answered)
+            finish(t);   /* the client's response is whole: it stands */
+        else
+            fail(t, 503, RP_CLOSE_INTERNAL, RP_ERR_OUT_OF_MEMORY,
+                 "out of memory for the request body");
         return;
     }
     if (EXT(t)->resp_msg_done) {
@@ -1255,13 +1261,19 @@ send_request(rp_txn_t *t)
     }
     /* The end of a body sent again (or empty). */
     if (t->req_done && t->req_chunked && evbuffer_add(out, "0\r\n\r\n", 5) < 0) {
-        rp_oom_note("the end of a request body (answered 503)");
-        end_attempt(t, RP_ATTEMPT_LOCAL_ERROR);
-        /* The backend has the body without its end: an abortive close,
-         * as for any unfinished body (drop_upstream goes by req_done). */
+        rp_oom_note("the end of a request body (backend connection reset)");
+        /* The backend may have part of the body without its end: an
+         * abortive close, as for any unfinished body (drop_upstream goes
+         * by req_done, set above). */
+        bool answered = EXT(t)->resp_msg_done;
+        end_attempt(t, answered ? RP_ATTEMPT_OK : RP_ATTEMPT_LOCAL_ERROR);
         rp_upconn_abort(t->up);
         t->up = NULL;
-        fail(t, 503, RP_CLOSE_INTERNAL, RP_ERR_OUT_OF_MEMORY, "out of memory for the request body");
+        if (answered)
+            finish(t);   /* the client's response is whole: it stands */
+        else
+            fail(t, 503, RP_CLOSE_INTERNAL, RP_ERR_OUT_OF_MEMORY,
+                 "out of memory for the request body");
         return;
     }
     EXT(t)->req_queued = evbuffer_get_length(bufferevent_get_output(ub));

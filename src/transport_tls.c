@@ -79,14 +79,20 @@ set_ev(struct event *ev, bool *armed, bool *timed, bool want, const struct timev
         *armed = *timed = false;
         return;
     }
+    /* An event that could not be registered is not armed: the next
+     * update tries again. */
     if (tv != NULL) {
-        if (!*armed || !*timed || restart)
-            rp_event_add(ev, tv);
+        if ((!*armed || !*timed || restart) && rp_event_add(ev, tv) < 0) {
+            *armed = *timed = false;
+            return;
+        }
         *timed = true;
     } else {
-        if (!*armed)
-            rp_event_add(ev, NULL);
-        else if (*timed)
+        if (!*armed && rp_event_add(ev, NULL) < 0) {
+            *timed = false;
+            return;
+        }
+        if (*armed && *timed)
             event_remove_timer(ev);
         *timed = false;
     }
