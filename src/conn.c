@@ -85,18 +85,15 @@ arm_idle(rp_conn_t *c)
         arm_timer(c, ms);
         return;
     }
-    if (c->w->idle_whole >= RP_IDLE_WHOLE_MAX) {
-        /* Enough whole ones: compacted as soon as the caller is done with
-         * it (timer_cb, this loop turn), else idle as usual. */
-        arm_timer(c, ms);
-        set_grace(c, true);
-        c->idle_left_ms = ms;
-        event_active(c->timer, EV_TIMEOUT, 1);
-        return;
-    }
-    arm_timer(c, RP_IDLE_COMPACT_MS);
+    /* Past the worker's RP_IDLE_WHOLE_MAX whole idle connections, the
+     * grace is short: a crowd of idle clients gives its memory back
+     * within RP_IDLE_COMPACT_SOON_MS, while a client whose next request
+     * follows sooner (a busy keep-alive one) never pays the switch. */
+    unsigned grace = c->w->idle_whole >= RP_IDLE_WHOLE_MAX ? RP_IDLE_COMPACT_SOON_MS
+                                                           : RP_IDLE_COMPACT_MS;
+    arm_timer(c, grace);
     set_grace(c, true);
-    c->idle_left_ms = ms - RP_IDLE_COMPACT_MS;
+    c->idle_left_ms = ms - grace;
 }
 
 static const rp_snapshot_t *
@@ -821,7 +818,8 @@ conn_resume(rp_conn_t *c)
 /* A connection on tr; requests > 0: one woken from idle (rp_idle_t) that
  * has served that many. */
 static int
-conn_setup(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer, unsigned requests)
+conn_setup(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer, unsigned requests,
+           unsigned idle_left_ms)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, init_settings);
@@ -863,8 +861,20 @@ conn_setup(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer, unsigned r
     rp_tr_write_timeout(tr, s->timeouts.client_idle_ms);
     rp_tr_read(tr, true);
     if (requests > 0) {
-        /* Woken by bytes (or their end): a request head is on its way. */
-        arm_timer(c, s->timeouts.client_header_ms);
+        /* Woken by bytes (or their end): still idle until a request
+         * begins (on_message_begin arms the header timer), for what was
+         * left of client_idle_ms: a value of its own, a plain timer.  A
+         * socket the poller cannot watch now is closed (nothing else
+         * would end it). */
+        struct timeval tv = { idle_left_ms / 1000, (idle_left_ms % 1000) * 1000 };
+        if (!rp_tcp_transport_reading(tr) || rp_event_add(c->timer, &tv) < 0) {
+            TAILQ_REMOVE(&w->conns, c, link);
+            event_free(c->timer);
+            event_free(c->resume);
+            free(c);
+            rp_tr_free(tr, true);
+            return -1;
+        }
         return 0;
     }
     /* The first request gets client_header_ms from the accept on (a TLS
@@ -882,7 +892,7 @@ conn_setup(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer, unsigned r
 int
 rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
 {
-    return conn_setup(w, tr, peer, 0);
+    return conn_setup(w, tr, peer, 0, 0);
 }
 
 /* ---- idle connections (conn.h) ---- */
@@ -890,6 +900,7 @@ rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *peer)
 struct rp_idle {
     struct event     ev;   /* EV_READ on the socket; timeout: the rest of client_idle_ms */
     rp_worker_t     *w;    /* borrowed */
+    uint64_t         until_us;   /* the end of client_idle_ms */
     unsigned         requests;
     rp_peer_packed_t peer;
     TAILQ_ENTRY(rp_idle) link;
@@ -935,8 +946,10 @@ idle_cb(evutil_socket_t fd, short what, void *arg)
     rp_worker_t *w = i->w;
     rp_peer_t peer;
     rp_peer_unpack(&i->peer, &peer);
+    uint64_t now = rp_now_us();
+    unsigned left = i->until_us > now + 1000 ? (unsigned)((i->until_us - now) / 1000) : 1;
     rp_transport_t *tr = rp_tcp_transport_new(w->base, (int)fd, RP_RBUF_HIGH);
-    int rc = tr != NULL ? conn_setup(w, tr, &peer, i->requests) : -1;
+    int rc = tr != NULL ? conn_setup(w, tr, &peer, i->requests, left) : -1;
     /* (A failure closed the socket: removing the event of a closed
      * descriptor is quiet in libevent.) */
     event_del(&i->ev);
@@ -972,14 +985,18 @@ conn_compact(rp_conn_t *c, unsigned left_ms)
     }
     i->w = w;
     i->requests = c->requests;
-    if (rp_log_level >= RP_LOG_DEBUG)
-        rp_log(RP_LOG_DEBUG, NULL, "connection from %s idle: only its socket kept", c->peer.text);
     /* The idle event is added while the reader's still holds the socket
      * in epoll, and the reader's removed after: neither is a system call. */
     int fd = rp_tr_fd(c->tr);
     event_assign(&i->ev, w->base, fd, EV_READ | EV_PERSIST, idle_cb, i);
+    if (rp_event_add(&i->ev, rp_timeout_tv(w->base, left_ms)) < 0) {
+        free(i);   /* not watched: it stays whole */
+        return false;
+    }
+    i->until_us = rp_now_us() + (uint64_t)left_ms * 1000u;
     TAILQ_INSERT_TAIL(&w->idles, i, link);
-    rp_event_add(&i->ev, rp_timeout_tv(w->base, left_ms));
+    if (rp_log_level >= RP_LOG_DEBUG)
+        rp_log(RP_LOG_DEBUG, NULL, "connection from %s idle: only its socket kept", c->peer.text);
     set_grace(c, false);
     rp_tcp_transport_detach(c->tr);
     event_free(c->timer);

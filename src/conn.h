@@ -79,11 +79,13 @@ int rp_conn_new_transport(rp_worker_t *w, rp_transport_t *tr, const rp_peer_t *p
  * idle connection's buffers.  Its next bytes (or their end) make it a
  * whole connection again; the rest of client_idle_ms closes it.  While a
  * worker has RP_IDLE_WHOLE_MAX whole idle connections, one going idle is
- * compacted at once: those stay whole for the busy keep-alive clients,
- * which never pay the switch, and a crowd of idle ones never costs more.
- * The switch makes no system call (the socket stays in epoll). */
+ * compacted after RP_IDLE_COMPACT_SOON_MS instead: a crowd of idle
+ * clients soon gives its memory back, and busy keep-alive clients (the
+ * next request sooner) never pay the switch.  The switch makes no system
+ * call (the socket stays in epoll). */
 #define RP_IDLE_COMPACT_MS 1000u
 #define RP_IDLE_WHOLE_MAX 64u
+#define RP_IDLE_COMPACT_SOON_MS 20u
 typedef struct rp_idle rp_idle_t;
 /* Close w's idle connections: all of them, or those of one listener. */
 void rp_conn_idles_close(rp_worker_t *w, bool all, unsigned listener);

@@ -128,6 +128,12 @@ rp_tr_is_tcp(const rp_transport_t *tr)
     return tr->ops == &tcp_ops;
 }
 
+bool
+rp_tcp_transport_reading(rp_transport_t *tr)
+{
+    return TCP(tr)->rd.armed;
+}
+
 int
 rp_tcp_transport_detach(rp_transport_t *tr)
 {

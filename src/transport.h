@@ -60,6 +60,9 @@ struct rp_transport {
 rp_transport_t *rp_tcp_transport_new(struct event_base *base, int fd, size_t read_high);
 /* Whether tr is a plain TCP transport. */
 bool rp_tr_is_tcp(const rp_transport_t *tr);
+/* Whether a plain TCP transport's reader is registered with the poller
+ * (it may have been refused: rp_event_add). */
+bool rp_tcp_transport_reading(rp_transport_t *tr);
 /* Free a plain TCP transport, its buffers (which must be empty) and its
  * events, but not its socket: returned, still open, for the caller to
  * watch with less (an idle connection, conn.c). */

@@ -158,8 +158,8 @@ def test_id04_half_close_and_reset_while_compacted():
 
 
 def test_id05_many_idle_compacted_at_once():
-    """Past 64 whole idle connections a worker compacts new idle ones at
-    once; every one of 150 still serves its next request."""
+    """Past 64 whole idle connections a worker compacts new idle ones
+    after 50 ms, not 1 s; every one of 150 still serves its next request."""
     b, p = setup(timeouts={"client_idle_ms": 20000})
     try:
         clients = [KeepAliveClient(p) for _ in range(150)]
@@ -262,6 +262,53 @@ def test_id08_reload_dropping_the_listener_closes_them():
         b.close()
 
 
+def test_id09_busy_clients_are_not_compacted():
+    """150 busy keep-alive clients (past the 64 whole idle ones a worker
+    keeps): their next requests come sooner than the short grace, so
+    hardly any is compacted and woken again."""
+    import shutil
+    import subprocess
+    b, p = setup(timeouts={"client_idle_ms": 20000})
+    try:
+        h2load = shutil.which("h2load")
+        assert h2load, "h2load (nghttp2-client) is needed"
+        out = subprocess.run([h2load, "--h1", "-n", "6000", "-c", "150",
+                              "http://127.0.0.1:%d/" % p.port],
+                             capture_output=True, text=True, timeout=60).stdout
+        assert "6000 succeeded" in out, out
+        time.sleep(0.3)
+        print("  %d of 6000 requests woke a compacted connection" % woken(p))
+        assert woken(p) < 30, "%d of 6000 requests woke a compacted connection" % woken(p)
+    finally:
+        p.stop()
+        b.close()
+
+
+def test_id10_bytes_that_start_no_request():
+    """A compacted connection woken by a CRLF (which starts no request)
+    is still idle: closed at the end of client_idle_ms, not at
+    client_header_ms after the wake."""
+    b, p = setup(timeouts={"client_idle_ms": 3000, "client_header_ms": 500})
+    try:
+        s = p.connect()
+        c = Client(s)
+        c.send(request_bytes("/x", close=False))
+        assert_eq(c.read_response().status, 200)
+        t0 = time.time()
+        wait_for(lambda: compacted(p) == 1, 3, "compaction")
+        time.sleep(0.2)
+        s.sendall(b"\r\n")
+        wait_for(lambda: woken(p) == 1, 3, "the wake")
+        s.settimeout(5)
+        assert s.recv(1) == b""
+        took = time.time() - t0
+        assert 2.7 < took < 3.6, "closed %.2f s after the response (client_idle_ms 3 s)" % took
+        s.close()
+    finally:
+        p.stop()
+        b.close()
+
+
 if __name__ == "__main__":
     sys.exit(run([test_id01_idle_then_more_requests, test_id02_idle_timeout_is_the_configured_one,
                   test_id03_a_head_in_pieces_after_compaction,
@@ -269,4 +316,6 @@ if __name__ == "__main__":
                   test_id05_many_idle_compacted_at_once,
                   test_id06_drain_closes_compacted_connections,
                   test_id07_per_address_limit_counts_compacted_connections,
-                  test_id08_reload_dropping_the_listener_closes_them]))
+                  test_id08_reload_dropping_the_listener_closes_them,
+                  test_id09_busy_clients_are_not_compacted,
+                  test_id10_bytes_that_start_no_request]))
