@@ -661,25 +661,31 @@ rp_txn_push_body(rp_txn_t *t)
     return true;
 }
 
+/* The end of a chunked request body could not be queued: the backend
+ * may have part of the body without its end, so its connection is reset
+ * (drop_upstream would go by req_done, already set); a response already
+ * whole stands, else the client gets 503. */
+static void
+terminator_failed(rp_txn_t *t)
+{
+    rp_oom_note("the end of a request body (backend connection reset)");
+    bool answered = EXT(t)->resp_msg_done;
+    end_attempt(t, answered ? RP_ATTEMPT_OK : RP_ATTEMPT_LOCAL_ERROR);
+    rp_upconn_abort(t->up);
+    t->up = NULL;
+    if (answered)
+        finish(t);
+    else
+        fail(t, 503, RP_CLOSE_INTERNAL, RP_ERR_OUT_OF_MEMORY, "out of memory for the request body");
+}
+
 void
 rp_txn_req_end(rp_txn_t *t)
 {
     t->req_done = 1;
     if (t->up != NULL && t->req_chunked
         && evbuffer_add(bufferevent_get_output(t->up->bev), "0\r\n\r\n", 5) < 0) {
-        rp_oom_note("the end of a request body (backend connection reset)");
-        /* The backend may have part of the body without its end: an
-         * abortive close, as for any unfinished body (drop_upstream goes
-         * by req_done, set above). */
-        bool answered = EXT(t)->resp_msg_done;
-        end_attempt(t, answered ? RP_ATTEMPT_OK : RP_ATTEMPT_LOCAL_ERROR);
-        rp_upconn_abort(t->up);
-        t->up = NULL;
-        if (answered)
-            finish(t);   /* the client's response is whole: it stands */
-        else
-            fail(t, 503, RP_CLOSE_INTERNAL, RP_ERR_OUT_OF_MEMORY,
-                 "out of memory for the request body");
+        terminator_failed(t);
         return;
     }
     if (EXT(t)->resp_msg_done) {
@@ -1261,19 +1267,7 @@ send_request(rp_txn_t *t)
     }
     /* The end of a body sent again (or empty). */
     if (t->req_done && t->req_chunked && evbuffer_add(out, "0\r\n\r\n", 5) < 0) {
-        rp_oom_note("the end of a request body (backend connection reset)");
-        /* The backend may have part of the body without its end: an
-         * abortive close, as for any unfinished body (drop_upstream goes
-         * by req_done, set above). */
-        bool answered = EXT(t)->resp_msg_done;
-        end_attempt(t, answered ? RP_ATTEMPT_OK : RP_ATTEMPT_LOCAL_ERROR);
-        rp_upconn_abort(t->up);
-        t->up = NULL;
-        if (answered)
-            finish(t);   /* the client's response is whole: it stands */
-        else
-            fail(t, 503, RP_CLOSE_INTERNAL, RP_ERR_OUT_OF_MEMORY,
-                 "out of memory for the request body");
+        terminator_failed(t);
         return;
     }
     EXT(t)->req_queued = evbuffer_get_length(bufferevent_get_output(ub));

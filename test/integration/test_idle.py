@@ -42,6 +42,15 @@ def woken(p):
     return sum(1 for l in p.log_lines() if l.get("msg", "").endswith(": whole again"))
 
 
+def served_once(p, path="/x"):
+    """A keep-alive connection that has had one request answered."""
+    s = p.connect()
+    c = Client(s)
+    c.send(request_bytes(path, close=False))
+    assert_eq(c.read_response().status, 200)
+    return s, c
+
+
 def wait_for(cond, timeout, what):
     end = time.time() + timeout
     while time.time() < end:
@@ -84,10 +93,7 @@ def test_id02_idle_timeout_is_the_configured_one():
     compaction: closed after 1.8 s, not after 1 s nor 2.8 s."""
     b, p = setup(timeouts={"client_idle_ms": 1800})
     try:
-        s = p.connect()
-        c = Client(s)
-        c.send(request_bytes("/x", close=False))
-        assert_eq(c.read_response().status, 200)
+        s, c = served_once(p)
         t0 = time.time()
         s.settimeout(5)
         assert s.recv(1) == b"", "the idle connection sent bytes"
@@ -105,10 +111,7 @@ def test_id03_a_head_in_pieces_after_compaction():
     together as on any connection, and client_header_ms bounds it."""
     b, p = setup(timeouts={"client_idle_ms": 10000, "client_header_ms": 800})
     try:
-        s = p.connect()
-        c = Client(s)
-        c.send(request_bytes("/a", close=False))
-        assert_eq(c.read_response().status, 200)
+        s, c = served_once(p, "/a")
         wait_for(lambda: compacted(p) == 1, 3, "compaction")
         req = request_bytes("/b", close=False)
         for i in range(0, len(req), 7):
@@ -290,10 +293,7 @@ def test_id10_bytes_that_start_no_request():
     client_header_ms after the wake."""
     b, p = setup(timeouts={"client_idle_ms": 3000, "client_header_ms": 500})
     try:
-        s = p.connect()
-        c = Client(s)
-        c.send(request_bytes("/x", close=False))
-        assert_eq(c.read_response().status, 200)
+        s, c = served_once(p)
         t0 = time.time()
         wait_for(lambda: compacted(p) == 1, 3, "compaction")
         time.sleep(0.2)
