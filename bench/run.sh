@@ -8,7 +8,8 @@
 #
 #   bench/run.sh [--duration SECONDS] [--connections N] [--rounds N]
 #                [--revproxy PATH] [--backend PATH] [--no-haproxy]
-#                [--only-nginx] [--access-log] [--ratelimit] [--keep]
+#                [--only-nginx] [--access-log] [--ratelimit] [--h2o] [--close]
+#                [--keep]
 #
 # --access-log: nginx writes its access log (its default, unbuffered) and
 # revproxy is measured twice, writing access lines to a file (revproxy)
@@ -40,6 +41,8 @@ REVPROXY="$REPO_ROOT/build/src/revproxy"
 BACKEND="$REPO_ROOT/build/tools/rp-backend"
 ONLY_NGINX=0
 WITH_HAPROXY=1
+WITH_H2O=0
+WRK_HEADERS=()
 KEEP_TMP=0
 ACCESS_LOG=0
 RATELIMIT=0
@@ -57,6 +60,9 @@ usage: ${0##*/} [options]
                        built from tools/rp-backend.c when missing)
   --only-nginx         measure only the backend directly and nginx
   --no-haproxy         leave haproxy out (it is measured by default)
+  --h2o                measure h2o too (one thread, upstream keep-alive)
+  --close              every request with Connection: close (a new client
+                       connection each time: the accept path)
   --ratelimit          revproxy with and without a rate limit on every request
                        (revproxy_norl), to measure the ratelimit module
   --access-log         access logs on in nginx and revproxy, and revproxy
@@ -78,6 +84,8 @@ parse_args() {
             --revproxy | --revproxy=*) opt_value "$@" && REVPROXY=$(abs_path "$OPTVAL") ;;
             --backend | --backend=*) opt_value "$@" && BACKEND=$(abs_path "$OPTVAL") ;;
             --no-haproxy) WITH_HAPROXY=0 ;;
+            --h2o) WITH_H2O=1 ;;
+            --close) WRK_HEADERS=(-H "Connection: close") ;;
             --only-nginx) ONLY_NGINX=1 WITH_HAPROXY=0 ;;
             --keep) KEEP_TMP=1 ;;
             --access-log) ACCESS_LOG=1 WITH_HAPROXY=0 ;;
@@ -144,10 +152,10 @@ measure() {
     local name=$1 url=$2 out="$TMP/wrk-$1.txt" p50 p99 extra
     note "$name: warm-up ${WARMUP}s, then ${DURATION}s on $url"
     load "$TMP/wrk-$name-warmup.txt" -t1 -c"$CONNECTIONS" -d"${WARMUP}s" \
-        "$url" || die "$name: wrk warm-up failed"
+        "${WRK_HEADERS[@]}" "$url" || die "$name: wrk warm-up failed"
     local b0 t0 b1 t1 nreq
     read -r b0 t0 < <(cpu_ticks 0)
-    load "$out" -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$url" ||
+    load "$out" -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${WRK_HEADERS[@]}" "$url" ||
         die "$name: wrk failed: $(tail -n 3 "$out")"
     read -r b1 t1 < <(cpu_ticks 0)
     nreq=$(awk '$2 == "requests" && $3 == "in" { print $1; exit }' "$out")
@@ -177,6 +185,33 @@ measure() {
 
 # Each proxy is started on the proxy CPU on a free port, X_PORT, with X_PID
 # its PID, and must answer on / before it is measured.
+
+# start_h2o: h2o as a reverse proxy doing the same job (one thread,
+# keep-alive to the backend, no access log).  Sets H2O_PID and H2O_PORT.
+start_h2o() {
+    local dir="$TMP/h2o"
+    pick_port
+    H2O_PORT=$PORT
+    mkdir -p "$dir"
+    cat >"$dir/h2o.conf" <<EOF
+num-threads: 1
+user: $(id -un)
+pid-file: $dir/h2o.pid
+error-log: $dir/error.log
+listen:
+  host: 127.0.0.1
+  port: $H2O_PORT
+hosts:
+  default:
+    paths:
+      /:
+        proxy.reverse.url: http://127.0.0.1:$BACKEND_PORT/
+EOF
+    check_config h2o "$dir/h2o.conf" "$dir/check.log" "$H2O" -t -c "$dir/h2o.conf"
+    spawn "$dir/stdout.log" "$dir/stderr.log" "${PIN_PROXY[@]}" "$H2O" -c "$dir/h2o.conf"
+    H2O_PID=$SPAWNED
+    await h2o "$H2O_PID" "$dir/error.log" "http://127.0.0.1:$H2O_PORT/" -f
+}
 
 # start_revproxy [NAME ACCESS [RATELIMIT]]: NAME (default revproxy) sets
 # NAME_PID and NAME_PORT (upper case); ACCESS is the access_log setting
@@ -234,6 +269,10 @@ main() {
         need haproxy haproxy
         HAPROXY=$(find_cmd haproxy)
     fi
+    if ((WITH_H2O)); then
+        need h2o h2o
+        H2O=$(find_cmd h2o)
+    fi
     need_basics
 
     WRK=$(find_cmd wrk)
@@ -263,6 +302,11 @@ main() {
         check_body haproxy "http://127.0.0.1:$HAPROXY_PORT/"
         targets+=(haproxy)
     fi
+    if ((WITH_H2O)); then
+        start_h2o
+        check_body h2o "http://127.0.0.1:$H2O_PORT/"
+        targets+=(h2o)
+    fi
     if ((!ONLY_NGINX)); then
         if ((ACCESS_LOG)); then
             start_revproxy revproxy file
@@ -288,6 +332,7 @@ main() {
                 direct) url="http://127.0.0.1:$BACKEND_PORT/" ;;
                 nginx) url="http://127.0.0.1:$NGINX_PORT/" ;;
                 haproxy) url="http://127.0.0.1:$HAPROXY_PORT/" ;;
+                h2o) url="http://127.0.0.1:$H2O_PORT/" ;;
                 revproxy) url="http://127.0.0.1:$REVPROXY_PORT/" ;;
                 revproxy_nolog) url="http://127.0.0.1:$REVPROXY_NOLOG_PORT/" ;;
                 revproxy_norl) url="http://127.0.0.1:$REVPROXY_NORL_PORT/" ;;
@@ -298,6 +343,7 @@ main() {
     done
     halt "$NGINX_PID"
     if ((WITH_HAPROXY)); then halt "$HAPROXY_PID"; fi
+    if ((WITH_H2O)); then halt "$H2O_PID"; fi
     ((ONLY_NGINX)) || halt "$REVPROXY_PID"
     if ((ACCESS_LOG)); then halt "$REVPROXY_NOLOG_PID"; fi
     if ((RATELIMIT)); then halt "$REVPROXY_NORL_PID"; fi
@@ -321,6 +367,9 @@ main() {
         "(after a ${WARMUP}s warm-up), path /; median of $ROUNDS rounds"
     echo "pinning: proxy on CPU 0, backend and wrk on CPU 1"
     echo "nginx:   $("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
+    if ((WITH_H2O)); then
+        echo "h2o:     $(version_of 3 "$H2O" --version)"
+    fi
     if ((WITH_HAPROXY)); then
         echo "haproxy: $(version_of 3 "$HAPROXY" -v)"
     fi
@@ -335,7 +384,7 @@ main() {
         for j in "${!names[@]}"; do
             [[ ${names[$j]} == revproxy ]] && r=$j
         done
-        for other in nginx haproxy revproxy_nolog revproxy_norl; do
+        for other in nginx haproxy h2o revproxy_nolog revproxy_norl; do
             for j in "${!names[@]}"; do
                 [[ ${names[$j]} == "$other" ]] || continue
                 awk -v rr="${rps[$r]}" -v nr="${rps[$j]}" -v o="$other" \
@@ -356,7 +405,7 @@ main() {
         # CPU time per request against each other target.
         local rus other_us
         rus=$(cpu_us revproxy "${cpu0[@]}")
-        for other in nginx haproxy revproxy_nolog revproxy_norl; do
+        for other in nginx haproxy h2o revproxy_nolog revproxy_norl; do
             other_us=$(cpu_us "$other" "${cpu0[@]}")
             [[ -n $rus && -n $other_us ]] || continue
             awk -v a="$rus" -v b="$other_us" -v o="$other" \
