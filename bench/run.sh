@@ -9,7 +9,7 @@
 #   bench/run.sh [--duration SECONDS] [--connections N] [--rounds N]
 #                [--revproxy PATH] [--backend PATH] [--no-haproxy]
 #                [--only-nginx] [--access-log] [--ratelimit] [--h2o] [--close]
-#                [--keep]
+#                [--path PATH] [--keep]
 #
 # --access-log: nginx writes its access log (its default, unbuffered) and
 # revproxy is measured twice, writing access lines to a file (revproxy)
@@ -42,6 +42,7 @@ BACKEND="$REPO_ROOT/build/tools/rp-backend"
 ONLY_NGINX=0
 WITH_HAPROXY=1
 WITH_H2O=0
+URL_PATH=/
 WRK_HEADERS=()
 KEEP_TMP=0
 ACCESS_LOG=0
@@ -63,6 +64,8 @@ usage: ${0##*/} [options]
   --h2o                measure h2o too (one thread, upstream keep-alive)
   --close              every request with Connection: close (a new client
                        connection each time: the accept path)
+  --path PATH          the path requested (default /, a 13-byte answer;
+                       /bytes/16384 for 16 KiB)
   --ratelimit          revproxy with and without a rate limit on every request
                        (revproxy_norl), to measure the ratelimit module
   --access-log         access logs on in nginx and revproxy, and revproxy
@@ -85,6 +88,7 @@ parse_args() {
             --backend | --backend=*) opt_value "$@" && BACKEND=$(abs_path "$OPTVAL") ;;
             --no-haproxy) WITH_HAPROXY=0 ;;
             --h2o) WITH_H2O=1 ;;
+            --path | --path=*) opt_value "$@" && URL_PATH=$OPTVAL ;;
             --close) WRK_HEADERS=(-H "Connection: close") ;;
             --only-nginx) ONLY_NGINX=1 WITH_HAPROXY=0 ;;
             --keep) KEEP_TMP=1 ;;
@@ -94,6 +98,7 @@ parse_args() {
         esac
         shift "$OPTN"
     done
+    [[ $URL_PATH == /* ]] || die "--path must start with /"
     DURATION=$(positive_int --duration "$DURATION" seconds)
     CONNECTIONS=$(positive_int --connections "$CONNECTIONS")
     ROUNDS=$(positive_int --rounds "$ROUNDS")
@@ -329,13 +334,13 @@ main() {
     for ((round = 1; round <= ROUNDS; round++)); do
         for target in "${targets[@]}"; do
             case $target in
-                direct) url="http://127.0.0.1:$BACKEND_PORT/" ;;
-                nginx) url="http://127.0.0.1:$NGINX_PORT/" ;;
-                haproxy) url="http://127.0.0.1:$HAPROXY_PORT/" ;;
-                h2o) url="http://127.0.0.1:$H2O_PORT/" ;;
-                revproxy) url="http://127.0.0.1:$REVPROXY_PORT/" ;;
-                revproxy_nolog) url="http://127.0.0.1:$REVPROXY_NOLOG_PORT/" ;;
-                revproxy_norl) url="http://127.0.0.1:$REVPROXY_NORL_PORT/" ;;
+                direct) url="http://127.0.0.1:$BACKEND_PORT$URL_PATH" ;;
+                nginx) url="http://127.0.0.1:$NGINX_PORT$URL_PATH" ;;
+                haproxy) url="http://127.0.0.1:$HAPROXY_PORT$URL_PATH" ;;
+                h2o) url="http://127.0.0.1:$H2O_PORT$URL_PATH" ;;
+                revproxy) url="http://127.0.0.1:$REVPROXY_PORT$URL_PATH" ;;
+                revproxy_nolog) url="http://127.0.0.1:$REVPROXY_NOLOG_PORT$URL_PATH" ;;
+                revproxy_norl) url="http://127.0.0.1:$REVPROXY_NORL_PORT$URL_PATH" ;;
             esac
             measure "$target" "$url"
             runs[$target]+="$RESULT_RPS $RESULT_P50 $RESULT_P99 ${RESULT_CPU// /_}"$'\n'
@@ -364,7 +369,7 @@ main() {
     echo "date:    $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo "cpu:     $(cpu_model) ($NCPU CPUs); kernel $(uname -r)"
     echo "wrk:     -t1 -c$CONNECTIONS -d${DURATION}s --latency" \
-        "(after a ${WARMUP}s warm-up), path /; median of $ROUNDS rounds"
+        "(after a ${WARMUP}s warm-up), path $URL_PATH; median of $ROUNDS rounds"
     echo "pinning: proxy on CPU 0, backend and wrk on CPU 1"
     echo "nginx:   $("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
     if ((WITH_H2O)); then
